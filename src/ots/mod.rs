@@ -1,0 +1,1 @@
+//! Onetime Secret API client (placeholder; see issue 3).

@@ -1,0 +1,1 @@
+//! In-memory Onetime Secret compatible API server (placeholder; see issue 3).
