@@ -1,0 +1,230 @@
+//! A real Kubernetes control plane (etcd + kube-apiserver with RBAC) for integration tests.
+//!
+//! The first call in a test binary runs `testing/controlplane/up` once; the control plane lives as
+//! long as the test binary and is stopped by `up`'s watchdog when the binary exits. Every test gets
+//! its own namespace from [`test_namespace`]. There is no controller-manager: nothing garbage-collects
+//! owned objects, finishes namespace deletion or makes ServiceAccount token Secrets.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, PostParams};
+use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+/// Label put on every namespace made by [`test_namespace`].
+pub const TEST_NAMESPACE_LABEL: &str = "ots-operator.test/namespace";
+
+/// The running control plane of this test binary.
+#[derive(Debug)]
+pub struct ControlPlane {
+    /// State directory given to `up` (certificates, logs, `env`, `kubeconfig`).
+    pub dir: PathBuf,
+    /// Admin kubeconfig (client certificate in group `system:masters`).
+    pub kubeconfig: PathBuf,
+    /// `https://127.0.0.1:PORT`.
+    pub apiserver_url: String,
+    /// Directory holding `kube-apiserver`, `etcd`, `kubectl` and `helm`.
+    pub bin_dir: PathBuf,
+    /// Apiserver audit log (Metadata level), when started with `OTS_CP_AUDIT_LOG=1`.
+    pub audit_log: Option<PathBuf>,
+}
+
+static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+/// Root of the repository (the operator crate's manifest directory).
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The control plane of this test binary, started on first use (blocking; the first start of a
+/// machine also builds the binaries). Panics with `up`'s output if it cannot start.
+pub fn control_plane() -> &'static ControlPlane {
+    match CONTROL_PLANE.get_or_init(start_control_plane) {
+        Ok(control_plane) => control_plane,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// Path of the admin kubeconfig of this test binary's control plane.
+pub fn kubeconfig_path() -> &'static Path {
+    &control_plane().kubeconfig
+}
+
+/// URL of this test binary's kube-apiserver.
+pub fn apiserver_url() -> &'static str {
+    &control_plane().apiserver_url
+}
+
+/// Path of one of the built tools: `kube-apiserver`, `etcd`, `kubectl` or `helm`.
+pub fn tool_path(name: &str) -> PathBuf {
+    control_plane().bin_dir.join(name)
+}
+
+/// A command for a built tool (`kubectl`, `helm`) with `KUBECONFIG` pointing at the admin kubeconfig.
+pub fn tool_command(name: &str) -> Command {
+    let mut command = Command::new(tool_path(name));
+    command.env("KUBECONFIG", kubeconfig_path());
+    command
+}
+
+fn start_control_plane() -> Result<ControlPlane, String> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!(
+        "ots-operator-cp-{}-{nanos}",
+        std::process::id()
+    ));
+    let up = repo_root().join("testing/controlplane/up");
+    let output = Command::new(&up)
+        .arg(&dir)
+        .arg("--watch-pid")
+        .arg(std::process::id().to_string())
+        .output()
+        .map_err(|error| format!("cannot run {}: {error}", up.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} {} failed ({}):\n{}",
+            up.display(),
+            dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let env_text = std::fs::read_to_string(dir.join("env"))
+        .map_err(|error| format!("cannot read {}/env: {error}", dir.display()))?;
+    let env: BTreeMap<&str, &str> = env_text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .collect();
+    let value = |key: &str| {
+        env.get(key)
+            .map(|value| value.to_string())
+            .ok_or_else(|| format!("{}/env has no {key}", dir.display()))
+    };
+    Ok(ControlPlane {
+        kubeconfig: PathBuf::from(value("KUBECONFIG")?),
+        apiserver_url: value("APISERVER_URL")?,
+        bin_dir: PathBuf::from(value("CP_BIN_DIR")?),
+        audit_log: value("AUDIT_LOG")
+            .ok()
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from),
+        dir,
+    })
+}
+
+/// Client configuration of the cluster admin.
+pub async fn admin_config() -> Config {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).expect("read the admin kubeconfig");
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("load the admin kubeconfig")
+}
+
+/// A new admin client on the current runtime (each `#[tokio::test]` has its own runtime, so
+/// clients are never shared between tests).
+pub async fn client() -> Client {
+    Client::try_from(admin_config().await).expect("build the admin client")
+}
+
+/// A client that acts as ServiceAccount `namespace/name` through impersonation by the admin: the
+/// apiserver authorizes each request exactly as for that ServiceAccount.
+pub async fn impersonating_client(namespace: &str, name: &str) -> Client {
+    let mut config = admin_config().await;
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
+    config.auth_info.impersonate_groups = Some(vec![
+        "system:serviceaccounts".to_owned(),
+        format!("system:serviceaccounts:{namespace}"),
+        "system:authenticated".to_owned(),
+    ]);
+    Client::try_from(config).expect("build the impersonating client")
+}
+
+/// Creates ServiceAccount `namespace/name`.
+pub async fn create_service_account(admin: &Client, namespace: &str, name: &str) -> ServiceAccount {
+    let service_accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let service_account = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        ..ServiceAccount::default()
+    };
+    service_accounts
+        .create(&PostParams::default(), &service_account)
+        .await
+        .expect("create the service account")
+}
+
+/// A client that authenticates with a fresh TokenRequest token of an existing ServiceAccount,
+/// as a pod running under that ServiceAccount would.
+pub async fn service_account_token_client(admin: &Client, namespace: &str, name: &str) -> Client {
+    let service_accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: Vec::new(),
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        },
+        ..TokenRequest::default()
+    };
+    let token = service_accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("request a service account token")
+        .status
+        .expect("the token request has a status")
+        .token;
+    let mut config = admin_config().await;
+    config.auth_info = AuthInfo {
+        token: Some(token.into()),
+        ..AuthInfo::default()
+    };
+    Client::try_from(config).expect("build the service account client")
+}
+
+/// Creates a namespace named after `prefix` and unique within this control plane, and returns its
+/// name. Tests run in their own namespaces so they never see each other's objects.
+pub async fn test_namespace(client: &Client, prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let mut stem: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    stem.truncate(50);
+    let stem = stem.trim_matches('-');
+    let stem = if stem.is_empty() { "test" } else { stem };
+    let name = format!("{stem}-{}", COUNTER.fetch_add(1, Ordering::Relaxed));
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            labels: Some(BTreeMap::from([(
+                TEST_NAMESPACE_LABEL.to_owned(),
+                "true".to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create the test namespace");
+    name
+}

@@ -1,0 +1,4 @@
+//! Shared helpers for the integration tests in `tests/*.rs` (each test file says `mod support;`).
+#![allow(dead_code)]
+
+pub mod cluster;
