@@ -1,1 +1,41 @@
-//! In-memory Onetime Secret compatible API server (placeholder; see issue 3).
+//! In-memory, Onetime Secret compatible API server for tests, with fault injection.
+//!
+//! It serves `/api/v1` and `/api/v2` with the semantics of the real server (see
+//! `shared/ots-api.md`): one-time reveal, passphrase gate and lockout, burn rules, ttl
+//! clamping and expiry on a controllable clock, exact error bodies per version. An admin
+//! API under `/_admin` (see [`admin`](crate::admin) docs in the README) exposes counters,
+//! the request log, live secrets, the clock and the fault switches.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use ots_testserver::{Config, TestServer};
+//! let server = TestServer::start(Config::default()).await?;
+//! let api = format!("{}/api/v1", server.url());
+//! # let _ = api; Ok(()) }
+//! ```
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod admin;
+mod api;
+mod auth;
+mod clock;
+mod config;
+mod create;
+mod faults;
+mod keys;
+mod params;
+mod server;
+mod site;
+mod stats;
+mod store;
+mod v1;
+mod v2;
+
+pub use config::{
+    Account, AccountParseError, BODY_LIMIT_BYTES, Config, DEFAULT_TTL, MIN_TTL, SECRET_MAX_BYTES,
+};
+pub use faults::{Faults, RateLimitFault};
+pub use keys::{KEY_LEN, LEGACY_KEY_LEN, SHORTKEY_LEN};
+pub use server::TestServer;
+pub use stats::{ApiVersion, RequestRecord, Stats};
+pub use store::LiveReceipt;

@@ -1,0 +1,271 @@
+//! The pipeline every `/api/...` request goes through: route, faults, body, parameters,
+//! credentials, the versioned handler, and the request log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::{self, Caller};
+use crate::config::BODY_LIMIT_BYTES;
+use crate::faults::{HANG, Injected};
+use crate::params::{Params, ParamsError};
+use crate::server::App;
+use crate::stats::{ApiVersion, RequestRecord};
+use crate::{v1, v2};
+
+/// What a route resolved to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Operation {
+    Status,
+    Authcheck,
+    Share,
+    Generate,
+    Reveal,
+    Receipt,
+    Burn,
+    Recent,
+    /// v2 `GET /secret/:id` (metadata of a secret, no value).
+    Secret,
+    /// v2 `GET /secret/:id/status`.
+    SecretStatus,
+    /// v2 `POST /secret/status`.
+    SecretStatusList,
+    /// v2 `PATCH /receipt/:id`.
+    ReceiptUpdate,
+    /// v2 `GET /version`.
+    Version,
+    /// v2 `GET /supported-locales`.
+    SupportedLocales,
+    /// No such route (or wrong method).
+    NotFound,
+}
+
+impl Operation {
+    /// Name used in stats and the request log, the same for v1 and v2.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Operation::Status => "status",
+            Operation::Authcheck => "authcheck",
+            Operation::Share => "share",
+            Operation::Generate => "generate",
+            Operation::Reveal => "reveal",
+            Operation::Receipt => "receipt",
+            Operation::Burn => "burn",
+            Operation::Recent => "recent",
+            Operation::Secret => "secret",
+            Operation::SecretStatus => "secret_status",
+            Operation::SecretStatusList => "secret_status_list",
+            Operation::ReceiptUpdate => "receipt_update",
+            Operation::Version => "version",
+            Operation::SupportedLocales => "supported_locales",
+            Operation::NotFound => "not_found",
+        }
+    }
+}
+
+/// A resolved route: the operation and the key in the path, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub(crate) op: Operation,
+    pub(crate) key: Option<String>,
+    /// v2 guest routes (`/guest/...`) accept no credentials.
+    pub(crate) guest: bool,
+}
+
+impl Route {
+    pub(crate) fn new(op: Operation) -> Self {
+        Route {
+            op,
+            key: None,
+            guest: false,
+        }
+    }
+
+    pub(crate) fn keyed(op: Operation, key: &str) -> Self {
+        Route {
+            op,
+            key: Some(key.to_owned()),
+            guest: false,
+        }
+    }
+}
+
+/// Everything a versioned handler needs about one request.
+pub(crate) struct Ctx<'a> {
+    pub(crate) app: &'a App,
+    pub(crate) caller: Caller,
+    pub(crate) params: Params,
+    pub(crate) client_ip: String,
+    pub(crate) route: Route,
+    pub(crate) headers: HeaderMap,
+}
+
+impl Ctx<'_> {
+    /// The route's key (empty when the route has none).
+    pub(crate) fn key(&self) -> &str {
+        self.route.key.as_deref().unwrap_or_default()
+    }
+}
+
+/// Which API a path addresses, if any.
+pub(crate) fn version_of(path: &str, enable_v2: bool) -> Option<ApiVersion> {
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    if under("/api/v1") {
+        Some(ApiVersion::V1)
+    } else if enable_v2 && under("/api/v2") {
+        Some(ApiVersion::V2)
+    } else {
+        None
+    }
+}
+
+/// Handles one API request and logs it.
+pub(crate) async fn handle(
+    app: Arc<App>,
+    version: ApiVersion,
+    peer: SocketAddr,
+    req: Request<Body>,
+) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let prefix_len = "/api/v1".len();
+    let rest = path.get(prefix_len..).unwrap_or_default();
+    let route = match version {
+        ApiVersion::V1 => v1::route(&method, rest),
+        ApiVersion::V2 => v2::route(&method, rest),
+    };
+    let op = route.op;
+
+    let latency = app.faults().latency_ms;
+    if latency > 0
+        && !app
+            .sleep_unless_shutdown(Duration::from_millis(latency))
+            .await
+    {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let injected = app.decide_fault();
+    let caller_known;
+    let response = match injected {
+        Injected::Nothing => {
+            let (resp, known) = serve(&app, version, route, peer, req).await;
+            caller_known = known;
+            resp
+        }
+        other => {
+            caller_known = false;
+            fault_response(&app, version, other).await
+        }
+    };
+    let status = response.status().as_u16();
+    tracing::debug!(api = ?version, operation = op.name(), status, "request");
+    app.record(RequestRecord {
+        method: method.to_string(),
+        path,
+        operation: op.name().to_owned(),
+        status,
+        api: version,
+        at: app.started.elapsed(),
+        fault: injected.label().map(str::to_owned),
+        authenticated: caller_known,
+    });
+    response
+}
+
+async fn serve(
+    app: &App,
+    version: ApiVersion,
+    route: Route,
+    peer: SocketAddr,
+    req: Request<Body>,
+) -> (Response, bool) {
+    let (parts, body) = req.into_parts();
+    let caller = auth::identify(&parts.headers, &app.config.accounts);
+    let known = matches!(caller, Caller::Account(_));
+    let bytes = match axum::body::to_bytes(body, BODY_LIMIT_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return (too_large(version), known),
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    // GET parameters come from the query string only.
+    let body = if parts.method == Method::GET || parts.method == Method::HEAD {
+        bytes::Bytes::new()
+    } else {
+        bytes
+    };
+    let params = match Params::parse(parts.uri.query(), content_type, body).await {
+        Ok(p) => p,
+        Err(e) => return (malformed(version, &e), known),
+    };
+    let ctx = Ctx {
+        app,
+        caller,
+        params,
+        client_ip: peer.ip().to_string(),
+        route,
+        headers: parts.headers,
+    };
+    let resp = match version {
+        ApiVersion::V1 => v1::serve(ctx),
+        ApiVersion::V2 => v2::serve(ctx),
+    };
+    (resp, known)
+}
+
+fn too_large(version: ApiVersion) -> Response {
+    let msg = format!("Request body exceeds the maximum size of {BODY_LIMIT_BYTES} bytes");
+    match version {
+        ApiVersion::V1 => v1::error(&msg, Some(StatusCode::PAYLOAD_TOO_LARGE)),
+        ApiVersion::V2 => v2::error(StatusCode::PAYLOAD_TOO_LARGE, &msg, "PayloadTooLarge"),
+    }
+}
+
+fn malformed(version: ApiVersion, e: &ParamsError) -> Response {
+    let msg = format!("Invalid request: {e}");
+    match version {
+        ApiVersion::V1 => v1::error(&msg, Some(StatusCode::BAD_REQUEST)),
+        ApiVersion::V2 => v2::error(StatusCode::BAD_REQUEST, &msg, "BadRequest"),
+    }
+}
+
+async fn fault_response(app: &App, version: ApiVersion, injected: Injected) -> Response {
+    match injected {
+        Injected::Nothing => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Injected::Outage => plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+        Injected::ServerError(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            plain(status, status.canonical_reason().unwrap_or("Server Error"))
+        }
+        Injected::Hang => {
+            app.sleep_unless_shutdown(HANG).await;
+            plain(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout")
+        }
+        Injected::RateLimited { retry_after_secs } => {
+            let mut resp = match version {
+                ApiVersion::V1 => v1::rate_limited(),
+                ApiVersion::V2 => v2::rate_limited(retry_after_secs),
+            };
+            if let Ok(v) = retry_after_secs.to_string().parse() {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            resp
+        }
+    }
+}
+
+/// A bare text answer, as a proxy or load balancer in front of the server would send.
+fn plain(status: StatusCode, text: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text.to_owned(),
+    )
+        .into_response()
+}

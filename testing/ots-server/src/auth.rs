@@ -1,0 +1,134 @@
+//! HTTP Basic authentication against the configured accounts.
+
+use axum::http::{HeaderMap, header};
+use subtle::ConstantTimeEq;
+
+use crate::config::Account;
+
+/// Who is calling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// No `Authorization` header.
+    Anonymous,
+    /// Valid credentials of this account (email).
+    Account(String),
+    /// An `Authorization` header that is not valid Basic credentials of a known account.
+    BadCredentials,
+}
+
+impl Caller {
+    /// The `custid` of records this caller creates.
+    pub(crate) fn custid(&self) -> &str {
+        match self {
+            Caller::Account(email) => email,
+            _ => "anon",
+        }
+    }
+
+    pub(crate) fn email(&self) -> Option<&str> {
+        match self {
+            Caller::Account(email) => Some(email),
+            _ => None,
+        }
+    }
+}
+
+/// Identifies the caller from the `Authorization` header.
+pub(crate) fn identify(headers: &HeaderMap, accounts: &[Account]) -> Caller {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Caller::Anonymous;
+    };
+    let Some((user, token)) = value.to_str().ok().and_then(decode_basic) else {
+        return Caller::BadCredentials;
+    };
+    if user.is_empty() || token.is_empty() {
+        return Caller::BadCredentials;
+    }
+    // Check every account so the time taken does not tell which emails exist.
+    let mut found = None;
+    for account in accounts {
+        let email_ok = account.email.eq_ignore_ascii_case(&user);
+        let token_ok = bool::from(account.token.as_bytes().ct_eq(token.as_bytes()));
+        if email_ok && token_ok {
+            found = Some(account.email.clone());
+        }
+    }
+    found.map_or(Caller::BadCredentials, Caller::Account)
+}
+
+fn decode_basic(value: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64_decode(encoded.trim())?;
+    let text = String::from_utf8(raw).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_owned(), pass.to_owned()))
+}
+
+/// Standard base64 with optional padding.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn basic_credentials_of_a_known_account_identify_it() {
+        let accounts = vec![Account::new("a@example.com", "tok")];
+        // "a@example.com:tok"
+        let h = headers("Basic YUBleGFtcGxlLmNvbTp0b2s=");
+        assert_eq!(
+            identify(&h, &accounts),
+            Caller::Account("a@example.com".into())
+        );
+    }
+
+    #[test]
+    fn wrong_empty_or_non_basic_credentials_are_bad() {
+        let accounts = vec![Account::new("a@example.com", "tok")];
+        // "a@example.com:bad", ":", bearer
+        for v in [
+            "Basic YUBleGFtcGxlLmNvbTpiYWQ=",
+            "Basic Og==",
+            "Bearer x",
+            "Basic !!",
+        ] {
+            assert_eq!(
+                identify(&headers(v), &accounts),
+                Caller::BadCredentials,
+                "{v}"
+            );
+        }
+        assert_eq!(identify(&HeaderMap::new(), &accounts), Caller::Anonymous);
+    }
+}

@@ -1,0 +1,240 @@
+//! Creating secrets: parameter rules shared by v1 share/generate and v2 conceal/generate.
+
+use rand::Rng;
+use secrecy::SecretString;
+
+use crate::auth::Caller;
+use crate::config::{Config, DEFAULT_TTL, MIN_TTL, SECRET_MAX_BYTES};
+use crate::store::{Kind, NewSecret};
+
+/// Shortest passphrase accepted.
+pub(crate) const PASSPHRASE_MIN: usize = 4;
+/// Longest passphrase accepted.
+pub(crate) const PASSPHRASE_MAX: usize = 128;
+/// Default length of a generated value.
+pub(crate) const GENERATE_DEFAULT_LENGTH: i64 = 12;
+/// Longest generated value.
+pub(crate) const GENERATE_MAX_LENGTH: i64 = 128;
+/// v1's absolute ttl ceiling (30 days).
+pub(crate) const V1_MAX_TTL: u64 = 2_592_000;
+
+/// Raw create parameters, as read from either API version.
+pub(crate) struct CreateInput {
+    pub(crate) kind: Kind,
+    pub(crate) secret: Option<String>,
+    pub(crate) passphrase: Option<String>,
+    /// `None`: missing; `Some(raw)`: given (even empty).
+    pub(crate) ttl: Option<String>,
+    pub(crate) length: Option<String>,
+    pub(crate) recipients: Vec<String>,
+    pub(crate) share_domain: Option<String>,
+}
+
+/// A validation failure: the message the API shows and the field it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Invalid {
+    pub(crate) message: String,
+    pub(crate) field: &'static str,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        message: message.into(),
+        field,
+    }
+}
+
+/// Ruby's `String#to_i`: optional whitespace and sign, then leading digits; else 0.
+pub(crate) fn ruby_to_i(s: &str) -> i64 {
+    let t = s.trim_start();
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let mut n: i64 = 0;
+    for b in digits.bytes().take_while(u8::is_ascii_digit) {
+        n = n.saturating_mul(10).saturating_add(i64::from(b - b'0'));
+    }
+    if neg { -n } else { n }
+}
+
+/// Clamps a requested ttl the way the server does: missing → default; present → its integer
+/// value clamped to [60, cap] (so `""`, `"0"`, `"abc"` give 60).
+pub(crate) fn clamp_ttl(raw: Option<&str>, cap: u64) -> u64 {
+    let cap = cap.max(MIN_TTL);
+    match raw {
+        None => DEFAULT_TTL.clamp(MIN_TTL, cap),
+        Some(s) => {
+            let n = ruby_to_i(s);
+            u64::try_from(n).unwrap_or(0).clamp(MIN_TTL, cap)
+        }
+    }
+}
+
+/// The ttl ceiling for this caller.
+pub(crate) fn ttl_cap(config: &Config, caller: &Caller, v1: bool) -> u64 {
+    let cap = match caller {
+        Caller::Account(_) => config.ttl_max_authenticated,
+        _ => config.ttl_max_anonymous,
+    };
+    if v1 { cap.min(V1_MAX_TTL) } else { cap }
+}
+
+/// A loose check of an email address (`local@domain.tld`, no spaces).
+pub(crate) fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+        && !domain.contains('@')
+}
+
+/// Masks an address for display: `al*****@example.com`.
+pub(crate) fn mask_email(s: &str) -> String {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            let head: String = local.chars().take(2).collect();
+            format!("{head}*****@{domain}")
+        }
+        None => "*****".to_owned(),
+    }
+}
+
+fn generate_value(length: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!@#$%^&*-_=+";
+    let mut rng = rand::rng();
+    (0..length)
+        .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
+        .collect()
+}
+
+/// Validates create parameters in the server's order and builds the secret to store.
+pub(crate) fn build(
+    input: CreateInput,
+    caller: &Caller,
+    config: &Config,
+    public_host: &str,
+    v1: bool,
+) -> Result<NewSecret, Invalid> {
+    let ttl = clamp_ttl(input.ttl.as_deref(), ttl_cap(config, caller, v1));
+    let value = match input.kind {
+        Kind::Conceal => input.secret.unwrap_or_default(),
+        Kind::Generate => {
+            let length = input
+                .length
+                .as_deref()
+                .map_or(GENERATE_DEFAULT_LENGTH, ruby_to_i);
+            if length > GENERATE_MAX_LENGTH {
+                return Err(invalid(
+                    "length",
+                    format!(
+                        "Generated password length must be no more than {GENERATE_MAX_LENGTH} characters"
+                    ),
+                ));
+            }
+            generate_value(usize::try_from(length).unwrap_or(0))
+        }
+    };
+    if value.len() > SECRET_MAX_BYTES {
+        return Err(invalid(
+            "secret",
+            format!("Secret value exceeds the maximum size of {SECRET_MAX_BYTES} bytes"),
+        ));
+    }
+    let mut recipients: Vec<String> = Vec::new();
+    for r in input.recipients {
+        let r = r.trim().to_owned();
+        if !r.is_empty() && !recipients.contains(&r) {
+            recipients.push(r);
+        }
+    }
+    if !recipients.is_empty() {
+        if !matches!(caller, Caller::Account(_)) {
+            return Err(invalid(
+                "recipient",
+                "An account is required to send emails.",
+            ));
+        }
+        if let Some(bad) = recipients.iter().find(|r| !valid_email(r)) {
+            return Err(invalid(
+                "recipient",
+                format!("Undeliverable email address: {bad}"),
+            ));
+        }
+    }
+    // The site's own host is ignored as a share domain; anything else is kept as given.
+    let share_domain = input
+        .share_domain
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case(public_host))
+        .unwrap_or_default();
+    let passphrase = input.passphrase.filter(|p| !p.is_empty());
+    if let Some(p) = &passphrase {
+        let n = p.chars().count();
+        if n < PASSPHRASE_MIN {
+            return Err(invalid(
+                "passphrase",
+                format!("Passphrase must be at least {PASSPHRASE_MIN} characters long"),
+            ));
+        }
+        if n > PASSPHRASE_MAX {
+            return Err(invalid(
+                "passphrase",
+                format!("Passphrase must be no more than {PASSPHRASE_MAX} characters long"),
+            ));
+        }
+    }
+    if input.kind == Kind::Conceal && value.is_empty() {
+        return Err(invalid("secret", "You did not provide anything to share"));
+    }
+    Ok(NewSecret {
+        value: SecretString::from(value),
+        passphrase: passphrase.map(SecretString::from),
+        ttl,
+        owner: caller.email().map(str::to_owned),
+        // Only the first recipient is emailed; the answer shows it masked.
+        recipients: recipients.iter().take(1).map(|r| mask_email(r)).collect(),
+        share_domain,
+        kind: input.kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ruby_to_i_reads_leading_integers() {
+        assert_eq!(ruby_to_i("3600"), 3600);
+        assert_eq!(ruby_to_i(" 42abc"), 42);
+        assert_eq!(ruby_to_i("abc"), 0);
+        assert_eq!(ruby_to_i(""), 0);
+        assert_eq!(ruby_to_i("-5"), -5);
+        assert_eq!(ruby_to_i("3600.9"), 3600);
+        assert_eq!(ruby_to_i("99999999999999999999999"), i64::MAX);
+    }
+
+    #[test]
+    fn ttl_clamps_into_range_and_defaults_when_missing() {
+        assert_eq!(clamp_ttl(None, 604_800), 604_800);
+        assert_eq!(clamp_ttl(None, 3600), 3600);
+        for raw in ["", "0", "abc", "-1", "59"] {
+            assert_eq!(clamp_ttl(Some(raw), 604_800), 60, "{raw:?}");
+        }
+        assert_eq!(clamp_ttl(Some("3600"), 604_800), 3600);
+        assert_eq!(clamp_ttl(Some("99999999"), 604_800), 604_800);
+    }
+
+    #[test]
+    fn emails_are_masked_and_checked() {
+        assert_eq!(mask_email("alice@example.com"), "al*****@example.com");
+        assert!(valid_email("a@b.co"));
+        assert!(!valid_email("nope"));
+        assert!(!valid_email("a@b"));
+    }
+}

@@ -1,0 +1,101 @@
+//! Fault injection: switches that make the server misbehave the way real deployments do.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Faults applied to every API request (`/api/...`); the admin API and site routes are never affected.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Fraction (0.0-1.0) of API requests answered with a bare 500 or 503.
+    pub error_rate: f64,
+    /// Fraction (0.0-1.0) of API requests that hang far longer than any client timeout (120 s).
+    pub timeout_rate: f64,
+    /// Latency added to every API request, in milliseconds.
+    pub latency_ms: u64,
+    /// A burst of rate limiting: v2 answers 429, v1 its documented 404 form; both with `Retry-After`.
+    pub rate_limit: Option<RateLimitFault>,
+    /// Every API request fails with 503.
+    pub outage: bool,
+}
+
+/// A burst of rate limiting that starts when it is set and lasts `for_secs` (on the server clock).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitFault {
+    /// Value of the `Retry-After` header, in seconds.
+    pub retry_after_secs: u64,
+    /// How long the burst lasts from when it is set, in seconds.
+    pub for_secs: u64,
+}
+
+/// How long a "timeout" fault hangs: far longer than any sane client timeout.
+pub(crate) const HANG: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// What the fault switches decided for one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Injected {
+    /// Serve normally.
+    Nothing,
+    /// Answer 503 because of the outage switch.
+    Outage,
+    /// Answer with the rate-limit form of the API version.
+    RateLimited { retry_after_secs: u64 },
+    /// Hang, then (if the client is still there) answer 504.
+    Hang,
+    /// Answer a bare server error with this status.
+    ServerError(u16),
+}
+
+impl Injected {
+    /// Short name used in the request log.
+    pub(crate) fn label(self) -> Option<&'static str> {
+        match self {
+            Injected::Nothing => None,
+            Injected::Outage => Some("outage"),
+            Injected::RateLimited { .. } => Some("rate_limit"),
+            Injected::Hang => Some("timeout"),
+            Injected::ServerError(_) => Some("error"),
+        }
+    }
+}
+
+/// The switches plus when the current rate-limit burst ends.
+#[derive(Debug, Default)]
+pub(crate) struct FaultState {
+    pub(crate) faults: Faults,
+    /// Server-clock second at which the rate-limit burst ends.
+    pub(crate) rate_limit_until: u64,
+}
+
+impl FaultState {
+    /// Installs new switches; a rate-limit burst starts now.
+    pub(crate) fn set(&mut self, faults: Faults, now: u64) {
+        self.rate_limit_until = faults
+            .rate_limit
+            .map_or(0, |r| now.saturating_add(r.for_secs));
+        self.faults = faults;
+    }
+
+    /// Decides the fault for one API request.
+    pub(crate) fn decide(&self, now: u64) -> Injected {
+        let f = &self.faults;
+        if f.outage {
+            return Injected::Outage;
+        }
+        if let Some(r) = f.rate_limit
+            && now < self.rate_limit_until
+        {
+            return Injected::RateLimited {
+                retry_after_secs: r.retry_after_secs,
+            };
+        }
+        let mut rng = rand::rng();
+        if f.timeout_rate > 0.0 && rng.random_bool(f.timeout_rate.clamp(0.0, 1.0)) {
+            return Injected::Hang;
+        }
+        if f.error_rate > 0.0 && rng.random_bool(f.error_rate.clamp(0.0, 1.0)) {
+            return Injected::ServerError(if rng.random_bool(0.5) { 500 } else { 503 });
+        }
+        Injected::Nothing
+    }
+}
