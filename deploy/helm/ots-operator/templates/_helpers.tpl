@@ -1,0 +1,97 @@
+{{/* Chart name, overridable with nameOverride. */}}
+{{- define "ots-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name of the release's objects: the release name alone when it already contains the chart name
+(so `helm install ots-operator` gives `ots-operator`, not `ots-operator-ots-operator`).
+*/}}
+{{- define "ots-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "ots-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels every object of the release carries. */}}
+{{- define "ots-operator.labels" -}}
+helm.sh/chart: {{ include "ots-operator.chart" . }}
+{{ include "ots-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels that select the operator pods; they never change after install. */}}
+{{- define "ots-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ots-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels of the CRD. It is shared by every release in the cluster, so it carries no release name: a CRD
+installed by one release (or by the rendered manifests) can be applied again by another without a conflict.
+*/}}
+{{- define "ots-operator.crdLabels" -}}
+helm.sh/chart: {{ include "ots-operator.chart" . }}
+app.kubernetes.io/name: {{ include "ots-operator.name" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "ots-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ots-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "ots-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+The rules the operator needs on the namespaces it watches; shared by the ClusterRole (all namespaces)
+and the per-namespace Roles (watchNamespaces), so both modes grant exactly the same.
+*/}}
+{{- define "ots-operator.watchRules" -}}
+# Watch OneTimeShares (the controller's informer) and patch them to add or remove the
+# `ots.dev/burn` finalizer. No create/delete/update: the operator never makes or removes shares.
+- apiGroups: ["ots.dev"]
+  resources: ["onetimeshares"]
+  verbs: ["get", "list", "watch", "patch"]
+# Write the share's status (link, phase, conditions).
+- apiGroups: ["ots.dev"]
+  resources: ["onetimeshares/status"]
+  verbs: ["patch", "update"]
+# Clusters that enforce OwnerReferencesPermissionEnforcement (e.g. OpenShift) check this
+# subresource when the operator sets finalizers on a share.
+- apiGroups: ["ots.dev"]
+  resources: ["onetimeshares/finalizers"]
+  verbs: ["update"]
+# Read the one Secret a share names (and its passphrase and server-credentials Secrets) by a
+# targeted get. Deliberately no list/watch: the operator never caches the cluster's Secrets, so
+# neither its memory nor its rights grow with them.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+# Record Events on shares (Shared, Received, Warning reasons) so `kubectl describe` explains
+# what happened; events.k8s.io is the current API, core events for older tooling.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
