@@ -1,1 +1,59 @@
-fn main() {}
+//! `ots-operator`: `run` the controller, or print the `crd`.
+
+use clap::{Parser, Subcommand};
+use kube::CustomResourceExt;
+use ots_operator::config::RunArgs;
+use ots_operator::resource::OneTimeShare;
+use std::process::ExitCode;
+
+/// Hands out Kubernetes Secrets as Onetime Secret one-time links.
+#[derive(Parser)]
+#[command(name = "ots-operator", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller.
+    Run(Box<RunArgs>),
+    /// Print the OneTimeShare CustomResourceDefinition as YAML.
+    Crd,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => match serde_yaml::to_string(&OneTimeShare::crd()) {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ots-operator: cannot render the CRD: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("ots-operator: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(ots_operator::run::run(*args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ots-operator: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The operator's configuration: flags and environment variables of `ots-operator run`.
+
+use crate::ots::{ApiVersion, Credentials, SecretString};
+use crate::telemetry::LogFormat;
+use std::net::SocketAddr;
+use std::time::Duration;
+use url::Url;
+
+/// The official Onetime Secret hosts, allowed as `spec.server.url` by default.
+pub const OFFICIAL_HOSTS: [&str; 6] = [
+    "https://onetimesecret.com",
+    "https://us.onetimesecret.com",
+    "https://eu.onetimesecret.com",
+    "https://ca.onetimesecret.com",
+    "https://uk.onetimesecret.com",
+    "https://nz.onetimesecret.com",
+];
+
+/// Flags of `ots-operator run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Base URL of the default Onetime Secret server.
+    #[arg(long, env = "OTS_URL", default_value = "https://onetimesecret.com")]
+    pub ots_url: Url,
+
+    /// API version to use: auto (v2 when the server offers it, else v1), v1 or v2.
+    #[arg(long, env = "OTS_API", default_value = "auto")]
+    pub ots_api: ApiVersion,
+
+    /// Account email for the default server (anonymous without it).
+    #[arg(long = "ots-username", env = "OTS_USERNAME", hide_env_values = true)]
+    pub ots_username: Option<String>,
+
+    /// API token for the default server. Prefer the environment variable to the flag.
+    #[arg(long = "ots-api-token", env = "OTS_API_TOKEN", hide_env_values = true)]
+    pub ots_api_token: Option<SecretString>,
+
+    /// Watch only this namespace (repeatable; comma-separated in the environment). Default: all.
+    #[arg(
+        long = "namespace",
+        env = "OTS_WATCH_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
+
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// Elect a leader through a Lease so that only one replica reconciles.
+    #[arg(long)]
+    pub leader_elect: bool,
+
+    /// Namespace of the leader-election Lease (default: the pod's namespace, else "default").
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub leader_elect_namespace: Option<String>,
+
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "ots-operator-leader")]
+    pub leader_elect_lease: String,
+
+    /// This replica's identity in the Lease (default: the pod name, else host name and pid).
+    #[arg(long, env = "POD_NAME")]
+    pub leader_elect_identity: Option<String>,
+
+    /// How long a leader's Lease lasts without renewal.
+    #[arg(long, default_value = "15s", value_parser = humantime_duration)]
+    pub leader_elect_lease_duration: Duration,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// A server URL that `spec.server.url` may name (repeatable; comma-separated in the
+    /// environment). Default: --ots-url and the official onetimesecret.com hosts.
+    #[arg(
+        long = "allow-server-url",
+        env = "OTS_ALLOWED_SERVER_URLS",
+        value_delimiter = ','
+    )]
+    pub allow_server_urls: Vec<Url>,
+
+    /// Requests per second the operator sends to Onetime Secret servers, all resources together.
+    #[arg(long, default_value_t = 2.0)]
+    pub ots_rate: f64,
+
+    /// Requests the operator may send at once after a quiet period.
+    #[arg(long, default_value_t = 10)]
+    pub ots_burst: u32,
+
+    /// Onetime Secret requests in flight at most.
+    #[arg(long, default_value_t = 8)]
+    pub ots_max_in_flight: usize,
+
+    /// Timeout of one request to a Onetime Secret server.
+    #[arg(long, default_value = "15s", value_parser = humantime_duration)]
+    pub ots_timeout: Duration,
+
+    /// First interval between checks of a live link's state; it doubles up to --refresh-max.
+    #[arg(long, default_value = "30s", value_parser = humantime_duration)]
+    pub refresh_min: Duration,
+
+    /// Longest interval between checks of a live link's state.
+    #[arg(long, default_value = "15m", value_parser = humantime_duration)]
+    pub refresh_max: Duration,
+
+    /// How long a deletion waits for a burn that keeps failing before it lets the resource go.
+    #[arg(long, default_value = "5m", value_parser = humantime_duration)]
+    pub burn_timeout: Duration,
+
+    /// Resources reconciled at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: u16,
+}
+
+/// Parses durations such as "90s", "15m", "2h", "500ms".
+pub fn humantime_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| text.split_at(i))
+        .ok_or_else(|| format!("{text:?}: add a unit (ms, s, m, h)"))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 30s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{text:?}: unit must be ms, s, m or h")),
+    }
+}
+
+/// Settings the controller uses, derived from [`RunArgs`].
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// The default server.
+    pub ots_url: Url,
+    /// API version choice.
+    pub ots_api: ApiVersion,
+    /// Credentials for the default server.
+    pub credentials: Option<Credentials>,
+    /// Normalized origins `spec.server.url` may name.
+    pub allowed_servers: Vec<String>,
+    /// Namespaces to watch; empty means all.
+    pub namespaces: Vec<String>,
+    /// Link-state polling schedule.
+    pub refresh_min: Duration,
+    /// Longest polling interval.
+    pub refresh_max: Duration,
+    /// Bound on a failing burn at deletion.
+    pub burn_timeout: Duration,
+    /// OTS request timeout.
+    pub ots_timeout: Duration,
+    /// Reconciles at once.
+    pub concurrency: u16,
+}
+
+impl RunArgs {
+    /// The controller's settings.
+    pub fn controller_config(&self) -> Result<ControllerConfig, String> {
+        let credentials = match (&self.ots_username, &self.ots_api_token) {
+            (Some(user), Some(token)) if !user.is_empty() => {
+                Some(Credentials::new(user.clone(), token.clone()))
+            }
+            (None, None) => None,
+            (Some(u), None) if u.is_empty() => None,
+            _ => return Err("set both OTS_USERNAME and OTS_API_TOKEN, or neither".into()),
+        };
+        let mut allowed: Vec<String> = if self.allow_server_urls.is_empty() {
+            OFFICIAL_HOSTS.iter().map(|s| (*s).to_owned()).collect()
+        } else {
+            self.allow_server_urls.iter().map(origin).collect()
+        };
+        allowed.push(origin(&self.ots_url));
+        allowed.sort();
+        allowed.dedup();
+        if self.refresh_min.is_zero() || self.refresh_max < self.refresh_min {
+            return Err("--refresh-min must be positive and at most --refresh-max".into());
+        }
+        Ok(ControllerConfig {
+            ots_url: self.ots_url.clone(),
+            ots_api: self.ots_api,
+            credentials,
+            allowed_servers: allowed,
+            namespaces: self
+                .namespaces
+                .iter()
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect(),
+            refresh_min: self.refresh_min,
+            refresh_max: self.refresh_max,
+            burn_timeout: self.burn_timeout,
+            ots_timeout: self.ots_timeout,
+            concurrency: self.concurrency,
+        })
+    }
+}
+
+/// `scheme://host[:port]` of a URL, lower case, without path: what the allowlist compares.
+pub fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn defaults_allow_the_official_hosts_and_the_default_server() {
+        let cli = Cli::try_parse_from(["x", "--ots-url", "http://127.0.0.1:9000/"]).unwrap();
+        let cfg = cli.run.controller_config().unwrap();
+        assert!(
+            cfg.allowed_servers
+                .contains(&"https://eu.onetimesecret.com".to_owned())
+        );
+        assert!(
+            cfg.allowed_servers
+                .contains(&"http://127.0.0.1:9000".to_owned())
+        );
+        assert!(!cfg.allowed_servers.contains(&"http://10.0.0.1".to_owned()));
+    }
+
+    #[test]
+    fn an_explicit_allowlist_replaces_the_official_hosts() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--allow-server-url",
+            "https://ots.internal.example",
+            "--allow-server-url",
+            "HTTPS://Other.Example:8443/ignored/path",
+        ])
+        .unwrap();
+        let cfg = cli.run.controller_config().unwrap();
+        assert_eq!(
+            cfg.allowed_servers,
+            vec![
+                "https://onetimesecret.com",
+                "https://other.example:8443",
+                "https://ots.internal.example"
+            ]
+        );
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(humantime_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(humantime_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(humantime_duration("15m"), Ok(Duration::from_secs(900)));
+        assert!(humantime_duration("15").is_err());
+        assert!(humantime_duration("x").is_err());
+    }
+}

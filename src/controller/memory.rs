@@ -1,0 +1,256 @@
+//! What the controller remembers about each resource between reconciles: failures for backoff,
+//! when the link is next due for a state check, and the last status it wrote.
+//!
+//! The last written status matters: the watch cache may not show our own write yet when the next
+//! reconcile starts, and a stale view without a link must never lead to a second share.
+
+use crate::error::{Reason, Retry};
+use crate::resource::OneTimeShareStatus;
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Longest wait before re-checking a missing Secret (the contract promises 30 s).
+pub const SOON_CAP: Duration = Duration::from_secs(30);
+/// Longest backoff after transient failures.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// Interval of re-checks that only a user's fix of a referenced Secret can satisfy.
+pub const SLOW_RECHECK: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Default, Clone)]
+struct Entry {
+    failures: u32,
+    written: Option<OneTimeShareStatus>,
+    next_check: Option<Instant>,
+    interval: Option<Duration>,
+    last_warning: Option<(Reason, Instant)>,
+}
+
+/// Per-resource memory, keyed by the resource's uid.
+#[derive(Debug, Default)]
+pub struct Memory {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl Memory {
+    fn with<T>(&self, uid: &str, f: impl FnOnce(&mut Entry) -> T) -> T {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        f(map.entry(uid.to_owned()).or_default())
+    }
+
+    /// Forgets a resource (it is gone).
+    pub fn forget(&self, uid: &str) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(uid);
+    }
+
+    /// Records a status this process wrote (or tried to write).
+    pub fn wrote(&self, uid: &str, status: &OneTimeShareStatus) {
+        self.with(uid, |e| e.written = Some(status.clone()));
+    }
+
+    /// The status to act on: our last write when the cached object does not show it yet.
+    pub fn effective(
+        &self,
+        uid: &str,
+        cached: Option<&OneTimeShareStatus>,
+    ) -> Option<OneTimeShareStatus> {
+        self.with(uid, |e| match (&e.written, cached) {
+            (Some(written), Some(cached)) if written == cached => {
+                e.written = None;
+                Some(cached.clone())
+            }
+            (Some(written), _) => Some(written.clone()),
+            (None, cached) => cached.cloned(),
+        })
+    }
+
+    /// A success: failures reset.
+    pub fn succeeded(&self, uid: &str) {
+        self.with(uid, |e| e.failures = 0);
+    }
+
+    /// A failure: how long to wait before the next attempt.
+    pub fn failed(
+        &self,
+        uid: &str,
+        retry: Retry,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
+        let failures = self.with(uid, |e| {
+            e.failures = e.failures.saturating_add(1);
+            e.failures
+        });
+        let wait = match retry {
+            Retry::Soon => Some(exponential(Duration::from_secs(2), failures, SOON_CAP)),
+            Retry::Backoff => Some(exponential(Duration::from_secs(1), failures, BACKOFF_CAP)),
+            Retry::Slowly => Some(SLOW_RECHECK),
+            Retry::OnChange => None,
+        };
+        wait.map(|w| jitter(w.max(retry_after.unwrap_or_default())))
+    }
+
+    /// Whether a Warning Event for `reason` should be published now: when the reason changed or
+    /// ten minutes passed, so a stuck resource does not write an Event per retry.
+    pub fn should_warn(&self, uid: &str, reason: Reason) -> bool {
+        let now = Instant::now();
+        self.with(uid, |e| match e.last_warning {
+            Some((last, at))
+                if last == reason && now.duration_since(at) < Duration::from_secs(600) =>
+            {
+                false
+            }
+            _ => {
+                e.last_warning = Some((reason, now));
+                true
+            }
+        })
+    }
+
+    /// Clears the warning memory (the resource is healthy again).
+    pub fn healthy(&self, uid: &str) {
+        self.with(uid, |e| e.last_warning = None);
+    }
+
+    /// Time left until the link's state is due for a check; `None` when it is due now.
+    pub fn check_due_in(&self, uid: &str) -> Option<Duration> {
+        let now = Instant::now();
+        self.with(uid, |e| {
+            e.next_check
+                .and_then(|at| at.checked_duration_since(now))
+                .filter(|d| !d.is_zero())
+        })
+    }
+
+    /// Schedules the next check: the interval starts at `min` and doubles up to `max`, with
+    /// jitter, and never sleeps past `deadline` (e.g. the link's expiry).
+    pub fn schedule_check(
+        &self,
+        uid: &str,
+        min: Duration,
+        max: Duration,
+        deadline: Option<Duration>,
+    ) -> Duration {
+        self.with(uid, |e| {
+            let interval = match e.interval {
+                None => min,
+                Some(previous) => (previous * 2).min(max),
+            };
+            e.interval = Some(interval);
+            let mut wait = jitter(interval);
+            if let Some(deadline) = deadline {
+                wait = wait.min(deadline + Duration::from_secs(1));
+            }
+            e.next_check = Some(Instant::now() + wait);
+            wait
+        })
+    }
+
+    /// Restarts the check schedule (a new link was shared).
+    pub fn reset_schedule(&self, uid: &str) {
+        self.with(uid, |e| {
+            e.interval = None;
+            e.next_check = None;
+        });
+    }
+}
+
+/// `base * 2^(n-1)`, capped.
+fn exponential(base: Duration, n: u32, cap: Duration) -> Duration {
+    let factor = 1u32
+        .checked_shl(n.saturating_sub(1).min(20))
+        .unwrap_or(u32::MAX);
+    base.saturating_mul(factor).min(cap)
+}
+
+/// ±20 % random spread, so that many resources do not retry in lockstep.
+pub fn jitter(d: Duration) -> Duration {
+    let factor = rand::rng().random_range(0.8..=1.2);
+    d.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::Phase;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(
+            exponential(Duration::from_secs(2), 1, SOON_CAP),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            exponential(Duration::from_secs(2), 3, SOON_CAP),
+            Duration::from_secs(8)
+        );
+        assert_eq!(exponential(Duration::from_secs(2), 40, SOON_CAP), SOON_CAP);
+        assert_eq!(
+            exponential(Duration::from_secs(1), 100, BACKOFF_CAP),
+            BACKOFF_CAP
+        );
+    }
+
+    #[test]
+    fn a_missing_secret_is_rechecked_within_thirty_seconds_forever() {
+        let m = Memory::default();
+        for _ in 0..50 {
+            let wait = m.failed("u", Retry::Soon, None).unwrap();
+            assert!(wait <= SOON_CAP.mul_f64(1.2), "{wait:?}");
+        }
+        assert_eq!(m.failed("u", Retry::OnChange, None), None);
+    }
+
+    #[test]
+    fn retry_after_is_a_floor() {
+        let m = Memory::default();
+        let wait = m
+            .failed("u", Retry::Backoff, Some(Duration::from_secs(10)))
+            .unwrap();
+        assert!(wait >= Duration::from_secs(8), "{wait:?}");
+    }
+
+    #[test]
+    fn our_own_write_wins_over_a_stale_cache_until_the_cache_catches_up() {
+        let m = Memory::default();
+        let shared = OneTimeShareStatus {
+            phase: Phase::Shared,
+            metadata_key: Some("mk".into()),
+            ..Default::default()
+        };
+        m.wrote("u", &shared);
+        let stale = OneTimeShareStatus::default();
+        assert_eq!(m.effective("u", Some(&stale)), Some(shared.clone()));
+        assert_eq!(m.effective("u", None), Some(shared.clone()));
+        assert_eq!(m.effective("u", Some(&shared)), Some(shared.clone()));
+        // Caught up: the cache is the truth again.
+        assert_eq!(m.effective("u", Some(&stale)), Some(stale));
+    }
+
+    #[test]
+    fn check_interval_grows_and_respects_deadline() {
+        let m = Memory::default();
+        let min = Duration::from_secs(10);
+        let max = Duration::from_secs(40);
+        let first = m.schedule_check("u", min, max, None);
+        assert!(first <= min.mul_f64(1.2));
+        m.schedule_check("u", min, max, None);
+        let third = m.schedule_check("u", min, max, None);
+        assert!(third >= Duration::from_secs(32));
+        let capped = m.schedule_check("u", min, max, Some(Duration::from_secs(3)));
+        assert_eq!(capped, Duration::from_secs(4));
+        assert!(m.check_due_in("u").is_some());
+    }
+
+    #[test]
+    fn warnings_are_not_repeated_for_the_same_reason() {
+        let m = Memory::default();
+        assert!(m.should_warn("u", Reason::SecretNotFound));
+        assert!(!m.should_warn("u", Reason::SecretNotFound));
+        assert!(m.should_warn("u", Reason::KeyNotFound));
+        m.healthy("u");
+        assert!(m.should_warn("u", Reason::KeyNotFound));
+    }
+}

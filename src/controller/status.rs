@@ -1,0 +1,288 @@
+//! Status of a OneTimeShare: built from a receipt, the Ready condition, and writes that stick.
+
+use crate::error::{Error, Reason};
+use crate::ots::{Receipt, SecretState};
+use crate::resource::{OneTimeShare, OneTimeShareStatus, Phase};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use std::time::Duration;
+
+/// Field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "ots-operator";
+
+/// The phase a server state means.
+pub fn phase_of(state: &SecretState) -> Phase {
+    match state {
+        SecretState::New | SecretState::Viewed => Phase::Shared,
+        SecretState::Received => Phase::Received,
+        SecretState::Burned => Phase::Burned,
+        SecretState::Expired | SecretState::Orphaned => Phase::Expired,
+        SecretState::Unknown(_) => Phase::Shared,
+    }
+}
+
+/// Status right after a share: the link, its keys, and when it expires.
+pub struct SharedLink<'a> {
+    /// The server's answer to the share.
+    pub receipt: &'a Receipt,
+    /// The link to hand out.
+    pub link: String,
+    /// The creator's receipt page.
+    pub metadata_link: String,
+    /// The server's base URL.
+    pub server_url: String,
+    /// resourceVersion of the shared Secret.
+    pub source_resource_version: Option<String>,
+    /// Whether a passphrase gates the link.
+    pub passphrase_protected: bool,
+    /// The lifetime asked for.
+    pub requested_ttl: Duration,
+}
+
+/// Status after a successful share.
+pub fn shared_status(
+    obj: &OneTimeShare,
+    shared: SharedLink<'_>,
+    now: Timestamp,
+) -> OneTimeShareStatus {
+    let granted = shared.receipt.ttl.unwrap_or(shared.requested_ttl.as_secs());
+    let shared_at = shared
+        .receipt
+        .created
+        .and_then(|s| Timestamp::from_second(s).ok())
+        .unwrap_or(now);
+    let expires_at = shared_at
+        .checked_add(SignedDuration::from_secs(granted as i64))
+        .unwrap_or(shared_at);
+    let message = match clamp_message(shared.requested_ttl.as_secs(), granted) {
+        Some(clamp) => format!("the link is ready to hand out; {clamp}"),
+        None => "the link is ready to hand out".to_owned(),
+    };
+    let mut status = OneTimeShareStatus {
+        phase: Phase::Shared,
+        link: Some(shared.link),
+        metadata_key: Some(shared.receipt.metadata_key.clone()),
+        metadata_link: Some(shared.metadata_link),
+        server_url: Some(shared.server_url),
+        secret_state: Some(shared.receipt.state.as_str().to_owned()),
+        ttl_seconds: Some(granted as i64),
+        shared_at: Some(Time(shared_at)),
+        expires_at: Some(Time(expires_at)),
+        received_at: None,
+        passphrase_protected: Some(shared.passphrase_protected),
+        source_resource_version: shared.source_resource_version,
+        observed_generation: obj.meta().generation,
+        conditions: obj
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default(),
+    };
+    set_ready(&mut status, obj, true, Reason::Shared, &message, now);
+    status
+}
+
+/// A sentence about a silent clamp of the lifetime, if the server granted less than asked.
+pub fn clamp_message(requested: u64, granted: u64) -> Option<String> {
+    (granted < requested).then(|| {
+        format!(
+            "the server granted a lifetime of {} instead of the {} asked for",
+            human(granted),
+            human(requested)
+        )
+    })
+}
+
+fn human(secs: u64) -> String {
+    match secs {
+        s if s % 86400 == 0 => format!("{}d", s / 86400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Status after a receipt refresh; `None` when nothing changed.
+pub fn refreshed_status(
+    obj: &OneTimeShare,
+    current: &OneTimeShareStatus,
+    state: &SecretState,
+    received: Option<i64>,
+    now: Timestamp,
+) -> Option<OneTimeShareStatus> {
+    let phase = phase_of(state);
+    if current.secret_state.as_deref() == Some(state.as_str()) && current.phase == phase {
+        return None;
+    }
+    let mut next = current.clone();
+    next.phase = phase;
+    next.secret_state = Some(state.as_str().to_owned());
+    if phase == Phase::Received {
+        let at = received
+            .and_then(|s| Timestamp::from_second(s).ok())
+            .unwrap_or(now);
+        next.received_at = Some(Time(at));
+    }
+    next.observed_generation = obj.meta().generation;
+    let (ready, reason, message) = match phase {
+        Phase::Received => (
+            true,
+            Reason::Received,
+            "the recipient opened the link; the secret is gone from the server",
+        ),
+        Phase::Burned => (
+            false,
+            Reason::Burned,
+            "the secret was burned before anyone opened the link; re-create this OneTimeShare to share again",
+        ),
+        Phase::Expired => (
+            false,
+            Reason::Expired,
+            "the link expired before anyone opened it; re-create this OneTimeShare to share again",
+        ),
+        _ => (true, Reason::Shared, "the link is ready to hand out"),
+    };
+    set_ready(&mut next, obj, ready, reason, message, now);
+    Some(next)
+}
+
+/// Status after an error: Ready=False with the error's reason. `None` when nothing changed.
+pub fn error_status(
+    obj: &OneTimeShare,
+    current: &OneTimeShareStatus,
+    error: &Error,
+    now: Timestamp,
+) -> Option<OneTimeShareStatus> {
+    let mut next = current.clone();
+    if !next.phase.has_link() {
+        next.phase = if error.needs_user_fix() {
+            Phase::Failed
+        } else {
+            Phase::Pending
+        };
+    }
+    next.observed_generation = obj.meta().generation;
+    set_ready(
+        &mut next,
+        obj,
+        false,
+        error.reason(),
+        &error.to_string(),
+        now,
+    );
+    (next != *current).then_some(next)
+}
+
+/// Sets the Ready condition, keeping lastTransitionTime when its status did not change.
+pub fn set_ready(
+    status: &mut OneTimeShareStatus,
+    obj: &OneTimeShare,
+    ready: bool,
+    reason: Reason,
+    message: &str,
+    now: Timestamp,
+) {
+    let value = if ready { "True" } else { "False" };
+    let previous = status.conditions.iter().find(|c| c.type_ == "Ready");
+    let last_transition_time = match previous {
+        Some(c) if c.status == value => c.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    let condition = Condition {
+        type_: "Ready".to_owned(),
+        status: value.to_owned(),
+        reason: reason.as_str().to_owned(),
+        message: truncate(message, 1024),
+        observed_generation: obj.meta().generation,
+        last_transition_time,
+    };
+    status.conditions.retain(|c| c.type_ != "Ready");
+    status.conditions.push(condition);
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// Writes the whole status by server-side apply, retrying briefly on conflicts and transient
+/// failures. A write that still fails returns an error; the caller keeps the status in memory
+/// and writes it again on the next reconcile, so a link is never shared twice.
+pub async fn write_status(
+    api: &Api<OneTimeShare>,
+    obj: &OneTimeShare,
+    status: &OneTimeShareStatus,
+) -> Result<(), Error> {
+    let patch = serde_json::json!({
+        "apiVersion": "ots.dev/v1alpha1",
+        "kind": "OneTimeShare",
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let name = obj.name_any();
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match api
+            .patch_status(&name, &params, &Patch::Apply(&patch))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < 4 && is_retryable(&e) => {
+                tracing::debug!(attempt, error = %e, "status write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn is_retryable(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => matches!(status.code, 409 | 429 | 500..=599),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamps_are_described_in_user_units() {
+        assert_eq!(
+            clamp_message(30 * 86400, 7 * 86400).as_deref(),
+            Some("the server granted a lifetime of 7d instead of the 30d asked for")
+        );
+        assert_eq!(clamp_message(3600, 3600), None);
+        assert_eq!(clamp_message(90, 120), None);
+    }
+
+    #[test]
+    fn server_states_map_to_phases() {
+        assert_eq!(phase_of(&SecretState::New), Phase::Shared);
+        assert_eq!(phase_of(&SecretState::Viewed), Phase::Shared);
+        assert_eq!(phase_of(&SecretState::Received), Phase::Received);
+        assert_eq!(phase_of(&SecretState::Burned), Phase::Burned);
+        assert_eq!(phase_of(&SecretState::Expired), Phase::Expired);
+        assert_eq!(phase_of(&SecretState::Orphaned), Phase::Expired);
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let text = "é".repeat(600);
+        let cut = truncate(&text, 1024);
+        assert!(cut.len() <= 1024);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+}

@@ -1,0 +1,172 @@
+//! Tracking: keep the link's state current on a bounded, jittered schedule until it is final,
+//! and reshare a changed Secret when the resource asks for it.
+
+use super::cleanup::{BurnOutcome, burn_link};
+use super::share::{fetch_source, prepare, record, send};
+use super::status::refreshed_status;
+use super::{Context, now, save};
+use crate::error::{Error, Reason};
+use crate::ots::OtsError;
+use crate::resource::{OneTimeShare, OneTimeShareStatus, Phase, SecretChangePolicy};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use std::time::Duration;
+
+/// Tracks a resource that has a link.
+pub(super) async fn track(
+    obj: &OneTimeShare,
+    status: OneTimeShareStatus,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    // A status we wrote but the API does not show (a failed write): write it again first.
+    let generation = obj.meta().generation;
+    if obj.status.as_ref() != Some(&status) || status.observed_generation != generation {
+        let mut status = status.clone();
+        status.observed_generation = generation;
+        save(obj, ctx, &status).await?;
+    }
+    let reshare = obj.spec.on_secret_change == SecretChangePolicy::Reshare;
+    let live = status.phase == Phase::Shared;
+    if !live && !(reshare && status.phase == Phase::Received) {
+        return Ok(Action::await_change());
+    }
+    if let Some(wait) = ctx.memory.check_due_in(&uid) {
+        return Ok(Action::requeue(wait));
+    }
+    if reshare {
+        if let Some(action) = reshare_if_changed(obj, &status, ctx).await? {
+            return Ok(action);
+        }
+    }
+    let mut current = status;
+    if live {
+        if let Some(next) = refresh(obj, &current, ctx).await? {
+            save(obj, ctx, &next).await?;
+            announce(obj, ctx, &next).await;
+            current = next;
+        }
+    }
+    if current.phase != Phase::Shared && !(reshare && current.phase == Phase::Received) {
+        return Ok(Action::await_change());
+    }
+    let until_expiry = current.expires_at.as_ref().and_then(|t| {
+        let left = t.0.as_second() - now().as_second();
+        (left > 0 && current.phase == Phase::Shared).then(|| Duration::from_secs(left as u64))
+    });
+    let wait = ctx.memory.schedule_check(
+        &uid,
+        ctx.config.refresh_min,
+        ctx.config.refresh_max,
+        until_expiry,
+    );
+    Ok(Action::requeue(wait))
+}
+
+/// Asks the server for the link's state; `Some` when the status changes.
+async fn refresh(
+    obj: &OneTimeShare,
+    status: &OneTimeShareStatus,
+    ctx: &Context,
+) -> Result<Option<OneTimeShareStatus>, Error> {
+    let Some(metadata_key) = status.metadata_key.as_deref() else {
+        return Ok(None);
+    };
+    let secrets = ctx.secrets(&obj.namespace().unwrap_or_default());
+    let server = ctx
+        .servers
+        .resolve(
+            &secrets,
+            obj.spec.server.as_ref(),
+            status.server_url.as_deref(),
+        )
+        .await?;
+    match ctx
+        .ots("receipt", server.client.receipt(metadata_key))
+        .await
+    {
+        Ok(receipt) => Ok(refreshed_status(
+            obj,
+            status,
+            &receipt.state,
+            receipt.received,
+            now(),
+        )),
+        // The receipt itself is gone (it lives twice the secret's lifetime): the link is dead.
+        Err(OtsError::NotFound) => Ok(refreshed_status(
+            obj,
+            status,
+            &crate::ots::SecretState::Expired,
+            None,
+            now(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Normal or Warning Event for a state the link reached.
+async fn announce(obj: &OneTimeShare, ctx: &Context, status: &OneTimeShareStatus) {
+    let (kind, reason, note) = match status.phase {
+        Phase::Received => (
+            EventType::Normal,
+            Reason::Received,
+            "the recipient opened the link",
+        ),
+        Phase::Burned => (
+            EventType::Warning,
+            Reason::Burned,
+            "the secret was burned before anyone opened the link",
+        ),
+        Phase::Expired => (
+            EventType::Warning,
+            Reason::Expired,
+            "the link expired before anyone opened it",
+        ),
+        _ => return,
+    };
+    ctx.event(obj, kind, reason, note.to_owned()).await;
+}
+
+/// With `onSecretChange: Reshare`: when the Secret has a new resourceVersion, burn the old link
+/// and share the new value. `None` when nothing changed.
+async fn reshare_if_changed(
+    obj: &OneTimeShare,
+    status: &OneTimeShareStatus,
+    ctx: &Context,
+) -> Result<Option<Action>, Error> {
+    let source = match fetch_source(obj, ctx).await {
+        Ok(source) => source,
+        // A deleted Secret leaves the shared link as it is.
+        Err(Error::SecretNotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if source.metadata.resource_version == status.source_resource_version {
+        return Ok(None);
+    }
+    // Validate the new value before burning anything.
+    let prepared = prepare(obj, ctx, &source, status.server_url.as_deref()).await?;
+    if status.phase == Phase::Shared {
+        if let Some(metadata_key) = status.metadata_key.as_deref() {
+            let outcome = burn_link(
+                ctx,
+                &prepared.server,
+                metadata_key,
+                prepared.passphrase.as_ref(),
+            )
+            .await?;
+            tracing::info!(
+                object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+                outcome = ?outcome,
+                "burned the old link before resharing"
+            );
+            if outcome == BurnOutcome::Burned {
+                ctx.metrics.burn(crate::metrics::BurnOutcome::Burned);
+            }
+        }
+    }
+    let receipt = send(obj, ctx, &prepared).await?;
+    record(obj, ctx, &prepared, &receipt, Reason::Reshared)
+        .await
+        .map(Some)
+}

@@ -1,0 +1,182 @@
+//! Builds the text that is shared from a Secret's data, and the passphrase from its Secret.
+//!
+//! Pure functions over bytes, so they are unit- and property-tested without a cluster.
+
+use crate::error::Error;
+use crate::ots::SecretString;
+use std::collections::BTreeMap;
+
+/// The server's limit on a secret's size, in bytes.
+pub const MAX_SECRET_BYTES: usize = 10_000;
+
+/// Passphrase length bounds, in characters, that the server enforces.
+pub const PASSPHRASE_CHARS: std::ops::RangeInclusive<usize> = 4..=128;
+
+/// Builds the value to share from a Secret's data.
+///
+/// With `key`, that key's value as is; without, every key as `KEY=VALUE` lines in key order,
+/// joined by newlines. The value must be non-empty UTF-8 text of at most 10,000 bytes.
+pub fn build_value(
+    secret_name: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+    key: Option<&str>,
+) -> Result<SecretString, Error> {
+    let text = match key {
+        Some(key) => {
+            let bytes = data.get(key).ok_or_else(|| Error::KeyNotFound {
+                name: secret_name.to_owned(),
+                key: key.to_owned(),
+            })?;
+            as_text(secret_name, key, bytes)?.to_owned()
+        }
+        None => {
+            let mut out = String::new();
+            for (key, bytes) in data {
+                let value = as_text(secret_name, key, bytes)?;
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(key);
+                out.push('=');
+                out.push_str(value);
+                // Stop early: a huge Secret should not be copied whole just to be refused.
+                if out.len() > MAX_SECRET_BYTES {
+                    break;
+                }
+            }
+            out
+        }
+    };
+    if text.is_empty() {
+        return Err(Error::SecretEmpty {
+            name: secret_name.to_owned(),
+        });
+    }
+    if text.len() > MAX_SECRET_BYTES {
+        let bytes = match key {
+            Some(_) => text.len(),
+            None => all_keys_len(data),
+        };
+        return Err(Error::SecretTooLarge {
+            name: secret_name.to_owned(),
+            bytes,
+        });
+    }
+    Ok(SecretString::from(text))
+}
+
+/// Reads a passphrase value: text of 4 to 128 characters.
+pub fn build_passphrase(
+    secret_name: &str,
+    key: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+) -> Result<SecretString, Error> {
+    let bytes = data.get(key).ok_or_else(|| Error::PassphraseNotFound {
+        name: secret_name.to_owned(),
+        key: key.to_owned(),
+    })?;
+    let invalid = |chars| Error::InvalidPassphrase {
+        name: secret_name.to_owned(),
+        key: key.to_owned(),
+        chars,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| invalid(0))?;
+    let chars = text.chars().count();
+    if !PASSPHRASE_CHARS.contains(&chars) {
+        return Err(invalid(chars));
+    }
+    Ok(SecretString::from(text.to_owned()))
+}
+
+fn as_text<'a>(secret_name: &str, key: &str, bytes: &'a [u8]) -> Result<&'a str, Error> {
+    std::str::from_utf8(bytes).map_err(|_| Error::SecretNotText {
+        name: secret_name.to_owned(),
+        key: key.to_owned(),
+    })
+}
+
+/// Size of the all-keys form without building it.
+fn all_keys_len(data: &BTreeMap<String, Vec<u8>>) -> usize {
+    let lines: usize = data.iter().map(|(k, v)| k.len() + 1 + v.len()).sum();
+    lines + data.len().saturating_sub(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Reason;
+    use crate::ots::ExposeSecret;
+
+    fn data(pairs: &[(&str, &[u8])]) -> BTreeMap<String, Vec<u8>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn a_single_key_is_shared_raw() {
+        let d = data(&[("password", b"s3cr3t\n"), ("user", b"alice")]);
+        let v = build_value("db", &d, Some("password")).unwrap();
+        assert_eq!(v.expose_secret(), "s3cr3t\n");
+    }
+
+    #[test]
+    fn all_keys_are_shared_as_sorted_lines() {
+        let d = data(&[
+            ("user", b"alice"),
+            ("password", b"pw"),
+            ("host", b"db:5432"),
+        ]);
+        let v = build_value("db", &d, None).unwrap();
+        assert_eq!(v.expose_secret(), "host=db:5432\npassword=pw\nuser=alice");
+    }
+
+    #[test]
+    fn bad_values_get_their_own_reason() {
+        let d = data(&[("a", b""), ("bin", &[0xff, 0xfe]), ("big", &[b'x'; 10_001])]);
+        let reason = |key: Option<&str>, d: &BTreeMap<String, Vec<u8>>| {
+            build_value("s", d, key).unwrap_err().reason()
+        };
+        assert_eq!(reason(Some("missing"), &d), Reason::KeyNotFound);
+        assert_eq!(reason(Some("a"), &d), Reason::SecretEmpty);
+        assert_eq!(reason(Some("bin"), &d), Reason::SecretNotText);
+        assert_eq!(reason(Some("big"), &d), Reason::SecretTooLarge);
+        assert_eq!(reason(None, &BTreeMap::new()), Reason::SecretEmpty);
+        assert_eq!(
+            reason(None, &data(&[("big", &[b'x'; 9_999])])),
+            Reason::SecretTooLarge
+        );
+    }
+
+    #[test]
+    fn exactly_ten_thousand_bytes_is_accepted() {
+        let d = data(&[("k", &[b'x'; 10_000])]);
+        assert_eq!(
+            build_value("s", &d, Some("k"))
+                .unwrap()
+                .expose_secret()
+                .len(),
+            10_000
+        );
+    }
+
+    #[test]
+    fn errors_never_carry_the_value() {
+        let d = data(&[("k", b"hunter2-very-secret"), ("b", &[0xc3, 0x28])]);
+        let e = build_value("s", &d, None).unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn passphrase_must_be_4_to_128_characters() {
+        assert!(build_passphrase("p", "k", &data(&[("k", b"abcd")])).is_ok());
+        assert!(build_passphrase("p", "k", &data(&[("k", "é".repeat(128).as_bytes())])).is_ok());
+        for bad in [&b"abc"[..], &[b'a'; 129], &[0xff, 0xff, 0xff, 0xff]] {
+            let e = build_passphrase("p", "k", &data(&[("k", bad)])).unwrap_err();
+            assert_eq!(e.reason(), Reason::InvalidPassphrase);
+        }
+        let e = build_passphrase("p", "k", &data(&[])).unwrap_err();
+        assert_eq!(e.reason(), Reason::PassphraseNotFound);
+    }
+}

@@ -1,0 +1,324 @@
+//! Every outcome a user can see, and the error type of reconciliation.
+//!
+//! One [`Reason`] feeds the Ready condition, the Event and the metric label, so the three never
+//! disagree. Messages name what to fix and never contain a secret value, passphrase or token.
+
+use crate::ots::OtsError;
+use std::time::Duration;
+
+/// A stable, CamelCase word for an outcome: the Ready condition's reason, the Event's reason and
+/// the `reason` metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The link is live.
+    Shared,
+    /// The recipient opened the link.
+    Received,
+    /// The secret was burned.
+    Burned,
+    /// The link expired unread.
+    Expired,
+    /// The old link was burned and the changed Secret shared under a new link.
+    Reshared,
+    /// The server granted a shorter lifetime than the spec asked for.
+    TtlClamped,
+    /// The referenced Secret does not exist (yet).
+    SecretNotFound,
+    /// The referenced key is not in the Secret.
+    KeyNotFound,
+    /// The value to share is empty.
+    SecretEmpty,
+    /// The value to share is over the server's 10,000-byte limit.
+    SecretTooLarge,
+    /// The value to share is not UTF-8 text.
+    SecretNotText,
+    /// The passphrase Secret or key is missing.
+    PassphraseNotFound,
+    /// The passphrase is not 4 to 128 characters of text.
+    InvalidPassphrase,
+    /// The credentials Secret is missing or lacks `username`/`apiToken`.
+    CredentialsNotFound,
+    /// `spec.server.url` is not on the operator's allowlist.
+    ServerNotAllowed,
+    /// The spec cannot be used as written (e.g. a ttl the schema should have rejected).
+    InvalidSpec,
+    /// The server refused the credentials.
+    Unauthorized,
+    /// The server refused the request for a reason it explained.
+    ServerRejected,
+    /// The server asked us to slow down.
+    RateLimited,
+    /// The server could not be reached, timed out or failed.
+    ServerUnavailable,
+    /// The server answered something we could not understand.
+    ServerProtocolError,
+    /// The burn could not be done in time; the finalizer was released anyway.
+    BurnFailed,
+    /// A Kubernetes API call failed.
+    KubernetesError,
+}
+
+impl Reason {
+    /// The reason as written in conditions, Events and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Shared => "Shared",
+            Reason::Received => "Received",
+            Reason::Burned => "Burned",
+            Reason::Expired => "Expired",
+            Reason::Reshared => "Reshared",
+            Reason::TtlClamped => "TtlClamped",
+            Reason::SecretNotFound => "SecretNotFound",
+            Reason::KeyNotFound => "KeyNotFound",
+            Reason::SecretEmpty => "SecretEmpty",
+            Reason::SecretTooLarge => "SecretTooLarge",
+            Reason::SecretNotText => "SecretNotText",
+            Reason::PassphraseNotFound => "PassphraseNotFound",
+            Reason::InvalidPassphrase => "InvalidPassphrase",
+            Reason::CredentialsNotFound => "CredentialsNotFound",
+            Reason::ServerNotAllowed => "ServerNotAllowed",
+            Reason::InvalidSpec => "InvalidSpec",
+            Reason::Unauthorized => "Unauthorized",
+            Reason::ServerRejected => "ServerRejected",
+            Reason::RateLimited => "RateLimited",
+            Reason::ServerUnavailable => "ServerUnavailable",
+            Reason::ServerProtocolError => "ServerProtocolError",
+            Reason::BurnFailed => "BurnFailed",
+            Reason::KubernetesError => "KubernetesError",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the controller should wait after an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Something outside may fix it soon (a Secret being created): re-check with backoff capped at 30 s.
+    Soon,
+    /// A transient fault (server, network, apiserver): exponential backoff with jitter.
+    Backoff,
+    /// The user must change a referenced Secret: re-check rarely, without calling the OTS server.
+    Slowly,
+    /// Only a change of the resource itself can help: wait for it.
+    OnChange,
+}
+
+/// Why reconciling a OneTimeShare failed. Display is the user-facing message.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// See [`Reason::SecretNotFound`].
+    #[error("Secret {name:?} not found in this namespace; the share proceeds once it exists")]
+    SecretNotFound {
+        /// Secret name.
+        name: String,
+    },
+    /// See [`Reason::KeyNotFound`].
+    #[error("Secret {name:?} has no key {key:?}; the share proceeds once the key exists")]
+    KeyNotFound {
+        /// Secret name.
+        name: String,
+        /// Missing key.
+        key: String,
+    },
+    /// See [`Reason::SecretEmpty`].
+    #[error("Secret {name:?} has nothing to share (the value is empty)")]
+    SecretEmpty {
+        /// Secret name.
+        name: String,
+    },
+    /// See [`Reason::SecretTooLarge`].
+    #[error(
+        "the value of Secret {name:?} is {bytes} bytes; the server accepts at most 10000 bytes: share a single key or a smaller value"
+    )]
+    SecretTooLarge {
+        /// Secret name.
+        name: String,
+        /// Size of the value that would be shared.
+        bytes: usize,
+    },
+    /// See [`Reason::SecretNotText`].
+    #[error(
+        "key {key:?} of Secret {name:?} is not UTF-8 text; binary values cannot be shared as a link"
+    )]
+    SecretNotText {
+        /// Secret name.
+        name: String,
+        /// Key holding binary data.
+        key: String,
+    },
+    /// See [`Reason::PassphraseNotFound`].
+    #[error("passphrase Secret {name:?} or its key {key:?} not found in this namespace")]
+    PassphraseNotFound {
+        /// Secret name.
+        name: String,
+        /// Key.
+        key: String,
+    },
+    /// See [`Reason::InvalidPassphrase`].
+    #[error(
+        "the passphrase in Secret {name:?} key {key:?} must be 4 to 128 characters of text (it has {chars})"
+    )]
+    InvalidPassphrase {
+        /// Secret name.
+        name: String,
+        /// Key.
+        key: String,
+        /// Length found (0 for non-text).
+        chars: usize,
+    },
+    /// See [`Reason::CredentialsNotFound`].
+    #[error("credentials Secret {name:?} not found or lacks the keys `username` and `apiToken`")]
+    CredentialsNotFound {
+        /// Secret name.
+        name: String,
+    },
+    /// See [`Reason::ServerNotAllowed`].
+    #[error(
+        "server {url:?} is not on the operator's allowlist; ask the operator's administrators to add it with --allow-server-url"
+    )]
+    ServerNotAllowed {
+        /// The refused URL.
+        url: String,
+    },
+    /// See [`Reason::InvalidSpec`].
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// An error from the Onetime Secret server or client.
+    #[error(transparent)]
+    Ots(#[from] OtsError),
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl Error {
+    /// The reason shown in the Ready condition, the Warning Event and the metric label.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Error::SecretNotFound { .. } => Reason::SecretNotFound,
+            Error::KeyNotFound { .. } => Reason::KeyNotFound,
+            Error::SecretEmpty { .. } => Reason::SecretEmpty,
+            Error::SecretTooLarge { .. } => Reason::SecretTooLarge,
+            Error::SecretNotText { .. } => Reason::SecretNotText,
+            Error::PassphraseNotFound { .. } => Reason::PassphraseNotFound,
+            Error::InvalidPassphrase { .. } => Reason::InvalidPassphrase,
+            Error::CredentialsNotFound { .. } => Reason::CredentialsNotFound,
+            Error::ServerNotAllowed { .. } => Reason::ServerNotAllowed,
+            Error::InvalidSpec(_) => Reason::InvalidSpec,
+            Error::Ots(e) => match e {
+                OtsError::NotFound => Reason::ServerRejected,
+                OtsError::Unauthorized => Reason::Unauthorized,
+                OtsError::Validation { .. } => Reason::ServerRejected,
+                OtsError::RateLimited { .. } => Reason::RateLimited,
+                OtsError::Unavailable { .. } | OtsError::Setup { .. } => Reason::ServerUnavailable,
+                OtsError::Protocol { .. } => Reason::ServerProtocolError,
+                OtsError::InvalidInput(_) => Reason::InvalidSpec,
+            },
+            Error::Kube(_) => Reason::KubernetesError,
+        }
+    }
+
+    /// How long to wait, in kind, before trying again.
+    pub fn retry(&self) -> Retry {
+        match self {
+            Error::SecretNotFound { .. }
+            | Error::KeyNotFound { .. }
+            | Error::PassphraseNotFound { .. }
+            | Error::CredentialsNotFound { .. } => Retry::Soon,
+            Error::SecretEmpty { .. }
+            | Error::SecretTooLarge { .. }
+            | Error::SecretNotText { .. }
+            | Error::InvalidPassphrase { .. } => Retry::Slowly,
+            Error::ServerNotAllowed { .. } | Error::InvalidSpec(_) => Retry::OnChange,
+            Error::Ots(e) => match e {
+                OtsError::RateLimited { .. }
+                | OtsError::Unavailable { .. }
+                | OtsError::Protocol { .. }
+                | OtsError::Setup { .. } => Retry::Backoff,
+                // Credentials live in a Secret we do not watch, and a refusal may be lifted.
+                OtsError::Unauthorized | OtsError::Validation { .. } | OtsError::NotFound => {
+                    Retry::Slowly
+                }
+                OtsError::InvalidInput(_) => Retry::OnChange,
+            },
+            Error::Kube(_) => Retry::Backoff,
+        }
+    }
+
+    /// Whether the share cannot proceed without a user's fix (phase Failed) rather than waiting (Pending).
+    pub fn needs_user_fix(&self) -> bool {
+        matches!(self.retry(), Retry::Slowly | Retry::OnChange)
+    }
+
+    /// A server-requested pause, when the server gave one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Ots(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_camel_case_and_distinct() {
+        let all = [
+            Reason::Shared,
+            Reason::Received,
+            Reason::Burned,
+            Reason::Expired,
+            Reason::Reshared,
+            Reason::TtlClamped,
+            Reason::SecretNotFound,
+            Reason::KeyNotFound,
+            Reason::SecretEmpty,
+            Reason::SecretTooLarge,
+            Reason::SecretNotText,
+            Reason::PassphraseNotFound,
+            Reason::InvalidPassphrase,
+            Reason::CredentialsNotFound,
+            Reason::ServerNotAllowed,
+            Reason::InvalidSpec,
+            Reason::Unauthorized,
+            Reason::ServerRejected,
+            Reason::RateLimited,
+            Reason::ServerUnavailable,
+            Reason::ServerProtocolError,
+            Reason::BurnFailed,
+            Reason::KubernetesError,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for r in all {
+            let s = r.as_str();
+            assert!(s.chars().next().unwrap().is_ascii_uppercase(), "{s}");
+            assert!(s.chars().all(|c| c.is_ascii_alphanumeric()), "{s}");
+            assert!(seen.insert(s), "duplicate {s}");
+        }
+    }
+
+    #[test]
+    fn missing_inputs_retry_soon_and_bad_values_wait_for_a_fix() {
+        let missing = Error::SecretNotFound { name: "a".into() };
+        assert_eq!(missing.retry(), Retry::Soon);
+        assert!(!missing.needs_user_fix());
+        let big = Error::SecretTooLarge {
+            name: "a".into(),
+            bytes: 10001,
+        };
+        assert_eq!(big.reason(), Reason::SecretTooLarge);
+        assert!(big.needs_user_fix());
+        let down = Error::Ots(OtsError::Unavailable {
+            detail: "connect".into(),
+        });
+        assert_eq!(down.reason(), Reason::ServerUnavailable);
+        assert_eq!(down.retry(), Retry::Backoff);
+    }
+}

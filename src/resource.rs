@@ -1,0 +1,366 @@
+//! The `OneTimeShare` custom resource: what a user asks for (spec) and what the operator reports (status).
+//!
+//! Doc comments on these types become `kubectl explain` text; CEL rules reject malformed specs at
+//! `kubectl apply` time so that only what the operator alone can know reaches reconciliation.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Name of the finalizer that burns an unread secret before the resource goes away.
+pub const FINALIZER: &str = "ots.dev/burn";
+
+/// Default lifetime of a link when `spec.ttl` is not set: 7 days, the public service's anonymous maximum.
+pub const DEFAULT_TTL: &str = "7d";
+
+/// Share a Kubernetes Secret as a Onetime Secret link that can be opened exactly once.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "ots.dev",
+    version = "v1alpha1",
+    kind = "OneTimeShare",
+    plural = "onetimeshares",
+    singular = "onetimeshare",
+    shortname = "ots",
+    namespaced,
+    status = "OneTimeShareStatus",
+    doc = "OneTimeShare shares a Secret of its namespace as a Onetime Secret link that can be opened exactly once.",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Where the share is in its life"}"#,
+    printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".spec.secretRef.name","description":"The shared Secret"}"#,
+    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.expiresAt","description":"When the link stops working"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Link","type":"string","jsonPath":".status.link","priority":1,"description":"The one-time link to hand to the recipient"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.secretRef == oldSelf.secretRef").message("secretRef is immutable: create a new OneTimeShare to share another Secret"))]
+#[x_kube(validation = Rule::new("has(self.ttl) == has(oldSelf.ttl) && (!has(self.ttl) || self.ttl == oldSelf.ttl)").message("ttl is immutable once set: create a new OneTimeShare for another lifetime"))]
+#[x_kube(validation = Rule::new("has(self.passphraseSecretRef) == has(oldSelf.passphraseSecretRef) && (!has(self.passphraseSecretRef) || self.passphraseSecretRef == oldSelf.passphraseSecretRef)").message("passphraseSecretRef is immutable: create a new OneTimeShare to change the passphrase"))]
+#[x_kube(validation = Rule::new("has(self.recipient) == has(oldSelf.recipient) && (!has(self.recipient) || self.recipient == oldSelf.recipient)").message("recipient is immutable: create a new OneTimeShare for another recipient"))]
+#[x_kube(validation = Rule::new("has(self.server) == has(oldSelf.server) && (!has(self.server) || self.server == oldSelf.server)").message("server is immutable: create a new OneTimeShare to use another server"))]
+pub struct OneTimeShareSpec {
+    /// The Secret to share. It must be in the same namespace as this OneTimeShare.
+    pub secret_ref: SecretSourceRef,
+
+    /// How long the link stays valid: a whole number followed by s, m, h or d ("90s", "30m",
+    /// "24h", "7d"); at least 60s. Default 7d. The server may grant less than asked (anonymous use
+    /// of the public service allows at most 7d); status.ttlSeconds shows what it granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]{1,9}[smhd]$')").message("ttl must be a whole number followed by s, m, h or d, e.g. 90s, 30m, 24h or 7d"))]
+    #[x_kube(validation = Rule::new("!self.matches('^[0-9]{1,9}[smhd]$') || int(self.substring(0, size(self) - 1)) * (self.endsWith('d') ? 86400 : self.endsWith('h') ? 3600 : self.endsWith('m') ? 60 : 1) >= 60").message("ttl must be at least 60s"))]
+    #[schemars(length(max = 10))]
+    pub ttl: Option<String>,
+
+    /// A passphrase the reader must type before the secret is revealed: the key of a Secret in
+    /// this namespace whose value is 4 to 128 characters. Burning the link also needs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_secret_ref: Option<SecretKeyRef>,
+
+    /// An email address the server sends the link to. It needs server credentials (an account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s]+$')").message("recipient must be an email address such as alice@example.com"))]
+    #[schemars(length(max = 254))]
+    pub recipient: Option<String>,
+
+    /// The Onetime Secret server to use and how to authenticate to it. Without it, the
+    /// operator's configured server and credentials are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerSpec>,
+
+    /// What deleting this OneTimeShare does to its link. Burn (default): an unread secret is
+    /// destroyed so the link stops working. Keep: the link stays valid until it expires.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// What happens when the shared Secret changes after it was shared. Ignore (default): nothing.
+    /// Reshare: the old link is burned and the new value is shared under a new link.
+    #[serde(default)]
+    pub on_secret_change: SecretChangePolicy,
+}
+
+/// A Secret in the same namespace, and optionally one key of it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretSourceRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("name must be a valid Secret name (lower case letters, digits, '-' and '.')"))]
+    pub name: String,
+
+    /// The key whose value is shared. Without it, every key is shared as sorted KEY=VALUE lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')").message("key must be a valid Secret key (letters, digits, '-', '_' and '.')"))]
+    pub key: Option<String>,
+}
+
+/// One key of a Secret in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("name must be a valid Secret name (lower case letters, digits, '-' and '.')"))]
+    pub name: String,
+
+    /// The key that holds the value.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')").message("key must be a valid Secret key (letters, digits, '-', '_' and '.')"))]
+    pub key: String,
+}
+
+/// A Onetime Secret server and the credentials to use with it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerSpec {
+    /// Base URL of the server, e.g. https://eu.onetimesecret.com. It must be on the operator's
+    /// allowlist (--allow-server-url); otherwise the share fails with reason ServerNotAllowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#\\\\s]+/?$')").message("url must be a base URL such as https://eu.onetimesecret.com (no path, query or fragment)"))]
+    pub url: Option<String>,
+
+    /// A Secret in this namespace with the keys `username` (the account email) and `apiToken`.
+    /// Without it the operator's own credentials are used with the operator's server, and no
+    /// credentials (anonymous use) with any other server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<LocalSecretRef>,
+}
+
+/// A Secret in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalSecretRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// What deleting a OneTimeShare does to its link.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    /// Burn an unread secret so its link stops working.
+    #[default]
+    Burn,
+    /// Leave the link valid until it expires.
+    Keep,
+}
+
+/// What a change of the shared Secret does.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SecretChangePolicy {
+    /// Nothing: the link keeps the value that was shared.
+    #[default]
+    Ignore,
+    /// Burn the old link and share the new value under a new link.
+    Reshare,
+}
+
+/// Where a share is in its life.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Not shared yet (waiting for the Secret, the server, or a fix described by the Ready condition).
+    #[default]
+    Pending,
+    /// The link is live and nobody has opened it yet.
+    Shared,
+    /// The recipient opened the link; the secret is gone from the server.
+    Received,
+    /// The secret was burned before anyone opened it.
+    Burned,
+    /// The link expired before anyone opened it.
+    Expired,
+    /// Sharing cannot proceed until the spec or the referenced Secrets are fixed (see the Ready condition).
+    Failed,
+}
+
+impl Phase {
+    /// Every phase, for metrics that report a gauge per phase.
+    pub const ALL: [Phase; 6] = [
+        Phase::Pending,
+        Phase::Shared,
+        Phase::Received,
+        Phase::Burned,
+        Phase::Expired,
+        Phase::Failed,
+    ];
+
+    /// The phase as written in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Shared => "Shared",
+            Phase::Received => "Received",
+            Phase::Burned => "Burned",
+            Phase::Expired => "Expired",
+            Phase::Failed => "Failed",
+        }
+    }
+
+    /// Whether a link exists (or existed) for this phase.
+    pub fn has_link(self) -> bool {
+        matches!(
+            self,
+            Phase::Shared | Phase::Received | Phase::Burned | Phase::Expired
+        )
+    }
+}
+
+/// What the operator observed: the link, its state on the server, and why.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OneTimeShareStatus {
+    /// Pending, Shared, Received, Burned, Expired or Failed.
+    #[serde(default)]
+    pub phase: Phase,
+
+    /// The one-time link to hand to the recipient. Whoever opens it first gets the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+
+    /// The server's metadata (receipt) key: it lets its holder see the link's state and burn it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_key: Option<String>,
+
+    /// The creator's receipt page on the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_link: Option<String>,
+
+    /// The base URL of the server that holds the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_url: Option<String>,
+
+    /// The server's own word for the secret's state: new, viewed, received, burned, expired or orphaned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_state: Option<String>,
+
+    /// The lifetime the server granted, in seconds (it may clamp what was asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<i64>,
+
+    /// When the secret was shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_at: Option<Time>,
+
+    /// When the link stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+
+    /// When the recipient opened the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<Time>,
+
+    /// Whether the reader must type a passphrase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_protected: Option<bool>,
+
+    /// The resourceVersion of the Secret that was shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_resource_version: Option<String>,
+
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Standard conditions. Ready says whether the share is in place, and its reason says why not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// A parsed `spec.ttl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttl(pub Duration);
+
+/// Why a `spec.ttl` string could not be parsed (the CRD schema normally rejects these first).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TtlError {
+    /// Not a whole number followed by s, m, h or d.
+    #[error("ttl {0:?} must be a whole number followed by s, m, h or d, e.g. 90s, 30m, 24h or 7d")]
+    Format(String),
+    /// Shorter than the server's minimum of 60 seconds.
+    #[error("ttl {0:?} must be at least 60s")]
+    TooShort(String),
+}
+
+impl Ttl {
+    /// Parses "90s", "30m", "24h" or "7d" (at least 60 s).
+    pub fn parse(text: &str) -> Result<Self, TtlError> {
+        let format = || TtlError::Format(text.to_owned());
+        let split = text.len().checked_sub(1).ok_or_else(format)?;
+        let (number, unit) = text.split_at(split);
+        if number.is_empty() || number.len() > 9 || !number.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format());
+        }
+        let number: u64 = number.parse().map_err(|_| format())?;
+        let unit_secs = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86400,
+            _ => return Err(format()),
+        };
+        let secs = number.saturating_mul(unit_secs);
+        if secs < 60 {
+            return Err(TtlError::TooShort(text.to_owned()));
+        }
+        Ok(Ttl(Duration::from_secs(secs)))
+    }
+}
+
+impl OneTimeShareSpec {
+    /// The requested lifetime (the default when `ttl` is not set).
+    pub fn ttl(&self) -> Result<Ttl, TtlError> {
+        Ttl::parse(self.ttl.as_deref().unwrap_or(DEFAULT_TTL))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_accepts_every_documented_unit() {
+        assert_eq!(Ttl::parse("90s"), Ok(Ttl(Duration::from_secs(90))));
+        assert_eq!(Ttl::parse("30m"), Ok(Ttl(Duration::from_secs(1800))));
+        assert_eq!(Ttl::parse("24h"), Ok(Ttl(Duration::from_secs(86400))));
+        assert_eq!(Ttl::parse("7d"), Ok(Ttl(Duration::from_secs(604800))));
+        assert_eq!(Ttl::parse("60s"), Ok(Ttl(Duration::from_secs(60))));
+    }
+
+    #[test]
+    fn ttl_rejects_malformed_and_short_values() {
+        for bad in [
+            "",
+            "s",
+            "10",
+            "1w",
+            "-5m",
+            "1.5h",
+            " 5m",
+            "5 m",
+            "1234567890s",
+        ] {
+            assert!(
+                matches!(Ttl::parse(bad), Err(TtlError::Format(_))),
+                "{bad:?}"
+            );
+        }
+        for short in ["59s", "0m", "0d", "1s"] {
+            assert!(
+                matches!(Ttl::parse(short), Err(TtlError::TooShort(_))),
+                "{short:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn spec_defaults_fill_in_policies_and_ttl() {
+        let spec: OneTimeShareSpec =
+            serde_json::from_value(serde_json::json!({"secretRef": {"name": "db"}})).unwrap();
+        assert_eq!(spec.deletion_policy, DeletionPolicy::Burn);
+        assert_eq!(spec.on_secret_change, SecretChangePolicy::Ignore);
+        assert_eq!(spec.ttl(), Ok(Ttl(Duration::from_secs(7 * 86400))));
+    }
+}
