@@ -1,0 +1,210 @@
+//! Lenient reading of response fields.
+//!
+//! Bodies are parsed into `serde_json::Value` and read field by field instead of being
+//! deserialized into structs: servers differ (v2 sends numbers as numbers, floats or strings), and
+//! serde's typed errors quote the offending value, which could be a secret. Errors built here name
+//! the field only.
+
+use serde_json::{Map, Value};
+
+use super::error::OtsError;
+
+/// A JSON object.
+pub type Object = Map<String, Value>;
+
+/// Parses a body as JSON; the error names the operation, never the content.
+pub fn parse(op: &str, body: &[u8]) -> Result<Value, OtsError> {
+    // Only the error's category is reported: nothing from the input can leak into the message.
+    serde_json::from_slice(body).map_err(|err| OtsError::Protocol {
+        detail: format!("{op}: response is not JSON ({})", category(&err)),
+    })
+}
+
+fn category(err: &serde_json::Error) -> &'static str {
+    match err.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "data error",
+        serde_json::error::Category::Eof => "truncated",
+    }
+}
+
+/// The value as an object, or a protocol error saying what was expected.
+pub fn object<'a>(op: &str, what: &str, value: &'a Value) -> Result<&'a Object, OtsError> {
+    value.as_object().ok_or_else(|| OtsError::Protocol {
+        detail: format!("{op}: expected {what} to be a JSON object"),
+    })
+}
+
+/// Mutable variant of [`object`].
+pub fn object_mut<'a>(
+    op: &str,
+    what: &str,
+    value: &'a mut Value,
+) -> Result<&'a mut Object, OtsError> {
+    value.as_object_mut().ok_or_else(|| OtsError::Protocol {
+        detail: format!("{op}: expected {what} to be a JSON object"),
+    })
+}
+
+/// A non-empty string field, from the first of `names` that holds one.
+pub fn string(obj: &Object, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|name| match obj.get(*name) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    })
+}
+
+/// An unsigned integer field (number, float or numeric string), from the first of `names`.
+pub fn u64_field(obj: &Object, names: &[&str]) -> Option<u64> {
+    names
+        .iter()
+        .find_map(|name| obj.get(*name).and_then(as_i64))
+        .and_then(|n| u64::try_from(n).ok())
+}
+
+/// A signed integer field (number, float or numeric string), from the first of `names`.
+pub fn i64_field(obj: &Object, names: &[&str]) -> Option<i64> {
+    names
+        .iter()
+        .find_map(|name| obj.get(*name).and_then(as_i64))
+}
+
+/// A boolean field (`true`/`false` or the strings `"true"`/`"false"`), from the first of `names`.
+pub fn bool_field(obj: &Object, names: &[&str]) -> Option<bool> {
+    names.iter().find_map(|name| match obj.get(*name) {
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::String(s)) if s == "true" => Some(true),
+        Some(Value::String(s)) if s == "false" => Some(false),
+        _ => None,
+    })
+}
+
+fn as_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_u64().and_then(|u| i64::try_from(u).ok()))
+            .or_else(|| n.as_f64().and_then(float_to_i64)),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse::<i64>()
+                .ok()
+                .or_else(|| s.parse::<f64>().ok().and_then(float_to_i64))
+        }
+        _ => None,
+    }
+}
+
+fn float_to_i64(f: f64) -> Option<i64> {
+    // Timestamps arrive as float seconds on v2; anything outside i64 is garbage, not a time.
+    (f.is_finite() && f.abs() < 9.0e18).then(|| f.trunc() as i64)
+}
+
+/// Strings from an array field or a single (non-empty) string field, from the first of `names`.
+pub fn strings(obj: &Object, names: &[&str]) -> Vec<String> {
+    for name in names {
+        match obj.get(*name) {
+            Some(Value::Array(items)) => {
+                return items
+                    .iter()
+                    .filter_map(|item| item.as_str())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            Some(Value::String(s)) if !s.is_empty() => return vec![s.clone()],
+            _ => {}
+        }
+    }
+    Vec::new()
+}
+
+/// Removes a string field and returns it without copying (used for secret values).
+pub fn take_string(obj: &mut Object, name: &str) -> Option<String> {
+    match obj.get_mut(name) {
+        Some(Value::String(s)) => Some(std::mem::take(s)),
+        _ => None,
+    }
+}
+
+/// Shortens a server message for errors and logs, dropping control characters.
+pub fn clean_message(message: &str) -> String {
+    const MAX_CHARS: usize = 200;
+    let mut out: String = message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_CHARS)
+        .collect();
+    if message.chars().count() > MAX_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(value: Value) -> Object {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn numbers_are_read_from_ints_floats_and_strings() {
+        let o = obj(
+            json!({"a": 5, "b": 1767225600.75, "c": "42", "d": "7.9", "e": -3, "f": "x", "g": null}),
+        );
+        assert_eq!(u64_field(&o, &["a"]), Some(5));
+        assert_eq!(i64_field(&o, &["b"]), Some(1_767_225_600));
+        assert_eq!(u64_field(&o, &["c"]), Some(42));
+        assert_eq!(u64_field(&o, &["d"]), Some(7));
+        assert_eq!(u64_field(&o, &["e"]), None);
+        assert_eq!(i64_field(&o, &["e"]), Some(-3));
+        assert_eq!(u64_field(&o, &["f"]), None);
+        assert_eq!(u64_field(&o, &["g", "a"]), Some(5));
+        assert_eq!(u64_field(&o, &["missing"]), None);
+    }
+
+    #[test]
+    fn empty_strings_count_as_absent() {
+        let o = obj(json!({"secret_key": "", "secret_identifier": "abc"}));
+        assert_eq!(string(&o, &["secret_key"]), None);
+        assert_eq!(
+            string(&o, &["secret_key", "secret_identifier"]),
+            Some("abc".into())
+        );
+    }
+
+    #[test]
+    fn booleans_accept_string_encoding() {
+        let o = obj(json!({"a": true, "b": "false", "c": 1}));
+        assert_eq!(bool_field(&o, &["a"]), Some(true));
+        assert_eq!(bool_field(&o, &["b"]), Some(false));
+        assert_eq!(bool_field(&o, &["c"]), None);
+    }
+
+    #[test]
+    fn string_lists_accept_arrays_and_single_strings() {
+        let o = obj(json!({"a": ["x@e.com", "", 3], "b": "y@e.com", "c": ""}));
+        assert_eq!(strings(&o, &["a"]), vec!["x@e.com".to_string()]);
+        assert_eq!(strings(&o, &["b"]), vec!["y@e.com".to_string()]);
+        assert!(strings(&o, &["c"]).is_empty());
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_body() {
+        let err = parse("reveal", br#"{"value": "hunter2-secret" oops"#).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(matches!(err, OtsError::Protocol { .. }));
+    }
+
+    #[test]
+    fn messages_are_truncated_and_cleaned() {
+        assert_eq!(clean_message("a\nb\u{7}c"), "abc");
+        let long = "x".repeat(500);
+        assert_eq!(clean_message(&long).chars().count(), 201);
+    }
+}

@@ -1,0 +1,534 @@
+//! The legacy v1 API (`/api/v1`): form-encoded requests, flat JSON answers, and errors that
+//! all arrive as HTTP 404 with a `message`.
+//!
+//! Error mapping (fact sheet §8), first match wins:
+//!
+//! | answer | error |
+//! |---|---|
+//! | 5xx, 408 | `Unavailable` |
+//! | 429 (an edge limiter in front of the server) | `RateLimited` (Retry-After) |
+//! | 401/403, or 404 with `Not authorized` or `X-OTS-Intended-Status: 401/403` | `Unauthorized` |
+//! | 404 with a message containing `rate limit` (any era's wording) or intended 429 | `RateLimited` |
+//! | 404 with `Unknown secret`, `Not Found`, or `{"error":"Not Found"}` (unknown route) | `NotFound` |
+//! | 404 with `An unexpected error occurred` or intended 5xx | `Unavailable`: the server failed (the same text is used for a passphrase lockout, which also passes with time) |
+//! | 404 with any other message (intended 400 or none) | `Validation` with that message |
+//! | 404 without a JSON message, any other status | `Protocol` |
+
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use super::error::OtsError;
+use super::http::{Http, Op, Reply};
+use super::json::{self, Object};
+use super::types::{
+    GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus, ShareRequest,
+};
+
+const API: ResolvedApi = ResolvedApi::V1;
+
+/// `GET /status`.
+pub async fn status(http: &Http) -> Result<ServerStatus, OtsError> {
+    let op = Op::Status;
+    let reply = http
+        .send(op, API, None, http.request(Method::GET, API, &["status"]))
+        .await?;
+    let value = check(op, &reply)?;
+    let obj = json::object(op.as_str(), "the status answer", &value)?;
+    Ok(ServerStatus {
+        status: json::string(obj, &["status"]).ok_or_else(|| missing(op, "status"))?,
+        locale: json::string(obj, &["locale"]),
+        api: API,
+    })
+}
+
+/// `POST /share` with `secret`, `passphrase`, `ttl`, `recipient` as a form.
+pub async fn share(http: &Http, req: &ShareRequest, ttl: Option<u64>) -> Result<Receipt, OtsError> {
+    let op = Op::Share;
+    let ttl = ttl.map(|secs| secs.to_string());
+    let mut form: Vec<(&str, &str)> = vec![("secret", req.secret.expose_secret())];
+    push_common(
+        &mut form,
+        req.passphrase.as_ref(),
+        ttl.as_deref(),
+        req.recipient.as_deref(),
+    );
+    let request = http.request(Method::POST, API, &["share"]).form(&form);
+    let reply = http.send(op, API, None, request).await?;
+    let value = check(op, &reply)?;
+    receipt_from(op, json::object(op.as_str(), "the receipt", &value)?)
+}
+
+/// `POST /generate`; the answer is a receipt plus the generated `value`.
+pub async fn generate(
+    http: &Http,
+    req: &GenerateRequest,
+    ttl: Option<u64>,
+) -> Result<(Receipt, SecretString), OtsError> {
+    let op = Op::Generate;
+    let ttl = ttl.map(|secs| secs.to_string());
+    let length = req.length.map(|n| n.to_string());
+    let mut form: Vec<(&str, &str)> = Vec::new();
+    push_common(
+        &mut form,
+        req.passphrase.as_ref(),
+        ttl.as_deref(),
+        req.recipient.as_deref(),
+    );
+    if let Some(length) = &length {
+        form.push(("length", length));
+    }
+    let request = http.request(Method::POST, API, &["generate"]).form(&form);
+    let reply = http.send(op, API, None, request).await?;
+    let mut value = check(op, &reply)?;
+    let obj = json::object_mut(op.as_str(), "the receipt", &mut value)?;
+    let secret = json::take_string(obj, "value")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| missing(op, "value"))?;
+    let secret = SecretString::from(secret);
+    Ok((receipt_from(op, obj)?, secret))
+}
+
+/// `POST /secret/KEY` (with `passphrase`); the answer holds the `value`.
+pub async fn reveal(
+    http: &Http,
+    secret_key: &str,
+    passphrase: Option<&SecretString>,
+) -> Result<SecretString, OtsError> {
+    let op = Op::Reveal;
+    let mut form: Vec<(&str, &str)> = Vec::new();
+    if let Some(passphrase) = passphrase {
+        form.push(("passphrase", passphrase.expose_secret()));
+    }
+    let request = http
+        .request(Method::POST, API, &["secret", secret_key])
+        .form(&form);
+    let reply = http.send(op, API, Some(secret_key), request).await?;
+    let mut value = check(op, &reply)?;
+    let obj = json::object_mut(op.as_str(), "the secret", &mut value)?;
+    let secret = json::take_string(obj, "value").ok_or_else(|| missing(op, "value"))?;
+    Ok(SecretString::from(secret))
+}
+
+/// `GET /private/KEY` (the alias every server version serves).
+pub async fn receipt(http: &Http, metadata_key: &str) -> Result<Receipt, OtsError> {
+    let op = Op::Receipt;
+    let request = http.request(Method::GET, API, &["private", metadata_key]);
+    let reply = http.send(op, API, Some(metadata_key), request).await?;
+    let value = check(op, &reply)?;
+    receipt_from(op, json::object(op.as_str(), "the receipt", &value)?)
+}
+
+/// `POST /private/KEY/burn` (with `passphrase`); the receipt comes back under `state`.
+pub async fn burn(
+    http: &Http,
+    metadata_key: &str,
+    passphrase: Option<&SecretString>,
+) -> Result<Receipt, OtsError> {
+    let op = Op::Burn;
+    let mut form: Vec<(&str, &str)> = Vec::new();
+    if let Some(passphrase) = passphrase {
+        form.push(("passphrase", passphrase.expose_secret()));
+    }
+    let request = http
+        .request(Method::POST, API, &["private", metadata_key, "burn"])
+        .form(&form);
+    let reply = http.send(op, API, Some(metadata_key), request).await?;
+    let value = check(op, &reply)?;
+    let obj = json::object(op.as_str(), "the burn answer", &value)?;
+    let state = obj.get("state").ok_or_else(|| missing(op, "state"))?;
+    receipt_from(op, json::object(op.as_str(), "the burned receipt", state)?)
+}
+
+/// `GET /private/recent` (authenticated only).
+pub async fn recent(http: &Http) -> Result<Vec<Receipt>, OtsError> {
+    let op = Op::Recent;
+    let request = http.request(Method::GET, API, &["private", "recent"]);
+    let reply = http.send(op, API, None, request).await?;
+    let value = check(op, &reply)?;
+    let items = value.as_array().ok_or_else(|| OtsError::Protocol {
+        detail: format!("{op}: expected a JSON array of receipts"),
+    })?;
+    items
+        .iter()
+        .map(|item| receipt_from(op, json::object(op.as_str(), "a receipt", item)?))
+        .collect()
+}
+
+fn push_common<'a>(
+    form: &mut Vec<(&'static str, &'a str)>,
+    passphrase: Option<&'a SecretString>,
+    ttl: Option<&'a str>,
+    recipient: Option<&'a str>,
+) {
+    if let Some(passphrase) = passphrase {
+        form.push(("passphrase", passphrase.expose_secret()));
+    }
+    if let Some(ttl) = ttl {
+        form.push(("ttl", ttl));
+    }
+    if let Some(recipient) = recipient {
+        form.push(("recipient", recipient));
+    }
+}
+
+fn missing(op: Op, field: &str) -> OtsError {
+    OtsError::Protocol {
+        detail: format!("{op}: the answer has no `{field}`"),
+    }
+}
+
+/// A v1 receipt object (share, generate, metadata, burn's `state`, recent items).
+pub fn receipt_from(op: Op, obj: &Object) -> Result<Receipt, OtsError> {
+    Ok(Receipt {
+        metadata_key: json::string(obj, &["metadata_key", "identifier", "key"])
+            .ok_or_else(|| missing(op, "metadata_key"))?,
+        secret_key: json::string(obj, &["secret_key"]),
+        state: SecretState::parse(
+            &json::string(obj, &["state"]).ok_or_else(|| missing(op, "state"))?,
+        ),
+        ttl: json::u64_field(obj, &["ttl"]),
+        secret_ttl: json::u64_field(obj, &["secret_ttl"]),
+        metadata_ttl: json::u64_field(obj, &["metadata_ttl", "receipt_ttl"]),
+        created: json::i64_field(obj, &["created"]),
+        updated: json::i64_field(obj, &["updated"]),
+        received: json::i64_field(obj, &["received"]),
+        passphrase_required: json::bool_field(obj, &["passphrase_required", "has_passphrase"]),
+        receipt_url: web_url(obj, &["receipt_url", "metadata_url"]),
+        recipients: json::strings(obj, &["recipients", "recipient"]),
+    })
+}
+
+/// An http(s) URL field; anything else is ignored.
+pub fn web_url(obj: &Object, names: &[&str]) -> Option<url::Url> {
+    json::string(obj, names)
+        .and_then(|s| url::Url::parse(&s).ok())
+        .filter(|url| matches!(url.scheme(), "http" | "https"))
+}
+
+/// The JSON of a successful answer, or the error the answer stands for.
+pub fn check(op: Op, reply: &Reply) -> Result<Value, OtsError> {
+    if reply.status.is_success() {
+        json::parse(op.as_str(), &reply.body)
+    } else {
+        Err(error(op, reply))
+    }
+}
+
+/// Maps a failed v1 answer to an error (see the module docs for the table).
+pub fn error(op: Op, reply: &Reply) -> OtsError {
+    let status = reply.status;
+    if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+        return OtsError::Unavailable {
+            detail: format!("{op}: HTTP {}", status.as_u16()),
+        };
+    }
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => {
+            return OtsError::RateLimited {
+                retry_after: reply.retry_after,
+            };
+        }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return OtsError::Unauthorized,
+        StatusCode::NOT_FOUND => {}
+        other => {
+            return OtsError::Protocol {
+                detail: format!("{op}: unexpected HTTP {}", other.as_u16()),
+            };
+        }
+    }
+    let body = serde_json::from_slice::<Value>(&reply.body).ok();
+    let obj = body.as_ref().and_then(Value::as_object);
+    let message = obj.and_then(|o| json::string(o, &["message"]));
+    let intended = reply.intended_status;
+    let Some(message) = message else {
+        // `{"error":"Not Found"}` is the answer for unknown routes and wrong methods.
+        return match obj.and_then(|o| json::string(o, &["error"])) {
+            Some(error) if error == "Not Found" => OtsError::NotFound,
+            Some(error) => OtsError::Validation {
+                message: json::clean_message(&error),
+            },
+            None => OtsError::Protocol {
+                detail: format!(
+                    "{op}: HTTP 404 without a JSON error message (is the URL an Onetime Secret server?)"
+                ),
+            },
+        };
+    };
+    if matches!(intended, Some(401 | 403)) || message == "Not authorized" {
+        OtsError::Unauthorized
+    } else if intended == Some(429) || message.to_ascii_lowercase().contains("rate limit") {
+        OtsError::RateLimited {
+            retry_after: reply.retry_after,
+        }
+    } else if message.starts_with("Unknown secret") || message == "Not Found" {
+        OtsError::NotFound
+    } else if message.starts_with("An unexpected error occurred")
+        || intended.is_some_and(|code| code >= 500)
+    {
+        OtsError::Unavailable {
+            detail: format!("{op}: the server reported an unexpected error"),
+        }
+    } else {
+        OtsError::Validation {
+            message: json::clean_message(&message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn reply(status: u16, intended: Option<u16>, body: &str) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            retry_after: None,
+            intended_status: intended,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn v1_error_table_maps_every_documented_answer() {
+        let cases: Vec<(Reply, OtsError)> = vec![
+            (
+                reply(404, Some(401), r#"{"message":"Not authorized"}"#),
+                OtsError::Unauthorized,
+            ),
+            (
+                reply(404, None, r#"{"message":"Not authorized"}"#),
+                OtsError::Unauthorized,
+            ),
+            (
+                reply(
+                    404,
+                    None,
+                    r#"{"message":"Unknown secret","secret_key":"abc"}"#,
+                ),
+                OtsError::NotFound,
+            ),
+            (
+                reply(404, None, r#"{"message":"Not Found"}"#),
+                OtsError::NotFound,
+            ),
+            (
+                reply(404, None, r#"{"error":"Not Found"}"#),
+                OtsError::NotFound,
+            ),
+            (
+                reply(
+                    404,
+                    Some(400),
+                    r#"{"message":"You did not provide anything to share"}"#,
+                ),
+                OtsError::Validation {
+                    message: "You did not provide anything to share".into(),
+                },
+            ),
+            (
+                reply(404, Some(400), r#"{"message":"Incorrect passphrase"}"#),
+                OtsError::Validation {
+                    message: "Incorrect passphrase".into(),
+                },
+            ),
+            (
+                reply(
+                    404,
+                    Some(400),
+                    r#"{"message":"An account is required to send emails."}"#,
+                ),
+                OtsError::Validation {
+                    message: "An account is required to send emails.".into(),
+                },
+            ),
+            (
+                reply(
+                    404,
+                    Some(400),
+                    r#"{"message":"Rate limit exceeded. Please try again later."}"#,
+                ),
+                OtsError::RateLimited { retry_after: None },
+            ),
+            (
+                reply(
+                    404,
+                    None,
+                    r#"{"message":"Cripes! You have been rate limited.","shrimp":"x"}"#,
+                ),
+                OtsError::RateLimited { retry_after: None },
+            ),
+            (
+                reply(
+                    404,
+                    None,
+                    r#"{"message":"Apologies dear citizen! You have been rate limited."}"#,
+                ),
+                OtsError::RateLimited { retry_after: None },
+            ),
+            (
+                reply(
+                    404,
+                    Some(400),
+                    r#"{"message":"An unexpected error occurred :["}"#,
+                ),
+                OtsError::Unavailable {
+                    detail: "reveal: the server reported an unexpected error".into(),
+                },
+            ),
+            (
+                reply(500, None, "<html>oops</html>"),
+                OtsError::Unavailable {
+                    detail: "reveal: HTTP 500".into(),
+                },
+            ),
+            (
+                reply(503, None, ""),
+                OtsError::Unavailable {
+                    detail: "reveal: HTTP 503".into(),
+                },
+            ),
+            (reply(401, None, ""), OtsError::Unauthorized),
+            (
+                reply(429, None, ""),
+                OtsError::RateLimited { retry_after: None },
+            ),
+        ];
+        for (reply, expected) in cases {
+            assert_eq!(
+                error(Op::Reveal, &reply),
+                expected,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+        }
+    }
+
+    #[test]
+    fn v1_rate_limit_carries_retry_after_header() {
+        let mut r = reply(429, None, "");
+        r.retry_after = Some(Duration::from_secs(30));
+        assert_eq!(
+            error(Op::Share, &r),
+            OtsError::RateLimited {
+                retry_after: Some(Duration::from_secs(30))
+            }
+        );
+    }
+
+    #[test]
+    fn v1_garbage_errors_are_protocol_errors() {
+        for r in [
+            reply(404, None, "<html>Not here</html>"),
+            reply(404, None, ""),
+            reply(404, None, "[1,2]"),
+            reply(302, None, ""),
+            reply(418, None, "{}"),
+        ] {
+            assert!(
+                matches!(error(Op::Share, &r), OtsError::Protocol { .. }),
+                "{r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn validation_messages_are_truncated() {
+        let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(1000));
+        match error(Op::Share, &reply(404, Some(400), &long)) {
+            OtsError::Validation { message } => assert!(message.chars().count() <= 201),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn obj(value: Value) -> Object {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn v1_share_receipt_parses_every_field() {
+        let o = obj(json!({
+            "custid":"anon","metadata_key":"mk1","secret_key":"sk1",
+            "ttl":3600,"metadata_ttl":7199,"secret_ttl":3599,
+            "metadata_url":"https://host/receipt/mk1","state":"new",
+            "updated":1767225600,"created":1767225600,"recipient":[],"share_domain":"",
+            "passphrase_required":true,"identifier":"mk1","secret_identifier":"sk1",
+            "has_passphrase":true,"recipients":["b*****@example.com"],"receipt_ttl":7199,
+            "receipt_url":"https://host/receipt/mk1"
+        }));
+        let r = receipt_from(Op::Share, &o).unwrap();
+        assert_eq!(r.metadata_key, "mk1");
+        assert_eq!(r.secret_key.as_deref(), Some("sk1"));
+        assert_eq!(r.state, SecretState::New);
+        assert_eq!(r.ttl, Some(3600));
+        assert_eq!(r.secret_ttl, Some(3599));
+        assert_eq!(r.metadata_ttl, Some(7199));
+        assert_eq!(r.created, Some(1_767_225_600));
+        assert_eq!(r.updated, Some(1_767_225_600));
+        assert_eq!(r.received, None);
+        assert_eq!(r.passphrase_required, Some(true));
+        assert_eq!(
+            r.receipt_url.as_ref().map(url::Url::as_str),
+            Some("https://host/receipt/mk1")
+        );
+        assert_eq!(r.recipients, vec!["b*****@example.com".to_string()]);
+    }
+
+    #[test]
+    fn v1_received_receipt_has_no_secret_key_and_a_received_time() {
+        let o = obj(json!({
+            "custid":"anon","metadata_key":"mk1","ttl":3600,"metadata_ttl":7000,
+            "state":"received","updated":1767225700,"created":1767225600,"received":1767225700,
+            "recipient":[],"share_domain":""
+        }));
+        let r = receipt_from(Op::Receipt, &o).unwrap();
+        assert_eq!(r.state, SecretState::Received);
+        assert_eq!(r.secret_key, None);
+        assert_eq!(r.secret_ttl, None);
+        assert_eq!(r.received, Some(1_767_225_700));
+        assert_eq!(r.passphrase_required, None);
+        assert_eq!(r.receipt_url, None);
+    }
+
+    #[test]
+    fn v1_gone_secret_with_empty_key_and_null_ttl_parses_as_none() {
+        let o = obj(json!({
+            "metadata_key":"mk1","secret_key":"","secret_ttl":null,"state":"burned","ttl":60
+        }));
+        let r = receipt_from(Op::Receipt, &o).unwrap();
+        assert_eq!(r.secret_key, None);
+        assert_eq!(r.secret_ttl, None);
+        assert!(r.state.is_final());
+    }
+
+    #[test]
+    fn v1_receipt_without_key_or_state_is_a_protocol_error() {
+        for o in [
+            obj(json!({"state":"new"})),
+            obj(json!({"metadata_key":"mk"})),
+        ] {
+            assert!(matches!(
+                receipt_from(Op::Receipt, &o),
+                Err(OtsError::Protocol { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn v1_receipt_url_must_be_http() {
+        let o = obj(json!({"metadata_key":"mk","state":"new","receipt_url":"javascript:alert(1)"}));
+        assert_eq!(receipt_from(Op::Share, &o).unwrap().receipt_url, None);
+    }
+
+    #[test]
+    fn v1_success_with_garbage_body_is_a_protocol_error() {
+        for body in ["<html></html>", "", "{\"a\":", "null"] {
+            let r = reply(200, None, body);
+            let result = check(Op::Share, &r)
+                .and_then(|v| receipt_from(Op::Share, json::object("share", "the receipt", &v)?));
+            assert!(matches!(result, Err(OtsError::Protocol { .. })), "{body}");
+        }
+    }
+}
