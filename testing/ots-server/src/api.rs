@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::{self, Caller};
@@ -101,7 +101,6 @@ pub(crate) struct Ctx<'a> {
     pub(crate) params: Params,
     pub(crate) client_ip: String,
     pub(crate) route: Route,
-    pub(crate) headers: HeaderMap,
 }
 
 impl Ctx<'_> {
@@ -210,7 +209,6 @@ async fn serve(
         params,
         client_ip: peer.ip().to_string(),
         route,
-        headers: parts.headers,
     };
     let resp = match version {
         ApiVersion::V1 => v1::serve(ctx),

@@ -17,14 +17,7 @@ pub(crate) enum Caller {
 }
 
 impl Caller {
-    /// The `custid` of records this caller creates.
-    pub(crate) fn custid(&self) -> &str {
-        match self {
-            Caller::Account(email) => email,
-            _ => "anon",
-        }
-    }
-
+    /// The account email, for authenticated callers.
     pub(crate) fn email(&self) -> Option<&str> {
         match self {
             Caller::Account(email) => Some(email),

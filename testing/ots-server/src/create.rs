@@ -35,12 +35,18 @@ pub(crate) struct CreateInput {
 pub(crate) struct Invalid {
     pub(crate) message: String,
     pub(crate) field: &'static str,
+    /// v2's `error_type` for this failure, when the server names one.
+    pub(crate) error_type: Option<&'static str>,
+    /// v2 answers this one as 401 Unauthorized (recipient without an account).
+    pub(crate) unauthorized: bool,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> Invalid {
     Invalid {
         message: message.into(),
         field,
+        error_type: None,
+        unauthorized: false,
     }
 }
 
@@ -140,11 +146,16 @@ pub(crate) fn build(
             generate_value(usize::try_from(length).unwrap_or(0))
         }
     };
-    if value.len() > SECRET_MAX_BYTES {
-        return Err(invalid(
+    let too_large = value.len() > SECRET_MAX_BYTES;
+    let size_error = || {
+        invalid(
             "secret",
             format!("Secret value exceeds the maximum size of {SECRET_MAX_BYTES} bytes"),
-        ));
+        )
+    };
+    // v1 checks the size first; v2 after everything else.
+    if v1 && too_large {
+        return Err(size_error());
     }
     let mut recipients: Vec<String> = Vec::new();
     for r in input.recipients {
@@ -155,16 +166,16 @@ pub(crate) fn build(
     }
     if !recipients.is_empty() {
         if !matches!(caller, Caller::Account(_)) {
-            return Err(invalid(
-                "recipient",
-                "An account is required to send emails.",
-            ));
+            return Err(Invalid {
+                unauthorized: !v1,
+                ..invalid("recipient", "An account is required to send emails.")
+            });
         }
         if let Some(bad) = recipients.iter().find(|r| !valid_email(r)) {
-            return Err(invalid(
-                "recipient",
-                format!("Undeliverable email address: {bad}"),
-            ));
+            return Err(Invalid {
+                error_type: Some("invalid_email"),
+                ..invalid("recipient", format!("Undeliverable email address: {bad}"))
+            });
         }
     }
     // The site's own host is ignored as a share domain; anything else is kept as given.
@@ -190,7 +201,13 @@ pub(crate) fn build(
         }
     }
     if input.kind == Kind::Conceal && value.is_empty() {
-        return Err(invalid("secret", "You did not provide anything to share"));
+        return Err(Invalid {
+            error_type: Some("missing"),
+            ..invalid("secret", "You did not provide anything to share")
+        });
+    }
+    if too_large {
+        return Err(size_error());
     }
     Ok(NewSecret {
         value: SecretString::from(value),

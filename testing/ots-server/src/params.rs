@@ -128,11 +128,6 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Whether `name` was given at all (even empty).
-    pub(crate) fn has(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-
     /// Every value of a list parameter: `name[]=` entries, or the plain `name` value.
     pub(crate) fn get_all(&self, name: &str) -> Vec<String> {
         let list = format!("{name}[]");
@@ -150,8 +145,7 @@ impl Params {
             .unwrap_or_default()
     }
 
-    /// A field of a nested object (`{"secret":{"ttl":..}}` in JSON, `secret[ttl]=` in forms),
-    /// falling back to the top-level field of that name.
+    /// A field of a nested object (`{"secret":{"ttl":..}}` in JSON, `secret[ttl]=` in forms).
     pub(crate) fn nested(&self, outer: &str, field: &str) -> Option<String> {
         if let Some(v) = self
             .json
@@ -161,13 +155,10 @@ impl Params {
         {
             return scalar(v);
         }
-        self.get(&format!("{outer}[{field}]"))
-            .or_else(|| self.get(field))
-            .map(str::to_owned)
+        self.get(&format!("{outer}[{field}]")).map(str::to_owned)
     }
 
-    /// A list field of a nested object (`{"secret":{"recipient":[..]}}`, `secret[recipient][]=`),
-    /// falling back to the top-level list.
+    /// A list field of a nested object (`{"secret":{"recipient":[..]}}`, `secret[recipient][]=`).
     pub(crate) fn nested_all(&self, outer: &str, field: &str) -> Vec<String> {
         if let Some(v) = self
             .json
@@ -180,16 +171,16 @@ impl Params {
                 other => scalar(other).into_iter().collect(),
             };
         }
-        let inner = self.get_all(&format!("{outer}[{field}]"));
-        if !inner.is_empty() {
-            return inner;
-        }
-        self.get_all(field)
+        self.get_all(&format!("{outer}[{field}]"))
     }
 
-    /// A JSON boolean-ish flag: `true`, `"true"`, `1`, `"1"`.
-    pub(crate) fn flag(&self, name: &str) -> bool {
-        matches!(self.get(name), Some("true" | "1" | "yes" | "on"))
+    /// Whether `outer` was sent as a plain value where an object is expected
+    /// (`{"secret":"x"}` or `secret=x`), which v2 rejects as an incorrect payload.
+    pub(crate) fn nested_is_scalar(&self, outer: &str) -> bool {
+        if let Some(j) = self.json.as_ref().and_then(|j| j.get(outer)) {
+            return !j.is_object() && !j.is_null();
+        }
+        self.get(outer).is_some()
     }
 }
 

@@ -56,7 +56,7 @@ impl State {
     pub(crate) fn v2_name(self) -> &'static str {
         match self {
             State::New => "new",
-            State::Received => "received",
+            State::Received => "revealed",
             State::Burned => "burned",
             State::Expired => "expired",
             State::Orphaned => "orphaned",
@@ -189,15 +189,28 @@ pub(crate) struct SecretView {
     pub(crate) share_domain: String,
     pub(crate) created: u64,
     pub(crate) updated: u64,
-    /// Receipt lifetime requested at creation.
+    /// Lifetime granted at creation.
     pub(crate) ttl: u64,
+    pub(crate) owner: Option<String>,
+    /// Whether this view is of a secret that was just revealed.
+    pub(crate) revealed: bool,
 }
 
-/// A successful one-time reveal.
+/// The passphrase gate's inputs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct GateInput<'a> {
+    /// The passphrase sent, if any.
+    pub(crate) passphrase: Option<&'a str>,
+    /// Enables the per-IP lockout tier (v2).
+    pub(crate) client_ip: Option<&'a str>,
+    /// Whether a missing/empty passphrase counts as a failed attempt.
+    pub(crate) count_missing: bool,
+}
+
+/// A successful reveal (or, without `consume`, a successful check).
 pub(crate) struct Revealed {
-    pub(crate) secret_key: String,
-    pub(crate) value: SecretString,
-    pub(crate) share_domain: String,
+    pub(crate) view: SecretView,
+    pub(crate) value: Option<SecretString>,
 }
 
 /// Why a reveal failed.
@@ -394,44 +407,42 @@ impl Store {
         }
         let secret = inner.secrets.get(secret_key)?;
         let receipt = inner.receipts.get(&mk)?;
-        Some(SecretView {
-            secret_key: secret_key.to_owned(),
-            secret_ttl: secret.expires_at.saturating_sub(now),
-            has_passphrase: secret.passphrase.is_some(),
-            share_domain: secret.share_domain.clone(),
-            created: receipt.created,
-            updated: receipt.updated,
-            ttl: receipt.ttl,
-        })
+        Some(Self::secret_view(secret_key, secret, receipt, now))
     }
 
-    /// The one-time reveal: checks lockout and passphrase, then takes the secret atomically.
-    /// `client_ip` enables the per-IP lockout tier (v2).
+    /// The one-time reveal: checks lockout and passphrase, then (with `consume`) takes the
+    /// secret atomically. Without `consume` it only checks (v2 without `continue:true`).
     pub(crate) fn reveal(
         &self,
         secret_key: &str,
-        passphrase: Option<&str>,
-        client_ip: Option<&str>,
+        gate: GateInput<'_>,
+        consume: bool,
     ) -> Result<Revealed, RevealError> {
         let now = self.clock.now();
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let mk = inner
             .secrets
             .get(secret_key)
             .ok_or(RevealError::Unknown)?
             .metadata_key
             .clone();
-        if !Self::settle(&mut inner, &mk, now).ok_or(RevealError::Unknown)? {
+        if !Self::settle(inner, &mk, now).ok_or(RevealError::Unknown)? {
             return Err(RevealError::Unknown);
         }
         let secret = inner
             .secrets
             .get_mut(secret_key)
             .ok_or(RevealError::Unknown)?;
-        Self::check_gate(secret, passphrase, client_ip, now).map_err(|e| match e {
+        Self::check_gate(secret, gate, now).map_err(|e| match e {
             Gate::Locked(s) => RevealError::Locked(s),
             Gate::Wrong => RevealError::WrongPassphrase,
         })?;
+        let receipt = inner.receipts.get(&mk).ok_or(RevealError::Unknown)?;
+        let mut view = Self::secret_view(secret_key, secret, receipt, now);
+        if !consume {
+            return Ok(Revealed { view, value: None });
+        }
         let secret = inner
             .secrets
             .remove(secret_key)
@@ -442,20 +453,35 @@ impl Store {
             r.updated = now;
             r.generated_value = None;
         }
+        view.revealed = true;
+        view.updated = now;
         Ok(Revealed {
-            secret_key: secret_key.to_owned(),
-            value: secret.value,
-            share_domain: secret.share_domain,
+            view,
+            value: Some(secret.value),
         })
     }
 
+    fn secret_view(secret_key: &str, secret: &Secret, receipt: &Receipt, now: u64) -> SecretView {
+        SecretView {
+            secret_key: secret_key.to_owned(),
+            secret_ttl: secret.expires_at.saturating_sub(now),
+            has_passphrase: secret.passphrase.is_some(),
+            share_domain: secret.share_domain.clone(),
+            created: receipt.created,
+            updated: receipt.updated,
+            ttl: receipt.ttl,
+            owner: receipt.owner.clone(),
+            revealed: false,
+        }
+    }
+
     /// Passphrase gate with lockout; records a failure when the passphrase does not match.
-    fn check_gate(
-        secret: &mut Secret,
-        passphrase: Option<&str>,
-        client_ip: Option<&str>,
-        now: u64,
-    ) -> Result<(), Gate> {
+    fn check_gate(secret: &mut Secret, gate: GateInput<'_>, now: u64) -> Result<(), Gate> {
+        let GateInput {
+            passphrase,
+            client_ip,
+            count_missing,
+        } = gate;
         if let Some(ip) = client_ip
             && let Some(left) = secret.ip_attempts.get(ip).and_then(|a| a.locked(now))
         {
@@ -470,6 +496,9 @@ impl Store {
         if passphrase_matches(stored, passphrase) {
             return Ok(());
         }
+        if !count_missing && passphrase.is_none_or(str::is_empty) {
+            return Err(Gate::Wrong);
+        }
         secret.attempts.record(now, GLOBAL_MAX_ATTEMPTS);
         if let Some(ip) = client_ip {
             secret
@@ -481,13 +510,14 @@ impl Store {
         Err(Gate::Wrong)
     }
 
-    /// Burns the secret behind a receipt; a protected secret needs its passphrase.
+    /// Burns the secret behind a receipt; a protected secret needs its passphrase. Without
+    /// `confirm` it only checks (v2 without `continue:true`) and returns `burned == false`.
     pub(crate) fn burn(
         &self,
         metadata_key: &str,
-        passphrase: Option<&str>,
-        client_ip: Option<&str>,
-    ) -> Result<ReceiptView, BurnError> {
+        gate: GateInput<'_>,
+        confirm: bool,
+    ) -> Result<(ReceiptView, bool), BurnError> {
         let now = self.clock.now();
         let mut inner = self.lock();
         if !Self::settle(&mut inner, metadata_key, now).ok_or(BurnError::Unknown)? {
@@ -500,10 +530,14 @@ impl Store {
             .secret_key
             .clone();
         let secret = inner.secrets.get_mut(&sk).ok_or(BurnError::Unknown)?;
-        Self::check_gate(secret, passphrase, client_ip, now).map_err(|e| match e {
+        Self::check_gate(secret, gate, now).map_err(|e| match e {
             Gate::Locked(s) => BurnError::Locked(s),
             Gate::Wrong => BurnError::IncorrectPassphrase,
         })?;
+        if !confirm {
+            let receipt = inner.receipts.get(metadata_key).ok_or(BurnError::Unknown)?;
+            return Ok((Self::view(metadata_key, receipt, true, now), false));
+        }
         inner.secrets.remove(&sk);
         let receipt = inner
             .receipts
@@ -513,10 +547,10 @@ impl Store {
         receipt.burned = Some(now);
         receipt.updated = now;
         receipt.generated_value = None;
-        Ok(Self::view(metadata_key, receipt, false, now))
+        Ok((Self::view(metadata_key, receipt, false, now), true))
     }
 
-    /// An account's receipts from the last 30 days, newest first.
+    /// An account's receipts from the last 30 days, oldest first.
     pub(crate) fn recent(&self, owner: &str) -> Vec<ReceiptView> {
         let now = self.clock.now();
         let mut inner = self.lock();

@@ -9,7 +9,7 @@ use crate::api::{Ctx, Operation, Route};
 use crate::auth::Caller;
 use crate::create::{self, CreateInput};
 use crate::keys;
-use crate::store::{BurnError, Kind, ReceiptView, RevealError, State};
+use crate::store::{BurnError, GateInput, Kind, ReceiptView, RevealError, State};
 
 /// Keys shorter than this get `Not Found` before any lookup.
 const MIN_IDENTIFIER_LEN: usize = 20;
@@ -161,16 +161,21 @@ fn share(ctx: &Ctx<'_>, op: Operation) -> Response {
 
 fn reveal(ctx: &Ctx<'_>) -> Response {
     let key = ctx.key();
-    let passphrase = ctx.params.get("passphrase").filter(|p| !p.is_empty());
-    match ctx.app.store.reveal(key, passphrase, None) {
+    let gate = GateInput {
+        passphrase: ctx.params.get("passphrase"),
+        client_ip: None,
+        count_missing: false,
+    };
+    match ctx.app.store.reveal(key, gate, true) {
         Ok(r) => {
-            let share_domain = if r.share_domain.is_empty() {
+            let share_domain = if r.view.share_domain.is_empty() {
                 ctx.app.public_url.clone()
             } else {
-                format!("{}{}", scheme_of(&ctx.app.public_url), r.share_domain)
+                format!("{}{}", scheme_of(&ctx.app.public_url), r.view.share_domain)
             };
+            let value = r.value.as_ref().map(|v| v.expose_secret().to_owned());
             ok(&json!({
-                "value": r.value.expose_secret(),
+                "value": value,
                 "secret_key": key,
                 "share_domain": share_domain,
             }))
@@ -197,9 +202,14 @@ fn receipt(ctx: &Ctx<'_>) -> Response {
 
 fn burn(ctx: &Ctx<'_>) -> Response {
     let key = ctx.key();
-    let passphrase = ctx.params.get("passphrase");
-    match ctx.app.store.burn(key, passphrase, None) {
-        Ok(view) => {
+    let gate = GateInput {
+        passphrase: ctx.params.get("passphrase"),
+        client_ip: None,
+        count_missing: true,
+    };
+    // v1 forces `continue` to true.
+    match ctx.app.store.burn(key, gate, true) {
+        Ok((view, _)) => {
             let state = add_aliases(receipt_hash(ctx, &view));
             ok(&json!({
                 "state": Value::Object(state),
@@ -218,8 +228,7 @@ fn recent(ctx: &Ctx<'_>) -> Response {
     let Some(email) = ctx.caller.email() else {
         return not_authorized();
     };
-    let mut views = ctx.app.store.recent(email);
-    views.reverse(); // v1 lists oldest first
+    let views = ctx.app.store.recent(email);
     let items: Vec<Value> = views
         .iter()
         .map(|v| {
@@ -231,11 +240,11 @@ fn recent(ctx: &Ctx<'_>) -> Response {
     ok(&Value::Array(items))
 }
 
-fn host_of(url: &str) -> &str {
+pub(crate) fn host_of(url: &str) -> &str {
     url.split_once("://").map_or(url, |(_, h)| h)
 }
 
-fn scheme_of(url: &str) -> &str {
+pub(crate) fn scheme_of(url: &str) -> &str {
     url.split_once("://").map_or(
         "https://",
         |(s, _)| {

@@ -1,14 +1,63 @@
-//! `/api/v2`: JSON requests, `{success, record, details}` answers, real status codes.
+//! `/api/v2`: JSON requests, `{success, record, details}` answers, real status codes and
+//! `{error, error_type}` error bodies.
 
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value, json};
 
 use crate::api::{Ctx, Operation, Route};
+use crate::auth::Caller;
+use crate::create::{self, CreateInput, Invalid};
+use crate::store::{
+    BurnError, GLOBAL_MAX_ATTEMPTS, GateInput, IP_MAX_ATTEMPTS, Kind, ReceiptView, RevealError,
+    SecretView, State,
+};
+use crate::v1::{host_of, scheme_of};
 
-/// Resolves a path below `/api/v2`.
-pub(crate) fn route(_method: &Method, _rest: &str) -> Route {
-    Route::new(Operation::NotFound)
+/// Version reported by `GET /api/v2/version`.
+const VERSION: [u64; 3] = [0, 26, 6];
+
+/// Resolves a path below `/api/v2`; unknown paths and wrong methods are `NotFound`.
+pub(crate) fn route(method: &Method, rest: &str) -> Route {
+    let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    let (guest, segs) = match segs.split_first() {
+        Some((&"guest", tail)) => (true, tail.to_vec()),
+        _ => (false, segs),
+    };
+    let get = method == Method::GET;
+    let post = method == Method::POST;
+    let patch = method == Method::PATCH;
+    let mut route = match segs.as_slice() {
+        ["status"] if get && !guest => Route::new(Operation::Status),
+        ["version"] if get && !guest => Route::new(Operation::Version),
+        ["supported-locales"] if get && !guest => Route::new(Operation::SupportedLocales),
+        ["receipt" | "private", "recent"] if get && !guest => Route::new(Operation::Recent),
+        ["receipt", key, "burn"] if post && !key.is_empty() => Route::keyed(Operation::Burn, key),
+        ["private", key, "burn"] if post && !guest && !key.is_empty() => {
+            Route::keyed(Operation::Burn, key)
+        }
+        ["receipt", key] if get && !key.is_empty() => Route::keyed(Operation::Receipt, key),
+        ["private", key] if get && !guest && !key.is_empty() => {
+            Route::keyed(Operation::Receipt, key)
+        }
+        ["receipt" | "private", key] if patch && !guest && !key.is_empty() => {
+            Route::keyed(Operation::ReceiptUpdate, key)
+        }
+        ["secret", "conceal"] if post => Route::new(Operation::Share),
+        ["secret", "generate"] if post => Route::new(Operation::Generate),
+        ["secret", "status"] if post && !guest => Route::new(Operation::SecretStatusList),
+        ["secret", key, "reveal"] if post && !key.is_empty() => {
+            Route::keyed(Operation::Reveal, key)
+        }
+        ["secret", key, "status"] if get && !guest && !key.is_empty() => {
+            Route::keyed(Operation::SecretStatus, key)
+        }
+        ["secret", key] if get && !key.is_empty() => Route::keyed(Operation::Secret, key),
+        _ => Route::new(Operation::NotFound),
+    };
+    route.guest = guest && route.op != Operation::NotFound;
+    route
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -20,6 +69,10 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
+fn ok(body: Value) -> Response {
+    json_response(StatusCode::OK, &body)
+}
+
 /// A v2 error: real status, `{"error", "error_type"}`.
 pub(crate) fn error(status: StatusCode, message: &str, error_type: &str) -> Response {
     json_response(
@@ -28,7 +81,7 @@ pub(crate) fn error(status: StatusCode, message: &str, error_type: &str) -> Resp
     )
 }
 
-/// v2's rate-limit answer (429).
+/// v2's rate-limit answer (429; the caller adds `Retry-After`).
 pub(crate) fn rate_limited(retry_after_secs: u64) -> Response {
     json_response(
         StatusCode::TOO_MANY_REQUESTS,
@@ -40,7 +93,487 @@ pub(crate) fn rate_limited(retry_after_secs: u64) -> Response {
     )
 }
 
-/// Serves one v2 request.
-pub(crate) fn serve(_ctx: Ctx<'_>) -> Response {
+fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "Not Found", "NotFound")
+}
+
+fn unauthorized(message: &str) -> Response {
+    error(StatusCode::UNAUTHORIZED, message, "Unauthorized")
+}
+
+fn record_not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "Unknown secret", "RecordNotFound")
+}
+
+/// Passphrase lockout: 429 with the lock's remaining time.
+fn locked(retry_after: u64, max_attempts: u32) -> Response {
+    let mut resp = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        &json!({
+            "error": "Too many incorrect passphrase attempts. Please try again later.",
+            "error_type": "LimitExceeded",
+            "retry_after": retry_after,
+            "max_attempts": max_attempts,
+        }),
+    );
+    if let Ok(v) = retry_after.to_string().parse() {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// A validation failure: 422 `{error, error_type, field}`.
+fn form_error(message: &str, field: Option<&str>, error_type: Option<&str>) -> Response {
+    let mut body = json!({
+        "error": message,
+        "error_type": error_type.unwrap_or("FormError"),
+    });
+    if let Some(f) = field {
+        body["field"] = json!(f);
+    }
+    json_response(StatusCode::UNPROCESSABLE_ENTITY, &body)
+}
+
+fn invalid(e: &Invalid) -> Response {
+    if e.unauthorized {
+        return unauthorized(&e.message);
+    }
+    form_error(&e.message, Some(e.field), e.error_type)
+}
+
+/// Serves one v2 request.
+pub(crate) fn serve(ctx: Ctx<'_>) -> Response {
+    let op = ctx.route.op;
+    if op == Operation::NotFound {
+        return not_found();
+    }
+    // Status and locales take no credentials at all; guest routes ignore them.
+    let checks_credentials =
+        !ctx.route.guest && !matches!(op, Operation::Status | Operation::SupportedLocales);
+    let caller = if checks_credentials {
+        ctx.caller.clone()
+    } else {
+        Caller::Anonymous
+    };
+    if caller == Caller::BadCredentials {
+        return unauthorized("Invalid credentials");
+    }
+    let needs_account = matches!(op, Operation::Recent | Operation::Version);
+    if needs_account && caller == Caller::Anonymous {
+        return unauthorized("Authentication required");
+    }
+    match op {
+        Operation::Status => ok(json!({"success": true, "status": "nominal", "locale": "en"})),
+        Operation::Version => ok(json!({"success": true, "version": VERSION, "locale": "en"})),
+        Operation::SupportedLocales => ok(json!({
+            "success": true, "locales": ["en"], "default_locale": "en", "locale": "en",
+        })),
+        Operation::Share | Operation::Generate => share(&ctx, &caller, op),
+        Operation::Receipt => receipt(&ctx),
+        Operation::ReceiptUpdate => receipt_update(&ctx, &caller),
+        Operation::Burn => burn(&ctx),
+        Operation::Recent => recent(&ctx, &caller),
+        Operation::Secret | Operation::Reveal => reveal(&ctx, &caller, op),
+        Operation::SecretStatus => secret_status(&ctx),
+        Operation::SecretStatusList => secret_status_list(&ctx),
+        _ => not_found(),
+    }
+}
+
+fn share(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
+    let p = &ctx.params;
+    if p.nested_is_scalar("secret") {
+        return form_error("Incorrect payload format", None, None);
+    }
+    let kind = if op == Operation::Generate {
+        Kind::Generate
+    } else {
+        Kind::Conceal
+    };
+    let raw_recipients = p.nested_all("secret", "recipient");
+    let input = CreateInput {
+        kind,
+        secret: p.nested("secret", "secret"),
+        passphrase: p.nested("secret", "passphrase"),
+        ttl: p.nested("secret", "ttl"),
+        length: p.nested("secret", "length"),
+        recipients: raw_recipients.clone(),
+        share_domain: p.nested("secret", "share_domain"),
+    };
+    let host = host_of(&ctx.app.public_url);
+    let new = match create::build(input, caller, &ctx.app.config, host, false) {
+        Ok(n) => n,
+        Err(e) => return invalid(&e),
+    };
+    let share_domain = (!new.share_domain.is_empty()).then(|| new.share_domain.clone());
+    let view = ctx.app.store.create(new);
+    let Some(secret) = ctx.app.store.secret(&view.secret_key) else {
+        return record_not_found();
+    };
+    let receipt = receipt_dump(&view);
+    let recipients: Vec<String> = raw_recipients
+        .iter()
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let safe: Vec<String> = recipients.iter().map(|r| create::mask_email(r)).collect();
+    ok(json!({
+        "success": true,
+        "record": {
+            "receipt": receipt,
+            "metadata": receipt,
+            "secret": secret_dump(&secret, State::New),
+            "share_domain": share_domain,
+        },
+        "details": {
+            "kind": if kind == Kind::Generate { "generate" } else { "conceal" },
+            "recipient": recipients,
+            "recipient_safe": safe,
+        },
+    }))
+}
+
+fn base_url(ctx: &Ctx<'_>, share_domain: &str) -> String {
+    if share_domain.is_empty() {
+        ctx.app.public_url.clone()
+    } else {
+        format!("{}{}", scheme_of(&ctx.app.public_url), share_domain)
+    }
+}
+
+fn receipt(ctx: &Ctx<'_>) -> Response {
+    let Some(view) = ctx.app.store.receipt(ctx.key()) else {
+        return record_not_found();
+    };
+    let base = base_url(ctx, &view.share_domain);
+    let mk = &view.metadata_key;
+    let show_secret = view.secret_live && !view.has_passphrase && view.state == State::New;
+    let mut rec = receipt_dump(&view);
+    if show_secret {
+        rec.insert("secret_identifier".into(), json!(view.secret_key));
+    } else {
+        rec.remove("secret_identifier");
+    }
+    let share_path = format!("/secret/{}", view.secret_key);
+    let receipt_path = format!("/receipt/{mk}");
+    let burn_path = format!("/receipt/{mk}/burn");
+    let expiration = view.created + view.ttl;
+    let extra = json!({
+        "secret_state": view.secret_live.then_some("new"),
+        "natural_expiration": natural_duration(view.ttl),
+        "expiration": expiration,
+        "expiration_in_seconds": view.ttl,
+        "share_path": show_secret.then(|| share_path.clone()),
+        "burn_path": burn_path,
+        "receipt_path": receipt_path,
+        "metadata_path": receipt_path,
+        "share_url": show_secret.then(|| format!("{base}{share_path}")),
+        "receipt_url": format!("{base}{receipt_path}"),
+        "metadata_url": format!("{base}{receipt_path}"),
+        "burn_url": format!("{base}{burn_path}"),
+    });
+    if let Value::Object(extra) = extra {
+        rec.extend(extra);
+    }
+    let value = view.value.as_ref().map(|v| v.expose_secret().to_owned());
+    let display_lines = display_lines(value.as_deref().unwrap_or_default());
+    ok(json!({
+        "record": rec,
+        "details": {
+            "type": "record",
+            "display_lines": display_lines,
+            "no_cache": true,
+            "secret_realttl": view.secret_ttl,
+            "view_count": 0,
+            "first_access": null,
+            "last_access": null,
+            "has_passphrase": view.secret_live && view.has_passphrase,
+            "can_decrypt": view.secret_live,
+            "secret_value": value,
+            "show_secret": show_secret,
+            "show_secret_link": show_secret && view.recipients.is_empty(),
+            "show_receipt_link": view.state == State::New,
+            "show_receipt": true,
+            "show_recipients": !view.recipients.is_empty(),
+        },
+    }))
+}
+
+fn receipt_update(ctx: &Ctx<'_>, caller: &Caller) -> Response {
+    let Some(view) = ctx.app.store.receipt(ctx.key()) else {
+        return record_not_found();
+    };
+    if caller.email().is_none() || view.owner.as_deref() != caller.email() {
+        return unauthorized("Not authorized to update this receipt");
+    }
+    ok(json!({ "record": receipt_dump(&view) }))
+}
+
+fn burn(ctx: &Ctx<'_>) -> Response {
+    let p = &ctx.params;
+    let gate = GateInput {
+        passphrase: p.get("passphrase"),
+        client_ip: Some(&ctx.client_ip),
+        count_missing: true,
+    };
+    let confirm = p.get("continue") == Some("true");
+    match ctx.app.store.burn(ctx.key(), gate, confirm) {
+        Ok((view, burned)) => {
+            let base = base_url(ctx, &view.share_domain);
+            let mk = &view.metadata_key;
+            let mut rec = receipt_dump(&view);
+            let extra = json!({
+                "natural_expiration": natural_duration(view.ttl),
+                "expiration": view.created + view.ttl,
+                "expiration_in_seconds": view.ttl,
+                "share_path": format!("/secret/{}", view.secret_key),
+                "burn_path": format!("/receipt/{mk}/burn"),
+                "receipt_path": format!("/receipt/{mk}"),
+                "metadata_path": format!("/receipt/{mk}"),
+                "share_url": format!("{base}/secret/{}", view.secret_key),
+                "receipt_url": format!("{base}/receipt/{mk}"),
+                "metadata_url": format!("{base}/receipt/{mk}"),
+                "burn_url": format!("{base}/receipt/{mk}/burn"),
+            });
+            if let Value::Object(extra) = extra {
+                rec.extend(extra);
+            }
+            ok(json!({
+                "success": burned,
+                "record": rec,
+                "details": {
+                    "type": "record",
+                    "title": "Secret burned",
+                    "display_lines": 0,
+                    "display_feedback": false,
+                    "no_cache": true,
+                    "view_count": 0,
+                    "has_passphrase": false,
+                    "can_decrypt": false,
+                    "show_secret": false,
+                    "show_secret_link": false,
+                    "show_receipt_link": false,
+                    "show_receipt": true,
+                    "show_recipients": !view.recipients.is_empty(),
+                    "is_orphaned": false,
+                },
+            }))
+        }
+        Err(BurnError::Unknown) => record_not_found(),
+        Err(BurnError::IncorrectPassphrase) => form_error("Incorrect passphrase", None, None),
+        Err(BurnError::Locked(left)) => locked(left, GLOBAL_MAX_ATTEMPTS.min(IP_MAX_ATTEMPTS)),
+    }
+}
+
+fn recent(ctx: &Ctx<'_>, caller: &Caller) -> Response {
+    let Some(email) = caller.email() else {
+        return unauthorized("Authentication required");
+    };
+    let mut views = ctx.app.store.recent(email);
+    views.sort_by(|a, b| b.updated.cmp(&a.updated));
+    let records: Vec<Value> = views
+        .iter()
+        .map(|v| Value::Object(receipt_dump(v)))
+        .collect();
+    let (done, pending): (Vec<&Value>, Vec<&Value>) = records
+        .iter()
+        .partition(|r| r["is_destroyed"] == Value::Bool(true));
+    let now = ctx.app.store.clock.now();
+    ok(json!({
+        "success": true,
+        "custid": email,
+        "count": records.len(),
+        "records": records,
+        "details": {
+            "type": "list",
+            "scope": null,
+            "scope_label": null,
+            "since": now.saturating_sub(30 * 86_400),
+            "now": now,
+            "has_items": !records.is_empty(),
+            "revealed_receipts": done,
+            "pending_receipts": pending,
+        },
+    }))
+}
+
+/// `GET /secret/:id` and `POST /secret/:id/reveal`: both reveal only with `continue=true`.
+fn reveal(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
+    let p = &ctx.params;
+    let passphrase = p.get("passphrase");
+    let confirm = p.get("continue") == Some("true");
+    let gate = GateInput {
+        passphrase,
+        client_ip: Some(&ctx.client_ip),
+        // RevealSecret counts a missing passphrase as a failure; ShowSecret does not.
+        count_missing: op == Operation::Reveal,
+    };
+    match ctx.app.store.reveal(ctx.key(), gate, confirm) {
+        Ok(r) => {
+            let state = if r.view.revealed {
+                State::Received
+            } else {
+                State::New
+            };
+            let mut record = secret_dump(&r.view, state);
+            let value = r.value.as_ref().map(|v| v.expose_secret().to_owned());
+            if let Some(v) = &value {
+                record.insert("secret_value".into(), json!(v));
+            }
+            let shown = value.is_some();
+            ok(json!({
+                "record": record,
+                "details": {
+                    "continue": confirm,
+                    "is_owner": caller.email().is_some() && r.view.owner.as_deref() == caller.email(),
+                    "show_secret": shown,
+                    "correct_passphrase": !r.view.has_passphrase || passphrase.is_some_and(|p| !p.is_empty()),
+                    "display_lines": display_lines(value.as_deref().unwrap_or_default()),
+                    "one_liner": value.as_deref().filter(|v| !v.is_empty()).map(|v| !v.contains('\n')),
+                },
+            }))
+        }
+        Err(RevealError::Unknown) => record_not_found(),
+        Err(RevealError::WrongPassphrase) => {
+            if op == Operation::Reveal {
+                form_error("Incorrect passphrase", None, None)
+            } else {
+                // ShowSecret answers a wrong passphrase with the record, not an error.
+                match ctx.app.store.secret(ctx.key()) {
+                    Some(view) => ok(json!({
+                        "record": secret_dump(&view, State::New),
+                        "details": {
+                            "continue": confirm,
+                            "is_owner": false,
+                            "show_secret": false,
+                            "correct_passphrase": false,
+                            "display_lines": 4,
+                            "one_liner": null,
+                        },
+                    })),
+                    None => record_not_found(),
+                }
+            }
+        }
+        Err(RevealError::Locked(left)) => locked(left, GLOBAL_MAX_ATTEMPTS.min(IP_MAX_ATTEMPTS)),
+    }
+}
+
+fn secret_status(ctx: &Ctx<'_>) -> Response {
+    match ctx.app.store.secret(ctx.key()) {
+        Some(view) => ok(json!({
+            "record": secret_dump(&view, State::New),
+            "details": { "current_expiration": view.secret_ttl },
+        })),
+        None => ok(json!({ "record": { "state": "unknown" } })),
+    }
+}
+
+fn secret_status_list(ctx: &Ctx<'_>) -> Response {
+    let ids = ctx.params.get("identifiers").unwrap_or_default().to_owned();
+    let records: Vec<Value> = ids
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .filter_map(|id| ctx.app.store.secret(id))
+        .map(|v| Value::Object(secret_dump(&v, State::New)))
+        .collect();
+    ok(json!({ "count": records.len(), "records": records }))
+}
+
+fn display_lines(value: &str) -> usize {
+    let lines = (80 + value.chars().count()) / 80 + value.matches('\n').count() + 3;
+    lines.min(30)
+}
+
+fn natural_duration(secs: u64) -> String {
+    let (n, unit) = if secs >= 86_400 {
+        (secs / 86_400, "day")
+    } else if secs >= 3600 {
+        (secs / 3600, "hour")
+    } else if secs >= 60 {
+        (secs / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    let s = if n == 1 { "" } else { "s" };
+    format!("{n} {unit}{s}")
+}
+
+/// Seconds as the float the real server emits for `created`/`updated`.
+fn epoch_f(secs: u64) -> Value {
+    json!(secs as f64)
+}
+
+/// The receipt's `safe_dump`, as v2 returns it.
+fn receipt_dump(v: &ReceiptView) -> Map<String, Value> {
+    let destroyed = v.state.is_final();
+    let received = v.received.filter(|_| v.state == State::Received);
+    let dump = json!({
+        "identifier": v.metadata_key,
+        "key": v.metadata_key,
+        "custid": v.owner.as_deref().unwrap_or("anon"),
+        "owner_id": v.owner,
+        "state": v.state.v2_name(),
+        "secret_shortid": v.secret_key.chars().take(8).collect::<String>(),
+        "secret_identifier": v.secret_live.then(|| v.secret_key.clone()),
+        "secret_ttl": v.ttl,
+        "metadata_ttl": v.ttl.saturating_mul(2),
+        "receipt_ttl": v.ttl.saturating_mul(2),
+        "lifespan": v.ttl.saturating_mul(2),
+        "share_domain": (!v.share_domain.is_empty()).then(|| v.share_domain.clone()),
+        "created": epoch_f(v.created),
+        "updated": epoch_f(v.updated),
+        "shared": null,
+        "recipients": v.recipients.join(","),
+        "recipient_name": null,
+        "memo": null,
+        "shortid": v.metadata_key.chars().take(8).collect::<String>(),
+        "show_recipients": !v.recipients.is_empty(),
+        "previewed": null,
+        "revealed": received,
+        "is_previewed": false,
+        "viewed": null,
+        "received": received,
+        "burned": v.burned,
+        "is_viewed": false,
+        "is_received": v.state == State::Received,
+        "is_revealed": v.state == State::Received,
+        "is_burned": v.state == State::Burned,
+        "is_expired": v.state == State::Expired,
+        "is_orphaned": v.state == State::Orphaned,
+        "is_destroyed": destroyed,
+        "has_passphrase": v.has_passphrase,
+        "kind": if v.kind == Kind::Generate { "generate" } else { "conceal" },
+        "source": null,
+    });
+    match dump {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The secret's `safe_dump`, as v2 returns it.
+fn secret_dump(v: &SecretView, state: State) -> Map<String, Value> {
+    let revealed = state == State::Received;
+    let dump = json!({
+        "identifier": v.secret_key,
+        "key": v.secret_key,
+        "shortid": v.secret_key.chars().take(8).collect::<String>(),
+        "state": state.v2_name(),
+        "lifespan": v.ttl,
+        "secret_ttl": v.ttl,
+        "has_passphrase": v.has_passphrase,
+        "verification": false,
+        "created": epoch_f(v.created),
+        "updated": epoch_f(v.updated),
+        "is_previewed": false,
+        "is_revealed": revealed,
+        "is_viewed": false,
+        "is_received": revealed,
+    });
+    match dump {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
 }
