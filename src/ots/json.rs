@@ -101,7 +101,7 @@ fn float_to_i64(f: f64) -> Option<i64> {
     (f.is_finite() && f.abs() < 9.0e18).then(|| f.trunc() as i64)
 }
 
-/// Strings from an array field or a single (non-empty) string field, from the first of `names`.
+/// Strings from an array field or a comma-separated string field, from the first of `names`.
 pub fn strings(obj: &Object, names: &[&str]) -> Vec<String> {
     for name in names {
         match obj.get(*name) {
@@ -113,7 +113,15 @@ pub fn strings(obj: &Object, names: &[&str]) -> Vec<String> {
                     .map(str::to_owned)
                     .collect();
             }
-            Some(Value::String(s)) if !s.is_empty() => return vec![s.clone()],
+            // v2 sends its recipients as one comma-separated string.
+            Some(Value::String(s)) if !s.is_empty() => {
+                return s
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|part| !part.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
             _ => {}
         }
     }
@@ -187,9 +195,12 @@ mod tests {
 
     #[test]
     fn string_lists_accept_arrays_and_single_strings() {
-        let o = obj(json!({"a": ["x@e.com", "", 3], "b": "y@e.com", "c": ""}));
+        let o = obj(json!({"a": ["x@e.com", "", 3], "b": "y@e.com, z@e.com", "c": ""}));
         assert_eq!(strings(&o, &["a"]), vec!["x@e.com".to_string()]);
-        assert_eq!(strings(&o, &["b"]), vec!["y@e.com".to_string()]);
+        assert_eq!(
+            strings(&o, &["b"]),
+            vec!["y@e.com".to_string(), "z@e.com".to_string()]
+        );
         assert!(strings(&o, &["c"]).is_empty());
     }
 
