@@ -1,0 +1,622 @@
+//! Prometheus metrics of the operator, served as OpenMetrics text on `/metrics`.
+//!
+//! Every label value is drawn from a small fixed set: `&'static str` names the caller picks from an enum
+//! (reconcile reason, OTS operation, phase) or one of the enums here. No label ever carries a resource
+//! name, a namespace, a link, a key or a value, so the number of series stays bounded and nothing secret
+//! can leak through a scrape.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// Content type of [`Metrics::encode`]'s output, for the `/metrics` response.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Outcome of one reconcile.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum ReconcileResult {
+    /// The reconcile finished without error.
+    Ok,
+    /// The reconcile returned an error (and will be retried).
+    Error,
+}
+
+impl ReconcileResult {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// How an OTS API call ended, coarse enough to be a label.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum StatusClass {
+    /// A 2xx answer.
+    Success,
+    /// A 4xx answer other than 429.
+    ClientError,
+    /// 429 Too Many Requests.
+    RateLimited,
+    /// A 5xx answer.
+    ServerError,
+    /// No answer within the client's timeout.
+    Timeout,
+    /// The connection could not be made (DNS, TCP, TLS).
+    Connect,
+    /// Anything else (a body that could not be read or decoded, 1xx/3xx, ...).
+    Other,
+}
+
+impl StatusClass {
+    /// Classifies an HTTP status code.
+    pub fn from_status(code: u16) -> Self {
+        match code {
+            429 => Self::RateLimited,
+            200..=299 => Self::Success,
+            400..=499 => Self::ClientError,
+            500..=599 => Self::ServerError,
+            _ => Self::Other,
+        }
+    }
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "2xx",
+            Self::ClientError => "4xx",
+            Self::RateLimited => "429",
+            Self::ServerError => "5xx",
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl EncodeLabelValue for StatusClass {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+impl EncodeLabelValue for ReconcileResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+/// What became of an attempt to burn a link.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum BurnOutcome {
+    /// The server burned the secret.
+    Burned,
+    /// The secret was already received, burned or expired; nothing left to burn.
+    AlreadyGone,
+    /// The operator stopped trying (server down past the bound, passphrase gone); the link stays valid
+    /// until it expires.
+    GaveUp,
+}
+
+impl BurnOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Burned => "burned",
+            Self::AlreadyGone => "already_gone",
+            Self::GaveUp => "gave_up",
+        }
+    }
+}
+
+impl EncodeLabelValue for BurnOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    result: ReconcileResult,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    operation: &'static str,
+    status_class: StatusClass,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BurnLabels {
+    outcome: BurnOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
+/// Reconciles take from a millisecond (nothing to do) to tens of seconds (slow OTS server).
+fn reconcile_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// OTS calls take from a few milliseconds (local server) to the client's timeout.
+fn request_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+struct Families {
+    registry: Registry,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_duration: Histogram,
+    ots_requests: Family<RequestLabels, Counter>,
+    ots_request_duration: Family<OperationLabels, Histogram>,
+    shares_created: Counter,
+    burns: Family<BurnLabels, Counter>,
+    resources: Family<PhaseLabels, Gauge>,
+    phases_seen: Mutex<BTreeSet<&'static str>>,
+    limiter_waits: Counter,
+    limiter_wait_seconds: Counter<f64, AtomicU64>,
+    server_pauses: Counter,
+    leader: Gauge,
+}
+
+/// The operator's metrics. Cheap to clone; every clone records into the same registry.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Families>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates a registry with every family registered, prefixed `ots_operator_`.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("ots_operator");
+
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by result and reason",
+            reconciles.clone(),
+        );
+        let reconcile_duration = reconcile_histogram();
+        registry.register_with_unit(
+            "reconcile_duration",
+            "Time one reconcile took",
+            Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        let ots_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "ots_requests",
+            "Onetime Secret API requests by operation and status class",
+            ots_requests.clone(),
+        );
+        let ots_request_duration = Family::<OperationLabels, Histogram>::new_with_constructor(
+            request_histogram as fn() -> Histogram,
+        );
+        registry.register_with_unit(
+            "ots_request_duration",
+            "Latency of Onetime Secret API requests by operation",
+            Unit::Seconds,
+            ots_request_duration.clone(),
+        );
+        let shares_created = Counter::default();
+        registry.register(
+            "shares_created",
+            "Secrets shared on the Onetime Secret server",
+            shares_created.clone(),
+        );
+        let burns = Family::<BurnLabels, Counter>::default();
+        registry.register("burns", "Burn attempts by outcome", burns.clone());
+        let resources = Family::<PhaseLabels, Gauge>::default();
+        registry.register(
+            "resources",
+            "OneTimeShare resources currently known, by phase",
+            resources.clone(),
+        );
+        let limiter_waits = Counter::default();
+        registry.register(
+            "rate_limiter_waits",
+            "OTS calls held back by the rate limit, a Retry-After pause or the in-flight cap",
+            limiter_waits.clone(),
+        );
+        let limiter_wait_seconds = Counter::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "rate_limiter_wait",
+            "Total time OTS calls were held back before being sent",
+            Unit::Seconds,
+            limiter_wait_seconds.clone(),
+        );
+        let server_pauses = Counter::default();
+        registry.register(
+            "ots_server_pauses",
+            "Times the OTS server asked for a pause (429) and all calls were held back",
+            server_pauses.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this process holds the leader lease (or leader election is off), else 0",
+            leader.clone(),
+        );
+
+        Self {
+            inner: Arc::new(Families {
+                registry,
+                reconciles,
+                reconcile_duration,
+                ots_requests,
+                ots_request_duration,
+                shares_created,
+                burns,
+                resources,
+                phases_seen: Mutex::new(BTreeSet::new()),
+                limiter_waits,
+                limiter_wait_seconds,
+                server_pauses,
+                leader,
+            }),
+        }
+    }
+
+    /// Records a finished reconcile. `reason` must come from the operator's `Reason` enum.
+    pub fn reconcile_done(
+        &self,
+        result: ReconcileResult,
+        reason: &'static str,
+        duration: Duration,
+    ) {
+        self.inner
+            .reconciles
+            .get_or_create(&ReconcileLabels { result, reason })
+            .inc();
+        self.inner
+            .reconcile_duration
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Records one OTS API call. `operation` is a fixed name such as `share`, `receipt` or `burn`.
+    pub fn ots_request(&self, operation: &'static str, class: StatusClass, latency: Duration) {
+        self.inner
+            .ots_requests
+            .get_or_create(&RequestLabels {
+                operation,
+                status_class: class,
+            })
+            .inc();
+        self.inner
+            .ots_request_duration
+            .get_or_create(&OperationLabels { operation })
+            .observe(latency.as_secs_f64());
+    }
+
+    /// Records a secret shared on the server.
+    pub fn share_created(&self) {
+        self.inner.shares_created.inc();
+    }
+
+    /// Records the end of a burn attempt.
+    pub fn burn(&self, outcome: BurnOutcome) {
+        self.inner
+            .burns
+            .get_or_create(&BurnLabels { outcome })
+            .inc();
+    }
+
+    /// Sets how many resources are in `phase` (a fixed phase name such as `Shared`).
+    pub fn set_phase_count(&self, phase: &'static str, count: i64) {
+        self.remember_phase(phase);
+        self.inner
+            .resources
+            .get_or_create(&PhaseLabels { phase })
+            .set(count);
+    }
+
+    /// Replaces the whole phase map: phases not in `counts` that were reported before drop to 0.
+    pub fn set_phase_counts(&self, counts: impl IntoIterator<Item = (&'static str, i64)>) {
+        let counts: Vec<_> = counts.into_iter().collect();
+        let stale: Vec<&'static str> = match self.inner.phases_seen.lock() {
+            Ok(seen) => seen
+                .iter()
+                .copied()
+                .filter(|p| !counts.iter().any(|(c, _)| c == p))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for phase in stale {
+            self.set_phase_count(phase, 0);
+        }
+        for (phase, count) in counts {
+            self.set_phase_count(phase, count);
+        }
+    }
+
+    /// Counts one more resource in `phase`.
+    pub fn phase_inc(&self, phase: &'static str) {
+        self.remember_phase(phase);
+        self.inner
+            .resources
+            .get_or_create(&PhaseLabels { phase })
+            .inc();
+    }
+
+    /// Counts one resource fewer in `phase`.
+    pub fn phase_dec(&self, phase: &'static str) {
+        self.remember_phase(phase);
+        self.inner
+            .resources
+            .get_or_create(&PhaseLabels { phase })
+            .dec();
+    }
+
+    /// Moves one resource from phase `from` to phase `to`.
+    pub fn phase_moved(&self, from: &'static str, to: &'static str) {
+        if from != to {
+            self.phase_dec(from);
+            self.phase_inc(to);
+        }
+    }
+
+    /// Records a call that was held back for `waited` before being sent.
+    pub fn limiter_waited(&self, waited: Duration) {
+        self.inner.limiter_waits.inc();
+        self.inner.limiter_wait_seconds.inc_by(waited.as_secs_f64());
+    }
+
+    /// Records that the server asked everyone to pause (a 429).
+    pub fn server_paused(&self) {
+        self.inner.server_pauses.inc();
+    }
+
+    /// Records whether this process is the one that reconciles.
+    pub fn set_leader(&self, leading: bool) {
+        self.inner.leader.set(i64::from(leading));
+    }
+
+    /// The registry as OpenMetrics text (see [`OPENMETRICS_CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.inner.registry).is_err() {
+            // Writing into a String cannot fail; an encoder error would be a bug in a label value.
+            out.clear();
+            let _ = writeln!(out, "# EOF");
+        }
+        out
+    }
+
+    fn remember_phase(&self, phase: &'static str) {
+        if let Ok(mut seen) = self.inner.phases_seen.lock() {
+            seen.insert(phase);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the one sample line that starts with `series` (name plus labels), if any.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn reconciles_are_counted_by_result_and_reason() {
+        let m = Metrics::new();
+        m.reconcile_done(ReconcileResult::Ok, "Shared", Duration::from_millis(250));
+        m.reconcile_done(ReconcileResult::Ok, "Shared", Duration::from_millis(500));
+        m.reconcile_done(
+            ReconcileResult::Error,
+            "ServerUnavailable",
+            Duration::from_secs(2),
+        );
+        let text = m.encode();
+        assert_eq!(
+            sample(
+                &text,
+                r#"ots_operator_reconciles_total{result="ok",reason="Shared"}"#
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"ots_operator_reconciles_total{result="error",reason="ServerUnavailable"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, "ots_operator_reconcile_duration_seconds_count"),
+            Some(3.0)
+        );
+        assert_eq!(
+            sample(&text, "ots_operator_reconcile_duration_seconds_sum"),
+            Some(2.75)
+        );
+    }
+
+    #[test]
+    fn ots_requests_are_counted_by_operation_and_status_class_with_latency() {
+        let m = Metrics::new();
+        m.ots_request("share", StatusClass::Success, Duration::from_millis(40));
+        m.ots_request("share", StatusClass::RateLimited, Duration::from_millis(5));
+        m.ots_request("receipt", StatusClass::Timeout, Duration::from_secs(10));
+        let text = m.encode();
+        assert_eq!(
+            sample(
+                &text,
+                r#"ots_operator_ots_requests_total{operation="share",status_class="2xx"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"ots_operator_ots_requests_total{operation="share",status_class="429"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"ots_operator_ots_requests_total{operation="receipt",status_class="timeout"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"ots_operator_ots_request_duration_seconds_count{operation="share"}"#
+            ),
+            Some(2.0)
+        );
+    }
+
+    #[test]
+    fn shares_burns_and_limiter_waits_are_counted() {
+        let m = Metrics::new();
+        m.share_created();
+        m.share_created();
+        m.burn(BurnOutcome::Burned);
+        m.burn(BurnOutcome::AlreadyGone);
+        m.burn(BurnOutcome::GaveUp);
+        m.burn(BurnOutcome::GaveUp);
+        m.limiter_waited(Duration::from_millis(500));
+        m.limiter_waited(Duration::from_millis(250));
+        m.server_paused();
+        let text = m.encode();
+        assert_eq!(
+            sample(&text, "ots_operator_shares_created_total"),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, r#"ots_operator_burns_total{outcome="burned"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, r#"ots_operator_burns_total{outcome="already_gone"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, r#"ots_operator_burns_total{outcome="gave_up"}"#),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "ots_operator_rate_limiter_waits_total"),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "ots_operator_rate_limiter_wait_seconds_total"),
+            Some(0.75)
+        );
+        assert_eq!(
+            sample(&text, "ots_operator_ots_server_pauses_total"),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn phase_gauge_follows_moves_and_whole_map_updates() {
+        let m = Metrics::new();
+        m.phase_inc("Pending");
+        m.phase_inc("Pending");
+        m.phase_moved("Pending", "Shared");
+        let text = m.encode();
+        assert_eq!(
+            sample(&text, r#"ots_operator_resources{phase="Pending"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, r#"ots_operator_resources{phase="Shared"}"#),
+            Some(1.0)
+        );
+
+        m.set_phase_counts([("Received", 4)]);
+        let text = m.encode();
+        assert_eq!(
+            sample(&text, r#"ots_operator_resources{phase="Received"}"#),
+            Some(4.0)
+        );
+        assert_eq!(
+            sample(&text, r#"ots_operator_resources{phase="Pending"}"#),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(&text, r#"ots_operator_resources{phase="Shared"}"#),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn leader_gauge_reports_leadership() {
+        let m = Metrics::new();
+        m.set_leader(true);
+        assert_eq!(sample(&m.encode(), "ots_operator_leader"), Some(1.0));
+        m.set_leader(false);
+        assert_eq!(sample(&m.encode(), "ots_operator_leader"), Some(0.0));
+    }
+
+    #[test]
+    fn encoding_is_openmetrics_text_ending_in_eof() {
+        let m = Metrics::new();
+        m.share_created();
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE ots_operator_shares_created counter"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn clones_record_into_the_same_registry() {
+        let m = Metrics::new();
+        let c = m.clone();
+        c.share_created();
+        assert_eq!(
+            sample(&m.encode(), "ots_operator_shares_created_total"),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn status_codes_map_to_bounded_classes() {
+        assert_eq!(StatusClass::from_status(201), StatusClass::Success);
+        assert_eq!(StatusClass::from_status(404), StatusClass::ClientError);
+        assert_eq!(StatusClass::from_status(429), StatusClass::RateLimited);
+        assert_eq!(StatusClass::from_status(503), StatusClass::ServerError);
+        assert_eq!(StatusClass::from_status(302), StatusClass::Other);
+    }
+}
