@@ -96,6 +96,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             addr: args.metrics_addr,
             source,
         })?;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    }
     let server = tokio::spawn(http::serve(
         listener,
         HttpState {

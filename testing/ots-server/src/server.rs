@@ -128,13 +128,17 @@ impl TestServer {
             .enable_all()
             .thread_name("ots-testserver")
             .build()?;
-        let listener =
-            runtime.block_on(TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))))?;
+        // Bind with std so that callers inside another runtime (async tests) may use this too.
+        let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        listener.set_nonblocking(true)?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("ots-testserver".into())
             .spawn(move || {
                 runtime.block_on(async move {
+                    let Ok(listener) = TcpListener::from_std(listener) else {
+                        return;
+                    };
                     let (server, done) = Self::serve_with_done(listener, config);
                     let mut stop = server.stop.subscribe();
                     if ready_tx.send(server).is_err() {

@@ -1,0 +1,390 @@
+//! The operator under test: the real `ots-operator` binary run against this test binary's control
+//! plane and an in-memory `ots-testserver`, plus helpers to create inputs and wait for outcomes.
+#![allow(dead_code)]
+
+use super::cluster::{client, kubeconfig_path, repo_root, tool_command};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client};
+use ots_operator::ots::{ClientConfig, ExposeSecret, OtsClient, OtsError, SecretString};
+use ots_operator::resource::OneTimeShare;
+use ots_testserver::{Config, TestServer};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long waits for the operator last before a test fails (generous: 2 busy cores).
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Installs the CRD from `crds/` once per test binary and waits until it is established.
+pub fn install_crd() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let crd = repo_root().join("crds/onetimeshares.ots.dev.yaml");
+        run_ok(tool_command("kubectl").args(["apply", "--server-side", "-f"]).arg(&crd));
+        run_ok(tool_command("kubectl").args([
+            "wait",
+            "--for=condition=Established",
+            "crd/onetimeshares.ots.dev",
+            "--timeout=60s",
+        ]));
+    });
+}
+
+fn run_ok(command: &mut Command) {
+    let out = command.output().expect("run a tool");
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An OTS test server on its own thread, so it outlives any one async runtime.
+pub fn ots_server(config: Config) -> TestServer {
+    TestServer::start_in_thread(config).expect("start ots-testserver")
+}
+
+/// A running `ots-operator run` process. Killed when dropped.
+pub struct Operator {
+    child: Option<Child>,
+    /// File holding everything the process wrote to stdout and stderr.
+    pub log_path: PathBuf,
+}
+
+/// Arguments every test operator gets: fast polling and gentle bounds so tests finish quickly.
+pub fn fast_args(namespace: &str, ots_url: &str) -> Vec<String> {
+    [
+        "--namespace",
+        namespace,
+        "--ots-url",
+        ots_url,
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--refresh-min",
+        "1s",
+        "--refresh-max",
+        "2s",
+        "--ots-rate",
+        "100",
+        "--ots-burst",
+        "100",
+        "--ots-timeout",
+        "3s",
+        "--burn-timeout",
+        "20s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+impl Operator {
+    /// Starts the operator for one namespace with [`fast_args`] plus `extra`.
+    pub fn start(namespace: &str, ots_url: &str, extra: &[&str]) -> Operator {
+        let mut args = fast_args(namespace, ots_url);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Operator::start_with(&args, &[("RUST_LOG", "info,ots_operator=debug")])
+    }
+
+    /// Starts `ots-operator run ARGS` with extra environment variables.
+    pub fn start_with(args: &[String], env: &[(&str, &str)]) -> Operator {
+        install_crd();
+        let dir = std::env::temp_dir().join("ots-operator-test-logs");
+        std::fs::create_dir_all(&dir).expect("create the log dir");
+        let log_path = dir.join(format!(
+            "operator-{}-{}.log",
+            std::process::id(),
+            unique()
+        ));
+        let log = File::create(&log_path).expect("create the log file");
+        let log_err = log.try_clone().expect("clone the log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ots-operator"));
+        command
+            .arg("run")
+            .args(args)
+            .env("KUBECONFIG", kubeconfig_path())
+            .env_remove("OTS_USERNAME")
+            .env_remove("OTS_API_TOKEN")
+            .env_remove("OTS_URL")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start ots-operator");
+        Operator {
+            child: Some(child),
+            log_path,
+        }
+    }
+
+    /// Everything the operator logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or_default()
+    }
+
+    /// The address of /metrics, /healthz and /readyz (read from the start-up log line).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let logs = self.logs();
+            if let Some(addr) = logs
+                .lines()
+                .find(|l| l.contains("serving /metrics"))
+                .and_then(|l| l.split("addr=").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|a| a.trim_matches('"').parse().ok())
+            {
+                return addr;
+            }
+            assert!(Instant::now() < deadline, "no metrics address in logs:\n{logs}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns how long the exit took.
+    pub fn terminate(&mut self) -> Duration {
+        let started = Instant::now();
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+        started.elapsed()
+    }
+
+    /// Kills the process with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A namespace for one test, and an admin client.
+pub async fn setup(prefix: &str) -> (Client, String) {
+    let client = client().await;
+    let namespace = super::cluster::test_namespace(&client, prefix).await;
+    (client, namespace)
+}
+
+/// Creates a Secret with the given data.
+pub async fn create_secret(client: &Client, namespace: &str, name: &str, data: &[(&str, &[u8])]) {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the secret");
+}
+
+/// Replaces a Secret's data.
+pub async fn update_secret(client: &Client, namespace: &str, name: &str, data: &[(&str, &[u8])]) {
+    let api = Api::<Secret>::namespaced(client.clone(), namespace);
+    let mut secret = api.get(name).await.expect("get the secret");
+    secret.data = Some(
+        data.iter()
+            .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
+            .collect::<BTreeMap<_, _>>(),
+    );
+    api.replace(name, &PostParams::default(), &secret)
+        .await
+        .expect("update the secret");
+}
+
+/// Creates a OneTimeShare from a JSON spec.
+pub async fn create_share(client: &Client, namespace: &str, name: &str, spec: serde_json::Value) {
+    let share: OneTimeShare = serde_json::from_value(serde_json::json!({
+        "apiVersion": "ots.dev/v1alpha1",
+        "kind": "OneTimeShare",
+        "metadata": { "name": name },
+        "spec": spec,
+    }))
+    .expect("a valid OneTimeShare");
+    shares(client, namespace)
+        .create(&PostParams::default(), &share)
+        .await
+        .expect("create the OneTimeShare");
+}
+
+/// The OneTimeShare API of a namespace.
+pub fn shares(client: &Client, namespace: &str) -> Api<OneTimeShare> {
+    Api::namespaced(client.clone(), namespace)
+}
+
+/// Deletes a OneTimeShare.
+pub async fn delete_share(client: &Client, namespace: &str, name: &str) {
+    shares(client, namespace)
+        .delete(name, &DeleteParams::default())
+        .await
+        .expect("delete the OneTimeShare");
+}
+
+/// Polls a OneTimeShare until `done` holds, and returns it; fails the test after [`WAIT`].
+pub async fn wait_for(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    done: impl Fn(&OneTimeShare) -> bool,
+) -> OneTimeShare {
+    let api = shares(client, namespace);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let current = api.get_opt(name).await.expect("get the OneTimeShare");
+        if let Some(obj) = &current {
+            if done(obj) {
+                return obj.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last seen: {:#?}",
+            current.map(|o| o.status)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until a OneTimeShare no longer exists.
+pub async fn wait_gone(client: &Client, namespace: &str, name: &str) {
+    let api = shares(client, namespace);
+    let deadline = Instant::now() + WAIT;
+    while api.get_opt(name).await.expect("get").is_some() {
+        assert!(Instant::now() < deadline, "{namespace}/{name} was not deleted in time");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The phase of a OneTimeShare, as written in status.
+pub fn phase(obj: &OneTimeShare) -> &'static str {
+    obj.status.as_ref().map(|s| s.phase.as_str()).unwrap_or("")
+}
+
+/// The Ready condition's (status, reason, message).
+pub fn ready(obj: &OneTimeShare) -> Option<(String, String, String)> {
+    obj.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Whether Ready has the given reason.
+pub fn ready_reason_is(obj: &OneTimeShare, reason: &str) -> bool {
+    ready(obj).is_some_and(|(_, r, _)| r == reason)
+}
+
+/// Events about one object: (type, reason, note).
+pub async fn events(client: &Client, namespace: &str, name: &str) -> Vec<(String, String, String)> {
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    api.list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until an Event with `reason` about the object exists, and returns its note.
+pub async fn wait_event(client: &Client, namespace: &str, name: &str, kind: &str, reason: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let all = events(client, namespace, name).await;
+        if let Some((_, _, note)) = all.iter().find(|(t, r, _)| t == kind && r == reason) {
+            return note.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} event {reason} for {namespace}/{name}; events: {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A client of the test server, as a recipient or the link's creator would use it.
+pub fn ots_client(server: &TestServer) -> OtsClient {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    OtsClient::new(ClientConfig::new(server.url().parse().expect("url"))).expect("client")
+}
+
+/// The secret key at the end of a link.
+pub fn secret_key(link: &str) -> String {
+    link.rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+/// Opens a link as the recipient would.
+pub async fn reveal(server: &TestServer, link: &str, passphrase: Option<&str>) -> Result<String, OtsError> {
+    let passphrase = passphrase.map(|p| SecretString::from(p.to_owned()));
+    ots_client(server)
+        .reveal(&secret_key(link), passphrase.as_ref())
+        .await
+        .map(|v| v.expose_secret().to_owned())
+}
+
+/// How many requests of one operation the test server answered.
+pub fn calls(server: &TestServer, operation: &str) -> u64 {
+    server
+        .stats()
+        .by_operation
+        .get(operation)
+        .copied()
+        .unwrap_or_default()
+}
