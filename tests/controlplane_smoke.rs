@@ -57,7 +57,10 @@ fn widget_resource() -> ApiResource {
 }
 
 fn int_at(object: &DynamicObject, pointer: &str) -> Option<i64> {
-    object.data.pointer(pointer).and_then(|value| value.as_i64())
+    object
+        .data
+        .pointer(pointer)
+        .and_then(|value| value.as_i64())
 }
 
 #[tokio::test]
@@ -220,7 +223,7 @@ async fn service_account_is_forbidden_until_a_role_binding_grants_it() {
             ..ObjectMeta::default()
         },
         role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".to_owned(),
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
             kind: "Role".to_owned(),
             name: "configmap-reader".to_owned(),
         },
@@ -254,13 +257,16 @@ async fn service_account_is_forbidden_until_a_role_binding_grants_it() {
     }
     // The grant is exactly the role: other verbs stay forbidden.
     let denied = by_token
-        .create(&PostParams::default(), &ConfigMap {
-            metadata: ObjectMeta {
-                name: Some("not-allowed".to_owned()),
-                ..ObjectMeta::default()
+        .create(
+            &PostParams::default(),
+            &ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some("not-allowed".to_owned()),
+                    ..ObjectMeta::default()
+                },
+                ..ConfigMap::default()
             },
-            ..ConfigMap::default()
-        })
+        )
         .await
         .expect_err("the role grants list only");
     assert!(is_forbidden(&denied), "expected 403, got {denied}");

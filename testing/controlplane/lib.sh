@@ -26,10 +26,10 @@ K8S_VERSION=$(cp_mod_version "$CP_HERE/go.mod" k8s.io/kubernetes)
 ETCD_VERSION=$(cp_mod_version "$CP_HERE/go.mod" go.etcd.io/etcd/server/v3)
 HELM_VERSION=$(cp_mod_version "$CP_HERE/helm/go.mod" helm.sh/helm/v4)
 
-# The cache key changes whenever a pinned version or any module file changes.
+# The cache key changes whenever a pinned version, a module file or the build script changes.
 cp_bin_dir() {
   local hash
-  hash=$(cat "$CP_HERE/go.mod" "$CP_HERE/go.sum" "$CP_HERE/helm/go.mod" "$CP_HERE/helm/go.sum" \
+  hash=$(cat "$CP_HERE/build" "$CP_HERE/go.mod" "$CP_HERE/go.sum" "$CP_HERE/helm/go.mod" "$CP_HERE/helm/go.sum" \
     | sha256sum | cut -c1-12)
   echo "${XDG_CACHE_HOME:-$HOME/.cache}/ots-operator/bin/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}_${hash}"
 }

@@ -80,10 +80,7 @@ fn start_control_plane() -> Result<ControlPlane, String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.subsec_nanos())
         .unwrap_or_default();
-    let dir = std::env::temp_dir().join(format!(
-        "ots-operator-cp-{}-{nanos}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("ots-operator-cp-{}-{nanos}", std::process::id()));
     let up = repo_root().join("testing/controlplane/up");
     let output = Command::new(&up)
         .arg(&dir)
@@ -171,11 +168,10 @@ pub async fn create_service_account(admin: &Client, namespace: &str, name: &str)
 pub async fn service_account_token_client(admin: &Client, namespace: &str, name: &str) -> Client {
     let service_accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
     let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: Vec::new(),
+        spec: Some(TokenRequestSpec {
             expiration_seconds: Some(3600),
             ..TokenRequestSpec::default()
-        },
+        }),
         ..TokenRequest::default()
     };
     let token = service_accounts
@@ -184,7 +180,8 @@ pub async fn service_account_token_client(admin: &Client, namespace: &str, name:
         .expect("request a service account token")
         .status
         .expect("the token request has a status")
-        .token;
+        .token
+        .expect("the token request returned a token");
     let mut config = admin_config().await;
     config.auth_info = AuthInfo {
         token: Some(token.into()),
