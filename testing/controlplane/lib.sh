@@ -43,3 +43,26 @@ cp_is_built() { # BIN_DIR
     [ -x "$1/$b" ] || return 1
   done
 }
+
+# Start time of a live process (field 22 of /proc/PID/stat), which tells it from a later process
+# that got the same pid; nothing for a gone or zombie process.
+cp_starttime() { # PID
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) }
+  # shellcheck disable=SC2086
+  set -- $stat
+  [ "$1" != Z ] || return 0
+  echo "${20}"
+}
+
+# True while PID is still the process that had start time START.
+cp_alive() { # PID START
+  [ -n "$1" ] && [ -n "$2" ] && [ "$(cp_starttime "$1")" = "$2" ]
+}
+
+# A value from DIR/env, read as data rather than sourced.
+cp_env_value() { # DIR NAME
+  [ -f "$1/env" ] || return 0
+  sed -n "s/^$2=//p" "$1/env" | head -n1
+}
