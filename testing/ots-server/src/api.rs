@@ -148,30 +148,30 @@ pub(crate) async fn handle(
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let injected = app.decide_fault();
-    let caller_known;
-    let response = match injected {
-        Injected::Nothing => {
-            let (resp, known) = serve(&app, version, route, peer, req).await;
-            caller_known = known;
-            resp
-        }
-        other => {
-            caller_known = false;
-            fault_response(&app, version, other).await
-        }
-    };
-    let status = response.status().as_u16();
-    tracing::debug!(api = ?version, operation = op.name(), status, "request");
-    app.record(RequestRecord {
+    let record = |status: u16, authenticated: bool| RequestRecord {
         method: method.to_string(),
-        path,
+        path: path.clone(),
         operation: op.name().to_owned(),
         status,
         api: version,
         at: app.started.elapsed(),
         fault: injected.label().map(str::to_owned),
-        authenticated: caller_known,
-    });
+        authenticated,
+    };
+    if injected == Injected::Hang {
+        // Logged up front: the client gives up long before the hang ends, and then nothing
+        // after this point runs. 504 is what a proxy in front would eventually say.
+        app.record(record(StatusCode::GATEWAY_TIMEOUT.as_u16(), false));
+        app.sleep_unless_shutdown(HANG).await;
+        return plain(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout");
+    }
+    let (response, authenticated) = match injected {
+        Injected::Nothing => serve(&app, version, route, peer, req).await,
+        other => (fault_response(version, other), false),
+    };
+    let status = response.status().as_u16();
+    tracing::debug!(api = ?version, operation = op.name(), status, "request");
+    app.record(record(status, authenticated));
     response
 }
 
@@ -233,17 +233,13 @@ fn malformed(version: ApiVersion, e: &ParamsError) -> Response {
     }
 }
 
-async fn fault_response(app: &App, version: ApiVersion, injected: Injected) -> Response {
+fn fault_response(version: ApiVersion, injected: Injected) -> Response {
     match injected {
-        Injected::Nothing => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Injected::Nothing | Injected::Hang => plain(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout"),
         Injected::Outage => plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
         Injected::ServerError(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             plain(status, status.canonical_reason().unwrap_or("Server Error"))
-        }
-        Injected::Hang => {
-            app.sleep_unless_shutdown(HANG).await;
-            plain(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout")
         }
         Injected::RateLimited { retry_after_secs } => {
             let mut resp = match version {

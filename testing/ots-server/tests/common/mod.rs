@@ -1,0 +1,160 @@
+//! Helpers shared by the integration tests: a server with one account and a small HTTP client.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use ots_testserver::{Account, Config, TestServer};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+pub const EMAIL: &str = "owner@example.com";
+pub const TOKEN: &str = "owner-api-token";
+
+/// Config with one account.
+pub fn config() -> Config {
+    Config {
+        accounts: vec![Account::new(EMAIL, TOKEN)],
+        ..Config::default()
+    }
+}
+
+/// A server with one account on the current runtime.
+pub async fn server() -> TestServer {
+    TestServer::start(config()).await.unwrap()
+}
+
+pub fn http() -> reqwest::Client {
+    // reqwest is built without a TLS provider; plain-http clients still need one installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// One answer: status, headers, body parsed as JSON (Null when it is not JSON), raw text.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub json: Value,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// v1's error shape: HTTP 404 with this message.
+    pub fn assert_v1_error(&self, message: &str, intended: Option<&str>) {
+        assert_eq!(self.status, 404, "{self:?}");
+        assert_eq!(self.json["message"], message, "{self:?}");
+        assert_eq!(
+            self.header("x-ots-intended-status").as_deref(),
+            intended,
+            "{self:?}"
+        );
+    }
+
+    /// v2's error shape.
+    pub fn assert_v2_error(&self, status: u16, error_type: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.json["error_type"], error_type, "{self:?}");
+        assert!(self.json["error"].is_string(), "{self:?}");
+    }
+}
+
+pub async fn answer(resp: reqwest::Response) -> Answer {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        json,
+        text,
+    }
+}
+
+pub async fn send(req: reqwest::RequestBuilder) -> Answer {
+    answer(req.send().await.unwrap()).await
+}
+
+/// Small client for one server.
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(server: &TestServer) -> Self {
+        Api {
+            base: server.url(),
+            http: http(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        send(self.http.get(self.url(path))).await
+    }
+
+    pub async fn get_auth(&self, path: &str) -> Answer {
+        send(self.http.get(self.url(path)).basic_auth(EMAIL, Some(TOKEN))).await
+    }
+
+    pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        send(self.http.post(self.url(path)).form(fields)).await
+    }
+
+    pub async fn form_auth(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        send(
+            self.http
+                .post(self.url(path))
+                .basic_auth(EMAIL, Some(TOKEN))
+                .form(fields),
+        )
+        .await
+    }
+
+    pub async fn json(&self, path: &str, body: Value) -> Answer {
+        send(self.http.post(self.url(path)).json(&body)).await
+    }
+
+    pub async fn json_auth(&self, path: &str, body: Value) -> Answer {
+        send(
+            self.http
+                .post(self.url(path))
+                .basic_auth(EMAIL, Some(TOKEN))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// v1 share; returns the receipt.
+    pub async fn v1_share(&self, fields: &[(&str, &str)]) -> Value {
+        let a = self.form("/api/v1/share", fields).await;
+        assert_eq!(a.status, 200, "{a:?}");
+        a.json
+    }
+
+    /// v2 conceal; returns the whole answer body.
+    pub async fn v2_conceal(&self, secret: Value) -> Value {
+        let a = self
+            .json(
+                "/api/v2/secret/conceal",
+                serde_json::json!({ "secret": secret }),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{a:?}");
+        a.json
+    }
+}
