@@ -211,6 +211,7 @@ fn default_render_runs_a_hardened_leader_elected_operator_with_probes() {
         "--ots-api=auto",
         "--metrics-addr=0.0.0.0:8080",
         "--leader-elect",
+        "--leader-elect-lease=ots-operator-leader",
         "--log-format=json",
     ] {
         assert!(args.contains(&expected), "args {args:?} lack {expected}");
@@ -296,6 +297,24 @@ fn ots_values_become_flags_and_credentials_come_only_from_the_named_secret() {
             .unwrap_or_else(|| panic!("{variable} is set from the Secret"))["valueFrom"]["secretKeyRef"];
         assert_eq!(reference["name"], "my-ots-credentials");
         assert_eq!(reference["key"], key);
+    }
+}
+
+#[test]
+fn lease_name_value_sets_the_flag_and_the_only_lease_the_role_reaches() {
+    let objects = render(&["--set", "leaderElection.leaseName=team-a-leader"]);
+    let args = strings(&operator_container(&objects)["args"]);
+    assert!(
+        args.contains(&"--leader-elect-lease=team-a-leader"),
+        "args {args:?}"
+    );
+    let role = find(&objects, "Role", "chart-test-ots-operator-leader-election");
+    for rule in role["rules"].as_array().expect("the Lease Role has rules") {
+        let verbs = strings(&rule["verbs"]);
+        if verbs == ["create"] {
+            continue; // create cannot be limited by name
+        }
+        assert_eq!(strings(&rule["resourceNames"]), ["team-a-leader"], "{rule}");
     }
 }
 
@@ -1103,19 +1122,17 @@ async fn operator_service_account_holds_only_its_own_lease_in_its_own_namespace(
         "create the Lease",
     );
     assert_allowed(leases.get(LEADER_LEASE).await, "read the Lease");
-    assert_allowed(
+    let renewed = assert_allowed(
         leases
             .replace(LEADER_LEASE, &PostParams::default(), &created)
             .await,
         "renew the Lease",
     );
+    let mut taken = renewed.clone();
+    taken.spec.get_or_insert_default().holder_identity = Some("chart-it-ots-operator-def".into());
     assert_allowed(
         leases
-            .patch(
-                LEADER_LEASE,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "spec": { "holderIdentity": "chart-it-ots-operator-def" } })),
-            )
+            .replace(LEADER_LEASE, &PostParams::default(), &taken)
             .await,
         "take over the Lease",
     );
