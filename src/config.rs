@@ -59,8 +59,9 @@ pub struct RunArgs {
     #[arg(long, default_value = "ots-operator-leader")]
     pub leader_elect_lease: String,
 
-    /// This replica's identity in the Lease (default: the pod name, else host name and pid).
-    #[arg(long, env = "POD_NAME")]
+    /// This replica's identity in the Lease (default: $POD_NAME, else the host name, plus a
+    /// random suffix so a restarted process never mistakes its predecessor's lease for its own).
+    #[arg(long)]
     pub leader_elect_identity: Option<String>,
 
     /// How long a leader's Lease lasts without renewal.

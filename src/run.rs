@@ -4,6 +4,7 @@
 use crate::config::RunArgs;
 use crate::controller::{self, Context};
 use crate::http::{self, HttpState};
+use crate::leader::{LeaderElector, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::telemetry;
@@ -33,6 +34,9 @@ pub enum RunError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another replica took the lease; a restart campaigns again.
+    #[error("lost the leader lease; exiting so that a restart campaigns again")]
+    LostLease,
     /// The controller could not be set up.
     #[error(transparent)]
     Controller(#[from] crate::error::Error),
@@ -115,19 +119,88 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         leader_elect = args.leader_elect,
         "starting"
     );
+    let elector = args.leader_elect.then(|| {
+        let namespace = args
+            .leader_elect_namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
+        LeaderElector::new(
+            client.clone(),
+            LeaseConfig::new(namespace, args.leader_elect_lease.clone(), identity.clone())
+                .with_lease_duration(args.leader_elect_lease_duration),
+            readiness.clone(),
+            metrics.clone(),
+        )
+    });
     let ctx = Arc::new(Context::new(client, config, metrics, throttle, &identity)?);
-    let ready = readiness.clone();
-    controller::run(ctx, shutdown.clone(), move || ready.set_watch_ready(true)).await;
+    let outcome = match elector {
+        None => {
+            run_controller(ctx, shutdown.clone(), &readiness).await;
+            Ok(())
+        }
+        Some(elector) => lead_then_run(ctx, elector, shutdown.clone(), &readiness).await,
+    };
     readiness.set_watch_ready(false);
-    shutdown.await;
+    if outcome.is_ok() {
+        shutdown.await;
+    }
     let _ = server.await;
     tracing::info!("stopped");
+    outcome
+}
+
+async fn run_controller(
+    ctx: Arc<Context>,
+    stop: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+    readiness: &Readiness,
+) {
+    let ready = readiness.clone();
+    controller::run(ctx, stop, move || ready.set_watch_ready(true)).await;
+}
+
+/// Waits for the lease, reconciles while leading, and releases the lease only after the
+/// controller (and every reconcile in flight) has stopped, so two leaders never work on one
+/// object. Losing the lease ends the process, as client-go does: a fresh start campaigns again.
+async fn lead_then_run(
+    ctx: Arc<Context>,
+    elector: LeaderElector,
+    shutdown: Shutdown,
+    readiness: &Readiness,
+) -> Result<(), RunError> {
+    let mut leading = elector.leading();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let campaign = tokio::spawn(elector.run(async {
+        let _ = released.await;
+    }));
+    let became_leader = tokio::select! {
+        result = leading.wait_for(|l| *l) => result.is_ok(),
+        _ = shutdown.clone() => false,
+    };
+    let mut lost = false;
+    if became_leader {
+        tracing::info!("leading: starting the controller");
+        let mut watch_loss = leading.clone();
+        let loss: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+            let _ = watch_loss.wait_for(|l| !*l).await;
+        });
+        let stop: Shutdown = {
+            let either: Pin<Box<dyn Future<Output = ()> + Send>> =
+                Box::pin(futures::future::select(shutdown.clone(), loss).map(|_| ()));
+            either.shared()
+        };
+        run_controller(ctx, stop, readiness).await;
+        lost = !*leading.borrow();
+    }
+    let _ = release.send(());
+    let _ = campaign.await;
+    if lost {
+        return Err(RunError::LostLease);
+    }
     Ok(())
 }
 
 fn identity(args: &RunArgs) -> String {
-    args.leader_elect_identity.clone().unwrap_or_else(|| {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ots-operator".into());
-        format!("{host}-{}", std::process::id())
-    })
+    args.leader_elect_identity
+        .clone()
+        .unwrap_or_else(crate::leader::default_identity)
 }

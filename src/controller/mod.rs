@@ -67,7 +67,7 @@ impl Context {
             },
         );
         Ok(Context {
-            servers: Servers::new(&config)?,
+            servers: Servers::new(&config, throttle.clone())?,
             client,
             recorder,
             config,

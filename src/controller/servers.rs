@@ -8,6 +8,7 @@ use crate::config::{ControllerConfig, origin};
 use crate::error::Error;
 use crate::ots::{ApiVersion, ClientConfig, Credentials, OtsClient, ResolvedApi, SecretString};
 use crate::resource::ServerSpec;
+use crate::throttle::Throttle;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use std::collections::HashMap;
@@ -37,11 +38,12 @@ pub struct Servers {
     timeout: std::time::Duration,
     allowed: Vec<String>,
     probed: Mutex<HashMap<String, ResolvedApi>>,
+    throttle: Throttle,
 }
 
 impl Servers {
     /// Servers as configured, sharing one connection pool.
-    pub fn new(config: &ControllerConfig) -> Result<Self, Error> {
+    pub fn new(config: &ControllerConfig, throttle: Throttle) -> Result<Self, Error> {
         Ok(Servers {
             http: OtsClient::http_client(config.ots_timeout)?,
             default_url: config.ots_url.clone(),
@@ -50,6 +52,7 @@ impl Servers {
             timeout: config.ots_timeout,
             allowed: config.allowed_servers.clone(),
             probed: Mutex::new(HashMap::new()),
+            throttle,
         })
     }
 
@@ -105,7 +108,7 @@ impl Servers {
             None => {
                 let client =
                     OtsClient::with_http(config.with_api(ApiVersion::Auto), self.http.clone())?;
-                let api = client.api_version().await?;
+                let api = self.throttle.run("status", client.api_version()).await?;
                 if let Ok(mut map) = self.probed.lock() {
                     map.insert(server_origin.to_owned(), api);
                 }
