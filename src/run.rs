@@ -135,6 +135,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let ctx = Arc::new(Context::new(client, config, metrics, throttle, &identity)?);
     let outcome = match elector {
         None => {
+            ctx.metrics.set_leader(true);
             run_controller(ctx, shutdown.clone(), &readiness).await;
             Ok(())
         }
