@@ -370,7 +370,7 @@ fn recent(ctx: &Ctx<'_>, caller: &Caller) -> Response {
         return unauthorized("Authentication required");
     };
     let mut views = ctx.app.store.recent(email);
-    views.sort_by(|a, b| b.updated.cmp(&a.updated));
+    views.sort_by_key(|v| std::cmp::Reverse(v.updated));
     let records: Vec<Value> = views
         .iter()
         .map(|v| Value::Object(receipt_dump(v)))

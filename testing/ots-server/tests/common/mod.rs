@@ -146,6 +146,15 @@ impl Api {
         a.json
     }
 
+    /// v2 conceal; returns the raw answer.
+    pub async fn v2_conceal_raw(&self, secret: Value) -> Answer {
+        self.json(
+            "/api/v2/secret/conceal",
+            serde_json::json!({ "secret": secret }),
+        )
+        .await
+    }
+
     /// v2 conceal; returns the whole answer body.
     pub async fn v2_conceal(&self, secret: Value) -> Value {
         let a = self
