@@ -2,9 +2,19 @@
 //!
 //! It serves `/api/v1` and `/api/v2` with the semantics of the real server (see
 //! `shared/ots-api.md`): one-time reveal, passphrase gate and lockout, burn rules, ttl
-//! clamping and expiry on a controllable clock, exact error bodies per version. An admin
-//! API under `/_admin` (see [`admin`](crate::admin) docs in the README) exposes counters,
-//! the request log, live secrets, the clock and the fault switches.
+//! clamping and expiry on a controllable clock, exact error bodies per version.
+//!
+//! The same listener has an admin API (never under `/api`, never hit by faults):
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /_admin/stats` | [`Stats`] |
+//! | `GET /_admin/requests` | `[RequestRecord]` ([`RequestRecord`], `at` in ms) |
+//! | `GET /_admin/faults` | [`Faults`] |
+//! | `PUT /_admin/faults` with [`Faults`] JSON (missing fields: off) | the new [`Faults`]; 400 if invalid |
+//! | `POST /_admin/clock/advance?secs=N` | `{"advanced_secs": N}` |
+//! | `GET /_admin/live` | `[LiveReceipt]` ([`LiveReceipt`]) |
+//! | `POST /_admin/reset` | `{"reset": true}`: clears counters and the log, keeps secrets |
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {

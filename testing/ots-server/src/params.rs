@@ -21,10 +21,23 @@ pub(crate) enum ParamsError {
 }
 
 /// Merged parameters: query pairs first, then body pairs (later ones win, as in Rack).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Params {
     pairs: Vec<(String, String)>,
     json: Option<Value>,
+}
+
+/// Shows parameter names only: values include secrets and passphrases.
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Params")
+            .field(
+                "names",
+                &self.pairs.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("json", &self.json.is_some())
+            .finish()
+    }
 }
 
 impl Params {
@@ -240,6 +253,14 @@ mod tests {
         assert_eq!(p.nested("secret", "secret").as_deref(), Some("v"));
         assert_eq!(p.nested("secret", "ttl").as_deref(), Some("3600"));
         assert_eq!(p.nested_all("secret", "recipient"), vec!["r"]);
+    }
+
+    #[tokio::test]
+    async fn debug_output_shows_names_but_never_values() {
+        let p = parse(None, None, "secret=top-secret-value&passphrase=pass-value").await;
+        let shown = format!("{p:?}");
+        assert!(shown.contains("secret") && shown.contains("passphrase"));
+        assert!(!shown.contains("top-secret-value") && !shown.contains("pass-value"));
     }
 
     #[tokio::test]
