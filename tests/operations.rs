@@ -22,13 +22,46 @@ async fn metrics_and_health_endpoints_report_a_happy_path_without_names_or_secre
     let server = ots_server(Config::default());
     let operator = Operator::start(&ns, &server.url(), &[]);
     let addr = operator.metrics_addr();
-    create_secret(&client, &ns, "db-credentials", &[("password", b"metric-secret-value")]).await;
-    create_share(&client, &ns, "share-with-a-distinct-name", json!({"secretRef": {"name": "db-credentials", "key": "password"}})).await;
-    let shared = wait_for(&client, &ns, "share-with-a-distinct-name", "Shared", |o| phase(o) == "Shared").await;
-    reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None).await.unwrap();
-    wait_for(&client, &ns, "share-with-a-distinct-name", "Received", |o| phase(o) == "Received").await;
-    create_share(&client, &ns, "missing-one", json!({"secretRef": {"name": "nope"}})).await;
-    wait_for(&client, &ns, "missing-one", "SecretNotFound", |o| ready_reason_is(o, "SecretNotFound")).await;
+    create_secret(
+        &client,
+        &ns,
+        "db-credentials",
+        &[("password", b"metric-secret-value")],
+    )
+    .await;
+    create_share(
+        &client,
+        &ns,
+        "share-with-a-distinct-name",
+        json!({"secretRef": {"name": "db-credentials", "key": "password"}}),
+    )
+    .await;
+    let shared = wait_for(&client, &ns, "share-with-a-distinct-name", "Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
+    reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None)
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        &ns,
+        "share-with-a-distinct-name",
+        "Received",
+        |o| phase(o) == "Received",
+    )
+    .await;
+    create_share(
+        &client,
+        &ns,
+        "missing-one",
+        json!({"secretRef": {"name": "nope"}}),
+    )
+    .await;
+    wait_for(&client, &ns, "missing-one", "SecretNotFound", |o| {
+        ready_reason_is(o, "SecretNotFound")
+    })
+    .await;
 
     assert_eq!(get(format!("http://{addr}/healthz")).await.0, 200);
     assert_eq!(get(format!("http://{addr}/readyz")).await.0, 200);
@@ -40,7 +73,10 @@ async fn metrics_and_health_endpoints_report_a_happy_path_without_names_or_secre
         if text.contains("ots_operator_resources{phase=\"Received\"} 1") {
             break text;
         }
-        assert!(Instant::now() < deadline, "phase gauge never showed Received:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "phase gauge never showed Received:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     for family in [
@@ -57,7 +93,13 @@ async fn metrics_and_health_endpoints_report_a_happy_path_without_names_or_secre
     ] {
         assert!(metrics.contains(family), "missing {family} in:\n{metrics}");
     }
-    for forbidden in ["share-with-a-distinct-name", "db-credentials", "missing-one", &ns, "metric-secret-value"] {
+    for forbidden in [
+        "share-with-a-distinct-name",
+        "db-credentials",
+        "missing-one",
+        &ns,
+        "metric-secret-value",
+    ] {
         assert!(!metrics.contains(forbidden), "metrics mention {forbidden}");
     }
 }
@@ -75,10 +117,10 @@ async fn lease_holder(client: &kube::Client, ns: &str) -> Option<String> {
 async fn wait_holder(client: &kube::Client, ns: &str, not: Option<&str>) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
-        if let Some(holder) = lease_holder(client, ns).await {
-            if Some(holder.as_str()) != not {
-                return holder;
-            }
+        if let Some(holder) = lease_holder(client, ns).await
+            && Some(holder.as_str()) != not
+        {
+            return holder;
         }
         assert!(Instant::now() < deadline, "no new leader");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -106,14 +148,29 @@ fn elected(ns: &str, url: &str, identity: &str) -> Operator {
 async fn share_many(client: &kube::Client, ns: &str, range: std::ops::Range<usize>) {
     for i in range {
         let secret = format!("s-{i}");
-        create_secret(client, ns, &secret, &[("v", format!("value-{i}").as_bytes())]).await;
-        create_share(client, ns, &format!("share-{i}"), json!({"secretRef": {"name": secret, "key": "v"}, "deletionPolicy": "Keep"})).await;
+        create_secret(
+            client,
+            ns,
+            &secret,
+            &[("v", format!("value-{i}").as_bytes())],
+        )
+        .await;
+        create_share(
+            client,
+            ns,
+            &format!("share-{i}"),
+            json!({"secretRef": {"name": secret, "key": "v"}, "deletionPolicy": "Keep"}),
+        )
+        .await;
     }
 }
 
 async fn wait_all_shared(client: &kube::Client, ns: &str, range: std::ops::Range<usize>) {
     for i in range {
-        wait_for(client, ns, &format!("share-{i}"), "Shared", |o| phase(o) == "Shared").await;
+        wait_for(client, ns, &format!("share-{i}"), "Shared", |o| {
+            phase(o) == "Shared"
+        })
+        .await;
     }
 }
 
@@ -127,9 +184,20 @@ async fn with_leader_election_exactly_one_process_shares_and_a_standby_takes_ove
 
     share_many(&client, &ns, 0..25).await;
     wait_all_shared(&client, &ns, 0..25).await;
-    assert_eq!(calls(&server, "share"), 25, "one share per resource with two replicas");
-    let (leader, standby) = if first == "replica-a" { (&mut a, &mut b) } else { (&mut b, &mut a) };
-    assert!(!standby.logs().contains("\"shared\"") && !standby.logs().contains(" shared"), "the standby shared nothing");
+    assert_eq!(
+        calls(&server, "share"),
+        25,
+        "one share per resource with two replicas"
+    );
+    let (leader, standby) = if first == "replica-a" {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    assert!(
+        !standby.logs().contains("\"shared\"") && !standby.logs().contains(" shared"),
+        "the standby shared nothing"
+    );
 
     // kill -9 the leader, with more work pending: the standby takes over and finishes it.
     leader.kill();
@@ -148,7 +216,10 @@ async fn with_leader_election_exactly_one_process_shares_and_a_standby_takes_ove
     let third = wait_holder(&client, &ns, Some(&second)).await;
     let handover = sent.elapsed();
     assert_eq!(third, "replica-c");
-    assert!(handover <= Duration::from_secs(2), "handover took {handover:?}");
+    assert!(
+        handover <= Duration::from_secs(2),
+        "handover took {handover:?}"
+    );
     assert!(c.is_running());
 }
 
@@ -159,16 +230,31 @@ async fn retry_after_holds_back_every_request_and_all_shares_complete_afterwards
     let _operator = Operator::start(&ns, &server.url(), &[]);
     // Let the operator learn the API version first, so the first request we watch is a share.
     create_secret(&client, &ns, "warmup", &[("v", b"w")]).await;
-    create_share(&client, &ns, "warmup", json!({"secretRef": {"name": "warmup", "key": "v"}, "deletionPolicy": "Keep"})).await;
+    create_share(
+        &client,
+        &ns,
+        "warmup",
+        json!({"secretRef": {"name": "warmup", "key": "v"}, "deletionPolicy": "Keep"}),
+    )
+    .await;
     wait_for(&client, &ns, "warmup", "Shared", |o| phase(o) == "Shared").await;
     client_delete_keep(&client, &ns, "warmup").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    server.set_faults(Faults { rate_limit: Some(RateLimitFault { retry_after_secs: 10, for_secs: 10 }), ..Faults::default() });
+    server.set_faults(Faults {
+        rate_limit: Some(RateLimitFault {
+            retry_after_secs: 10,
+            for_secs: 10,
+        }),
+        ..Faults::default()
+    });
     share_many(&client, &ns, 0..5).await;
     wait_all_shared(&client, &ns, 0..5).await;
     let log = server.requests();
-    let first_429 = log.iter().find(|r| r.status == 429).expect("a 429 was sent");
+    let first_429 = log
+        .iter()
+        .find(|r| r.status == 429)
+        .expect("a 429 was sent");
     let after: Vec<_> = log.iter().filter(|r| r.at > first_429.at).collect();
     assert!(!after.is_empty());
     for r in &after {
@@ -178,7 +264,11 @@ async fn retry_after_holds_back_every_request_and_all_shares_complete_afterwards
             r.at - first_429.at
         );
     }
-    assert_eq!(log.iter().filter(|r| r.status == 429).count(), 1, "only one request met the limit");
+    assert_eq!(
+        log.iter().filter(|r| r.status == 429).count(),
+        1,
+        "only one request met the limit"
+    );
 }
 
 async fn client_delete_keep(client: &kube::Client, ns: &str, name: &str) {
@@ -196,22 +286,35 @@ async fn during_an_outage_requests_stay_under_the_configured_rate() {
     let at = args.iter().position(|a| a == "--ots-burst").unwrap();
     args[at + 1] = "2".into();
     let _operator = Operator::start_with(&args, &[("RUST_LOG", "info")]);
-    server.set_faults(Faults { outage: true, ..Faults::default() });
+    server.set_faults(Faults {
+        outage: true,
+        ..Faults::default()
+    });
     share_many(&client, &ns, 0..30).await;
     let window = Duration::from_secs(10);
     tokio::time::sleep(window).await;
     let during = server.stats().requests_total;
     // 2/s for 10 s, plus a burst of 2 and one second of slack for the window's edges.
-    assert!(during <= 2 * 10 + 2 + 2, "{during} requests in {window:?} at --ots-rate 2");
+    assert!(
+        during <= 2 * 10 + 2 + 2,
+        "{during} requests in {window:?} at --ots-rate 2"
+    );
     assert!(during >= 1, "the operator kept trying");
     server.set_faults(Faults::default());
     wait_all_shared(&client, &ns, 0..30).await;
-    assert_eq!(calls(&server, "share") as usize, 30 + count_failed_shares(&server));
+    assert_eq!(
+        calls(&server, "share") as usize,
+        30 + count_failed_shares(&server)
+    );
 }
 
 /// Share calls answered by the outage (they created nothing).
 fn count_failed_shares(server: &ots_testserver::TestServer) -> usize {
-    server.requests().iter().filter(|r| r.operation == "share" && r.status >= 500).count()
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.operation == "share" && r.status >= 500)
+        .count()
 }
 
 #[tokio::test]
@@ -222,12 +325,22 @@ async fn a_namespace_scoped_operator_leaves_other_namespaces_untouched() {
     let _operator = Operator::start(&a, &server.url(), &[]);
     for ns in [&a, &b] {
         create_secret(&client, ns, "db", &[("password", b"scoped")]).await;
-        create_share(&client, ns, "share", json!({"secretRef": {"name": "db", "key": "password"}})).await;
+        create_share(
+            &client,
+            ns,
+            "share",
+            json!({"secretRef": {"name": "db", "key": "password"}}),
+        )
+        .await;
     }
     wait_for(&client, &a, "share", "Shared", |o| phase(o) == "Shared").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let other = shares(&client, &b).get("share").await.unwrap();
-    assert!(other.status.is_none(), "namespace b was touched: {:?}", other.status);
+    assert!(
+        other.status.is_none(),
+        "namespace b was touched: {:?}",
+        other.status
+    );
     assert!(other.metadata.finalizers.unwrap_or_default().is_empty());
     assert_eq!(calls(&server, "share"), 1);
 }

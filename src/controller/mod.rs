@@ -222,12 +222,12 @@ async fn report_error(obj: &OneTimeShare, api: &Api<OneTimeShare>, error: &Error
         .effective(&uid, obj.status.as_ref())
         .unwrap_or_default();
     // With a live link the status stays as it is; the Event tells about the failed check.
-    if current.metadata_key.is_none() || obj.meta().deletion_timestamp.is_some() {
-        if let Some(next) = status::error_status(obj, &current, error, now()) {
-            ctx.memory.wrote(&uid, &next);
-            if let Err(e) = status::write_status(api, obj, &next).await {
-                tracing::warn!(error = %e, "could not write the error to status");
-            }
+    let no_link_or_deleting =
+        current.metadata_key.is_none() || obj.meta().deletion_timestamp.is_some();
+    if no_link_or_deleting && let Some(next) = status::error_status(obj, &current, error, now()) {
+        ctx.memory.wrote(&uid, &next);
+        if let Err(e) = status::write_status(api, obj, &next).await {
+            tracing::warn!(error = %e, "could not write the error to status");
         }
     }
     if ctx.memory.should_warn(&uid, error.reason()) {

@@ -29,24 +29,21 @@ pub(super) async fn track(
     }
     let reshare = obj.spec.on_secret_change == SecretChangePolicy::Reshare;
     let live = status.phase == Phase::Shared;
-    if !live && !(reshare && status.phase == Phase::Received) {
+    let watching_secret = reshare && status.phase == Phase::Received;
+    if !(live || watching_secret) {
         return Ok(Action::await_change());
     }
     if let Some(wait) = ctx.memory.check_due_in(&uid) {
         return Ok(Action::requeue(wait));
     }
-    if reshare {
-        if let Some(action) = reshare_if_changed(obj, &status, ctx).await? {
-            return Ok(action);
-        }
+    if reshare && let Some(action) = reshare_if_changed(obj, &status, ctx).await? {
+        return Ok(action);
     }
     let mut current = status;
-    if live {
-        if let Some(next) = refresh(obj, &current, ctx).await? {
-            save(obj, ctx, &next).await?;
-            announce(obj, ctx, &next).await;
-            current = next;
-        }
+    if live && let Some(next) = refresh(obj, &current, ctx).await? {
+        save(obj, ctx, &next).await?;
+        announce(obj, ctx, &next).await;
+        current = next;
     }
     if current.phase != Phase::Shared && !(reshare && current.phase == Phase::Received) {
         return Ok(Action::await_change());
@@ -146,25 +143,26 @@ async fn reshare_if_changed(
     }
     // Validate the new value before burning anything.
     let prepared = prepare(obj, ctx, &source, status.server_url.as_deref()).await?;
-    if status.phase == Phase::Shared {
-        if let Some(metadata_key) = status.metadata_key.as_deref() {
-            let outcome = burn_link(
-                ctx,
-                &prepared.server,
-                metadata_key,
-                prepared.passphrase.as_ref(),
-            )
-            .await?;
-            tracing::info!(
-                object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
-                outcome = ?outcome,
-                "burned the old link before resharing"
-            );
-            if outcome == BurnOutcome::Burned {
-                ctx.metrics.burn(crate::metrics::BurnOutcome::Burned);
-            }
+    if status.phase == Phase::Shared
+        && let Some(metadata_key) = status.metadata_key.as_deref()
+    {
+        let outcome = burn_link(
+            ctx,
+            &prepared.server,
+            metadata_key,
+            prepared.passphrase.as_ref(),
+        )
+        .await?;
+        tracing::info!(
+            object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+            outcome = ?outcome,
+            "burned the old link before resharing"
+        );
+        if outcome == BurnOutcome::Burned {
+            ctx.metrics.burn(crate::metrics::BurnOutcome::Burned);
         }
     }
+
     let receipt = send(obj, ctx, &prepared).await?;
     record(obj, ctx, &prepared, &receipt, Reason::Reshared)
         .await

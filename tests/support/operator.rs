@@ -28,7 +28,11 @@ pub fn install_crd() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         let crd = repo_root().join("crds/onetimeshares.ots.dev.yaml");
-        run_ok(tool_command("kubectl").args(["apply", "--server-side", "-f"]).arg(&crd));
+        run_ok(
+            tool_command("kubectl")
+                .args(["apply", "--server-side", "-f"])
+                .arg(&crd),
+        );
         run_ok(tool_command("kubectl").args([
             "wait",
             "--for=condition=Established",
@@ -100,11 +104,7 @@ impl Operator {
         install_crd();
         let dir = std::env::temp_dir().join("ots-operator-test-logs");
         std::fs::create_dir_all(&dir).expect("create the log dir");
-        let log_path = dir.join(format!(
-            "operator-{}-{}.log",
-            std::process::id(),
-            unique()
-        ));
+        let log_path = dir.join(format!("operator-{}-{}.log", std::process::id(), unique()));
         let log = File::create(&log_path).expect("create the log file");
         let log_err = log.try_clone().expect("clone the log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_ots-operator"));
@@ -153,7 +153,10 @@ impl Operator {
             {
                 return addr;
             }
-            assert!(Instant::now() < deadline, "no metrics address in logs:\n{logs}");
+            assert!(
+                Instant::now() < deadline,
+                "no metrics address in logs:\n{logs}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -280,10 +283,10 @@ pub async fn wait_for(
     let deadline = Instant::now() + WAIT;
     loop {
         let current = api.get_opt(name).await.expect("get the OneTimeShare");
-        if let Some(obj) = &current {
-            if done(obj) {
-                return obj.clone();
-            }
+        if let Some(obj) = &current
+            && done(obj)
+        {
+            return obj.clone();
         }
         assert!(
             Instant::now() < deadline,
@@ -299,7 +302,10 @@ pub async fn wait_gone(client: &Client, namespace: &str, name: &str) {
     let api = shares(client, namespace);
     let deadline = Instant::now() + WAIT;
     while api.get_opt(name).await.expect("get").is_some() {
-        assert!(Instant::now() < deadline, "{namespace}/{name} was not deleted in time");
+        assert!(
+            Instant::now() < deadline,
+            "{namespace}/{name} was not deleted in time"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -344,7 +350,13 @@ pub async fn events(client: &Client, namespace: &str, name: &str) -> Vec<(String
 }
 
 /// Waits until an Event with `reason` about the object exists, and returns its note.
-pub async fn wait_event(client: &Client, namespace: &str, name: &str, kind: &str, reason: &str) -> String {
+pub async fn wait_event(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    kind: &str,
+    reason: &str,
+) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
         let all = events(client, namespace, name).await;
@@ -371,7 +383,11 @@ pub fn secret_key(link: &str) -> String {
 }
 
 /// Opens a link as the recipient would.
-pub async fn reveal(server: &TestServer, link: &str, passphrase: Option<&str>) -> Result<String, OtsError> {
+pub async fn reveal(
+    server: &TestServer,
+    link: &str,
+    passphrase: Option<&str>,
+) -> Result<String, OtsError> {
     let passphrase = passphrase.map(|p| SecretString::from(p.to_owned()));
     ots_client(server)
         .reveal(&secret_key(link), passphrase.as_ref())
