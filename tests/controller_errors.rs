@@ -11,12 +11,21 @@ use support::operator::*;
 
 /// Waits for Ready=False with `reason` and a Warning Event with the same reason; returns the
 /// condition message.
-async fn expect_failure(client: &kube::Client, ns: &str, name: &str, reason: &str, phase_word: &str) -> String {
+async fn expect_failure(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    reason: &str,
+    phase_word: &str,
+) -> String {
     let obj = wait_for(client, ns, name, reason, |o| ready_reason_is(o, reason)).await;
     let (status, _, message) = ready(&obj).unwrap();
     assert_eq!(status, "False");
     assert_eq!(phase(&obj), phase_word, "phase for {reason}");
-    assert!(obj.status.as_ref().unwrap().link.is_none(), "no link for {reason}");
+    assert!(
+        obj.status.as_ref().unwrap().link.is_none(),
+        "no link for {reason}"
+    );
     let note = wait_event(client, ns, name, "Warning", reason).await;
     assert_eq!(note, message, "the Event says what the condition says");
     message
@@ -27,19 +36,41 @@ async fn a_missing_secret_waits_then_shares_within_thirty_seconds_of_appearing()
     let (client, ns) = setup("missing-secret").await;
     let server = ots_server(Config::default());
     let operator = Operator::start(&ns, &server.url(), &[]);
-    create_share(&client, &ns, "early", json!({"secretRef": {"name": "later", "key": "password"}})).await;
+    create_share(
+        &client,
+        &ns,
+        "early",
+        json!({"secretRef": {"name": "later", "key": "password"}}),
+    )
+    .await;
     let message = expect_failure(&client, &ns, "early", "SecretNotFound", "Pending").await;
     assert!(message.contains("\"later\""), "{message}");
     // Keep it missing long enough for several re-checks: the OTS server is never called.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    assert_eq!(server.stats().requests_total, 0, "no OTS call while the Secret is missing");
+    assert_eq!(
+        server.stats().requests_total,
+        0,
+        "no OTS call while the Secret is missing"
+    );
 
     create_secret(&client, &ns, "later", &[("password", b"finally")]).await;
     let created = std::time::Instant::now();
-    let shared = wait_for(&client, &ns, "early", "phase Shared", |o| phase(o) == "Shared").await;
-    assert!(created.elapsed() < Duration::from_secs(40), "shared {:?} after the Secret appeared", created.elapsed());
+    let shared = wait_for(&client, &ns, "early", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
+    assert!(
+        created.elapsed() < Duration::from_secs(40),
+        "shared {:?} after the Secret appeared",
+        created.elapsed()
+    );
     assert_eq!(ready(&shared).unwrap().1, "Shared");
-    assert_eq!(reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None).await.unwrap(), "finally");
+    assert_eq!(
+        reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None)
+            .await
+            .unwrap(),
+        "finally"
+    );
     assert!(!operator.logs().contains("panicked"));
 }
 
@@ -49,13 +80,33 @@ async fn a_missing_key_waits_and_an_added_key_unblocks_it() {
     let server = ots_server(Config::default());
     let _operator = Operator::start(&ns, &server.url(), &[]);
     create_secret(&client, &ns, "db", &[("user", b"alice")]).await;
-    create_share(&client, &ns, "no-key", json!({"secretRef": {"name": "db", "key": "password"}})).await;
+    create_share(
+        &client,
+        &ns,
+        "no-key",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
     let message = expect_failure(&client, &ns, "no-key", "KeyNotFound", "Pending").await;
     assert!(message.contains("\"password\""), "{message}");
     assert_eq!(server.stats().requests_total, 0);
-    update_secret(&client, &ns, "db", &[("user", b"alice"), ("password", b"added")]).await;
-    let shared = wait_for(&client, &ns, "no-key", "phase Shared", |o| phase(o) == "Shared").await;
-    assert_eq!(reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None).await.unwrap(), "added");
+    update_secret(
+        &client,
+        &ns,
+        "db",
+        &[("user", b"alice"), ("password", b"added")],
+    )
+    .await;
+    let shared = wait_for(&client, &ns, "no-key", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
+    assert_eq!(
+        reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None)
+            .await
+            .unwrap(),
+        "added"
+    );
 }
 
 #[tokio::test]
@@ -64,17 +115,52 @@ async fn values_the_server_cannot_take_fail_without_calling_it() {
     let server = ots_server(Config::default());
     let operator = Operator::start(&ns, &server.url(), &[]);
     let big = vec![b'x'; 10_001];
-    create_secret(&client, &ns, "values", &[("big", &big), ("binary", &[0xff, 0xfe, 0x00]), ("empty", b"")]).await;
-    create_share(&client, &ns, "too-large", json!({"secretRef": {"name": "values", "key": "big"}})).await;
-    create_share(&client, &ns, "not-text", json!({"secretRef": {"name": "values", "key": "binary"}})).await;
-    create_share(&client, &ns, "empty", json!({"secretRef": {"name": "values", "key": "empty"}})).await;
+    create_secret(
+        &client,
+        &ns,
+        "values",
+        &[
+            ("big", &big),
+            ("binary", &[0xff, 0xfe, 0x00]),
+            ("empty", b""),
+        ],
+    )
+    .await;
+    create_share(
+        &client,
+        &ns,
+        "too-large",
+        json!({"secretRef": {"name": "values", "key": "big"}}),
+    )
+    .await;
+    create_share(
+        &client,
+        &ns,
+        "not-text",
+        json!({"secretRef": {"name": "values", "key": "binary"}}),
+    )
+    .await;
+    create_share(
+        &client,
+        &ns,
+        "empty",
+        json!({"secretRef": {"name": "values", "key": "empty"}}),
+    )
+    .await;
 
     let message = expect_failure(&client, &ns, "too-large", "SecretTooLarge", "Failed").await;
-    assert!(message.contains("10001 bytes") && message.contains("10000"), "{message}");
+    assert!(
+        message.contains("10001 bytes") && message.contains("10000"),
+        "{message}"
+    );
     expect_failure(&client, &ns, "not-text", "SecretNotText", "Failed").await;
     expect_failure(&client, &ns, "empty", "SecretEmpty", "Failed").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(server.stats().requests_total, 0, "nothing was sent to the server");
+    assert_eq!(
+        server.stats().requests_total,
+        0,
+        "nothing was sent to the server"
+    );
     assert!(!operator.logs().contains("panicked"));
 }
 
@@ -85,20 +171,33 @@ async fn a_missing_or_short_passphrase_is_reported_before_sharing() {
     let _operator = Operator::start(&ns, &server.url(), &[]);
     create_secret(&client, &ns, "db", &[("password", b"value")]).await;
     create_secret(&client, &ns, "phrases", &[("short", b"abc")]).await;
-    create_share(&client, &ns, "no-phrase", json!({
-        "secretRef": {"name": "db", "key": "password"},
-        "passphraseSecretRef": {"name": "nowhere", "key": "alice"}
-    }))
+    create_share(
+        &client,
+        &ns,
+        "no-phrase",
+        json!({
+            "secretRef": {"name": "db", "key": "password"},
+            "passphraseSecretRef": {"name": "nowhere", "key": "alice"}
+        }),
+    )
     .await;
-    create_share(&client, &ns, "short-phrase", json!({
-        "secretRef": {"name": "db", "key": "password"},
-        "passphraseSecretRef": {"name": "phrases", "key": "short"}
-    }))
+    create_share(
+        &client,
+        &ns,
+        "short-phrase",
+        json!({
+            "secretRef": {"name": "db", "key": "password"},
+            "passphraseSecretRef": {"name": "phrases", "key": "short"}
+        }),
+    )
     .await;
     expect_failure(&client, &ns, "no-phrase", "PassphraseNotFound", "Pending").await;
     let message = expect_failure(&client, &ns, "short-phrase", "InvalidPassphrase", "Failed").await;
     assert!(message.contains("4 to 128"), "{message}");
-    assert!(!message.contains("abc"), "the passphrase never appears in a message");
+    assert!(
+        !message.contains("abc"),
+        "the passphrase never appears in a message"
+    );
     assert_eq!(server.stats().requests_total, 0);
 }
 
@@ -118,13 +217,22 @@ async fn bad_credentials_are_unauthorized_and_not_retried_in_a_loop() {
         ],
     );
     create_secret(&client, &ns, "db", &[("password", b"value")]).await;
-    create_share(&client, &ns, "refused", json!({"secretRef": {"name": "db", "key": "password"}})).await;
+    create_share(
+        &client,
+        &ns,
+        "refused",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
     expect_failure(&client, &ns, "refused", "Unauthorized", "Failed").await;
     let after_failure = server.stats().requests_total;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let later = server.stats().requests_total;
     assert!(after_failure <= 3, "{after_failure} calls before giving up");
-    assert_eq!(later, after_failure, "no retry loop against a server that refuses the credentials");
+    assert_eq!(
+        later, after_failure,
+        "no retry loop against a server that refuses the credentials"
+    );
 }
 
 #[tokio::test]
@@ -133,12 +241,36 @@ async fn a_server_outage_is_reported_and_the_share_recovers_by_itself() {
     let server = ots_server(Config::default());
     let _operator = Operator::start(&ns, &server.url(), &[]);
     // The API version is probed once when the first share needs it: let that happen while up.
-    create_secret(&client, &ns, "db", &[("password", b"first"), ("second", b"later")]).await;
-    create_share(&client, &ns, "before", json!({"secretRef": {"name": "db", "key": "password"}})).await;
-    wait_for(&client, &ns, "before", "phase Shared", |o| phase(o) == "Shared").await;
+    create_secret(
+        &client,
+        &ns,
+        "db",
+        &[("password", b"first"), ("second", b"later")],
+    )
+    .await;
+    create_share(
+        &client,
+        &ns,
+        "before",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    wait_for(&client, &ns, "before", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
 
-    server.set_faults(Faults { outage: true, ..Faults::default() });
-    create_share(&client, &ns, "during", json!({"secretRef": {"name": "db", "key": "second"}})).await;
+    server.set_faults(Faults {
+        outage: true,
+        ..Faults::default()
+    });
+    create_share(
+        &client,
+        &ns,
+        "during",
+        json!({"secretRef": {"name": "db", "key": "second"}}),
+    )
+    .await;
     let message = expect_failure(&client, &ns, "during", "ServerUnavailable", "Pending").await;
     assert!(!message.is_empty());
     let failed_at = server.stats().requests_total;
@@ -148,9 +280,17 @@ async fn a_server_outage_is_reported_and_the_share_recovers_by_itself() {
     assert!(calls_during <= 12, "{calls_during} calls in 6 s of outage");
 
     server.set_faults(Faults::default());
-    let shared = wait_for(&client, &ns, "during", "phase Shared", |o| phase(o) == "Shared").await;
+    let shared = wait_for(&client, &ns, "during", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
     assert_eq!(ready(&shared).unwrap().0, "True");
-    assert_eq!(reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None).await.unwrap(), "later");
+    assert_eq!(
+        reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None)
+            .await
+            .unwrap(),
+        "later"
+    );
 }
 
 #[tokio::test]
@@ -160,10 +300,15 @@ async fn a_server_outside_the_allowlist_is_refused_without_contacting_it() {
     let elsewhere = ots_server(Config::default());
     let _operator = Operator::start(&ns, &server.url(), &[]);
     create_secret(&client, &ns, "db", &[("password", b"value")]).await;
-    create_share(&client, &ns, "exfiltrate", json!({
-        "secretRef": {"name": "db", "key": "password"},
-        "server": {"url": elsewhere.url()}
-    }))
+    create_share(
+        &client,
+        &ns,
+        "exfiltrate",
+        json!({
+            "secretRef": {"name": "db", "key": "password"},
+            "server": {"url": elsewhere.url()}
+        }),
+    )
     .await;
     let message = expect_failure(&client, &ns, "exfiltrate", "ServerNotAllowed", "Failed").await;
     assert!(message.contains("--allow-server-url"), "{message}");
@@ -176,13 +321,32 @@ async fn deleting_while_the_server_is_down_burns_once_it_is_back() {
     let server = ots_server(Config::default());
     let _operator = Operator::start(&ns, &server.url(), &[]);
     create_secret(&client, &ns, "db", &[("password", b"value")]).await;
-    create_share(&client, &ns, "doomed", json!({"secretRef": {"name": "db", "key": "password"}})).await;
-    wait_for(&client, &ns, "doomed", "phase Shared", |o| phase(o) == "Shared").await;
+    create_share(
+        &client,
+        &ns,
+        "doomed",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    wait_for(&client, &ns, "doomed", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
 
-    server.set_faults(Faults { outage: true, ..Faults::default() });
+    server.set_faults(Faults {
+        outage: true,
+        ..Faults::default()
+    });
     delete_share(&client, &ns, "doomed").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(shares(&client, &ns).get_opt("doomed").await.unwrap().is_some(), "held by the finalizer while the burn fails");
+    assert!(
+        shares(&client, &ns)
+            .get_opt("doomed")
+            .await
+            .unwrap()
+            .is_some(),
+        "held by the finalizer while the burn fails"
+    );
     assert_eq!(server.stats().live_secrets, 1);
 
     server.set_faults(Faults::default());
@@ -199,15 +363,30 @@ async fn a_burn_that_cannot_succeed_releases_the_resource_with_a_warning() {
     args[at + 1] = "5s".to_owned();
     let _operator = Operator::start_with(&args, &[("RUST_LOG", "info")]);
     create_secret(&client, &ns, "db", &[("password", b"value")]).await;
-    create_share(&client, &ns, "stuck", json!({"secretRef": {"name": "db", "key": "password"}})).await;
-    let shared = wait_for(&client, &ns, "stuck", "phase Shared", |o| phase(o) == "Shared").await;
+    create_share(
+        &client,
+        &ns,
+        "stuck",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    let shared = wait_for(&client, &ns, "stuck", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
     let expires = shared.status.unwrap().expires_at.unwrap().0.to_string();
 
-    server.set_faults(Faults { outage: true, ..Faults::default() });
+    server.set_faults(Faults {
+        outage: true,
+        ..Faults::default()
+    });
     delete_share(&client, &ns, "stuck").await;
     wait_gone(&client, &ns, "stuck").await;
     let note = wait_event(&client, &ns, "stuck", "Warning", "BurnFailed").await;
-    assert!(note.contains(&expires), "the warning says until when the link stays valid: {note}");
+    assert!(
+        note.contains(&expires),
+        "the warning says until when the link stays valid: {note}"
+    );
 }
 
 #[tokio::test]
@@ -215,16 +394,43 @@ async fn schema_violations_are_rejected_by_kubectl_apply_with_a_readable_message
     let (_client, ns) = setup("schema").await;
     install_crd();
     let cases = [
-        (json!({"secretRef": {"name": "db"}, "ttl": "30s"}), "ttl must be at least 60s"),
-        (json!({"secretRef": {"name": "db"}, "ttl": "1w"}), "ttl must be a whole number followed by s, m, h or d"),
-        (json!({"secretRef": {"name": "db"}, "recipient": "not-an-email"}), "recipient must be an email address"),
-        (json!({"secretRef": {"name": "db"}, "deletionPolicy": "Shred"}), "Unsupported value: \"Shred\""),
-        (json!({"secretRef": {"name": "db"}, "onSecretChange": "Sometimes"}), "Unsupported value: \"Sometimes\""),
-        (json!({"secretRef": {}}), "spec.secretRef.name: Required value"),
+        (
+            json!({"secretRef": {"name": "db"}, "ttl": "30s"}),
+            "ttl must be at least 60s",
+        ),
+        (
+            json!({"secretRef": {"name": "db"}, "ttl": "1w"}),
+            "ttl must be a whole number followed by s, m, h or d",
+        ),
+        (
+            json!({"secretRef": {"name": "db"}, "recipient": "not-an-email"}),
+            "recipient must be an email address",
+        ),
+        (
+            json!({"secretRef": {"name": "db"}, "deletionPolicy": "Shred"}),
+            "Unsupported value: \"Shred\"",
+        ),
+        (
+            json!({"secretRef": {"name": "db"}, "onSecretChange": "Sometimes"}),
+            "Unsupported value: \"Sometimes\"",
+        ),
+        (
+            json!({"secretRef": {}}),
+            "spec.secretRef.name: Required value",
+        ),
         (json!({"ttl": "1h"}), "spec.secretRef: Required value"),
-        (json!({"secretRef": {"name": "db"}, "passphraseSecretRef": {"name": "p"}}), "spec.passphraseSecretRef.key: Required value"),
-        (json!({"secretRef": {"name": "Not_Valid"}}), "name must be a valid Secret name"),
-        (json!({"secretRef": {"name": "db"}, "server": {"url": "ftp://x/y"}}), "url must be a base URL"),
+        (
+            json!({"secretRef": {"name": "db"}, "passphraseSecretRef": {"name": "p"}}),
+            "spec.passphraseSecretRef.key: Required value",
+        ),
+        (
+            json!({"secretRef": {"name": "Not_Valid"}}),
+            "name must be a valid Secret name",
+        ),
+        (
+            json!({"secretRef": {"name": "db"}, "server": {"url": "ftp://x/y"}}),
+            "url must be a base URL",
+        ),
     ];
     for (i, (spec, expected)) in cases.iter().enumerate() {
         let manifest = json!({
@@ -235,10 +441,17 @@ async fn schema_violations_are_rejected_by_kubectl_apply_with_a_readable_message
         });
         let path = std::env::temp_dir().join(format!("ots-schema-{}-{i}.json", std::process::id()));
         std::fs::write(&path, manifest.to_string()).unwrap();
-        let out = tool_command("kubectl").args(["apply", "-f"]).arg(&path).output().unwrap();
+        let out = tool_command("kubectl")
+            .args(["apply", "-f"])
+            .arg(&path)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{spec} was accepted");
-        assert!(stderr.contains(expected), "{spec}: expected {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{spec}: expected {expected:?} in:\n{stderr}"
+        );
     }
     let _ = repo_root();
 }
@@ -247,13 +460,31 @@ async fn schema_violations_are_rejected_by_kubectl_apply_with_a_readable_message
 async fn share_defining_fields_are_immutable_but_the_deletion_policy_is_not() {
     let (client, ns) = setup("immutable").await;
     install_crd();
-    create_share(&client, &ns, "fixed", json!({"secretRef": {"name": "db", "key": "a"}, "ttl": "1h"})).await;
+    create_share(
+        &client,
+        &ns,
+        "fixed",
+        json!({"secretRef": {"name": "db", "key": "a"}, "ttl": "1h"}),
+    )
+    .await;
     let api = shares(&client, &ns);
     let patch = |spec: serde_json::Value| kube::api::Patch::Merge(json!({"spec": spec}));
     let params = kube::api::PatchParams::default();
-    let err = api.patch("fixed", &params, &patch(json!({"secretRef": {"name": "other"}}))).await.unwrap_err();
+    let err = api
+        .patch(
+            "fixed",
+            &params,
+            &patch(json!({"secretRef": {"name": "other"}})),
+        )
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("secretRef is immutable"), "{err}");
-    let err = api.patch("fixed", &params, &patch(json!({"ttl": "2h"}))).await.unwrap_err();
+    let err = api
+        .patch("fixed", &params, &patch(json!({"ttl": "2h"})))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("ttl is immutable"), "{err}");
-    api.patch("fixed", &params, &patch(json!({"deletionPolicy": "Keep"}))).await.expect("deletionPolicy may change");
+    api.patch("fixed", &params, &patch(json!({"deletionPolicy": "Keep"})))
+        .await
+        .expect("deletionPolicy may change");
 }

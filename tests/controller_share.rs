@@ -13,30 +13,71 @@ async fn a_single_key_is_shared_and_its_link_reveals_exactly_that_value() {
     let (client, ns) = setup("single-key").await;
     let server = ots_server(Config::default());
     let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"s3cr3t pa55\n"), ("user", b"alice")]).await;
-    create_share(&client, &ns, "for-alice", json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "1h"})).await;
+    create_secret(
+        &client,
+        &ns,
+        "db",
+        &[("password", b"s3cr3t pa55\n"), ("user", b"alice")],
+    )
+    .await;
+    create_share(
+        &client,
+        &ns,
+        "for-alice",
+        json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "1h"}),
+    )
+    .await;
 
-    let shared = wait_for(&client, &ns, "for-alice", "phase Shared", |o| phase(o) == "Shared").await;
+    let shared = wait_for(&client, &ns, "for-alice", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
     let status = shared.status.clone().unwrap();
     assert_eq!(ready(&shared).unwrap().0, "True");
     assert_eq!(ready(&shared).unwrap().1, "Shared");
     let link = status.link.clone().unwrap();
-    assert!(link.starts_with(&format!("{}/secret/", server.url())), "{link}");
-    assert!(status.metadata_key.as_deref().is_some_and(|k| !k.is_empty()));
-    assert_eq!(status.metadata_link.as_deref(), Some(format!("{}/receipt/{}", server.url(), status.metadata_key.clone().unwrap()).as_str()));
+    assert!(
+        link.starts_with(&format!("{}/secret/", server.url())),
+        "{link}"
+    );
+    assert!(
+        status
+            .metadata_key
+            .as_deref()
+            .is_some_and(|k| !k.is_empty())
+    );
+    assert_eq!(
+        status.metadata_link.as_deref(),
+        Some(
+            format!(
+                "{}/receipt/{}",
+                server.url(),
+                status.metadata_key.clone().unwrap()
+            )
+            .as_str()
+        )
+    );
     assert_eq!(status.secret_state.as_deref(), Some("new"));
     assert_eq!(status.ttl_seconds, Some(3600));
     assert_eq!(status.passphrase_protected, Some(false));
     assert!(status.source_resource_version.is_some());
     assert_eq!(status.observed_generation, Some(1));
-    let expires = status.expires_at.unwrap().0.as_second() - status.shared_at.unwrap().0.as_second();
+    let expires =
+        status.expires_at.unwrap().0.as_second() - status.shared_at.unwrap().0.as_second();
     assert_eq!(expires, 3600);
     assert_eq!(calls(&server, "share"), 1, "exactly one share call");
 
     assert_eq!(reveal(&server, &link, None).await.unwrap(), "s3cr3t pa55\n");
-    assert_eq!(reveal(&server, &link, None).await, Err(OtsError::NotFound), "a link opens once");
+    assert_eq!(
+        reveal(&server, &link, None).await,
+        Err(OtsError::NotFound),
+        "a link opens once"
+    );
 
-    let received = wait_for(&client, &ns, "for-alice", "phase Received", |o| phase(o) == "Received").await;
+    let received = wait_for(&client, &ns, "for-alice", "phase Received", |o| {
+        phase(o) == "Received"
+    })
+    .await;
     let status = received.status.unwrap();
     assert_eq!(status.secret_state.as_deref(), Some("received"));
     assert!(status.received_at.is_some());
@@ -55,9 +96,22 @@ async fn without_a_key_every_key_is_shared_as_sorted_lines() {
     let (client, ns) = setup("all-keys").await;
     let server = ots_server(Config::default());
     let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("user", b"alice"), ("host", b"db.example:5432"), ("password", b"pw")]).await;
+    create_secret(
+        &client,
+        &ns,
+        "db",
+        &[
+            ("user", b"alice"),
+            ("host", b"db.example:5432"),
+            ("password", b"pw"),
+        ],
+    )
+    .await;
     create_share(&client, &ns, "all", json!({"secretRef": {"name": "db"}})).await;
-    let shared = wait_for(&client, &ns, "all", "phase Shared", |o| phase(o) == "Shared").await;
+    let shared = wait_for(&client, &ns, "all", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
     let link = shared.status.unwrap().link.unwrap();
     assert_eq!(
         reveal(&server, &link, None).await.unwrap(),
@@ -71,15 +125,34 @@ async fn deleting_an_unread_share_burns_it() {
     let server = ots_server(Config::default());
     let _operator = Operator::start(&ns, &server.url(), &[]);
     create_secret(&client, &ns, "db", &[("password", b"burn-me")]).await;
-    create_share(&client, &ns, "unread", json!({"secretRef": {"name": "db", "key": "password"}})).await;
-    let shared = wait_for(&client, &ns, "unread", "phase Shared", |o| phase(o) == "Shared").await;
-    assert!(shared.metadata.finalizers.unwrap_or_default().contains(&"ots.dev/burn".to_owned()));
+    create_share(
+        &client,
+        &ns,
+        "unread",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    let shared = wait_for(&client, &ns, "unread", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
+    assert!(
+        shared
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"ots.dev/burn".to_owned())
+    );
     let link = shared.status.unwrap().link.unwrap();
     assert_eq!(server.stats().live_secrets, 1);
 
     delete_share(&client, &ns, "unread").await;
     wait_gone(&client, &ns, "unread").await;
-    assert_eq!(server.stats().live_secrets, 0, "the unread secret was burned");
+    assert_eq!(
+        server.stats().live_secrets,
+        0,
+        "the unread secret was burned"
+    );
     assert_eq!(calls(&server, "burn"), 1);
     assert_eq!(reveal(&server, &link, None).await, Err(OtsError::NotFound));
 }
@@ -90,9 +163,21 @@ async fn with_deletion_policy_keep_the_link_outlives_the_resource() {
     let server = ots_server(Config::default());
     let _operator = Operator::start(&ns, &server.url(), &[]);
     create_secret(&client, &ns, "db", &[("password", b"keep-me")]).await;
-    create_share(&client, &ns, "kept", json!({"secretRef": {"name": "db", "key": "password"}, "deletionPolicy": "Keep"})).await;
-    let shared = wait_for(&client, &ns, "kept", "phase Shared", |o| phase(o) == "Shared").await;
-    assert!(shared.metadata.finalizers.unwrap_or_default().is_empty(), "Keep adds no finalizer");
+    create_share(
+        &client,
+        &ns,
+        "kept",
+        json!({"secretRef": {"name": "db", "key": "password"}, "deletionPolicy": "Keep"}),
+    )
+    .await;
+    let shared = wait_for(&client, &ns, "kept", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
+    assert!(
+        shared.metadata.finalizers.unwrap_or_default().is_empty(),
+        "Keep adds no finalizer"
+    );
     let link = shared.status.unwrap().link.unwrap();
 
     delete_share(&client, &ns, "kept").await;
@@ -113,17 +198,33 @@ async fn a_passphrase_gates_the_link_and_is_used_to_burn_it() {
         "passphraseSecretRef": {"name": "phrases", "key": "alice"}
     });
     create_share(&client, &ns, "gated", spec.clone()).await;
-    let shared = wait_for(&client, &ns, "gated", "phase Shared", |o| phase(o) == "Shared").await;
+    let shared = wait_for(&client, &ns, "gated", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
     let status = shared.status.unwrap();
     assert_eq!(status.passphrase_protected, Some(true));
     let link = status.link.unwrap();
-    assert_eq!(reveal(&server, &link, None).await, Err(OtsError::NotFound), "no passphrase, no secret");
-    assert_eq!(reveal(&server, &link, Some("wrong one")).await, Err(OtsError::NotFound));
-    assert_eq!(reveal(&server, &link, Some("correct horse")).await.unwrap(), "gated");
+    assert_eq!(
+        reveal(&server, &link, None).await,
+        Err(OtsError::NotFound),
+        "no passphrase, no secret"
+    );
+    assert_eq!(
+        reveal(&server, &link, Some("wrong one")).await,
+        Err(OtsError::NotFound)
+    );
+    assert_eq!(
+        reveal(&server, &link, Some("correct horse")).await.unwrap(),
+        "gated"
+    );
 
     // A second, unread share is burned on deletion, which needs the passphrase.
     create_share(&client, &ns, "gated-2", spec).await;
-    wait_for(&client, &ns, "gated-2", "phase Shared", |o| phase(o) == "Shared").await;
+    wait_for(&client, &ns, "gated-2", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
     assert_eq!(server.stats().live_secrets, 1);
     delete_share(&client, &ns, "gated-2").await;
     wait_gone(&client, &ns, "gated-2").await;
@@ -137,10 +238,32 @@ async fn on_secret_change_reshare_burns_the_old_link_and_shares_the_new_value() 
     let _operator = Operator::start(&ns, &server.url(), &[]);
     create_secret(&client, &ns, "db", &[("password", b"old-value")]).await;
     create_secret(&client, &ns, "other", &[("password", b"other-old")]).await;
-    create_share(&client, &ns, "rotating", json!({"secretRef": {"name": "db", "key": "password"}, "onSecretChange": "Reshare"})).await;
-    create_share(&client, &ns, "steady", json!({"secretRef": {"name": "other", "key": "password"}})).await;
-    let first = wait_for(&client, &ns, "rotating", "phase Shared", |o| phase(o) == "Shared").await.status.unwrap();
-    let steady = wait_for(&client, &ns, "steady", "phase Shared", |o| phase(o) == "Shared").await.status.unwrap();
+    create_share(
+        &client,
+        &ns,
+        "rotating",
+        json!({"secretRef": {"name": "db", "key": "password"}, "onSecretChange": "Reshare"}),
+    )
+    .await;
+    create_share(
+        &client,
+        &ns,
+        "steady",
+        json!({"secretRef": {"name": "other", "key": "password"}}),
+    )
+    .await;
+    let first = wait_for(&client, &ns, "rotating", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await
+    .status
+    .unwrap();
+    let steady = wait_for(&client, &ns, "steady", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await
+    .status
+    .unwrap();
 
     update_secret(&client, &ns, "db", &[("password", b"new-value")]).await;
     update_secret(&client, &ns, "other", &[("password", b"other-new")]).await;
@@ -151,15 +274,37 @@ async fn on_secret_change_reshare_burns_the_old_link_and_shares_the_new_value() 
     .status
     .unwrap();
     assert_ne!(second.metadata_key, first.metadata_key);
-    assert_ne!(second.source_resource_version, first.source_resource_version);
-    assert_eq!(reveal(&server, first.link.as_ref().unwrap(), None).await, Err(OtsError::NotFound), "the old link was burned");
-    assert_eq!(reveal(&server, second.link.as_ref().unwrap(), None).await.unwrap(), "new-value");
+    assert_ne!(
+        second.source_resource_version,
+        first.source_resource_version
+    );
+    assert_eq!(
+        reveal(&server, first.link.as_ref().unwrap(), None).await,
+        Err(OtsError::NotFound),
+        "the old link was burned"
+    );
+    assert_eq!(
+        reveal(&server, second.link.as_ref().unwrap(), None)
+            .await
+            .unwrap(),
+        "new-value"
+    );
     wait_event(&client, &ns, "rotating", "Normal", "Reshared").await;
 
     // onSecretChange: Ignore (the default) keeps the first link and value.
-    let now = shares(&client, &ns).get("steady").await.unwrap().status.unwrap();
+    let now = shares(&client, &ns)
+        .get("steady")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
     assert_eq!(now.link, steady.link);
-    assert_eq!(reveal(&server, steady.link.as_ref().unwrap(), None).await.unwrap(), "other-old");
+    assert_eq!(
+        reveal(&server, steady.link.as_ref().unwrap(), None)
+            .await
+            .unwrap(),
+        "other-old"
+    );
 }
 
 #[tokio::test]
@@ -169,8 +314,17 @@ async fn a_clamped_lifetime_is_reported_in_the_condition_and_an_event() {
     let server = ots_server(Config::default());
     let _operator = Operator::start(&ns, &server.url(), &[]);
     create_secret(&client, &ns, "db", &[("password", b"x-value")]).await;
-    create_share(&client, &ns, "long", json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "30d"})).await;
-    let shared = wait_for(&client, &ns, "long", "phase Shared", |o| phase(o) == "Shared").await;
+    create_share(
+        &client,
+        &ns,
+        "long",
+        json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "30d"}),
+    )
+    .await;
+    let shared = wait_for(&client, &ns, "long", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
     assert_eq!(shared.status.as_ref().unwrap().ttl_seconds, Some(7 * 86400));
     let (_, _, message) = ready(&shared).unwrap();
     assert!(message.contains("7d instead of the 30d"), "{message}");
@@ -187,13 +341,35 @@ async fn per_resource_credentials_authenticate_and_a_recipient_is_sent() {
     });
     let _operator = Operator::start(&ns, &server.url(), &[]);
     create_secret(&client, &ns, "db", &[("password", b"for-bob")]).await;
-    create_secret(&client, &ns, "ots-credentials", &[("username", b"ops@example.com"), ("apiToken", b"tok-123456")]).await;
-    create_share(&client, &ns, "emailed", json!({
-        "secretRef": {"name": "db", "key": "password"},
-        "recipient": "bob@example.com",
-        "server": {"url": server.url(), "credentialsSecretRef": {"name": "ots-credentials"}}
-    }))
+    create_secret(
+        &client,
+        &ns,
+        "ots-credentials",
+        &[
+            ("username", b"ops@example.com"),
+            ("apiToken", b"tok-123456"),
+        ],
+    )
     .await;
-    let shared = wait_for(&client, &ns, "emailed", "phase Shared", |o| phase(o) == "Shared").await;
-    assert_eq!(reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None).await.unwrap(), "for-bob");
+    create_share(
+        &client,
+        &ns,
+        "emailed",
+        json!({
+            "secretRef": {"name": "db", "key": "password"},
+            "recipient": "bob@example.com",
+            "server": {"url": server.url(), "credentialsSecretRef": {"name": "ots-credentials"}}
+        }),
+    )
+    .await;
+    let shared = wait_for(&client, &ns, "emailed", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
+    assert_eq!(
+        reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None)
+            .await
+            .unwrap(),
+        "for-bob"
+    );
 }

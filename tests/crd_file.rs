@@ -10,7 +10,10 @@ fn the_checked_in_crd_matches_the_rust_types() {
         .expect("run ots-operator crd");
     assert!(out.status.success());
     let generated = String::from_utf8(out.stdout).expect("utf-8");
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/onetimeshares.ots.dev.yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crds/onetimeshares.ots.dev.yaml"
+    );
     let checked_in = std::fs::read_to_string(path).expect("read the CRD file");
     assert!(
         generated == checked_in,
@@ -43,5 +46,8 @@ fn every_spec_and_status_field_is_documented_for_kubectl_explain() {
     }
     let mut missing = Vec::new();
     walk("", schema, &mut missing);
-    assert!(missing.is_empty(), "fields without a description: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "fields without a description: {missing:?}"
+    );
 }

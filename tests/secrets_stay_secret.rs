@@ -52,30 +52,69 @@ async fn no_secret_reaches_logs_events_status_or_metrics() {
     create_secret(&client, &ns, "phrases", &[("p", PASSPHRASE.as_bytes())]).await;
     create_secret(&client, &ns, "short", &[("p", b"abc")]).await;
     // Shared, tracked, received.
-    create_share(&client, &ns, "read", json!({"secretRef": {"name": "db", "key": "password"}})).await;
+    create_share(
+        &client,
+        &ns,
+        "read",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
     // Passphrase-protected, rotated (reshare burns with the passphrase), then deleted (burned).
-    create_share(&client, &ns, "gated", json!({
-        "secretRef": {"name": "db"},
-        "passphraseSecretRef": {"name": "phrases", "key": "p"},
-        "onSecretChange": "Reshare"
-    }))
+    create_share(
+        &client,
+        &ns,
+        "gated",
+        json!({
+            "secretRef": {"name": "db"},
+            "passphraseSecretRef": {"name": "phrases", "key": "p"},
+            "onSecretChange": "Reshare"
+        }),
+    )
     .await;
     // Failures whose messages name the inputs.
-    create_share(&client, &ns, "bad-phrase", json!({
-        "secretRef": {"name": "db", "key": "password"},
-        "passphraseSecretRef": {"name": "short", "key": "p"}
-    }))
+    create_share(
+        &client,
+        &ns,
+        "bad-phrase",
+        json!({
+            "secretRef": {"name": "db", "key": "password"},
+            "passphraseSecretRef": {"name": "short", "key": "p"}
+        }),
+    )
     .await;
-    let read = wait_for(&client, &ns, "read", "phase Shared", |o| phase(o) == "Shared").await;
-    assert_eq!(reveal(&server, read.status.unwrap().link.as_ref().unwrap(), None).await.unwrap(), VALUE);
-    wait_for(&client, &ns, "read", "phase Received", |o| phase(o) == "Received").await;
-    let gated = wait_for(&client, &ns, "gated", "phase Shared", |o| phase(o) == "Shared").await;
+    let read = wait_for(&client, &ns, "read", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
+    assert_eq!(
+        reveal(&server, read.status.unwrap().link.as_ref().unwrap(), None)
+            .await
+            .unwrap(),
+        VALUE
+    );
+    wait_for(&client, &ns, "read", "phase Received", |o| {
+        phase(o) == "Received"
+    })
+    .await;
+    let gated = wait_for(&client, &ns, "gated", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
     update_secret(&client, &ns, "db", &[("password", OTHER_VALUE.as_bytes())]).await;
     let old_link = gated.status.unwrap().link;
-    wait_for(&client, &ns, "gated", "a new link", |o| o.status.as_ref().and_then(|s| s.link.clone()) != old_link).await;
-    wait_for(&client, &ns, "bad-phrase", "InvalidPassphrase", |o| ready_reason_is(o, "InvalidPassphrase")).await;
+    wait_for(&client, &ns, "gated", "a new link", |o| {
+        o.status.as_ref().and_then(|s| s.link.clone()) != old_link
+    })
+    .await;
+    wait_for(&client, &ns, "bad-phrase", "InvalidPassphrase", |o| {
+        ready_reason_is(o, "InvalidPassphrase")
+    })
+    .await;
     // Failures from the server, too.
-    server.set_faults(Faults { error_rate: 1.0, ..Faults::default() });
+    server.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
     tokio::time::sleep(Duration::from_secs(3)).await;
     server.set_faults(Faults::default());
     delete_share(&client, &ns, "gated").await;
@@ -91,7 +130,11 @@ async fn no_secret_reaches_logs_events_status_or_metrics() {
     operator.terminate();
 
     let logs = operator.logs();
-    assert!(logs.lines().count() > 50, "trace logging was on ({} lines)", logs.lines().count());
+    assert!(
+        logs.lines().count() > 50,
+        "trace logging was on ({} lines)",
+        logs.lines().count()
+    );
     assert!(logs.contains("TRACE"), "trace level reached the log");
     assert_clean("the operator's trace log", &logs);
     assert_clean("metrics", &metrics);
@@ -100,7 +143,11 @@ async fn no_secret_reaches_logs_events_status_or_metrics() {
         assert!(!events.is_empty(), "{name} has events");
         assert_clean(&format!("events of {name}"), &format!("{events:?}"));
     }
-    for obj in shares(&client, &ns).list(&Default::default()).await.unwrap() {
+    for obj in shares(&client, &ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+    {
         assert_clean("status", &serde_json::to_string(&obj).unwrap());
     }
 }
