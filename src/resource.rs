@@ -29,7 +29,7 @@ pub const DEFAULT_TTL: &str = "7d";
     doc = "OneTimeShare shares a Secret of its namespace as a Onetime Secret link that can be opened exactly once.",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Where the share is in its life"}"#,
     printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".spec.secretRef.name","description":"The shared Secret"}"#,
-    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.expiresAt","description":"When the link stops working"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt","description":"When the link stops working"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Link","type":"string","jsonPath":".status.link","priority":1,"description":"The one-time link to hand to the recipient"}"#
 )]
