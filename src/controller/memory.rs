@@ -46,6 +46,13 @@ impl Memory {
         map.remove(uid);
     }
 
+    /// Forgets every resource whose uid `live` does not hold (deleted without a cleanup, e.g.
+    /// with `deletionPolicy: Keep`), so memory does not grow with deleted resources.
+    pub fn retain(&self, live: &std::collections::HashSet<String>) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|uid, _| live.contains(uid));
+    }
+
     /// Records a status this process wrote (or tried to write).
     pub fn wrote(&self, uid: &str, status: &OneTimeShareStatus) {
         self.with(uid, |e| e.written = Some(status.clone()));
@@ -242,6 +249,16 @@ mod tests {
         let capped = m.schedule_check("u", min, max, Some(Duration::from_secs(3)));
         assert_eq!(capped, Duration::from_secs(4));
         assert!(m.check_due_in("u").is_some());
+    }
+
+    #[test]
+    fn forgotten_resources_leave_memory() {
+        let m = Memory::default();
+        m.succeeded("kept");
+        m.succeeded("deleted");
+        m.retain(&["kept".to_owned()].into_iter().collect());
+        assert_eq!(m.entries.lock().unwrap().len(), 1);
+        assert!(m.entries.lock().unwrap().contains_key("kept"));
     }
 
     #[test]

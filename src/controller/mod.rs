@@ -291,31 +291,38 @@ pub async fn run(
         }
         on_ready();
     };
-    let phases = report_phases(stores, ctx.metrics.clone(), shutdown.clone());
+    let phases = housekeeping(stores, ctx.clone(), shutdown.clone());
     tokio::join!(futures::future::join_all(runs), readiness, phases);
 }
 
-/// Keeps the per-phase gauge current from the watch cache (no API calls).
-async fn report_phases(
+/// Every few seconds, from the watch cache (no API calls): keeps the per-phase gauge current and
+/// forgets resources that are gone.
+async fn housekeeping(
     stores: Vec<kube::runtime::reflector::Store<OneTimeShare>>,
-    metrics: Metrics,
+    ctx: Arc<Context>,
     shutdown: impl Future<Output = ()>,
 ) {
     let work = async {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
-            let mut counts = std::collections::HashMap::new();
-            for phase in crate::resource::Phase::ALL {
-                counts.insert(phase, 0i64);
-            }
+            let mut counts: std::collections::HashMap<_, i64> = crate::resource::Phase::ALL
+                .into_iter()
+                .map(|p| (p, 0))
+                .collect();
+            let mut live = std::collections::HashSet::new();
             for store in &stores {
                 for obj in store.state() {
                     let phase = obj.status.as_ref().map(|s| s.phase).unwrap_or_default();
                     *counts.entry(phase).or_default() += 1;
+                    if let Some(uid) = obj.uid() {
+                        live.insert(uid);
+                    }
                 }
             }
-            metrics.set_phase_counts(counts.into_iter().map(|(p, n)| (p.as_str(), n)));
+            ctx.metrics
+                .set_phase_counts(counts.into_iter().map(|(p, n)| (p.as_str(), n)));
+            ctx.memory.retain(&live);
         }
     };
     tokio::select! {
