@@ -373,3 +373,49 @@ async fn per_resource_credentials_authenticate_and_a_recipient_is_sent() {
         "for-bob"
     );
 }
+
+#[tokio::test]
+async fn an_unread_link_that_expires_turns_expired_and_polling_stops() {
+    let (client, ns) = setup("expiry").await;
+    let server = ots_server(Config::default());
+    let _operator = Operator::start(&ns, &server.url(), &[]);
+    create_secret(&client, &ns, "db", &[("password", b"short-lived")]).await;
+    create_share(
+        &client,
+        &ns,
+        "brief",
+        json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "60s"}),
+    )
+    .await;
+    let shared = wait_for(&client, &ns, "brief", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
+    assert_eq!(shared.status.as_ref().unwrap().ttl_seconds, Some(60));
+
+    server.advance_clock(std::time::Duration::from_secs(61));
+    let expired = wait_for(&client, &ns, "brief", "phase Expired", |o| {
+        phase(o) == "Expired"
+    })
+    .await;
+    assert_eq!(
+        expired.status.as_ref().unwrap().secret_state.as_deref(),
+        Some("expired")
+    );
+    let (status, reason, _) = ready(&expired).unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Expired"));
+    wait_event(&client, &ns, "brief", "Warning", "Expired").await;
+
+    // A final state is never polled again.
+    let polled = calls(&server, "receipt");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        calls(&server, "receipt"),
+        polled,
+        "no polling after a final state"
+    );
+    // Deleting it has nothing to burn.
+    delete_share(&client, &ns, "brief").await;
+    wait_gone(&client, &ns, "brief").await;
+    assert_eq!(calls(&server, "burn"), 0);
+}
