@@ -600,6 +600,8 @@ fn value_leaves(values: &Value, schema: &Value, prefix: &str, paths: &mut Vec<St
 struct Release {
     /// Objects of `helm get manifest`.
     objects: Vec<Value>,
+    /// What `helm install` printed, NOTES.txt included.
+    install_output: String,
 }
 
 /// Installs [`RELEASE`] once; every test that needs the CRD calls this first, so that the chart
@@ -607,7 +609,7 @@ struct Release {
 fn installed_release() -> &'static Release {
     static INSTALLED: OnceLock<Release> = OnceLock::new();
     INSTALLED.get_or_init(|| {
-        run(helm(&[
+        let install_output = run(helm(&[
             "install",
             RELEASE,
             CHART,
@@ -624,6 +626,7 @@ fn installed_release() -> &'static Release {
         ]));
         Release {
             objects: yaml_documents(&manifest),
+            install_output,
         }
     })
 }
@@ -782,6 +785,49 @@ async fn helm_install_creates_every_object_of_the_release() {
         );
     }
     wait_for_crd(&client).await;
+}
+
+/// The YAML of the first heredoc (`<<'YAML'` ... `YAML`) in the install notes, unindented.
+fn notes_heredoc(notes: &str) -> String {
+    let mut lines = notes.lines().skip_while(|line| !line.ends_with("<<'YAML'"));
+    lines
+        .next()
+        .expect("the notes show a OneTimeShare to apply");
+    lines
+        .take_while(|line| line.trim() != "YAML")
+        .map(|line| line.strip_prefix("  ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn install_notes_show_a_first_share_that_the_crd_accepts() {
+    let release = installed_release();
+    let notes = &release.install_output;
+    for step in [
+        "kubectl create secret generic db-credentials",
+        "kubectl get ots -o wide",
+    ] {
+        assert!(notes.contains(step), "the notes lack `{step}`:\n{notes}");
+    }
+    let yaml = notes_heredoc(notes);
+    let client = cluster::client().await;
+    wait_for_crd(&client).await;
+    let namespace = cluster::test_namespace(&client, "chart-notes").await;
+    let file = std::env::temp_dir().join(format!("{namespace}-notes-share.yaml"));
+    std::fs::write(&file, &yaml).expect("write the share of the notes");
+    let applied = run(kubectl(&[
+        "apply",
+        "--server-side",
+        "--namespace",
+        &namespace,
+        "-f",
+        &file.to_string_lossy(),
+    ]));
+    assert!(
+        applied.contains("onetimeshare.ots.dev/db-password-for-alice"),
+        "{applied}"
+    );
 }
 
 #[tokio::test]
