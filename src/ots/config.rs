@@ -36,6 +36,16 @@ impl fmt::Display for ApiVersion {
     }
 }
 
+impl From<super::types::ResolvedApi> for ApiVersion {
+    /// Pins a version found by a probe, so later clients for the same server skip it.
+    fn from(api: super::types::ResolvedApi) -> Self {
+        match api {
+            super::types::ResolvedApi::V1 => Self::V1,
+            super::types::ResolvedApi::V2 => Self::V2,
+        }
+    }
+}
+
 /// An API version word other than `auto`, `v1` or `v2`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown API version {0:?}; expected auto, v1 or v2")]
@@ -145,6 +155,10 @@ mod tests {
         }
         assert_eq!("V2".parse::<ApiVersion>(), Ok(ApiVersion::V2));
         assert!("v3".parse::<ApiVersion>().is_err());
+        assert_eq!(
+            ApiVersion::from(crate::ots::ResolvedApi::V2),
+            ApiVersion::V2
+        );
         assert_eq!(ApiVersion::default(), ApiVersion::Auto);
     }
 
