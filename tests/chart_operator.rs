@@ -1,0 +1,185 @@
+//! The chart's RBAC is enough and no more: the operator, running with a token of the chart's
+//! ServiceAccount against the real apiserver, completes the happy path, while that account is
+//! denied what it does not need.
+
+mod support;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+use ots_testserver::Config;
+use serde_json::json;
+use support::cluster::{client as admin_client, kubeconfig_path, repo_root, tool_command};
+use support::operator::*;
+
+/// Installs the chart (release `ots-operator` in namespace `ots-operator`) into the control plane.
+fn helm_install() {
+    let out = tool_command("helm")
+        .args(["install", "ots-operator"])
+        .arg(repo_root().join("deploy/helm/ots-operator"))
+        .args(["--namespace", "ots-operator", "--create-namespace"])
+        .output()
+        .expect("run helm");
+    assert!(
+        out.status.success(),
+        "helm install failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A kubeconfig that authenticates with a fresh token of the chart's ServiceAccount, as the pod would.
+async fn service_account_kubeconfig(admin: &Client) -> std::path::PathBuf {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "ots-operator");
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let token = accounts
+        .create_token_request("ots-operator", &PostParams::default(), &request)
+        .await
+        .expect("token request")
+        .status
+        .expect("token")
+        .token;
+    let text = std::fs::read_to_string(kubeconfig_path()).expect("admin kubeconfig");
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    for user in config["users"].as_sequence_mut().expect("users") {
+        user["user"] = serde_yaml::to_value(json!({ "token": token })).expect("value");
+    }
+    let path = std::env::temp_dir().join(format!("ots-sa-{}.kubeconfig", std::process::id()));
+    std::fs::write(&path, serde_yaml::to_string(&config).expect("yaml")).expect("write");
+    path
+}
+
+fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => panic!("{what} should be forbidden, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_operator_works_with_exactly_the_rights_the_chart_grants() {
+    let admin = admin_client().await;
+    helm_install();
+    let ns = support::cluster::test_namespace(&admin, "chart-sa").await;
+    let server = ots_server(Config::default());
+    let kubeconfig = service_account_kubeconfig(&admin).await;
+    let kubeconfig_text = kubeconfig.to_string_lossy().to_string();
+
+    // Cluster-wide, leader-elected, as the chart runs it (the Lease lives in the release namespace).
+    let mut args = fast_args(&ns, &server.url());
+    let at = args.iter().position(|a| a == "--namespace").unwrap();
+    args.drain(at..at + 2);
+    args.extend(["--leader-elect", "--leader-elect-namespace", "ots-operator"].map(String::from));
+    let operator = Operator::start_with(
+        &args,
+        &[
+            ("KUBECONFIG", kubeconfig_text.as_str()),
+            ("RUST_LOG", "info,ots_operator=debug"),
+        ],
+    );
+
+    create_secret(&admin, &ns, "db", &[("password", b"via-the-chart")]).await;
+    create_share(
+        &admin,
+        &ns,
+        "read",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    create_share(
+        &admin,
+        &ns,
+        "unread",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    let shared = wait_for(&admin, &ns, "read", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
+    wait_event(&admin, &ns, "read", "Normal", "Shared").await;
+    let link = shared.status.unwrap().link.unwrap();
+    assert_eq!(reveal(&server, &link, None).await.unwrap(), "via-the-chart");
+    wait_for(&admin, &ns, "read", "phase Received", |o| {
+        phase(o) == "Received"
+    })
+    .await;
+    wait_for(&admin, &ns, "unread", "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await;
+    delete_share(&admin, &ns, "unread").await;
+    wait_gone(&admin, &ns, "unread").await;
+    assert_eq!(
+        server.stats().live_secrets,
+        0,
+        "burned through the chart's rights"
+    );
+    assert!(
+        !operator.logs().contains("403"),
+        "the operator hit a permission error:\n{}",
+        operator.logs()
+    );
+
+    // What the account must not do.
+    let account = Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    forbidden(
+        Api::<Secret>::all(account.clone())
+            .list(&ListParams::default())
+            .await,
+        "list secrets cluster-wide",
+    );
+    forbidden(
+        Api::<Secret>::namespaced(account.clone(), &ns)
+            .list(&ListParams::default())
+            .await,
+        "list secrets in a namespace",
+    );
+    let watch = Api::<Secret>::namespaced(account.clone(), &ns)
+        .watch(&kube::api::WatchParams::default(), "0")
+        .await
+        .map(|_| ());
+    forbidden(watch, "watch secrets");
+    forbidden(
+        Api::<Secret>::namespaced(account.clone(), &ns)
+            .create(
+                &PostParams::default(),
+                &Secret {
+                    metadata: kube::api::ObjectMeta {
+                        name: Some("x".into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            )
+            .await,
+        "create secrets",
+    );
+    forbidden(
+        Api::<Deployment>::all(account.clone())
+            .list(&ListParams::default())
+            .await,
+        "list deployments",
+    );
+    // What it needs: get one Secret by name.
+    Api::<Secret>::namespaced(account, &ns)
+        .get("db")
+        .await
+        .expect("get a Secret by name");
+}
