@@ -115,10 +115,7 @@ impl Servers {
                 api
             }
         };
-        Ok(match resolved {
-            ResolvedApi::V1 => ApiVersion::V1,
-            ResolvedApi::V2 => ApiVersion::V2,
-        })
+        Ok(ApiVersion::from(resolved))
     }
 }
 
