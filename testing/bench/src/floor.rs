@@ -1,0 +1,96 @@
+//! The floor: the same API calls the operator makes for a share (get the Secret, share the value,
+//! write the status), issued by a bare loop with the same concurrency and no controller machinery.
+
+use crate::BenchError;
+use crate::workload::{secret_name, share_name};
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use ots_operator::controller::value::build_value;
+use ots_operator::ots::{OtsClient, ShareRequest};
+use ots_operator::resource::{OneTimeShare, OneTimeShareStatus, Phase};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Lifetime the operator asks for by default (7 days).
+const TTL: Duration = Duration::from_secs(7 * 86400);
+
+/// Shares `count` resources of `ns` with `concurrency` in flight; returns the elapsed time.
+pub async fn run(
+    client: &Client,
+    ots: &OtsClient,
+    ns: &str,
+    count: usize,
+    concurrency: usize,
+) -> Result<Duration, BenchError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let shares: Api<OneTimeShare> = Api::namespaced(client.clone(), ns);
+    let params = PatchParams::apply("ots-bench-floor").force();
+    let started = Instant::now();
+    futures::stream::iter((0..count).map(Ok::<_, BenchError>))
+        .try_for_each_concurrent(concurrency, |i| {
+            let (secrets, shares, params) = (secrets.clone(), shares.clone(), params.clone());
+            async move {
+                let secret = secrets.get(&secret_name(i)).await?;
+                let data: BTreeMap<String, Vec<u8>> = secret
+                    .data
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.0.clone()))
+                    .collect();
+                let value = build_value(&secret_name(i), &data, Some("value"))?;
+                let receipt = ots.share(&ShareRequest::new(value).with_ttl(TTL)).await?;
+                let status = status_for(ots, &receipt, secret.metadata.resource_version);
+                let patch = serde_json::json!({
+                    "apiVersion": "ots.dev/v1alpha1",
+                    "kind": "OneTimeShare",
+                    "status": status,
+                });
+                shares
+                    .patch_status(&share_name(i), &params, &Patch::Apply(&patch))
+                    .await?;
+                Ok(())
+            }
+        })
+        .await?;
+    Ok(started.elapsed())
+}
+
+/// A status with the same fields the operator writes after a share.
+fn status_for(
+    ots: &OtsClient,
+    receipt: &ots_operator::ots::Receipt,
+    source_resource_version: Option<String>,
+) -> OneTimeShareStatus {
+    let now = Timestamp::now();
+    let ttl = receipt.ttl.unwrap_or(TTL.as_secs());
+    let expires = now
+        .checked_add(SignedDuration::from_secs(ttl as i64))
+        .unwrap_or(now);
+    OneTimeShareStatus {
+        phase: Phase::Shared,
+        link: receipt.secret_link(ots.base_url()).map(|u| u.to_string()),
+        metadata_key: Some(receipt.metadata_key.clone()),
+        metadata_link: Some(receipt.receipt_link(ots.base_url()).to_string()),
+        server_url: Some(ots.base_url().as_str().trim_end_matches('/').to_owned()),
+        secret_state: Some(receipt.state.as_str().to_owned()),
+        ttl_seconds: Some(ttl as i64),
+        shared_at: Some(Time(now)),
+        expires_at: Some(Time(expires)),
+        received_at: None,
+        passphrase_protected: Some(false),
+        source_resource_version,
+        observed_generation: Some(1),
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: "Shared".into(),
+            message: "the link is ready to hand out".into(),
+            observed_generation: Some(1),
+            last_transition_time: Time(now),
+        }],
+    }
+}
