@@ -113,13 +113,6 @@ async fn burn(
         }
         _ => None,
     };
-    let server = ctx
-        .servers
-        .resolve(
-            &secrets,
-            obj.spec.server.as_ref(),
-            status.server_url.as_deref(),
-        )
-        .await?;
+    let server = ctx.link_server(obj, status).await?;
     burn_link(ctx, &server, metadata_key, passphrase.as_ref()).await
 }

@@ -100,6 +100,22 @@ impl Context {
         }
     }
 
+    /// The server that holds a resource's link (status wins over spec), with its credentials.
+    async fn link_server(
+        &self,
+        obj: &OneTimeShare,
+        status: &OneTimeShareStatus,
+    ) -> Result<Server, Error> {
+        let secrets = self.secrets(&obj.namespace().unwrap_or_default());
+        self.servers
+            .resolve(
+                &secrets,
+                obj.spec.server.as_ref(),
+                status.server_url.as_deref(),
+            )
+            .await
+    }
+
     fn secrets(&self, namespace: &str) -> Api<Secret> {
         Api::namespaced(self.client.clone(), namespace)
     }

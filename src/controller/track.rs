@@ -70,15 +70,7 @@ async fn refresh(
     let Some(metadata_key) = status.metadata_key.as_deref() else {
         return Ok(None);
     };
-    let secrets = ctx.secrets(&obj.namespace().unwrap_or_default());
-    let server = ctx
-        .servers
-        .resolve(
-            &secrets,
-            obj.spec.server.as_ref(),
-            status.server_url.as_deref(),
-        )
-        .await?;
+    let server = ctx.link_server(obj, status).await?;
     match ctx
         .ots("receipt", server.client.receipt(metadata_key))
         .await
