@@ -25,6 +25,8 @@ pub struct ControlPlane {
     pub bin_dir: PathBuf,
     /// Apiserver audit log (Metadata level, JSON lines).
     pub audit_log: PathBuf,
+    /// Process ids of kube-apiserver and etcd.
+    pub pids: (u32, u32),
 }
 
 /// The repository root.
@@ -75,7 +77,13 @@ impl ControlPlane {
             ));
         }
         std::fs::write(&operator_kubeconfig, impersonating)?;
+        let pid = |key: &str| {
+            env.get(key)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| BenchError::Failed(format!("{}/env has no {key}", dir.display())))
+        };
         let cp = ControlPlane {
+            pids: (pid("APISERVER_PID")?, pid("ETCD_PID")?),
             kubeconfig,
             operator_kubeconfig,
             bin_dir: value("CP_BIN_DIR")?,

@@ -1,13 +1,18 @@
-//! The floor: the same API calls the operator makes for a share (get the Secret, share the value,
-//! write the status), issued by a bare loop with the same concurrency and no controller machinery.
+//! The floor: the API calls a share needs (get the Secret, share the value, write the status),
+//! issued by a bare loop with the same concurrency and no controller machinery. The `Contract`
+//! variant also makes the two writes the operator's contract adds: the `ots.dev/burn` finalizer
+//! before the share and a `Shared` Event after it.
 
 use crate::BenchError;
 use crate::workload::{secret_name, share_name};
 use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use ots_operator::controller::value::build_value;
 use ots_operator::ots::{OtsClient, ShareRequest};
@@ -18,6 +23,15 @@ use std::time::{Duration, Instant};
 /// Lifetime the operator asks for by default (7 days).
 const TTL: Duration = Duration::from_secs(7 * 86400);
 
+/// Which calls the loop makes per share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Calls {
+    /// Get the Secret, share, write the status.
+    Bare,
+    /// Also add the finalizer first and publish an Event last, as the operator's contract does.
+    Contract,
+}
+
 /// Shares `count` resources of `ns` with `concurrency` in flight; returns the elapsed time.
 pub async fn run(
     client: &Client,
@@ -25,15 +39,34 @@ pub async fn run(
     ns: &str,
     count: usize,
     concurrency: usize,
+    calls: Calls,
 ) -> Result<Duration, BenchError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let shares: Api<OneTimeShare> = Api::namespaced(client.clone(), ns);
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
     let params = PatchParams::apply("ots-bench-floor").force();
     let started = Instant::now();
     futures::stream::iter((0..count).map(Ok::<_, BenchError>))
         .try_for_each_concurrent(concurrency, |i| {
-            let (secrets, shares, params) = (secrets.clone(), shares.clone(), params.clone());
+            let (secrets, shares, events, params) = (
+                secrets.clone(),
+                shares.clone(),
+                events.clone(),
+                params.clone(),
+            );
             async move {
+                if calls == Calls::Contract {
+                    let finalizer = serde_json::json!({
+                        "metadata": { "finalizers": ["ots.dev/burn"] }
+                    });
+                    shares
+                        .patch(
+                            &share_name(i),
+                            &PatchParams::default(),
+                            &Patch::Merge(&finalizer),
+                        )
+                        .await?;
+                }
                 let secret = secrets.get(&secret_name(i)).await?;
                 let data: BTreeMap<String, Vec<u8>> = secret
                     .data
@@ -49,9 +82,14 @@ pub async fn run(
                     "kind": "OneTimeShare",
                     "status": status,
                 });
-                shares
+                let updated = shares
                     .patch_status(&share_name(i), &params, &Patch::Apply(&patch))
                     .await?;
+                if calls == Calls::Contract {
+                    events
+                        .create(&PostParams::default(), &shared_event(ns, &updated))
+                        .await?;
+                }
                 Ok(())
             }
         })
@@ -92,5 +130,37 @@ fn status_for(
             observed_generation: Some(1),
             last_transition_time: Time(now),
         }],
+    }
+}
+
+/// A `Shared` Event about a share, like the one the operator publishes.
+fn shared_event(ns: &str, share: &OneTimeShare) -> Event {
+    let now = Timestamp::now();
+    Event {
+        metadata: ObjectMeta {
+            generate_name: Some(format!(
+                "{}.",
+                share.metadata.name.clone().unwrap_or_default()
+            )),
+            namespace: Some(ns.to_owned()),
+            ..ObjectMeta::default()
+        },
+        action: Some("Share".into()),
+        event_time: Some(MicroTime(now)),
+        note: Some("the Secret was shared; the link is in status.link".into()),
+        reason: Some("Shared".into()),
+        regarding: Some(ObjectReference {
+            api_version: Some("ots.dev/v1alpha1".into()),
+            kind: Some("OneTimeShare".into()),
+            name: share.metadata.name.clone(),
+            namespace: Some(ns.to_owned()),
+            uid: share.metadata.uid.clone(),
+            resource_version: share.metadata.resource_version.clone(),
+            ..ObjectReference::default()
+        }),
+        reporting_controller: Some("ots-bench-floor".into()),
+        reporting_instance: Some("ots-bench-floor".into()),
+        type_: Some("Normal".into()),
+        ..Event::default()
     }
 }

@@ -12,6 +12,7 @@
 
 mod audit;
 mod cluster;
+mod cpu;
 mod floor;
 mod operator;
 mod report;
@@ -259,15 +260,26 @@ async fn throughput(plan: &Plan, figures: &mut Figures) -> Result<(), BenchError
     let client = cp.client().await?;
     let server = test_server()?;
     let ots = ots_client(&server)?;
-    for ns in ["bench-floor", "bench-backlog", "bench-live", "bench-script"] {
+    for ns in [
+        "bench-floor",
+        "bench-floor-contract",
+        "bench-backlog",
+        "bench-live",
+        "bench-script",
+    ] {
         workload::namespace(&client, ns).await?;
     }
     let prepared = Instant::now();
-    for ns in ["bench-floor", "bench-backlog", "bench-live"] {
+    for ns in [
+        "bench-floor",
+        "bench-floor-contract",
+        "bench-backlog",
+        "bench-live",
+    ] {
         workload::create_sources(&client, ns, 0..n).await?;
     }
     workload::create_sources(&client, "bench-script", 0..plan.script_sample).await?;
-    for ns in ["bench-floor", "bench-backlog"] {
+    for ns in ["bench-floor", "bench-floor-contract", "bench-backlog"] {
         workload::create_shares(&client, ns, 0..n).await?;
     }
     workload::create_shares(&client, "bench-script", 0..plan.script_sample).await?;
@@ -276,20 +288,56 @@ async fn throughput(plan: &Plan, figures: &mut Figures) -> Result<(), BenchError
         prepared.elapsed().as_secs_f64()
     );
 
+    let (apiserver, etcd) = cp.pids;
+    let mut processes = vec![
+        ("apiserver", apiserver),
+        ("etcd", etcd),
+        ("bench+ots-testserver", std::process::id()),
+    ];
+
     // (a) The floor: a bare loop, same calls, same concurrency.
-    let floor = floor::run(&client, &ots, "bench-floor", n, plan.concurrency).await?;
+    let cpu = cpu::Snapshot::take(&processes);
+    let floor = floor::run(
+        &client,
+        &ots,
+        "bench-floor",
+        n,
+        plan.concurrency,
+        floor::Calls::Bare,
+    )
+    .await?;
     report::line(
         "floor (bare loop: get Secret, share, apply status)",
         n,
         floor,
     );
+    println!("     CPU: {}", cpu::Snapshot::take(&processes).since(&cpu));
     figures.floor = Some(floor);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu = cpu::Snapshot::take(&processes);
+    let contract = floor::run(
+        &client,
+        &ots,
+        "bench-floor-contract",
+        n,
+        plan.concurrency,
+        floor::Calls::Contract,
+    )
+    .await?;
+    report::line(
+        "floor with the contract's writes (+ finalizer patch, + Event)",
+        n,
+        contract,
+    );
+    println!("     CPU: {}", cpu::Snapshot::take(&processes).since(&cpu));
+    figures.floor_contract = Some(contract);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // The operator on a backlog: all resources exist when it starts.
     server.reset_stats();
     let mark = cp.audit_mark();
     let watch = Watch::start(&client, "bench-backlog", workload::is_shared);
+    let cpu = cpu::Snapshot::take(&processes);
     let started = Instant::now();
     let op = OperatorProcess::start(
         &plan.operator,
@@ -314,6 +362,8 @@ async fn throughput(plan: &Plan, figures: &mut Figures) -> Result<(), BenchError
         n,
         backlog,
     );
+    processes.push(("operator", op.pid()));
+    println!("     CPU: {}", cpu::Snapshot::take(&processes).since(&cpu));
     let done: Vec<Duration> = watch
         .seen()
         .values()
@@ -335,9 +385,14 @@ async fn throughput(plan: &Plan, figures: &mut Figures) -> Result<(), BenchError
     server.reset_stats();
     let mark = cp.audit_mark();
     let watch = Watch::start(&client, "bench-live", workload::is_shared);
+    let cpu = cpu::Snapshot::take(&processes);
     let started = Instant::now();
     let sent = workload::create_shares(&client, "bench-live", 0..n).await?;
     watch.wait_for(n, WAIT).await?;
+    println!(
+        "     CPU (creating the shares included): {}",
+        cpu::Snapshot::take(&processes).since(&cpu)
+    );
     let seen = watch.seen();
     let live = seen
         .values()
