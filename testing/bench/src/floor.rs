@@ -138,9 +138,10 @@ fn shared_event(ns: &str, share: &OneTimeShare) -> Event {
     let now = Timestamp::now();
     Event {
         metadata: ObjectMeta {
-            generate_name: Some(format!(
-                "{}.",
-                share.metadata.name.clone().unwrap_or_default()
+            name: Some(format!(
+                "{}.{:016x}",
+                share.metadata.name.clone().unwrap_or_default(),
+                rand::random::<u64>()
             )),
             namespace: Some(ns.to_owned()),
             ..ObjectMeta::default()

@@ -470,7 +470,7 @@ async fn throughput(plan: &Plan, figures: &mut Figures) -> Result<(), BenchError
     let mut otsc = ots_counts(&server.stats());
     otsc.remove("reveal");
     report::economy(
-        "operator, receipt (reveal to Received; reveals by the recipients not counted)",
+        "operator, receipt (reveal to Received; the recipients' reveals not counted; receipt checks cover all tracked links)",
         n,
         &api,
         &otsc,
