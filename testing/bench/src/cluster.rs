@@ -144,6 +144,7 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.operator_kubeconfig);
         let _ = Command::new(repo_root().join("testing/controlplane/down"))
             .arg(&self.dir)
             .status();
