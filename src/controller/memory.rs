@@ -22,7 +22,7 @@ pub const SLOW_RECHECK: Duration = Duration::from_secs(300);
 #[derive(Debug, Default, Clone)]
 struct Entry {
     failures: u32,
-    written: Option<OneTimeShareStatus>,
+    written: Option<Box<OneTimeShareStatus>>,
     next_check: Option<Instant>,
     interval: Option<Duration>,
     last_warning: Option<(Reason, Instant)>,
@@ -55,7 +55,7 @@ impl Memory {
 
     /// Records a status this process wrote (or tried to write).
     pub fn wrote(&self, uid: &str, status: &OneTimeShareStatus) {
-        self.with(uid, |e| e.written = Some(status.clone()));
+        self.with(uid, |e| e.written = Some(Box::new(status.clone())));
     }
 
     /// The status to act on: our last write when the cached object does not show it yet.
@@ -64,19 +64,31 @@ impl Memory {
         uid: &str,
         cached: Option<&OneTimeShareStatus>,
     ) -> Option<OneTimeShareStatus> {
-        self.with(uid, |e| match (&e.written, cached) {
-            (Some(written), Some(cached)) if written == cached => {
-                e.written = None;
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = map.get_mut(uid) else {
+            return cached.cloned();
+        };
+        match (&entry.written, cached) {
+            (Some(written), Some(cached)) if **written == *cached => {
+                entry.written = None;
                 Some(cached.clone())
             }
-            (Some(written), _) => Some(written.clone()),
+            (Some(written), _) => Some((**written).clone()),
             (None, cached) => cached.cloned(),
-        })
+        }
+    }
+
+    /// Changes the entry of `uid` if there is one (most resources never need one).
+    fn update(&self, uid: &str, f: impl FnOnce(&mut Entry)) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = map.get_mut(uid) {
+            f(entry);
+        }
     }
 
     /// A success: failures reset.
     pub fn succeeded(&self, uid: &str) {
-        self.with(uid, |e| e.failures = 0);
+        self.update(uid, |e| e.failures = 0);
     }
 
     /// A failure: how long to wait before the next attempt.
@@ -118,17 +130,17 @@ impl Memory {
 
     /// Clears the warning memory (the resource is healthy again).
     pub fn healthy(&self, uid: &str) {
-        self.with(uid, |e| e.last_warning = None);
+        self.update(uid, |e| e.last_warning = None);
     }
 
     /// Time left until the link's state is due for a check; `None` when it is due now.
     pub fn check_due_in(&self, uid: &str) -> Option<Duration> {
         let now = Instant::now();
-        self.with(uid, |e| {
-            e.next_check
-                .and_then(|at| at.checked_duration_since(now))
-                .filter(|d| !d.is_zero())
-        })
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(uid)
+            .and_then(|e| e.next_check)
+            .and_then(|at| at.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
     }
 
     /// Schedules the next check: the interval starts at `min` and doubles up to `max`, with
@@ -254,8 +266,8 @@ mod tests {
     #[test]
     fn forgotten_resources_leave_memory() {
         let m = Memory::default();
-        m.succeeded("kept");
-        m.succeeded("deleted");
+        m.reset_schedule("kept");
+        m.reset_schedule("deleted");
         m.retain(&["kept".to_owned()].into_iter().collect());
         assert_eq!(m.entries.lock().unwrap().len(), 1);
         assert!(m.entries.lock().unwrap().contains_key("kept"));
