@@ -155,6 +155,8 @@ pub struct ControllerConfig {
     pub ots_timeout: Duration,
     /// Reconciles at once.
     pub concurrency: u16,
+    /// OTS requests per second, all resources together (link checks use at most half).
+    pub ots_rate: f64,
 }
 
 impl RunArgs {
@@ -195,6 +197,7 @@ impl RunArgs {
             burn_timeout: self.burn_timeout,
             ots_timeout: self.ots_timeout,
             concurrency: self.concurrency,
+            ots_rate: self.ots_rate,
         })
     }
 }

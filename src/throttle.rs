@@ -97,6 +97,17 @@ impl TokenBucket {
         at
     }
 
+    /// Takes a slot only if one is free now; otherwise returns when the next one will be.
+    fn try_reserve(&mut self, now: Instant) -> Result<(), Instant> {
+        let next = self.next.max(now);
+        let at = next.checked_sub(self.tolerance).map_or(now, |t| t.max(now));
+        if at > now {
+            return Err(at);
+        }
+        self.next = next + self.interval;
+        Ok(())
+    }
+
     /// Empties the bucket as of `at`: the first slot is `at`, then one per interval.
     fn drain_until(&mut self, at: Instant) {
         self.next = self.next.max(at + self.tolerance);
@@ -110,6 +121,13 @@ struct Shared {
     paused_until: Mutex<Option<Instant>>,
     in_flight: Semaphore,
     metrics: Metrics,
+}
+
+/// A call [`Throttle::try_run`] did not send, because it would have had to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy {
+    /// When a slot is expected to be free.
+    pub retry_in: Duration,
 }
 
 /// The process-wide gate in front of the OTS server. Cheap to clone; clones share all limits.
@@ -166,6 +184,60 @@ impl Throttle {
             self.shared.metrics.limiter_waited(waited);
         }
 
+        self.send(operation, call).await
+    }
+
+    /// Like [`Throttle::run`], but never waits: when the call would wait for a pause, the rate
+    /// limit or an in-flight slot, nothing is sent and [`Busy`] says when to try again.
+    ///
+    /// For background calls (link-state checks): they use only capacity nobody waits for, so they
+    /// can never crowd out shares and burns, however many links are live.
+    pub async fn try_run<T, E, F>(
+        &self,
+        operation: &'static str,
+        call: F,
+    ) -> Result<Result<T, E>, Busy>
+    where
+        E: UpstreamFailure,
+        F: Future<Output = Result<T, E>>,
+    {
+        let now = Instant::now();
+        if let Some(until) = self.paused_until(now) {
+            return Err(Busy {
+                retry_in: until - now,
+            });
+        }
+        let Ok(_permit) = self.shared.in_flight.try_acquire() else {
+            return Err(Busy {
+                retry_in: self.interval(),
+            });
+        };
+        let slot = self
+            .shared
+            .bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .try_reserve(now);
+        if let Err(at) = slot {
+            return Err(Busy { retry_in: at - now });
+        }
+        Ok(self.send(operation, call).await)
+    }
+
+    fn interval(&self) -> Duration {
+        self.shared
+            .bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .interval
+    }
+
+    /// Sends one call and records it; a failure with `Retry-After`, or any 429, pauses everyone.
+    async fn send<T, E, F>(&self, operation: &'static str, call: F) -> Result<T, E>
+    where
+        E: UpstreamFailure,
+        F: Future<Output = Result<T, E>>,
+    {
         let sent = Instant::now();
         let result = call.await;
         let latency = sent.elapsed();
@@ -540,5 +612,33 @@ mod tests {
             }),
             ThrottleConfigError::InFlight
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn background_calls_use_only_capacity_nobody_waits_for() {
+        let t = throttle(1.0, 1, 4);
+        let ok = || async { Ok::<_, Failure>(()) };
+        // The one slot is free: a background call goes out.
+        assert!(t.try_run("receipt", ok()).await.is_ok());
+        // The next slot is a second away: nothing is sent, and the caller learns when to return.
+        let busy = t.try_run("receipt", ok()).await.unwrap_err();
+        assert_eq!(busy.retry_in, Duration::from_secs(1));
+        // A waiting share reserves that slot, so a background call right after it still finds none.
+        let waiting = tokio::spawn({
+            let t = t.clone();
+            async move {
+                t.run("share", async { Ok::<_, Failure>(Instant::now()) })
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_millis(1000)).await;
+        let busy = t.try_run("receipt", ok()).await.unwrap_err();
+        assert!(busy.retry_in > Duration::ZERO);
+        assert!(waiting.await.unwrap().is_ok());
+        // During a server-requested pause, background calls are told how long it lasts.
+        t.pause("share", Duration::from_secs(30));
+        let busy = t.try_run("receipt", ok()).await.unwrap_err();
+        assert_eq!(busy.retry_in, Duration::from_secs(30));
     }
 }

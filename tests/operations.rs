@@ -344,3 +344,33 @@ async fn a_namespace_scoped_operator_leaves_other_namespaces_untouched() {
     assert!(other.metadata.finalizers.unwrap_or_default().is_empty());
     assert_eq!(calls(&server, "share"), 1);
 }
+
+#[tokio::test]
+async fn link_checks_never_starve_new_shares() {
+    let (client, ns) = setup("starvation").await;
+    let server = ots_server(Config::default());
+    let mut args = fast_args(&ns, &server.url());
+    for (flag, value) in [
+        ("--ots-rate", "4"),
+        ("--ots-burst", "4"),
+        ("--refresh-min", "1s"),
+        ("--refresh-max", "1s"),
+    ] {
+        let at = args.iter().position(|a| a == flag).unwrap();
+        args[at + 1] = value.into();
+    }
+    // Few reconcile slots, so a check that waited for the OTS budget would hold one.
+    args.extend(["--concurrency".to_owned(), "4".to_owned()]);
+    let _operator = Operator::start_with(&args, &[("RUST_LOG", "info")]);
+    // 30 live links checked every second would want 30 requests/s from a budget of 4.
+    share_many(&client, &ns, 0..30).await;
+    wait_all_shared(&client, &ns, 0..30).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = calls(&server, "share");
+    share_many(&client, &ns, 30..50).await;
+    wait_all_shared(&client, &ns, 30..50).await;
+    assert_eq!(calls(&server, "share") - before, 20);
+    // Link checks took at most about half of the budget meanwhile.
+    let receipts = calls(&server, "receipt");
+    assert!(receipts > 0, "links were still checked");
+}

@@ -23,7 +23,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{Action, Config as RuntimeConfig, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::future::Future;
 use std::sync::Arc;
@@ -48,6 +48,8 @@ pub struct Context {
     pub throttle: Throttle,
     /// Per-resource memory.
     pub memory: Memory,
+    /// Live links (phase Shared) in the watch cache, refreshed every few seconds.
+    live_links: std::sync::atomic::AtomicUsize,
 }
 
 impl Context {
@@ -74,6 +76,7 @@ impl Context {
             metrics,
             throttle,
             memory: Memory::default(),
+            live_links: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -84,6 +87,17 @@ impl Context {
         call: impl Future<Output = Result<T, OtsError>>,
     ) -> Result<T, OtsError> {
         self.throttle.run(operation, call).await
+    }
+
+    /// The polling interval bounds for link checks: the configured ones, stretched so that all
+    /// live links together use at most half of `--ots-rate`, leaving the rest to shares and burns.
+    fn refresh_bounds(&self) -> (Duration, Duration) {
+        let live = self.live_links.load(std::sync::atomic::Ordering::Relaxed);
+        let floor = Duration::from_secs_f64(live as f64 / (0.5 * self.config.ots_rate));
+        (
+            self.config.refresh_min.max(floor),
+            self.config.refresh_max.max(floor),
+        )
     }
 
     /// Publishes an Event about `obj`; failures are logged, never fatal.
@@ -260,6 +274,13 @@ async fn save(obj: &OneTimeShare, ctx: &Context, status: &OneTimeShareStatus) ->
     status::write_status(&api, obj, status).await
 }
 
+/// Drops the parts of a cached object that reconciling never reads.
+fn slim(obj: &mut OneTimeShare) {
+    obj.managed_fields_mut().clear();
+    obj.annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
 /// The error policy for errors that escape [`reconcile`] (none do today): back off.
 fn error_policy(_obj: Arc<OneTimeShare>, _error: &Error, _ctx: Arc<Context>) -> Action {
     Action::requeue(memory::jitter(Duration::from_secs(5)))
@@ -285,10 +306,18 @@ pub async fn run(
             Some(ns) => Api::namespaced(ctx.client.clone(), ns),
             None => Api::all(ctx.client.clone()),
         };
-        let controller = Controller::new(api, watcher::Config::default().any_semantic())
+        let (store, writer) = reflector::store();
+        // The cache keeps only what reconciling needs: managedFields and kubectl's
+        // last-applied annotation are most of an object's size and none of its meaning.
+        let objects = watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(slim)
+            .reflect(writer)
+            .applied_objects();
+        let controller = Controller::for_stream(objects, store.clone())
             .with_config(RuntimeConfig::default().concurrency(ctx.config.concurrency))
             .graceful_shutdown_on(shutdown.clone());
-        stores.push(controller.store());
+        stores.push(store);
         let run = controller
             .run(reconcile, error_policy, ctx.clone())
             .for_each(|result| async move {
@@ -337,8 +366,14 @@ async fn housekeeping(
                 }
             }
             ctx.metrics
-                .set_phase_counts(counts.into_iter().map(|(p, n)| (p.as_str(), n)));
+                .set_phase_counts(counts.iter().map(|(p, n)| (p.as_str(), *n)));
             ctx.memory.retain(&live);
+            let shared = counts
+                .get(&crate::resource::Phase::Shared)
+                .copied()
+                .unwrap_or(0);
+            ctx.live_links
+                .store(shared.max(0) as usize, std::sync::atomic::Ordering::Relaxed);
         }
     };
     tokio::select! {

@@ -146,10 +146,11 @@ pub(super) async fn record(
         ctx.event(obj, EventType::Warning, Reason::TtlClamped, clamp)
             .await;
     }
+    let (refresh_min, refresh_max) = ctx.refresh_bounds();
     let wait = ctx.memory.schedule_check(
         &uid,
-        ctx.config.refresh_min,
-        ctx.config.refresh_max,
+        refresh_min,
+        refresh_max,
         Some(std::time::Duration::from_secs(granted)),
     );
     Ok(Action::requeue(wait))

@@ -40,10 +40,20 @@ pub(super) async fn track(
         return Ok(action);
     }
     let mut current = status;
-    if live && let Some(next) = refresh(obj, &current, ctx).await? {
-        save(obj, ctx, &next).await?;
-        announce(obj, ctx, &next).await;
-        current = next;
+    if live {
+        match refresh(obj, &current, ctx).await? {
+            Refresh::Unchanged => {}
+            Refresh::Changed(next) => {
+                save(obj, ctx, &next).await?;
+                announce(obj, ctx, &next).await;
+                current = *next;
+            }
+            // The OTS budget is taken by shares and burns: check later, still due.
+            Refresh::Busy(retry_in) => {
+                let wait = retry_in.max(ctx.config.refresh_min);
+                return Ok(Action::requeue(super::memory::jitter(wait)));
+            }
+        }
     }
     if current.phase != Phase::Shared && !(reshare && current.phase == Phase::Received) {
         return Ok(Action::await_change());
@@ -52,46 +62,51 @@ pub(super) async fn track(
         let left = t.0.as_second() - now().as_second();
         (left > 0 && current.phase == Phase::Shared).then(|| Duration::from_secs(left as u64))
     });
-    let wait = ctx.memory.schedule_check(
-        &uid,
-        ctx.config.refresh_min,
-        ctx.config.refresh_max,
-        until_expiry,
-    );
+    let (refresh_min, refresh_max) = ctx.refresh_bounds();
+    let wait = ctx
+        .memory
+        .schedule_check(&uid, refresh_min, refresh_max, until_expiry);
     Ok(Action::requeue(wait))
 }
 
-/// Asks the server for the link's state; `Some` when the status changes.
+/// What a link-state check found.
+enum Refresh {
+    /// Nothing changed.
+    Unchanged,
+    /// The link reached a new state.
+    Changed(Box<OneTimeShareStatus>),
+    /// No OTS capacity was free for a background check; try again after this long.
+    Busy(Duration),
+}
+
+/// Asks the server for the link's state, using only OTS capacity no share or burn waits for.
 async fn refresh(
     obj: &OneTimeShare,
     status: &OneTimeShareStatus,
     ctx: &Context,
-) -> Result<Option<OneTimeShareStatus>, Error> {
+) -> Result<Refresh, Error> {
     let Some(metadata_key) = status.metadata_key.as_deref() else {
-        return Ok(None);
+        return Ok(Refresh::Unchanged);
     };
     let server = ctx.link_server(obj, status).await?;
-    match ctx
-        .ots("receipt", server.client.receipt(metadata_key))
+    let state = match ctx
+        .throttle
+        .try_run("receipt", server.client.receipt(metadata_key))
         .await
     {
-        Ok(receipt) => Ok(refreshed_status(
-            obj,
-            status,
-            &receipt.state,
-            receipt.received,
-            now(),
-        )),
+        Err(busy) => return Ok(Refresh::Busy(busy.retry_in)),
+        Ok(Ok(receipt)) => Some((receipt.state, receipt.received)),
         // The receipt itself is gone (it lives twice the secret's lifetime): the link is dead.
-        Err(OtsError::NotFound) => Ok(refreshed_status(
-            obj,
-            status,
-            &crate::ots::SecretState::Expired,
-            None,
-            now(),
-        )),
-        Err(e) => Err(e.into()),
-    }
+        Ok(Err(OtsError::NotFound)) => None,
+        Ok(Err(e)) => return Err(e.into()),
+    };
+    let (state, received) = state.unwrap_or((crate::ots::SecretState::Expired, None));
+    Ok(
+        match refreshed_status(obj, status, &state, received, now()) {
+            Some(next) => Refresh::Changed(Box::new(next)),
+            None => Refresh::Unchanged,
+        },
+    )
 }
 
 /// Normal or Warning Event for a state the link reached.
