@@ -55,10 +55,7 @@ async fn a_missing_secret_waits_then_shares_within_thirty_seconds_of_appearing()
 
     create_secret(&client, &ns, "later", &[("password", b"finally")]).await;
     let created = std::time::Instant::now();
-    let shared = wait_for(&client, &ns, "early", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let shared = wait_shared(&client, &ns, "early").await;
     assert!(
         created.elapsed() < Duration::from_secs(40),
         "shared {:?} after the Secret appeared",
@@ -97,10 +94,7 @@ async fn a_missing_key_waits_and_an_added_key_unblocks_it() {
         &[("user", b"alice"), ("password", b"added")],
     )
     .await;
-    let shared = wait_for(&client, &ns, "no-key", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let shared = wait_shared(&client, &ns, "no-key").await;
     assert_eq!(
         reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None)
             .await
@@ -255,10 +249,7 @@ async fn a_server_outage_is_reported_and_the_share_recovers_by_itself() {
         json!({"secretRef": {"name": "db", "key": "password"}}),
     )
     .await;
-    wait_for(&client, &ns, "before", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    wait_shared(&client, &ns, "before").await;
 
     server.set_faults(Faults {
         outage: true,
@@ -280,10 +271,7 @@ async fn a_server_outage_is_reported_and_the_share_recovers_by_itself() {
     assert!(calls_during <= 12, "{calls_during} calls in 6 s of outage");
 
     server.set_faults(Faults::default());
-    let shared = wait_for(&client, &ns, "during", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let shared = wait_shared(&client, &ns, "during").await;
     assert_eq!(ready(&shared).unwrap().0, "True");
     assert_eq!(
         reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None)
@@ -328,10 +316,7 @@ async fn deleting_while_the_server_is_down_burns_once_it_is_back() {
         json!({"secretRef": {"name": "db", "key": "password"}}),
     )
     .await;
-    wait_for(&client, &ns, "doomed", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    wait_shared(&client, &ns, "doomed").await;
 
     server.set_faults(Faults {
         outage: true,
@@ -370,10 +355,7 @@ async fn a_burn_that_cannot_succeed_releases_the_resource_with_a_warning() {
         json!({"secretRef": {"name": "db", "key": "password"}}),
     )
     .await;
-    let shared = wait_for(&client, &ns, "stuck", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let shared = wait_shared(&client, &ns, "stuck").await;
     let expires = shared.status.unwrap().expires_at.unwrap().0.to_string();
 
     server.set_faults(Faults {

@@ -28,10 +28,7 @@ async fn a_single_key_is_shared_and_its_link_reveals_exactly_that_value() {
     )
     .await;
 
-    let shared = wait_for(&client, &ns, "for-alice", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let shared = wait_shared(&client, &ns, "for-alice").await;
     let status = shared.status.clone().unwrap();
     assert_eq!(ready(&shared).unwrap().0, "True");
     assert_eq!(ready(&shared).unwrap().1, "Shared");
@@ -108,10 +105,7 @@ async fn without_a_key_every_key_is_shared_as_sorted_lines() {
     )
     .await;
     create_share(&client, &ns, "all", json!({"secretRef": {"name": "db"}})).await;
-    let shared = wait_for(&client, &ns, "all", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let shared = wait_shared(&client, &ns, "all").await;
     let link = shared.status.unwrap().link.unwrap();
     assert_eq!(
         reveal(&server, &link, None).await.unwrap(),
@@ -132,10 +126,7 @@ async fn deleting_an_unread_share_burns_it() {
         json!({"secretRef": {"name": "db", "key": "password"}}),
     )
     .await;
-    let shared = wait_for(&client, &ns, "unread", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let shared = wait_shared(&client, &ns, "unread").await;
     assert!(
         shared
             .metadata
@@ -170,10 +161,7 @@ async fn with_deletion_policy_keep_the_link_outlives_the_resource() {
         json!({"secretRef": {"name": "db", "key": "password"}, "deletionPolicy": "Keep"}),
     )
     .await;
-    let shared = wait_for(&client, &ns, "kept", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let shared = wait_shared(&client, &ns, "kept").await;
     assert!(
         shared.metadata.finalizers.unwrap_or_default().is_empty(),
         "Keep adds no finalizer"
@@ -198,10 +186,7 @@ async fn a_passphrase_gates_the_link_and_is_used_to_burn_it() {
         "passphraseSecretRef": {"name": "phrases", "key": "alice"}
     });
     create_share(&client, &ns, "gated", spec.clone()).await;
-    let shared = wait_for(&client, &ns, "gated", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let shared = wait_shared(&client, &ns, "gated").await;
     let status = shared.status.unwrap();
     assert_eq!(status.passphrase_protected, Some(true));
     let link = status.link.unwrap();
@@ -221,10 +206,7 @@ async fn a_passphrase_gates_the_link_and_is_used_to_burn_it() {
 
     // A second, unread share is burned on deletion, which needs the passphrase.
     create_share(&client, &ns, "gated-2", spec).await;
-    wait_for(&client, &ns, "gated-2", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    wait_shared(&client, &ns, "gated-2").await;
     assert_eq!(server.stats().live_secrets, 1);
     delete_share(&client, &ns, "gated-2").await;
     wait_gone(&client, &ns, "gated-2").await;
@@ -252,18 +234,8 @@ async fn on_secret_change_reshare_burns_the_old_link_and_shares_the_new_value() 
         json!({"secretRef": {"name": "other", "key": "password"}}),
     )
     .await;
-    let first = wait_for(&client, &ns, "rotating", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await
-    .status
-    .unwrap();
-    let steady = wait_for(&client, &ns, "steady", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await
-    .status
-    .unwrap();
+    let first = wait_shared(&client, &ns, "rotating").await.status.unwrap();
+    let steady = wait_shared(&client, &ns, "steady").await.status.unwrap();
 
     update_secret(&client, &ns, "db", &[("password", b"new-value")]).await;
     update_secret(&client, &ns, "other", &[("password", b"other-new")]).await;
@@ -321,10 +293,7 @@ async fn a_clamped_lifetime_is_reported_in_the_condition_and_an_event() {
         json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "30d"}),
     )
     .await;
-    let shared = wait_for(&client, &ns, "long", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let shared = wait_shared(&client, &ns, "long").await;
     assert_eq!(shared.status.as_ref().unwrap().ttl_seconds, Some(7 * 86400));
     let (_, _, message) = ready(&shared).unwrap();
     assert!(message.contains("7d instead of the 30d"), "{message}");
@@ -362,10 +331,7 @@ async fn per_resource_credentials_authenticate_and_a_recipient_is_sent() {
         }),
     )
     .await;
-    let shared = wait_for(&client, &ns, "emailed", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let shared = wait_shared(&client, &ns, "emailed").await;
     assert_eq!(
         reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None)
             .await
@@ -387,10 +353,7 @@ async fn an_unread_link_that_expires_turns_expired_and_polling_stops() {
         json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "60s"}),
     )
     .await;
-    let shared = wait_for(&client, &ns, "brief", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let shared = wait_shared(&client, &ns, "brief").await;
     assert_eq!(shared.status.as_ref().unwrap().ttl_seconds, Some(60));
 
     server.advance_clock(std::time::Duration::from_secs(61));

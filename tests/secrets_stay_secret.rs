@@ -82,10 +82,7 @@ async fn no_secret_reaches_logs_events_status_or_metrics() {
         }),
     )
     .await;
-    let read = wait_for(&client, &ns, "read", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let read = wait_shared(&client, &ns, "read").await;
     assert_eq!(
         reveal(&server, read.status.unwrap().link.as_ref().unwrap(), None)
             .await
@@ -96,10 +93,7 @@ async fn no_secret_reaches_logs_events_status_or_metrics() {
         phase(o) == "Received"
     })
     .await;
-    let gated = wait_for(&client, &ns, "gated", "phase Shared", |o| {
-        phase(o) == "Shared"
-    })
-    .await;
+    let gated = wait_shared(&client, &ns, "gated").await;
     update_secret(&client, &ns, "db", &[("password", OTHER_VALUE.as_bytes())]).await;
     let old_link = gated.status.unwrap().link;
     wait_for(&client, &ns, "gated", "a new link", |o| {

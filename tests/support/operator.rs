@@ -297,6 +297,14 @@ pub async fn wait_for(
     }
 }
 
+/// Waits until a OneTimeShare's phase is Shared, and returns it.
+pub async fn wait_shared(client: &Client, namespace: &str, name: &str) -> OneTimeShare {
+    wait_for(client, namespace, name, "phase Shared", |o| {
+        phase(o) == "Shared"
+    })
+    .await
+}
+
 /// Waits until a OneTimeShare no longer exists.
 pub async fn wait_gone(client: &Client, namespace: &str, name: &str) {
     let api = shares(client, namespace);
