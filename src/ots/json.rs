@@ -8,9 +8,29 @@
 use serde_json::{Map, Value};
 
 use super::error::OtsError;
+use super::http::Op;
+use super::types::{ResolvedApi, ServerStatus};
 
 /// A JSON object.
 pub type Object = Map<String, Value>;
+
+/// The protocol error for an answer that lacks a required field.
+pub fn missing(op: Op, field: &str) -> OtsError {
+    OtsError::Protocol {
+        detail: format!("{op}: the answer has no `{field}`"),
+    }
+}
+
+/// Reads a status answer; v1 (`{"status","locale"}`) and v2 (`{"success","status","locale"}`)
+/// share the fields that matter.
+pub fn server_status(op: Op, value: &Value, api: ResolvedApi) -> Result<ServerStatus, OtsError> {
+    let obj = object(op.as_str(), "the status answer", value)?;
+    Ok(ServerStatus {
+        status: string(obj, &["status"]).ok_or_else(|| missing(op, "status"))?,
+        locale: string(obj, &["locale"]),
+        api,
+    })
+}
 
 /// Parses a body as JSON; the error names the operation, never the content.
 pub fn parse(op: &str, body: &[u8]) -> Result<Value, OtsError> {

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::error::OtsError;
 use super::http::{Http, Op, Reply};
-use super::json::{self, Object};
+use super::json::{self, Object, missing};
 use super::types::{
     GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus, ShareRequest,
 };
@@ -34,12 +34,7 @@ pub async fn status(http: &Http) -> Result<ServerStatus, OtsError> {
         .send(op, API, None, http.request(Method::GET, API, &["status"]))
         .await?;
     let value = check(op, &reply)?;
-    let obj = json::object(op.as_str(), "the status answer", &value)?;
-    Ok(ServerStatus {
-        status: json::string(obj, &["status"]).ok_or_else(|| missing(op, "status"))?,
-        locale: json::string(obj, &["locale"]),
-        api: API,
-    })
+    json::server_status(op, &value, API)
 }
 
 /// `POST /share` with `secret`, `passphrase`, `ttl`, `recipient` as a form.
@@ -169,12 +164,6 @@ fn push_common<'a>(
     }
     if let Some(recipient) = recipient {
         form.push(("recipient", recipient));
-    }
-}
-
-fn missing(op: Op, field: &str) -> OtsError {
-    OtsError::Protocol {
-        detail: format!("{op}: the answer has no `{field}`"),
     }
 }
 

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use super::error::OtsError;
 use super::http::{Http, Op, Reply};
-use super::json::{self, Object};
+use super::json::{self, Object, missing};
 use super::types::{
     GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus, ShareRequest,
 };
@@ -85,12 +85,7 @@ pub async fn status(http: &Http) -> Result<ServerStatus, OtsError> {
 
 /// Reads a status answer (`{"success":true,"status":"nominal","locale":"en"}`).
 pub fn status_from(op: Op, value: &Value) -> Result<ServerStatus, OtsError> {
-    let obj = json::object(op.as_str(), "the status answer", value)?;
-    Ok(ServerStatus {
-        status: json::string(obj, &["status"]).ok_or_else(|| missing(op, "status"))?,
-        locale: json::string(obj, &["locale"]),
-        api: API,
-    })
+    json::server_status(op, value, API)
 }
 
 /// `POST /secret/conceal`.
@@ -305,12 +300,6 @@ fn take_secret_value(value: &mut Value) -> Option<SecretString> {
             Some(Value::String(s)) if !s.is_empty() => Some(SecretString::from(std::mem::take(s))),
             _ => None,
         })
-}
-
-fn missing(op: Op, field: &str) -> OtsError {
-    OtsError::Protocol {
-        detail: format!("{op}: the answer has no `{field}`"),
-    }
 }
 
 /// The JSON of a successful answer, or the error the answer stands for.
