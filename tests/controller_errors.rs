@@ -62,12 +62,7 @@ async fn a_missing_secret_waits_then_shares_within_thirty_seconds_of_appearing()
         created.elapsed()
     );
     assert_eq!(ready(&shared).unwrap().1, "Shared");
-    assert_eq!(
-        reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None)
-            .await
-            .unwrap(),
-        "finally"
-    );
+    assert_eq!(open_link(&server, &shared).await, "finally");
     assert!(!operator.logs().contains("panicked"));
 }
 
@@ -95,12 +90,7 @@ async fn a_missing_key_waits_and_an_added_key_unblocks_it() {
     )
     .await;
     let shared = wait_shared(&client, &ns, "no-key").await;
-    assert_eq!(
-        reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None)
-            .await
-            .unwrap(),
-        "added"
-    );
+    assert_eq!(open_link(&server, &shared).await, "added");
 }
 
 #[tokio::test]
@@ -273,12 +263,7 @@ async fn a_server_outage_is_reported_and_the_share_recovers_by_itself() {
     server.set_faults(Faults::default());
     let shared = wait_shared(&client, &ns, "during").await;
     assert_eq!(ready(&shared).unwrap().0, "True");
-    assert_eq!(
-        reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None)
-            .await
-            .unwrap(),
-        "later"
-    );
+    assert_eq!(open_link(&server, &shared).await, "later");
 }
 
 #[tokio::test]

@@ -332,12 +332,7 @@ async fn per_resource_credentials_authenticate_and_a_recipient_is_sent() {
     )
     .await;
     let shared = wait_shared(&client, &ns, "emailed").await;
-    assert_eq!(
-        reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None)
-            .await
-            .unwrap(),
-        "for-bob"
-    );
+    assert_eq!(open_link(&server, &shared).await, "for-bob");
 }
 
 #[tokio::test]

@@ -40,9 +40,7 @@ async fn metrics_and_health_endpoints_report_a_happy_path_without_names_or_secre
         phase(o) == "Shared"
     })
     .await;
-    reveal(&server, shared.status.unwrap().link.as_ref().unwrap(), None)
-        .await
-        .unwrap();
+    open_link(&server, &shared).await;
     wait_for(
         &client,
         &ns,

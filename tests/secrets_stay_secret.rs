@@ -83,12 +83,7 @@ async fn no_secret_reaches_logs_events_status_or_metrics() {
     )
     .await;
     let read = wait_shared(&client, &ns, "read").await;
-    assert_eq!(
-        reveal(&server, read.status.unwrap().link.as_ref().unwrap(), None)
-            .await
-            .unwrap(),
-        VALUE
-    );
+    assert_eq!(open_link(&server, &read).await, VALUE);
     wait_for(&client, &ns, "read", "phase Received", |o| {
         phase(o) == "Received"
     })

@@ -403,6 +403,18 @@ pub async fn reveal(
         .map(|v| v.expose_secret().to_owned())
 }
 
+/// Opens a resource's link as the recipient would, without a passphrase, and returns the value.
+pub async fn open_link(server: &TestServer, obj: &OneTimeShare) -> String {
+    let link = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.link.clone())
+        .expect("the resource has a link");
+    reveal(server, &link, None)
+        .await
+        .expect("the link reveals a value")
+}
+
 /// How many requests of one operation the test server answered.
 pub fn calls(server: &TestServer, operation: &str) -> u64 {
     server
