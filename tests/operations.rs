@@ -225,7 +225,9 @@ async fn with_leader_election_exactly_one_process_shares_and_a_standby_takes_ove
 async fn retry_after_holds_back_every_request_and_all_shares_complete_afterwards() {
     let (client, ns) = setup("retry-after").await;
     let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
+    // One request in flight at a time: a request that was already on its way when the server
+    // answered 429 cannot have known better, so the test leaves no room for one.
+    let _operator = Operator::start(&ns, &server.url(), &["--ots-max-in-flight", "1"]);
     // Let the operator learn the API version first, so the first request we watch is a share.
     create_secret(&client, &ns, "warmup", &[("v", b"w")]).await;
     create_share(
