@@ -112,6 +112,23 @@ pub struct RunArgs {
     /// Resources reconciled at once.
     #[arg(long, default_value_t = 32)]
     pub concurrency: u16,
+
+    /// Namespace where the operator keeps one record Secret per share (the metadata key and
+    /// what a burn needs). Default: the pod's namespace, else "default". Only the operator
+    /// should be able to read it.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub state_namespace: Option<String>,
+
+    /// Set when the `ots-operator-secret-access` admission policy checks that every share's
+    /// creator may read the Secrets it names; then status messages may describe those Secrets.
+    /// Without it, messages about a referenced Secret say only that it cannot be shared.
+    #[arg(long, env = "OTS_ADMISSION_GUARD")]
+    pub admission_guard: bool,
+
+    /// Live links per Secret at most (0: no limit). A share over the limit waits with reason
+    /// TooManyShares until another link of the same Secret is received, expires or is deleted.
+    #[arg(long, default_value_t = 0)]
+    pub max_live_shares_per_secret: u32,
 }
 
 /// Parses durations such as "90s", "15m", "2h", "500ms".
@@ -157,6 +174,12 @@ pub struct ControllerConfig {
     pub concurrency: u16,
     /// OTS requests per second, all resources together (link checks use at most half).
     pub ots_rate: f64,
+    /// Namespace of the operator's share records.
+    pub state_namespace: String,
+    /// Whether admission checked that creators may read the Secrets they name.
+    pub admission_guard: bool,
+    /// Live links per Secret at most; 0 means no limit.
+    pub max_live_shares_per_secret: u32,
 }
 
 impl RunArgs {
@@ -198,8 +221,24 @@ impl RunArgs {
             ots_timeout: self.ots_timeout,
             concurrency: self.concurrency,
             ots_rate: self.ots_rate,
+            state_namespace: self
+                .state_namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(pod_namespace),
+            admission_guard: self.admission_guard,
+            max_live_shares_per_secret: self.max_live_shares_per_secret,
         })
     }
+}
+
+/// The namespace of the pod this process runs in (from its ServiceAccount mount), else "default".
+fn pod_namespace() -> String {
+    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".to_owned())
 }
 
 /// `scheme://host[:port]` of a URL, lower case, without path: what the allowlist compares.

@@ -56,6 +56,17 @@ pub enum Reason {
     BurnFailed,
     /// A Kubernetes API call failed.
     KubernetesError,
+    /// Status named a link that the operator's own record of the share does not hold (written
+    /// by someone else): it was restored from the record, or ignored when there is no record.
+    StatusTampered,
+    /// A Secret the share names cannot be shared as specified. Used instead of the precise
+    /// reason when admission does not check that the share's creator may read that Secret, so
+    /// status does not describe Secrets its readers may not be allowed to see.
+    SecretNotUsable,
+    /// The Secret already has as many live links as the operator allows.
+    TooManyShares,
+    /// The operator could not read or write its own record of the share.
+    RecordFailed,
 }
 
 impl Reason {
@@ -85,6 +96,10 @@ impl Reason {
             Reason::ServerProtocolError => "ServerProtocolError",
             Reason::BurnFailed => "BurnFailed",
             Reason::KubernetesError => "KubernetesError",
+            Reason::StatusTampered => "StatusTampered",
+            Reason::SecretNotUsable => "SecretNotUsable",
+            Reason::TooManyShares => "TooManyShares",
+            Reason::RecordFailed => "RecordFailed",
         }
     }
 }
@@ -188,6 +203,30 @@ pub enum Error {
     /// See [`Reason::InvalidSpec`].
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
+    /// See [`Reason::StatusTampered`].
+    #[error(
+        "status names a link this operator did not record for this resource; nothing was burned or tracked on its word ({detail})"
+    )]
+    StatusTampered {
+        /// What did not match.
+        detail: String,
+    },
+    /// See [`Reason::TooManyShares`].
+    #[error(
+        "Secret {name:?} already has {max} live link(s), the most the operator allows; this share proceeds once one of them is received, expires or is deleted"
+    )]
+    TooManyShares {
+        /// Secret name.
+        name: String,
+        /// The configured limit.
+        max: u32,
+    },
+    /// See [`Reason::RecordFailed`].
+    #[error("the operator's record of this share: {detail}")]
+    Record {
+        /// What failed.
+        detail: String,
+    },
     /// An error from the Onetime Secret server or client.
     #[error(transparent)]
     Ots(#[from] OtsError),
@@ -210,6 +249,9 @@ impl Error {
             Error::CredentialsNotFound { .. } => Reason::CredentialsNotFound,
             Error::ServerNotAllowed { .. } => Reason::ServerNotAllowed,
             Error::InvalidSpec(_) => Reason::InvalidSpec,
+            Error::StatusTampered { .. } => Reason::StatusTampered,
+            Error::TooManyShares { .. } => Reason::TooManyShares,
+            Error::Record { .. } => Reason::RecordFailed,
             Error::Ots(e) => match e {
                 OtsError::NotFound => Reason::ServerRejected,
                 OtsError::Unauthorized => Reason::Unauthorized,
@@ -234,7 +276,11 @@ impl Error {
             | Error::SecretTooLarge { .. }
             | Error::SecretNotText { .. }
             | Error::InvalidPassphrase { .. } => Retry::Slowly,
-            Error::ServerNotAllowed { .. } | Error::InvalidSpec(_) => Retry::OnChange,
+            Error::ServerNotAllowed { .. }
+            | Error::InvalidSpec(_)
+            | Error::StatusTampered { .. } => Retry::OnChange,
+            Error::TooManyShares { .. } => Retry::Soon,
+            Error::Record { .. } => Retry::Backoff,
             Error::Ots(e) => match e {
                 OtsError::RateLimited { .. }
                 | OtsError::Unavailable { .. }
@@ -248,6 +294,38 @@ impl Error {
             },
             Error::Kube(_) => Retry::Backoff,
         }
+    }
+
+    /// Whether the message describes a Secret the share names (its existence, keys, size or
+    /// content): such messages are shown only when admission checked that the share's creator
+    /// may read that Secret.
+    pub fn describes_secret(&self) -> bool {
+        matches!(
+            self,
+            Error::SecretNotFound { .. }
+                | Error::KeyNotFound { .. }
+                | Error::SecretEmpty { .. }
+                | Error::SecretTooLarge { .. }
+                | Error::SecretNotText { .. }
+                | Error::PassphraseNotFound { .. }
+                | Error::InvalidPassphrase { .. }
+                | Error::CredentialsNotFound { .. }
+        )
+    }
+
+    /// The reason and message users see: precise when `admission_guard` says the creator was
+    /// checked, otherwise nothing that describes a referenced Secret.
+    pub fn shown(&self, admission_guard: bool) -> (Reason, String) {
+        if admission_guard || !self.describes_secret() {
+            return (self.reason(), self.to_string());
+        }
+        (
+            Reason::SecretNotUsable,
+            "a Secret this share names cannot be shared as specified (it, its key or its value is \
+             missing or unsuitable); the operator's log has the details. Status does not describe \
+             Secrets because admission does not check that this share's creator may read them"
+                .to_owned(),
+        )
     }
 
     /// Whether the share cannot proceed without a user's fix (phase Failed) rather than waiting (Pending).
@@ -294,6 +372,10 @@ mod tests {
             Reason::ServerProtocolError,
             Reason::BurnFailed,
             Reason::KubernetesError,
+            Reason::StatusTampered,
+            Reason::SecretNotUsable,
+            Reason::TooManyShares,
+            Reason::RecordFailed,
         ];
         let mut seen = std::collections::HashSet::new();
         for r in all {
@@ -320,5 +402,36 @@ mod tests {
         });
         assert_eq!(down.reason(), Reason::ServerUnavailable);
         assert_eq!(down.retry(), Retry::Backoff);
+    }
+
+    #[test]
+    fn without_the_admission_guard_messages_do_not_describe_secrets() {
+        let errors = [
+            Error::KeyNotFound {
+                name: "db".into(),
+                key: "password".into(),
+            },
+            Error::SecretTooLarge {
+                name: "db".into(),
+                bytes: 10001,
+            },
+            Error::InvalidPassphrase {
+                name: "pp".into(),
+                key: "k".into(),
+                chars: 200,
+            },
+        ];
+        for error in &errors {
+            let (reason, message) = error.shown(false);
+            assert_eq!(reason, Reason::SecretNotUsable);
+            for detail in ["password", "10001", "200"] {
+                assert!(!message.contains(detail), "{message}");
+            }
+            assert_eq!(error.shown(true), (error.reason(), error.to_string()));
+        }
+        let down = Error::Ots(OtsError::Unavailable {
+            detail: "connect".into(),
+        });
+        assert_eq!(down.shown(false).0, Reason::ServerUnavailable);
     }
 }

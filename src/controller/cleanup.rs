@@ -1,6 +1,6 @@
 //! Deletion: burn an unread secret, treat "already gone" as done, and never hang forever.
 
-use super::{Context, Server, now};
+use super::{Context, Server, now, records};
 use crate::error::{Error, Reason, Retry};
 use crate::metrics::BurnOutcome as BurnMetric;
 use crate::ots::{OtsError, SecretString};
@@ -36,83 +36,116 @@ pub(super) async fn burn_link(
 }
 
 /// Runs when a resource with our finalizer is deleted. Returning `Ok` releases the finalizer.
+///
+/// The link to burn and what the burn needs (passphrase, per-share credentials) come from the
+/// operator's record, not from status or the tenant's Secrets: a forged status cannot make it
+/// burn another resource's link, and Secrets deleted first (namespace deletion, GitOps pruning)
+/// do not stop the burn.
 pub(super) async fn cleanup(obj: &OneTimeShare, ctx: &Context) -> Result<Action, Error> {
     let uid = obj.uid().unwrap_or_default();
     let status = ctx
         .memory
         .effective(&uid, obj.status.as_ref())
         .unwrap_or_default();
-    let live = status.phase == Phase::Shared && status.metadata_key.is_some();
-    if obj.spec.deletion_policy == DeletionPolicy::Keep || !live {
+    if obj.spec.deletion_policy == DeletionPolicy::Keep {
+        ctx.records.delete(&uid).await?;
         ctx.memory.forget(&uid);
         return Ok(Action::await_change());
     }
-    match burn(obj, ctx, &status).await {
-        Ok(outcome) => {
-            let metric = match outcome {
-                BurnOutcome::Burned => BurnMetric::Burned,
-                BurnOutcome::AlreadyGone => BurnMetric::AlreadyGone,
-            };
-            ctx.metrics.burn(metric);
-            if outcome == BurnOutcome::Burned {
-                ctx.event(
-                    obj,
-                    EventType::Normal,
-                    Reason::Burned,
-                    "the unread secret was burned; its link no longer works".into(),
-                )
+    let Some(stored) = ctx.records.load(&uid).await? else {
+        if status.metadata_key.is_some() && status.phase == Phase::Shared {
+            // A link in status that the operator never recorded: not ours to burn.
+            let note = "status names a link this operator did not record for this resource; it was not burned".to_owned();
+            tracing::warn!(
+                object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+                "{note}"
+            );
+            ctx.event(obj, EventType::Warning, Reason::StatusTampered, note)
                 .await;
-            }
-            ctx.memory.forget(&uid);
-            Ok(Action::await_change())
         }
-        Err(error) => {
-            let deleted_for = obj
-                .meta()
-                .deletion_timestamp
-                .as_ref()
-                .map(|t| (now().as_second() - t.0.as_second()).max(0) as u64)
-                .unwrap_or_default();
-            let may_recover = error.retry() == Retry::Backoff;
-            if may_recover && deleted_for < ctx.config.burn_timeout.as_secs() {
-                return Err(error);
+        ctx.memory.forget(&uid);
+        return Ok(Action::await_change());
+    };
+    // Only a link this process saw spent is spared the burn; a status saying so is not enough
+    // (a burn of a spent link costs one call and is answered "already gone").
+    if !ctx.memory.spent(&uid) {
+        match burn(ctx, &stored).await {
+            Ok(outcome) => {
+                let metric = match outcome {
+                    BurnOutcome::Burned => BurnMetric::Burned,
+                    BurnOutcome::AlreadyGone => BurnMetric::AlreadyGone,
+                };
+                ctx.metrics.burn(metric);
+                if outcome == BurnOutcome::Burned {
+                    ctx.event(
+                        obj,
+                        EventType::Normal,
+                        Reason::Burned,
+                        "the unread secret was burned; its link no longer works".into(),
+                    )
+                    .await;
+                }
             }
-            let until = status
-                .expires_at
-                .as_ref()
-                .map(|t| t.0.to_string())
-                .unwrap_or_else(|| "it expires".into());
-            ctx.event(
-                obj,
-                EventType::Warning,
-                Reason::BurnFailed,
-                format!(
-                    "could not burn the secret ({error}); the resource is released and the link stays valid until {until}"
-                ),
-            )
-            .await;
-            ctx.metrics.burn(BurnMetric::GaveUp);
-            ctx.memory.forget(&uid);
-            Ok(Action::await_change())
+            Err(error) => {
+                let deleted_for = obj
+                    .meta()
+                    .deletion_timestamp
+                    .as_ref()
+                    .map(|t| (now().as_second() - t.0.as_second()).max(0) as u64)
+                    .unwrap_or_default();
+                let may_recover = error.retry() == Retry::Backoff;
+                if may_recover && deleted_for < ctx.config.burn_timeout.as_secs() {
+                    return Err(error);
+                }
+                give_up(obj, ctx, &stored.record, &error).await;
+            }
         }
     }
+    ctx.records.delete(&uid).await?;
+    ctx.memory.forget(&uid);
+    Ok(Action::await_change())
 }
 
-async fn burn(
-    obj: &OneTimeShare,
+/// A burn that cannot happen: said where it survives the resource and its namespace (a warn
+/// log in the operator's log and a metric) and, where the namespace still takes it, an Event.
+async fn give_up(obj: &OneTimeShare, ctx: &Context, record: &records::ShareRecord, error: &Error) {
+    let until = k8s_openapi::jiff::Timestamp::from_second(record.expires_at)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| "it expires".into());
+    tracing::warn!(
+        object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+        metadata_key_prefix = %record.metadata_key.chars().take(6).collect::<String>(),
+        server = %record.server_url,
+        expires_at = %until,
+        error = %error,
+        "could not burn the secret; the resource is released and the link stays valid until it expires"
+    );
+    ctx.event(
+        obj,
+        EventType::Warning,
+        Reason::BurnFailed,
+        format!(
+            "could not burn the secret ({error}); the resource is released and the link stays valid until {until}"
+        ),
+    )
+    .await;
+    ctx.metrics.burn(BurnMetric::GaveUp);
+}
+
+/// Burns the recorded link with the recorded material.
+pub(super) async fn burn(
     ctx: &Context,
-    status: &crate::resource::OneTimeShareStatus,
+    stored: &records::StoredRecord,
 ) -> Result<BurnOutcome, Error> {
-    let Some(metadata_key) = status.metadata_key.as_deref() else {
-        return Ok(BurnOutcome::AlreadyGone);
-    };
-    let secrets = ctx.secrets(&obj.namespace().unwrap_or_default());
-    let passphrase = match (&obj.spec.passphrase_secret_ref, status.passphrase_protected) {
-        (Some(reference), Some(true)) => {
-            Some(super::share::read_passphrase(&secrets, reference).await?)
-        }
-        _ => None,
-    };
-    let server = ctx.link_server(obj, status).await?;
-    burn_link(ctx, &server, metadata_key, passphrase.as_ref()).await
+    let server = ctx
+        .servers
+        .resolve_recorded(&stored.record.server_url, stored.credentials.clone())
+        .await?;
+    burn_link(
+        ctx,
+        &server,
+        &stored.record.metadata_key,
+        stored.passphrase.as_ref(),
+    )
+    .await
 }

@@ -19,8 +19,28 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
 /// Interval of re-checks that only a user's fix of a referenced Secret can satisfy.
 pub const SLOW_RECHECK: Duration = Duration::from_secs(300);
 
+/// What this process knows of a resource's record (see `records.rs`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum RecordKnown {
+    /// Not looked up yet (e.g. after a restart).
+    #[default]
+    Unknown,
+    /// The operator made no link for this resource.
+    Absent,
+    /// The operator recorded this link (metadata key, server URL).
+    Link {
+        /// The receipt's metadata key.
+        metadata_key: String,
+        /// The server's base URL.
+        server_url: String,
+    },
+}
+
 #[derive(Debug, Default, Clone)]
 struct Entry {
+    record: RecordKnown,
+    /// This process saw the server report the link received, burned or expired.
+    spent: bool,
     failures: u32,
     written: Option<Box<OneTimeShareStatus>>,
     next_check: Option<Instant>,
@@ -51,6 +71,29 @@ impl Memory {
     pub fn retain(&self, live: &std::collections::HashSet<String>) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|uid, _| live.contains(uid));
+    }
+
+    /// What is known of the resource's record.
+    pub fn record(&self, uid: &str) -> RecordKnown {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(uid).map(|e| e.record.clone()).unwrap_or_default()
+    }
+
+    /// Remembers what the resource's record holds (after a write or a read).
+    pub fn set_record(&self, uid: &str, known: RecordKnown) {
+        self.with(uid, |e| e.record = known);
+    }
+
+    /// Remembers that the server reported the link spent (nothing left to burn).
+    pub fn saw_spent(&self, uid: &str) {
+        self.with(uid, |e| e.spent = true);
+    }
+
+    /// Whether this process saw the server report the link spent. Status alone is not
+    /// believed: anyone allowed to write it could mark a live link received to spare it a burn.
+    pub fn spent(&self, uid: &str) -> bool {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(uid).is_some_and(|e| e.spent)
     }
 
     /// Records a status this process wrote (or tried to write).

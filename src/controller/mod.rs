@@ -5,6 +5,7 @@
 
 mod cleanup;
 mod memory;
+pub mod records;
 mod servers;
 mod share;
 mod status;
@@ -29,7 +30,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use memory::Memory;
+pub use memory::{Memory, RecordKnown};
+pub use records::Records;
 pub use servers::{Server, Servers};
 
 /// Everything a reconcile needs, shared by all reconciles.
@@ -48,6 +50,16 @@ pub struct Context {
     pub throttle: Throttle,
     /// Per-resource memory.
     pub memory: Memory,
+    /// The operator's own records of its shares (the truth status is checked against).
+    pub records: Records,
+    /// The watch caches, once the controller runs (for counting live links per Secret).
+    stores: std::sync::OnceLock<Vec<reflector::Store<OneTimeShare>>>,
+    /// Whether every watch cache has listed its objects once (records are collected only then).
+    caches_ready: std::sync::atomic::AtomicBool,
+    /// Shares under way or just made whose status the cache may not show yet, per Secret.
+    reservations: std::sync::Mutex<
+        std::collections::HashMap<(String, String), std::collections::HashSet<String>>,
+    >,
     /// Live links (phase Shared) in the watch cache, refreshed every few seconds.
     live_links: std::sync::atomic::AtomicUsize,
 }
@@ -70,6 +82,10 @@ impl Context {
         );
         Ok(Context {
             servers: Servers::new(&config, throttle.clone())?,
+            records: Records::new(client.clone(), &config.state_namespace),
+            stores: std::sync::OnceLock::new(),
+            caches_ready: std::sync::atomic::AtomicBool::new(false),
+            reservations: std::sync::Mutex::new(std::collections::HashMap::new()),
             client,
             recorder,
             config,
@@ -136,6 +152,77 @@ impl Context {
 
     fn shares(&self, namespace: &str) -> Api<OneTimeShare> {
         Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// What the operator's record says about a resource: from memory, else one read.
+    async fn known_record(&self, uid: &str) -> Result<RecordKnown, Error> {
+        match self.memory.record(uid) {
+            RecordKnown::Unknown => {
+                let known = match self.records.load(uid).await? {
+                    Some(stored) => RecordKnown::Link {
+                        metadata_key: stored.record.metadata_key,
+                        server_url: stored.record.server_url,
+                    },
+                    None => RecordKnown::Absent,
+                };
+                self.memory.set_record(uid, known.clone());
+                Ok(known)
+            }
+            known => Ok(known),
+        }
+    }
+
+    /// Takes a slot for a new link of `obj`'s Secret under `--max-live-shares-per-secret`:
+    /// live links in the watch cache plus shares under way, not counting `obj` itself.
+    fn reserve_live_slot(&self, obj: &OneTimeShare) -> Result<(), Error> {
+        let max = self.config.max_live_shares_per_secret;
+        if max == 0 {
+            return Ok(());
+        }
+        let namespace = obj.namespace().unwrap_or_default();
+        let secret = obj.spec.secret_ref.name.clone();
+        let uid = obj.uid().unwrap_or_default();
+        let mut holders: std::collections::HashSet<String> = self
+            .stores
+            .get()
+            .into_iter()
+            .flatten()
+            .flat_map(|store| store.state())
+            .filter(|o| {
+                o.namespace().as_deref() == Some(namespace.as_str())
+                    && o.spec.secret_ref.name == secret
+                    && o.status
+                        .as_ref()
+                        .is_some_and(|s| s.phase == crate::resource::Phase::Shared)
+            })
+            .filter_map(|o| o.uid())
+            .collect();
+        let mut reservations = self.reservations.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (namespace, secret.clone());
+        holders.extend(reservations.get(&key).into_iter().flatten().cloned());
+        holders.remove(&uid);
+        if holders.len() >= max as usize {
+            return Err(Error::TooManyShares { name: secret, max });
+        }
+        reservations.entry(key).or_default().insert(uid);
+        Ok(())
+    }
+
+    /// Drops reservations the watch cache has caught up with (or whose resource is gone).
+    fn prune_reservations(
+        &self,
+        cached: &std::collections::HashMap<String, crate::resource::Phase>,
+    ) {
+        let mut reservations = self.reservations.lock().unwrap_or_else(|p| p.into_inner());
+        for uids in reservations.values_mut() {
+            uids.retain(|uid| {
+                matches!(
+                    cached.get(uid),
+                    Some(crate::resource::Phase::Pending | crate::resource::Phase::Failed)
+                )
+            });
+        }
+        reservations.retain(|_, uids| !uids.is_empty());
     }
 }
 
@@ -234,14 +321,58 @@ pub async fn reconcile(obj: Arc<OneTimeShare>, ctx: Arc<Context>) -> Result<Acti
     Ok(action)
 }
 
-/// The desired state of a live resource: shared once, then tracked.
+/// The desired state of a live resource: shared once, then tracked, on the word of the
+/// operator's own record of the share, never on status alone (anyone allowed to write
+/// `onetimeshares/status` could point it at another resource's link).
 async fn apply(obj: &OneTimeShare, ctx: &Context) -> Result<Action, Error> {
     let uid = obj.uid().unwrap_or_default();
     let status = ctx.memory.effective(&uid, obj.status.as_ref());
-    match status {
-        Some(status) if status.metadata_key.is_some() => track::track(obj, status, ctx).await,
-        _ => share::share(obj, ctx).await,
+    let claimed = status.as_ref().and_then(|s| s.metadata_key.as_deref());
+    match ctx.known_record(&uid).await? {
+        RecordKnown::Link {
+            metadata_key,
+            server_url,
+        } => match status {
+            Some(status)
+                if claimed == Some(metadata_key.as_str())
+                    && status.server_url.as_deref() == Some(server_url.as_str()) =>
+            {
+                track::track(obj, status, ctx).await
+            }
+            // Status was wiped or points elsewhere: the record is the truth.
+            _ => restore(obj, ctx).await,
+        },
+        RecordKnown::Absent | RecordKnown::Unknown => match claimed {
+            None => share::share(obj, ctx).await,
+            Some(_) => Err(Error::StatusTampered {
+                detail: "there is no record of a link for it; delete and re-create the OneTimeShare to share again".into(),
+            }),
+        },
     }
+}
+
+/// Rewrites a status that does not match the operator's record from that record, and warns.
+async fn restore(obj: &OneTimeShare, ctx: &Context) -> Result<Action, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    let Some(stored) = ctx.records.load(&uid).await? else {
+        ctx.memory.set_record(&uid, RecordKnown::Unknown);
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    };
+    let next = status::restored_status(obj, &stored.record, now());
+    tracing::warn!(
+        object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+        "status did not match the operator's record of the share; restored it"
+    );
+    save(obj, ctx, &next).await?;
+    ctx.event(
+        obj,
+        EventType::Warning,
+        Reason::StatusTampered,
+        "status did not name the link the operator made for this resource (it was changed or removed by someone else); it was restored from the operator's record, and nothing was burned or shared on its word".into(),
+    )
+    .await;
+    ctx.memory.reset_schedule(&uid);
+    Ok(Action::requeue(Duration::from_secs(1)))
 }
 
 /// Shows an error to the user: Ready=False (when it changed) and a Warning Event (when new).
@@ -251,18 +382,28 @@ async fn report_error(obj: &OneTimeShare, api: &Api<OneTimeShare>, error: &Error
         .memory
         .effective(&uid, obj.status.as_ref())
         .unwrap_or_default();
+    let (reason, message) = error.shown(ctx.config.admission_guard);
     // With a live link the status stays as it is; the Event tells about the failed check.
-    let no_link_or_deleting =
-        current.metadata_key.is_none() || obj.meta().deletion_timestamp.is_some();
-    if no_link_or_deleting && let Some(next) = status::error_status(obj, &current, error, now()) {
+    let no_link_or_deleting = current.metadata_key.is_none()
+        || obj.meta().deletion_timestamp.is_some()
+        || reason == Reason::StatusTampered;
+    if no_link_or_deleting
+        && let Some(next) = status::error_status(
+            obj,
+            &current,
+            reason,
+            &message,
+            error.needs_user_fix(),
+            now(),
+        )
+    {
         ctx.memory.wrote(&uid, &next);
         if let Err(e) = status::write_status(api, obj, &next).await {
             tracing::warn!(error = %e, "could not write the error to status");
         }
     }
-    if ctx.memory.should_warn(&uid, error.reason()) {
-        ctx.event(obj, EventType::Warning, error.reason(), error.to_string())
-            .await;
+    if ctx.memory.should_warn(&uid, reason) {
+        ctx.event(obj, EventType::Warning, reason, message).await;
     }
 }
 
@@ -327,18 +468,26 @@ pub async fn run(
             });
         runs.push(run);
     }
+    let _ = ctx.stores.set(stores.clone());
     let ready_stores = stores.clone();
+    let ready_ctx = ctx.clone();
     let readiness = async move {
         for store in &ready_stores {
             if store.wait_until_ready().await.is_err() {
                 return;
             }
         }
+        ready_ctx
+            .caches_ready
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         on_ready();
     };
     let phases = housekeeping(stores, ctx.clone(), shutdown.clone());
     tokio::join!(futures::future::join_all(runs), readiness, phases);
 }
+
+/// How old a record must be before it is collected when its resource is not in the cache.
+const RECORD_GRACE: Duration = Duration::from_secs(600);
 
 /// Every few seconds, from the watch cache (no API calls): keeps the per-phase gauge current and
 /// forgets resources that are gone.
@@ -349,19 +498,40 @@ async fn housekeeping(
 ) {
     let work = async {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut ticks: u64 = 0;
         loop {
             tick.tick().await;
+            ticks += 1;
             let mut counts: std::collections::HashMap<_, i64> = crate::resource::Phase::ALL
                 .into_iter()
                 .map(|p| (p, 0))
                 .collect();
             let mut live = std::collections::HashSet::new();
+            let mut phases = std::collections::HashMap::new();
             for store in &stores {
                 for obj in store.state() {
                     let phase = obj.status.as_ref().map(|s| s.phase).unwrap_or_default();
                     *counts.entry(phase).or_default() += 1;
                     if let Some(uid) = obj.uid() {
+                        phases.insert(uid.clone(), phase);
                         live.insert(uid);
+                    }
+                }
+            }
+            ctx.prune_reservations(&phases);
+            // Every 5 minutes: records of resources deleted without a finalizer (Keep).
+            if ticks.is_multiple_of(60)
+                && ctx.caches_ready.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                match ctx
+                    .records
+                    .collect_garbage(&ctx.config.namespaces, &live, RECORD_GRACE)
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(records = n, "deleted the records of deleted shares"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not collect the records of deleted shares")
                     }
                 }
             }

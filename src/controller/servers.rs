@@ -27,6 +27,9 @@ pub struct Server {
     pub client: OtsClient,
     /// The server's base URL, as written to `status.serverUrl`.
     pub url: String,
+    /// Credentials read from the resource's `credentialsSecretRef` (kept in the share's record,
+    /// so a burn works after that Secret is gone); `None` for the operator's own or anonymous.
+    pub per_share_credentials: Option<Credentials>,
 }
 
 /// Builds clients for the operator's servers.
@@ -66,7 +69,27 @@ impl Servers {
         spec: Option<&ServerSpec>,
         recorded_url: Option<&str>,
     ) -> Result<Server, Error> {
-        let url = match recorded_url.or(spec.and_then(|s| s.url.as_deref())) {
+        let url = self.allowed_url(recorded_url.or(spec.and_then(|s| s.url.as_deref())))?;
+        let per_share = match spec.and_then(|s| s.credentials_secret_ref.as_ref()) {
+            Some(reference) => Some(read_credentials(secrets, &reference.name).await?),
+            None => None,
+        };
+        self.client_for(url, per_share).await
+    }
+
+    /// The server of a recorded link, with the credentials recorded for it (no Secret is read).
+    pub async fn resolve_recorded(
+        &self,
+        url: &str,
+        per_share: Option<Credentials>,
+    ) -> Result<Server, Error> {
+        let url = self.allowed_url(Some(url))?;
+        self.client_for(url, per_share).await
+    }
+
+    /// The URL to use (`None`: the default server), if the allowlist has it.
+    fn allowed_url(&self, text: Option<&str>) -> Result<Url, Error> {
+        let url = match text {
             Some(text) => Url::parse(text).map_err(|_| Error::ServerNotAllowed {
                 url: text.to_owned(),
             })?,
@@ -76,8 +99,15 @@ impl Servers {
         if !self.allowed.contains(&server_origin) {
             return Err(Error::ServerNotAllowed { url: server_origin });
         }
-        let credentials = match spec.and_then(|s| s.credentials_secret_ref.as_ref()) {
-            Some(reference) => Some(read_credentials(secrets, &reference.name).await?),
+        Ok(url)
+    }
+
+    /// A client for an allowed server: per-share credentials, else the operator's own for its
+    /// default server, else anonymous.
+    async fn client_for(&self, url: Url, per_share: Option<Credentials>) -> Result<Server, Error> {
+        let server_origin = origin(&url);
+        let credentials = match &per_share {
+            Some(credentials) => Some(credentials.clone()),
             None if server_origin == origin(&self.default_url) => self.default_credentials.clone(),
             None => None,
         };
@@ -93,6 +123,7 @@ impl Servers {
         Ok(Server {
             client,
             url: url.as_str().trim_end_matches('/').to_owned(),
+            per_share_credentials: per_share,
         })
     }
 

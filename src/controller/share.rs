@@ -1,8 +1,9 @@
 //! Sharing: read the Secret with one targeted get, build the value, share it, record the link.
 
+use super::records;
 use super::status::{self, SharedLink};
 use super::value::{build_passphrase, build_value};
-use super::{Context, Server, now, save};
+use super::{Context, RecordKnown, Server, now, save};
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, SecretString, ShareRequest};
 use crate::resource::{OneTimeShare, SecretKeyRef};
@@ -64,6 +65,7 @@ pub(super) async fn prepare(
 pub(super) async fn share(obj: &OneTimeShare, ctx: &Context) -> Result<Action, Error> {
     let source = fetch_source(obj, ctx).await?;
     let prepared = prepare(obj, ctx, &source, None).await?;
+    ctx.reserve_live_slot(obj)?;
     let receipt = send(obj, ctx, &prepared).await?;
     record(obj, ctx, &prepared, &receipt, Reason::Shared).await
 }
@@ -124,6 +126,7 @@ pub(super) async fn record(
         },
         now(),
     );
+    keep_record(obj, ctx, prepared, &next).await?;
     ctx.metrics.share_created();
     ctx.memory.reset_schedule(&uid);
     ctx.memory.healthy(&uid);
@@ -154,6 +157,53 @@ pub(super) async fn record(
         Some(std::time::Duration::from_secs(granted)),
     );
     Ok(Action::requeue(wait))
+}
+
+/// Writes the operator's record of a fresh link before status names it. If the record cannot be
+/// written, the fresh link is burned (best effort) so that no link lives without a record.
+async fn keep_record(
+    obj: &OneTimeShare,
+    ctx: &Context,
+    prepared: &Prepared,
+    status: &crate::resource::OneTimeShareStatus,
+) -> Result<(), Error> {
+    let uid = obj.uid().unwrap_or_default();
+    let Some(record) = records::new_record(obj, status) else {
+        return Err(Error::Record {
+            detail: "the resource has no uid or the link is incomplete".into(),
+        });
+    };
+    let stored = records::StoredRecord {
+        record,
+        passphrase: prepared.passphrase.clone(),
+        credentials: prepared.server.per_share_credentials.clone(),
+    };
+    if let Err(error) = ctx.records.save(&stored).await {
+        tracing::warn!(
+            object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+            error = %error,
+            "could not record the new link; burning it so that no unrecorded link stays live"
+        );
+        let burned = super::cleanup::burn_link(
+            ctx,
+            &prepared.server,
+            &stored.record.metadata_key,
+            prepared.passphrase.as_ref(),
+        )
+        .await;
+        if burned.is_err() {
+            ctx.metrics.burn(crate::metrics::BurnOutcome::GaveUp);
+        }
+        return Err(error);
+    }
+    ctx.memory.set_record(
+        &uid,
+        RecordKnown::Link {
+            metadata_key: stored.record.metadata_key,
+            server_url: stored.record.server_url,
+        },
+    );
+    Ok(())
 }
 
 /// Reads the passphrase a resource references.

@@ -148,31 +148,66 @@ pub fn refreshed_status(
     Some(next)
 }
 
-/// Status after an error: Ready=False with the error's reason. `None` when nothing changed.
+/// Status after an error: Ready=False with the reason and message users see. `None` when
+/// nothing changed.
 pub fn error_status(
     obj: &OneTimeShare,
     current: &OneTimeShareStatus,
-    error: &Error,
+    reason: Reason,
+    message: &str,
+    needs_user_fix: bool,
     now: Timestamp,
 ) -> Option<OneTimeShareStatus> {
     let mut next = current.clone();
     if !next.phase.has_link() {
-        next.phase = if error.needs_user_fix() {
+        next.phase = if needs_user_fix {
             Phase::Failed
         } else {
             Phase::Pending
         };
     }
     next.observed_generation = obj.meta().generation;
+    set_ready(&mut next, obj, false, reason, message, now);
+    (next != *current).then_some(next)
+}
+
+/// Status rebuilt from the operator's record of the link, when status no longer matches it.
+/// The link's state is checked again right after.
+pub fn restored_status(
+    obj: &OneTimeShare,
+    record: &super::records::ShareRecord,
+    now: Timestamp,
+) -> OneTimeShareStatus {
+    let time = |secs: i64| Timestamp::from_second(secs).ok().map(Time);
+    let mut status = OneTimeShareStatus {
+        phase: Phase::Shared,
+        link: Some(record.link.clone()),
+        metadata_key: Some(record.metadata_key.clone()),
+        metadata_link: Some(record.metadata_link.clone()).filter(|l| !l.is_empty()),
+        server_url: Some(record.server_url.clone()),
+        secret_state: None,
+        ttl_seconds: Some(record.ttl_seconds),
+        shared_at: time(record.shared_at),
+        expires_at: time(record.expires_at),
+        received_at: None,
+        passphrase_protected: Some(record.passphrase_protected),
+        source_resource_version: record.source_resource_version.clone(),
+        observed_generation: obj.meta().generation,
+        conditions: obj
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default(),
+    };
     set_ready(
-        &mut next,
+        &mut status,
         obj,
-        false,
-        error.reason(),
-        &error.to_string(),
+        true,
+        Reason::StatusTampered,
+        "status was changed by someone else and restored from the operator's record of the link",
         now,
     );
-    (next != *current).then_some(next)
+    status
 }
 
 /// Sets the Ready condition, keeping lastTransitionTime when its status did not change.

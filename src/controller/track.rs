@@ -1,7 +1,7 @@
 //! Tracking: keep the link's state current on a bounded, jittered schedule until it is final,
 //! and reshare a changed Secret when the resource asks for it.
 
-use super::cleanup::{BurnOutcome, burn_link};
+use super::cleanup::{BurnOutcome, burn};
 use super::share::{fetch_source, prepare, record, send};
 use super::status::refreshed_status;
 use super::{Context, now, save};
@@ -44,6 +44,9 @@ pub(super) async fn track(
         match refresh(obj, &current, ctx).await? {
             Refresh::Unchanged => {}
             Refresh::Changed(next) => {
+                if next.phase != Phase::Shared {
+                    ctx.memory.saw_spent(&uid);
+                }
                 save(obj, ctx, &next).await?;
                 announce(obj, ctx, &next).await;
                 current = *next;
@@ -150,23 +153,19 @@ async fn reshare_if_changed(
     }
     // Validate the new value before burning anything.
     let prepared = prepare(obj, ctx, &source, status.server_url.as_deref()).await?;
-    if status.phase == Phase::Shared
-        && let Some(metadata_key) = status.metadata_key.as_deref()
-    {
-        let outcome = burn_link(
-            ctx,
-            &prepared.server,
-            metadata_key,
-            prepared.passphrase.as_ref(),
-        )
-        .await?;
-        tracing::info!(
-            object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
-            outcome = ?outcome,
-            "burned the old link before resharing"
-        );
-        if outcome == BurnOutcome::Burned {
-            ctx.metrics.burn(crate::metrics::BurnOutcome::Burned);
+    if status.phase == Phase::Shared {
+        // The old link is burned with what it was shared with (the passphrase may have changed).
+        let uid = obj.uid().unwrap_or_default();
+        if let Some(stored) = ctx.records.load(&uid).await? {
+            let outcome = burn(ctx, &stored).await?;
+            tracing::info!(
+                object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+                outcome = ?outcome,
+                "burned the old link before resharing"
+            );
+            if outcome == BurnOutcome::Burned {
+                ctx.metrics.burn(crate::metrics::BurnOutcome::Burned);
+            }
         }
     }
 

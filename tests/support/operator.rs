@@ -85,6 +85,11 @@ pub fn fast_args(namespace: &str, ots_url: &str) -> Vec<String> {
         "3s",
         "--burn-timeout",
         "20s",
+        // Records live beside the shares in tests; tests of deletion order use their own.
+        "--state-namespace",
+        namespace,
+        // Tests assert precise reasons: as if the admission policy checked every creator.
+        "--admission-guard",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -241,6 +246,14 @@ pub async fn update_secret(client: &Client, namespace: &str, name: &str, data: &
     api.replace(name, &PostParams::default(), &secret)
         .await
         .expect("update the secret");
+}
+
+/// Deletes a Secret.
+pub async fn delete_secret(client: &Client, namespace: &str, name: &str) {
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .delete(name, &DeleteParams::default())
+        .await
+        .expect("delete the Secret");
 }
 
 /// Creates a OneTimeShare from a JSON spec.

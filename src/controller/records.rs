@@ -1,0 +1,391 @@
+//! The operator's own record of each share, kept in a Secret of the operator's namespace.
+//!
+//! Status is writable by anyone with `update` on `onetimeshares/status`, so it cannot be trusted
+//! to say which link belongs to a resource. The record can: it lives where only the operator (and
+//! the cluster's admins) can write, it is written right after the server answered and before the
+//! status write, and it holds what a burn needs (the passphrase and per-share credentials), so
+//! a burn still works after the tenant's Secrets are gone or while their namespace terminates.
+//!
+//! - A status whose metadata key or server differs from the record is restored from the record.
+//! - A status that names a link with no record is refused (`StatusTampered`): nothing is burned
+//!   or tracked on its word.
+//! - A deletion burns the recorded link with the recorded material, then deletes the record.
+//!
+//! Records are found by name (`ots-share-<uid>`); the operator lists them only to collect the
+//! records of resources that were deleted without a finalizer (`deletionPolicy: Keep`).
+
+use crate::error::Error;
+use crate::ots::{Credentials, ExposeSecret, SecretString};
+use crate::resource::OneTimeShare;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+/// Label on every record Secret, so they can be listed and told apart from other Secrets.
+pub const RECORD_LABEL: &str = "ots.dev/share-record";
+/// Label with the namespace of the share a record belongs to.
+pub const NAMESPACE_LABEL: &str = "ots.dev/share-namespace";
+/// Type of the record Secrets.
+pub const RECORD_TYPE: &str = "ots.dev/share-record";
+/// Field manager of record writes.
+const FIELD_MANAGER: &str = "ots-operator";
+
+const RECORD_KEY: &str = "record";
+const PASSPHRASE_KEY: &str = "passphrase";
+const USERNAME_KEY: &str = "username";
+const API_TOKEN_KEY: &str = "apiToken";
+
+/// What the operator knows about a link it made: enough to verify status, restore it, and burn.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareRecord {
+    /// uid of the OneTimeShare.
+    pub uid: String,
+    /// Namespace of the OneTimeShare.
+    pub namespace: String,
+    /// Name of the OneTimeShare.
+    pub name: String,
+    /// The receipt's metadata key.
+    pub metadata_key: String,
+    /// Base URL of the server that holds the link.
+    pub server_url: String,
+    /// The link handed out (kept so a wiped status can be restored).
+    pub link: String,
+    /// The creator's receipt link.
+    pub metadata_link: String,
+    /// Lifetime the server granted, in seconds.
+    pub ttl_seconds: i64,
+    /// When the link was made (Unix seconds).
+    pub shared_at: i64,
+    /// When the link expires (Unix seconds).
+    pub expires_at: i64,
+    /// Whether a passphrase gates the link.
+    pub passphrase_protected: bool,
+    /// resourceVersion of the shared Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_resource_version: Option<String>,
+}
+
+impl fmt::Debug for ShareRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The link and the metadata key are capabilities: only prefixes are shown.
+        f.debug_struct("ShareRecord")
+            .field("uid", &self.uid)
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .field("metadata_key", &prefix(&self.metadata_key))
+            .field("server_url", &self.server_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record with the material a burn needs.
+#[derive(Clone)]
+pub struct StoredRecord {
+    /// The record.
+    pub record: ShareRecord,
+    /// The passphrase the link was shared with.
+    pub passphrase: Option<SecretString>,
+    /// The per-share credentials it was shared with (`None`: the operator's own, or anonymous).
+    pub credentials: Option<Credentials>,
+}
+
+impl fmt::Debug for StoredRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredRecord")
+            .field("record", &self.record)
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("credentials", &self.credentials)
+            .finish()
+    }
+}
+
+fn prefix(key: &str) -> String {
+    key.chars().take(6).collect()
+}
+
+/// Name of the record Secret of the resource with this uid.
+pub fn record_name(uid: &str) -> String {
+    format!("ots-share-{uid}")
+}
+
+/// Reads and writes records in the operator's namespace.
+#[derive(Clone)]
+pub struct Records {
+    api: Api<Secret>,
+    namespace: String,
+}
+
+impl Records {
+    /// Records kept in `namespace`.
+    pub fn new(client: kube::Client, namespace: &str) -> Self {
+        Records {
+            api: Api::namespaced(client, namespace),
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// The namespace records are kept in.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Writes (creates or replaces) a record in one server-side apply.
+    pub async fn save(&self, stored: &StoredRecord) -> Result<(), Error> {
+        let record = &stored.record;
+        let json = serde_json::to_vec(record).map_err(|e| Error::Record {
+            detail: format!("cannot encode the record: {e}"),
+        })?;
+        let mut data = BTreeMap::from([(RECORD_KEY.to_owned(), ByteString(json))]);
+        if let Some(passphrase) = &stored.passphrase {
+            data.insert(
+                PASSPHRASE_KEY.to_owned(),
+                ByteString(passphrase.expose_secret().as_bytes().to_vec()),
+            );
+        }
+        if let Some(credentials) = &stored.credentials {
+            data.insert(
+                USERNAME_KEY.to_owned(),
+                ByteString(credentials.username.as_bytes().to_vec()),
+            );
+            data.insert(
+                API_TOKEN_KEY.to_owned(),
+                ByteString(credentials.api_token.expose_secret().as_bytes().to_vec()),
+            );
+        }
+        let name = record_name(&record.uid);
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(BTreeMap::from([
+                    (RECORD_LABEL.to_owned(), "true".to_owned()),
+                    (NAMESPACE_LABEL.to_owned(), record.namespace.clone()),
+                    (
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        "ots-operator".to_owned(),
+                    ),
+                ])),
+                annotations: Some(BTreeMap::from([(
+                    "ots.dev/share".to_owned(),
+                    format!("{}/{}", record.namespace, record.name),
+                )])),
+                ..ObjectMeta::default()
+            },
+            type_: Some(RECORD_TYPE.to_owned()),
+            data: Some(data),
+            ..Secret::default()
+        };
+        self.api
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&secret),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The record of a resource, if the operator made one.
+    pub async fn load(&self, uid: &str) -> Result<Option<StoredRecord>, Error> {
+        let Some(secret) = self.api.get_opt(&record_name(uid)).await? else {
+            return Ok(None);
+        };
+        let unreadable = |what: &str| Error::Record {
+            detail: format!(
+                "the record Secret {}/{} is unreadable ({what})",
+                self.namespace,
+                record_name(uid)
+            ),
+        };
+        let data = secret.data.unwrap_or_default();
+        let record: ShareRecord = data
+            .get(RECORD_KEY)
+            .ok_or_else(|| unreadable("no record"))
+            .and_then(|raw| {
+                serde_json::from_slice(&raw.0).map_err(|_| unreadable("malformed record"))
+            })?;
+        if record.uid != uid {
+            return Err(unreadable("it belongs to another resource"));
+        }
+        let text = |key: &str| {
+            data.get(key)
+                .and_then(|v| String::from_utf8(v.0.clone()).ok())
+                .filter(|s| !s.is_empty())
+        };
+        let credentials = match (text(USERNAME_KEY), text(API_TOKEN_KEY)) {
+            (Some(user), Some(token)) => Some(Credentials::new(user, SecretString::from(token))),
+            _ => None,
+        };
+        Ok(Some(StoredRecord {
+            record,
+            passphrase: text(PASSPHRASE_KEY).map(SecretString::from),
+            credentials,
+        }))
+    }
+
+    /// Deletes a resource's record; an absent record is fine.
+    pub async fn delete(&self, uid: &str) -> Result<(), Error> {
+        match self
+            .api
+            .delete(&record_name(uid), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes the records of resources that are gone: in `namespaces` (all when empty), not in
+    /// `live`, and older than `min_age` (a record is written before its resource's status, so a
+    /// young record may belong to a resource the cache has not shown yet). Returns how many.
+    pub async fn collect_garbage(
+        &self,
+        namespaces: &[String],
+        live: &HashSet<String>,
+        min_age: std::time::Duration,
+    ) -> Result<usize, Error> {
+        let list = self
+            .api
+            .list_metadata(&ListParams::default().labels(&format!("{RECORD_LABEL}=true")))
+            .await?;
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        let mut deleted = 0;
+        for meta in list.items {
+            let name = meta.name_any();
+            let Some(uid) = name.strip_prefix("ots-share-") else {
+                continue;
+            };
+            let namespace = meta.labels().get(NAMESPACE_LABEL).cloned();
+            let watched = namespaces.is_empty()
+                || namespace.as_ref().is_some_and(|ns| namespaces.contains(ns));
+            let age = meta
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| now - t.0.as_second())
+                .unwrap_or(0);
+            if watched && !live.contains(uid) && age >= min_age.as_secs() as i64 {
+                self.delete(uid).await?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// The record a fresh link gets.
+pub fn new_record(
+    obj: &OneTimeShare,
+    status: &crate::resource::OneTimeShareStatus,
+) -> Option<ShareRecord> {
+    let secs = |t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        t.as_ref().map(|t| t.0.as_second()).unwrap_or_default()
+    };
+    Some(ShareRecord {
+        uid: obj.uid()?,
+        namespace: obj.namespace().unwrap_or_default(),
+        name: obj.name_any(),
+        metadata_key: status.metadata_key.clone()?,
+        server_url: status.server_url.clone()?,
+        link: status.link.clone()?,
+        metadata_link: status.metadata_link.clone().unwrap_or_default(),
+        ttl_seconds: status.ttl_seconds.unwrap_or_default(),
+        shared_at: secs(&status.shared_at),
+        expires_at: secs(&status.expires_at),
+        passphrase_protected: status.passphrase_protected.unwrap_or(false),
+        source_resource_version: status.source_resource_version.clone(),
+    })
+}
+
+/// Whether a status describes the recorded link (same metadata key and server).
+pub fn status_matches(record: &ShareRecord, status: &crate::resource::OneTimeShareStatus) -> bool {
+    status.metadata_key.as_deref() == Some(record.metadata_key.as_str())
+        && status.server_url.as_deref() == Some(record.server_url.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> ShareRecord {
+        ShareRecord {
+            uid: "u-1".into(),
+            namespace: "team".into(),
+            name: "share".into(),
+            metadata_key: "mkSECRETKEY123".into(),
+            server_url: "https://eu.onetimesecret.com".into(),
+            link: "https://eu.onetimesecret.com/secret/skLINK999".into(),
+            metadata_link: "https://eu.onetimesecret.com/receipt/mkSECRETKEY123".into(),
+            ttl_seconds: 3600,
+            shared_at: 1,
+            expires_at: 3601,
+            passphrase_protected: true,
+            source_resource_version: Some("7".into()),
+        }
+    }
+
+    #[test]
+    fn debug_shows_neither_link_nor_key_nor_material() {
+        let stored = StoredRecord {
+            record: record(),
+            passphrase: Some(SecretString::from("pass-PHRASE-1")),
+            credentials: Some(Credentials::new("a@b.c", "tok-TOKEN-2")),
+        };
+        let text = format!("{stored:?}");
+        for secret in [
+            "mkSECRETKEY123",
+            "skLINK999",
+            "pass-PHRASE-1",
+            "tok-TOKEN-2",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("mkSECR"), "{text}");
+    }
+
+    #[test]
+    fn a_record_round_trips_through_json() {
+        let json = serde_json::to_string(&record()).unwrap();
+        let back: ShareRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, record());
+        assert!(json.contains("\"metadataKey\""), "{json}");
+    }
+
+    #[test]
+    fn a_status_matches_only_with_the_same_key_and_server() {
+        let r = record();
+        let mut status = crate::resource::OneTimeShareStatus {
+            metadata_key: Some(r.metadata_key.clone()),
+            server_url: Some(r.server_url.clone()),
+            ..Default::default()
+        };
+        assert!(status_matches(&r, &status));
+        status.server_url = Some("https://us.onetimesecret.com".into());
+        assert!(!status_matches(&r, &status));
+        status.server_url = Some(r.server_url.clone());
+        status.metadata_key = Some("another".into());
+        assert!(!status_matches(&r, &status));
+        status.metadata_key = None;
+        assert!(!status_matches(&r, &status));
+    }
+
+    #[test]
+    fn record_names_are_valid_secret_names() {
+        let name = record_name("0f8c2a5e-1b2c-4d5e-8f90-123456789abc");
+        assert!(name.len() <= 253);
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
+    }
+}
