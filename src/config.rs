@@ -125,6 +125,12 @@ pub struct RunArgs {
     #[arg(long, env = "OTS_ADMISSION_GUARD")]
     pub admission_guard: bool,
 
+    /// Burn live secrets of the operator's own account (default server and credentials) that no
+    /// OneTimeShare recorded, after a grace period; and burn the one secret a share call without
+    /// an answer left behind. Only for an account dedicated to this operator.
+    #[arg(long, env = "OTS_SWEEP_ORPHANS")]
+    pub sweep_orphans: bool,
+
     /// Live links per Secret at most (0: no limit). A share over the limit waits with reason
     /// TooManyShares until another link of the same Secret is received, expires or is deleted.
     #[arg(long, default_value_t = 0)]
@@ -180,6 +186,8 @@ pub struct ControllerConfig {
     pub admission_guard: bool,
     /// Live links per Secret at most; 0 means no limit.
     pub max_live_shares_per_secret: u32,
+    /// Whether the default account is dedicated to the operator (orphans may be burned).
+    pub sweep_orphans: bool,
 }
 
 impl RunArgs {
@@ -228,6 +236,7 @@ impl RunArgs {
                 .unwrap_or_else(pod_namespace),
             admission_guard: self.admission_guard,
             max_live_shares_per_secret: self.max_live_shares_per_secret,
+            sweep_orphans: self.sweep_orphans,
         })
     }
 }

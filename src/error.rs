@@ -227,6 +227,14 @@ pub enum Error {
         /// What failed.
         detail: String,
     },
+    /// A share call got no trustworthy answer, and the server may hold a secret nobody recorded.
+    #[error("{error}; {detail}")]
+    AmbiguousShare {
+        /// The call's failure.
+        error: OtsError,
+        /// What the operator found or could not find, and did.
+        detail: String,
+    },
     /// An error from the Onetime Secret server or client.
     #[error(transparent)]
     Ots(#[from] OtsError),
@@ -252,16 +260,21 @@ impl Error {
             Error::StatusTampered { .. } => Reason::StatusTampered,
             Error::TooManyShares { .. } => Reason::TooManyShares,
             Error::Record { .. } => Reason::RecordFailed,
-            Error::Ots(e) => match e {
-                OtsError::NotFound => Reason::ServerRejected,
-                OtsError::Unauthorized => Reason::Unauthorized,
-                OtsError::Validation { .. } => Reason::ServerRejected,
-                OtsError::RateLimited { .. } => Reason::RateLimited,
-                OtsError::Unavailable { .. } | OtsError::Setup { .. } => Reason::ServerUnavailable,
-                OtsError::Protocol { .. } => Reason::ServerProtocolError,
-                OtsError::InvalidInput(_) => Reason::InvalidSpec,
-            },
+            Error::AmbiguousShare { error, .. } => Error::ots_reason(error),
+            Error::Ots(e) => Error::ots_reason(e),
             Error::Kube(_) => Reason::KubernetesError,
+        }
+    }
+
+    fn ots_reason(e: &OtsError) -> Reason {
+        match e {
+            OtsError::NotFound => Reason::ServerRejected,
+            OtsError::Unauthorized => Reason::Unauthorized,
+            OtsError::Validation { .. } => Reason::ServerRejected,
+            OtsError::RateLimited { .. } => Reason::RateLimited,
+            OtsError::Unavailable { .. } | OtsError::Setup { .. } => Reason::ServerUnavailable,
+            OtsError::Protocol { .. } => Reason::ServerProtocolError,
+            OtsError::InvalidInput(_) => Reason::InvalidSpec,
         }
     }
 
@@ -280,7 +293,7 @@ impl Error {
             | Error::InvalidSpec(_)
             | Error::StatusTampered { .. } => Retry::OnChange,
             Error::TooManyShares { .. } => Retry::Soon,
-            Error::Record { .. } => Retry::Backoff,
+            Error::Record { .. } | Error::AmbiguousShare { .. } => Retry::Backoff,
             Error::Ots(e) => match e {
                 OtsError::RateLimited { .. }
                 | OtsError::Unavailable { .. }

@@ -171,6 +171,8 @@ struct Families {
     ots_requests: Family<RequestLabels, Counter>,
     ots_request_duration: Family<OperationLabels, Histogram>,
     shares_created: Counter,
+    orphans_possible: Counter,
+    orphans_burned: Counter,
     burns: Family<BurnLabels, Counter>,
     resources: Family<PhaseLabels, Gauge>,
     phases_seen: Mutex<BTreeSet<&'static str>>,
@@ -237,6 +239,18 @@ impl Metrics {
             "Secrets shared on the Onetime Secret server",
             shares_created.clone(),
         );
+        let orphans_possible = Counter::default();
+        registry.register(
+            "orphans_possible",
+            "Share calls without a trustworthy answer after which the server may hold a live secret nobody recorded",
+            orphans_possible.clone(),
+        );
+        let orphans_burned = Counter::default();
+        registry.register(
+            "orphans_burned",
+            "Live secrets no OneTimeShare recorded that the operator found on its account and burned",
+            orphans_burned.clone(),
+        );
         let burns = Family::<BurnLabels, Counter>::default();
         registry.register("burns", "Burn attempts by outcome", burns.clone());
         let resources = Family::<PhaseLabels, Gauge>::default();
@@ -279,6 +293,8 @@ impl Metrics {
                 ots_requests,
                 ots_request_duration,
                 shares_created,
+                orphans_possible,
+                orphans_burned,
                 burns,
                 resources,
                 phases_seen: Mutex::new(BTreeSet::new()),
@@ -324,6 +340,16 @@ impl Metrics {
     /// Records a secret shared on the server.
     pub fn share_created(&self) {
         self.inner.shares_created.inc();
+    }
+
+    /// Records secrets the server may hold that nobody recorded (an answer was lost).
+    pub fn orphans_possible(&self, n: u64) {
+        self.inner.orphans_possible.inc_by(n);
+    }
+
+    /// Records an unrecorded live secret found and burned.
+    pub fn orphan_burned(&self) {
+        self.inner.orphans_burned.inc();
     }
 
     /// Records the end of a burn attempt.

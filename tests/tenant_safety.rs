@@ -153,7 +153,11 @@ async fn a_status_naming_an_unrecorded_link_is_refused_as_tampered() {
         "a link the operator never recorded is never burned"
     );
     assert_eq!(calls(&server, "burn"), 0);
-    assert_eq!(calls(&server, "share"), 1, "only the test's own direct share");
+    assert_eq!(
+        calls(&server, "share"),
+        1,
+        "only the test's own direct share"
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 mod cleanup;
 mod memory;
+mod orphans;
 pub mod records;
 mod servers;
 mod share;
@@ -54,6 +55,9 @@ pub struct Context {
     pub records: Records,
     /// The watch caches, once the controller runs (for counting live links per Secret).
     stores: std::sync::OnceLock<Vec<reflector::Store<OneTimeShare>>>,
+    /// Metadata keys of answers this process received lately, while their record and status
+    /// writes may still be on their way (so an orphan search never mistakes them for orphans).
+    known_keys: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
     /// Whether every watch cache has listed its objects once (records are collected only then).
     caches_ready: std::sync::atomic::AtomicBool,
     /// Shares under way or just made whose status the cache may not show yet, per Secret.
@@ -85,6 +89,7 @@ impl Context {
             records: Records::new(client.clone(), &config.state_namespace),
             stores: std::sync::OnceLock::new(),
             caches_ready: std::sync::atomic::AtomicBool::new(false),
+            known_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
             reservations: std::sync::Mutex::new(std::collections::HashMap::new()),
             client,
             recorder,
@@ -170,6 +175,33 @@ impl Context {
             }
             known => Ok(known),
         }
+    }
+
+    /// Remembers a metadata key the server just answered with.
+    fn learned_key(&self, metadata_key: &str) {
+        let mut keys = self.known_keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.insert(metadata_key.to_owned(), Instant::now());
+    }
+
+    /// Every metadata key this operator knows of: answers received lately and every status in
+    /// the watch cache.
+    fn known_metadata_keys(&self) -> std::collections::HashSet<String> {
+        let mut known: std::collections::HashSet<String> = self
+            .known_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for store in self.stores.get().into_iter().flatten() {
+            known.extend(
+                store
+                    .state()
+                    .iter()
+                    .filter_map(|o| o.status.as_ref()?.metadata_key.clone()),
+            );
+        }
+        known
     }
 
     /// Takes a slot for a new link of `obj`'s Secret under `--max-live-shares-per-secret`:
@@ -486,6 +518,9 @@ pub async fn run(
     tokio::join!(futures::future::join_all(runs), readiness, phases);
 }
 
+/// How long an answered metadata key is remembered (its record and status are written by then).
+const KNOWN_KEY_TTL: Duration = Duration::from_secs(3600);
+
 /// How old a record must be before it is collected when its resource is not in the cache.
 const RECORD_GRACE: Duration = Duration::from_secs(600);
 
@@ -519,6 +554,17 @@ async fn housekeeping(
                 }
             }
             ctx.prune_reservations(&phases);
+            ctx.known_keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, at| at.elapsed() < KNOWN_KEY_TTL);
+            if ctx.config.sweep_orphans
+                && ticks % 60 == 30
+                && ctx.caches_ready.load(std::sync::atomic::Ordering::Relaxed)
+                && let Err(e) = orphans::sweep(&ctx).await
+            {
+                tracing::warn!(error = %e, "orphan sweep failed");
+            }
             // Every 5 minutes: records of resources deleted without a finalizer (Keep).
             if ticks.is_multiple_of(60)
                 && ctx.caches_ready.load(std::sync::atomic::Ordering::Relaxed)

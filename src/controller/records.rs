@@ -245,6 +245,23 @@ impl Records {
         }
     }
 
+    /// The metadata keys of every record.
+    pub async fn metadata_keys(&self) -> Result<HashSet<String>, Error> {
+        let list = self
+            .api
+            .list(&ListParams::default().labels(&format!("{RECORD_LABEL}=true")))
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|secret| {
+                let raw = secret.data?.remove(RECORD_KEY)?;
+                serde_json::from_slice::<ShareRecord>(&raw.0).ok()
+            })
+            .map(|record| record.metadata_key)
+            .collect())
+    }
+
     /// Deletes the records of resources that are gone: in `namespaces` (all when empty), not in
     /// `live`, and older than `min_age` (a record is written before its resource's status, so a
     /// young record may belong to a resource the cache has not shown yet). Returns how many.

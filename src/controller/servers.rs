@@ -87,6 +87,15 @@ impl Servers {
         self.client_for(url, per_share).await
     }
 
+    /// The default server with the operator's own credentials; `None` when it has none.
+    pub async fn default_authenticated(&self) -> Result<Option<Server>, Error> {
+        if self.default_credentials.is_none() {
+            return Ok(None);
+        }
+        let url = self.default_url.clone();
+        self.client_for(url, None).await.map(Some)
+    }
+
     /// The URL to use (`None`: the default server), if the allowlist has it.
     fn allowed_url(&self, text: Option<&str>) -> Result<Url, Error> {
         let url = match text {

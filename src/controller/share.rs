@@ -1,9 +1,9 @@
 //! Sharing: read the Secret with one targeted get, build the value, share it, record the link.
 
-use super::records;
 use super::status::{self, SharedLink};
 use super::value::{build_passphrase, build_value};
 use super::{Context, RecordKnown, Server, now, save};
+use super::{orphans, records};
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, SecretString, ShareRequest};
 use crate::resource::{OneTimeShare, SecretKeyRef};
@@ -87,7 +87,23 @@ pub(super) async fn send(
         recipient: obj.spec.recipient.clone(),
     };
     let client = &prepared.server.client;
-    Ok(ctx.ots("share", client.share(&request)).await?)
+    let sent_at = now().as_second();
+    match ctx.ots("share", client.share(&request)).await {
+        Ok(receipt) => {
+            ctx.learned_key(&receipt.metadata_key);
+            Ok(receipt)
+        }
+        Err(error) if error.may_have_been_carried_out() => {
+            let attempt = orphans::Attempt {
+                server: &prepared.server,
+                ttl: ttl.0.as_secs(),
+                passphrase: prepared.passphrase.as_ref(),
+                window: (sent_at, now().as_second()),
+            };
+            Err(orphans::after_ambiguous_share(ctx, attempt, error).await)
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Records a fresh link in status (the write is retried until it sticks) and tells the user.

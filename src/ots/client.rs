@@ -88,6 +88,11 @@ impl OtsClient {
         &self.inner.http.base_url
     }
 
+    /// Whether requests carry credentials (an account) rather than going anonymously.
+    pub fn is_authenticated(&self) -> bool {
+        self.inner.http.credentials.is_some()
+    }
+
     /// The configured API version (possibly `auto`).
     pub fn configured_api(&self) -> ApiVersion {
         self.inner.api

@@ -66,6 +66,17 @@ impl OtsError {
         matches!(self, Self::RateLimited { .. } | Self::Unavailable { .. })
     }
 
+    /// Whether the server may have carried out the call although the caller got no trustworthy
+    /// answer: the request was sent and then timed out, failed with 5xx, lost its connection,
+    /// or was answered with something unreadable. A connection that was never made is not.
+    pub fn may_have_been_carried_out(&self) -> bool {
+        match self {
+            Self::Unavailable { detail } => !detail.contains(super::http::CONNECT_FAILED),
+            Self::Protocol { .. } => true,
+            _ => false,
+        }
+    }
+
     /// How long the server asked the caller to wait before retrying, when it said so.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -22,6 +22,8 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("ots-operator/", env!("CARGO_PKG_VERSION"));
+/// What a transport error says when no connection could be made (so nothing was sent).
+pub(crate) const CONNECT_FAILED: &str = "cannot connect";
 /// Header with which v1 (v0.24.6+) says what status it meant when it answered 404.
 const INTENDED_STATUS: &str = "x-ots-intended-status";
 
@@ -253,7 +255,7 @@ fn transport_error(op: Op, err: reqwest::Error) -> OtsError {
     let what = if err.is_timeout() {
         "timed out"
     } else if err.is_connect() {
-        "cannot connect"
+        CONNECT_FAILED
     } else if err.is_body() || err.is_decode() {
         "reading the response failed"
     } else if err.is_builder() {

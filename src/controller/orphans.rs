@@ -1,0 +1,248 @@
+//! Secrets the server stored although the operator never got the answer (a timeout after the
+//! store, a 5xx or garbage from a proxy, a reset connection): found and burned where the account
+//! allows it, counted and reported where it does not. A share call without a trustworthy answer
+//! is never blindly retried.
+
+use super::{Context, Server};
+use crate::error::Error;
+use crate::ots::{OtsError, Receipt, SecretState, SecretString};
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// Slack around a call's window for the server's clock.
+const CLOCK_SLACK_SECS: i64 = 30;
+/// How old an unrecorded live secret must be before `--sweep-orphans` burns it (a share's
+/// answer may still be on its way to its record).
+pub const SWEEP_GRACE: Duration = Duration::from_secs(600);
+
+/// What a share call that may have been carried out was.
+pub(super) struct Attempt<'a> {
+    /// The server and identity it was sent to.
+    pub server: &'a Server,
+    /// The lifetime asked for, in seconds.
+    pub ttl: u64,
+    /// The passphrase it carried.
+    pub passphrase: Option<&'a SecretString>,
+    /// When it was sent and when it failed (Unix seconds, this machine's clock).
+    pub window: (i64, i64),
+}
+
+/// Decides what an ambiguous share call leaves behind, and returns the error to report.
+///
+/// - Anonymous: the server offers no way to find the secret: counted and reported.
+/// - Authenticated: the account's recent receipts are searched for one created in the call's
+///   window with the same lifetime and passphrase flag whose key nobody knows. None: nothing was
+///   stored, the plain error is returned. Exactly one, on an account dedicated to the operator
+///   (`--sweep-orphans`): burned, then the plain error (the share is retried). Otherwise the
+///   candidates are reported, not burned: on a shared account they may be a person's.
+pub(super) async fn after_ambiguous_share(
+    ctx: &Context,
+    attempt: Attempt<'_>,
+    error: OtsError,
+) -> Error {
+    let client = &attempt.server.client;
+    if !client.is_authenticated() {
+        ctx.metrics.orphans_possible(1);
+        return Error::AmbiguousShare {
+            error,
+            detail: "the server may have stored the secret without the operator getting its answer; anonymous use offers no way to find it, so it may stay live until it expires (the share is retried with backoff)".into(),
+        };
+    }
+    let recent = match ctx.ots("recent", client.recent()).await {
+        Ok(recent) => recent,
+        Err(lookup) => {
+            ctx.metrics.orphans_possible(1);
+            return Error::AmbiguousShare {
+                error,
+                detail: format!(
+                    "the server may have stored the secret without the operator getting its answer, and its recent receipts could not be read ({lookup}); the share is retried with backoff"
+                ),
+            };
+        }
+    };
+    let known = ctx.known_metadata_keys();
+    let candidates: Vec<&Receipt> = recent
+        .iter()
+        .filter(|r| is_candidate(r, &attempt, &known))
+        .collect();
+    match candidates.as_slice() {
+        [] => Error::Ots(error),
+        [orphan] if ctx.config.sweep_orphans => {
+            match super::cleanup::burn_link(
+                ctx,
+                attempt.server,
+                &orphan.metadata_key,
+                attempt.passphrase,
+            )
+            .await
+            {
+                Ok(_) => {
+                    ctx.metrics.orphan_burned();
+                    tracing::info!(
+                        metadata_key_prefix = %prefix(&orphan.metadata_key),
+                        "burned the secret a share call without an answer had stored"
+                    );
+                    Error::Ots(error)
+                }
+                Err(burn) => {
+                    ctx.metrics.orphans_possible(1);
+                    Error::AmbiguousShare {
+                        error,
+                        detail: format!(
+                            "the server stored the secret without the operator getting its answer, and burning it failed ({burn}); the share is retried with backoff"
+                        ),
+                    }
+                }
+            }
+        }
+        found => {
+            ctx.metrics.orphans_possible(found.len() as u64);
+            let why = if found.len() > 1 {
+                "more than one matches, so none is burned"
+            } else {
+                "the account may also be used by people (set --sweep-orphans only for an account dedicated to this operator), so it is not burned"
+            };
+            Error::AmbiguousShare {
+                error,
+                detail: format!(
+                    "the server may have stored the secret without the operator getting its answer: {} unrecorded receipt(s) of the account match the call; {why}",
+                    found.len()
+                ),
+            }
+        }
+    }
+}
+
+/// A live receipt that the ambiguous call may have made.
+fn is_candidate(receipt: &Receipt, attempt: &Attempt<'_>, known: &HashSet<String>) -> bool {
+    let (from, to) = attempt.window;
+    let in_window = receipt
+        .created
+        .is_some_and(|c| c >= from - CLOCK_SLACK_SECS && c <= to + CLOCK_SLACK_SECS);
+    // v1 clamps a lifetime silently; v2 refuses instead. A clamped one is never longer.
+    let same_ttl = receipt.ttl.is_none_or(|t| t <= attempt.ttl);
+    let same_gate = receipt
+        .passphrase_required
+        .is_none_or(|p| p == attempt.passphrase.is_some());
+    matches!(receipt.state, SecretState::New)
+        && in_window
+        && same_ttl
+        && same_gate
+        && !known.contains(&receipt.metadata_key)
+}
+
+/// With `--sweep-orphans`: burns every live receipt of the operator's own account (default server
+/// and credentials) that no OneTimeShare and no record knows, once it is older than
+/// [`SWEEP_GRACE`]. Passphrase-protected ones cannot be burned without their passphrase and are
+/// counted instead.
+pub(super) async fn sweep(ctx: &Context) -> Result<(), Error> {
+    let Some(server) = ctx.servers.default_authenticated().await? else {
+        return Ok(());
+    };
+    let recent = ctx.ots("recent", server.client.recent()).await?;
+    let mut known = ctx.known_metadata_keys();
+    known.extend(ctx.records.metadata_keys().await?);
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    for receipt in recent {
+        let old_enough = receipt
+            .created
+            .is_some_and(|c| now - c >= SWEEP_GRACE.as_secs() as i64);
+        if receipt.state != SecretState::New || !old_enough || known.contains(&receipt.metadata_key)
+        {
+            continue;
+        }
+        if receipt.passphrase_required == Some(true) {
+            ctx.metrics.orphans_possible(1);
+            continue;
+        }
+        match super::cleanup::burn_link(ctx, &server, &receipt.metadata_key, None).await {
+            Ok(_) => {
+                ctx.metrics.orphan_burned();
+                tracing::info!(
+                    metadata_key_prefix = %prefix(&receipt.metadata_key),
+                    "sweep burned a live secret no OneTimeShare recorded"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "sweep could not burn an unrecorded secret"),
+        }
+    }
+    Ok(())
+}
+
+fn prefix(key: &str) -> String {
+    key.chars().take(6).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(key: &str, created: i64, ttl: u64, passphrase: Option<bool>) -> Receipt {
+        Receipt {
+            metadata_key: key.into(),
+            secret_key: None,
+            state: SecretState::New,
+            ttl: Some(ttl),
+            secret_ttl: None,
+            metadata_ttl: None,
+            created: Some(created),
+            updated: None,
+            received: None,
+            passphrase_required: passphrase,
+            receipt_url: None,
+            recipients: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_unknown_live_receipts_from_the_calls_window_with_its_lifetime_are_candidates() {
+        let server = Server {
+            client: crate::ots::OtsClient::new(crate::ots::ClientConfig::new(
+                url::Url::parse("http://127.0.0.1:9").unwrap(),
+            ))
+            .unwrap(),
+            url: "http://127.0.0.1:9".into(),
+            per_share_credentials: None,
+        };
+        let attempt = Attempt {
+            server: &server,
+            ttl: 3600,
+            passphrase: None,
+            window: (1_000, 1_010),
+        };
+        let known: HashSet<String> = ["known".to_owned()].into();
+        assert!(is_candidate(
+            &receipt("a", 1_005, 3600, None),
+            &attempt,
+            &known
+        ));
+        assert!(is_candidate(
+            &receipt("a", 1_005, 3600, Some(false)),
+            &attempt,
+            &known
+        ));
+        assert!(!is_candidate(
+            &receipt("known", 1_005, 3600, None),
+            &attempt,
+            &known
+        ));
+        assert!(!is_candidate(
+            &receipt("a", 500, 3600, None),
+            &attempt,
+            &known
+        ));
+        assert!(!is_candidate(
+            &receipt("a", 1_005, 7200, None),
+            &attempt,
+            &known
+        ));
+        assert!(!is_candidate(
+            &receipt("a", 1_005, 3600, Some(true)),
+            &attempt,
+            &known
+        ));
+        let mut received = receipt("a", 1_005, 3600, None);
+        received.state = SecretState::Received;
+        assert!(!is_candidate(&received, &attempt, &known));
+    }
+}
