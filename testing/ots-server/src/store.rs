@@ -224,11 +224,24 @@ pub(crate) enum RevealError {
     Locked(u64),
 }
 
+/// How a burn that passed its checks ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Burn {
+    /// This call destroyed the secret.
+    Burned,
+    /// Checked only: the caller did not confirm (v2 without `continue: true`).
+    NotConfirmed,
+    /// A concurrent reveal or burn took the secret between the check and the claim.
+    Lost,
+}
+
 /// Why a burn failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum BurnError {
-    /// No such receipt, or its secret can no longer be burned.
-    Unknown,
+    /// No such receipt (never existed, or gone after 2×ttl).
+    NoReceipt,
+    /// The receipt exists but its secret is gone (revealed, burned, expired).
+    SecretGone,
     /// The secret has a passphrase and it was missing or wrong.
     IncorrectPassphrase,
     /// Too many wrong passphrases; locked for this many more seconds.
@@ -510,44 +523,58 @@ impl Store {
         Err(Gate::Wrong)
     }
 
-    /// Burns the secret behind a receipt; a protected secret needs its passphrase. Without
-    /// `confirm` it only checks (v2 without `continue:true`) and returns `burned == false`.
+    /// Burns the secret behind a receipt; a protected secret needs its passphrase.
+    ///
+    /// Like upstream it runs in two steps: load and check the secret, then claim it
+    /// atomically (`apps/api/v2/logic/secrets/burn_secret.rb:53-100`, de53ff8f7). A reveal
+    /// that takes the secret between the two wins, and the burn reports `Burn::Lost`.
+    /// The view returned is the receipt as loaded *before* the burn (state `new`), which is
+    /// what both APIs serialize (`shared/ots-api.md` §13.10). Without `confirm` it only
+    /// checks (v2 without `continue:true`) and returns `Burn::NotConfirmed`.
     pub(crate) fn burn(
         &self,
         metadata_key: &str,
         gate: GateInput<'_>,
         confirm: bool,
-    ) -> Result<(ReceiptView, bool), BurnError> {
+    ) -> Result<(ReceiptView, Burn), BurnError> {
         let now = self.clock.now();
-        let mut inner = self.lock();
-        if !Self::settle(&mut inner, metadata_key, now).ok_or(BurnError::Unknown)? {
-            return Err(BurnError::Unknown);
-        }
-        let sk = inner
-            .receipts
-            .get(metadata_key)
-            .ok_or(BurnError::Unknown)?
-            .secret_key
-            .clone();
-        let secret = inner.secrets.get_mut(&sk).ok_or(BurnError::Unknown)?;
-        Self::check_gate(secret, gate, now).map_err(|e| match e {
-            Gate::Locked(s) => BurnError::Locked(s),
-            Gate::Wrong => BurnError::IncorrectPassphrase,
-        })?;
+        let (before, sk) = {
+            let mut inner = self.lock();
+            let live = Self::settle(&mut inner, metadata_key, now).ok_or(BurnError::NoReceipt)?;
+            if !live {
+                return Err(BurnError::SecretGone);
+            }
+            let sk = inner
+                .receipts
+                .get(metadata_key)
+                .ok_or(BurnError::NoReceipt)?
+                .secret_key
+                .clone();
+            let secret = inner.secrets.get_mut(&sk).ok_or(BurnError::SecretGone)?;
+            Self::check_gate(secret, gate, now).map_err(|e| match e {
+                Gate::Locked(s) => BurnError::Locked(s),
+                Gate::Wrong => BurnError::IncorrectPassphrase,
+            })?;
+            let receipt = inner
+                .receipts
+                .get(metadata_key)
+                .ok_or(BurnError::NoReceipt)?;
+            (Self::view(metadata_key, receipt, true, now), sk)
+        };
         if !confirm {
-            let receipt = inner.receipts.get(metadata_key).ok_or(BurnError::Unknown)?;
-            return Ok((Self::view(metadata_key, receipt, true, now), false));
+            return Ok((before, Burn::NotConfirmed));
         }
-        inner.secrets.remove(&sk);
-        let receipt = inner
-            .receipts
-            .get_mut(metadata_key)
-            .ok_or(BurnError::Unknown)?;
-        receipt.state = State::Burned;
-        receipt.burned = Some(now);
-        receipt.updated = now;
-        receipt.generated_value = None;
-        Ok((Self::view(metadata_key, receipt, false, now), true))
+        let mut inner = self.lock();
+        if inner.secrets.remove(&sk).is_none() {
+            return Ok((before, Burn::Lost));
+        }
+        if let Some(receipt) = inner.receipts.get_mut(metadata_key) {
+            receipt.state = State::Burned;
+            receipt.burned = Some(now);
+            receipt.updated = now;
+            receipt.generated_value = None;
+        }
+        Ok((before, Burn::Burned))
     }
 
     /// An account's receipts from the last 30 days, oldest first.
