@@ -142,6 +142,8 @@ struct Receipt {
     has_passphrase: bool,
     kind: Kind,
     generated_value: Option<SecretString>,
+    /// Access timeline: when the secret link was fetched without a reveal (v2 show/status).
+    accesses: Vec<u64>,
 }
 
 impl Receipt {
@@ -178,6 +180,12 @@ pub(crate) struct ReceiptView {
     pub(crate) kind: Kind,
     /// A generated value, on the first receipt view within 60 s (and in the create answer).
     pub(crate) value: Option<SecretString>,
+    /// How often the secret link was fetched without a reveal (access telemetry).
+    pub(crate) access_count: usize,
+    /// When it was first fetched (Unix s).
+    pub(crate) first_access: Option<u64>,
+    /// When it was last fetched (Unix s).
+    pub(crate) last_access: Option<u64>,
 }
 
 /// A live secret's public facts (no value).
@@ -321,6 +329,7 @@ impl Store {
             has_passphrase,
             kind: new.kind,
             generated_value,
+            accesses: Vec::new(),
         };
         let secret = Secret {
             metadata_key: metadata_key.clone(),
@@ -361,6 +370,9 @@ impl Store {
             has_passphrase: r.has_passphrase,
             kind: r.kind,
             value: None,
+            access_count: r.accesses.len(),
+            first_access: r.accesses.first().copied(),
+            last_access: r.accesses.last().copied(),
         }
     }
 
@@ -421,6 +433,24 @@ impl Store {
         let secret = inner.secrets.get(secret_key)?;
         let receipt = inner.receipts.get(&mk)?;
         Some(Self::secret_view(secret_key, secret, receipt, now))
+    }
+
+    /// Records a fetch of a live secret's link on its receipt's access timeline
+    /// (`record_access_telemetry`, apps/api/v2/logic/secrets/access_telemetry.rb:38-56,
+    /// de53ff8f7).
+    pub(crate) fn record_access(&self, secret_key: &str) {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let Some(mk) = inner
+            .secrets
+            .get(secret_key)
+            .map(|s| s.metadata_key.clone())
+        else {
+            return;
+        };
+        if let Some(r) = inner.receipts.get_mut(&mk) {
+            r.accesses.push(now);
+        }
     }
 
     /// The one-time reveal: checks lockout and passphrase, then (with `consume`) takes the

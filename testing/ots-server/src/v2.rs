@@ -349,9 +349,10 @@ fn receipt(ctx: &Ctx<'_>) -> Response {
             "display_lines": display_lines,
             "no_cache": true,
             "secret_realttl": view.secret_ttl,
-            "view_count": 0,
-            "first_access": null,
-            "last_access": null,
+            // Access telemetry (show_receipt.rb:96-102, 346-348, de53ff8f7).
+            "view_count": view.access_count,
+            "first_access": view.first_access.map(epoch_f),
+            "last_access": view.last_access.map(epoch_f),
             "has_passphrase": view.secret_live && view.has_passphrase,
             "can_decrypt": view.secret_live,
             "secret_value": value,
@@ -480,7 +481,16 @@ fn reveal(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
         // RevealSecret counts a missing passphrase as a failure; ShowSecret does not.
         count_missing: op == Operation::Reveal,
     };
-    match ctx.app.store.reveal(ctx.key(), gate, confirm) {
+    let result = ctx.app.store.reveal(ctx.key(), gate, confirm);
+    // `record_access_telemetry('secret_get') unless show_secret` (show_secret.rb:119).
+    let shown = matches!(&result, Ok(r) if r.value.is_some());
+    if op == Operation::Secret
+        && !shown
+        && matches!(result, Ok(_) | Err(RevealError::WrongPassphrase))
+    {
+        ctx.app.store.record_access(ctx.key());
+    }
+    match result {
         Ok(r) => {
             let state = if r.view.revealed {
                 State::Received
@@ -533,10 +543,14 @@ fn reveal(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
 
 fn secret_status(ctx: &Ctx<'_>) -> Response {
     match ctx.app.store.secret(ctx.key()) {
-        Some(view) => ok(json!({
-            "record": secret_dump(&view, State::New),
-            "details": { "current_expiration": view.secret_ttl },
-        })),
+        Some(view) => {
+            // `record_access_telemetry('status_get')` (show_secret_status.rb:39).
+            ctx.app.store.record_access(ctx.key());
+            ok(json!({
+                "record": secret_dump(&view, State::New),
+                "details": { "current_expiration": view.secret_ttl },
+            }))
+        }
         None => ok(json!({ "record": { "state": "unknown" } })),
     }
 }
@@ -604,13 +618,15 @@ fn receipt_dump(v: &ReceiptView) -> Map<String, Value> {
         "memo": null,
         "shortid": v.metadata_key.chars().take(8).collect::<String>(),
         "show_recipients": !v.recipients.is_empty(),
-        "previewed": null,
+        // Telemetry-derived (safe_dump_fields.rb:125, 139-148, de53ff8f7): the first
+        // access, and "has the link been fetched at all".
+        "previewed": v.first_access,
         "revealed": received,
-        "is_previewed": false,
-        "viewed": null,
+        "is_previewed": v.access_count > 0,
+        "viewed": v.first_access,
         "received": received,
         "burned": v.burned,
-        "is_viewed": false,
+        "is_viewed": v.access_count > 0,
         "is_received": v.state == State::Received,
         "is_revealed": v.state == State::Received,
         "is_burned": v.state == State::Burned,

@@ -342,6 +342,36 @@ async fn v2_receipt_ttls_are_the_secrets_lifetime_and_realttl_ends_at_consumptio
 }
 
 #[tokio::test]
+async fn fetching_the_secret_link_shows_on_the_receipt_as_access_telemetry() {
+    let (s, api) = start(config()).await;
+    let body = api.v2_conceal(json!({"secret": "watched"})).await;
+    let (mk, sk) = v2_keys(&body);
+    let fresh = api.get(&format!("/api/v2/receipt/{mk}")).await;
+    assert_eq!(fresh.json["details"]["view_count"], 0);
+    assert_eq!(fresh.json["details"]["first_access"], Value::Null);
+    assert_eq!(fresh.json["record"]["is_previewed"], false);
+    // Receipt views themselves are not accesses.
+    assert_eq!(
+        api.get(&format!("/api/v2/receipt/{mk}")).await.json["details"]["view_count"],
+        0
+    );
+    api.get(&format!("/api/v2/secret/{sk}")).await;
+    s.advance_clock(Duration::from_secs(10));
+    api.get(&format!("/api/v2/secret/{sk}/status")).await;
+    let seen = api.get(&format!("/api/v2/receipt/{mk}")).await;
+    assert_eq!(seen.json["details"]["view_count"], 2);
+    let first = seen.json["details"]["first_access"].as_f64().unwrap();
+    let last = seen.json["details"]["last_access"].as_f64().unwrap();
+    assert_eq!(last - first, 10.0);
+    assert_eq!(seen.json["record"]["is_previewed"], true);
+    assert_eq!(
+        seen.json["record"]["state"], "new",
+        "an access is not a reveal"
+    );
+    assert_eq!(s.stats().live_secrets, 1);
+}
+
+#[tokio::test]
 async fn v2_status_takes_no_credentials_but_version_and_v1_authcheck_do() {
     let (_s, api) = start(config()).await;
     let status = send(
