@@ -101,6 +101,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) params: Params,
     pub(crate) client_ip: String,
     pub(crate) route: Route,
+    /// Why the credentials sent (or their absence) would fail the Basic strategy.
+    pub(crate) auth_failure: &'static str,
 }
 
 impl Ctx<'_> {
@@ -244,6 +246,7 @@ async fn serve(
 ) -> (Response, bool) {
     let (parts, body) = req.into_parts();
     let caller = auth::identify(&parts.headers, &app.config.accounts);
+    let auth_failure = auth::failure_reason(&parts.headers);
     let known = matches!(caller, Caller::Account(_));
     let bytes = match axum::body::to_bytes(body, BODY_LIMIT_BYTES).await {
         Ok(b) => b,
@@ -269,6 +272,7 @@ async fn serve(
         params,
         client_ip: peer.ip().to_string(),
         route,
+        auth_failure,
     };
     let resp = match version {
         ApiVersion::V1 => v1::serve(ctx),

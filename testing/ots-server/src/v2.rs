@@ -98,6 +98,20 @@ fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "Not Found", "NotFound")
 }
 
+/// Otto's 401 when every auth strategy of the route failed: `json_auth_error` in
+/// delano/otto `lib/otto/security/authentication/route_auth_wrapper/response_builder.rb`
+/// (otto 2.9.0 per de53ff8f7 `Gemfile.lock:278`), with the strategy's `failure_reason`.
+fn authentication_required(reason: &str, now: u64) -> Response {
+    json_response(
+        StatusCode::UNAUTHORIZED,
+        &json!({
+            "error": "Authentication Required",
+            "message": reason,
+            "timestamp": now,
+        }),
+    )
+}
+
 fn unauthorized(message: &str) -> Response {
     error(StatusCode::UNAUTHORIZED, message, "Unauthorized")
 }
@@ -206,12 +220,11 @@ pub(crate) fn serve(ctx: Ctx<'_>) -> Response {
     } else {
         Caller::Anonymous
     };
-    if caller == Caller::BadCredentials {
-        return unauthorized("Invalid credentials");
-    }
+    // Credentials are refused by Otto's auth layer before any logic runs: sent and bad ones
+    // on every authenticated route (a terminal failure), none on basicauth-only routes.
     let needs_account = matches!(op, Operation::Recent | Operation::Version);
-    if needs_account && caller == Caller::Anonymous {
-        return unauthorized("Authentication required");
+    if caller == Caller::BadCredentials || (needs_account && caller == Caller::Anonymous) {
+        return authentication_required(ctx.auth_failure, ctx.app.store.clock.now());
     }
     // Guest gating applies to anonymous callers only, in the logic classes that include it:
     // conceal_secret.rb:27, generate_secret.rb:23, show_secret.rb:49, reveal_secret.rb:63,

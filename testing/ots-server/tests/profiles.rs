@@ -390,7 +390,10 @@ async fn v2_status_takes_no_credentials_but_version_and_v1_authcheck_do() {
             .basic_auth(EMAIL, Some("not-the-token")),
     )
     .await;
-    version.assert_v2_error(401, "Unauthorized");
+    version.assert_auth_required("[CREDENTIALS_INVALID] Invalid credentials");
+    api.get("/api/v2/version")
+        .await
+        .assert_auth_required("[AUTH_HEADER_MISSING] No authorization header");
     assert_eq!(api.get_auth("/api/v2/version").await.status, 200);
     api.get("/api/v1/authcheck")
         .await

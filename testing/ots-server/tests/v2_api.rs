@@ -42,7 +42,7 @@ async fn status_and_locales_are_public_version_needs_an_account() {
     );
     api.get("/api/v2/version")
         .await
-        .assert_v2_error(401, "Unauthorized");
+        .assert_auth_required("[AUTH_HEADER_MISSING] No authorization header");
     let v = api.get_auth("/api/v2/version").await;
     assert_eq!(v.status, 200);
     assert!(v.json["version"].is_array());
@@ -299,10 +299,11 @@ async fn credentials_are_checked_and_guest_routes_ignore_them() {
             .json(&json!({"secret": {"secret": "x"}})),
     )
     .await;
-    bad.assert_v2_error(401, "Unauthorized");
+    // Otto's auth layer answers before any logic (§11).
+    bad.assert_auth_required("[CREDENTIALS_INVALID] Invalid credentials");
     api.get("/api/v2/receipt/recent")
         .await
-        .assert_v2_error(401, "Unauthorized");
+        .assert_auth_required("[AUTH_HEADER_MISSING] No authorization header");
 
     let guest = send(
         api.http
