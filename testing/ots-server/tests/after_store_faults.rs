@@ -5,6 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use common::{Api, send, server};
 use ots_testserver::{AfterStoreFault, AfterStoreKind, Faults, LiveReceipt};
 use serde_json::{Value, json};
@@ -155,6 +157,27 @@ async fn a_reset_after_store_closes_the_connection_without_an_answer() {
     let log = s.requests();
     assert_eq!(log[0].fault.as_deref(), Some("after_store_reset"));
     assert_eq!(log[0].status, 0);
+    // On the wire: not a single byte comes back before the connection closes.
+    s.set_faults(Faults {
+        after_store: Some(AfterStoreFault {
+            kind: AfterStoreKind::Reset,
+            rate: None,
+            count: Some(1),
+        }),
+        ..Faults::default()
+    });
+    let mut raw = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let body = "secret=raw";
+    let request = format!(
+        "POST /api/v1/share HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    raw.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the server closed the connection");
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    assert_eq!(s.stats().live_secrets, 2);
     // The next create is answered normally on a fresh connection.
     let ok = api.v1_share(&[("secret", "answered")]).await;
     assert!(ok["secret_key"].is_string());
