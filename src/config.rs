@@ -131,6 +131,15 @@ pub struct RunArgs {
     #[arg(long, env = "OTS_SWEEP_ORPHANS")]
     pub sweep_orphans: bool,
 
+    /// How often --sweep-orphans looks for unrecorded live secrets.
+    #[arg(long, default_value = "5m", value_parser = humantime_duration)]
+    pub sweep_interval: Duration,
+
+    /// How old an unrecorded live secret must be before --sweep-orphans burns it (a share's
+    /// answer may still be on its way to its record).
+    #[arg(long, default_value = "10m", value_parser = humantime_duration)]
+    pub sweep_grace: Duration,
+
     /// Live links per Secret at most (0: no limit). A share over the limit waits with reason
     /// TooManyShares until another link of the same Secret is received, expires or is deleted.
     #[arg(long, default_value_t = 0)]
@@ -188,6 +197,10 @@ pub struct ControllerConfig {
     pub max_live_shares_per_secret: u32,
     /// Whether the default account is dedicated to the operator (orphans may be burned).
     pub sweep_orphans: bool,
+    /// How often the orphan sweep runs.
+    pub sweep_interval: Duration,
+    /// Age below which an unrecorded live secret is left alone.
+    pub sweep_grace: Duration,
 }
 
 impl RunArgs {
@@ -237,6 +250,8 @@ impl RunArgs {
             admission_guard: self.admission_guard,
             max_live_shares_per_secret: self.max_live_shares_per_secret,
             sweep_orphans: self.sweep_orphans,
+            sweep_interval: self.sweep_interval,
+            sweep_grace: self.sweep_grace,
         })
     }
 }

@@ -534,6 +534,7 @@ async fn housekeeping(
     let work = async {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         let mut ticks: u64 = 0;
+        let mut last_sweep = Instant::now();
         loop {
             tick.tick().await;
             ticks += 1;
@@ -559,11 +560,13 @@ async fn housekeeping(
                 .unwrap_or_else(|p| p.into_inner())
                 .retain(|_, at| at.elapsed() < KNOWN_KEY_TTL);
             if ctx.config.sweep_orphans
-                && ticks % 60 == 30
+                && last_sweep.elapsed() >= ctx.config.sweep_interval
                 && ctx.caches_ready.load(std::sync::atomic::Ordering::Relaxed)
-                && let Err(e) = orphans::sweep(&ctx).await
             {
-                tracing::warn!(error = %e, "orphan sweep failed");
+                last_sweep = Instant::now();
+                if let Err(e) = orphans::sweep(&ctx).await {
+                    tracing::warn!(error = %e, "orphan sweep failed");
+                }
             }
             // Every 5 minutes: records of resources deleted without a finalizer (Keep).
             if ticks.is_multiple_of(60)

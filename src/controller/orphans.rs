@@ -7,13 +7,9 @@ use super::{Context, Server};
 use crate::error::Error;
 use crate::ots::{OtsError, Receipt, SecretState, SecretString};
 use std::collections::HashSet;
-use std::time::Duration;
 
 /// Slack around a call's window for the server's clock.
 const CLOCK_SLACK_SECS: i64 = 30;
-/// How old an unrecorded live secret must be before `--sweep-orphans` burns it (a share's
-/// answer may still be on its way to its record).
-pub const SWEEP_GRACE: Duration = Duration::from_secs(600);
 
 /// What a share call that may have been carried out was.
 pub(super) struct Attempt<'a> {
@@ -133,7 +129,7 @@ fn is_candidate(receipt: &Receipt, attempt: &Attempt<'_>, known: &HashSet<String
 
 /// With `--sweep-orphans`: burns every live receipt of the operator's own account (default server
 /// and credentials) that no OneTimeShare and no record knows, once it is older than
-/// [`SWEEP_GRACE`]. Passphrase-protected ones cannot be burned without their passphrase and are
+/// `--sweep-grace`. Passphrase-protected ones cannot be burned without their passphrase and are
 /// counted instead.
 pub(super) async fn sweep(ctx: &Context) -> Result<(), Error> {
     let Some(server) = ctx.servers.default_authenticated().await? else {
@@ -146,7 +142,7 @@ pub(super) async fn sweep(ctx: &Context) -> Result<(), Error> {
     for receipt in recent {
         let old_enough = receipt
             .created
-            .is_some_and(|c| now - c >= SWEEP_GRACE.as_secs() as i64);
+            .is_some_and(|c| now - c >= ctx.config.sweep_grace.as_secs() as i64);
         if receipt.state != SecretState::New || !old_enough || known.contains(&receipt.metadata_key)
         {
             continue;
