@@ -67,7 +67,7 @@ pub(super) async fn share(obj: &OneTimeShare, ctx: &Context) -> Result<Action, E
     let prepared = prepare(obj, ctx, &source, None).await?;
     ctx.reserve_live_slot(obj)?;
     let receipt = send(obj, ctx, &prepared).await?;
-    record(obj, ctx, &prepared, &receipt, Reason::Shared).await
+    record(obj, ctx, &prepared, &receipt, Occasion::First).await
 }
 
 /// Calls the server's share operation.
@@ -106,13 +106,24 @@ pub(super) async fn send(
     }
 }
 
+/// Why a link is being made.
+pub(super) enum Occasion {
+    /// The resource's first link.
+    First,
+    /// A new link for a changed Secret; `note` says what became of the old one.
+    Reshared {
+        /// The Event's note.
+        note: &'static str,
+    },
+}
+
 /// Records a fresh link in status (the write is retried until it sticks) and tells the user.
 pub(super) async fn record(
     obj: &OneTimeShare,
     ctx: &Context,
     prepared: &Prepared,
     receipt: &Receipt,
-    reason: Reason,
+    occasion: Occasion,
 ) -> Result<Action, Error> {
     let uid = obj.uid().unwrap_or_default();
     let requested = obj
@@ -153,14 +164,15 @@ pub(super) async fn record(
     );
     save(obj, ctx, &next).await?;
     let granted = receipt.ttl.unwrap_or(requested.as_secs());
-    let note = match reason {
-        Reason::Reshared => {
-            "the Secret changed: the old link was burned and the new value shared under a new link"
-                .to_owned()
-        }
-        _ => "the Secret was shared; the link is in status.link".to_owned(),
+    let (reason, note) = match occasion {
+        Occasion::First => (
+            Reason::Shared,
+            "the Secret was shared; the link is in status.link",
+        ),
+        Occasion::Reshared { note } => (Reason::Reshared, note),
     };
-    ctx.event(obj, EventType::Normal, reason, note).await;
+    ctx.event(obj, EventType::Normal, reason, note.to_owned())
+        .await;
     if let Some(clamp) = status::clamp_message(requested.as_secs(), granted) {
         ctx.event(obj, EventType::Warning, Reason::TtlClamped, clamp)
             .await;

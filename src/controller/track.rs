@@ -2,7 +2,8 @@
 //! and reshare a changed Secret when the resource asks for it.
 
 use super::cleanup::{BurnOutcome, burn};
-use super::share::{fetch_source, prepare, record, send};
+use super::share::{Occasion, fetch_source, prepare, record, send};
+use super::status;
 use super::status::refreshed_status;
 use super::{Context, now, save};
 use crate::error::{Error, Reason};
@@ -152,7 +153,14 @@ async fn reshare_if_changed(
         return Ok(None);
     }
     // Validate the new value before burning anything.
-    let prepared = prepare(obj, ctx, &source, status.server_url.as_deref()).await?;
+    let prepared = match prepare(obj, ctx, &source, status.server_url.as_deref()).await {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            blocked_reshare(obj, status, ctx, &error).await;
+            return Err(error);
+        }
+    };
+    let mut note = "the Secret changed after the old link was opened; the new value is shared under a new link";
     if status.phase == Phase::Shared {
         // The old link is burned with what it was shared with (the passphrase may have changed).
         let uid = obj.uid().unwrap_or_default();
@@ -163,14 +171,52 @@ async fn reshare_if_changed(
                 outcome = ?outcome,
                 "burned the old link before resharing"
             );
-            if outcome == BurnOutcome::Burned {
-                ctx.metrics.burn(crate::metrics::BurnOutcome::Burned);
-            }
+            note = match outcome {
+                BurnOutcome::Burned => {
+                    ctx.metrics.burn(crate::metrics::BurnOutcome::Burned);
+                    "the Secret changed: the old link was burned and the new value shared under a new link"
+                }
+                BurnOutcome::AlreadyGone => {
+                    "the Secret changed: the old link was already gone (opened or expired); the new value is shared under a new link"
+                }
+            };
         }
     }
 
     let receipt = send(obj, ctx, &prepared).await?;
-    record(obj, ctx, &prepared, &receipt, Reason::Reshared)
+    record(obj, ctx, &prepared, &receipt, Occasion::Reshared { note })
         .await
         .map(Some)
+}
+
+/// A changed Secret whose new value cannot be shared: the condition says so (the old link
+/// stays live and Ready), so the user sees why no new link comes.
+async fn blocked_reshare(
+    obj: &OneTimeShare,
+    status: &OneTimeShareStatus,
+    ctx: &Context,
+    error: &Error,
+) {
+    let (reason, message) = error.shown(ctx.config.admission_guard);
+    let live = if status.phase == Phase::Shared {
+        "the previous link stays live"
+    } else {
+        "no new link is made until it can be"
+    };
+    let message =
+        format!("the Secret changed, but its new value cannot be shared ({message}); {live}");
+    let mut next = status.clone();
+    status::set_ready(
+        &mut next,
+        obj,
+        status.phase == Phase::Shared,
+        reason,
+        &message,
+        now(),
+    );
+    if next != *status
+        && let Err(e) = save(obj, ctx, &next).await
+    {
+        tracing::warn!(error = %e, "could not write the blocked reshare to status");
+    }
 }
