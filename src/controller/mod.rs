@@ -58,6 +58,8 @@ pub struct Context {
     /// Metadata keys of answers this process received lately, while their record and status
     /// writes may still be on their way (so an orphan search never mistakes them for orphans).
     known_keys: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    /// Share calls on their way to a server.
+    share_calls: orphans::ShareCalls,
     /// Whether every watch cache has listed its objects once (records are collected only then).
     caches_ready: std::sync::atomic::AtomicBool,
     /// Shares under way or just made whose status the cache may not show yet, per Secret.
@@ -89,6 +91,7 @@ impl Context {
             records: Records::new(client.clone(), &config.state_namespace),
             stores: std::sync::OnceLock::new(),
             caches_ready: std::sync::atomic::AtomicBool::new(false),
+            share_calls: orphans::ShareCalls::default(),
             known_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
             reservations: std::sync::Mutex::new(std::collections::HashMap::new()),
             client,

@@ -44,6 +44,14 @@ pub(super) async fn after_ambiguous_share(
             detail: "the server may have stored the secret without the operator getting its answer; anonymous use offers no way to find it, so it may stay live until it expires (the share is retried with backoff)".into(),
         };
     }
+    // Share calls sent before this one failed may still bring their answers: wait for them, so
+    // that their keys are known and never taken for this call's orphan.
+    ctx.share_calls
+        .settled(
+            std::time::Instant::now(),
+            ctx.config.ots_timeout + std::time::Duration::from_secs(1),
+        )
+        .await;
     let recent = match ctx.ots("recent", client.recent()).await {
         Ok(recent) => recent,
         Err(lookup) => {
@@ -105,6 +113,51 @@ pub(super) async fn after_ambiguous_share(
                     found.len()
                 ),
             }
+        }
+    }
+}
+
+/// Share calls on their way to the server, so that an orphan search can wait for their answers.
+#[derive(Default)]
+pub struct ShareCalls {
+    started: std::sync::Mutex<std::collections::BTreeMap<u64, std::time::Instant>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// Removes a share call from [`ShareCalls`] when it ends, however it ends.
+pub struct InFlight<'a> {
+    calls: &'a ShareCalls,
+    id: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut started = self.calls.started.lock().unwrap_or_else(|p| p.into_inner());
+        started.remove(&self.id);
+    }
+}
+
+impl ShareCalls {
+    /// Registers a share call as sent until the returned guard drops.
+    pub fn enter(&self) -> InFlight<'_> {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        started.insert(id, std::time::Instant::now());
+        InFlight { calls: self, id }
+    }
+
+    /// Waits (at most `bound`) until no share call sent before `before` is still on its way.
+    pub async fn settled(&self, before: std::time::Instant, bound: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let pending = {
+                let started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+                started.values().any(|at| *at < before)
+            };
+            if !pending || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 }
@@ -188,6 +241,33 @@ mod tests {
             receipt_url: None,
             recipients: Vec::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn an_orphan_search_waits_for_share_calls_sent_before_it() {
+        let calls = std::sync::Arc::new(ShareCalls::default());
+        let guard_calls = calls.clone();
+        let earlier = tokio::spawn(async move {
+            let _guard = guard_calls.enter();
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        calls
+            .settled(std::time::Instant::now(), std::time::Duration::from_secs(5))
+            .await;
+        assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+        earlier.await.unwrap();
+        // A call sent after the search began is not waited for.
+        let _later = calls.enter();
+        let started = std::time::Instant::now();
+        calls
+            .settled(
+                started - std::time::Duration::from_millis(10),
+                std::time::Duration::from_secs(5),
+            )
+            .await;
+        assert!(started.elapsed() < std::time::Duration::from_millis(200));
     }
 
     #[test]

@@ -88,11 +88,17 @@ pub(super) async fn send(
     };
     let client = &prepared.server.client;
     let sent_at = now().as_second();
-    match ctx.ots("share", client.share(&request)).await {
-        Ok(receipt) => {
+    let call = async {
+        let _in_flight = ctx.share_calls.enter();
+        let answer = client.share(&request).await;
+        // Known before the call counts as settled, so no orphan search mistakes it.
+        if let Ok(receipt) = &answer {
             ctx.learned_key(&receipt.metadata_key);
-            Ok(receipt)
         }
+        answer
+    };
+    match ctx.ots("share", call).await {
+        Ok(receipt) => Ok(receipt),
         Err(error) if error.may_have_been_carried_out() => {
             let attempt = orphans::Attempt {
                 server: &prepared.server,
