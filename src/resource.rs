@@ -21,7 +21,8 @@ pub const DEFAULT_TTL: &str = "7d";
 /// schema's `maxLength`. Refusing anything else at `kubectl apply` keeps names such as
 /// `../../team-a/secrets/x`, `creds?watch=true` or `creds#frag` out of the apiserver URLs the
 /// operator builds.
-pub const SECRET_NAME_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+pub const SECRET_NAME_PATTERN: &str =
+    "^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
 /// A key of a Secret's `data`: letters, digits, '-', '_' and '.' (the length, at most 253, is the
 /// schema's `maxLength`).
@@ -30,15 +31,16 @@ pub const SECRET_KEY_PATTERN: &str = "^[-._a-zA-Z0-9]+$";
 /// The CEL rule every Secret name in the spec carries (the apiserver's refusal quotes the value).
 fn secret_name_rule() -> Rule {
     Rule::new(format!("self.matches('{SECRET_NAME_PATTERN}')")).message(
-        "not a valid Secret name: use lower-case letters, digits, '-' and '.', starting and \
-         ending with a letter or digit (e.g. db-credentials)",
+        "name must be a valid Secret name: lower-case letters, digits, '-' and '.', starting \
+         and ending with a letter or digit (e.g. db-credentials)",
     )
 }
 
 /// The CEL rule every Secret key in the spec carries (the apiserver's refusal quotes the value).
 fn secret_key_rule() -> Rule {
-    Rule::new(format!("self.matches('{SECRET_KEY_PATTERN}')"))
-        .message("not a valid Secret key: use letters, digits, '-', '_' and '.' (e.g. password)")
+    Rule::new(format!("self.matches('{SECRET_KEY_PATTERN}')")).message(
+        "key must be a valid Secret key: letters, digits, '-', '_' and '.' (e.g. password)",
+    )
 }
 
 /// Share a Kubernetes Secret as a Onetime Secret link that can be opened exactly once.

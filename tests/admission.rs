@@ -232,7 +232,10 @@ fn guarded_cluster() {
         namespace("admission-probe", &[]);
         wait_until_refused(
             "admission-probe",
-            &share_json("probe", json!({ "secretRef": { "name": "db" }, "ttl": "7d" })),
+            &share_json(
+                "probe",
+                json!({ "secretRef": { "name": "db" }, "ttl": "7d" }),
+            ),
             "at most 24h",
         );
         namespace("admission-probe-defaults", &[(VARIANT_LABEL, "defaults")]);
@@ -250,7 +253,10 @@ fn guarded_cluster() {
         );
         wait_until_refused(
             "admission-probe-passphrase",
-            &share_json("probe", json!({ "secretRef": { "name": "db" }, "ttl": "1h" })),
+            &share_json(
+                "probe",
+                json!({ "secretRef": { "name": "db" }, "ttl": "1h" }),
+            ),
             &format!("{POLICY}-passphrase-required"),
         );
     });
@@ -310,7 +316,10 @@ fn wait_can_i(user: &str, namespace: &str, verb: &str, resource: &str, expected:
     let deadline = Instant::now() + WAIT;
     loop {
         let out = output(
-            kubectl(Some(user), &["auth", "can-i", verb, resource, "-n", namespace]),
+            kubectl(
+                Some(user),
+                &["auth", "can-i", verb, resource, "-n", namespace],
+            ),
             None,
         );
         let answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -362,7 +371,10 @@ fn tenant(namespace: &str, name: &str, readable: &[&str]) -> String {
         ],
     });
     run(
-        kubectl(None, &["apply", "--server-side", "-n", namespace, "-f", "-"]),
+        kubectl(
+            None,
+            &["apply", "--server-side", "-n", namespace, "-f", "-"],
+        ),
         Some(&objects.to_string()),
     );
     let user = format!("system:serviceaccount:{namespace}:{name}");
@@ -453,8 +465,14 @@ async fn a_share_naming_a_secret_its_creator_cannot_read_is_refused_for_each_of_
     .await;
     let helpdesk = tenant(&ns, "helpdesk", &["readable"]);
     // Control: the Secrets exist and the help desk really cannot read them.
-    let out = output(kubectl(Some(&helpdesk), &["get", "secret", "db", "-n", &ns]), None);
-    assert!(!out.status.success(), "the help desk must not read Secret db");
+    let out = output(
+        kubectl(Some(&helpdesk), &["get", "secret", "db", "-n", &ns]),
+        None,
+    );
+    assert!(
+        !out.status.success(),
+        "the help desk must not read Secret db"
+    );
 
     assert_share_refused_for_secret(
         &helpdesk,
@@ -777,9 +795,18 @@ async fn the_operators_own_service_account_is_not_subject_to_the_policy() {
 async fn a_ttl_longer_than_the_maximum_is_refused_and_one_within_it_is_admitted() {
     let ns = test_namespace("adm-ttl", &[], &["db"]).await;
     for (ttl, shown) in [
-        (Some("25h"), "spec.ttl: 25h is longer than this cluster allows: at most 24h"),
-        (Some("86401s"), "spec.ttl: 86401s is longer than this cluster allows: at most 24h"),
-        (Some("2d"), "spec.ttl: 2d is longer than this cluster allows: at most 24h"),
+        (
+            Some("25h"),
+            "spec.ttl: 25h is longer than this cluster allows: at most 24h",
+        ),
+        (
+            Some("86401s"),
+            "spec.ttl: 86401s is longer than this cluster allows: at most 24h",
+        ),
+        (
+            Some("2d"),
+            "spec.ttl: 2d is longer than this cluster allows: at most 24h",
+        ),
         (
             None,
             "spec.ttl: the default 7d is longer than this cluster allows: at most 24h",
@@ -947,7 +974,9 @@ async fn a_passphrase_is_required_everywhere_when_the_values_say_so() {
     assert_refused(
         &out,
         "a share without passphrase under passphrase.required",
-        &["spec.passphraseSecretRef is required: this cluster only allows passphrase-protected shares"],
+        &[
+            "spec.passphraseSecretRef is required: this cluster only allows passphrase-protected shares",
+        ],
     );
     let out = create_share(
         None,
@@ -959,7 +988,10 @@ async fn a_passphrase_is_required_everywhere_when_the_values_say_so() {
             "ttl": "1h",
         }),
     );
-    assert_admitted(&out, "a passphrase-protected share under passphrase.required");
+    assert_admitted(
+        &out,
+        "a passphrase-protected share under passphrase.required",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1013,7 +1045,7 @@ async fn malformed_secret_names_and_keys_are_refused_at_apply_with_a_readable_me
                 &format!("{field} {bad:?}"),
                 &[
                     &format!("{field}: Invalid value: \"{bad}\""),
-                    "not a valid Secret name",
+                    "name must be a valid Secret name",
                 ],
             );
         }
@@ -1045,7 +1077,7 @@ async fn malformed_secret_names_and_keys_are_refused_at_apply_with_a_readable_me
                 &format!("{field} {bad:?}"),
                 &[
                     &format!("{field}: Invalid value: \"{bad}\""),
-                    "not a valid Secret key",
+                    "key must be a valid Secret key",
                 ],
             );
         }
@@ -1123,7 +1155,13 @@ fn disabling_the_policy_renders_neither_policy_nor_binding_nor_the_guard_flag() 
 #[test]
 fn the_chart_refuses_to_install_the_guard_on_kubernetes_before_1_30() {
     let out = output(
-        helm(&["template", "ots-operator", CHART, "--kube-version", "1.29.4"]),
+        helm(&[
+            "template",
+            "ots-operator",
+            CHART,
+            "--kube-version",
+            "1.29.4",
+        ]),
         None,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -899,7 +899,12 @@ async fn examples_are_accepted_by_the_crd_schema_and_the_default_policy_refuses_
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .map(|path| format!("examples/{}", path.file_name().unwrap_or_default().to_string_lossy()))
+        .map(|path| {
+            format!(
+                "examples/{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            )
+        })
         .collect();
     let mut args = vec!["apply", "--server-side", "--namespace", &namespace];
     for file in &example_files {
