@@ -4,6 +4,7 @@
 //! `kubectl apply` time so that only what the operator alone can know reaches reconciliation.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::core::Rule;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,33 @@ pub const FINALIZER: &str = "ots.dev/burn";
 
 /// Default lifetime of a link when `spec.ttl` is not set: 7 days, the public service's anonymous maximum.
 pub const DEFAULT_TTL: &str = "7d";
+
+/// A Secret name is a DNS subdomain (RFC 1123): dot-separated labels of lower-case letters, digits
+/// and '-', each starting and ending with a letter or digit. The length (at most 253) is the
+/// schema's `maxLength`. Refusing anything else at `kubectl apply` keeps names such as
+/// `../../team-a/secrets/x`, `creds?watch=true` or `creds#frag` out of the apiserver URLs the
+/// operator builds.
+pub const SECRET_NAME_PATTERN: &str =
+    "^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// A key of a Secret's `data`: letters, digits, '-', '_' and '.' (the length, at most 253, is the
+/// schema's `maxLength`).
+pub const SECRET_KEY_PATTERN: &str = "^[-._a-zA-Z0-9]+$";
+
+/// The CEL rule every Secret name in the spec carries (the apiserver's refusal quotes the value).
+fn secret_name_rule() -> Rule {
+    Rule::new(format!("self.matches('{SECRET_NAME_PATTERN}')")).message(
+        "name must be a valid Secret name: lower-case letters, digits, '-' and '.', starting \
+         and ending with a letter or digit (e.g. db-credentials)",
+    )
+}
+
+/// The CEL rule every Secret key in the spec carries (the apiserver's refusal quotes the value).
+fn secret_key_rule() -> Rule {
+    Rule::new(format!("self.matches('{SECRET_KEY_PATTERN}')")).message(
+        "key must be a valid Secret key: letters, digits, '-', '_' and '.' (e.g. password)",
+    )
+}
 
 /// Share a Kubernetes Secret as a Onetime Secret link that can be opened exactly once.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -85,13 +113,13 @@ pub struct OneTimeShareSpec {
 pub struct SecretSourceRef {
     /// Name of the Secret.
     #[schemars(length(min = 1, max = 253))]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("name must be a valid Secret name (lower case letters, digits, '-' and '.')"))]
+    #[x_kube(validation = secret_name_rule())]
     pub name: String,
 
     /// The key whose value is shared. Without it, every key is shared as sorted KEY=VALUE lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
-    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')").message("key must be a valid Secret key (letters, digits, '-', '_' and '.')"))]
+    #[x_kube(validation = secret_key_rule())]
     pub key: Option<String>,
 }
 
@@ -101,12 +129,12 @@ pub struct SecretSourceRef {
 pub struct SecretKeyRef {
     /// Name of the Secret.
     #[schemars(length(min = 1, max = 253))]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("name must be a valid Secret name (lower case letters, digits, '-' and '.')"))]
+    #[x_kube(validation = secret_name_rule())]
     pub name: String,
 
     /// The key that holds the value.
     #[schemars(length(min = 1, max = 253))]
-    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')").message("key must be a valid Secret key (letters, digits, '-', '_' and '.')"))]
+    #[x_kube(validation = secret_key_rule())]
     pub key: String,
 }
 
@@ -134,6 +162,7 @@ pub struct ServerSpec {
 pub struct LocalSecretRef {
     /// Name of the Secret.
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = secret_name_rule())]
     pub name: String,
 }
 

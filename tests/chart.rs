@@ -162,6 +162,17 @@ fn chart_lints_clean_in_cluster_wide_and_namespace_scoped_mode() {
             "--set",
             "ots.existingSecret=ots-credentials",
         ][..],
+        &[
+            "--set",
+            "admissionPolicy.maxTtl=24h",
+            "--set",
+            "admissionPolicy.passphrase.required=true",
+            "--set",
+            "admissionPolicy.recipientDomains={example.com,*.example.org}",
+            "--set",
+            "admissionPolicy.maxLiveSharesPerSecret=3",
+        ][..],
+        &["--set", "admissionPolicy.enabled=false"][..],
     ] {
         let mut args = vec!["lint", "--strict", CHART];
         args.extend_from_slice(extra);
@@ -213,12 +224,22 @@ fn default_render_runs_a_hardened_leader_elected_operator_with_probes() {
         "--leader-elect",
         "--leader-elect-lease=ots-operator-leader",
         "--log-format=json",
+        // Records live in the operator's own namespace (POD_NAMESPACE, from the downward API).
+        "--state-namespace=$(POD_NAMESPACE)",
+        // The admission policy is on by default, so creators were checked.
+        "--admission-guard",
     ] {
         assert!(args.contains(&expected), "args {args:?} lack {expected}");
     }
     assert!(
         !args.iter().any(|arg| arg.starts_with("--namespace")),
         "default mode watches every namespace, but args are {args:?}"
+    );
+    assert!(
+        !args
+            .iter()
+            .any(|arg| arg.starts_with("--max-live-shares-per-secret")),
+        "no live-share limit unless admissionPolicy.maxLiveSharesPerSecret is set: {args:?}"
     );
 
     let security = &container["securityContext"];
@@ -269,6 +290,8 @@ fn ots_values_become_flags_and_credentials_come_only_from_the_named_secret() {
         "logFormat=text",
         "--set",
         "extraArgs={--some-flag}",
+        "--set",
+        "admissionPolicy.maxLiveSharesPerSecret=3",
     ]);
     let container = operator_container(&objects);
     let args = strings(&container["args"]);
@@ -281,6 +304,7 @@ fn ots_values_become_flags_and_credentials_come_only_from_the_named_secret() {
         "--ots-burst=10",
         "--log-format=text",
         "--some-flag",
+        "--max-live-shares-per-secret=3",
     ] {
         assert!(args.contains(&expected), "args {args:?} lack {expected}");
     }
@@ -334,13 +358,29 @@ fn rules(objects: &[Value]) -> Vec<(String, &Value)> {
         .collect()
 }
 
+/// The Role holding the operator's own state (its per-share record Secrets).
+const STATE_ROLE: &str = "chart-test-ots-operator-state";
+
 #[test]
-fn no_rendered_rule_grants_more_than_get_on_secrets_or_any_wildcard() {
+fn no_rendered_rule_grants_more_than_get_on_secrets_outside_the_state_role_or_any_wildcard() {
     for extra in [&[][..], &["--set", "watchNamespaces={team-a,team-b}"][..]] {
         let objects = render(extra);
         let rules = rules(&objects);
         assert!(!rules.is_empty());
+        let state_role = find(&objects, "Role", STATE_ROLE);
+        assert_eq!(
+            namespace_of(state_role),
+            Some("ots-system"),
+            "the operator writes Secrets only in its own namespace"
+        );
+        let mut state_verbs = BTreeSet::new();
         for (owner, rule) in rules {
+            if owner == format!("Role {STATE_ROLE}") {
+                assert_eq!(strings(&rule["apiGroups"]), [""], "{owner}: {rule}");
+                assert_eq!(strings(&rule["resources"]), ["secrets"], "{owner}: {rule}");
+                state_verbs.extend(strings(&rule["verbs"]));
+                continue;
+            }
             let resources = strings(&rule["resources"]);
             let verbs = strings(&rule["verbs"]);
             assert!(
@@ -357,6 +397,16 @@ fn no_rendered_rule_grants_more_than_get_on_secrets_or_any_wildcard() {
                 );
             }
         }
+        assert_eq!(
+            state_verbs,
+            BTreeSet::from(["create", "delete", "get", "list", "patch", "update"]),
+            "the state Role grants exactly what the records need (no watch)"
+        );
+        let binding = find(&objects, "RoleBinding", STATE_ROLE);
+        assert_eq!(namespace_of(binding), Some("ots-system"));
+        assert_eq!(binding["roleRef"]["name"], STATE_ROLE);
+        assert_eq!(binding["subjects"][0]["name"], "chart-test-ots-operator");
+        assert_eq!(binding["subjects"][0]["namespace"], "ots-system");
     }
 }
 
@@ -387,10 +437,11 @@ fn cluster_wide_mode_binds_one_cluster_role_and_a_lease_role_in_the_release_name
     let lease_role = find(&objects, "Role", "chart-test-ots-operator-leader-election");
     assert_eq!(namespace_of(lease_role), Some("ots-system"));
     assert!(
-        of_kind(&objects, "Role")
-            .iter()
-            .all(|role| name_of(role).ends_with("-leader-election")),
-        "cluster-wide mode needs no per-namespace Roles"
+        of_kind(&objects, "Role").iter().all(|role| {
+            (name_of(role).ends_with("-leader-election") || name_of(role) == STATE_ROLE)
+                && namespace_of(role) == Some("ots-system")
+        }),
+        "cluster-wide mode needs no per-namespace Roles, only the Lease and state Roles of the release namespace"
     );
 }
 
@@ -742,6 +793,8 @@ async fn helm_install_creates_every_object_of_the_release() {
         "RoleBinding",
         "Deployment",
         "Service",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ] {
         assert!(
             kinds.contains(kind),
@@ -830,31 +883,60 @@ async fn install_notes_show_a_first_share_that_the_crd_accepts() {
     );
 }
 
+/// The example that emails its link: the chart's default policy allows no recipient domain
+/// (`tests/admission.rs` shows it admitted once its domain is allowed).
+const RECIPIENT_EXAMPLE: &str = "recipient-and-server.yaml";
+
 #[tokio::test]
-async fn examples_are_accepted_by_the_crd_schema() {
+async fn examples_are_accepted_by_the_crd_schema_and_the_default_policy_refuses_only_the_recipient()
+{
     installed_release();
     let client = cluster::client().await;
     wait_for_crd(&client).await;
     let namespace = cluster::test_namespace(&client, "chart-examples").await;
-    run(kubectl(&[
+    let example_files: Vec<String> = std::fs::read_dir(repo_path("examples"))
+        .expect("read examples/")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .map(|path| {
+            format!(
+                "examples/{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            )
+        })
+        .collect();
+    let mut args = vec!["apply", "--server-side", "--namespace", &namespace];
+    for file in &example_files {
+        if !file.ends_with(RECIPIENT_EXAMPLE) {
+            args.extend(["-f", file]);
+        }
+    }
+    run(kubectl(&args));
+    let created = shares(&client, Some(&namespace))
+        .list(&ListParams::default())
+        .await
+        .expect("list the example shares");
+    // secrets.yaml holds Secrets; every other file holds one OneTimeShare.
+    assert_eq!(created.items.len(), example_files.len() - 2);
+
+    let refused = kubectl(&[
         "apply",
         "--server-side",
         "--namespace",
         &namespace,
         "-f",
-        "examples/",
-    ]));
-    let created = shares(&client, Some(&namespace))
-        .list(&ListParams::default())
-        .await
-        .expect("list the example shares");
-    let example_files = std::fs::read_dir(repo_path("examples"))
-        .expect("read examples/")
-        .filter_map(Result::ok)
-        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "yaml"))
-        .count();
-    // secrets.yaml holds Secrets; every other file holds one OneTimeShare.
-    assert_eq!(created.items.len(), example_files - 1);
+        &format!("examples/{RECIPIENT_EXAMPLE}"),
+    ])
+    .output()
+    .expect("run kubectl");
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && message.contains("ValidatingAdmissionPolicy 'ots-operator-secret-access'")
+            && message.contains("spec.recipient: alice@example.com is not allowed"),
+        "the default policy sends no links by email, yet {RECIPIENT_EXAMPLE} got: {message}"
+    );
 }
 
 #[tokio::test]
@@ -959,6 +1041,64 @@ async fn operator_service_account_gets_secrets_by_name_but_can_never_list_or_wat
             .await
             .map(|_| ()),
         "delete a Secret",
+    );
+}
+
+#[tokio::test]
+async fn operator_service_account_keeps_record_secrets_in_its_own_namespace_only() {
+    installed_release();
+    let admin = cluster::client().await;
+    let elsewhere = cluster::test_namespace(&admin, "chart-records").await;
+    let operator = cluster::impersonating_client(RELEASE_NAMESPACE, RELEASE_SERVICE_ACCOUNT).await;
+    wait_until_allowed(&operator, "create", "", "secrets", Some(RELEASE_NAMESPACE)).await;
+
+    let own: Api<Secret> = Api::namespaced(operator.clone(), RELEASE_NAMESPACE);
+    assert_allowed(
+        own.create(&PostParams::default(), &secret("share-record"))
+            .await,
+        "create a record Secret in the release namespace",
+    );
+    assert_allowed(own.get("share-record").await, "read a record Secret");
+    assert_allowed(
+        own.list(&ListParams::default()).await,
+        "list the record Secrets",
+    );
+    assert_allowed(
+        own.patch(
+            "share-record",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"password": "y"}})),
+        )
+        .await,
+        "update a record Secret",
+    );
+    assert_allowed(
+        own.delete("share-record", &Default::default())
+            .await
+            .map(|_| ()),
+        "delete a record Secret",
+    );
+    assert_forbidden(
+        own.watch(&WatchParams::default(), "0").await.map(|_| ()),
+        "watch Secrets in the release namespace",
+    );
+
+    let other: Api<Secret> = Api::namespaced(operator.clone(), &elsewhere);
+    assert_forbidden(
+        other
+            .create(&PostParams::default(), &secret("share-record"))
+            .await,
+        "create a Secret outside the release namespace",
+    );
+    assert_forbidden(
+        other.list(&ListParams::default()).await,
+        "list Secrets outside the release namespace",
+    );
+    assert_forbidden(
+        Api::<Secret>::all(operator.clone())
+            .list(&ListParams::default())
+            .await,
+        "list Secrets cluster-wide",
     );
 }
 
@@ -1234,6 +1374,9 @@ async fn namespace_scoped_install_grants_rights_only_in_the_watched_namespaces()
         "--create-namespace",
         "--set",
         "installCRDs=false",
+        // The admission policy is cluster-wide and installed by the first release already.
+        "--set",
+        "admissionPolicy.enabled=false",
         "--set",
         &watch_list,
     ]));

@@ -95,3 +95,16 @@ and the per-namespace Roles (watchNamespaces), so both modes grant exactly the s
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
+
+{{/*
+Seconds of a ttl such as "90s", "30m", "24h" or "7d" (the format of a share's spec.ttl; the values
+schema guarantees it); fails for less than 60 seconds, which no share can ask for.
+*/}}
+{{- define "ots-operator.ttlSeconds" -}}
+{{- $unit := trunc -1 . }}
+{{- $seconds := mul (trimSuffix $unit . | int) (get (dict "s" 1 "m" 60 "h" 3600 "d" 86400) $unit) }}
+{{- if lt $seconds 60 }}
+{{- fail (printf "admissionPolicy.maxTtl %q is shorter than 60s, the shortest ttl a share may ask for" .) }}
+{{- end }}
+{{- $seconds }}
+{{- end }}

@@ -1,0 +1,1185 @@
+//! The chart's admission guard (`ValidatingAdmissionPolicy` `ots-operator-secret-access`) on a real
+//! kube-apiserver: the chart's own rendered objects are applied with `helm template | kubectl apply`,
+//! then ServiceAccounts with limited rights (impersonated with `kubectl --as`) try what a hostile or
+//! careless tenant would. Also the CRD's refusal of malformed Secret names and keys at `kubectl apply`.
+//!
+//! One control plane per test binary, so one cluster-wide policy: it is rendered with
+//! [`POLICY_VALUES`]. Policies of other values (the chart defaults, a global passphrase requirement)
+//! are the same rendered objects under another name, bound only to namespaces labelled
+//! [`VARIANT_LABEL`].
+
+mod support;
+
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::cluster;
+
+const CHART: &str = "deploy/helm/ots-operator";
+/// The release of this test binary: `helm template ots-operator … --namespace ots-operator`, as
+/// `scripts/render-manifests` renders it.
+const RELEASE_NAMESPACE: &str = "ots-operator";
+const OPERATOR_USER: &str = "system:serviceaccount:ots-operator:ots-operator";
+/// The policy's fixed name (design §6).
+const POLICY: &str = "ots-operator-secret-access";
+/// Chart values of the cluster-wide policy of this test binary.
+const POLICY_VALUES: &[&str] = &[
+    "--set",
+    "admissionPolicy.maxTtl=24h",
+    "--set",
+    "admissionPolicy.recipientDomains={example.com,*.example.org}",
+];
+/// Namespace label that binds a variant policy (see [`guarded_cluster`]).
+const VARIANT_LABEL: &str = "ots-admission-test/policy";
+/// The chart's default label that makes a namespace require passphrases.
+const PASSPHRASE_LABEL: &str = "ots.dev/require-passphrase";
+
+/// Generous bound for waits on a loaded 2-core machine; never a timing assertion.
+const WAIT: Duration = Duration::from_secs(120);
+
+fn helm(args: &[&str]) -> Command {
+    let home = std::env::temp_dir().join(format!(
+        "ots-operator-admission-test-helm-{}",
+        std::process::id()
+    ));
+    let mut command = cluster::tool_command("helm");
+    command
+        .current_dir(cluster::repo_root())
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .args(args);
+    command
+}
+
+/// Runs `command` with `stdin` and returns its output (success or not).
+fn output(mut command: Command, stdin: Option<&str>) -> Output {
+    command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("wait for the command")
+}
+
+/// Runs a command that must succeed and returns its stdout.
+fn run(command: Command, stdin: Option<&str>) -> String {
+    let description = format!("{command:?}");
+    let out = output(command, stdin);
+    assert!(
+        out.status.success(),
+        "{description} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `kubectl` as cluster admin, or as `user` (impersonated) when given.
+fn kubectl(user: Option<&str>, args: &[&str]) -> Command {
+    let mut command = cluster::tool_command("kubectl");
+    command.current_dir(cluster::repo_root());
+    if let Some(user) = user {
+        command.arg(format!("--as={user}"));
+    }
+    command.args(args);
+    command
+}
+
+fn yaml_documents(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|document| {
+            serde::Deserialize::deserialize(document).expect("every document is valid YAML")
+        })
+        .filter(|document: &Value| !document.is_null())
+        .collect()
+}
+
+/// `helm template` of the chart as this binary's release, with `values`.
+fn render(values: &[&str]) -> Vec<Value> {
+    let mut args = vec![
+        "template",
+        "ots-operator",
+        CHART,
+        "--namespace",
+        RELEASE_NAMESPACE,
+    ];
+    args.extend_from_slice(values);
+    yaml_documents(&run(helm(&args), None))
+}
+
+fn apply(objects: &[Value]) {
+    let stream: String = objects
+        .iter()
+        .map(|object| format!("---\n{}", serde_yaml::to_string(object).expect("YAML")))
+        .collect();
+    run(
+        kubectl(None, &["apply", "--server-side", "-f", "-"]),
+        Some(&stream),
+    );
+}
+
+/// Waits until `probe` (a server-side dry run) is refused with a message containing `expected`:
+/// policies and bindings reach the apiserver's admission a moment after they are written.
+fn wait_until_refused(namespace: &str, share: &Value, expected: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = output(
+            kubectl(
+                None,
+                &["create", "--dry-run=server", "-n", namespace, "-f", "-"],
+            ),
+            Some(&share.to_string()),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && stderr.contains(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the policy never refused {share} in {namespace} with {expected:?}; last answer: {stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn namespace(name: &str, labels: &[(&str, &str)]) {
+    let labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), json!(value)))
+        .collect();
+    run(
+        kubectl(None, &["apply", "--server-side", "-f", "-"]),
+        Some(
+            &json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": { "name": name, "labels": labels },
+            })
+            .to_string(),
+        ),
+    );
+}
+
+/// Applies the chart's objects once per test binary and waits until every policy is in force.
+fn guarded_cluster() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        namespace(RELEASE_NAMESPACE, &[]);
+        apply(&render(POLICY_VALUES));
+        run(
+            kubectl(
+                None,
+                &[
+                    "wait",
+                    "--for=condition=Established",
+                    "crd/onetimeshares.ots.dev",
+                    "--timeout=120s",
+                ],
+            ),
+            None,
+        );
+
+        // The same chart, other values: its policy and binding under another name, bound to the
+        // namespaces labelled with the variant.
+        for (variant, values) in [
+            ("defaults", &[][..]),
+            (
+                "passphrase-required",
+                &["--set", "admissionPolicy.passphrase.required=true"][..],
+            ),
+        ] {
+            let name = format!("{POLICY}-{variant}");
+            let mut objects: Vec<Value> = render(values)
+                .into_iter()
+                .filter(|object| {
+                    object["kind"]
+                        .as_str()
+                        .is_some_and(|kind| kind.starts_with("ValidatingAdmissionPolicy"))
+                })
+                .collect();
+            assert_eq!(objects.len(), 2, "the chart renders a policy and a binding");
+            for object in &mut objects {
+                object["metadata"]["name"] = json!(name);
+                if object["kind"] == "ValidatingAdmissionPolicyBinding" {
+                    object["spec"]["policyName"] = json!(name);
+                    object["spec"]["matchResources"] = json!({
+                        "namespaceSelector": { "matchLabels": { VARIANT_LABEL: variant } }
+                    });
+                }
+            }
+            apply(&objects);
+        }
+
+        namespace("admission-probe", &[]);
+        wait_until_refused(
+            "admission-probe",
+            &share_json(
+                "probe",
+                json!({ "secretRef": { "name": "db" }, "ttl": "7d" }),
+            ),
+            "at most 24h",
+        );
+        namespace("admission-probe-defaults", &[(VARIANT_LABEL, "defaults")]);
+        wait_until_refused(
+            "admission-probe-defaults",
+            &share_json(
+                "probe",
+                json!({ "secretRef": { "name": "db" }, "ttl": "1h", "recipient": "a@example.com" }),
+            ),
+            &format!("{POLICY}-defaults"),
+        );
+        namespace(
+            "admission-probe-passphrase",
+            &[(VARIANT_LABEL, "passphrase-required")],
+        );
+        wait_until_refused(
+            "admission-probe-passphrase",
+            &share_json(
+                "probe",
+                json!({ "secretRef": { "name": "db" }, "ttl": "1h" }),
+            ),
+            &format!("{POLICY}-passphrase-required"),
+        );
+    });
+}
+
+fn share_json(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "ots.dev/v1alpha1",
+        "kind": "OneTimeShare",
+        "metadata": { "name": name },
+        "spec": spec,
+    })
+}
+
+/// A fresh namespace with the given labels and the Secrets `names` (fake values).
+async fn test_namespace(prefix: &str, labels: &[(&str, &str)], secrets: &[&str]) -> String {
+    guarded_cluster();
+    let admin = cluster::client().await;
+    let name = cluster::test_namespace(&admin, prefix).await;
+    if !labels.is_empty() {
+        namespace(&name, labels);
+    }
+    for secret in secrets {
+        create_secret(&name, secret, "Opaque", &[]);
+    }
+    name
+}
+
+fn create_secret(namespace: &str, name: &str, kind: &str, annotations: &[(&str, &str)]) {
+    let annotations: serde_json::Map<String, Value> = annotations
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), json!(value)))
+        .collect();
+    let data = if kind == "kubernetes.io/service-account-token" {
+        json!({ "token": "fake-token-for-the-test" })
+    } else {
+        json!({ "password": "fake-test-value", "username": "app", "apiToken": "fake-api-token" })
+    };
+    run(
+        kubectl(None, &["create", "-n", namespace, "-f", "-"]),
+        Some(
+            &json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": kind,
+                "metadata": { "name": name, "annotations": annotations },
+                "stringData": data,
+            })
+            .to_string(),
+        ),
+    );
+}
+
+/// Polls `kubectl auth can-i` until `user` may (or may not) do `verb` on `resource`: RBAC changes
+/// reach the authorizer's cache a moment after the bindings are written.
+fn wait_can_i(user: &str, namespace: &str, verb: &str, resource: &str, expected: bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = output(
+            kubectl(
+                Some(user),
+                &["auth", "can-i", verb, resource, "-n", namespace],
+            ),
+            None,
+        );
+        let answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if (answer == "yes") == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{user} can-i {verb} {resource} in {namespace} never became {expected}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A ServiceAccount of `namespace` that may create, read, update and delete OneTimeShares there,
+/// and `get` exactly the Secrets `readable` (none: it may not read any Secret). Returns its user name.
+fn tenant(namespace: &str, name: &str, readable: &[&str]) -> String {
+    let mut rules = vec![json!({
+        "apiGroups": ["ots.dev"],
+        "resources": ["onetimeshares"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+    })];
+    if !readable.is_empty() {
+        rules.push(json!({
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": readable,
+            "verbs": ["get"],
+        }));
+    }
+    let objects = json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            { "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": name } },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": { "name": name },
+                "rules": rules,
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": { "name": name },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name },
+                "subjects": [{ "kind": "ServiceAccount", "name": name, "namespace": namespace }],
+            },
+        ],
+    });
+    run(
+        kubectl(
+            None,
+            &["apply", "--server-side", "-n", namespace, "-f", "-"],
+        ),
+        Some(&objects.to_string()),
+    );
+    let user = format!("system:serviceaccount:{namespace}:{name}");
+    wait_can_i(&user, namespace, "create", "onetimeshares.ots.dev", true);
+    for secret in readable {
+        wait_can_i(&user, namespace, "get", &format!("secret/{secret}"), true);
+    }
+    user
+}
+
+/// `kubectl create` of a share as `user` (admin when `None`).
+fn create_share(user: Option<&str>, namespace: &str, name: &str, spec: Value) -> Output {
+    output(
+        kubectl(user, &["create", "-n", namespace, "-f", "-"]),
+        Some(&share_json(name, spec).to_string()),
+    )
+}
+
+fn exists(namespace: &str, name: &str) -> bool {
+    output(
+        kubectl(None, &["get", "onetimeshare", name, "-n", namespace]),
+        None,
+    )
+    .status
+    .success()
+}
+
+fn assert_admitted(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: expected to be admitted, got: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts a refusal whose message holds every one of `expected`, and returns the message.
+fn assert_refused(out: &Output, what: &str, expected: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "{what}: expected a refusal, but it was admitted"
+    );
+    for part in expected {
+        assert!(
+            stderr.contains(part),
+            "{what}: the refusal lacks {part:?}: {stderr}"
+        );
+    }
+    stderr
+}
+
+/// Asserts that creating the share `name` as `user` is refused by the cluster-wide policy with a
+/// message naming `field`, the Secret and the missing permission, and that nothing was created.
+fn assert_share_refused_for_secret(
+    user: &str,
+    namespace: &str,
+    name: &str,
+    spec: Value,
+    field: &str,
+    secret: &str,
+) {
+    let out = create_share(Some(user), namespace, name, spec);
+    assert_refused(
+        &out,
+        &format!("{user} sharing Secret {secret} through {field}"),
+        &[
+            &format!("ValidatingAdmissionPolicy '{POLICY}'"),
+            &format!("{field}: {user} may not get Secret \"{secret}\" in namespace {namespace}"),
+            "missing permission: get on secrets",
+        ],
+    );
+    assert!(
+        !exists(namespace, name),
+        "a refused share must not exist: {namespace}/{name}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who may share what
+
+#[tokio::test]
+async fn a_share_naming_a_secret_its_creator_cannot_read_is_refused_for_each_of_the_three_refs() {
+    let ns = test_namespace(
+        "adm-deputy",
+        &[],
+        &["readable", "db", "passphrases", "ots-credentials"],
+    )
+    .await;
+    let helpdesk = tenant(&ns, "helpdesk", &["readable"]);
+    // Control: the Secrets exist and the help desk really cannot read them.
+    let out = output(
+        kubectl(Some(&helpdesk), &["get", "secret", "db", "-n", &ns]),
+        None,
+    );
+    assert!(
+        !out.status.success(),
+        "the help desk must not read Secret db"
+    );
+
+    assert_share_refused_for_secret(
+        &helpdesk,
+        &ns,
+        "via-secret-ref",
+        json!({ "secretRef": { "name": "db", "key": "password" }, "ttl": "1h" }),
+        "spec.secretRef",
+        "db",
+    );
+    assert_share_refused_for_secret(
+        &helpdesk,
+        &ns,
+        "via-passphrase-ref",
+        json!({
+            "secretRef": { "name": "readable", "key": "password" },
+            "passphraseSecretRef": { "name": "passphrases", "key": "password" },
+            "ttl": "1h",
+        }),
+        "spec.passphraseSecretRef",
+        "passphrases",
+    );
+    assert_share_refused_for_secret(
+        &helpdesk,
+        &ns,
+        "via-credentials-ref",
+        json!({
+            "secretRef": { "name": "readable", "key": "password" },
+            "server": {
+                "url": "https://eu.onetimesecret.com",
+                "credentialsSecretRef": { "name": "ots-credentials" },
+            },
+            "ttl": "1h",
+        }),
+        "spec.server.credentialsSecretRef",
+        "ots-credentials",
+    );
+}
+
+#[tokio::test]
+async fn sharing_the_token_secret_of_a_cluster_admin_service_account_is_refused() {
+    let ns = test_namespace("adm-sa-token", &[], &["readable"]).await;
+    // A powerful ServiceAccount and its long-lived token Secret, as `kubectl create token` users
+    // and older clusters have them.
+    run(
+        kubectl(None, &["create", "serviceaccount", "deployer", "-n", &ns]),
+        None,
+    );
+    let binding = format!("{ns}-deployer-cluster-admin");
+    run(
+        kubectl(
+            None,
+            &[
+                "create",
+                "clusterrolebinding",
+                &binding,
+                "--clusterrole=cluster-admin",
+                &format!("--serviceaccount={ns}:deployer"),
+            ],
+        ),
+        None,
+    );
+    create_secret(
+        &ns,
+        "deployer-token",
+        "kubernetes.io/service-account-token",
+        &[("kubernetes.io/service-account.name", "deployer")],
+    );
+    let ci_bot = tenant(&ns, "ci-bot", &["readable"]);
+
+    for (field, spec) in [
+        (
+            "spec.secretRef",
+            json!({ "secretRef": { "name": "deployer-token", "key": "token" }, "ttl": "1h" }),
+        ),
+        (
+            "spec.passphraseSecretRef",
+            json!({
+                "secretRef": { "name": "readable", "key": "password" },
+                "passphraseSecretRef": { "name": "deployer-token", "key": "token" },
+                "ttl": "1h",
+            }),
+        ),
+        (
+            "spec.server.credentialsSecretRef",
+            json!({
+                "secretRef": { "name": "readable", "key": "password" },
+                "server": { "credentialsSecretRef": { "name": "deployer-token" } },
+                "ttl": "1h",
+            }),
+        ),
+    ] {
+        assert_share_refused_for_secret(
+            &ci_bot,
+            &ns,
+            "steal-the-token",
+            spec,
+            field,
+            "deployer-token",
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_creator_allowed_to_get_every_named_secret_shares_them() {
+    let ns = test_namespace(
+        "adm-allowed",
+        &[],
+        &["db", "passphrases", "ots-credentials", "other"],
+    )
+    .await;
+    let alice = tenant(&ns, "alice", &["db", "passphrases", "ots-credentials"]);
+
+    let out = create_share(
+        Some(&alice),
+        &ns,
+        "everything-readable",
+        json!({
+            "secretRef": { "name": "db", "key": "password" },
+            "passphraseSecretRef": { "name": "passphrases", "key": "password" },
+            "server": {
+                "url": "https://eu.onetimesecret.com",
+                "credentialsSecretRef": { "name": "ots-credentials" },
+            },
+            "ttl": "1h",
+        }),
+    );
+    assert_admitted(&out, "alice shares Secrets she may get");
+    assert!(exists(&ns, "everything-readable"));
+
+    // Her right to get three Secrets by name is not a right to share a fourth.
+    assert_share_refused_for_secret(
+        &alice,
+        &ns,
+        "not-hers",
+        json!({ "secretRef": { "name": "other" }, "ttl": "1h" }),
+        "spec.secretRef",
+        "other",
+    );
+}
+
+#[tokio::test]
+async fn changing_a_named_secret_on_update_is_refused_with_a_readable_message() {
+    let ns = test_namespace(
+        "adm-update",
+        &[],
+        &["db", "other", "passphrases", "ots-credentials"],
+    )
+    .await;
+    let bob = tenant(&ns, "bob", &["db", "passphrases", "ots-credentials"]);
+    let out = create_share(
+        Some(&bob),
+        &ns,
+        "bobs-share",
+        json!({
+            "secretRef": { "name": "db", "key": "password" },
+            "passphraseSecretRef": { "name": "passphrases", "key": "password" },
+            "server": {
+                "url": "https://eu.onetimesecret.com",
+                "credentialsSecretRef": { "name": "ots-credentials" },
+            },
+            "ttl": "1h",
+        }),
+    );
+    assert_admitted(&out, "bob's share of Secrets he may get");
+
+    // Re-pointing a share at a Secret bob cannot read. The CRD's own immutability rules run in
+    // the apiserver's validation, before validating admission policies, so they answer first; the
+    // policy would refuse the change too (it checks every changed name on UPDATE).
+    for (field, patch, immutable) in [
+        (
+            "secretRef",
+            json!({ "spec": { "secretRef": { "name": "other", "key": "password" } } }),
+            "secretRef is immutable",
+        ),
+        (
+            "passphraseSecretRef",
+            json!({ "spec": { "passphraseSecretRef": { "name": "other", "key": "password" } } }),
+            "passphraseSecretRef is immutable",
+        ),
+        (
+            "server.credentialsSecretRef",
+            json!({ "spec": { "server": { "credentialsSecretRef": { "name": "other" } } } }),
+            "server is immutable",
+        ),
+    ] {
+        let out = output(
+            kubectl(
+                Some(&bob),
+                &[
+                    "patch",
+                    "onetimeshare",
+                    "bobs-share",
+                    "-n",
+                    &ns,
+                    "--type=merge",
+                    "-p",
+                    &patch.to_string(),
+                ],
+            ),
+            None,
+        );
+        assert_refused(
+            &out,
+            &format!("bob re-points {field} at Secret other"),
+            &[immutable],
+        );
+    }
+    let stored = run(
+        kubectl(
+            None,
+            &["get", "onetimeshare", "bobs-share", "-n", &ns, "-o", "json"],
+        ),
+        None,
+    );
+    let stored: Value = serde_json::from_str(&stored).expect("JSON");
+    assert_eq!(stored["spec"]["secretRef"]["name"], "db");
+    assert_eq!(stored["spec"]["passphraseSecretRef"]["name"], "passphrases");
+    assert_eq!(
+        stored["spec"]["server"]["credentialsSecretRef"]["name"],
+        "ots-credentials"
+    );
+}
+
+#[tokio::test]
+async fn editing_or_deleting_a_share_whose_secret_the_editor_cannot_read_is_admitted() {
+    let ns = test_namespace("adm-edit", &[], &["db"]).await;
+    let out = create_share(
+        None,
+        &ns,
+        "admins-share",
+        json!({ "secretRef": { "name": "db", "key": "password" }, "ttl": "1h" }),
+    );
+    assert_admitted(&out, "the admin's share");
+    run(
+        kubectl(
+            None,
+            &[
+                "patch",
+                "onetimeshare",
+                "admins-share",
+                "-n",
+                &ns,
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":["ots.dev/burn"]}}"#,
+            ],
+        ),
+        None,
+    );
+    // A namespace maintainer who manages shares but may not read Secret db: the guard checks only
+    // names that change, so labelling, releasing a finalizer and deleting stay possible.
+    let maintainer = tenant(&ns, "maintainer", &[]);
+    for patch in [
+        r#"{"metadata":{"labels":{"team":"a"}}}"#,
+        r#"{"metadata":{"finalizers":null}}"#,
+        r#"{"spec":{"deletionPolicy":"Keep"}}"#,
+    ] {
+        let out = output(
+            kubectl(
+                Some(&maintainer),
+                &[
+                    "patch",
+                    "onetimeshare",
+                    "admins-share",
+                    "-n",
+                    &ns,
+                    "--type=merge",
+                    "-p",
+                    patch,
+                ],
+            ),
+            None,
+        );
+        assert_admitted(&out, &format!("the maintainer patches {patch}"));
+    }
+    let out = output(
+        kubectl(
+            Some(&maintainer),
+            &["delete", "onetimeshare", "admins-share", "-n", &ns],
+        ),
+        None,
+    );
+    assert_admitted(&out, "the maintainer deletes the share");
+}
+
+#[tokio::test]
+async fn the_operators_own_service_account_is_not_subject_to_the_policy() {
+    let ns = test_namespace("adm-operator", &[], &["db"]).await;
+    // Give the operator's account (which may get every Secret by name) and a look-alike account
+    // with the same rights the right to create shares, and let both ask for more than maxTtl.
+    let lookalike = tenant(&ns, "lookalike", &["db"]);
+    run(
+        kubectl(
+            None,
+            &[
+                "create",
+                "rolebinding",
+                "operator-creates-shares",
+                "-n",
+                &ns,
+                "--role=lookalike",
+                &format!("--serviceaccount={RELEASE_NAMESPACE}:ots-operator"),
+            ],
+        ),
+        None,
+    );
+    wait_can_i(OPERATOR_USER, &ns, "create", "onetimeshares.ots.dev", true);
+    let spec = json!({ "secretRef": { "name": "db", "key": "password" }, "ttl": "7d" });
+
+    let out = create_share(Some(&lookalike), &ns, "by-lookalike", spec.clone());
+    assert_refused(&out, "a ttl of 7d by another account", &["at most 24h"]);
+    let out = create_share(Some(OPERATOR_USER), &ns, "by-operator", spec);
+    assert_admitted(&out, "the operator's own account");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy knobs
+
+#[tokio::test]
+async fn a_ttl_longer_than_the_maximum_is_refused_and_one_within_it_is_admitted() {
+    let ns = test_namespace("adm-ttl", &[], &["db"]).await;
+    for (ttl, shown) in [
+        (
+            Some("25h"),
+            "spec.ttl: 25h is longer than this cluster allows: at most 24h",
+        ),
+        (
+            Some("86401s"),
+            "spec.ttl: 86401s is longer than this cluster allows: at most 24h",
+        ),
+        (
+            Some("2d"),
+            "spec.ttl: 2d is longer than this cluster allows: at most 24h",
+        ),
+        (
+            None,
+            "spec.ttl: the default 7d is longer than this cluster allows: at most 24h",
+        ),
+    ] {
+        let mut spec = json!({ "secretRef": { "name": "db", "key": "password" } });
+        if let Some(ttl) = ttl {
+            spec["ttl"] = json!(ttl);
+        }
+        let out = create_share(None, &ns, "too-long", spec);
+        assert_refused(&out, &format!("ttl {ttl:?}"), &[shown]);
+    }
+    for (name, ttl) in [
+        ("a-day", "24h"),
+        ("a-day-in-minutes", "1440m"),
+        ("a-day-in-seconds", "86400s"),
+        ("one-day", "1d"),
+        ("an-hour", "1h"),
+    ] {
+        let out = create_share(
+            None,
+            &ns,
+            name,
+            json!({ "secretRef": { "name": "db", "key": "password" }, "ttl": ttl }),
+        );
+        assert_admitted(&out, &format!("ttl {ttl}"));
+    }
+}
+
+#[tokio::test]
+async fn recipients_are_refused_unless_their_domain_is_allowed() {
+    let ns = test_namespace("adm-recipient", &[], &["db"]).await;
+    let share = |recipient: &str| {
+        json!({
+            "secretRef": { "name": "db", "key": "password" },
+            "ttl": "1h",
+            "recipient": recipient,
+        })
+    };
+    for (name, recipient) in [
+        ("exact-domain", "alice@example.com"),
+        ("upper-case", "Alice@EXAMPLE.com"),
+        ("wildcard-subdomain", "bob@mail.example.org"),
+    ] {
+        let out = create_share(None, &ns, name, share(recipient));
+        assert_admitted(&out, &format!("recipient {recipient}"));
+    }
+    for recipient in [
+        "eve@evil.com",
+        "eve@example.org",
+        "eve@example.com.evil.com",
+        "eve@notexample.com",
+        "eve@evilexample.org",
+    ] {
+        let out = create_share(None, &ns, "refused", share(recipient));
+        assert_refused(
+            &out,
+            &format!("recipient {recipient}"),
+            &[&format!(
+                "spec.recipient: {recipient} is not allowed: this cluster only sends links to example.com, *.example.org"
+            )],
+        );
+    }
+}
+
+#[tokio::test]
+async fn recipients_are_off_with_the_charts_default_values() {
+    let ns = test_namespace("adm-no-recipients", &[(VARIANT_LABEL, "defaults")], &["db"]).await;
+    let out = create_share(
+        None,
+        &ns,
+        "emailed",
+        json!({
+            "secretRef": { "name": "db", "key": "password" },
+            "ttl": "1h",
+            "recipient": "alice@example.com",
+        }),
+    );
+    assert_refused(
+        &out,
+        "a recipient under the default values",
+        &[
+            &format!("ValidatingAdmissionPolicy '{POLICY}-defaults'"),
+            "spec.recipient: alice@example.com is not allowed: this cluster sends no links by email",
+        ],
+    );
+    let out = create_share(
+        None,
+        &ns,
+        "handed-over",
+        json!({ "secretRef": { "name": "db", "key": "password" }, "ttl": "1h" }),
+    );
+    assert_admitted(&out, "a share without recipient under the default values");
+}
+
+#[tokio::test]
+async fn the_recipient_example_is_admitted_when_its_domain_is_allowed() {
+    let ns = test_namespace("adm-example", &[], &[]).await;
+    run(
+        kubectl(
+            None,
+            &[
+                "apply",
+                "-n",
+                &ns,
+                "-f",
+                "examples/secrets.yaml",
+                "-f",
+                "examples/recipient-and-server.yaml",
+            ],
+        ),
+        None,
+    );
+    assert!(exists(&ns, "db-password-emailed-to-alice"));
+}
+
+#[tokio::test]
+async fn a_passphrase_is_required_in_namespaces_carrying_the_label() {
+    let labelled = test_namespace("adm-pass-label", &[(PASSPHRASE_LABEL, "true")], &["db"]).await;
+    let unlabelled = test_namespace("adm-pass-none", &[], &["db"]).await;
+    let not_true = test_namespace("adm-pass-false", &[(PASSPHRASE_LABEL, "false")], &["db"]).await;
+    let plain = json!({ "secretRef": { "name": "db", "key": "password" }, "ttl": "1h" });
+    let protected = json!({
+        "secretRef": { "name": "db", "key": "password" },
+        "passphraseSecretRef": { "name": "db", "key": "username" },
+        "ttl": "1h",
+    });
+
+    let out = create_share(None, &labelled, "plain", plain.clone());
+    assert_refused(
+        &out,
+        "a share without passphrase in a labelled namespace",
+        &[
+            "spec.passphraseSecretRef is required: namespaces labelled ots.dev/require-passphrase=true only allow passphrase-protected shares",
+        ],
+    );
+    assert_admitted(
+        &create_share(None, &labelled, "protected", protected),
+        "a passphrase-protected share in a labelled namespace",
+    );
+    assert_admitted(
+        &create_share(None, &unlabelled, "plain", plain.clone()),
+        "a share without passphrase in an unlabelled namespace",
+    );
+    assert_admitted(
+        &create_share(None, &not_true, "plain", plain),
+        "a share without passphrase where the label is not \"true\"",
+    );
+}
+
+#[tokio::test]
+async fn a_passphrase_is_required_everywhere_when_the_values_say_so() {
+    let ns = test_namespace(
+        "adm-pass-global",
+        &[(VARIANT_LABEL, "passphrase-required")],
+        &["db"],
+    )
+    .await;
+    let out = create_share(
+        None,
+        &ns,
+        "plain",
+        json!({ "secretRef": { "name": "db", "key": "password" }, "ttl": "1h" }),
+    );
+    assert_refused(
+        &out,
+        "a share without passphrase under passphrase.required",
+        &[
+            "spec.passphraseSecretRef is required: this cluster only allows passphrase-protected shares",
+        ],
+    );
+    let out = create_share(
+        None,
+        &ns,
+        "protected",
+        json!({
+            "secretRef": { "name": "db", "key": "password" },
+            "passphraseSecretRef": { "name": "db", "key": "username" },
+            "ttl": "1h",
+        }),
+    );
+    assert_admitted(
+        &out,
+        "a passphrase-protected share under passphrase.required",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names the spec carries (CRD schema)
+
+#[tokio::test]
+async fn malformed_secret_names_and_keys_are_refused_at_apply_with_a_readable_message() {
+    let ns = test_namespace("adm-names", &[], &[]).await;
+    let apply_share = |spec: Value| {
+        output(
+            kubectl(None, &["apply", "-n", &ns, "-f", "-"]),
+            Some(&share_json("bad-name", spec).to_string()),
+        )
+    };
+    let too_long = "a".repeat(254);
+    for bad in [
+        "../../team-a/secrets/x",
+        "creds?watch=true",
+        "creds#frag",
+        "my creds",
+        "a..b",
+        "Creds",
+        "-creds",
+        "creds.",
+    ] {
+        for (field, spec) in [
+            (
+                "spec.secretRef.name",
+                json!({ "secretRef": { "name": bad }, "ttl": "1h" }),
+            ),
+            (
+                "spec.passphraseSecretRef.name",
+                json!({
+                    "secretRef": { "name": "db" },
+                    "passphraseSecretRef": { "name": bad, "key": "k" },
+                    "ttl": "1h",
+                }),
+            ),
+            (
+                "spec.server.credentialsSecretRef.name",
+                json!({
+                    "secretRef": { "name": "db" },
+                    "server": { "credentialsSecretRef": { "name": bad } },
+                    "ttl": "1h",
+                }),
+            ),
+        ] {
+            let out = apply_share(spec);
+            assert_refused(
+                &out,
+                &format!("{field} {bad:?}"),
+                &[
+                    &format!("{field}: Invalid value: \"{bad}\""),
+                    "name must be a valid Secret name",
+                ],
+            );
+        }
+    }
+    let out = apply_share(json!({ "secretRef": { "name": too_long }, "ttl": "1h" }));
+    assert_refused(
+        &out,
+        "a 254-character Secret name",
+        &["spec.secretRef.name", "253"],
+    );
+    for bad in ["pass word", "../x", "key?x", "k#y"] {
+        for (field, spec) in [
+            (
+                "spec.secretRef.key",
+                json!({ "secretRef": { "name": "db", "key": bad }, "ttl": "1h" }),
+            ),
+            (
+                "spec.passphraseSecretRef.key",
+                json!({
+                    "secretRef": { "name": "db" },
+                    "passphraseSecretRef": { "name": "db", "key": bad },
+                    "ttl": "1h",
+                }),
+            ),
+        ] {
+            let out = apply_share(spec);
+            assert_refused(
+                &out,
+                &format!("{field} {bad:?}"),
+                &[
+                    &format!("{field}: Invalid value: \"{bad}\""),
+                    "key must be a valid Secret key",
+                ],
+            );
+        }
+    }
+    assert!(!exists(&ns, "bad-name"));
+
+    // Valid unusual names still pass the schema.
+    let out = apply_share(json!({
+        "secretRef": { "name": "db.credentials-1", "key": ".dot_key-1" },
+        "passphraseSecretRef": { "name": "0.pass", "key": "K_1" },
+        "server": { "credentialsSecretRef": { "name": "a" } },
+        "ttl": "1h",
+    }));
+    assert_admitted(&out, "valid Secret names with dots and digits");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chart's values (render only)
+
+#[test]
+fn policy_values_the_chart_cannot_enforce_are_refused_at_render() {
+    for bad in [
+        "admissionPolicy.maxTtl=1w",
+        "admissionPolicy.maxTtl=24 h",
+        "admissionPolicy.maxTtl=30s",
+        "admissionPolicy.recipientDomains={@example.com}",
+        "admissionPolicy.recipientDomains={Example.com}",
+        "admissionPolicy.maxLiveSharesPerSecret=0",
+        "admissionPolicy.maxLiveSharesPerSecret=-1",
+        "admissionPolicy.passphrase.namespaceLabel=has space",
+    ] {
+        let out = output(
+            helm(&["template", "ots-operator", CHART, "--set", bad]),
+            None,
+        );
+        assert!(
+            !out.status.success(),
+            "helm template --set {bad} should be refused"
+        );
+    }
+}
+
+#[test]
+fn disabling_the_policy_renders_neither_policy_nor_binding_nor_the_guard_flag() {
+    let objects = render(&["--set", "admissionPolicy.enabled=false"]);
+    assert!(
+        objects.iter().all(|object| !object["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("ValidatingAdmissionPolicy")),
+        "admissionPolicy.enabled=false still renders a policy"
+    );
+    let deployment = objects
+        .iter()
+        .find(|object| object["kind"] == "Deployment")
+        .expect("a Deployment");
+    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(!args.contains("--admission-guard"), "{args}");
+
+    let objects = render(&[]);
+    let policy = objects
+        .iter()
+        .find(|object| object["kind"] == "ValidatingAdmissionPolicy")
+        .expect("the default render has the policy");
+    assert_eq!(policy["metadata"]["name"], POLICY);
+    assert_eq!(policy["spec"]["failurePolicy"], "Fail");
+    let binding = objects
+        .iter()
+        .find(|object| object["kind"] == "ValidatingAdmissionPolicyBinding")
+        .expect("the default render has the binding");
+    assert_eq!(binding["spec"]["policyName"], POLICY);
+    assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
+}
+
+#[test]
+fn the_chart_refuses_to_install_the_guard_on_kubernetes_before_1_30() {
+    let out = output(
+        helm(&[
+            "template",
+            "ots-operator",
+            CHART,
+            "--kube-version",
+            "1.29.4",
+        ]),
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("Kubernetes 1.30 or later"),
+        "rendering the guard for Kubernetes 1.29 should fail with a clear message: {stderr}"
+    );
+    // Turning the guard off is the documented way to install on such a cluster.
+    run(
+        helm(&[
+            "template",
+            "ots-operator",
+            CHART,
+            "--kube-version",
+            "1.29.4",
+            "--set",
+            "admissionPolicy.enabled=false",
+        ]),
+        None,
+    );
+}
