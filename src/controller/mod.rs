@@ -80,13 +80,15 @@ impl Context {
         })
     }
 
-    /// Runs one OTS call through the throttle and records its outcome.
+    /// Runs one OTS call to `server` (its base URL) through the throttle and records its outcome.
+    /// A 429 from that server holds back later calls to it, not to other servers.
     async fn ots<T>(
         &self,
+        server: &str,
         operation: &'static str,
         call: impl Future<Output = Result<T, OtsError>>,
     ) -> Result<T, OtsError> {
-        self.throttle.run(operation, call).await
+        self.throttle.run(server, operation, call).await
     }
 
     /// The polling interval bounds for link checks: the configured ones, stretched so that all

@@ -85,7 +85,9 @@ pub(super) async fn send(
         recipient: obj.spec.recipient.clone(),
     };
     let client = &prepared.server.client;
-    Ok(ctx.ots("share", client.share(&request)).await?)
+    Ok(ctx
+        .ots(&prepared.server.url, "share", client.share(&request))
+        .await?)
 }
 
 /// Records a fresh link in status (the write is retried until it sticks) and tells the user.
