@@ -4,24 +4,29 @@
 //! [`reconcile`] tells the whole story of an object; each step lives in its own module.
 
 mod cleanup;
+pub mod events;
 mod memory;
 mod servers;
 mod share;
 mod status;
 mod track;
 pub mod value;
+mod watch;
 
 use crate::config::ControllerConfig;
 use crate::error::{Error, Reason};
 use crate::metrics::{Metrics, ReconcileResult, StatusClass};
 use crate::ots::OtsError;
+use crate::readiness::Readiness;
 use crate::resource::{DeletionPolicy, FINALIZER, OneTimeShare, OneTimeShareStatus};
 use crate::throttle::Throttle;
+use events::Recorder;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as RuntimeConfig, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -36,7 +41,7 @@ pub use servers::{Server, Servers};
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
-    /// Publishes Events.
+    /// Publishes Events (with valid names for any object name; see [`events`]).
     pub recorder: Recorder,
     /// Settings.
     pub config: ControllerConfig,
@@ -104,16 +109,7 @@ impl Context {
 
     /// Publishes an Event about `obj`; failures are logged, never fatal.
     async fn event(&self, obj: &OneTimeShare, kind: EventType, reason: Reason, note: String) {
-        let event = KubeEvent {
-            type_: kind,
-            reason: reason.as_str().to_owned(),
-            note: Some(note),
-            action: action_of(reason).to_owned(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
-            tracing::warn!(error = %e, reason = reason.as_str(), "could not publish event");
-        }
+        events::publish(&self.recorder, obj, kind, reason, note).await;
     }
 
     /// The server that holds a resource's link (status wins over spec), with its credentials.
@@ -277,52 +273,73 @@ async fn save(obj: &OneTimeShare, ctx: &Context, status: &OneTimeShareStatus) ->
 }
 
 /// Drops the parts of a cached object that reconciling never reads.
-fn slim(obj: &mut OneTimeShare) {
+fn slim<K: Resource>(obj: &mut K) {
     obj.managed_fields_mut().clear();
     obj.annotations_mut()
         .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
+/// A watched OneTimeShare: decoded, or the metadata and decode error of one that is not.
+type Watched = DeserializeGuard<OneTimeShare>;
+
+/// Reconciles a watched object: a decodable one as [`reconcile`] does; an undecodable one (written
+/// through another CRD version, say) becomes one Warning, and the others go on being reconciled.
+async fn reconcile_watched(obj: Arc<Watched>, ctx: Arc<Context>) -> Result<Action, Error> {
+    match &obj.0 {
+        Ok(share) => reconcile(Arc::new(share.clone()), ctx).await,
+        Err(invalid) => {
+            events::report_invalid(&ctx, &obj, invalid).await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
 /// The error policy for errors that escape [`reconcile`] (none do today): back off.
-fn error_policy(_obj: Arc<OneTimeShare>, _error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(_obj: Arc<Watched>, _error: &Error, _ctx: Arc<Context>) -> Action {
     Action::requeue(memory::jitter(Duration::from_secs(5)))
 }
 
 /// Runs the controller over the configured namespaces until `shutdown` completes; then waits for
-/// running reconciles to finish. `on_ready` is called once every watch has listed its objects.
+/// running reconciles to finish. Each watch reports its health to `readiness` (a missing CRD or a
+/// watch that keeps failing makes `/readyz` fail until it works again), and the watch counts as
+/// established once every watch has listed its objects.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
-    on_ready: impl Fn() + Send + Sync + 'static,
+    readiness: Readiness,
 ) {
     let namespaces: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
         vec![None]
     } else {
         ctx.config.namespaces.iter().cloned().map(Some).collect()
     };
-    let on_ready = Arc::new(on_ready);
     let mut stores = Vec::new();
     let mut runs = Vec::new();
     for namespace in namespaces {
-        let api: Api<OneTimeShare> = match &namespace {
+        let api: Api<Watched> = match &namespace {
             Some(ns) => Api::namespaced(ctx.client.clone(), ns),
             None => Api::all(ctx.client.clone()),
         };
+        let scope = namespace.as_deref().unwrap_or("all namespaces");
         let (store, writer) = reflector::store();
         // The cache keeps only what reconciling needs: managedFields and kubectl's
         // last-applied annotation are most of an object's size and none of its meaning.
-        let objects = watcher(api, watcher::Config::default().any_semantic())
-            .default_backoff()
-            .modify(slim)
-            .reflect(writer)
-            .applied_objects();
+        let objects = watch::watch(
+            api,
+            watcher::Config::default().any_semantic(),
+            readiness.watch_health(scope),
+        )
+        .modify(slim)
+        .reflect(writer)
+        .applied_objects();
         let controller = Controller::for_stream(objects, store.clone())
             .with_config(RuntimeConfig::default().concurrency(ctx.config.concurrency))
             .graceful_shutdown_on(shutdown.clone());
         stores.push(store);
         let run = controller
-            .run(reconcile, error_policy, ctx.clone())
+            .run(reconcile_watched, error_policy, ctx.clone())
             .for_each(|result| async move {
+                // Watch errors are reported (once per transition) by the watch's health.
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "controller event");
                 }
@@ -336,7 +353,7 @@ pub async fn run(
                 return;
             }
         }
-        on_ready();
+        readiness.set_watch_ready(true);
     };
     let phases = housekeeping(stores, ctx.clone(), shutdown.clone());
     tokio::join!(futures::future::join_all(runs), readiness, phases);
@@ -345,7 +362,7 @@ pub async fn run(
 /// Every few seconds, from the watch cache (no API calls): keeps the per-phase gauge current and
 /// forgets resources that are gone.
 async fn housekeeping(
-    stores: Vec<kube::runtime::reflector::Store<OneTimeShare>>,
+    stores: Vec<kube::runtime::reflector::Store<Watched>>,
     ctx: Arc<Context>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -360,11 +377,13 @@ async fn housekeeping(
             let mut live = std::collections::HashSet::new();
             for store in &stores {
                 for obj in store.state() {
-                    let phase = obj.status.as_ref().map(|s| s.phase).unwrap_or_default();
-                    *counts.entry(phase).or_default() += 1;
                     if let Some(uid) = obj.uid() {
                         live.insert(uid);
                     }
+                    // An undecodable object has no phase anyone could rely on.
+                    let Ok(share) = &obj.0 else { continue };
+                    let phase = share.status.as_ref().map(|s| s.phase).unwrap_or_default();
+                    *counts.entry(phase).or_default() += 1;
                 }
             }
             ctx.metrics
