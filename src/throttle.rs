@@ -404,14 +404,10 @@ impl Throttle {
         let now = Instant::now();
         let at = {
             let mut state = self.state();
-            match state.server(key, now) {
-                Some(server) if server.until > now => return false,
-                Some(server) => {
-                    if server.bucket.try_reserve(now).is_err() {
-                        return false;
-                    }
-                }
-                None => {}
+            if let Some(server) = state.server(key, now)
+                && (server.until > now || server.bucket.try_reserve(now).is_err())
+            {
+                return false;
             }
             state.bucket.reserve(now)
         };
