@@ -155,8 +155,7 @@ async fn run_controller(
     stop: impl Future<Output = ()> + Send + Sync + Clone + 'static,
     readiness: &Readiness,
 ) {
-    let ready = readiness.clone();
-    controller::run(ctx, stop, move || ready.set_watch_ready(true)).await;
+    controller::run(ctx, stop, readiness.clone()).await;
 }
 
 /// Waits for the lease, reconciles while leading, and releases the lease only after the

@@ -1,10 +1,13 @@
-//! Being gentle with the Onetime Secret server: every OTS call goes through one [`Throttle`].
+//! Being gentle with the Onetime Secret servers: every OTS call goes through one [`Throttle`].
 //!
-//! Three limits apply to all calls of the process together, whichever resource they serve:
+//! Two limits apply to all calls of the process together, whichever resource or server they serve:
 //! - a token bucket: at most `burst` calls at once after a quiet spell, then `rate` calls per second;
-//! - a cap on calls in flight (waiting in the throttle or on the wire);
-//! - a shared pause: when the server answers 429 (or any answer with `Retry-After`), no call at all is
-//!   sent until that time has passed, and the calls resume at the steady rate, not as a burst.
+//! - a cap on calls in flight (waiting in the throttle or on the wire).
+//!
+//! One limit applies per server (keyed by the server's origin, `scheme://host:port`): when a server
+//! answers 429 (or any answer with `Retry-After`), no call to *that server* is sent until that time has
+//! passed, and its calls then resume at the steady rate, not as a burst. Calls to other servers go on
+//! as before: one server's rate limit must not hold back burns on a healthy one.
 //!
 //! The throttle does not retry. A failed call goes back to the controller, which requeues the resource
 //! with capped, jittered backoff (see [`crate::backoff`]); the retry then passes through the throttle
@@ -12,10 +15,11 @@
 //!
 //! The bucket is a few lines of GCRA over `tokio::time::Instant` rather than the `governor` crate:
 //! governor keeps its own clock and timer, which would make the behaviour impossible to test with
-//! tokio's paused clock, and the pause must reshape the bucket, which governor does not allow.
+//! tokio's paused clock, and the pause must reshape a bucket, which governor does not allow.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -80,7 +84,7 @@ pub enum ThrottleConfigError {
 }
 
 /// Generic cell rate algorithm: `next` is when the bucket would be empty again if no call came.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct TokenBucket {
     interval: Duration,
     /// How far `next` may run ahead of now: `(burst - 1) * interval`.
@@ -89,22 +93,26 @@ struct TokenBucket {
 }
 
 impl TokenBucket {
+    /// When the next slot at or after `now` is, without taking it.
+    fn free_at(&self, now: Instant) -> Instant {
+        let next = self.next.max(now);
+        next.checked_sub(self.tolerance).map_or(now, |t| t.max(now))
+    }
+
     /// Reserves the next slot at or after `now` and returns its time.
     fn reserve(&mut self, now: Instant) -> Instant {
-        let next = self.next.max(now);
-        let at = next.checked_sub(self.tolerance).map_or(now, |t| t.max(now));
-        self.next = next + self.interval;
+        let at = self.free_at(now);
+        self.next = self.next.max(now) + self.interval;
         at
     }
 
     /// Takes a slot only if one is free now; otherwise returns when the next one will be.
     fn try_reserve(&mut self, now: Instant) -> Result<(), Instant> {
-        let next = self.next.max(now);
-        let at = next.checked_sub(self.tolerance).map_or(now, |t| t.max(now));
+        let at = self.free_at(now);
         if at > now {
             return Err(at);
         }
-        self.next = next + self.interval;
+        self.next = self.next.max(now) + self.interval;
         Ok(())
     }
 
@@ -112,13 +120,49 @@ impl TokenBucket {
     fn drain_until(&mut self, at: Instant) {
         self.next = self.next.max(at + self.tolerance);
     }
+
+    /// Whether the bucket is full again as of `now` (a whole burst could go out).
+    fn is_full(&self, now: Instant) -> bool {
+        self.next <= now
+    }
+}
+
+/// A server that asked to slow down: nothing goes to it before `until`, and afterwards its calls
+/// pass its own bucket, drained as of `until`, so they resume at the steady rate. Dropped once the
+/// pause is over and the bucket is full again.
+#[derive(Debug)]
+struct ServerPause {
+    until: Instant,
+    bucket: TokenBucket,
+}
+
+#[derive(Debug)]
+struct State {
+    /// The process-wide bucket.
+    bucket: TokenBucket,
+    /// Servers that asked to slow down, by [`server_key`].
+    paused: HashMap<String, ServerPause>,
+}
+
+impl State {
+    /// The pause record of a server, if it still matters as of `now`.
+    fn server(&mut self, key: &str, now: Instant) -> Option<&mut ServerPause> {
+        if self
+            .paused
+            .get(key)
+            .is_some_and(|p| p.until <= now && p.bucket.is_full(now))
+        {
+            self.paused.remove(key);
+        }
+        self.paused.get_mut(key)
+    }
 }
 
 #[derive(Debug)]
 struct Shared {
     config: ThrottleConfig,
-    bucket: Mutex<TokenBucket>,
-    paused_until: Mutex<Option<Instant>>,
+    interval: Duration,
+    state: Mutex<State>,
     in_flight: Semaphore,
     metrics: Metrics,
 }
@@ -130,7 +174,17 @@ pub struct Busy {
     pub retry_in: Duration,
 }
 
-/// The process-wide gate in front of the OTS server. Cheap to clone; clones share all limits.
+/// The key pauses are kept under: the origin (`scheme://host:port`) of a server's base URL, so
+/// every path on one host shares the pause and no user info or path ever reaches a log line.
+/// Text that is not an absolute URL is used as it is.
+pub fn server_key(base_url: &str) -> String {
+    match url::Url::parse(base_url) {
+        Ok(url) if url.origin().is_tuple() => url.origin().ascii_serialization(),
+        _ => base_url.trim_end_matches('/').to_owned(),
+    }
+}
+
+/// The process-wide gate in front of the OTS servers. Cheap to clone; clones share all limits.
 #[derive(Clone, Debug)]
 pub struct Throttle {
     shared: Arc<Shared>,
@@ -158,33 +212,52 @@ impl Throttle {
             shared: Arc::new(Shared {
                 in_flight: Semaphore::new(config.max_in_flight),
                 config,
-                bucket: Mutex::new(bucket),
-                paused_until: Mutex::new(None),
+                interval,
+                state: Mutex::new(State {
+                    bucket,
+                    paused: HashMap::new(),
+                }),
                 metrics,
             }),
         })
     }
 
-    /// Runs one OTS call once all limits allow it, and records it as `operation` (a fixed name such as
-    /// `share`, `receipt`, `burn`).
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs one OTS call to `server` (its base URL) once all limits allow it, and records it as
+    /// `operation` (a fixed name such as `share`, `receipt`, `burn`).
     ///
     /// `call` must not have started its request yet (futures are lazy, so pass e.g.
-    /// `client.share(..)` directly). A failure with `Retry-After`, or any 429, pauses every caller.
-    pub async fn run<T, E, F>(&self, operation: &'static str, call: F) -> Result<T, E>
+    /// `client.share(..)` directly). A failure with `Retry-After`, or any 429, pauses every call to
+    /// the same server.
+    pub async fn run<T, E, F>(&self, server: &str, operation: &'static str, call: F) -> Result<T, E>
     where
         E: UpstreamFailure,
         F: Future<Output = Result<T, E>>,
     {
+        let key = server_key(server);
         let queued = Instant::now();
-        // Never closed, so acquiring cannot fail; without a permit the call would still be paced.
-        let _permit = self.shared.in_flight.acquire().await.ok();
-        self.wait_for_slot().await;
+        // A call waits out its server's pause without an in-flight permit: calls held back by one
+        // server must not use up the permits that calls to other servers need.
+        let _permit = loop {
+            self.wait_for_turn(&key).await;
+            // Never closed, so acquiring cannot fail; without a permit the call would still be paced.
+            let permit = self.shared.in_flight.acquire().await.ok();
+            if self.take_slot(&key).await {
+                break permit;
+            }
+        };
         let waited = queued.elapsed();
         if !waited.is_zero() {
             self.shared.metrics.limiter_waited(waited);
         }
 
-        self.send(operation, call).await
+        self.send(&key, operation, call).await
     }
 
     /// Like [`Throttle::run`], but never waits: when the call would wait for a pause, the rate
@@ -194,6 +267,7 @@ impl Throttle {
     /// can never crowd out shares and burns, however many links are live.
     pub async fn try_run<T, E, F>(
         &self,
+        server: &str,
         operation: &'static str,
         call: F,
     ) -> Result<Result<T, E>, Busy>
@@ -201,39 +275,37 @@ impl Throttle {
         E: UpstreamFailure,
         F: Future<Output = Result<T, E>>,
     {
+        let key = server_key(server);
         let now = Instant::now();
-        if let Some(until) = self.paused_until(now) {
+        if let Some(until) = self.paused_until(&key, now) {
             return Err(Busy {
                 retry_in: until - now,
             });
         }
         let Ok(_permit) = self.shared.in_flight.try_acquire() else {
             return Err(Busy {
-                retry_in: self.interval(),
+                retry_in: self.shared.interval,
             });
         };
-        let slot = self
-            .shared
-            .bucket
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .try_reserve(now);
-        if let Err(at) = slot {
-            return Err(Busy { retry_in: at - now });
+        {
+            let mut state = self.state();
+            // A server that is recovering from a pause has its own bucket; both must have a slot.
+            let server_at = state.server(&key, now).map(|s| s.bucket.free_at(now));
+            if let Some(at) = server_at.filter(|at| *at > now) {
+                return Err(Busy { retry_in: at - now });
+            }
+            if let Err(at) = state.bucket.try_reserve(now) {
+                return Err(Busy { retry_in: at - now });
+            }
+            if let Some(server) = state.server(&key, now) {
+                server.bucket.reserve(now);
+            }
         }
-        Ok(self.send(operation, call).await)
+        Ok(self.send(&key, operation, call).await)
     }
 
-    fn interval(&self) -> Duration {
-        self.shared
-            .bucket
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .interval
-    }
-
-    /// Sends one call and records it; a failure with `Retry-After`, or any 429, pauses everyone.
-    async fn send<T, E, F>(&self, operation: &'static str, call: F) -> Result<T, E>
+    /// Sends one call and records it; a failure with `Retry-After`, or any 429, pauses its server.
+    async fn send<T, E, F>(&self, key: &str, operation: &'static str, call: F) -> Result<T, E>
     where
         E: UpstreamFailure,
         F: Future<Output = Result<T, E>>,
@@ -247,9 +319,9 @@ impl Throttle {
             Err(e) => {
                 let class = e.status_class();
                 match (e.retry_after(), class) {
-                    (Some(after), _) => self.pause(operation, after),
+                    (Some(after), _) => self.pause(key, operation, after),
                     (None, StatusClass::RateLimited) => {
-                        self.pause(operation, self.shared.config.default_pause)
+                        self.pause(key, operation, self.shared.config.default_pause)
                     }
                     (None, _) => {}
                 }
@@ -260,71 +332,90 @@ impl Throttle {
         result
     }
 
-    /// How long every call is still held back by a server-requested pause, if one is on.
-    pub fn pause_remaining(&self) -> Option<Duration> {
+    /// How long calls to `server` (a base URL) are still held back by its requested pause, if one
+    /// is on.
+    pub fn pause_remaining(&self, server: &str) -> Option<Duration> {
         let now = Instant::now();
-        self.paused_until(now).map(|until| until - now)
+        self.paused_until(&server_key(server), now)
+            .map(|until| until - now)
     }
 
-    /// Holds back every call for `after` (capped at `max_pause`) from now.
-    pub fn pause(&self, operation: &'static str, after: Duration) {
+    /// Holds back every call to `server` (a base URL) for `after` (capped at `max_pause`) from now.
+    pub fn pause(&self, server: &str, operation: &'static str, after: Duration) {
+        let key = server_key(server);
         let after = after.min(self.shared.config.max_pause);
-        let until = Instant::now() + after;
+        let now = Instant::now();
+        let until = now + after;
         {
-            let mut paused = self
-                .shared
-                .paused_until
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if paused.is_some_and(|p| p >= until) {
+            let mut state = self.state();
+            let fresh = TokenBucket {
+                interval: state.bucket.interval,
+                tolerance: state.bucket.tolerance,
+                next: now,
+            };
+            let entry = state.paused.entry(key.clone()).or_insert(ServerPause {
+                until: now,
+                bucket: fresh,
+            });
+            if entry.until >= until && entry.until > now {
                 return;
             }
-            *paused = Some(until);
+            entry.until = until;
+            entry.bucket.drain_until(until);
         }
-        self.shared
-            .bucket
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain_until(until);
         self.shared.metrics.server_paused();
         tracing::warn!(
+            server = %key,
             operation,
             pause_seconds = after.as_secs_f64(),
-            "Onetime Secret server asked to slow down; holding back all calls"
+            "Onetime Secret server asked to slow down; holding back calls to it"
         );
     }
 
-    fn paused_until(&self, now: Instant) -> Option<Instant> {
-        let paused = *self
-            .shared
-            .paused_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        paused.filter(|until| *until > now)
+    fn paused_until(&self, key: &str, now: Instant) -> Option<Instant> {
+        self.state()
+            .server(key, now)
+            .map(|p| p.until)
+            .filter(|until| *until > now)
     }
 
-    /// Waits until no pause is on and a bucket slot has come; a pause that starts while waiting for the
-    /// slot sends the caller back to wait for the pause's end.
-    async fn wait_for_slot(&self) {
+    /// Sleeps until `key` has no pause on and, while it recovers from one, a slot in its own bucket
+    /// is free. Takes nothing: several callers may wake for one slot, and [`Throttle::take_slot`]
+    /// decides.
+    async fn wait_for_turn(&self, key: &str) {
         loop {
             let now = Instant::now();
-            if let Some(until) = self.paused_until(now) {
-                sleep_until(until).await;
-                continue;
-            }
-            let at = self
-                .shared
-                .bucket
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .reserve(now);
-            if at > now {
-                sleep_until(at).await;
-            }
-            if self.paused_until(Instant::now()).is_none() {
+            let free_at = match self.state().server(key, now) {
+                Some(server) if server.until > now => server.until,
+                Some(server) => server.bucket.free_at(now),
+                None => now,
+            };
+            if free_at <= now {
                 return;
             }
+            sleep_until(free_at).await;
         }
+    }
+
+    /// Takes a slot in the server's bucket (while it recovers from a pause) and in the process-wide
+    /// bucket, and waits for the latter. `false` when the server is paused or its slot was taken
+    /// by another caller meanwhile: the caller lets go of its permit and waits its turn again.
+    async fn take_slot(&self, key: &str) -> bool {
+        let now = Instant::now();
+        let at = {
+            let mut state = self.state();
+            if let Some(server) = state.server(key, now)
+                && (server.until > now || server.bucket.try_reserve(now).is_err())
+            {
+                return false;
+            }
+            state.bucket.reserve(now)
+        };
+        if at > now {
+            sleep_until(at).await;
+        }
+        // A pause that began while this call waited for its slot holds it back too.
+        self.paused_until(key, Instant::now()).is_none()
     }
 }
 
@@ -371,7 +462,7 @@ mod tests {
             .map(|_| {
                 let t = t.clone();
                 tokio::spawn(async move {
-                    t.run("share", async { Ok::<_, Failure>(Instant::now()) })
+                    t.run(A, "share", async { Ok::<_, Failure>(Instant::now()) })
                         .await
                 })
             })
@@ -383,6 +474,9 @@ mod tests {
         times.sort();
         times
     }
+
+    const A: &str = "https://a.example";
+    const B: &str = "https://b.example:8443/api/";
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -420,7 +514,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn retry_after_holds_back_every_caller_until_it_has_passed() {
+    async fn retry_after_holds_back_every_call_to_that_server_until_it_has_passed() {
         let t = throttle(1.0, 1, 100);
         let start = Instant::now();
 
@@ -428,7 +522,7 @@ mod tests {
         let a = {
             let t = t.clone();
             tokio::spawn(async move {
-                t.run("share", async {
+                t.run(A, "share", async {
                     tokio::time::sleep(ms(100)).await;
                     Err::<Instant, _>(too_many(Some(Duration::from_secs(10))))
                 })
@@ -438,19 +532,19 @@ mod tests {
         let b = {
             let t = t.clone();
             tokio::spawn(async move {
-                t.run("receipt", async { Ok::<_, Failure>(Instant::now()) })
+                t.run(A, "receipt", async { Ok::<_, Failure>(Instant::now()) })
                     .await
             })
         };
         assert!(a.await.unwrap().is_err());
-        assert_eq!(t.pause_remaining(), Some(Duration::from_secs(10)));
+        assert_eq!(t.pause_remaining(A), Some(Duration::from_secs(10)));
 
         // C arrives during the pause.
         tokio::time::sleep(Duration::from_secs(5)).await;
         let c = {
             let t = t.clone();
             tokio::spawn(async move {
-                t.run("burn", async { Ok::<_, Failure>(Instant::now()) })
+                t.run(A, "burn", async { Ok::<_, Failure>(Instant::now()) })
                     .await
             })
         };
@@ -462,15 +556,17 @@ mod tests {
         sent.sort();
         // Nothing before the pause ends, and the two resume at the steady rate, not together.
         assert_eq!(sent, vec![ms(10_100), ms(11_100)]);
-        assert_eq!(t.pause_remaining(), None);
+        assert_eq!(t.pause_remaining(A), None);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_429_without_retry_after_pauses_for_the_default() {
         let t = throttle(100.0, 100, 100);
-        let _ = t.run("share", async { Err::<(), _>(too_many(None)) }).await;
+        let _ = t
+            .run(A, "share", async { Err::<(), _>(too_many(None)) })
+            .await;
         assert_eq!(
-            t.pause_remaining(),
+            t.pause_remaining(A),
             Some(ThrottleConfig::default().default_pause)
         );
     }
@@ -480,10 +576,10 @@ mod tests {
         let t = throttle(100.0, 100, 100);
         let year = Duration::from_secs(365 * 24 * 3600);
         let _ = t
-            .run("share", async { Err::<(), _>(too_many(Some(year))) })
+            .run(A, "share", async { Err::<(), _>(too_many(Some(year))) })
             .await;
         assert_eq!(
-            t.pause_remaining(),
+            t.pause_remaining(A),
             Some(ThrottleConfig::default().max_pause)
         );
     }
@@ -491,9 +587,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_shorter_retry_after_does_not_end_a_longer_pause() {
         let t = throttle(100.0, 100, 100);
-        t.pause("share", Duration::from_secs(30));
-        t.pause("share", Duration::from_secs(1));
-        assert_eq!(t.pause_remaining(), Some(Duration::from_secs(30)));
+        t.pause(A, "share", Duration::from_secs(30));
+        t.pause(A, "share", Duration::from_secs(1));
+        assert_eq!(t.pause_remaining(A), Some(Duration::from_secs(30)));
     }
 
     #[tokio::test(start_paused = true)]
@@ -503,8 +599,8 @@ mod tests {
             class: StatusClass::ServerError,
             retry_after: None,
         };
-        let _ = t.run("share", async { Err::<(), _>(failure) }).await;
-        assert_eq!(t.pause_remaining(), None);
+        let _ = t.run(A, "share", async { Err::<(), _>(failure) }).await;
+        assert_eq!(t.pause_remaining(A), None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -516,7 +612,7 @@ mod tests {
             .map(|_| {
                 let (t, now_in_flight, most) = (t.clone(), now_in_flight.clone(), most.clone());
                 tokio::spawn(async move {
-                    t.run("receipt", async {
+                    t.run(A, "receipt", async {
                         let n = now_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                         most.fetch_max(n, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -542,14 +638,14 @@ mod tests {
             ..ThrottleConfig::default()
         };
         let t = Throttle::new(config, metrics.clone()).unwrap();
-        t.run("share", async { Ok::<_, Failure>(()) })
+        t.run(A, "share", async { Ok::<_, Failure>(()) })
             .await
             .unwrap();
-        t.run("share", async { Ok::<_, Failure>(()) })
+        t.run(A, "share", async { Ok::<_, Failure>(()) })
             .await
             .unwrap();
         let _ = t
-            .run("share", async {
+            .run(A, "share", async {
                 Err::<(), _>(too_many(Some(Duration::from_secs(2))))
             })
             .await;
@@ -619,26 +715,156 @@ mod tests {
         let t = throttle(1.0, 1, 4);
         let ok = || async { Ok::<_, Failure>(()) };
         // The one slot is free: a background call goes out.
-        assert!(t.try_run("receipt", ok()).await.is_ok());
+        assert!(t.try_run(A, "receipt", ok()).await.is_ok());
         // The next slot is a second away: nothing is sent, and the caller learns when to return.
-        let busy = t.try_run("receipt", ok()).await.unwrap_err();
+        let busy = t.try_run(A, "receipt", ok()).await.unwrap_err();
         assert_eq!(busy.retry_in, Duration::from_secs(1));
         // A waiting share reserves that slot, so a background call right after it still finds none.
         let waiting = tokio::spawn({
             let t = t.clone();
             async move {
-                t.run("share", async { Ok::<_, Failure>(Instant::now()) })
+                t.run(A, "share", async { Ok::<_, Failure>(Instant::now()) })
                     .await
             }
         });
         tokio::task::yield_now().await;
         tokio::time::advance(Duration::from_millis(1000)).await;
-        let busy = t.try_run("receipt", ok()).await.unwrap_err();
+        let busy = t.try_run(A, "receipt", ok()).await.unwrap_err();
         assert!(busy.retry_in > Duration::ZERO);
         assert!(waiting.await.unwrap().is_ok());
         // During a server-requested pause, background calls are told how long it lasts.
-        t.pause("share", Duration::from_secs(30));
-        let busy = t.try_run("receipt", ok()).await.unwrap_err();
+        t.pause(A, "share", Duration::from_secs(30));
+        let busy = t.try_run(A, "receipt", ok()).await.unwrap_err();
         assert_eq!(busy.retry_in, Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_on_one_server_does_not_hold_back_calls_to_another() {
+        let t = throttle(10.0, 10, 100);
+        let start = Instant::now();
+        let _ = t
+            .run(B, "share", async {
+                Err::<(), _>(too_many(Some(Duration::from_secs(60))))
+            })
+            .await;
+        assert_eq!(t.pause_remaining(B), Some(Duration::from_secs(60)));
+        assert_eq!(t.pause_remaining(A), None);
+
+        // A burn on A goes out at once, and so does a background check on A.
+        let on_a = t
+            .run(A, "burn", async { Ok::<_, Failure>(Instant::now()) })
+            .await
+            .unwrap();
+        assert_eq!(on_a, start);
+        assert!(
+            t.try_run(A, "receipt", async { Ok::<_, Failure>(()) })
+                .await
+                .is_ok()
+        );
+        // B is held back for the whole pause, background checks included.
+        let busy = t
+            .try_run(B, "receipt", async { Ok::<_, Failure>(()) })
+            .await
+            .unwrap_err();
+        assert_eq!(busy.retry_in, Duration::from_secs(60));
+        let on_b = t
+            .run(B, "burn", async { Ok::<_, Failure>(Instant::now()) })
+            .await
+            .unwrap();
+        assert_eq!(on_b - start, Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_its_pause_a_server_resumes_at_the_steady_rate_while_others_keep_their_burst() {
+        let t = throttle(2.0, 10, 100);
+        t.pause(B, "share", Duration::from_secs(10));
+        let start = Instant::now();
+        let spawn_calls = |server: &'static str, n: usize| {
+            (0..n)
+                .map(|_| {
+                    let t = t.clone();
+                    tokio::spawn(async move {
+                        t.run(server, "share", async { Ok::<_, Failure>(Instant::now()) })
+                            .await
+                            .unwrap()
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let on_b = spawn_calls(B, 3);
+        let on_a = spawn_calls(A, 3);
+        let mut a_times = Vec::new();
+        for task in on_a {
+            a_times.push(task.await.unwrap() - start);
+        }
+        assert_eq!(a_times, vec![ms(0); 3], "A keeps its burst");
+        let mut b_times = Vec::new();
+        for task in on_b {
+            b_times.push(task.await.unwrap() - start);
+        }
+        b_times.sort();
+        assert_eq!(b_times, vec![ms(10_000), ms(10_500), ms(11_000)]);
+    }
+
+    #[test]
+    fn every_path_of_one_origin_shares_a_pause_key_and_no_user_info_is_kept() {
+        assert_eq!(
+            server_key("https://b.example:8443/api/"),
+            "https://b.example:8443"
+        );
+        assert_eq!(
+            server_key("https://b.example:8443"),
+            "https://b.example:8443"
+        );
+        assert_eq!(
+            server_key("https://user:pw@b.example/x"),
+            "https://b.example"
+        );
+        assert_eq!(server_key("https://b.example:443/"), "https://b.example");
+        assert_ne!(
+            server_key("https://a.example"),
+            server_key("https://b.example")
+        );
+        assert_eq!(server_key("not a url/"), "not a url");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_is_forgotten_once_its_pause_is_over_and_its_bucket_full_again() {
+        let t = throttle(2.0, 4, 100);
+        t.pause(B, "share", Duration::from_secs(10));
+        assert_eq!(t.state().paused.len(), 1);
+        // After the pause, the drained bucket needs burst * interval to fill up again.
+        tokio::time::sleep(Duration::from_millis(11_000)).await;
+        assert_eq!(t.pause_remaining(B), None);
+        assert_eq!(t.state().paused.len(), 1, "still recovering");
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        assert_eq!(t.pause_remaining(B), None);
+        assert!(t.state().paused.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_waiting_out_a_pause_hold_no_in_flight_slot() {
+        let t = throttle(100.0, 100, 2);
+        t.pause(B, "share", Duration::from_secs(60));
+        let start = Instant::now();
+        let waiting: Vec<_> = (0..5)
+            .map(|_| {
+                let t = t.clone();
+                tokio::spawn(async move {
+                    t.run(B, "share", async { Ok::<_, Failure>(Instant::now()) })
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        let on_a = t
+            .run(A, "burn", async { Ok::<_, Failure>(Instant::now()) })
+            .await
+            .unwrap();
+        assert_eq!(on_a, start);
+        for task in waiting {
+            assert!(task.await.unwrap() - start >= Duration::from_secs(60));
+        }
     }
 }

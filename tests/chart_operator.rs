@@ -59,18 +59,6 @@ async fn service_account_kubeconfig(admin: &Client) -> std::path::PathBuf {
 
 /// Whether the operator binary accepts `flag` (per `ots-operator run --help`).
 ///
-/// The chart passes `--state-namespace=$(POD_NAMESPACE)` and `--admission-guard`; the operator
-/// learns them in a separate change. Until both are merged this test runs the operator without the
-/// flags it does not know yet; once they are, it runs with them, as the chart does.
-/// TODO(lead): when the flags are merged, pass them unconditionally and drop this probe.
-fn operator_accepts(flag: &str) -> bool {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ots-operator"))
-        .args(["run", "--help"])
-        .output()
-        .expect("run ots-operator run --help");
-    String::from_utf8_lossy(&out.stdout).contains(flag)
-}
-
 fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) {
     match result {
         Err(kube::Error::Api(status)) if status.code == 403 => {}
@@ -94,12 +82,12 @@ async fn the_operator_works_with_exactly_the_rights_the_chart_grants() {
     args.extend(["--leader-elect", "--leader-elect-namespace", "ots-operator"].map(String::from));
     // The chart's own flags: per-share records in the release namespace, creators checked by the
     // chart's admission policy (installed and on by default).
-    if operator_accepts("--state-namespace") {
-        args.extend(["--state-namespace", "ots-operator"].map(String::from));
-    }
-    if operator_accepts("--admission-guard") {
-        args.push("--admission-guard".into());
-    }
+    // (`fast_args` passes `--admission-guard`; the records go where the chart puts them.)
+    let state = args
+        .iter()
+        .position(|a| a == "--state-namespace")
+        .expect("fast_args names a state namespace");
+    args[state + 1] = "ots-operator".into();
     let operator = Operator::start_with(
         &args,
         &[

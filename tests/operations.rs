@@ -271,6 +271,109 @@ async fn retry_after_holds_back_every_request_and_all_shares_complete_afterwards
     );
 }
 
+/// Polls until `server` has answered `operation` more than `before` times; returns how long it took.
+async fn time_until_call(
+    server: &ots_testserver::TestServer,
+    operation: &str,
+    before: u64,
+) -> Duration {
+    let started = Instant::now();
+    while calls(server, operation) <= before {
+        assert!(
+            started.elapsed() < WAIT,
+            "no {operation} reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_rate_limit_on_one_server_does_not_hold_back_burns_and_shares_on_another() {
+    let (client, ns) = setup("per-server-pause").await;
+    let healthy = ots_server(Config::default());
+    let limited = ots_server(Config::default());
+    let limited_url = limited.url();
+    let _operator = Operator::start(&ns, &healthy.url(), &["--allow-server-url", &limited_url]);
+    create_secret(&client, &ns, "db", &[("password", b"per-server")]).await;
+    // A live link on the healthy server (to burn later), and one share on the limited server first
+    // so that both API versions are known before the limit starts.
+    create_share(
+        &client,
+        &ns,
+        "on-healthy",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    create_share(
+        &client,
+        &ns,
+        "warmup-limited",
+        json!({"secretRef": {"name": "db", "key": "password"}, "deletionPolicy": "Keep",
+               "server": {"url": limited_url}}),
+    )
+    .await;
+    wait_shared(&client, &ns, "on-healthy").await;
+    wait_shared(&client, &ns, "warmup-limited").await;
+
+    limited.set_faults(Faults {
+        rate_limit: Some(RateLimitFault {
+            retry_after_secs: 60,
+            for_secs: 60,
+        }),
+        ..Faults::default()
+    });
+    create_share(
+        &client,
+        &ns,
+        "on-limited",
+        json!({"secretRef": {"name": "db", "key": "password"}, "server": {"url": limited_url}}),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    while !limited.requests().iter().any(|r| r.status == 429) {
+        assert!(
+            Instant::now() < deadline,
+            "the limited server never answered 429"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A link check that was already on its way when the 429 went out may still be answered.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let paused_at = limited.requests().len();
+
+    // During the other server's 60 s pause: a burn and a share on the healthy server go out at once.
+    let burns = calls(&healthy, "burn");
+    delete_share(&client, &ns, "on-healthy").await;
+    let burn_delay = time_until_call(&healthy, "burn", burns).await;
+    let shares = calls(&healthy, "share");
+    create_share(
+        &client,
+        &ns,
+        "new-on-healthy",
+        json!({"secretRef": {"name": "db", "key": "password"}, "deletionPolicy": "Keep"}),
+    )
+    .await;
+    let share_delay = time_until_call(&healthy, "share", shares).await;
+    wait_gone(&client, &ns, "on-healthy").await;
+    wait_shared(&client, &ns, "new-on-healthy").await;
+    assert!(
+        burn_delay <= Duration::from_secs(2),
+        "the burn on the healthy server waited {burn_delay:?}"
+    );
+    assert!(
+        share_delay <= Duration::from_secs(2),
+        "the share on the healthy server waited {share_delay:?}"
+    );
+    // The limited server's pause is still honoured meanwhile.
+    assert_eq!(
+        limited.requests().len(),
+        paused_at,
+        "a request reached the limited server during its Retry-After"
+    );
+    assert_eq!(healthy.stats().live_secrets, 1);
+}
+
 async fn client_delete_keep(client: &kube::Client, ns: &str, name: &str) {
     delete_share(client, ns, name).await;
     wait_gone(client, ns, name).await;
@@ -373,4 +476,26 @@ async fn link_checks_never_starve_new_shares() {
     // Link checks took at most about half of the budget meanwhile.
     let receipts = calls(&server, "receipt");
     assert!(receipts > 0, "links were still checked");
+}
+
+#[tokio::test]
+async fn a_share_with_a_name_of_the_longest_valid_length_gets_its_events() {
+    let (client, ns) = setup("long-name").await;
+    let server = ots_server(Config::default());
+    let _operator = Operator::start(&ns, &server.url(), &[]);
+    let name = format!("{}.{}", "a".repeat(200), "b".repeat(52));
+    assert_eq!(name.len(), 253);
+    // First a Warning (its Secret is missing), then a Normal Event once the Secret is there.
+    create_share(
+        &client,
+        &ns,
+        &name,
+        json!({"secretRef": {"name": "late", "key": "password"}}),
+    )
+    .await;
+    let warning = wait_event(&client, &ns, &name, "Warning", "SecretNotFound").await;
+    assert!(warning.contains("late"), "{warning}");
+    create_secret(&client, &ns, "late", &[("password", b"long-name")]).await;
+    wait_shared(&client, &ns, &name).await;
+    wait_event(&client, &ns, &name, "Normal", "Shared").await;
 }

@@ -26,7 +26,11 @@ pub(super) async fn burn_link(
     passphrase: Option<&SecretString>,
 ) -> Result<BurnOutcome, Error> {
     match ctx
-        .ots("burn", server.client.burn(metadata_key, passphrase))
+        .ots(
+            &server.url,
+            "burn",
+            server.client.burn(metadata_key, passphrase),
+        )
         .await
     {
         Ok(_) => Ok(BurnOutcome::Burned),

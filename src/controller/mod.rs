@@ -4,6 +4,7 @@
 //! [`reconcile`] tells the whole story of an object; each step lives in its own module.
 
 mod cleanup;
+pub mod events;
 mod memory;
 mod orphans;
 pub mod records;
@@ -12,18 +13,22 @@ mod share;
 mod status;
 mod track;
 pub mod value;
+mod watch;
 
 use crate::config::ControllerConfig;
 use crate::error::{Error, Reason};
 use crate::metrics::{Metrics, ReconcileResult, StatusClass};
 use crate::ots::OtsError;
+use crate::readiness::Readiness;
 use crate::resource::{DeletionPolicy, FINALIZER, OneTimeShare, OneTimeShareStatus};
 use crate::throttle::Throttle;
+use events::Recorder;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as RuntimeConfig, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -39,7 +44,7 @@ pub use servers::{Server, Servers};
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
-    /// Publishes Events.
+    /// Publishes Events (with valid names for any object name; see [`events`]).
     pub recorder: Recorder,
     /// Settings.
     pub config: ControllerConfig,
@@ -54,7 +59,7 @@ pub struct Context {
     /// The operator's own records of its shares (the truth status is checked against).
     pub records: Records,
     /// The watch caches, once the controller runs (for counting live links per Secret).
-    stores: std::sync::OnceLock<Vec<reflector::Store<OneTimeShare>>>,
+    stores: std::sync::OnceLock<Vec<reflector::Store<Watched>>>,
     /// Metadata keys of answers this process received lately, while their record and status
     /// writes may still be on their way (so an orphan search never mistakes them for orphans).
     known_keys: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
@@ -104,13 +109,15 @@ impl Context {
         })
     }
 
-    /// Runs one OTS call through the throttle and records its outcome.
+    /// Runs one OTS call to `server` (its base URL) through the throttle and records its outcome.
+    /// A 429 from that server holds back later calls to it, not to other servers.
     async fn ots<T>(
         &self,
+        server: &str,
         operation: &'static str,
         call: impl Future<Output = Result<T, OtsError>>,
     ) -> Result<T, OtsError> {
-        self.throttle.run(operation, call).await
+        self.throttle.run(server, operation, call).await
     }
 
     /// The polling interval bounds for link checks: the configured ones, stretched so that all
@@ -126,16 +133,7 @@ impl Context {
 
     /// Publishes an Event about `obj`; failures are logged, never fatal.
     async fn event(&self, obj: &OneTimeShare, kind: EventType, reason: Reason, note: String) {
-        let event = KubeEvent {
-            type_: kind,
-            reason: reason.as_str().to_owned(),
-            note: Some(note),
-            action: action_of(reason).to_owned(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
-            tracing::warn!(error = %e, reason = reason.as_str(), "could not publish event");
-        }
+        events::publish(&self.recorder, obj, kind, reason, note).await;
     }
 
     /// The server that holds a resource's link (status wins over spec), with its credentials.
@@ -201,7 +199,7 @@ impl Context {
                 store
                     .state()
                     .iter()
-                    .filter_map(|o| o.status.as_ref()?.metadata_key.clone()),
+                    .filter_map(|o| o.0.as_ref().ok()?.status.as_ref()?.metadata_key.clone()),
             );
         }
         known
@@ -223,6 +221,7 @@ impl Context {
             .into_iter()
             .flatten()
             .flat_map(|store| store.state())
+            .filter_map(|o| o.0.as_ref().ok().cloned())
             .filter(|o| {
                 o.namespace().as_deref() == Some(namespace.as_str())
                     && o.spec.secret_ref.name == secret
@@ -451,52 +450,73 @@ async fn save(obj: &OneTimeShare, ctx: &Context, status: &OneTimeShareStatus) ->
 }
 
 /// Drops the parts of a cached object that reconciling never reads.
-fn slim(obj: &mut OneTimeShare) {
+fn slim<K: Resource>(obj: &mut K) {
     obj.managed_fields_mut().clear();
     obj.annotations_mut()
         .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
+/// A watched OneTimeShare: decoded, or the metadata and decode error of one that is not.
+type Watched = DeserializeGuard<OneTimeShare>;
+
+/// Reconciles a watched object: a decodable one as [`reconcile`] does; an undecodable one (written
+/// through another CRD version, say) becomes one Warning, and the others go on being reconciled.
+async fn reconcile_watched(obj: Arc<Watched>, ctx: Arc<Context>) -> Result<Action, Error> {
+    match &obj.0 {
+        Ok(share) => reconcile(Arc::new(share.clone()), ctx).await,
+        Err(invalid) => {
+            events::report_invalid(&ctx, &obj, invalid).await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
 /// The error policy for errors that escape [`reconcile`] (none do today): back off.
-fn error_policy(_obj: Arc<OneTimeShare>, _error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(_obj: Arc<Watched>, _error: &Error, _ctx: Arc<Context>) -> Action {
     Action::requeue(memory::jitter(Duration::from_secs(5)))
 }
 
 /// Runs the controller over the configured namespaces until `shutdown` completes; then waits for
-/// running reconciles to finish. `on_ready` is called once every watch has listed its objects.
+/// running reconciles to finish. Each watch reports its health to `readiness` (a missing CRD or a
+/// watch that keeps failing makes `/readyz` fail until it works again), and the watch counts as
+/// established once every watch has listed its objects.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
-    on_ready: impl Fn() + Send + Sync + 'static,
+    readiness: Readiness,
 ) {
     let namespaces: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
         vec![None]
     } else {
         ctx.config.namespaces.iter().cloned().map(Some).collect()
     };
-    let on_ready = Arc::new(on_ready);
     let mut stores = Vec::new();
     let mut runs = Vec::new();
     for namespace in namespaces {
-        let api: Api<OneTimeShare> = match &namespace {
+        let api: Api<Watched> = match &namespace {
             Some(ns) => Api::namespaced(ctx.client.clone(), ns),
             None => Api::all(ctx.client.clone()),
         };
+        let scope = namespace.as_deref().unwrap_or("all namespaces");
         let (store, writer) = reflector::store();
         // The cache keeps only what reconciling needs: managedFields and kubectl's
         // last-applied annotation are most of an object's size and none of its meaning.
-        let objects = watcher(api, watcher::Config::default().any_semantic())
-            .default_backoff()
-            .modify(slim)
-            .reflect(writer)
-            .applied_objects();
+        let objects = watch::watch(
+            api,
+            watcher::Config::default().any_semantic(),
+            readiness.watch_health(scope),
+        )
+        .modify(slim)
+        .reflect(writer)
+        .applied_objects();
         let controller = Controller::for_stream(objects, store.clone())
             .with_config(RuntimeConfig::default().concurrency(ctx.config.concurrency))
             .graceful_shutdown_on(shutdown.clone());
         stores.push(store);
         let run = controller
-            .run(reconcile, error_policy, ctx.clone())
+            .run(reconcile_watched, error_policy, ctx.clone())
             .for_each(|result| async move {
+                // Watch errors are reported (once per transition) by the watch's health.
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "controller event");
                 }
@@ -515,7 +535,7 @@ pub async fn run(
         ready_ctx
             .caches_ready
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        on_ready();
+        readiness.set_watch_ready(true);
     };
     let phases = housekeeping(stores, ctx.clone(), shutdown.clone());
     tokio::join!(futures::future::join_all(runs), readiness, phases);
@@ -530,7 +550,7 @@ const RECORD_GRACE: Duration = Duration::from_secs(600);
 /// Every few seconds, from the watch cache (no API calls): keeps the per-phase gauge current and
 /// forgets resources that are gone.
 async fn housekeeping(
-    stores: Vec<kube::runtime::reflector::Store<OneTimeShare>>,
+    stores: Vec<kube::runtime::reflector::Store<Watched>>,
     ctx: Arc<Context>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -549,11 +569,15 @@ async fn housekeeping(
             let mut phases = std::collections::HashMap::new();
             for store in &stores {
                 for obj in store.state() {
-                    let phase = obj.status.as_ref().map(|s| s.phase).unwrap_or_default();
-                    *counts.entry(phase).or_default() += 1;
                     if let Some(uid) = obj.uid() {
-                        phases.insert(uid.clone(), phase);
                         live.insert(uid);
+                    }
+                    // An undecodable object has no phase anyone could rely on.
+                    let Ok(share) = &obj.0 else { continue };
+                    let phase = share.status.as_ref().map(|s| s.phase).unwrap_or_default();
+                    *counts.entry(phase).or_default() += 1;
+                    if let Some(uid) = share.uid() {
+                        phases.insert(uid, phase);
                     }
                 }
             }

@@ -52,7 +52,10 @@ pub(super) async fn after_ambiguous_share(
             ctx.config.ots_timeout + std::time::Duration::from_secs(1),
         )
         .await;
-    let recent = match ctx.ots("recent", client.recent()).await {
+    let recent = match ctx
+        .ots(&attempt.server.url, "recent", client.recent())
+        .await
+    {
         Ok(recent) => recent,
         Err(lookup) => {
             ctx.metrics.orphans_possible(1);
@@ -188,7 +191,9 @@ pub(super) async fn sweep(ctx: &Context) -> Result<(), Error> {
     let Some(server) = ctx.servers.default_authenticated().await? else {
         return Ok(());
     };
-    let recent = ctx.ots("recent", server.client.recent()).await?;
+    let recent = ctx
+        .ots(&server.url, "recent", server.client.recent())
+        .await?;
     let mut known = ctx.known_metadata_keys();
     known.extend(ctx.records.metadata_keys().await?);
     let now = k8s_openapi::jiff::Timestamp::now().as_second();

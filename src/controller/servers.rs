@@ -148,7 +148,10 @@ impl Servers {
             None => {
                 let client =
                     OtsClient::with_http(config.with_api(ApiVersion::Auto), self.http.clone())?;
-                let api = self.throttle.run("status", client.api_version()).await?;
+                let api = self
+                    .throttle
+                    .run(server_origin, "status", client.api_version())
+                    .await?;
                 if let Ok(mut map) = self.probed.lock() {
                     map.insert(server_origin.to_owned(), api);
                 }

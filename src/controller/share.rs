@@ -97,7 +97,7 @@ pub(super) async fn send(
         }
         answer
     };
-    match ctx.ots("share", call).await {
+    match ctx.ots(&prepared.server.url, "share", call).await {
         Ok(receipt) => Ok(receipt),
         Err(error) if error.may_have_been_carried_out() => {
             let attempt = orphans::Attempt {

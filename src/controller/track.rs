@@ -95,7 +95,7 @@ async fn refresh(
     let server = ctx.link_server(obj, status).await?;
     let state = match ctx
         .throttle
-        .try_run("receipt", server.client.receipt(metadata_key))
+        .try_run(&server.url, "receipt", server.client.receipt(metadata_key))
         .await
     {
         Err(busy) => return Ok(Refresh::Busy(busy.retry_in)),

@@ -36,6 +36,19 @@ cp_bin_dir() {
 
 CP_BINARIES=(kube-apiserver etcd kubectl helm)
 
+# kube-controller-manager has a cache directory and key of its own (see build-controller-manager),
+# so that it never changes the key above.
+cp_kcm_bin_dir() {
+  local hash
+  hash=$(cat "$CP_HERE/build-controller-manager" "$CP_HERE/controller-manager/go.mod" \
+    "$CP_HERE/controller-manager/go.sum" | sha256sum | cut -c1-12)
+  echo "${XDG_CACHE_HOME:-$HOME/.cache}/ots-operator/bin/kcm-${K8S_VERSION}_${hash}"
+}
+
+cp_kcm_is_built() { # BIN_DIR
+  [ -f "$1/.complete" ] && [ -x "$1/kube-controller-manager" ]
+}
+
 cp_is_built() { # BIN_DIR
   local b
   [ -f "$1/.complete" ] || return 1

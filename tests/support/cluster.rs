@@ -2,15 +2,20 @@
 //!
 //! The first call in a test binary runs `testing/controlplane/up` once; the control plane lives as
 //! long as the test binary and is stopped by `up`'s watchdog when the binary exits. Every test gets
-//! its own namespace from [`test_namespace`]. There is no controller-manager: nothing garbage-collects
-//! owned objects, finishes namespace deletion or makes ServiceAccount token Secrets.
+//! its own namespace from [`test_namespace`].
+//!
+//! By default there is no controller-manager: nothing garbage-collects owned objects, finishes
+//! namespace deletion or makes ServiceAccount token Secrets. A test binary whose tests need those
+//! calls [`with_controller_manager`] at the start of *every* test: its control plane then also runs
+//! kube-controller-manager (a few seconds more start-up, see testing/controlplane/README.md). The
+//! choice is per test binary, because the control plane is.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -35,9 +40,27 @@ pub struct ControlPlane {
     pub bin_dir: PathBuf,
     /// Apiserver audit log (Metadata level), when started with `OTS_CP_AUDIT_LOG=1`.
     pub audit_log: Option<PathBuf>,
+    /// Whether kube-controller-manager runs too (see [`with_controller_manager`]).
+    pub controller_manager: bool,
 }
 
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+static WANT_CONTROLLER_MANAGER: AtomicBool = AtomicBool::new(false);
+
+/// The control plane of this test binary, with kube-controller-manager running: namespace deletion
+/// finishes, owned objects are garbage-collected, ServiceAccount token Secrets get their token and
+/// aggregated ClusterRoles their rules, all for real. Call it first in every test of a binary that
+/// needs any of that; panics if the binary's control plane was already started without it.
+pub fn with_controller_manager() -> &'static ControlPlane {
+    WANT_CONTROLLER_MANAGER.store(true, Ordering::SeqCst);
+    let control_plane = control_plane();
+    assert!(
+        control_plane.controller_manager,
+        "this test binary's control plane was started without kube-controller-manager: call \
+         cluster::with_controller_manager() first in every test of this binary"
+    );
+    control_plane
+}
 
 /// Root of the repository (the operator crate's manifest directory).
 pub fn repo_root() -> &'static Path {
@@ -82,10 +105,16 @@ fn start_control_plane() -> Result<ControlPlane, String> {
         .unwrap_or_default();
     let dir = std::env::temp_dir().join(format!("ots-operator-cp-{}-{nanos}", std::process::id()));
     let up = repo_root().join("testing/controlplane/up");
-    let output = Command::new(&up)
+    let controller_manager = WANT_CONTROLLER_MANAGER.load(Ordering::SeqCst);
+    let mut command = Command::new(&up);
+    command
         .arg(&dir)
         .arg("--watch-pid")
-        .arg(std::process::id().to_string())
+        .arg(std::process::id().to_string());
+    if controller_manager {
+        command.arg("--with-controller-manager");
+    }
+    let output = command
         .output()
         .map_err(|error| format!("cannot run {}: {error}", up.display()))?;
     if !output.status.success() {
@@ -116,6 +145,7 @@ fn start_control_plane() -> Result<ControlPlane, String> {
             .ok()
             .filter(|path| !path.is_empty())
             .map(PathBuf::from),
+        controller_manager: value("CONTROLLER_MANAGER_PID").is_ok_and(|pid| !pid.is_empty()),
         dir,
     })
 }
