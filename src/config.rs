@@ -112,6 +112,12 @@ pub struct RunArgs {
     /// Resources reconciled at once.
     #[arg(long, default_value_t = 32)]
     pub concurrency: u16,
+
+    /// Largest value, in bytes, the operator sends to Onetime Secret servers (checked before
+    /// sharing). The default is the official servers' limit; raise it for a self-hosted server
+    /// configured with a larger `SECRET_MAX_LENGTH`. The server's own refusal still wins.
+    #[arg(long, env = "OTS_MAX_SECRET_BYTES", default_value_t = crate::ots::validate::MAX_SECRET_BYTES)]
+    pub ots_max_secret_bytes: usize,
 }
 
 /// Parses durations such as "90s", "15m", "2h", "500ms".
@@ -157,6 +163,8 @@ pub struct ControllerConfig {
     pub concurrency: u16,
     /// OTS requests per second, all resources together (link checks use at most half).
     pub ots_rate: f64,
+    /// Largest value sent to a server, in bytes (`--ots-max-secret-bytes`).
+    pub max_secret_bytes: usize,
 }
 
 impl RunArgs {
@@ -181,6 +189,9 @@ impl RunArgs {
         if self.refresh_min.is_zero() || self.refresh_max < self.refresh_min {
             return Err("--refresh-min must be positive and at most --refresh-max".into());
         }
+        if self.ots_max_secret_bytes == 0 {
+            return Err("--ots-max-secret-bytes must be positive".into());
+        }
         Ok(ControllerConfig {
             ots_url: self.ots_url.clone(),
             ots_api: self.ots_api,
@@ -198,6 +209,7 @@ impl RunArgs {
             ots_timeout: self.ots_timeout,
             concurrency: self.concurrency,
             ots_rate: self.ots_rate,
+            max_secret_bytes: self.ots_max_secret_bytes,
         })
     }
 }
@@ -252,6 +264,22 @@ mod tests {
                 "https://ots.internal.example"
             ]
         );
+    }
+
+    #[test]
+    fn the_secret_size_limit_defaults_to_ten_thousand_bytes_and_can_be_raised() {
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(
+            cli.run.controller_config().unwrap().max_secret_bytes,
+            10_000
+        );
+        let cli = Cli::try_parse_from(["x", "--ots-max-secret-bytes", "100000"]).unwrap();
+        assert_eq!(
+            cli.run.controller_config().unwrap().max_secret_bytes,
+            100_000
+        );
+        let cli = Cli::try_parse_from(["x", "--ots-max-secret-bytes", "0"]).unwrap();
+        assert!(cli.run.controller_config().is_err());
     }
 
     #[test]

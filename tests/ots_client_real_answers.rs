@@ -110,16 +110,6 @@ fn v2_receipt(state: &str) -> (u16, String) {
     )
 }
 
-/// The answer to `conceal` (`base_secret_action.rb` `success_data`).
-fn v2_conceal() -> (u16, String) {
-    (
-        200,
-        format!(
-            r#"{{"success":true,"record":{{"receipt":{{"identifier":"{MK}","state":"new","secret_identifier":"{SK}","secret_ttl":3600,"metadata_ttl":3600,"lifespan":3600,"created":1767225600.5,"has_passphrase":false}},"secret":{{"identifier":"{SK}","state":"new","lifespan":3600,"has_passphrase":false}},"share_domain":null}},"details":{{"kind":"conceal","recipient":[],"recipient_safe":[]}}}}"#
-        ),
-    )
-}
-
 /// A v1 receipt object (fact sheet §6).
 fn v1_receipt() -> (u16, String) {
     (

@@ -1,7 +1,7 @@
 //! Sharing: read the Secret with one targeted get, build the value, share it, record the link.
 
 use super::status::{self, SharedLink};
-use super::value::{build_passphrase, build_value};
+use super::value::{build_passphrase, build_value_within};
 use super::{Context, Server, now, save};
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, SecretString, ShareRequest};
@@ -39,10 +39,11 @@ pub(super) async fn prepare(
 ) -> Result<Prepared, Error> {
     let secrets = ctx.secrets(&obj.namespace().unwrap_or_default());
     let reference = &obj.spec.secret_ref;
-    let value = build_value(
+    let value = build_value_within(
         &reference.name,
         &secret_data(source),
         reference.key.as_deref(),
+        ctx.config.max_secret_bytes,
     )?;
     let passphrase = match &obj.spec.passphrase_secret_ref {
         Some(reference) => Some(read_passphrase(&secrets, reference).await?),
@@ -85,7 +86,9 @@ pub(super) async fn send(
         recipient: obj.spec.recipient.clone(),
     };
     let client = &prepared.server.client;
-    Ok(ctx.ots("share", client.share(&request)).await?)
+    ctx.ots("share", client.share(&request))
+        .await
+        .map_err(|e| Error::from_share(e, ttl.0))
 }
 
 /// Records a fresh link in status (the write is retried until it sticks) and tells the user.
