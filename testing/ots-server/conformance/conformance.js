@@ -116,9 +116,11 @@ async function main() {
     assertReceipt(second);
     const b = await api.burn(second.metadata_key);
     assert.equal(b.secret_shortkey, second.secret_key.slice(0, 8), "secret_shortkey");
-    assert.equal(b.state.state, "burned");
+    // The receipt as loaded before the burn (shared/ots-api.md §13.10): state still "new".
+    assert.equal(b.state.state, "new", "burn answers the receipt as loaded before the burn");
     assert.equal(b.state.metadata_key, second.metadata_key);
-    assert.equal(b.state.secret_ttl, null, "secret gone: secret_ttl null");
+    assert.equal(b.state.secret_key, second.secret_key, "secret_key as loaded");
+    assert.equal(b.state.secret_ttl, null, "no live secret_ttl in the burn answer");
     assert.equal(b.state.passphrase_required, undefined, "no passphrase_required in burn state");
   });
 

@@ -62,7 +62,9 @@ pub(crate) async fn handle(app: &App, req: Request<Body>) -> Response {
                     app.set_faults(f);
                     to_json(&app.faults())
                 }
-                Ok(_) => bad_request("error_rate and timeout_rate must be between 0 and 1"),
+                Ok(_) => bad_request(
+                    "error_rate, timeout_rate and after_store.rate must be between 0 and 1",
+                ),
                 Err(e) => bad_request(&format!("invalid faults: {e}")),
             }
         }
@@ -88,5 +90,9 @@ pub(crate) async fn handle(app: &App, req: Request<Body>) -> Response {
 }
 
 fn valid_rates(f: &Faults) -> bool {
-    (0.0..=1.0).contains(&f.error_rate) && (0.0..=1.0).contains(&f.timeout_rate)
+    let after_store_rate = f
+        .after_store
+        .and_then(|a| a.rate)
+        .is_none_or(|r| (0.0..=1.0).contains(&r));
+    (0.0..=1.0).contains(&f.error_rate) && (0.0..=1.0).contains(&f.timeout_rate) && after_store_rate
 }

@@ -11,11 +11,11 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::{self, Caller};
 use crate::config::BODY_LIMIT_BYTES;
-use crate::faults::{HANG, Injected};
+use crate::faults::{AfterStoreKind, HANG, Injected};
 use crate::params::{Params, ParamsError};
 use crate::server::App;
 use crate::stats::{ApiVersion, RequestRecord};
-use crate::{v1, v2};
+use crate::{v1, v2, v2_legacy};
 
 /// What a route resolved to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +101,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) params: Params,
     pub(crate) client_ip: String,
     pub(crate) route: Route,
+    /// Why the credentials sent (or their absence) would fail the Basic strategy.
+    pub(crate) auth_failure: &'static str,
 }
 
 impl Ctx<'_> {
@@ -135,6 +137,9 @@ pub(crate) async fn handle(
     let rest = path.get(prefix_len..).unwrap_or_default();
     let route = match version {
         ApiVersion::V1 => v1::route(&method, rest),
+        ApiVersion::V2 if app.config.profile.is_legacy() => {
+            v2_legacy::route(&method, rest, app.config.profile)
+        }
         ApiVersion::V2 => v2::route(&method, rest),
     };
     let op = route.op;
@@ -167,12 +172,69 @@ pub(crate) async fn handle(
     }
     let (response, authenticated) = match injected {
         Injected::Nothing => serve(&app, version, route, peer, req).await,
-        other => (fault_response(version, other), false),
+        other => (fault_response(&app, version, other), false),
     };
+    let created = matches!(op, Operation::Share | Operation::Generate)
+        && injected == Injected::Nothing
+        && response.status() == StatusCode::OK;
+    if created && let Some(kind) = app.decide_after_store() {
+        // The secret is stored; the client gets no usable answer (issue 12).
+        let struck = |status: u16| RequestRecord {
+            fault: Some(kind.label().to_owned()),
+            ..record(status, authenticated)
+        };
+        tracing::debug!(api = ?version, operation = op.name(), fault = kind.label(), "request");
+        return match kind {
+            AfterStoreKind::Hang => {
+                app.record(struck(StatusCode::GATEWAY_TIMEOUT.as_u16()));
+                app.sleep_unless_shutdown(HANG).await;
+                plain(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout")
+            }
+            AfterStoreKind::Status500 => {
+                app.record(struck(500));
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+            AfterStoreKind::Status502 => {
+                app.record(struck(502));
+                plain(StatusCode::BAD_GATEWAY, "Bad Gateway")
+            }
+            AfterStoreKind::Status503 => {
+                app.record(struck(503));
+                plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+            }
+            AfterStoreKind::Garbage => {
+                app.record(struck(200));
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    "<html><body><h1>Welcome</h1><p>Please log in to continue.</p></body></html>",
+                )
+                    .into_response()
+            }
+            AfterStoreKind::Reset => {
+                // Logged with status 0: no answer was sent.
+                app.record(struck(0));
+                connection_reset()
+            }
+        };
+    }
     let status = response.status().as_u16();
     tracing::debug!(api = ?version, operation = op.name(), status, "request");
     app.record(record(status, authenticated));
     response
+}
+
+/// A response whose body fails before its first byte: hyper then drops the connection
+/// without writing the (still buffered) status line, so the client sees the connection
+/// close with no answer at all.
+fn connection_reset() -> Response {
+    let failing = futures::stream::once(async {
+        Err::<bytes::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "after-store fault: connection reset",
+        ))
+    });
+    Response::new(Body::from_stream(failing))
 }
 
 async fn serve(
@@ -184,6 +246,7 @@ async fn serve(
 ) -> (Response, bool) {
     let (parts, body) = req.into_parts();
     let caller = auth::identify(&parts.headers, &app.config.accounts);
+    let auth_failure = auth::failure_reason(&parts.headers);
     let known = matches!(caller, Caller::Account(_));
     let bytes = match axum::body::to_bytes(body, BODY_LIMIT_BYTES).await {
         Ok(b) => b,
@@ -209,9 +272,11 @@ async fn serve(
         params,
         client_ip: peer.ip().to_string(),
         route,
+        auth_failure,
     };
     let resp = match version {
         ApiVersion::V1 => v1::serve(ctx),
+        ApiVersion::V2 if app.config.profile.is_legacy() => v2_legacy::serve(ctx),
         ApiVersion::V2 => v2::serve(ctx),
     };
     (resp, known)
@@ -233,7 +298,7 @@ fn malformed(version: ApiVersion, e: &ParamsError) -> Response {
     }
 }
 
-fn fault_response(version: ApiVersion, injected: Injected) -> Response {
+fn fault_response(app: &App, version: ApiVersion, injected: Injected) -> Response {
     match injected {
         Injected::Nothing | Injected::Hang => plain(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout"),
         Injected::Outage => plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
@@ -244,6 +309,7 @@ fn fault_response(version: ApiVersion, injected: Injected) -> Response {
         Injected::RateLimited { retry_after_secs } => {
             let mut resp = match version {
                 ApiVersion::V1 => v1::rate_limited(),
+                ApiVersion::V2 if app.config.profile.is_legacy() => v2_legacy::rate_limited(),
                 ApiVersion::V2 => v2::rate_limited(retry_after_secs),
             };
             if let Ok(v) = retry_after_secs.to_string().parse() {

@@ -49,6 +49,25 @@ pub(crate) fn identify(headers: &HeaderMap, accounts: &[Account]) -> Caller {
     found.map_or(Caller::BadCredentials, Caller::Account)
 }
 
+/// Why the current server's Basic strategy refuses a request, as `failure_reason` strings of
+/// `lib/onetime/application/auth_strategies/basic_auth_strategy.rb:109,134-145` (de53ff8f7).
+/// Ruby's `split(':', 2)` drops an empty password, so `user:` is a format error.
+pub(crate) fn failure_reason(headers: &HeaderMap) -> &'static str {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return "[AUTH_HEADER_MISSING] No authorization header";
+    };
+    let Some(encoded) = value.to_str().ok().and_then(|v| v.strip_prefix("Basic ")) else {
+        return "[AUTH_TYPE_INVALID] Invalid authorization type";
+    };
+    let decoded = base64_decode(encoded.trim())
+        .map(|raw| String::from_utf8_lossy(&raw).into_owned())
+        .unwrap_or_default();
+    match decoded.split_once(':') {
+        Some((_, pass)) if !pass.is_empty() => "[CREDENTIALS_INVALID] Invalid credentials",
+        _ => "[CREDENTIALS_FORMAT_INVALID] Invalid credentials format",
+    }
+}
+
 fn decode_basic(value: &str) -> Option<(String, String)> {
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -93,6 +112,31 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
         h
+    }
+
+    #[test]
+    fn failure_reasons_follow_the_basic_strategy() {
+        assert_eq!(
+            failure_reason(&HeaderMap::new()),
+            "[AUTH_HEADER_MISSING] No authorization header"
+        );
+        assert_eq!(
+            failure_reason(&headers("Bearer x")),
+            "[AUTH_TYPE_INVALID] Invalid authorization type"
+        );
+        // "a@example.com:" and "nocolon"
+        for v in ["Basic YUBleGFtcGxlLmNvbTo=", "Basic bm9jb2xvbg=="] {
+            assert_eq!(
+                failure_reason(&headers(v)),
+                "[CREDENTIALS_FORMAT_INVALID] Invalid credentials format",
+                "{v}"
+            );
+        }
+        // "a@example.com:bad"
+        assert_eq!(
+            failure_reason(&headers("Basic YUBleGFtcGxlLmNvbTpiYWQ=")),
+            "[CREDENTIALS_INVALID] Invalid credentials"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use rand::Rng;
 use secrecy::SecretString;
 
 use crate::auth::Caller;
-use crate::config::{Config, DEFAULT_TTL, MIN_TTL, SECRET_MAX_BYTES};
+use crate::config::{Config, DEFAULT_TTL, FREE_TTL, MIN_TTL, Plan, Profile, SECRET_MAX_BYTES};
 use crate::store::{Kind, NewSecret};
 
 /// Shortest passphrase accepted.
@@ -30,23 +30,36 @@ pub(crate) struct CreateInput {
     pub(crate) share_domain: Option<String>,
 }
 
+/// How v2 answers a refused create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// 422 form error.
+    Form,
+    /// 401 Unauthorized (recipient without an account).
+    Unauthorized,
+    /// 403 EntitlementRequired: ttl above the free tier on a plan without
+    /// `extended_default_expiration` (current profile only).
+    Entitlement,
+}
+
 /// A validation failure: the message the API shows and the field it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Invalid {
     pub(crate) message: String,
-    pub(crate) field: &'static str,
+    /// The field named in v2's answer, if the server names one.
+    pub(crate) field: Option<&'static str>,
     /// v2's `error_type` for this failure, when the server names one.
     pub(crate) error_type: Option<&'static str>,
-    /// v2 answers this one as 401 Unauthorized (recipient without an account).
-    pub(crate) unauthorized: bool,
+    /// How v2 answers it.
+    pub(crate) refusal: Refusal,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> Invalid {
     Invalid {
         message: message.into(),
-        field,
+        field: Some(field),
         error_type: None,
-        unauthorized: false,
+        refusal: Refusal::Form,
     }
 }
 
@@ -78,13 +91,60 @@ pub(crate) fn clamp_ttl(raw: Option<&str>, cap: u64) -> u64 {
     }
 }
 
-/// The ttl ceiling for this caller.
+/// The ttl ceiling for this caller: anonymous callers get `ttl_max_anonymous`; accounts get
+/// their plan's `secret_lifetime` (paid: `ttl_max_authenticated`, free: at most 14 days,
+/// anonymous plan: `ttl_max_anonymous`). Current: `apps/api/v2/logic/secrets/
+/// base_secret_action.rb:104-112` and `etc/examples/billing.example.yaml:225,280` (de53ff8f7);
+/// v0.23.6: `lib/onetime/plan.rb:64-70` with `base_secret_action.rb:91-104`.
 pub(crate) fn ttl_cap(config: &Config, caller: &Caller, v1: bool) -> u64 {
     let cap = match caller {
-        Caller::Account(_) => config.ttl_max_authenticated,
+        Caller::Account(_) => match config.plan {
+            Plan::Paid => config.ttl_max_authenticated,
+            Plan::Free => config.ttl_max_authenticated.min(FREE_TTL),
+            Plan::Anonymous => config.ttl_max_anonymous,
+        },
         _ => config.ttl_max_anonymous,
     };
     if v1 { cap.min(V1_MAX_TTL) } else { cap }
+}
+
+/// v2 (current) refuses a ttl above the free tier from an account whose plan lacks
+/// `extended_default_expiration`, before clamping: `apps/api/v2/logic/secrets/
+/// base_secret_action.rb:120-126` raising through `lib/onetime/logic/base.rb:271-286`
+/// (de53ff8f7). Anonymous callers are clamped silently (same file, 174-182).
+fn entitlement_gate(
+    raw_ttl: Option<&str>,
+    caller: &Caller,
+    config: &Config,
+) -> Result<(), Invalid> {
+    if config.profile != Profile::Current
+        || !matches!(caller, Caller::Account(_))
+        || config.plan.extended_expiration()
+    {
+        return Ok(());
+    }
+    let asked = raw_ttl.map_or(i64::try_from(DEFAULT_TTL).unwrap_or(i64::MAX), ruby_to_i);
+    if asked > i64::try_from(FREE_TTL).unwrap_or(i64::MAX) {
+        // `Onetime::EntitlementRequired` default message (lib/onetime/errors.rb:288); its
+        // handler (lib/onetime/application/otto_hooks.rb:87-89) does not localize it.
+        return Err(Invalid {
+            message: "Feature requires extended default expiration entitlement".to_owned(),
+            field: None,
+            error_type: Some("EntitlementRequired"),
+            refusal: Refusal::Entitlement,
+        });
+    }
+    Ok(())
+}
+
+/// Plan size of a v0.23/v0.20 secret: longer values were silently truncated to it
+/// (v0.23.6 `lib/onetime/plan.rb:68-70`, `size:`).
+fn legacy_plan_size(config: &Config, caller: &Caller) -> usize {
+    match (caller, config.plan) {
+        (Caller::Account(_), Plan::Paid) => 10_000_000,
+        (Caller::Account(_), Plan::Free) => 1_000_000,
+        _ => 100_000,
+    }
 }
 
 /// A loose check of an email address (`local@domain.tld`, no spaces).
@@ -127,6 +187,9 @@ pub(crate) fn build(
     public_host: &str,
     v1: bool,
 ) -> Result<NewSecret, Invalid> {
+    if !v1 {
+        entitlement_gate(input.ttl.as_deref(), caller, config)?;
+    }
     let ttl = clamp_ttl(input.ttl.as_deref(), ttl_cap(config, caller, v1));
     let value = match input.kind {
         Kind::Conceal => input.secret.unwrap_or_default(),
@@ -146,12 +209,36 @@ pub(crate) fn build(
             generate_value(usize::try_from(length).unwrap_or(0))
         }
     };
-    let too_large = value.len() > SECRET_MAX_BYTES;
+    let legacy_v2 = !v1 && config.profile.is_legacy();
+    let value = if legacy_v2 {
+        // v0.23 and older truncated instead of refusing (`shared/ots-api.md` §5).
+        value
+            .chars()
+            .take(legacy_plan_size(config, caller))
+            .collect()
+    } else {
+        value
+    };
+    // v1: the constant `V1_MAX_SECRET_SIZE` (apps/api/v1/logic/secrets/base_secret_action.rb:63,
+    // 263-268); v2: `SECRET_MAX_LENGTH` (lib/onetime/logic/base.rb:181-194), both in bytes.
+    let max = if v1 {
+        SECRET_MAX_BYTES
+    } else {
+        config.max_secret_bytes
+    };
+    let too_large = !legacy_v2 && value.len() > max;
     let size_error = || {
-        invalid(
-            "secret",
-            format!("Secret value exceeds the maximum size of {SECRET_MAX_BYTES} bytes"),
-        )
+        if v1 {
+            invalid(
+                "secret",
+                format!("Secret value exceeds the maximum size of {max} bytes"),
+            )
+        } else {
+            invalid(
+                "secret",
+                format!("Secret content must be no more than {max} bytes long"),
+            )
+        }
     };
     // v1 checks the size first; v2 after everything else.
     if v1 && too_large {
@@ -167,7 +254,11 @@ pub(crate) fn build(
     if !recipients.is_empty() {
         if !matches!(caller, Caller::Account(_)) {
             return Err(Invalid {
-                unauthorized: !v1,
+                refusal: if v1 || config.profile.is_legacy() {
+                    Refusal::Form
+                } else {
+                    Refusal::Unauthorized
+                },
                 ..invalid("recipient", "An account is required to send emails.")
             });
         }
@@ -188,16 +279,24 @@ pub(crate) fn build(
     if let Some(p) = &passphrase {
         let n = p.chars().count();
         if n < PASSPHRASE_MIN {
-            return Err(invalid(
-                "passphrase",
-                format!("Passphrase must be at least {PASSPHRASE_MIN} characters long"),
-            ));
+            // No field named upstream (apps/api/v2/logic/secrets/base_secret_action.rb:407).
+            return Err(Invalid {
+                field: None,
+                ..invalid(
+                    "passphrase",
+                    format!("Passphrase must be at least {PASSPHRASE_MIN} characters long"),
+                )
+            });
         }
         if n > PASSPHRASE_MAX {
-            return Err(invalid(
-                "passphrase",
-                format!("Passphrase must be no more than {PASSPHRASE_MAX} characters long"),
-            ));
+            // No field named upstream (base_secret_action.rb:413).
+            return Err(Invalid {
+                field: None,
+                ..invalid(
+                    "passphrase",
+                    format!("Passphrase must be no more than {PASSPHRASE_MAX} characters long"),
+                )
+            });
         }
     }
     if input.kind == Kind::Conceal && value.is_empty() {

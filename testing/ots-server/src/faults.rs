@@ -17,6 +17,79 @@ pub struct Faults {
     pub rate_limit: Option<RateLimitFault>,
     /// Every API request fails with 503.
     pub outage: bool,
+    /// A fault that strikes a create (v1 share/create/generate, v2 conceal/generate) *after*
+    /// its secret is stored, so the secret exists but the client gets no usable answer.
+    pub after_store: Option<AfterStoreFault>,
+}
+
+/// A fault that strikes after a create has stored its secret (the secret stays live and
+/// shows in `/_admin/live`). It strikes only creates that succeeded.
+///
+/// JSON: `{"kind": "reset", "count": 2}` or `{"kind": "status_503", "rate": 0.5}`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AfterStoreFault {
+    /// What the client gets instead of the answer.
+    pub kind: AfterStoreKind,
+    /// Fraction (0.0-1.0) of successful creates it strikes; missing: every one.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Strike only the next N successful creates (counted down as they are struck; shown
+    /// as the remaining count); missing: no limit.
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+/// What a create struck by an [`AfterStoreFault`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterStoreKind {
+    /// Answer late: hang far past any client timeout (120 s), then 504.
+    Hang,
+    /// A bare `500 Internal Server Error` (text/plain), as a crashing app server sends.
+    #[serde(rename = "status_500")]
+    Status500,
+    /// A bare `502 Bad Gateway` (text/plain), as a proxy whose upstream died sends.
+    #[serde(rename = "status_502")]
+    Status502,
+    /// A bare `503 Service Unavailable` (text/plain).
+    #[serde(rename = "status_503")]
+    Status503,
+    /// HTTP 200 with a non-JSON (HTML) body, as a captive portal or error page sends.
+    Garbage,
+    /// Close the connection without sending any answer.
+    Reset,
+}
+
+impl AfterStoreKind {
+    /// Short name used in the request log (`fault`).
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            AfterStoreKind::Hang => "after_store_hang",
+            AfterStoreKind::Status500 => "after_store_500",
+            AfterStoreKind::Status502 => "after_store_502",
+            AfterStoreKind::Status503 => "after_store_503",
+            AfterStoreKind::Garbage => "after_store_garbage",
+            AfterStoreKind::Reset => "after_store_reset",
+        }
+    }
+}
+
+impl std::str::FromStr for AfterStoreKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hang" => Ok(AfterStoreKind::Hang),
+            "500" | "status_500" => Ok(AfterStoreKind::Status500),
+            "502" | "status_502" => Ok(AfterStoreKind::Status502),
+            "503" | "status_503" => Ok(AfterStoreKind::Status503),
+            "garbage" => Ok(AfterStoreKind::Garbage),
+            "reset" => Ok(AfterStoreKind::Reset),
+            _ => Err(format!(
+                "unknown after-store fault {s:?}; expected hang, 500, 502, 503, garbage or reset"
+            )),
+        }
+    }
 }
 
 /// A burst of rate limiting that starts when it is set and lasts `for_secs` (on the server clock).
@@ -74,6 +147,24 @@ impl FaultState {
             .rate_limit
             .map_or(0, |r| now.saturating_add(r.for_secs));
         self.faults = faults;
+    }
+
+    /// Decides whether a create that just stored its secret is struck, and how; counts a
+    /// strike against `count`.
+    pub(crate) fn decide_after_store(&mut self) -> Option<AfterStoreKind> {
+        let fault = self.faults.after_store.as_mut()?;
+        if fault.count == Some(0) {
+            return None;
+        }
+        if let Some(rate) = fault.rate
+            && !rand::rng().random_bool(rate.clamp(0.0, 1.0))
+        {
+            return None;
+        }
+        if let Some(n) = fault.count.as_mut() {
+            *n -= 1;
+        }
+        Some(fault.kind)
     }
 
     /// Decides the fault for one API request.

@@ -40,11 +40,13 @@ mod stats;
 mod store;
 mod v1;
 mod v2;
+mod v2_legacy;
 
 pub use config::{
-    Account, AccountParseError, BODY_LIMIT_BYTES, Config, DEFAULT_TTL, MIN_TTL, SECRET_MAX_BYTES,
+    Account, AccountParseError, BODY_LIMIT_BYTES, Config, DEFAULT_TTL, FREE_TTL, MIN_TTL,
+    ParseChoiceError, Plan, Profile, SECRET_MAX_BYTES,
 };
-pub use faults::{Faults, RateLimitFault};
+pub use faults::{AfterStoreFault, AfterStoreKind, Faults, RateLimitFault};
 pub use keys::{KEY_LEN, LEGACY_KEY_LEN, SHORTKEY_LEN};
 pub use server::TestServer;
 pub use stats::{ApiVersion, RequestRecord, Stats};

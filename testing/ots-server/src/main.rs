@@ -4,7 +4,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use clap::Parser;
-use ots_testserver::{Account, Config, Faults, RateLimitFault, TestServer};
+use ots_testserver::{
+    Account, AfterStoreFault, AfterStoreKind, Config, Faults, Plan, Profile, RateLimitFault,
+    TestServer,
+};
 
 /// In-memory Onetime Secret compatible API server for tests.
 #[derive(Debug, Parser)]
@@ -46,6 +49,36 @@ struct Args {
     /// Every API request fails with 503.
     #[arg(long)]
     outage: bool,
+    /// Strike successful creates after their secret is stored: hang, 500, 502, 503,
+    /// garbage or reset.
+    #[arg(long, value_name = "KIND")]
+    after_store: Option<AfterStoreKind>,
+    /// With --after-store: strike only this fraction of creates.
+    #[arg(long, requires = "after_store")]
+    after_store_rate: Option<f64>,
+    /// With --after-store: strike only the next N creates.
+    #[arg(long, requires = "after_store")]
+    after_store_count: Option<u32>,
+    /// Which release of the real server to imitate: current, v0.23 or v0.20.
+    #[arg(long, default_value = "current")]
+    profile: Profile,
+    /// Plan of every account: anonymous, free or paid.
+    #[arg(long, default_value = "paid")]
+    plan: Plan,
+    /// Whether anonymous v2 calls are allowed: on or off.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    guest_routes: bool,
+    /// Largest v2 secret in bytes (SECRET_MAX_LENGTH).
+    #[arg(long, default_value_t = ots_testserver::SECRET_MAX_BYTES)]
+    max_secret_bytes: usize,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("expected on or off".to_owned()),
+    }
 }
 
 fn parse_rate_limit(s: &str) -> Result<RateLimitFault, String> {
@@ -90,8 +123,23 @@ async fn main() -> std::io::Result<()> {
             latency_ms: args.latency_ms,
             rate_limit: args.rate_limit,
             outage: args.outage,
+            after_store: match args.after_store {
+                Some(kind) => Some(AfterStoreFault {
+                    kind,
+                    rate: args
+                        .after_store_rate
+                        .map(|r| rate("--after-store-rate", r))
+                        .transpose()?,
+                    count: args.after_store_count,
+                }),
+                None => None,
+            },
         },
         public_url: args.public_url,
+        profile: args.profile,
+        plan: args.plan,
+        guest_routes: args.guest_routes,
+        max_secret_bytes: args.max_secret_bytes,
     };
     let server = TestServer::start_on(args.listen, config).await?;
     {

@@ -50,6 +50,10 @@ impl App {
         lock(&self.faults).decide(now)
     }
 
+    pub(crate) fn decide_after_store(&self) -> Option<crate::faults::AfterStoreKind> {
+        lock(&self.faults).decide_after_store()
+    }
+
     pub(crate) fn record(&self, rec: RequestRecord) {
         lock(&self.recorder).record(rec);
     }
@@ -170,7 +174,7 @@ impl TestServer {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
-        let store = Store::new(config.legacy_keys);
+        let store = Store::new(config.short_keys());
         let app = Arc::new(App {
             public_url,
             store,

@@ -142,6 +142,8 @@ struct Receipt {
     has_passphrase: bool,
     kind: Kind,
     generated_value: Option<SecretString>,
+    /// Access timeline: when the secret link was fetched without a reveal (v2 show/status).
+    accesses: Vec<u64>,
 }
 
 impl Receipt {
@@ -178,6 +180,12 @@ pub(crate) struct ReceiptView {
     pub(crate) kind: Kind,
     /// A generated value, on the first receipt view within 60 s (and in the create answer).
     pub(crate) value: Option<SecretString>,
+    /// How often the secret link was fetched without a reveal (access telemetry).
+    pub(crate) access_count: usize,
+    /// When it was first fetched (Unix s).
+    pub(crate) first_access: Option<u64>,
+    /// When it was last fetched (Unix s).
+    pub(crate) last_access: Option<u64>,
 }
 
 /// A live secret's public facts (no value).
@@ -224,11 +232,24 @@ pub(crate) enum RevealError {
     Locked(u64),
 }
 
+/// How a burn that passed its checks ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Burn {
+    /// This call destroyed the secret.
+    Burned,
+    /// Checked only: the caller did not confirm (v2 without `continue: true`).
+    NotConfirmed,
+    /// A concurrent reveal or burn took the secret between the check and the claim.
+    Lost,
+}
+
 /// Why a burn failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum BurnError {
-    /// No such receipt, or its secret can no longer be burned.
-    Unknown,
+    /// No such receipt (never existed, or gone after 2×ttl).
+    NoReceipt,
+    /// The receipt exists but its secret is gone (revealed, burned, expired).
+    SecretGone,
     /// The secret has a passphrase and it was missing or wrong.
     IncorrectPassphrase,
     /// Too many wrong passphrases; locked for this many more seconds.
@@ -308,6 +329,7 @@ impl Store {
             has_passphrase,
             kind: new.kind,
             generated_value,
+            accesses: Vec::new(),
         };
         let secret = Secret {
             metadata_key: metadata_key.clone(),
@@ -348,6 +370,9 @@ impl Store {
             has_passphrase: r.has_passphrase,
             kind: r.kind,
             value: None,
+            access_count: r.accesses.len(),
+            first_access: r.accesses.first().copied(),
+            last_access: r.accesses.last().copied(),
         }
     }
 
@@ -408,6 +433,24 @@ impl Store {
         let secret = inner.secrets.get(secret_key)?;
         let receipt = inner.receipts.get(&mk)?;
         Some(Self::secret_view(secret_key, secret, receipt, now))
+    }
+
+    /// Records a fetch of a live secret's link on its receipt's access timeline
+    /// (`record_access_telemetry`, apps/api/v2/logic/secrets/access_telemetry.rb:38-56,
+    /// de53ff8f7).
+    pub(crate) fn record_access(&self, secret_key: &str) {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let Some(mk) = inner
+            .secrets
+            .get(secret_key)
+            .map(|s| s.metadata_key.clone())
+        else {
+            return;
+        };
+        if let Some(r) = inner.receipts.get_mut(&mk) {
+            r.accesses.push(now);
+        }
     }
 
     /// The one-time reveal: checks lockout and passphrase, then (with `consume`) takes the
@@ -510,44 +553,58 @@ impl Store {
         Err(Gate::Wrong)
     }
 
-    /// Burns the secret behind a receipt; a protected secret needs its passphrase. Without
-    /// `confirm` it only checks (v2 without `continue:true`) and returns `burned == false`.
+    /// Burns the secret behind a receipt; a protected secret needs its passphrase.
+    ///
+    /// Like upstream it runs in two steps: load and check the secret, then claim it
+    /// atomically (`apps/api/v2/logic/secrets/burn_secret.rb:53-100`, de53ff8f7). A reveal
+    /// that takes the secret between the two wins, and the burn reports `Burn::Lost`.
+    /// The view returned is the receipt as loaded *before* the burn (state `new`), which is
+    /// what both APIs serialize (`shared/ots-api.md` §13.10). Without `confirm` it only
+    /// checks (v2 without `continue:true`) and returns `Burn::NotConfirmed`.
     pub(crate) fn burn(
         &self,
         metadata_key: &str,
         gate: GateInput<'_>,
         confirm: bool,
-    ) -> Result<(ReceiptView, bool), BurnError> {
+    ) -> Result<(ReceiptView, Burn), BurnError> {
         let now = self.clock.now();
-        let mut inner = self.lock();
-        if !Self::settle(&mut inner, metadata_key, now).ok_or(BurnError::Unknown)? {
-            return Err(BurnError::Unknown);
-        }
-        let sk = inner
-            .receipts
-            .get(metadata_key)
-            .ok_or(BurnError::Unknown)?
-            .secret_key
-            .clone();
-        let secret = inner.secrets.get_mut(&sk).ok_or(BurnError::Unknown)?;
-        Self::check_gate(secret, gate, now).map_err(|e| match e {
-            Gate::Locked(s) => BurnError::Locked(s),
-            Gate::Wrong => BurnError::IncorrectPassphrase,
-        })?;
+        let (before, sk) = {
+            let mut inner = self.lock();
+            let live = Self::settle(&mut inner, metadata_key, now).ok_or(BurnError::NoReceipt)?;
+            if !live {
+                return Err(BurnError::SecretGone);
+            }
+            let sk = inner
+                .receipts
+                .get(metadata_key)
+                .ok_or(BurnError::NoReceipt)?
+                .secret_key
+                .clone();
+            let secret = inner.secrets.get_mut(&sk).ok_or(BurnError::SecretGone)?;
+            Self::check_gate(secret, gate, now).map_err(|e| match e {
+                Gate::Locked(s) => BurnError::Locked(s),
+                Gate::Wrong => BurnError::IncorrectPassphrase,
+            })?;
+            let receipt = inner
+                .receipts
+                .get(metadata_key)
+                .ok_or(BurnError::NoReceipt)?;
+            (Self::view(metadata_key, receipt, true, now), sk)
+        };
         if !confirm {
-            let receipt = inner.receipts.get(metadata_key).ok_or(BurnError::Unknown)?;
-            return Ok((Self::view(metadata_key, receipt, true, now), false));
+            return Ok((before, Burn::NotConfirmed));
         }
-        inner.secrets.remove(&sk);
-        let receipt = inner
-            .receipts
-            .get_mut(metadata_key)
-            .ok_or(BurnError::Unknown)?;
-        receipt.state = State::Burned;
-        receipt.burned = Some(now);
-        receipt.updated = now;
-        receipt.generated_value = None;
-        Ok((Self::view(metadata_key, receipt, false, now), true))
+        let mut inner = self.lock();
+        if inner.secrets.remove(&sk).is_none() {
+            return Ok((before, Burn::Lost));
+        }
+        if let Some(receipt) = inner.receipts.get_mut(metadata_key) {
+            receipt.state = State::Burned;
+            receipt.burned = Some(now);
+            receipt.updated = now;
+            receipt.generated_value = None;
+        }
+        Ok((before, Burn::Burned))
     }
 
     /// An account's receipts from the last 30 days, oldest first.

@@ -9,7 +9,7 @@ use crate::api::{Ctx, Operation, Route};
 use crate::auth::Caller;
 use crate::create::{self, CreateInput};
 use crate::keys;
-use crate::store::{BurnError, GateInput, Kind, ReceiptView, RevealError, State};
+use crate::store::{Burn, BurnError, GateInput, Kind, ReceiptView, RevealError, State};
 
 /// Keys shorter than this get `Not Found` before any lookup.
 const MIN_IDENTIFIER_LEN: usize = 20;
@@ -207,16 +207,24 @@ fn burn(ctx: &Ctx<'_>) -> Response {
         client_ip: None,
         count_missing: true,
     };
-    // v1 forces `continue` to true.
+    // v1 forces `continue` to true (apps/api/v1/controllers/index.rb:176, de53ff8f7).
     match ctx.app.store.burn(key, gate, true) {
-        Ok((view, _)) => {
-            let state = add_aliases(receipt_hash(ctx, &view));
+        Ok((view, Burn::Burned)) => {
+            // The receipt as loaded before the burn: `state` reads "new", `secret_key` is
+            // still there, and `secret_ttl` is null because no live ttl is passed
+            // (apps/api/v1/controllers/index.rb:182-183 with class_methods.rb:185,224-227;
+            // v0.23.6 index.rb:131 likewise).
+            let mut state = receipt_hash(ctx, &view);
+            state.insert("secret_ttl".into(), Value::Null);
             ok(&json!({
-                "state": Value::Object(state),
+                "state": Value::Object(add_aliases(state)),
                 "secret_shortkey": keys::shortkey(&view.secret_key),
             }))
         }
-        Err(BurnError::Unknown) => unknown_secret(key),
+        // Not greenlighted (lost the race to a reveal): `secret_not_found_response`
+        // (apps/api/v1/controllers/index.rb:184-186).
+        Ok((_, Burn::Lost | Burn::NotConfirmed)) => unknown_secret(key),
+        Err(BurnError::NoReceipt | BurnError::SecretGone) => unknown_secret(key),
         Err(BurnError::IncorrectPassphrase) => {
             error("Incorrect passphrase", Some(StatusCode::BAD_REQUEST))
         }

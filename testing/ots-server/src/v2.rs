@@ -8,10 +8,11 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{Ctx, Operation, Route};
 use crate::auth::Caller;
-use crate::create::{self, CreateInput, Invalid};
+use crate::config::Plan;
+use crate::create::{self, CreateInput, Invalid, Refusal};
 use crate::store::{
-    BurnError, GLOBAL_MAX_ATTEMPTS, GateInput, IP_MAX_ATTEMPTS, Kind, ReceiptView, RevealError,
-    SecretView, State,
+    Burn, BurnError, GLOBAL_MAX_ATTEMPTS, GateInput, IP_MAX_ATTEMPTS, Kind, ReceiptView,
+    RevealError, SecretView, State,
 };
 use crate::v1::{host_of, scheme_of};
 
@@ -60,7 +61,7 @@ pub(crate) fn route(method: &Method, rest: &str) -> Route {
     route
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
@@ -97,12 +98,42 @@ fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "Not Found", "NotFound")
 }
 
+/// Otto's 401 when every auth strategy of the route failed: `json_auth_error` in
+/// delano/otto `lib/otto/security/authentication/route_auth_wrapper/response_builder.rb`
+/// (otto 2.9.0 per de53ff8f7 `Gemfile.lock:278`), with the strategy's `failure_reason`.
+fn authentication_required(reason: &str, now: u64) -> Response {
+    json_response(
+        StatusCode::UNAUTHORIZED,
+        &json!({
+            "error": "Authentication Required",
+            "message": reason,
+            "timestamp": now,
+        }),
+    )
+}
+
 fn unauthorized(message: &str) -> Response {
     error(StatusCode::UNAUTHORIZED, message, "Unauthorized")
 }
 
+/// A missing secret or receipt on reveal, show and burn: `raise OT::MissingSecret` with no
+/// message (reveal_secret.rb:65, show_secret.rb:51, burn_secret.rb:50, de53ff8f7), so
+/// `RecordNotFound#to_h` drops the nil `error` (lib/onetime/errors.rb:185-191).
 fn record_not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "Unknown secret", "RecordNotFound")
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({ "error_type": "RecordNotFound" }),
+    )
+}
+
+/// A missing receipt on show/update: `raise OT::MissingSecret, "identifier: #{identifier}"`
+/// (show_receipt.rb:71, update_receipt.rb:29, de53ff8f7).
+fn receipt_not_found(key: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        &format!("identifier: {key}"),
+        "RecordNotFound",
+    )
 }
 
 /// Passphrase lockout: 429 with the lock's remaining time.
@@ -122,23 +153,57 @@ fn locked(retry_after: u64, max_attempts: u32) -> Response {
     resp
 }
 
-/// A validation failure: 422 `{error, error_type, field}`.
+/// A validation failure: 422 `{error, error_type, field}`; `error_type` and `field` only when
+/// the logic names them (`FormError#to_h` compacts nils, lib/onetime/errors.rb:213-220).
 fn form_error(message: &str, field: Option<&str>, error_type: Option<&str>) -> Response {
-    let mut body = json!({
-        "error": message,
-        "error_type": error_type.unwrap_or("FormError"),
-    });
+    let mut body = json!({ "error": message });
+    if let Some(t) = error_type {
+        body["error_type"] = json!(t);
+    }
     if let Some(f) = field {
         body["field"] = json!(f);
     }
     json_response(StatusCode::UNPROCESSABLE_ENTITY, &body)
 }
 
-fn invalid(e: &Invalid) -> Response {
-    if e.unauthorized {
-        return unauthorized(&e.message);
+/// 403 for a ttl the plan does not cover: `EntitlementRequired#to_h`
+/// (lib/onetime/errors.rb:292-301, de53ff8f7), with the upgrade path the billing catalog
+/// names (`apps/web/billing/plan_helpers.rb:29-46`: the cheapest plan carrying
+/// `extended_default_expiration`, `identity_plus_v1`).
+fn entitlement_required(message: &str, plan: Plan) -> Response {
+    json_response(
+        StatusCode::FORBIDDEN,
+        &json!({
+            "error": message,
+            "error_type": "EntitlementRequired",
+            "entitlement": "extended_default_expiration",
+            "current_plan": plan.plan_id(),
+            "upgrade_to": "identity_plus_v1",
+            "error_key": "api.entitlements.errors.extended_default_expiration_required",
+        }),
+    )
+}
+
+/// 403 when anonymous v2 use is switched off: `GuestRoutesDisabled#to_h`
+/// (lib/onetime/errors.rb:322-335) raised by `require_guest_route_enabled!`
+/// (lib/onetime/logic/guest_route_gating.rb:52-58, de53ff8f7).
+fn guest_routes_disabled() -> Response {
+    json_response(
+        StatusCode::FORBIDDEN,
+        &json!({
+            "error": "Guest API access is disabled",
+            "error_type": "GuestRoutesDisabled",
+            "code": "GUEST_ROUTES_DISABLED",
+        }),
+    )
+}
+
+fn invalid(e: &Invalid, plan: Plan) -> Response {
+    match e.refusal {
+        Refusal::Unauthorized => unauthorized(&e.message),
+        Refusal::Entitlement => entitlement_required(&e.message, plan),
+        Refusal::Form => form_error(&e.message, e.field, e.error_type),
     }
-    form_error(&e.message, Some(e.field), e.error_type)
 }
 
 /// Serves one v2 request.
@@ -155,12 +220,22 @@ pub(crate) fn serve(ctx: Ctx<'_>) -> Response {
     } else {
         Caller::Anonymous
     };
-    if caller == Caller::BadCredentials {
-        return unauthorized("Invalid credentials");
-    }
+    // Credentials are refused by Otto's auth layer before any logic runs: sent and bad ones
+    // on every authenticated route (a terminal failure), none on basicauth-only routes.
     let needs_account = matches!(op, Operation::Recent | Operation::Version);
-    if needs_account && caller == Caller::Anonymous {
-        return unauthorized("Authentication required");
+    if caller == Caller::BadCredentials || (needs_account && caller == Caller::Anonymous) {
+        return authentication_required(ctx.auth_failure, ctx.app.store.clock.now());
+    }
+    // Guest gating applies to anonymous callers only, in the logic classes that include it:
+    // conceal_secret.rb:27, generate_secret.rb:23, show_secret.rb:49, reveal_secret.rb:63,
+    // show_receipt.rb:69, burn_secret.rb:48 (apps/api/v2/logic/secrets, de53ff8f7). Conceal
+    // and generate check the payload shape first (base_secret_action.rb process_params).
+    let gated = matches!(
+        op,
+        Operation::Secret | Operation::Reveal | Operation::Receipt | Operation::Burn
+    );
+    if gated && caller == Caller::Anonymous && !ctx.app.config.guest_routes {
+        return guest_routes_disabled();
     }
     match op {
         Operation::Status => ok(json!({"success": true, "status": "nominal", "locale": "en"})),
@@ -185,6 +260,9 @@ fn share(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
     if p.nested_is_scalar("secret") {
         return form_error("Incorrect payload format", None, None);
     }
+    if *caller == Caller::Anonymous && !ctx.app.config.guest_routes {
+        return guest_routes_disabled();
+    }
     let kind = if op == Operation::Generate {
         Kind::Generate
     } else {
@@ -203,7 +281,7 @@ fn share(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
     let host = host_of(&ctx.app.public_url);
     let new = match create::build(input, caller, &ctx.app.config, host, false) {
         Ok(n) => n,
-        Err(e) => return invalid(&e),
+        Err(e) => return invalid(&e, ctx.app.config.plan),
     };
     let share_domain = (!new.share_domain.is_empty()).then(|| new.share_domain.clone());
     let view = ctx.app.store.create(new);
@@ -233,7 +311,7 @@ fn share(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
     }))
 }
 
-fn base_url(ctx: &Ctx<'_>, share_domain: &str) -> String {
+pub(crate) fn base_url(ctx: &Ctx<'_>, share_domain: &str) -> String {
     if share_domain.is_empty() {
         ctx.app.public_url.clone()
     } else {
@@ -243,7 +321,7 @@ fn base_url(ctx: &Ctx<'_>, share_domain: &str) -> String {
 
 fn receipt(ctx: &Ctx<'_>) -> Response {
     let Some(view) = ctx.app.store.receipt(ctx.key()) else {
-        return record_not_found();
+        return receipt_not_found(ctx.key());
     };
     let base = base_url(ctx, &view.share_domain);
     let mk = &view.metadata_key;
@@ -284,9 +362,10 @@ fn receipt(ctx: &Ctx<'_>) -> Response {
             "display_lines": display_lines,
             "no_cache": true,
             "secret_realttl": view.secret_ttl,
-            "view_count": 0,
-            "first_access": null,
-            "last_access": null,
+            // Access telemetry (show_receipt.rb:96-102, 346-348, de53ff8f7).
+            "view_count": view.access_count,
+            "first_access": view.first_access.map(epoch_f),
+            "last_access": view.last_access.map(epoch_f),
             "has_passphrase": view.secret_live && view.has_passphrase,
             "can_decrypt": view.secret_live,
             "secret_value": value,
@@ -301,7 +380,7 @@ fn receipt(ctx: &Ctx<'_>) -> Response {
 
 fn receipt_update(ctx: &Ctx<'_>, caller: &Caller) -> Response {
     let Some(view) = ctx.app.store.receipt(ctx.key()) else {
-        return record_not_found();
+        return receipt_not_found(ctx.key());
     };
     if caller.email().is_none() || view.owner.as_deref() != caller.email() {
         return unauthorized("Not authorized to update this receipt");
@@ -318,51 +397,58 @@ fn burn(ctx: &Ctx<'_>) -> Response {
     };
     let confirm = p.get("continue") == Some("true");
     match ctx.app.store.burn(ctx.key(), gate, confirm) {
-        Ok((view, burned)) => {
-            let base = base_url(ctx, &view.share_domain);
-            let mk = &view.metadata_key;
-            let mut rec = receipt_dump(&view);
-            let extra = json!({
-                "natural_expiration": natural_duration(view.ttl),
-                "expiration": view.created + view.ttl,
-                "expiration_in_seconds": view.ttl,
-                "share_path": format!("/secret/{}", view.secret_key),
-                "burn_path": format!("/receipt/{mk}/burn"),
-                "receipt_path": format!("/receipt/{mk}"),
-                "metadata_path": format!("/receipt/{mk}"),
-                "share_url": format!("{base}/secret/{}", view.secret_key),
-                "receipt_url": format!("{base}/receipt/{mk}"),
-                "metadata_url": format!("{base}/receipt/{mk}"),
-                "burn_url": format!("{base}/receipt/{mk}/burn"),
-            });
-            if let Value::Object(extra) = extra {
-                rec.extend(extra);
-            }
-            ok(json!({
-                "success": burned,
-                "record": rec,
-                "details": {
-                    "type": "record",
-                    "title": "Secret burned",
-                    "display_lines": 0,
-                    "display_feedback": false,
-                    "no_cache": true,
-                    "view_count": 0,
-                    "has_passphrase": false,
-                    "can_decrypt": false,
-                    "show_secret": false,
-                    "show_secret_link": false,
-                    "show_receipt_link": false,
-                    "show_receipt": true,
-                    "show_recipients": !view.recipients.is_empty(),
-                    "is_orphaned": false,
-                },
-            }))
-        }
-        Err(BurnError::Unknown) => record_not_found(),
+        // `success` is `greenlighted`; the record is the receipt as loaded before the burn
+        // (burn_secret.rb:100,149-200, de53ff8f7): state "new", not "burned" (§13.10).
+        Ok((view, outcome)) => ok(burn_answer(ctx, &view, outcome == Burn::Burned)),
+        // The receipt exists but its secret is gone: `process` returns nil before building
+        // any data (burn_secret.rb:54-56), which renders as `{"success": true}` (§13.1).
+        Err(BurnError::SecretGone) => ok(json!({ "success": true })),
+        Err(BurnError::NoReceipt) => record_not_found(),
         Err(BurnError::IncorrectPassphrase) => form_error("Incorrect passphrase", None, None),
         Err(BurnError::Locked(left)) => locked(left, GLOBAL_MAX_ATTEMPTS.min(IP_MAX_ATTEMPTS)),
     }
+}
+
+fn burn_answer(ctx: &Ctx<'_>, view: &ReceiptView, burned: bool) -> Value {
+    let base = base_url(ctx, &view.share_domain);
+    let mk = &view.metadata_key;
+    let mut rec = receipt_dump(view);
+    let extra = json!({
+        "natural_expiration": natural_duration(view.ttl),
+        "expiration": view.created + view.ttl,
+        "expiration_in_seconds": view.ttl,
+        "share_path": format!("/secret/{}", view.secret_key),
+        "burn_path": format!("/receipt/{mk}/burn"),
+        "receipt_path": format!("/receipt/{mk}"),
+        "metadata_path": format!("/receipt/{mk}"),
+        "share_url": format!("{base}/secret/{}", view.secret_key),
+        "receipt_url": format!("{base}/receipt/{mk}"),
+        "metadata_url": format!("{base}/receipt/{mk}"),
+        "burn_url": format!("{base}/receipt/{mk}/burn"),
+    });
+    if let Value::Object(extra) = extra {
+        rec.extend(extra);
+    }
+    json!({
+        "success": burned,
+        "record": rec,
+        "details": {
+            "type": "record",
+            "title": "Secret burned",
+            "display_lines": 0,
+            "display_feedback": false,
+            "no_cache": true,
+            "view_count": 0,
+            "has_passphrase": false,
+            "can_decrypt": false,
+            "show_secret": false,
+            "show_secret_link": false,
+            "show_receipt_link": false,
+            "show_receipt": true,
+            "show_recipients": !view.recipients.is_empty(),
+            "is_orphaned": false,
+        },
+    })
 }
 
 fn recent(ctx: &Ctx<'_>, caller: &Caller) -> Response {
@@ -408,7 +494,16 @@ fn reveal(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
         // RevealSecret counts a missing passphrase as a failure; ShowSecret does not.
         count_missing: op == Operation::Reveal,
     };
-    match ctx.app.store.reveal(ctx.key(), gate, confirm) {
+    let result = ctx.app.store.reveal(ctx.key(), gate, confirm);
+    // `record_access_telemetry('secret_get') unless show_secret` (show_secret.rb:119).
+    let shown = matches!(&result, Ok(r) if r.value.is_some());
+    if op == Operation::Secret
+        && !shown
+        && matches!(result, Ok(_) | Err(RevealError::WrongPassphrase))
+    {
+        ctx.app.store.record_access(ctx.key());
+    }
+    match result {
         Ok(r) => {
             let state = if r.view.revealed {
                 State::Received
@@ -461,10 +556,14 @@ fn reveal(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
 
 fn secret_status(ctx: &Ctx<'_>) -> Response {
     match ctx.app.store.secret(ctx.key()) {
-        Some(view) => ok(json!({
-            "record": secret_dump(&view, State::New),
-            "details": { "current_expiration": view.secret_ttl },
-        })),
+        Some(view) => {
+            // `record_access_telemetry('status_get')` (show_secret_status.rb:39).
+            ctx.app.store.record_access(ctx.key());
+            ok(json!({
+                "record": secret_dump(&view, State::New),
+                "details": { "current_expiration": view.secret_ttl },
+            }))
+        }
         None => ok(json!({ "record": { "state": "unknown" } })),
     }
 }
@@ -481,12 +580,12 @@ fn secret_status_list(ctx: &Ctx<'_>) -> Response {
     ok(json!({ "count": records.len(), "records": records }))
 }
 
-fn display_lines(value: &str) -> usize {
+pub(crate) fn display_lines(value: &str) -> usize {
     let lines = (80 + value.chars().count()) / 80 + value.matches('\n').count() + 3;
     lines.min(30)
 }
 
-fn natural_duration(secs: u64) -> String {
+pub(crate) fn natural_duration(secs: u64) -> String {
     let (n, unit) = if secs >= 86_400 {
         (secs / 86_400, "day")
     } else if secs >= 3600 {
@@ -501,7 +600,7 @@ fn natural_duration(secs: u64) -> String {
 }
 
 /// Seconds as the float the real server emits for `created`/`updated`.
-fn epoch_f(secs: u64) -> Value {
+pub(crate) fn epoch_f(secs: u64) -> Value {
     json!(secs as f64)
 }
 
@@ -517,10 +616,12 @@ fn receipt_dump(v: &ReceiptView) -> Map<String, Value> {
         "state": v.state.v2_name(),
         "secret_shortid": v.secret_key.chars().take(8).collect::<String>(),
         "secret_identifier": v.secret_live.then(|| v.secret_key.clone()),
+        // metadata_ttl, receipt_ttl and lifespan are the secret's lifetime, not the
+        // receipt's (lib/onetime/models/receipt/features/safe_dump_fields.rb:90-93).
         "secret_ttl": v.ttl,
-        "metadata_ttl": v.ttl.saturating_mul(2),
-        "receipt_ttl": v.ttl.saturating_mul(2),
-        "lifespan": v.ttl.saturating_mul(2),
+        "metadata_ttl": v.ttl,
+        "receipt_ttl": v.ttl,
+        "lifespan": v.ttl,
         "share_domain": (!v.share_domain.is_empty()).then(|| v.share_domain.clone()),
         "created": epoch_f(v.created),
         "updated": epoch_f(v.updated),
@@ -530,13 +631,15 @@ fn receipt_dump(v: &ReceiptView) -> Map<String, Value> {
         "memo": null,
         "shortid": v.metadata_key.chars().take(8).collect::<String>(),
         "show_recipients": !v.recipients.is_empty(),
-        "previewed": null,
+        // Telemetry-derived (safe_dump_fields.rb:125, 139-148, de53ff8f7): the first
+        // access, and "has the link been fetched at all".
+        "previewed": v.first_access,
         "revealed": received,
-        "is_previewed": false,
-        "viewed": null,
+        "is_previewed": v.access_count > 0,
+        "viewed": v.first_access,
         "received": received,
         "burned": v.burned,
-        "is_viewed": false,
+        "is_viewed": v.access_count > 0,
         "is_received": v.state == State::Received,
         "is_revealed": v.state == State::Received,
         "is_burned": v.state == State::Burned,

@@ -111,6 +111,61 @@ async fn fault_and_key_flags_take_effect() {
     assert_eq!(a.header("retry-after").as_deref(), Some("9"));
 }
 
+#[tokio::test]
+async fn profile_plan_guest_size_and_after_store_flags_take_effect() {
+    let server = start(&[
+        "--account",
+        "a@example.com:tok",
+        "--plan",
+        "free",
+        "--guest-routes",
+        "off",
+        "--max-secret-bytes",
+        "5",
+        "--after-store",
+        "502",
+        "--after-store-count",
+        "1",
+    ]);
+    let http = common::http();
+    let v2 = |body: serde_json::Value| {
+        http.post(format!("{}/api/v2/secret/conceal", server.url))
+            .basic_auth("a@example.com", Some("tok"))
+            .json(&body)
+    };
+    let anon = common::send(
+        http.post(format!("{}/api/v2/secret/conceal", server.url))
+            .json(&json!({"secret": {"secret": "x"}})),
+    )
+    .await;
+    assert_eq!(anon.status, 403);
+    assert_eq!(anon.json["error_type"], "GuestRoutesDisabled");
+    let long = common::send(v2(json!({"secret": {"secret": "123456"}}))).await;
+    assert_eq!(
+        long.json["error"],
+        "Secret content must be no more than 5 bytes long"
+    );
+    let month = common::send(v2(json!({"secret": {"secret": "x", "ttl": 2_592_000}}))).await;
+    assert_eq!(month.status, 403);
+    assert_eq!(month.json["current_plan"], "free_v1");
+    let struck = common::send(v2(json!({"secret": {"secret": "x"}}))).await;
+    assert_eq!(struck.status, 502);
+    let live = common::send(http.get(format!("{}/_admin/live", server.url))).await;
+    assert_eq!(live.json.as_array().unwrap().len(), 1);
+    let next = common::send(v2(json!({"secret": {"secret": "x"}}))).await;
+    assert_eq!(next.status, 200);
+
+    let old = start(&["--profile", "v0.20"]);
+    let nf = common::send(http.get(format!("{}/api/v2/receipt/recent", old.url))).await;
+    assert_eq!(nf.json, json!({"message": "Not Found"}));
+    let share = common::send(
+        http.post(format!("{}/api/v1/share", old.url))
+            .form(&[("secret", "x")]),
+    )
+    .await;
+    assert_eq!(share.json["secret_key"].as_str().unwrap().len(), 31);
+}
+
 #[test]
 fn bad_flags_are_refused() {
     for args in [
@@ -118,6 +173,12 @@ fn bad_flags_are_refused() {
         vec!["--error-rate", "1.5"],
         vec!["--rate-limit", "5"],
         vec!["--listen", "not-an-address"],
+        vec!["--profile", "v0.24"],
+        vec!["--plan", "gold"],
+        vec!["--guest-routes", "maybe"],
+        vec!["--after-store", "explode"],
+        vec!["--after-store-count", "1"],
+        vec!["--after-store", "reset", "--after-store-rate", "2"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_ots-testserver"))
             .args(&args)

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
-use ots_testserver::{Account, Config, TestServer};
+use ots_testserver::{Account, Config, LEGACY_KEY_LEN, Profile, TestServer};
 
 const USER: &str = "conformance@example.com";
 const TOKEN: &str = "conformance-token-1234";
@@ -101,4 +101,20 @@ fn the_npm_client_works_with_legacy_31_character_keys() {
     let server = TestServer::start_in_thread(config(true)).unwrap();
     let stdout = run_script(&server, 31);
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn the_npm_client_sees_the_same_v1_on_the_old_profiles() {
+    ensure_installed();
+    for profile in [Profile::V0_23, Profile::V0_20] {
+        let server = TestServer::start_in_thread(Config {
+            profile,
+            ..config(false)
+        })
+        .unwrap();
+        let stdout = run_script(&server, LEGACY_KEY_LEN);
+        assert!(stdout.contains(" passed, 0 failed"), "{profile}: {stdout}");
+        assert!(!stdout.contains("not ok"), "{profile}: {stdout}");
+        assert!(server.stats().by_operation["burn"] >= 2, "{profile}");
+    }
 }

@@ -150,9 +150,10 @@ async fn burn_destroys_an_unread_secret_and_reports_the_shortkey() {
     let b = api.form(&format!("/api/v1/private/{mk}/burn"), &[]).await;
     assert_eq!(b.status, 200, "{b:?}");
     assert_eq!(b.json["secret_shortkey"], &sk[..8]);
-    assert_eq!(b.json["state"]["state"], "burned");
+    // The receipt as loaded before the burn (shared/ots-api.md §13.10).
+    assert_eq!(b.json["state"]["state"], "new");
     assert_eq!(b.json["state"]["secret_ttl"], Value::Null);
-    assert_eq!(b.json["state"]["secret_key"], "");
+    assert_eq!(b.json["state"]["secret_key"], sk);
     assert!(b.json["state"].get("passphrase_required").is_none());
     api.form(&format!("/api/v1/secret/{sk}"), &[])
         .await
@@ -208,7 +209,12 @@ async fn burning_a_protected_secret_needs_its_passphrase_even_for_the_owner() {
         .await
         .assert_v1_error("Incorrect passphrase", Some("400"));
     let ok = api.form_auth(&burn, &[("passphrase", "pass1234")]).await;
-    assert_eq!(ok.json["state"]["state"], "burned", "{ok:?}");
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(
+        ok.json["state"]["state"], "new",
+        "as loaded before the burn: {ok:?}"
+    );
+    assert_eq!(s.stats().live_secrets, 0, "burned");
 }
 
 #[tokio::test]

@@ -42,7 +42,7 @@ async fn status_and_locales_are_public_version_needs_an_account() {
     );
     api.get("/api/v2/version")
         .await
-        .assert_v2_error(401, "Unauthorized");
+        .assert_auth_required("[AUTH_HEADER_MISSING] No authorization header");
     let v = api.get_auth("/api/v2/version").await;
     assert_eq!(v.status, 200);
     assert!(v.json["version"].is_array());
@@ -60,7 +60,8 @@ async fn conceal_answers_receipt_metadata_and_secret_records() {
     assert_eq!(rec["receipt"], rec["metadata"], "metadata is an alias");
     assert_eq!(rec["receipt"]["state"], "new");
     assert_eq!(rec["receipt"]["secret_ttl"], 3600);
-    assert_eq!(rec["receipt"]["lifespan"], 7200);
+    // The secret's lifetime (safe_dump_fields.rb:91-93), not the receipt's 2×ttl.
+    assert_eq!(rec["receipt"]["lifespan"], 3600);
     assert_eq!(rec["receipt"]["custid"], "anon");
     assert_eq!(rec["receipt"]["kind"], "conceal");
     assert_eq!(rec["receipt"]["has_passphrase"], false);
@@ -102,12 +103,12 @@ async fn reveal_needs_continue_and_happens_once() {
     assert_eq!(shown.json["details"]["show_secret"], true);
     assert_eq!(shown.json["record"]["is_revealed"], true);
 
-    api.json(&path, json!({"continue": true}))
-        .await
-        .assert_v2_error(404, "RecordNotFound");
-    api.get(&format!("/api/v2/secret/{sk}"))
-        .await
-        .assert_v2_error(404, "RecordNotFound");
+    let again = api.json(&path, json!({"continue": true})).await;
+    assert_eq!(again.status, 404);
+    assert_eq!(again.json, json!({"error_type": "RecordNotFound"}));
+    let meta_gone = api.get(&format!("/api/v2/secret/{sk}")).await;
+    assert_eq!(meta_gone.status, 404);
+    assert_eq!(meta_gone.json, json!({"error_type": "RecordNotFound"}));
 
     let r = api.get(&format!("/api/v2/receipt/{mk}")).await;
     assert_eq!(r.json["record"]["state"], "revealed");
@@ -198,18 +199,26 @@ async fn burn_needs_continue_and_the_passphrase_of_protected_secrets() {
         .json(&path, json!({"continue": true, "passphrase": "pass-word"}))
         .await;
     assert_eq!(burned.json["success"], true, "{burned:?}");
-    assert_eq!(burned.json["record"]["state"], "burned");
-    assert_eq!(burned.json["record"]["is_burned"], true);
+    // The receipt as loaded before the burn (shared/ots-api.md §13.10).
+    assert_eq!(burned.json["record"]["state"], "new");
+    assert_eq!(burned.json["record"]["is_burned"], false);
     assert_eq!(s.stats().live_secrets, 0);
-    api.json(
-        &format!("/api/v2/secret/{sk}/reveal"),
-        json!({"continue": true}),
-    )
-    .await
-    .assert_v2_error(404, "RecordNotFound");
-    api.json(&path, json!({"continue": true, "passphrase": "pass-word"}))
-        .await
-        .assert_v2_error(404, "RecordNotFound");
+    let reveal = api
+        .json(
+            &format!("/api/v2/secret/{sk}/reveal"),
+            json!({"continue": true}),
+        )
+        .await;
+    assert_eq!(reveal.status, 404);
+    assert_eq!(reveal.json, json!({"error_type": "RecordNotFound"}));
+    // The receipt is still there, its secret is not: nothing to burn (§13.1).
+    let again = api
+        .json(&path, json!({"continue": true, "passphrase": "pass-word"}))
+        .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json, json!({"success": true}));
+    let receipt = api.get(&format!("/api/v2/receipt/{mk}")).await;
+    assert_eq!(receipt.json["record"]["state"], "burned");
 }
 
 #[tokio::test]
@@ -240,7 +249,11 @@ async fn validation_errors_are_422_with_field() {
         short.json["error"],
         "Passphrase must be at least 4 characters long"
     );
-    assert_eq!(short.json["field"], "passphrase");
+    // Upstream names no field here (base_secret_action.rb:407).
+    assert_eq!(
+        short.json,
+        json!({"error": "Passphrase must be at least 4 characters long"})
+    );
 
     let big = api
         .json(
@@ -249,9 +262,10 @@ async fn validation_errors_are_422_with_field() {
         )
         .await;
     assert_eq!(big.status, 422);
+    // v2's own message (lib/onetime/logic/base.rb:192), not v1's.
     assert_eq!(
         big.json["error"],
-        "Secret value exceeds the maximum size of 10000 bytes"
+        "Secret content must be no more than 10000 bytes long"
     );
 
     let scalar = api
@@ -285,10 +299,11 @@ async fn credentials_are_checked_and_guest_routes_ignore_them() {
             .json(&json!({"secret": {"secret": "x"}})),
     )
     .await;
-    bad.assert_v2_error(401, "Unauthorized");
+    // Otto's auth layer answers before any logic (§11).
+    bad.assert_auth_required("[CREDENTIALS_INVALID] Invalid credentials");
     api.get("/api/v2/receipt/recent")
         .await
-        .assert_v2_error(401, "Unauthorized");
+        .assert_auth_required("[AUTH_HEADER_MISSING] No authorization header");
 
     let guest = send(
         api.http

@@ -60,6 +60,18 @@ impl Answer {
         );
     }
 
+    /// v2's 401 from Otto's auth layer (`json_auth_error`): `{error, message, timestamp}`.
+    pub fn assert_auth_required(&self, reason: &str) {
+        assert_eq!(self.status, 401, "{self:?}");
+        assert_eq!(self.json["error"], "Authentication Required", "{self:?}");
+        assert_eq!(self.json["message"], reason, "{self:?}");
+        assert!(
+            self.json["timestamp"].as_u64().unwrap_or(0) > 1_700_000_000,
+            "{self:?}"
+        );
+        assert_eq!(self.json.as_object().map(|o| o.len()), Some(3), "{self:?}");
+    }
+
     /// v2's error shape.
     pub fn assert_v2_error(&self, status: u16, error_type: &str) {
         assert_eq!(self.status, status, "{self:?}");
