@@ -18,7 +18,7 @@ use super::types::{
     BurnAnswer, BurnOutcome, GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus,
     ShareRequest,
 };
-use super::v2::ReceiptLayout;
+use super::v2::{ReceiptLayout, VerifyRoute};
 use super::{v1, v2, validate};
 
 /// What clients learned about one server: the version `auto` resolved to, where its v2 keeps
@@ -34,6 +34,7 @@ pub struct Learned {
 struct LearnedInner {
     api: OnceCell<ResolvedApi>,
     layout: OnceCell<ReceiptLayout>,
+    verify_route: OnceCell<VerifyRoute>,
     /// Anonymous v2 calls are refused (`GuestRoutesDisabled`): anonymous `auto` clients use v1.
     guest_v2_off: AtomicBool,
 }
@@ -245,8 +246,9 @@ impl OtsClient {
         self.scrub(result, &[])
     }
 
-    /// Checks the credentials once, without sharing anything: v2 `GET /version`, v1
-    /// `GET /authcheck` (both refuse bad credentials; v2 `/status` does not look at them).
+    /// Checks the credentials once, without sharing anything: v1 `GET /authcheck`, v2
+    /// `GET /authcheck` on servers that have it (v0.18–v0.23) else `GET /version` (all refuse bad
+    /// credentials; v2 `/status` does not look at them).
     /// Anonymous clients have nothing to check. A server without such a route cannot be asked:
     /// that counts as verified (a share will tell).
     pub async fn verify_credentials(&self) -> Result<(), OtsError> {
@@ -255,7 +257,9 @@ impl OtsClient {
         }
         let result = match self.api_version().await {
             Ok(ResolvedApi::V1) => v1::verify(&self.inner.http).await,
-            Ok(ResolvedApi::V2) => v2::verify(&self.inner.http).await,
+            Ok(ResolvedApi::V2) => {
+                v2::verify(&self.inner.http, &self.inner.learned.inner.verify_route).await
+            }
             Err(e) => Err(e),
         };
         match self.scrub(result, &[]) {

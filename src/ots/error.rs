@@ -158,14 +158,7 @@ impl OtsError {
     /// The same error with every occurrence of `sensitive` (the secret value, passphrase and API
     /// token sent with the request) removed from the text it keeps.
     pub(crate) fn scrub(self, sensitive: &[&str]) -> Self {
-        let clean = |mut text: String| {
-            for value in sensitive.iter().filter(|v| !v.is_empty()) {
-                if text.contains(*value) {
-                    text = text.replace(*value, "[redacted]");
-                }
-            }
-            text
-        };
+        let clean = |text: String| scrub_text(text, sensitive);
         match self {
             Self::RouteNotFound { path } => Self::RouteNotFound { path: clean(path) },
             Self::EntitlementRequired { entitlement } => Self::EntitlementRequired {
@@ -203,6 +196,35 @@ impl OtsError {
     }
 }
 
+/// `text` without the `sensitive` values. Values shorter than 4 characters are removed only
+/// where they stand alone (between non-alphanumeric characters): as substrings they would be
+/// found inside ordinary words, which they cannot reveal.
+fn scrub_text(mut text: String, sensitive: &[&str]) -> String {
+    const REDACTED: &str = "[redacted]";
+    for value in sensitive.iter().filter(|v| !v.is_empty()) {
+        if value.chars().count() >= 4 {
+            if text.contains(*value) {
+                text = text.replace(*value, REDACTED);
+            }
+            continue;
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(*value) {
+            let before = rest[..at].chars().next_back();
+            let after = rest[at + value.len()..].chars().next();
+            let alone = !before.is_some_and(char::is_alphanumeric)
+                && !after.is_some_and(char::is_alphanumeric);
+            out.push_str(&rest[..at]);
+            out.push_str(if alone { REDACTED } else { value });
+            rest = &rest[at + value.len()..];
+        }
+        out.push_str(rest);
+        text = out;
+    }
+    text
+}
+
 /// A request refused by client-side checks, before any network traffic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
@@ -235,4 +257,35 @@ pub enum InputError {
     /// The base URL is not an absolute http(s) URL that paths can be appended to.
     #[error("the server URL must be an absolute http or https URL")]
     InvalidBaseUrl,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubbing_removes_every_value_sent() {
+        let err = OtsError::Validation {
+            message: "echo: hunter22 and tok-99 and hunter22".into(),
+        };
+        assert_eq!(
+            err.scrub(&["hunter22", "tok-99"]),
+            OtsError::Validation {
+                message: "echo: [redacted] and [redacted] and [redacted]".into()
+            }
+        );
+    }
+
+    #[test]
+    fn short_values_are_scrubbed_where_they_stand_alone() {
+        let err = OtsError::EntitlementRequired {
+            entitlement: Some("extended_default_expiration x".into()),
+        };
+        assert_eq!(
+            err.scrub(&["x"]),
+            OtsError::EntitlementRequired {
+                entitlement: Some("extended_default_expiration [redacted]".into())
+            }
+        );
+    }
 }

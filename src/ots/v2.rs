@@ -296,12 +296,43 @@ pub async fn burn(
     }
 }
 
-/// `GET /version`: needs valid credentials on current servers, so it verifies them.
-pub async fn verify(http: &Http) -> Result<(), OtsError> {
+/// Which v2 route verifies credentials on a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyRoute {
+    /// `GET /authcheck` (v0.18–v0.23: `authorized`; their `/version` is public).
+    Authcheck,
+    /// `GET /version` (current servers, which have no v2 `/authcheck`; it needs credentials).
+    Version,
+}
+
+/// Verifies credentials: `GET /authcheck` where the server has it (v0.18–v0.23, whose
+/// `/version` answers anyone: tag v0.23.6 `apps/api/v2/controllers/meta.rb:19-33`), else
+/// `GET /version` (de53ff8f7 `apps/api/v2/routes.txt`: `auth=sessionauth,basicauth`). Which one
+/// the server has is remembered once it answered definitely.
+pub async fn verify(http: &Http, route: &OnceCell<VerifyRoute>) -> Result<(), OtsError> {
     let op = Op::Verify;
-    let reply = http
-        .send(op, API, None, http.request(Method::GET, API, &["version"]))
-        .await?;
+    let ask = |which: VerifyRoute| {
+        let segment = match which {
+            VerifyRoute::Authcheck => "authcheck",
+            VerifyRoute::Version => "version",
+        };
+        http.send(op, API, None, http.request(Method::GET, API, &[segment]))
+    };
+    if let Some(known) = route.get() {
+        let reply = ask(*known).await?;
+        return check(op, &reply).map(|_| ());
+    }
+    let reply = ask(VerifyRoute::Authcheck).await?;
+    if !is_unknown_route(&reply) {
+        if is_definite(&reply) {
+            let _ = route.set(VerifyRoute::Authcheck);
+        }
+        return check(op, &reply).map(|_| ());
+    }
+    let reply = ask(VerifyRoute::Version).await?;
+    if is_definite(&reply) && !is_unknown_route(&reply) {
+        let _ = route.set(VerifyRoute::Version);
+    }
     check(op, &reply).map(|_| ())
 }
 
