@@ -213,8 +213,11 @@ pub fn known_message(message: &str) -> Option<String> {
         .then(|| clean_message(message))
 }
 
+/// A placeholder of [`KNOWN_MESSAGES`]: its name, the characters it stands for, its longest length.
+type Placeholder = (&'static str, fn(char) -> bool, usize);
+
 fn matches_pattern(pattern: &str, text: &str) -> bool {
-    const CLASSES: [(&str, fn(char) -> bool, usize); 4] = [
+    const CLASSES: [Placeholder; 4] = [
         ("{n}", |c| c.is_ascii_digit(), 12),
         (
             "{w}",

@@ -201,7 +201,7 @@ impl fmt::Display for SecretState {
 pub enum BurnOutcome {
     /// This call destroyed the unread secret; the receipt as the server returned it, with its
     /// state set to `burned` (servers serialize the receipt as loaded, before the burn).
-    Burned(Receipt),
+    Burned(Box<Receipt>),
     /// The secret was already gone; `state` is the receipt's final state (`received`, `burned`,
     /// `expired` or `orphaned`; `expired` also when the receipt itself is gone).
     AlreadyGone {
@@ -216,7 +216,7 @@ pub enum BurnOutcome {
 #[derive(Debug)]
 pub(crate) enum BurnAnswer {
     /// The server burned the secret.
-    Burned(Receipt),
+    Burned(Box<Receipt>),
     /// The server answered without burning (already consumed, or a concurrent reveal won).
     NotBurned,
 }

@@ -147,7 +147,7 @@ pub async fn burn(
     let state = obj.get("state").ok_or_else(|| missing(op, "state"))?;
     let mut receipt = receipt_from(op, json::object(op.as_str(), "the burned receipt", state)?)?;
     receipt.state = SecretState::Burned;
-    Ok(BurnAnswer::Burned(receipt))
+    Ok(BurnAnswer::Burned(Box::new(receipt)))
 }
 
 /// `GET /authcheck`: the status answer, for valid credentials only.

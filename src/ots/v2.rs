@@ -290,7 +290,7 @@ pub async fn burn(
         (_, Some(Value::Object(_))) => {
             let mut receipt = record_receipt(op, &value)?;
             receipt.state = SecretState::Burned;
-            Ok(BurnAnswer::Burned(receipt))
+            Ok(BurnAnswer::Burned(Box::new(receipt)))
         }
         _ => Err(missing(op, "record")),
     }
