@@ -279,3 +279,91 @@ async fn with_anonymous_v2_off_an_anonymous_share_goes_through_v1() {
         .count();
     assert_eq!(refused_v2, 1, "v2 refused once, then v1 was remembered");
 }
+
+#[tokio::test]
+async fn bad_credentials_fail_every_share_without_a_share_call_and_warn_once() {
+    let (client, ns) = setup("verify-credentials").await;
+    let server = ots_server(Config {
+        accounts: vec![Account::new("ops@example.com", "the-right-token")],
+        ..Config::default()
+    });
+    let operator = Operator::start_with(
+        &fast_args(&ns, &server.url()),
+        &[
+            ("OTS_USERNAME", "ops@example.com"),
+            ("OTS_API_TOKEN", "a-wrong-token"),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    create_secret(&client, &ns, "db", &[("a", b"one"), ("b", b"two")]).await;
+    for (name, key) in [("first", "a"), ("second", "b")] {
+        create_share(
+            &client,
+            &ns,
+            name,
+            json!({"secretRef": {"name": "db", "key": key}}),
+        )
+        .await;
+    }
+    for name in ["first", "second"] {
+        let obj = wait_for(&client, &ns, name, "Unauthorized", |o| {
+            ready_reason_is(o, "Unauthorized")
+        })
+        .await;
+        assert_eq!(phase(&obj), "Failed");
+    }
+    assert_eq!(
+        calls(&server, "share"),
+        0,
+        "no share attempt with bad credentials"
+    );
+    let warnings = operator
+        .logs()
+        .lines()
+        .filter(|l| l.contains("the server rejected the credentials") && l.contains("WARN"))
+        .count();
+    assert_eq!(
+        warnings,
+        1,
+        "one Warning line per server:\n{}",
+        operator.logs()
+    );
+}
+
+#[tokio::test]
+async fn a_server_with_a_larger_size_limit_takes_larger_values_with_ots_max_secret_bytes() {
+    let (client, ns) = setup("max-secret-bytes").await;
+    let server = ots_server(Config {
+        max_secret_bytes: 50_000,
+        ..Config::default()
+    });
+    let _operator = Operator::start(&ns, &server.url(), &["--ots-max-secret-bytes", "50000"]);
+    let big = vec![b'x'; 20_000];
+    let huge = vec![b'y'; 60_000];
+    create_secret(&client, &ns, "db", &[("big", &big), ("huge", &huge)]).await;
+    create_share(
+        &client,
+        &ns,
+        "big",
+        json!({"secretRef": {"name": "db", "key": "big"}}),
+    )
+    .await;
+    let shared = wait_shared(&client, &ns, "big").await;
+    assert_eq!(open_link(&server, &shared).await.len(), 20_000);
+    create_share(
+        &client,
+        &ns,
+        "huge",
+        json!({"secretRef": {"name": "db", "key": "huge"}}),
+    )
+    .await;
+    let refused = wait_for(&client, &ns, "huge", "SecretTooLarge", |o| {
+        ready_reason_is(o, "SecretTooLarge")
+    })
+    .await;
+    assert!(
+        ready(&refused).unwrap().2.contains("50000"),
+        "{:?}",
+        ready(&refused)
+    );
+}
