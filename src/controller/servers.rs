@@ -31,7 +31,8 @@ use url::Url;
 /// recover, and revoked ones are noticed).
 pub const REVERIFY_AFTER: Duration = Duration::from_secs(300);
 
-/// One identity on one server: origin, username and a keyed hash of the token (never the token).
+/// One identity on one server: base URL, username and a keyed hash of the token (never the
+/// token).
 type Identity = (String, String, u64);
 
 /// A verdict on an identity's credentials.
@@ -64,7 +65,7 @@ pub struct Servers {
     timeout: std::time::Duration,
     allowed: Vec<String>,
     max_secret_bytes: usize,
-    /// What was learned per server origin.
+    /// What was learned per server (base URL).
     learned: Mutex<HashMap<String, Learned>>,
     /// Credential verdicts per identity; the inner lock makes concurrent reconciles of one
     /// identity wait for a single verification.
@@ -123,11 +124,13 @@ impl Servers {
         if let Some(credentials) = &credentials {
             config = config.with_credentials(credentials.clone());
         }
+        // Facts are per server: the base URL, since two servers may share an origin.
+        let server_key = url.as_str().trim_end_matches('/').to_owned();
         let learned = self
             .learned
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(server_origin.clone())
+            .entry(server_key.clone())
             .or_default()
             .clone();
         let client = OtsClient::with_learned(config, self.http.clone(), learned)?;
@@ -136,7 +139,7 @@ impl Servers {
             self.throttle.run("status", client.api_version()).await?;
         }
         if let Some(credentials) = &credentials {
-            self.verify(&server_origin, credentials, &client).await?;
+            self.verify(&server_key, credentials, &client).await?;
         }
         Ok(Server {
             client,
@@ -148,12 +151,12 @@ impl Servers {
     /// `Unauthorized` without asking the server again until then.
     async fn verify(
         &self,
-        server_origin: &str,
+        server: &str,
         credentials: &Credentials,
         client: &OtsClient,
     ) -> Result<(), Error> {
         let identity = (
-            server_origin.to_owned(),
+            server.to_owned(),
             credentials.username.clone(),
             self.token_hasher
                 .hash_one(credentials.api_token.expose_secret()),
@@ -184,7 +187,7 @@ impl Servers {
             Ok(()) => {
                 if was_refused {
                     tracing::info!(
-                        server = server_origin,
+                        server,
                         username = %credentials.username,
                         "the server accepts the credentials again"
                     );
@@ -198,7 +201,7 @@ impl Servers {
             Err(OtsError::Unauthorized) => {
                 if !was_refused {
                     tracing::warn!(
-                        server = server_origin,
+                        server,
                         username = %credentials.username,
                         recheck_s = REVERIFY_AFTER.as_secs(),
                         "the server rejected the credentials: shares that use them are Unauthorized until they are fixed"
