@@ -144,6 +144,12 @@ pub struct RunArgs {
     /// TooManyShares until another link of the same Secret is received, expires or is deleted.
     #[arg(long, default_value_t = 0)]
     pub max_live_shares_per_secret: u32,
+
+    /// Largest value, in bytes, the operator sends to Onetime Secret servers (checked before
+    /// sharing). The default is the official servers' limit; raise it for a self-hosted server
+    /// configured with a larger `SECRET_MAX_LENGTH`. The server's own refusal still wins.
+    #[arg(long, env = "OTS_MAX_SECRET_BYTES", default_value_t = crate::ots::validate::MAX_SECRET_BYTES)]
+    pub ots_max_secret_bytes: usize,
 }
 
 /// Parses durations such as "90s", "15m", "2h", "500ms".
@@ -201,6 +207,8 @@ pub struct ControllerConfig {
     pub sweep_interval: Duration,
     /// Age below which an unrecorded live secret is left alone.
     pub sweep_grace: Duration,
+    /// Largest value sent to a server, in bytes (`--ots-max-secret-bytes`).
+    pub max_secret_bytes: usize,
 }
 
 impl RunArgs {
@@ -224,6 +232,9 @@ impl RunArgs {
         allowed.dedup();
         if self.refresh_min.is_zero() || self.refresh_max < self.refresh_min {
             return Err("--refresh-min must be positive and at most --refresh-max".into());
+        }
+        if self.ots_max_secret_bytes == 0 {
+            return Err("--ots-max-secret-bytes must be positive".into());
         }
         Ok(ControllerConfig {
             ots_url: self.ots_url.clone(),
@@ -252,6 +263,7 @@ impl RunArgs {
             sweep_orphans: self.sweep_orphans,
             sweep_interval: self.sweep_interval,
             sweep_grace: self.sweep_grace,
+            max_secret_bytes: self.ots_max_secret_bytes,
         })
     }
 }
@@ -315,6 +327,22 @@ mod tests {
                 "https://ots.internal.example"
             ]
         );
+    }
+
+    #[test]
+    fn the_secret_size_limit_defaults_to_ten_thousand_bytes_and_can_be_raised() {
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(
+            cli.run.controller_config().unwrap().max_secret_bytes,
+            10_000
+        );
+        let cli = Cli::try_parse_from(["x", "--ots-max-secret-bytes", "100000"]).unwrap();
+        assert_eq!(
+            cli.run.controller_config().unwrap().max_secret_bytes,
+            100_000
+        );
+        let cli = Cli::try_parse_from(["x", "--ots-max-secret-bytes", "0"]).unwrap();
+        assert!(cli.run.controller_config().is_err());
     }
 
     #[test]

@@ -22,13 +22,17 @@ pub enum Reason {
     Reshared,
     /// The server granted a shorter lifetime than the spec asked for.
     TtlClamped,
+    /// The server refused the lifetime: the account's plan allows less (v2 does not clamp).
+    TtlNotAllowed,
+    /// The server refuses anonymous requests on the configured API (guest routes disabled).
+    AnonymousNotAllowed,
     /// The referenced Secret does not exist (yet).
     SecretNotFound,
     /// The referenced key is not in the Secret.
     KeyNotFound,
     /// The value to share is empty.
     SecretEmpty,
-    /// The value to share is over the server's 10,000-byte limit.
+    /// The value to share is over the server's size limit (10,000 bytes unless configured).
     SecretTooLarge,
     /// The value to share is not UTF-8 text.
     SecretNotText,
@@ -50,7 +54,8 @@ pub enum Reason {
     RateLimited,
     /// The server could not be reached, timed out or failed.
     ServerUnavailable,
-    /// The server answered something we could not understand.
+    /// The server answered something we could not understand, or has no such route (a wrong
+    /// URL or server version).
     ServerProtocolError,
     /// The burn could not be done in time; the finalizer was released anyway.
     BurnFailed,
@@ -79,6 +84,8 @@ impl Reason {
             Reason::Expired => "Expired",
             Reason::Reshared => "Reshared",
             Reason::TtlClamped => "TtlClamped",
+            Reason::TtlNotAllowed => "TtlNotAllowed",
+            Reason::AnonymousNotAllowed => "AnonymousNotAllowed",
             Reason::SecretNotFound => "SecretNotFound",
             Reason::KeyNotFound => "KeyNotFound",
             Reason::SecretEmpty => "SecretEmpty",
@@ -148,13 +155,15 @@ pub enum Error {
     },
     /// See [`Reason::SecretTooLarge`].
     #[error(
-        "the value of Secret {name:?} is {bytes} bytes; the server accepts at most 10000 bytes: share a single key or a smaller value"
+        "the value of Secret {name:?} is {bytes} bytes; the server accepts at most {max} bytes: share a single key or a smaller value (a self-hosted server with a larger limit: set --ots-max-secret-bytes)"
     )]
     SecretTooLarge {
         /// Secret name.
         name: String,
         /// Size of the value that would be shared.
         bytes: usize,
+        /// The limit checked against (`--ots-max-secret-bytes`, default 10,000).
+        max: usize,
     },
     /// See [`Reason::SecretNotText`].
     #[error(
@@ -235,15 +244,66 @@ pub enum Error {
         /// What the operator found or could not find, and did.
         detail: String,
     },
+    /// See [`Reason::TtlNotAllowed`].
+    #[error(
+        "the server refused the requested lifetime of {}: the account's plan allows less (a free onetimesecret.com account allows at most 14d, a paid one 30d); set a shorter spec.ttl or upgrade the account's plan",
+        human_duration(*.requested)
+    )]
+    TtlNotAllowed {
+        /// The lifetime the spec asked for.
+        requested: Duration,
+    },
+    /// See [`Reason::AnonymousNotAllowed`].
+    #[error(
+        "the server does not accept anonymous v2 requests (its guest routes are disabled): give the share an account (spec.server.credentialsSecretRef, or OTS_USERNAME/OTS_API_TOKEN for the default server), or run the operator with --ots-api auto or v1 (v1 is not gated)"
+    )]
+    AnonymousNotAllowed,
+    /// A burn the server neither did nor reported as unnecessary; see
+    /// [`OtsError::BurnUnconfirmed`].
+    #[error(
+        "the burn is not confirmed: the server did not burn the secret and its receipt still says `{state}`, so the link may still work; the operator keeps the finalizer and retries with backoff (a deleted resource is released after --burn-timeout with a BurnFailed Event)"
+    )]
+    BurnUnconfirmed {
+        /// The receipt's state after the failed burn.
+        state: crate::ots::SecretState,
+    },
     /// An error from the Onetime Secret server or client.
     #[error(transparent)]
-    Ots(#[from] OtsError),
+    Ots(OtsError),
     /// A Kubernetes API call failed.
     #[error("Kubernetes API error: {0}")]
     Kube(#[from] kube::Error),
 }
 
+impl From<OtsError> for Error {
+    fn from(error: OtsError) -> Self {
+        match error {
+            OtsError::GuestRoutesDisabled => Error::AnonymousNotAllowed,
+            OtsError::BurnUnconfirmed { state } => Error::BurnUnconfirmed { state },
+            other => Error::Ots(other),
+        }
+    }
+}
+
+/// The free plan's longest lifetime on onetimesecret.com (`DEFAULT_FREE_TTL`, 14 days).
+const FREE_PLAN_TTL: Duration = Duration::from_secs(14 * 86_400);
+
 impl Error {
+    /// The error of a failed share that asked for `requested`: a v2 entitlement refusal of a
+    /// lifetime (`extended_default_expiration`, or an unnamed one above the free plan's 14 days)
+    /// is [`Error::TtlNotAllowed`].
+    pub fn from_share(error: OtsError, requested: Duration) -> Self {
+        match &error {
+            OtsError::EntitlementRequired { entitlement }
+                if entitlement.as_deref() == Some("extended_default_expiration")
+                    || (entitlement.is_none() && requested > FREE_PLAN_TTL) =>
+            {
+                Error::TtlNotAllowed { requested }
+            }
+            _ => error.into(),
+        }
+    }
+
     /// The reason shown in the Ready condition, the Warning Event and the metric label.
     pub fn reason(&self) -> Reason {
         match self {
@@ -260,6 +320,9 @@ impl Error {
             Error::StatusTampered { .. } => Reason::StatusTampered,
             Error::TooManyShares { .. } => Reason::TooManyShares,
             Error::Record { .. } => Reason::RecordFailed,
+            Error::TtlNotAllowed { .. } => Reason::TtlNotAllowed,
+            Error::AnonymousNotAllowed => Reason::AnonymousNotAllowed,
+            Error::BurnUnconfirmed { .. } => Reason::ServerProtocolError,
             Error::AmbiguousShare { error, .. } => Error::ots_reason(error),
             Error::Ots(e) => Error::ots_reason(e),
             Error::Kube(_) => Reason::KubernetesError,
@@ -269,11 +332,21 @@ impl Error {
     fn ots_reason(e: &OtsError) -> Reason {
         match e {
             OtsError::NotFound => Reason::ServerRejected,
-            OtsError::Unauthorized => Reason::Unauthorized,
-            OtsError::Validation { .. } => Reason::ServerRejected,
+            OtsError::Unauthorized | OtsError::EntitlementRequired { .. } => Reason::Unauthorized,
+            OtsError::GuestRoutesDisabled => Reason::AnonymousNotAllowed,
+            OtsError::Validation { .. } | OtsError::Refused { .. } | OtsError::Forbidden { .. } => {
+                Reason::ServerRejected
+            }
+            OtsError::SecretTooLarge { .. }
+            | OtsError::InvalidInput(crate::ots::InputError::TooLarge { .. }) => {
+                Reason::SecretTooLarge
+            }
+            OtsError::PassphraseRefused { .. } => Reason::InvalidPassphrase,
             OtsError::RateLimited { .. } => Reason::RateLimited,
             OtsError::Unavailable { .. } | OtsError::Setup { .. } => Reason::ServerUnavailable,
-            OtsError::Protocol { .. } => Reason::ServerProtocolError,
+            OtsError::Protocol { .. }
+            | OtsError::RouteNotFound { .. }
+            | OtsError::BurnUnconfirmed { .. } => Reason::ServerProtocolError,
             OtsError::InvalidInput(_) => Reason::InvalidSpec,
         }
     }
@@ -294,15 +367,27 @@ impl Error {
             | Error::StatusTampered { .. } => Retry::OnChange,
             Error::TooManyShares { .. } => Retry::Soon,
             Error::Record { .. } | Error::AmbiguousShare { .. } => Retry::Backoff,
+            // A plan or server setting may change; re-check rarely (at most one share per 5 min).
+            Error::TtlNotAllowed { .. } | Error::AnonymousNotAllowed => Retry::Slowly,
+            Error::BurnUnconfirmed { .. } => Retry::Backoff,
             Error::Ots(e) => match e {
                 OtsError::RateLimited { .. }
                 | OtsError::Unavailable { .. }
                 | OtsError::Protocol { .. }
+                | OtsError::BurnUnconfirmed { .. }
                 | OtsError::Setup { .. } => Retry::Backoff,
-                // Credentials live in a Secret we do not watch, and a refusal may be lifted.
-                OtsError::Unauthorized | OtsError::Validation { .. } | OtsError::NotFound => {
-                    Retry::Slowly
-                }
+                // Credentials live in a Secret we do not watch, and a refusal may be lifted; an
+                // unknown route is a configuration error: never a retry storm.
+                OtsError::Unauthorized
+                | OtsError::EntitlementRequired { .. }
+                | OtsError::GuestRoutesDisabled
+                | OtsError::Forbidden { .. }
+                | OtsError::Refused { .. }
+                | OtsError::SecretTooLarge { .. }
+                | OtsError::PassphraseRefused { .. }
+                | OtsError::RouteNotFound { .. }
+                | OtsError::Validation { .. }
+                | OtsError::NotFound => Retry::Slowly,
                 OtsError::InvalidInput(_) => Retry::OnChange,
             },
             Error::Kube(_) => Retry::Backoff,
@@ -355,6 +440,16 @@ impl Error {
     }
 }
 
+/// A lifetime in the largest whole unit: `30d`, `12h`, `90m`, `45s`.
+pub fn human_duration(duration: Duration) -> String {
+    match duration.as_secs() {
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s > 0 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,6 +463,8 @@ mod tests {
             Reason::Expired,
             Reason::Reshared,
             Reason::TtlClamped,
+            Reason::TtlNotAllowed,
+            Reason::AnonymousNotAllowed,
             Reason::SecretNotFound,
             Reason::KeyNotFound,
             Reason::SecretEmpty,
@@ -407,6 +504,7 @@ mod tests {
         let big = Error::SecretTooLarge {
             name: "a".into(),
             bytes: 10001,
+            max: 10_000,
         };
         assert_eq!(big.reason(), Reason::SecretTooLarge);
         assert!(big.needs_user_fix());
@@ -427,6 +525,7 @@ mod tests {
             Error::SecretTooLarge {
                 name: "db".into(),
                 bytes: 10001,
+                max: 10000,
             },
             Error::InvalidPassphrase {
                 name: "pp".into(),
@@ -446,5 +545,79 @@ mod tests {
             detail: "connect".into(),
         });
         assert_eq!(down.shown(false).0, Reason::ServerUnavailable);
+    }
+
+    #[test]
+    fn a_refused_lifetime_is_ttl_not_allowed_and_names_the_lifetime() {
+        let thirty_days = Duration::from_secs(30 * 86_400);
+        let refused = OtsError::EntitlementRequired {
+            entitlement: Some("extended_default_expiration".into()),
+        };
+        let error = Error::from_share(refused, thirty_days);
+        assert_eq!(error.reason(), Reason::TtlNotAllowed);
+        assert_eq!(error.retry(), Retry::Slowly);
+        assert!(error.needs_user_fix());
+        let message = error.to_string();
+        assert!(
+            message.contains("30d") && message.contains("14d"),
+            "{message}"
+        );
+        // Another missing entitlement is not about the lifetime.
+        let api_access = OtsError::EntitlementRequired {
+            entitlement: Some("api_access".into()),
+        };
+        assert_eq!(
+            Error::from_share(api_access, thirty_days).reason(),
+            Reason::Unauthorized
+        );
+    }
+
+    #[test]
+    fn real_server_refusals_have_their_own_reasons_and_never_retry_fast() {
+        let cases = [
+            (OtsError::GuestRoutesDisabled, Reason::AnonymousNotAllowed),
+            (
+                OtsError::RouteNotFound {
+                    path: "/api/v2/receipt/abc…".into(),
+                },
+                Reason::ServerProtocolError,
+            ),
+            (
+                OtsError::SecretTooLarge { max: Some(5) },
+                Reason::SecretTooLarge,
+            ),
+            (
+                OtsError::PassphraseRefused {
+                    message: "Passphrase must be at least 8 characters long".into(),
+                },
+                Reason::InvalidPassphrase,
+            ),
+            (
+                OtsError::Refused {
+                    message: "Secret could not be concealed.".into(),
+                },
+                Reason::ServerRejected,
+            ),
+        ];
+        for (ots, reason) in cases {
+            let error = Error::from(ots);
+            assert_eq!(error.reason(), reason, "{error}");
+            assert_eq!(error.retry(), Retry::Slowly, "{error}");
+        }
+        let route = Error::from(OtsError::RouteNotFound {
+            path: "/wrong/api/v2/receipt/abc…".into(),
+        });
+        assert!(
+            route.to_string().contains("/wrong/api/v2/receipt/abc…"),
+            "{route}"
+        );
+        let unsure = Error::from(OtsError::BurnUnconfirmed {
+            state: crate::ots::SecretState::New,
+        });
+        assert_eq!(unsure.retry(), Retry::Backoff);
+        assert!(
+            unsure.to_string().contains("keeps the finalizer"),
+            "{unsure}"
+        );
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use ots_client_common::{EMAIL, TOKEN, VERSIONS, anon, authed, base, count, server, server_with};
 use ots_operator::ots::{
-    ApiVersion, ClientConfig, Credentials, ExposeSecret, GenerateRequest, OtsClient, OtsError,
-    ResolvedApi, SecretState, SecretString, ShareRequest,
+    ApiVersion, BurnOutcome, ClientConfig, Credentials, ExposeSecret, GenerateRequest, OtsClient,
+    OtsError, ResolvedApi, SecretState, SecretString, ShareRequest,
 };
 use ots_testserver::Config;
 
@@ -255,7 +255,10 @@ async fn burning_destroys_an_unread_secret() {
         let client = anon(&server, api);
         let receipt = client.share(&ShareRequest::new("burn me")).await.unwrap();
         let live_before = server.stats().live_secrets;
-        let burned = client.burn(&receipt.metadata_key, None).await.unwrap();
+        let burned = match client.burn(&receipt.metadata_key, None).await.unwrap() {
+            BurnOutcome::Burned(burned) => burned,
+            other => panic!("{api}: {other:?}"),
+        };
         assert_eq!(burned.state, SecretState::Burned, "{api}");
         assert_eq!(burned.metadata_key, receipt.metadata_key);
         assert_eq!(server.stats().live_secrets, live_before - 1, "{api}");
@@ -268,9 +271,12 @@ async fn burning_destroys_an_unread_secret() {
             "{api}: a burned secret cannot be revealed"
         );
         assert_eq!(
-            client.burn(&receipt.metadata_key, None).await.unwrap_err(),
-            OtsError::NotFound,
-            "{api}: burning twice"
+            client.burn(&receipt.metadata_key, None).await.unwrap(),
+            BurnOutcome::AlreadyGone {
+                state: SecretState::Burned,
+                received: None
+            },
+            "{api}: burning twice finds it burned"
         );
         let after = client.receipt(&receipt.metadata_key).await.unwrap();
         assert_eq!(after.state, SecretState::Burned, "{api}");
@@ -278,7 +284,7 @@ async fn burning_destroys_an_unread_secret() {
 }
 
 #[tokio::test]
-async fn burning_a_revealed_secret_is_not_found() {
+async fn burning_a_revealed_secret_is_already_gone_as_received() {
     let server = server().await;
     for api in VERSIONS {
         let client = anon(&server, api);
@@ -287,11 +293,13 @@ async fn burning_a_revealed_secret_is_not_found() {
             .reveal(receipt.secret_key.as_deref().unwrap(), None)
             .await
             .unwrap();
-        assert_eq!(
-            client.burn(&receipt.metadata_key, None).await.unwrap_err(),
-            OtsError::NotFound,
-            "{api}"
-        );
+        match client.burn(&receipt.metadata_key, None).await.unwrap() {
+            BurnOutcome::AlreadyGone { state, received } => {
+                assert_eq!(state, SecretState::Received, "{api}");
+                assert!(received.is_some(), "{api}: when it was revealed");
+            }
+            other => panic!("{api}: {other:?}"),
+        }
     }
 }
 
@@ -316,7 +324,10 @@ async fn burning_a_passphrase_secret_needs_the_passphrase_even_for_its_owner() {
             .burn(&receipt.metadata_key, Some(&"letmein!".into()))
             .await
             .unwrap();
-        assert_eq!(burned.state, SecretState::Burned, "{api}");
+        assert!(
+            matches!(&burned, BurnOutcome::Burned(r) if r.state == SecretState::Burned),
+            "{api}: {burned:?}"
+        );
     }
 }
 

@@ -369,6 +369,20 @@ fn headers() -> impl Strategy<Value = Vec<(String, String)>> {
     )
 }
 
+/// Whether a body is the `{success:false, message}` shape of v0.21–v0.23's `error_response`.
+fn is_declined(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .is_some_and(|o| {
+            o.get("success") == Some(&serde_json::Value::Bool(false))
+                && ["error", "message"]
+                    .iter()
+                    .find_map(|k| o.get(*k).and_then(|v| v.as_str()).filter(|s| !s.is_empty()))
+                    .is_some()
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -400,12 +414,18 @@ proptest! {
         ],
         headers in headers(),
     ) {
+        // v0.21–v0.23 answer a declined action with `500 {success:false, message}`: a refusal.
+        let declined = api == ApiVersion::V2 && status == 500 && is_declined(&body);
         let result = call(api, op, Answer { status, headers, body });
         if let Err(e) = &result {
             let shown = format!("{e} {e:?}");
             prop_assert!(!shown.contains("VALUE-MARK"), "an error shows the secret or passphrase");
         }
         match status {
+            500 if declined => prop_assert!(
+                matches!(result, Err(OtsError::Refused { .. } | OtsError::Unavailable { .. })),
+                "HTTP 500 success:false gave {:?}", result
+            ),
             500..=599 => prop_assert!(
                 matches!(result, Err(OtsError::Unavailable { .. })),
                 "HTTP {} gave {:?}", status, result

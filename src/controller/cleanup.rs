@@ -1,9 +1,13 @@
 //! Deletion: burn an unread secret, treat "already gone" as done, and never hang forever.
+//!
+//! "Already gone" is the server's word, confirmed by the receipt (see `OtsClient::burn`): a burn
+//! the server did not do while the receipt still shows the secret live is not gone; the finalizer
+//! stays and the burn is retried with backoff until `--burn-timeout`.
 
 use super::{Context, Server, now, records};
 use crate::error::{Error, Reason, Retry};
 use crate::metrics::BurnOutcome as BurnMetric;
-use crate::ots::{OtsError, SecretString};
+use crate::ots::{BurnOutcome as OtsBurn, SecretString};
 use crate::resource::{DeletionPolicy, OneTimeShare, Phase};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -18,7 +22,8 @@ pub(super) enum BurnOutcome {
     AlreadyGone,
 }
 
-/// Burns a link; "already gone" counts as success.
+/// Burns a link; "already gone" (received, burned or expired, as the receipt says) counts as
+/// success.
 pub(super) async fn burn_link(
     ctx: &Context,
     server: &Server,
@@ -31,11 +36,17 @@ pub(super) async fn burn_link(
             "burn",
             server.client.burn(metadata_key, passphrase),
         )
-        .await
+        .await?
     {
-        Ok(_) => Ok(BurnOutcome::Burned),
-        Err(OtsError::NotFound) => Ok(BurnOutcome::AlreadyGone),
-        Err(e) => Err(e.into()),
+        OtsBurn::Burned(_) => Ok(BurnOutcome::Burned),
+        OtsBurn::AlreadyGone { state, .. } => {
+            tracing::info!(
+                metadata_key_prefix = %metadata_key.chars().take(6).collect::<String>(),
+                state = state.as_str(),
+                "nothing to burn: the secret is already gone"
+            );
+            Ok(BurnOutcome::AlreadyGone)
+        }
     }
 }
 
@@ -97,7 +108,10 @@ pub(super) async fn cleanup(obj: &OneTimeShare, ctx: &Context) -> Result<Action,
                     .as_ref()
                     .map(|t| (now().as_second() - t.0.as_second()).max(0) as u64)
                     .unwrap_or_default();
-                let may_recover = error.retry() == Retry::Backoff;
+                // Unsure answers (an unconfirmed burn, an odd answer, an unknown route) keep the
+                // finalizer until --burn-timeout, like outages: never release a live link early.
+                let may_recover = error.retry() == Retry::Backoff
+                    || error.reason() == Reason::ServerProtocolError;
                 if may_recover && deleted_for < ctx.config.burn_timeout.as_secs() {
                     return Err(error);
                 }

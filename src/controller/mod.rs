@@ -284,12 +284,20 @@ impl crate::throttle::UpstreamFailure for OtsError {
         match self {
             OtsError::RateLimited { .. } => StatusClass::RateLimited,
             OtsError::Unavailable { .. } => StatusClass::ServerError,
-            OtsError::NotFound | OtsError::Unauthorized | OtsError::Validation { .. } => {
-                StatusClass::ClientError
-            }
-            OtsError::Protocol { .. } | OtsError::InvalidInput(_) | OtsError::Setup { .. } => {
-                StatusClass::Other
-            }
+            OtsError::NotFound
+            | OtsError::RouteNotFound { .. }
+            | OtsError::Unauthorized
+            | OtsError::EntitlementRequired { .. }
+            | OtsError::GuestRoutesDisabled
+            | OtsError::Forbidden { .. }
+            | OtsError::SecretTooLarge { .. }
+            | OtsError::PassphraseRefused { .. }
+            | OtsError::Validation { .. } => StatusClass::ClientError,
+            OtsError::Refused { .. }
+            | OtsError::BurnUnconfirmed { .. }
+            | OtsError::Protocol { .. }
+            | OtsError::InvalidInput(_)
+            | OtsError::Setup { .. } => StatusClass::Other,
         }
     }
 }

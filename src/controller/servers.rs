@@ -1,19 +1,46 @@
 //! Which Onetime Secret server a resource uses, with which credentials, and one client for it.
 //!
 //! The allowlist lives here: a user who may create a share must not be able to make the operator
-//! send data to an arbitrary address. Clients share one HTTP connection pool, and the API version
-//! a server offers is probed once per server, not once per resource.
+//! send data to an arbitrary address. Clients share one HTTP connection pool, and what a server
+//! offers (API version, receipt routes, anonymous v2 or not) is learned once per server, not once
+//! per resource.
+//!
+//! Credentials are verified once per server and identity before they are used (v2
+//! `GET /version`, v1 `GET /authcheck`), and again every [`REVERIFY_AFTER`]: bad ones make every
+//! resource that uses them `Unauthorized` without a share attempt, with one Warning log line per
+//! server and identity (and an Info line when they work again). Readiness does not depend on it:
+//! other identities may still work.
 
 use crate::config::{ControllerConfig, origin};
 use crate::error::Error;
-use crate::ots::{ApiVersion, ClientConfig, Credentials, OtsClient, ResolvedApi, SecretString};
+use crate::ots::{
+    ApiVersion, ClientConfig, Credentials, ExposeSecret, Learned, OtsClient, OtsError, SecretString,
+};
 use crate::resource::ServerSpec;
 use crate::throttle::Throttle;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
 use url::Url;
+
+/// How long a verdict on credentials holds before they are verified again (so fixed credentials
+/// recover, and revoked ones are noticed).
+pub const REVERIFY_AFTER: Duration = Duration::from_secs(300);
+
+/// One identity on one server: base URL, username and a keyed hash of the token (never the
+/// token).
+type Identity = (String, String, u64);
+
+/// A verdict on an identity's credentials.
+#[derive(Debug, Clone, Copy)]
+struct Verdict {
+    accepted: bool,
+    at: Instant,
+}
 
 /// Key of the username in a credentials Secret.
 pub const USERNAME_KEY: &str = "username";
@@ -40,7 +67,13 @@ pub struct Servers {
     api: ApiVersion,
     timeout: std::time::Duration,
     allowed: Vec<String>,
-    probed: Mutex<HashMap<String, ResolvedApi>>,
+    max_secret_bytes: usize,
+    /// What was learned per server (base URL).
+    learned: Mutex<HashMap<String, Learned>>,
+    /// Credential verdicts per identity; the inner lock makes concurrent reconciles of one
+    /// identity wait for a single verification.
+    verdicts: Mutex<HashMap<Identity, Arc<tokio::sync::Mutex<Option<Verdict>>>>>,
+    token_hasher: RandomState,
     throttle: Throttle,
 }
 
@@ -54,7 +87,10 @@ impl Servers {
             api: config.ots_api,
             timeout: config.ots_timeout,
             allowed: config.allowed_servers.clone(),
-            probed: Mutex::new(HashMap::new()),
+            max_secret_bytes: config.max_secret_bytes,
+            learned: Mutex::new(HashMap::new()),
+            verdicts: Mutex::new(HashMap::new()),
+            token_hasher: RandomState::new(),
             throttle,
         })
     }
@@ -112,7 +148,7 @@ impl Servers {
     }
 
     /// A client for an allowed server: per-share credentials, else the operator's own for its
-    /// default server, else anonymous.
+    /// default server, else anonymous; the server's facts learned once, credentials verified.
     async fn client_for(&self, url: Url, per_share: Option<Credentials>) -> Result<Server, Error> {
         let server_origin = origin(&url);
         let credentials = match &per_share {
@@ -120,15 +156,32 @@ impl Servers {
             None if server_origin == origin(&self.default_url) => self.default_credentials.clone(),
             None => None,
         };
-        let mut config = ClientConfig::new(url.clone()).with_timeout(self.timeout);
-        if let Some(credentials) = credentials {
-            config = config.with_credentials(credentials);
+        let mut config = ClientConfig::new(url.clone())
+            .with_timeout(self.timeout)
+            .with_max_secret_bytes(self.max_secret_bytes)
+            .with_api(self.api);
+        if let Some(credentials) = &credentials {
+            config = config.with_credentials(credentials.clone());
         }
-        let api = match self.api {
-            ApiVersion::Auto => self.probe(&server_origin, config.clone()).await?,
-            fixed => fixed,
-        };
-        let client = OtsClient::with_http(config.with_api(api), self.http.clone())?;
+        // Facts are per server: the base URL, since two servers may share an origin.
+        let server_key = url.as_str().trim_end_matches('/').to_owned();
+        let learned = self
+            .learned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(server_key.clone())
+            .or_default()
+            .clone();
+        let client = OtsClient::with_learned(config, self.http.clone(), learned)?;
+        if self.api == ApiVersion::Auto && client.learned_api().is_none() {
+            // Asked once per server (the answer is kept in `learned`), within the OTS budget.
+            self.throttle
+                .run(&server_key, "status", client.api_version())
+                .await?;
+        }
+        if let Some(credentials) = &credentials {
+            self.verify(&server_key, credentials, &client).await?;
+        }
         Ok(Server {
             client,
             url: url.as_str().trim_end_matches('/').to_owned(),
@@ -136,29 +189,75 @@ impl Servers {
         })
     }
 
-    /// The API version a server offers, asked once per server and remembered.
-    async fn probe(&self, server_origin: &str, config: ClientConfig) -> Result<ApiVersion, Error> {
-        let known = self
-            .probed
+    /// Verifies an identity's credentials once per [`REVERIFY_AFTER`]; bad ones are
+    /// `Unauthorized` without asking the server again until then.
+    async fn verify(
+        &self,
+        server: &str,
+        credentials: &Credentials,
+        client: &OtsClient,
+    ) -> Result<(), Error> {
+        let identity = (
+            server.to_owned(),
+            credentials.username.clone(),
+            self.token_hasher
+                .hash_one(credentials.api_token.expose_secret()),
+        );
+        let cell = self
+            .verdicts
             .lock()
-            .ok()
-            .and_then(|m| m.get(server_origin).copied());
-        let resolved = match known {
-            Some(api) => api,
-            None => {
-                let client =
-                    OtsClient::with_http(config.with_api(ApiVersion::Auto), self.http.clone())?;
-                let api = self
-                    .throttle
-                    .run(server_origin, "status", client.api_version())
-                    .await?;
-                if let Ok(mut map) = self.probed.lock() {
-                    map.insert(server_origin.to_owned(), api);
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(identity)
+            .or_default()
+            .clone();
+        let mut verdict = cell.lock().await;
+        if let Some(known) = *verdict
+            && known.at.elapsed() < REVERIFY_AFTER
+        {
+            return if known.accepted {
+                Ok(())
+            } else {
+                Err(OtsError::Unauthorized.into())
+            };
+        }
+        let was_refused = verdict.is_some_and(|v| !v.accepted);
+        match self
+            .throttle
+            .run(server, "verify", client.verify_credentials())
+            .await
+        {
+            Ok(()) => {
+                if was_refused {
+                    tracing::info!(
+                        server,
+                        username = %credentials.username,
+                        "the server accepts the credentials again"
+                    );
                 }
-                api
+                *verdict = Some(Verdict {
+                    accepted: true,
+                    at: Instant::now(),
+                });
+                Ok(())
             }
-        };
-        Ok(ApiVersion::from(resolved))
+            Err(OtsError::Unauthorized) => {
+                if !was_refused {
+                    tracing::warn!(
+                        server,
+                        username = %credentials.username,
+                        recheck_s = REVERIFY_AFTER.as_secs(),
+                        "the server rejected the credentials: shares that use them are Unauthorized until they are fixed"
+                    );
+                }
+                *verdict = Some(Verdict {
+                    accepted: false,
+                    at: Instant::now(),
+                });
+                Err(OtsError::Unauthorized.into())
+            }
+            // An outage or rate limit says nothing about the credentials: not kept.
+            Err(other) => Err(other.into()),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Sharing: read the Secret with one targeted get, build the value, share it, record the link.
 
 use super::status::{self, SharedLink};
-use super::value::{build_passphrase, build_value};
+use super::value::{build_passphrase, build_value_within};
 use super::{Context, RecordKnown, Server, now, save};
 use super::{orphans, records};
 use crate::error::{Error, Reason};
@@ -40,10 +40,11 @@ pub(super) async fn prepare(
 ) -> Result<Prepared, Error> {
     let secrets = ctx.secrets(&obj.namespace().unwrap_or_default());
     let reference = &obj.spec.secret_ref;
-    let value = build_value(
+    let value = build_value_within(
         &reference.name,
         &secret_data(source),
         reference.key.as_deref(),
+        ctx.config.max_secret_bytes,
     )?;
     let passphrase = match &obj.spec.passphrase_secret_ref {
         Some(reference) => Some(read_passphrase(&secrets, reference).await?),
@@ -108,7 +109,7 @@ pub(super) async fn send(
             };
             Err(orphans::after_ambiguous_share(ctx, attempt, error).await)
         }
-        Err(error) => Err(error.into()),
+        Err(error) => Err(Error::from_share(error, ttl.0)),
     }
 }
 

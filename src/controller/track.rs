@@ -100,7 +100,10 @@ async fn refresh(
     {
         Err(busy) => return Ok(Refresh::Busy(busy.retry_in)),
         Ok(Ok(receipt)) => Some((receipt.state, receipt.received)),
-        // The receipt itself is gone (it lives twice the secret's lifetime): the link is dead.
+        // The server says the receipt itself is gone (v2 `RecordNotFound`, v1 `Unknown
+        // secret`; it lives twice the secret's lifetime): the link is dead. Only that answer:
+        // an unknown route (`RouteNotFound`, a wrong URL or an old server) or any odd answer is
+        // an error, and the link keeps its state.
         Ok(Err(OtsError::NotFound)) => None,
         Ok(Err(e)) => return Err(e.into()),
     };

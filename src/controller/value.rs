@@ -6,8 +6,9 @@ use crate::error::Error;
 use crate::ots::SecretString;
 use std::collections::BTreeMap;
 
-/// The server's limit on a secret's size, in bytes.
-pub const MAX_SECRET_BYTES: usize = 10_000;
+/// The server's default limit on a secret's size, in bytes (`--ots-max-secret-bytes` overrides
+/// it for a server configured otherwise).
+pub const MAX_SECRET_BYTES: usize = crate::ots::validate::MAX_SECRET_BYTES;
 
 /// Passphrase length bounds, in characters, that the server enforces.
 pub const PASSPHRASE_CHARS: std::ops::RangeInclusive<usize> = 4..=128;
@@ -20,6 +21,16 @@ pub fn build_value(
     secret_name: &str,
     data: &BTreeMap<String, Vec<u8>>,
     key: Option<&str>,
+) -> Result<SecretString, Error> {
+    build_value_within(secret_name, data, key, MAX_SECRET_BYTES)
+}
+
+/// [`build_value`] for a server that accepts at most `max_bytes`.
+pub fn build_value_within(
+    secret_name: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+    key: Option<&str>,
+    max_bytes: usize,
 ) -> Result<SecretString, Error> {
     let text = match key {
         Some(key) => {
@@ -40,7 +51,7 @@ pub fn build_value(
                 out.push('=');
                 out.push_str(value);
                 // Stop early: a huge Secret should not be copied whole just to be refused.
-                if out.len() > MAX_SECRET_BYTES {
+                if out.len() > max_bytes {
                     break;
                 }
             }
@@ -52,7 +63,7 @@ pub fn build_value(
             name: secret_name.to_owned(),
         });
     }
-    if text.len() > MAX_SECRET_BYTES {
+    if text.len() > max_bytes {
         let bytes = match key {
             Some(_) => text.len(),
             None => all_keys_len(data),
@@ -60,6 +71,7 @@ pub fn build_value(
         return Err(Error::SecretTooLarge {
             name: secret_name.to_owned(),
             bytes,
+            max: max_bytes,
         });
     }
     Ok(SecretString::from(text))

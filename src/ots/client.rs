@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use url::Url;
@@ -13,12 +14,48 @@ use url::Url;
 use super::config::{ApiVersion, ClientConfig};
 use super::error::OtsError;
 use super::http::{self, Http, Op};
-use super::types::{GenerateRequest, Receipt, ResolvedApi, ServerStatus, ShareRequest};
+use super::types::{
+    BurnAnswer, BurnOutcome, GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus,
+    ShareRequest,
+};
+use super::v2::{ReceiptLayout, VerifyRoute};
 use super::{v1, v2, validate};
+
+/// What clients learned about one server: the version `auto` resolved to, where its v2 keeps
+/// receipts, and whether it refuses anonymous v2 calls. Only definite answers are kept, never
+/// failures. Clones share it: give every client of one server the same `Learned` and each fact
+/// is asked once per server, not once per client.
+#[derive(Clone, Default)]
+pub struct Learned {
+    inner: Arc<LearnedInner>,
+}
+
+#[derive(Default)]
+struct LearnedInner {
+    api: OnceCell<ResolvedApi>,
+    layout: OnceCell<ReceiptLayout>,
+    verify_route: OnceCell<VerifyRoute>,
+    /// Anonymous v2 calls are refused (`GuestRoutesDisabled`): anonymous `auto` clients use v1.
+    guest_v2_off: AtomicBool,
+}
+
+impl fmt::Debug for Learned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Learned")
+            .field("api", &self.inner.api.get())
+            .field("layout", &self.inner.layout.get())
+            .field(
+                "guest_v2_off",
+                &self.inner.guest_v2_off.load(Ordering::Relaxed),
+            )
+            .finish()
+    }
+}
 
 /// An async Onetime Secret client for one server and one identity.
 ///
-/// Cloning is cheap (one `Arc`); clones share the connection pool and the resolved API version.
+/// Cloning is cheap (one `Arc`); clones share the connection pool and what was learned about
+/// the server (see [`Learned`]).
 #[derive(Clone)]
 pub struct OtsClient {
     inner: Arc<Inner>,
@@ -27,8 +64,8 @@ pub struct OtsClient {
 struct Inner {
     http: Http,
     api: ApiVersion,
-    /// The version `auto` resolved to; only definite answers are cached, never failures.
-    resolved: OnceCell<ResolvedApi>,
+    learned: Learned,
+    max_secret_bytes: usize,
 }
 
 impl fmt::Debug for OtsClient {
@@ -36,7 +73,7 @@ impl fmt::Debug for OtsClient {
         f.debug_struct("OtsClient")
             .field("base_url", &self.inner.http.base_url.as_str())
             .field("api", &self.inner.api)
-            .field("resolved", &self.inner.resolved.get())
+            .field("learned", &self.inner.learned)
             .field(
                 "username",
                 &self.inner.http.credentials.as_ref().map(|c| &c.username),
@@ -56,12 +93,17 @@ impl OtsClient {
     /// A client on a shared `reqwest::Client` (one connection pool for many servers and
     /// identities). The config's timeout still bounds every request. Does no I/O.
     pub fn with_http(config: ClientConfig, http: reqwest::Client) -> Result<Self, OtsError> {
+        Self::with_learned(config, http, Learned::default())
+    }
+
+    /// A client that shares what other clients of the same server learned (API version, receipt
+    /// layout, guest routes). Does no I/O.
+    pub fn with_learned(
+        config: ClientConfig,
+        http: reqwest::Client,
+        learned: Learned,
+    ) -> Result<Self, OtsError> {
         let base_url = http::normalize_base_url(config.base_url)?;
-        let resolved = match config.api {
-            ApiVersion::Auto => OnceCell::new(),
-            ApiVersion::V1 => OnceCell::new_with(Some(ResolvedApi::V1)),
-            ApiVersion::V2 => OnceCell::new_with(Some(ResolvedApi::V2)),
-        };
         Ok(Self {
             inner: Arc::new(Inner {
                 http: Http {
@@ -71,7 +113,8 @@ impl OtsClient {
                     timeout: config.timeout,
                 },
                 api: config.api,
-                resolved,
+                learned,
+                max_secret_bytes: config.max_secret_bytes,
             }),
         })
     }
@@ -98,37 +141,159 @@ impl OtsClient {
         self.inner.api
     }
 
+    /// What this client (and the clients sharing it) learned about the server.
+    pub fn learned(&self) -> &Learned {
+        &self.inner.learned
+    }
+
+    /// The version `auto` resolved to, if it was asked already (no I/O).
+    pub fn learned_api(&self) -> Option<ResolvedApi> {
+        match self.inner.api {
+            ApiVersion::V1 => Some(ResolvedApi::V1),
+            ApiVersion::V2 => Some(ResolvedApi::V2),
+            ApiVersion::Auto => self.inner.learned.inner.api.get().copied(),
+        }
+    }
+
     /// The API version in use. For `auto`, the first call asks `GET /api/v2/status`: a status
     /// answer means v2; a 404 (or another sign that v2 is absent) means v1. The answer is kept
-    /// for the client's lifetime; failures (outage, timeout, 429, bad credentials) are returned and
-    /// asked again next time.
+    /// (in [`Learned`]); failures (outage, timeout, 429, bad credentials) are returned and asked
+    /// again next time.
     pub async fn api_version(&self) -> Result<ResolvedApi, OtsError> {
-        self.inner
-            .resolved
-            .get_or_try_init(|| probe(&self.inner.http))
-            .await
-            .copied()
+        match self.inner.api {
+            ApiVersion::V1 => Ok(ResolvedApi::V1),
+            ApiVersion::V2 => Ok(ResolvedApi::V2),
+            ApiVersion::Auto => self
+                .inner
+                .learned
+                .inner
+                .api
+                .get_or_try_init(|| probe(&self.inner.http))
+                .await
+                .copied(),
+        }
+    }
+
+    /// The version a call uses: [`Self::api_version`], except that an anonymous `auto` client
+    /// uses v1 on a server known to refuse anonymous v2 calls.
+    async fn call_api(&self) -> Result<ResolvedApi, OtsError> {
+        let api = self.api_version().await?;
+        let guest_off = self
+            .inner
+            .learned
+            .inner
+            .guest_v2_off
+            .load(Ordering::Relaxed);
+        Ok(
+            if api == ResolvedApi::V2 && guest_off && self.may_fall_back() {
+                ResolvedApi::V1
+            } else {
+                api
+            },
+        )
+    }
+
+    /// Whether a v2 `GuestRoutesDisabled` refusal may be answered by asking v1 instead: only for
+    /// `auto` and anonymous clients (v1 is not gated; an explicit `v2` gets the refusal).
+    fn may_fall_back(&self) -> bool {
+        self.inner.api == ApiVersion::Auto && self.inner.http.credentials.is_none()
+    }
+
+    /// After a v2 call: whether it was refused as an anonymous guest call and should be made on
+    /// v1 instead (remembered for the server). A refused call stored nothing, so repeating it on
+    /// v1 cannot share twice.
+    fn falls_back<T>(&self, api: ResolvedApi, result: &Result<T, OtsError>) -> bool {
+        let refused = matches!(result, Err(OtsError::GuestRoutesDisabled));
+        if api == ResolvedApi::V2 && refused && self.may_fall_back() {
+            if !self
+                .inner
+                .learned
+                .inner
+                .guest_v2_off
+                .swap(true, Ordering::Relaxed)
+            {
+                tracing::info!(
+                    server = %self.inner.http.base_url,
+                    "the server refuses anonymous v2 calls (guest routes disabled); using v1 for anonymous calls"
+                );
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Removes the secret values sent with a request (and the API token) from an error.
+    fn scrub<T>(
+        &self,
+        result: Result<T, OtsError>,
+        sent: &[Option<&SecretString>],
+    ) -> Result<T, OtsError> {
+        result.map_err(|err| {
+            let token = self.inner.http.credentials.as_ref().map(|c| &c.api_token);
+            let values: Vec<&str> = sent
+                .iter()
+                .copied()
+                .chain(std::iter::once(token))
+                .flatten()
+                .map(|s| s.expose_secret())
+                .collect();
+            err.scrub(&values)
+        })
     }
 
     /// The server's health (`GET /api/vN/status`). Credentials, when set, are checked too.
     pub async fn status(&self) -> Result<ServerStatus, OtsError> {
-        match self.api_version().await? {
-            ResolvedApi::V1 => v1::status(&self.inner.http).await,
-            ResolvedApi::V2 => v2::status(&self.inner.http).await,
+        let result = match self.api_version().await {
+            Ok(ResolvedApi::V1) => v1::status(&self.inner.http).await,
+            Ok(ResolvedApi::V2) => v2::status(&self.inner.http).await,
+            Err(e) => Err(e),
+        };
+        self.scrub(result, &[])
+    }
+
+    /// Checks the credentials once, without sharing anything: v1 `GET /authcheck`, v2
+    /// `GET /authcheck` on servers that have it (v0.18–v0.23) else `GET /version` (all refuse bad
+    /// credentials; v2 `/status` does not look at them).
+    /// Anonymous clients have nothing to check. A server without such a route cannot be asked:
+    /// that counts as verified (a share will tell).
+    pub async fn verify_credentials(&self) -> Result<(), OtsError> {
+        if self.inner.http.credentials.is_none() {
+            return Ok(());
+        }
+        let result = match self.api_version().await {
+            Ok(ResolvedApi::V1) => v1::verify(&self.inner.http).await,
+            Ok(ResolvedApi::V2) => {
+                v2::verify(&self.inner.http, &self.inner.learned.inner.verify_route).await
+            }
+            Err(e) => Err(e),
+        };
+        match self.scrub(result, &[]) {
+            Err(OtsError::RouteNotFound { .. }) => Ok(()),
+            other => other,
         }
     }
 
     /// Shares a value and returns its receipt. Input is checked before any request.
     pub async fn share(&self, req: &ShareRequest) -> Result<Receipt, OtsError> {
-        validate::secret(&req.secret)?;
+        validate::secret_within(&req.secret, self.inner.max_secret_bytes)?;
         if let Some(passphrase) = &req.passphrase {
             validate::passphrase(passphrase)?;
         }
         let ttl = req.ttl.map(validate::ttl).transpose()?;
-        match self.api_version().await? {
-            ResolvedApi::V1 => v1::share(&self.inner.http, req, ttl).await,
-            ResolvedApi::V2 => v2::share(&self.inner.http, req, ttl).await,
+        let http = &self.inner.http;
+        let result = async {
+            let api = self.call_api().await?;
+            let result = match api {
+                ResolvedApi::V1 => v1::share(http, req, ttl).await,
+                ResolvedApi::V2 => v2::share(http, req, ttl).await,
+            };
+            if self.falls_back(api, &result) {
+                return v1::share(http, req, ttl).await;
+            }
+            result
         }
+        .await;
+        self.scrub(result, &[Some(&req.secret), req.passphrase.as_ref()])
     }
 
     /// Has the server generate a value, share it, and return the receipt and the value.
@@ -140,10 +305,20 @@ impl OtsClient {
             validate::passphrase(passphrase)?;
         }
         let ttl = req.ttl.map(validate::ttl).transpose()?;
-        match self.api_version().await? {
-            ResolvedApi::V1 => v1::generate(&self.inner.http, req, ttl).await,
-            ResolvedApi::V2 => v2::generate(&self.inner.http, req, ttl).await,
+        let http = &self.inner.http;
+        let result = async {
+            let api = self.call_api().await?;
+            let result = match api {
+                ResolvedApi::V1 => v1::generate(http, req, ttl).await,
+                ResolvedApi::V2 => v2::generate(http, req, ttl).await,
+            };
+            if self.falls_back(api, &result) {
+                return v1::generate(http, req, ttl).await;
+            }
+            result
         }
+        .await;
+        self.scrub(result, &[req.passphrase.as_ref()])
     }
 
     /// Reveals (and so destroys) a secret. A wrong or missing passphrase is `NotFound` and does
@@ -154,41 +329,109 @@ impl OtsClient {
         passphrase: Option<&SecretString>,
     ) -> Result<SecretString, OtsError> {
         validate::key(secret_key)?;
-        match self.api_version().await? {
-            ResolvedApi::V1 => v1::reveal(&self.inner.http, secret_key, passphrase).await,
-            ResolvedApi::V2 => v2::reveal(&self.inner.http, secret_key, passphrase).await,
+        let http = &self.inner.http;
+        let result = async {
+            let api = self.call_api().await?;
+            let result = match api {
+                ResolvedApi::V1 => v1::reveal(http, secret_key, passphrase).await,
+                ResolvedApi::V2 => v2::reveal(http, secret_key, passphrase).await,
+            };
+            if self.falls_back(api, &result) {
+                return v1::reveal(http, secret_key, passphrase).await;
+            }
+            result
         }
+        .await;
+        self.scrub(result, &[passphrase])
     }
 
-    /// The receipt of a shared secret: its state and lifetimes.
+    /// The receipt of a shared secret: its state and lifetimes. `NotFound` only when the server
+    /// says the receipt does not exist (it lives about twice the secret's lifetime); an unknown
+    /// route is `RouteNotFound`.
     pub async fn receipt(&self, metadata_key: &str) -> Result<Receipt, OtsError> {
         validate::key(metadata_key)?;
-        match self.api_version().await? {
-            ResolvedApi::V1 => v1::receipt(&self.inner.http, metadata_key).await,
-            ResolvedApi::V2 => v2::receipt(&self.inner.http, metadata_key).await,
+        let result = self.receipt_unchecked(metadata_key).await;
+        self.scrub(result, &[])
+    }
+
+    async fn receipt_unchecked(&self, metadata_key: &str) -> Result<Receipt, OtsError> {
+        let http = &self.inner.http;
+        let layout = &self.inner.learned.inner.layout;
+        let api = self.call_api().await?;
+        let result = match api {
+            ResolvedApi::V1 => v1::receipt(http, metadata_key).await,
+            ResolvedApi::V2 => v2::receipt(http, layout, metadata_key).await,
+        };
+        if self.falls_back(api, &result) {
+            return v1::receipt(http, metadata_key).await;
         }
+        result
     }
 
     /// Burns an unread secret. A passphrase-protected secret needs its passphrase, even for its
-    /// owner. A secret that is already gone is `NotFound`.
+    /// owner.
+    ///
+    /// When the server does not burn it (v2 `200 {"success":true}` without a record for a
+    /// consumed secret, `success:false` when a reveal won, v1 `Unknown secret`, v0.21–v0.23's
+    /// `500 "Secret could not be burned."`), the receipt is read once: a final state is
+    /// [`BurnOutcome::AlreadyGone`] with that state; a receipt that still shows the secret live
+    /// is [`OtsError::BurnUnconfirmed`] (transient: try again), never "gone".
     pub async fn burn(
         &self,
         metadata_key: &str,
         passphrase: Option<&SecretString>,
-    ) -> Result<Receipt, OtsError> {
+    ) -> Result<BurnOutcome, OtsError> {
         validate::key(metadata_key)?;
-        match self.api_version().await? {
-            ResolvedApi::V1 => v1::burn(&self.inner.http, metadata_key, passphrase).await,
-            ResolvedApi::V2 => v2::burn(&self.inner.http, metadata_key, passphrase).await,
+        let http = &self.inner.http;
+        let layout = &self.inner.learned.inner.layout;
+        let result = async {
+            let api = self.call_api().await?;
+            let mut answer = match api {
+                ResolvedApi::V1 => v1::burn(http, metadata_key, passphrase).await,
+                ResolvedApi::V2 => v2::burn(http, layout, metadata_key, passphrase).await,
+            };
+            if self.falls_back(api, &answer) {
+                answer = v1::burn(http, metadata_key, passphrase).await;
+            }
+            match answer {
+                Ok(BurnAnswer::Burned(receipt)) => Ok(BurnOutcome::Burned(receipt)),
+                Ok(BurnAnswer::NotBurned)
+                | Err(OtsError::NotFound)
+                | Err(OtsError::Refused { .. }) => self.confirm_gone(metadata_key).await,
+                Err(e) => Err(e),
+            }
+        }
+        .await;
+        self.scrub(result, &[passphrase])
+    }
+
+    /// After a burn that burned nothing: the receipt's word on whether the secret is gone.
+    async fn confirm_gone(&self, metadata_key: &str) -> Result<BurnOutcome, OtsError> {
+        match self.receipt_unchecked(metadata_key).await {
+            Ok(receipt) if receipt.state.is_final() => Ok(BurnOutcome::AlreadyGone {
+                state: receipt.state,
+                received: receipt.received,
+            }),
+            Ok(receipt) => Err(OtsError::BurnUnconfirmed {
+                state: receipt.state,
+            }),
+            // The receipt outlives the secret: without it, the secret is long gone.
+            Err(OtsError::NotFound) => Ok(BurnOutcome::AlreadyGone {
+                state: SecretState::Expired,
+                received: None,
+            }),
+            Err(e) => Err(e),
         }
     }
 
     /// The account's recent receipts (needs credentials).
     pub async fn recent(&self) -> Result<Vec<Receipt>, OtsError> {
-        match self.api_version().await? {
-            ResolvedApi::V1 => v1::recent(&self.inner.http).await,
-            ResolvedApi::V2 => v2::recent(&self.inner.http).await,
-        }
+        let result = match self.call_api().await {
+            Ok(ResolvedApi::V1) => v1::recent(&self.inner.http).await,
+            Ok(ResolvedApi::V2) => v2::recent(&self.inner.http).await,
+            Err(e) => Err(e),
+        };
+        self.scrub(result, &[])
     }
 
     /// The reader's link: `BASE/secret/KEY`.

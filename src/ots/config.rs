@@ -104,6 +104,9 @@ pub struct ClientConfig {
     pub credentials: Option<Credentials>,
     /// Upper bound for one HTTP request, connect included.
     pub timeout: Duration,
+    /// Largest secret the client-side check lets through, in bytes: the server's own limit
+    /// (10,000 by default; a self-hosted server can be configured otherwise).
+    pub max_secret_bytes: usize,
 }
 
 /// Default bound for one request.
@@ -117,7 +120,14 @@ impl ClientConfig {
             api: ApiVersion::Auto,
             credentials: None,
             timeout: DEFAULT_TIMEOUT,
+            max_secret_bytes: super::validate::MAX_SECRET_BYTES,
         }
+    }
+
+    /// The same configuration for a server that accepts secrets up to `bytes`.
+    pub fn with_max_secret_bytes(mut self, bytes: usize) -> Self {
+        self.max_secret_bytes = bytes;
+        self
     }
 
     /// The same configuration with another API version.

@@ -97,6 +97,7 @@ pub enum Op {
     Receipt,
     Burn,
     Recent,
+    Verify,
 }
 
 impl Op {
@@ -110,6 +111,7 @@ impl Op {
             Self::Receipt => "receipt",
             Self::Burn => "burn",
             Self::Recent => "recent",
+            Self::Verify => "verify",
         }
     }
 }
@@ -129,6 +131,10 @@ pub struct Reply {
     /// v1's `X-OTS-Intended-Status`, when present.
     pub intended_status: Option<u16>,
     pub body: Vec<u8>,
+    /// The request's URL path with its key shortened to a prefix (for errors about the route).
+    pub path: String,
+    /// Length of the key the request was about, when it named one.
+    pub key_chars: Option<usize>,
 }
 
 /// What every request to one server shares.
@@ -169,8 +175,21 @@ impl Http {
         request: RequestBuilder,
     ) -> Result<Reply, OtsError> {
         let started = Instant::now();
+        let key_chars = key.map(|k| k.chars().count());
+        let (client, built) = request.build_split();
+        let path = built
+            .as_ref()
+            .map(|r| redacted_path(r.url(), key))
+            .unwrap_or_default();
         let key = key.map(key_prefix).unwrap_or("");
-        let result = read(op, request).await;
+        let result = match built {
+            Ok(built) => read(op, client, built).await.map(|mut reply| {
+                reply.path = path;
+                reply.key_chars = key_chars;
+                reply
+            }),
+            Err(err) => Err(transport_error(op, err)),
+        };
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match &result {
             Ok(reply) => tracing::debug!(
@@ -194,9 +213,13 @@ impl Http {
     }
 }
 
-async fn read(op: Op, request: RequestBuilder) -> Result<Reply, OtsError> {
-    let mut response = request
-        .send()
+async fn read(
+    op: Op,
+    client: reqwest::Client,
+    request: reqwest::Request,
+) -> Result<Reply, OtsError> {
+    let mut response = client
+        .execute(request)
         .await
         .map_err(|err| transport_error(op, err))?;
     let status = response.status();
@@ -228,7 +251,29 @@ async fn read(op: Op, request: RequestBuilder) -> Result<Reply, OtsError> {
         retry_after,
         intended_status,
         body,
+        path: String::new(),
+        key_chars: None,
     })
+}
+
+/// A URL's path with the key segment shortened to its prefix: errors may name the route, never
+/// the key (a bearer capability).
+pub fn redacted_path(url: &Url, key: Option<&str>) -> String {
+    let Some(segments) = url.path_segments() else {
+        return url.path().to_owned();
+    };
+    let mut out = String::new();
+    for segment in segments {
+        out.push('/');
+        match key {
+            Some(key) if !key.is_empty() && segment == key => {
+                out.push_str(key_prefix(key));
+                out.push('…');
+            }
+            _ => out.push_str(segment),
+        }
+    }
+    out
 }
 
 fn too_large(op: Op) -> OtsError {
@@ -349,6 +394,18 @@ mod tests {
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
         );
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn a_redacted_path_shows_only_the_key_prefix() {
+        let key = "abcdefghijklmnopqrstuvwxyz0123456789";
+        let url = Url::parse(&format!("https://h/ots/api/v2/receipt/{key}/burn")).unwrap();
+        assert_eq!(
+            redacted_path(&url, Some(key)),
+            "/ots/api/v2/receipt/abcdef…/burn"
+        );
+        let url = Url::parse("https://h/api/v1/share").unwrap();
+        assert_eq!(redacted_path(&url, None), "/api/v1/share");
     }
 
     #[test]

@@ -156,6 +156,115 @@ pub fn take_string(obj: &mut Object, name: &str) -> Option<String> {
     }
 }
 
+/// Texts the real server sends in error answers (onetimesecret/onetimesecret at de53ff8f7 and
+/// tags v0.20.5, v0.23.6). `{n}` stands for a number, `{w}` for lower-case words, `{email}` for an
+/// email address and `{domain}` for a host name. Only these texts are ever kept from a server:
+/// anything else is untrusted free text that could echo the request (and so the secret).
+const KNOWN_MESSAGES: &[&str] = &[
+    // v1 and v2 validation (`apps/api/v1/logic/secrets/base_secret_action.rb`,
+    // `apps/api/v2/logic/secrets/*.rb`, `lib/onetime/logic/base.rb:192`).
+    "You did not provide anything to share",
+    "Secret value exceeds the maximum size of {n} bytes",
+    "Secret content must be no more than {n} bytes long",
+    "Passphrase must be at least {n} characters long",
+    "Passphrase must be no more than {n} characters long",
+    "Passphrase must contain at least one {w}",
+    "A passphrase is required for all secrets",
+    "Generated password length must be no more than {n} characters",
+    "An account is required to send emails.",
+    "Undeliverable email address: {email}",
+    "Incorrect passphrase",
+    "Unknown type of secret",
+    "Incorrect payload format",
+    "Could not store your secret",
+    "Unknown domain: {domain}",
+    "Custom domain is not verified: {domain}",
+    // Not found and credentials.
+    "Unknown secret",
+    "Not Found",
+    "Not authorized",
+    // Guest routes and entitlements (`lib/onetime/errors.rb`, `guest_route_gating.rb`).
+    "Guest API access is disabled",
+    "Guest {w} is disabled",
+    "Feature requires {w} entitlement",
+    // Rate limits, every era's wording.
+    "Rate limit exceeded",
+    "Rate limit exceeded. Please try again later.",
+    "Cripes! You have been rate limited.",
+    "Apologies dear citizen! You have been rate limited.",
+    // v0.21–v0.23 refusals (`apps/api/v2/controllers/{secrets,base}.rb`) and failures
+    // (`apps/api/v2/controllers/helpers.rb:105-144`).
+    "Secret could not be concealed.",
+    "Secret could not be generated.",
+    "Secret could not be burned.",
+    "Action could not be completed",
+    "An unexpected error occurred :[",
+    "An error occurred :[",
+    "We'll be back shortly!",
+    "We're sorry, but we can't process your request at this time.",
+];
+
+/// The server's message when it is one of the real server's known texts, else `None`.
+pub fn known_message(message: &str) -> Option<String> {
+    let message = message.trim();
+    KNOWN_MESSAGES
+        .iter()
+        .any(|pattern| matches_pattern(pattern, message))
+        .then(|| clean_message(message))
+}
+
+/// A placeholder of [`KNOWN_MESSAGES`]: its name, the characters it stands for, its longest length.
+type Placeholder = (&'static str, fn(char) -> bool, usize);
+
+fn matches_pattern(pattern: &str, text: &str) -> bool {
+    const CLASSES: [Placeholder; 4] = [
+        ("{n}", |c| c.is_ascii_digit(), 12),
+        (
+            "{w}",
+            |c| c.is_ascii_lowercase() || c == ' ' || c == ',',
+            80,
+        ),
+        (
+            "{email}",
+            |c| c.is_ascii_alphanumeric() || "@.+_-".contains(c),
+            254,
+        ),
+        (
+            "{domain}",
+            |c| c.is_ascii_alphanumeric() || ".-".contains(c),
+            253,
+        ),
+    ];
+    for (placeholder, allowed, max) in CLASSES {
+        if let Some((prefix, suffix)) = pattern.split_once(placeholder) {
+            return text
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix(suffix))
+                .is_some_and(|middle| {
+                    !middle.is_empty() && middle.len() <= max && middle.chars().all(allowed)
+                });
+        }
+    }
+    pattern == text
+}
+
+/// A server's `error_type` word, kept only when it looks like one (ASCII letters, digits and
+/// `_`, at most 40 characters).
+pub fn error_type(obj: Option<&Object>) -> Option<String> {
+    obj.and_then(|o| string(o, &["error_type"])).filter(|word| {
+        word.len() <= 40 && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+/// What an error may say about an answer whose text is not a known one: the HTTP status and
+/// the `error_type`, nothing the server wrote freely.
+pub fn status_words(status: u16, error_type: Option<&str>) -> String {
+    match error_type {
+        Some(kind) => format!("HTTP {status} ({kind})"),
+        None => format!("HTTP {status}"),
+    }
+}
+
 /// Shortens a server message for errors and logs, dropping control characters.
 pub fn clean_message(message: &str) -> String {
     const MAX_CHARS: usize = 200;
@@ -230,6 +339,42 @@ mod tests {
         let text = format!("{err} {err:?}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(matches!(err, OtsError::Protocol { .. }));
+    }
+
+    #[test]
+    fn only_the_real_servers_texts_are_known() {
+        for known in [
+            "You did not provide anything to share",
+            "Secret content must be no more than 20000 bytes long",
+            "Passphrase must be at least 8 characters long",
+            "Passphrase must contain at least one uppercase letter, number",
+            "Undeliverable email address: not-an-email",
+            "Secret could not be burned.",
+            "Guest conceal is disabled",
+            "Feature requires extended default expiration entitlement",
+        ] {
+            assert_eq!(known_message(known).as_deref(), Some(known), "{known}");
+        }
+        for unknown in [
+            "Unknown type of secret hunter2",
+            "Secret content must be no more than hunter2 bytes long",
+            "Undeliverable email address: a b=c",
+            "Passphrase must be at least 8 characters long; you sent hunter2",
+            "",
+            "Guest  is disabled",
+        ] {
+            assert_eq!(known_message(unknown), None, "{unknown}");
+        }
+    }
+
+    #[test]
+    fn error_types_must_look_like_words() {
+        let o = obj(json!({"error_type": "EntitlementRequired"}));
+        assert_eq!(error_type(Some(&o)).as_deref(), Some("EntitlementRequired"));
+        let o = obj(json!({"error_type": "x y=secret"}));
+        assert_eq!(error_type(Some(&o)), None);
+        assert_eq!(status_words(422, Some("FormError")), "HTTP 422 (FormError)");
+        assert_eq!(status_words(500, None), "HTTP 500");
     }
 
     #[test]

@@ -28,9 +28,11 @@ mod v1;
 mod v2;
 pub mod validate;
 
-pub use client::OtsClient;
+pub use client::{Learned, OtsClient};
 pub use config::{ApiVersion, ClientConfig, Credentials, DEFAULT_TIMEOUT, ParseApiVersionError};
 pub use error::{InputError, OtsError};
 pub use http::USER_AGENT;
 pub use secrecy::{ExposeSecret, SecretString};
-pub use types::{GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus, ShareRequest};
+pub use types::{
+    BurnOutcome, GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus, ShareRequest,
+};

@@ -196,6 +196,31 @@ impl fmt::Display for SecretState {
     }
 }
 
+/// What a burn achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BurnOutcome {
+    /// This call destroyed the unread secret; the receipt as the server returned it, with its
+    /// state set to `burned` (servers serialize the receipt as loaded, before the burn).
+    Burned(Box<Receipt>),
+    /// The secret was already gone; `state` is the receipt's final state (`received`, `burned`,
+    /// `expired` or `orphaned`; `expired` also when the receipt itself is gone).
+    AlreadyGone {
+        /// The final state the receipt reported.
+        state: SecretState,
+        /// When the secret was revealed (Unix seconds), if it was.
+        received: Option<i64>,
+    },
+}
+
+/// A burn answer before it is confirmed (internal).
+#[derive(Debug)]
+pub(crate) enum BurnAnswer {
+    /// The server burned the secret.
+    Burned(Box<Receipt>),
+    /// The server answered without burning (already consumed, or a concurrent reveal won).
+    NotBurned,
+}
+
 /// What the creator of a secret can see about it (the "metadata" or "receipt").
 ///
 /// `Debug` shows only short prefixes of the keys: both are bearer capabilities.

@@ -1,7 +1,8 @@
 //! The legacy v1 API (`/api/v1`): form-encoded requests, flat JSON answers, and errors that
 //! all arrive as HTTP 404 with a `message`.
 //!
-//! Error mapping (fact sheet §8), first match wins:
+//! Error mapping (fact sheet §8), first match wins. Server text is kept only when it is a known
+//! real text (`json::known_message`); otherwise errors say the HTTP status.
 //!
 //! | answer | error |
 //! |---|---|
@@ -9,10 +10,20 @@
 //! | 429 (an edge limiter in front of the server) | `RateLimited` (Retry-After) |
 //! | 401/403, or 404 with `Not authorized` or `X-OTS-Intended-Status: 401/403` | `Unauthorized` |
 //! | 404 with a message containing `rate limit` (any era's wording) or intended 429 | `RateLimited` |
-//! | 404 with `Unknown secret`, `Not Found`, or `{"error":"Not Found"}` (unknown route) | `NotFound` |
+//! | 404 with `Unknown secret` | `NotFound` |
+//! | 404 `{"message":"Not Found"}` for a key shorter than 20 characters | `NotFound` (see below) |
+//! | 404 `{"error":"Not Found"}` (unknown route or method), or `{"message":"Not Found"}` otherwise | `RouteNotFound` with the path |
 //! | 404 with `An unexpected error occurred` or intended 5xx | `Unavailable`: the server failed (the same text is used for a passphrase lockout, which also passes with time) |
-//! | 404 with any other message (intended 400 or none) | `Validation` with that message |
+//! | 404 with a size refusal | `SecretTooLarge`; a passphrase rule: `PassphraseRefused` |
+//! | 404 with any other message (intended 400 or none) | `Validation` |
 //! | 404 without a JSON message, any other status | `Protocol` |
+//!
+//! `{"message":"Not Found"}` is ambiguous in name only: v1 sends it exactly when a route with a
+//! key matched but the key is shorter than 20 characters (`V1_MIN_IDENTIFIER_LENGTH`,
+//! `apps/api/v1/controllers/base.rb:199-220`), which no real record has. So it means "no such
+//! record" only for a request whose key is that short; for any other request the answer did not
+//! come from v1's key check (a v0.18–v0.20 v2 router or a proxy answers unknown routes that
+//! way), and it is an unknown route, never a gone secret.
 
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -22,7 +33,7 @@ use super::error::OtsError;
 use super::http::{Http, Op, Reply};
 use super::json::{self, Object, missing};
 use super::types::{
-    GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus, ShareRequest,
+    BurnAnswer, GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus, ShareRequest,
 };
 
 const API: ResolvedApi = ResolvedApi::V1;
@@ -114,12 +125,14 @@ pub async fn receipt(http: &Http, metadata_key: &str) -> Result<Receipt, OtsErro
     receipt_from(op, json::object(op.as_str(), "the receipt", &value)?)
 }
 
-/// `POST /private/KEY/burn` (with `passphrase`); the receipt comes back under `state`.
+/// `POST /private/KEY/burn` (with `passphrase`); the receipt comes back under `state`, as loaded
+/// before the burn (its state reads `new`), so it is reported as burned. A secret already gone is
+/// `404 Unknown secret`: the caller reads the receipt for the truth.
 pub async fn burn(
     http: &Http,
     metadata_key: &str,
     passphrase: Option<&SecretString>,
-) -> Result<Receipt, OtsError> {
+) -> Result<BurnAnswer, OtsError> {
     let op = Op::Burn;
     let mut form: Vec<(&str, &str)> = Vec::new();
     if let Some(passphrase) = passphrase {
@@ -132,7 +145,23 @@ pub async fn burn(
     let value = check(op, &reply)?;
     let obj = json::object(op.as_str(), "the burn answer", &value)?;
     let state = obj.get("state").ok_or_else(|| missing(op, "state"))?;
-    receipt_from(op, json::object(op.as_str(), "the burned receipt", state)?)
+    let mut receipt = receipt_from(op, json::object(op.as_str(), "the burned receipt", state)?)?;
+    receipt.state = SecretState::Burned;
+    Ok(BurnAnswer::Burned(Box::new(receipt)))
+}
+
+/// `GET /authcheck`: the status answer, for valid credentials only.
+pub async fn verify(http: &Http) -> Result<(), OtsError> {
+    let op = Op::Verify;
+    let reply = http
+        .send(
+            op,
+            API,
+            None,
+            http.request(Method::GET, API, &["authcheck"]),
+        )
+        .await?;
+    check(op, &reply).map(|_| ())
 }
 
 /// `GET /private/recent` (authenticated only).
@@ -230,40 +259,61 @@ pub fn error(op: Op, reply: &Reply) -> OtsError {
     let obj = body.as_ref().and_then(Value::as_object);
     let message = obj.and_then(|o| json::string(o, &["message"]));
     let intended = reply.intended_status;
+    let described = |text: &str| {
+        json::known_message(text)
+            .unwrap_or_else(|| json::status_words(intended.unwrap_or(404), None))
+    };
     let Some(message) = message else {
         // `{"error":"Not Found"}` is the answer for unknown routes and wrong methods.
         return match obj.and_then(|o| json::string(o, &["error"])) {
-            Some(error) if error == "Not Found" => OtsError::NotFound,
+            Some(error) if error == "Not Found" => OtsError::RouteNotFound {
+                path: reply.path.clone(),
+            },
             Some(error) => OtsError::Validation {
-                message: json::clean_message(&error),
+                message: described(&error),
             },
             None => OtsError::Protocol {
                 detail: format!(
-                    "{op}: HTTP 404 without a JSON error message (is the URL an Onetime Secret server?)"
+                    "{op}: HTTP 404 without a JSON error message at {} (is the URL an Onetime Secret server?)",
+                    reply.path
                 ),
             },
         };
     };
+    let short_key = reply.key_chars.is_some_and(|n| n < V1_MIN_IDENTIFIER_CHARS);
     if matches!(intended, Some(401 | 403)) || message == "Not authorized" {
         OtsError::Unauthorized
     } else if intended == Some(429) || message.to_ascii_lowercase().contains("rate limit") {
         OtsError::RateLimited {
             retry_after: reply.retry_after,
         }
-    } else if message.starts_with("Unknown secret") || message == "Not Found" {
+    } else if message.starts_with("Unknown secret") || (message == "Not Found" && short_key) {
         OtsError::NotFound
+    } else if message == "Not Found" {
+        OtsError::RouteNotFound {
+            path: reply.path.clone(),
+        }
     } else if message.starts_with("An unexpected error occurred")
         || intended.is_some_and(|code| code >= 500)
     {
         OtsError::Unavailable {
             detail: format!("{op}: the server reported an unexpected error"),
         }
+    } else if let Some(max) = super::v2::size_refusal(&message) {
+        OtsError::SecretTooLarge { max }
+    } else if let Some(message) =
+        super::v2::passphrase_refusal(&message).filter(|_| matches!(op, Op::Share | Op::Generate))
+    {
+        OtsError::PassphraseRefused { message }
     } else {
         OtsError::Validation {
-            message: json::clean_message(&message),
+            message: described(&message),
         }
     }
 }
+
+/// v1 answers `{"message":"Not Found"}` for keys shorter than this (`V1_MIN_IDENTIFIER_LENGTH`).
+const V1_MIN_IDENTIFIER_CHARS: usize = 20;
 
 #[cfg(test)]
 mod tests {
@@ -277,6 +327,8 @@ mod tests {
             retry_after: None,
             intended_status: intended,
             body: body.as_bytes().to_vec(),
+            path: "/api/v1/private/abcdef…".into(),
+            key_chars: Some(62),
         }
     }
 
@@ -301,11 +353,36 @@ mod tests {
             ),
             (
                 reply(404, None, r#"{"message":"Not Found"}"#),
+                OtsError::RouteNotFound {
+                    path: "/api/v1/private/abcdef…".into(),
+                },
+            ),
+            (
+                Reply {
+                    key_chars: Some(3),
+                    ..reply(404, None, r#"{"message":"Not Found"}"#)
+                },
                 OtsError::NotFound,
             ),
             (
                 reply(404, None, r#"{"error":"Not Found"}"#),
-                OtsError::NotFound,
+                OtsError::RouteNotFound {
+                    path: "/api/v1/private/abcdef…".into(),
+                },
+            ),
+            (
+                reply(
+                    404,
+                    Some(400),
+                    r#"{"message":"Secret value exceeds the maximum size of 10000 bytes"}"#,
+                ),
+                OtsError::SecretTooLarge { max: Some(10_000) },
+            ),
+            (
+                reply(404, Some(400), r#"{"message":"You sent: hunter2"}"#),
+                OtsError::Validation {
+                    message: "HTTP 400".into(),
+                },
             ),
             (
                 reply(
@@ -424,10 +501,10 @@ mod tests {
     }
 
     #[test]
-    fn validation_messages_are_truncated() {
+    fn unknown_validation_messages_are_not_kept() {
         let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(1000));
         match error(Op::Share, &reply(404, Some(400), &long)) {
-            OtsError::Validation { message } => assert!(message.chars().count() <= 201),
+            OtsError::Validation { message } => assert_eq!(message, "HTTP 400"),
             other => panic!("{other:?}"),
         }
     }

@@ -4,32 +4,45 @@
 //! its history, and names fields `identifier`/`secret_identifier` where v1 says
 //! `metadata_key`/`secret_key`.
 //!
-//! Error mapping, first match wins:
+//! Error mapping, first match wins (server text is kept only when it is a known real text, see
+//! `json::known_message`; otherwise errors say the HTTP status and `error_type`):
 //!
 //! | answer | error |
 //! |---|---|
-//! | 5xx (503 = undecryptable), 408 | `Unavailable` |
-//! | 429 `LimitExceeded` | `RateLimited` (Retry-After header, else the body's `retry_after`) |
-//! | 401, 403 | `Unauthorized` |
-//! | 404 with a JSON body (`RecordNotFound`, unknown route) | `NotFound` |
+//! | 500 `{success:false, message}` (v0.21–v0.23 `error_response`) | `Refused`, or `Unavailable` for their outage texts |
+//! | other 5xx (503 = undecryptable), 408 | `Unavailable` |
+//! | 429, or `LimitExceeded` | `RateLimited` (Retry-After header, else the body's `retry_after`) |
+//! | 401; 403 `Unauthorized` or v0.20/v0.23's `Not authorized` | `Unauthorized` |
+//! | 403 `EntitlementRequired` (e.g. a ttl above the plan) | `EntitlementRequired` |
+//! | 403 `GuestRoutesDisabled` | `GuestRoutesDisabled` |
+//! | other 403 (`Forbidden`: share domain, …) | `Forbidden` |
+//! | 404 `RecordNotFound`, or v0.20/v0.23's `Unknown secret` | `NotFound` |
+//! | 404 `NotFound`, or `{"error":"Not Found"}`/`{"message":"Not Found"}` (v0.23/v0.20 unknown route) | `RouteNotFound` with the path |
 //! | 400/422 `Incorrect passphrase` on reveal | `NotFound`, as in v1: a wrong passphrase reveals nothing |
 //! | 400/422 mentioning a rate limit | `RateLimited` |
-//! | 400/413/422 otherwise | `Validation` with the server's `error` text |
-//! | a 2xx with `"success": false` | `Validation` with its text |
-//! | anything else (404 without JSON, 3xx, other 4xx, garbage) | `Protocol` |
+//! | 400/413/422 size refusal | `SecretTooLarge` (with the server's limit) |
+//! | 400/422 passphrase rule on create | `PassphraseRefused` |
+//! | 400/413/422 otherwise | `Validation` |
+//! | a 2xx with `"success": false` | `Refused` (a burn confirms through the receipt instead) |
+//! | anything else (other 404s, 3xx, other 4xx, garbage) | `Protocol` |
+//!
+//! Receipts live under `/receipt/*` since v0.21 and under `/private/*` on every version
+//! (v0.18–v0.20 have only `/private/*`). The first receipt call tries `/receipt/*` and, on an
+//! unknown-route answer, `/private/*`; the layout that answered is remembered per server.
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::OnceCell;
 
 use super::error::OtsError;
 use super::http::{Http, Op, Reply};
 use super::json::{self, Object, missing};
 use super::types::{
-    GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus, ShareRequest,
+    BurnAnswer, GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus, ShareRequest,
 };
 use super::v1::web_url;
 
@@ -166,28 +179,161 @@ pub async fn reveal(
     }
 }
 
-/// `GET /receipt/KEY`.
-pub async fn receipt(http: &Http, metadata_key: &str) -> Result<Receipt, OtsError> {
+/// Where a v2 server keeps its receipt routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptLayout {
+    /// `/receipt/*` (v0.21 and later; `/private/*` remain aliases).
+    Receipt,
+    /// Only `/private/*` (v0.18–v0.20).
+    Private,
+}
+
+impl ReceiptLayout {
+    fn segment(self) -> &'static str {
+        match self {
+            Self::Receipt => "receipt",
+            Self::Private => "private",
+        }
+    }
+}
+
+/// Whether an answer says the route does not exist (as opposed to a missing record).
+fn is_unknown_route(reply: &Reply) -> bool {
+    reply.status == StatusCode::NOT_FOUND
+        && matches!(error(Op::Receipt, reply), OtsError::RouteNotFound { .. })
+}
+
+/// Whether an answer says something definite about the route (so the layout can be kept).
+fn is_definite(reply: &Reply) -> bool {
+    let status = reply.status;
+    status.is_success()
+        || (status.is_client_error()
+            && !matches!(
+                status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT
+            ))
+}
+
+/// Sends a receipt-route request, finding (once per server) which receipt layout it has.
+async fn send_receipt_route(
+    http: &Http,
+    layout: &OnceCell<ReceiptLayout>,
+    op: Op,
+    key: &str,
+    build: impl Fn(&'static str) -> RequestBuilder,
+) -> Result<Reply, OtsError> {
+    if let Some(known) = layout.get() {
+        return http.send(op, API, Some(key), build(known.segment())).await;
+    }
+    let reply = http
+        .send(op, API, Some(key), build(ReceiptLayout::Receipt.segment()))
+        .await?;
+    if !is_unknown_route(&reply) {
+        if is_definite(&reply) {
+            let _ = layout.set(ReceiptLayout::Receipt);
+        }
+        return Ok(reply);
+    }
+    // No `/receipt/*` here: a v0.18–v0.20 server keeps receipts under `/private/*`.
+    let fallback = http
+        .send(op, API, Some(key), build(ReceiptLayout::Private.segment()))
+        .await?;
+    if is_definite(&fallback) && !is_unknown_route(&fallback) {
+        tracing::debug!("OTS v2 receipts live under /private on this server");
+        let _ = layout.set(ReceiptLayout::Private);
+    }
+    Ok(fallback)
+}
+
+/// `GET /receipt/KEY` (or `/private/KEY` on v0.18–v0.20).
+pub async fn receipt(
+    http: &Http,
+    layout: &OnceCell<ReceiptLayout>,
+    metadata_key: &str,
+) -> Result<Receipt, OtsError> {
     let op = Op::Receipt;
-    let request = http.request(Method::GET, API, &["receipt", metadata_key]);
-    let reply = http.send(op, API, Some(metadata_key), request).await?;
+    let reply = send_receipt_route(http, layout, op, metadata_key, |segment| {
+        http.request(Method::GET, API, &[segment, metadata_key])
+    })
+    .await?;
     let value = check(op, &reply)?;
     record_receipt(op, &value)
 }
 
-/// `POST /receipt/KEY/burn` with `continue: true`.
+/// `POST /receipt/KEY/burn` (or `/private/KEY/burn`) with `continue: true`.
+///
+/// `200` with a record and `success:true` is a burn (the record is serialized as loaded, so its
+/// state reads `new`: it is reported as burned). `200 {"success":true}` without a record
+/// (`burn_secret.rb:54-56`: the secret was already consumed) and `success:false` (a concurrent
+/// reveal won) are [`BurnAnswer::NotBurned`]: the caller reads the receipt for the truth.
 pub async fn burn(
     http: &Http,
+    layout: &OnceCell<ReceiptLayout>,
     metadata_key: &str,
     passphrase: Option<&SecretString>,
-) -> Result<Receipt, OtsError> {
+) -> Result<BurnAnswer, OtsError> {
     let op = Op::Burn;
-    let request = http
-        .request(Method::POST, API, &["receipt", metadata_key, "burn"])
-        .json(&ConfirmBody::new(passphrase));
-    let reply = http.send(op, API, Some(metadata_key), request).await?;
-    let value = check(op, &reply)?;
-    record_receipt(op, &value)
+    let body = ConfirmBody::new(passphrase);
+    let reply = send_receipt_route(http, layout, op, metadata_key, |segment| {
+        http.request(Method::POST, API, &[segment, metadata_key, "burn"])
+            .json(&body)
+    })
+    .await?;
+    if !reply.status.is_success() {
+        return Err(error(op, &reply));
+    }
+    let value = json::parse(op.as_str(), &reply.body)?;
+    let success = value.get("success").and_then(Value::as_bool);
+    match (success, value.get("record")) {
+        (Some(false), _) => Ok(BurnAnswer::NotBurned),
+        (Some(true), None | Some(Value::Null)) => Ok(BurnAnswer::NotBurned),
+        (_, Some(Value::Object(_))) => {
+            let mut receipt = record_receipt(op, &value)?;
+            receipt.state = SecretState::Burned;
+            Ok(BurnAnswer::Burned(Box::new(receipt)))
+        }
+        _ => Err(missing(op, "record")),
+    }
+}
+
+/// Which v2 route verifies credentials on a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyRoute {
+    /// `GET /authcheck` (v0.18–v0.23: `authorized`; their `/version` is public).
+    Authcheck,
+    /// `GET /version` (current servers, which have no v2 `/authcheck`; it needs credentials).
+    Version,
+}
+
+/// Verifies credentials: `GET /authcheck` where the server has it (v0.18–v0.23, whose
+/// `/version` answers anyone: tag v0.23.6 `apps/api/v2/controllers/meta.rb:19-33`), else
+/// `GET /version` (de53ff8f7 `apps/api/v2/routes.txt`: `auth=sessionauth,basicauth`). Which one
+/// the server has is remembered once it answered definitely.
+pub async fn verify(http: &Http, route: &OnceCell<VerifyRoute>) -> Result<(), OtsError> {
+    let op = Op::Verify;
+    let ask = |which: VerifyRoute| {
+        let segment = match which {
+            VerifyRoute::Authcheck => "authcheck",
+            VerifyRoute::Version => "version",
+        };
+        http.send(op, API, None, http.request(Method::GET, API, &[segment]))
+    };
+    if let Some(known) = route.get() {
+        let reply = ask(*known).await?;
+        return check(op, &reply).map(|_| ());
+    }
+    let reply = ask(VerifyRoute::Authcheck).await?;
+    if !is_unknown_route(&reply) {
+        if is_definite(&reply) {
+            let _ = route.set(VerifyRoute::Authcheck);
+        }
+        return check(op, &reply).map(|_| ());
+    }
+    let reply = ask(VerifyRoute::Version).await?;
+    if is_definite(&reply) && !is_unknown_route(&reply) {
+        let _ = route.set(VerifyRoute::Version);
+    }
+    check(op, &reply).map(|_| ())
 }
 
 /// `GET /receipt/recent` (authenticated only).
@@ -309,55 +455,143 @@ pub fn check(op: Op, reply: &Reply) -> Result<Value, OtsError> {
     }
     let value = json::parse(op.as_str(), &reply.body)?;
     if value.get("success") == Some(&Value::Bool(false)) {
-        return Err(match error_text(value.as_object()) {
-            Some(message) => OtsError::Validation {
-                message: json::clean_message(&message),
-            },
-            None => OtsError::Protocol {
-                detail: format!("{op}: the server said `success: false` without a reason"),
-            },
+        return Err(OtsError::Refused {
+            message: described(reply.status, value.as_object()),
         });
     }
     Ok(value)
 }
 
+/// The raw text of an error answer (`error`, else `message`); untrusted, for matching only.
 fn error_text(obj: Option<&Object>) -> Option<String> {
     obj.and_then(|o| json::string(o, &["error", "message"]))
+}
+
+/// The server's known text, else its HTTP status and `error_type`.
+fn described(status: StatusCode, obj: Option<&Object>) -> String {
+    error_text(obj)
+        .as_deref()
+        .and_then(json::known_message)
+        .unwrap_or_else(|| json::status_words(status.as_u16(), json::error_type(obj).as_deref()))
+}
+
+/// v0.21–v0.23 texts that mean the server failed rather than declined
+/// (tag v0.23.6 `apps/api/v2/controllers/helpers.rb:105-144`).
+const OUTAGE_TEXTS: [&str; 4] = [
+    "An unexpected error occurred :[",
+    "An error occurred :[",
+    "We'll be back shortly!",
+    "We're sorry, but we can't process your request at this time.",
+];
+
+/// A size refusal's limit: `Secret content must be no more than N bytes long` (v2) or
+/// `Secret value exceeds the maximum size of N bytes` (v1).
+pub fn size_refusal(text: &str) -> Option<Option<usize>> {
+    let known = json::known_message(text)?;
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    (known.starts_with("Secret content must be no more than")
+        || known.starts_with("Secret value exceeds the maximum size"))
+    .then(|| digits(&known).parse().ok())
+}
+
+/// A passphrase-rule refusal of a create request.
+pub fn passphrase_refusal(text: &str) -> Option<String> {
+    json::known_message(text)
+        .filter(|k| k.starts_with("Passphrase must") || k.starts_with("A passphrase is required"))
 }
 
 /// Maps a failed v2 answer to an error (see the module docs for the table).
 pub fn error(op: Op, reply: &Reply) -> OtsError {
     let status = reply.status;
+    let body = serde_json::from_slice::<Value>(&reply.body).ok();
+    let obj = body.as_ref().and_then(Value::as_object);
+    let kind = json::error_type(obj);
+    let text = error_text(obj).unwrap_or_default();
+    let old_style_failure = obj.is_some_and(|o| o.get("success") == Some(&Value::Bool(false)));
+    if status == StatusCode::INTERNAL_SERVER_ERROR && old_style_failure && !text.is_empty() {
+        // v0.21–v0.23 `error_response`: the action was declined (or the server failed).
+        return if OUTAGE_TEXTS.contains(&text.as_str()) {
+            OtsError::Unavailable {
+                detail: format!("{op}: HTTP 500 ({text})"),
+            }
+        } else {
+            OtsError::Refused {
+                message: described(status, obj),
+            }
+        };
+    }
     if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
         return OtsError::Unavailable {
             detail: format!("{op}: HTTP {}", status.as_u16()),
         };
     }
-    let body = serde_json::from_slice::<Value>(&reply.body).ok();
-    let obj = body.as_ref().and_then(Value::as_object);
+    let rate_limited = || OtsError::RateLimited {
+        retry_after: reply.retry_after.or_else(|| {
+            obj.and_then(|o| json::u64_field(o, &["retry_after"]))
+                .map(Duration::from_secs)
+        }),
+    };
+    if status == StatusCode::TOO_MANY_REQUESTS || kind.as_deref() == Some("LimitExceeded") {
+        return rate_limited();
+    }
     match status {
-        StatusCode::TOO_MANY_REQUESTS => OtsError::RateLimited {
-            retry_after: reply.retry_after.or_else(|| {
-                obj.and_then(|o| json::u64_field(o, &["retry_after"]))
-                    .map(Duration::from_secs)
-            }),
+        StatusCode::UNAUTHORIZED => OtsError::Unauthorized,
+        StatusCode::FORBIDDEN => match kind.as_deref() {
+            Some("EntitlementRequired") => OtsError::EntitlementRequired {
+                entitlement: obj
+                    .and_then(|o| json::string(o, &["entitlement"]))
+                    .filter(|e| {
+                        e.len() <= 64 && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    }),
+            },
+            Some("GuestRoutesDisabled") => OtsError::GuestRoutesDisabled,
+            Some("Unauthorized") => OtsError::Unauthorized,
+            None if text == "Not authorized" => OtsError::Unauthorized,
+            _ => OtsError::Forbidden {
+                detail: described(status, obj),
+            },
         },
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => OtsError::Unauthorized,
-        StatusCode::NOT_FOUND if obj.is_some() => OtsError::NotFound,
+        StatusCode::NOT_FOUND => match kind.as_deref() {
+            Some("RecordNotFound") => OtsError::NotFound,
+            Some("NotFound") => OtsError::RouteNotFound {
+                path: reply.path.clone(),
+            },
+            None if text.starts_with("Unknown secret") => OtsError::NotFound,
+            None if text == "Not Found" => OtsError::RouteNotFound {
+                path: reply.path.clone(),
+            },
+            _ if obj.is_some() => OtsError::Protocol {
+                detail: format!(
+                    "{op}: {} at {} is neither a missing record nor an unknown route",
+                    json::status_words(404, kind.as_deref()),
+                    reply.path
+                ),
+            },
+            _ => OtsError::Protocol {
+                detail: format!(
+                    "{op}: HTTP 404 without a JSON error at {} (is the URL an Onetime Secret server?)",
+                    reply.path
+                ),
+            },
+        },
         StatusCode::BAD_REQUEST
         | StatusCode::UNPROCESSABLE_ENTITY
         | StatusCode::PAYLOAD_TOO_LARGE => {
-            let message = error_text(obj).unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
-            let lower = message.to_ascii_lowercase();
+            let lower = text.to_ascii_lowercase();
+            let creates = matches!(op, Op::Share | Op::Generate);
             if op == Op::Reveal && lower.contains("passphrase") {
                 OtsError::NotFound
             } else if lower.contains("rate limit") {
-                OtsError::RateLimited {
-                    retry_after: reply.retry_after,
-                }
+                rate_limited()
+            } else if let Some(max) = size_refusal(&text) {
+                OtsError::SecretTooLarge { max }
+            } else if creates && status == StatusCode::PAYLOAD_TOO_LARGE {
+                OtsError::SecretTooLarge { max: None }
+            } else if let Some(message) = passphrase_refusal(&text).filter(|_| creates) {
+                OtsError::PassphraseRefused { message }
             } else {
                 OtsError::Validation {
-                    message: json::clean_message(&message),
+                    message: described(status, obj),
                 }
             }
         }
@@ -378,6 +612,8 @@ mod tests {
             retry_after: None,
             intended_status: None,
             body: body.as_bytes().to_vec(),
+            path: "/api/v2/receipt/abcdef…".into(),
+            key_chars: Some(62),
         }
     }
 
@@ -395,7 +631,106 @@ mod tests {
             (
                 Op::Share,
                 reply(403, r#"{"error":"Forbidden"}"#),
+                OtsError::Forbidden {
+                    detail: "HTTP 403".into(),
+                },
+            ),
+            (
+                Op::Share,
+                reply(
+                    403,
+                    r#"{"error":"Custom domain not allowed","error_type":"Forbidden"}"#,
+                ),
+                OtsError::Forbidden {
+                    detail: "HTTP 403 (Forbidden)".into(),
+                },
+            ),
+            (
+                Op::Share,
+                reply(
+                    403,
+                    r#"{"error":"Feature requires extended default expiration entitlement","error_type":"EntitlementRequired","entitlement":"extended_default_expiration","current_plan":"free_v1"}"#,
+                ),
+                OtsError::EntitlementRequired {
+                    entitlement: Some("extended_default_expiration".into()),
+                },
+            ),
+            (
+                Op::Share,
+                reply(
+                    403,
+                    r#"{"error":"Guest API access is disabled","error_type":"GuestRoutesDisabled","code":"GUEST_ROUTES_DISABLED"}"#,
+                ),
+                OtsError::GuestRoutesDisabled,
+            ),
+            (
+                Op::Share,
+                reply(403, r#"{"message":"Not authorized"}"#),
                 OtsError::Unauthorized,
+            ),
+            (
+                Op::Burn,
+                reply(
+                    500,
+                    r#"{"message":"Secret could not be burned.","success":false,"shrimp":"x"}"#,
+                ),
+                OtsError::Refused {
+                    message: "Secret could not be burned.".into(),
+                },
+            ),
+            (
+                Op::Share,
+                reply(
+                    500,
+                    r#"{"message":"We'll be back shortly!","success":false}"#,
+                ),
+                OtsError::Unavailable {
+                    detail: "share: HTTP 500 (We'll be back shortly!)".into(),
+                },
+            ),
+            (
+                Op::Share,
+                reply(500, r#"{"message":"echo secret=hunter2","success":false}"#),
+                OtsError::Refused {
+                    message: "HTTP 500".into(),
+                },
+            ),
+            (
+                Op::Share,
+                reply(
+                    422,
+                    r#"{"error":"Secret content must be no more than 10000 bytes long","error_type":"FormError","field":"secret"}"#,
+                ),
+                OtsError::SecretTooLarge { max: Some(10_000) },
+            ),
+            (
+                Op::Share,
+                reply(
+                    422,
+                    r#"{"shrimp":"x","message":"Passphrase must be at least 8 characters long","success":false}"#,
+                ),
+                OtsError::PassphraseRefused {
+                    message: "Passphrase must be at least 8 characters long".into(),
+                },
+            ),
+            (
+                Op::Receipt,
+                reply(404, r#"{"message":"Unknown secret","secret_key":"abc"}"#),
+                OtsError::NotFound,
+            ),
+            (
+                Op::Receipt,
+                reply(404, r#"{"message":"Not Found"}"#),
+                OtsError::RouteNotFound {
+                    path: "/api/v2/receipt/abcdef…".into(),
+                },
+            ),
+            (
+                Op::Receipt,
+                reply(404, r#"{"error":"Not Found"}"#),
+                OtsError::RouteNotFound {
+                    path: "/api/v2/receipt/abcdef…".into(),
+                },
             ),
             (
                 Op::Receipt,
@@ -408,7 +743,9 @@ mod tests {
             (
                 Op::Receipt,
                 reply(404, r#"{"error":"Not Found","error_type":"NotFound"}"#),
-                OtsError::NotFound,
+                OtsError::RouteNotFound {
+                    path: "/api/v2/receipt/abcdef…".into(),
+                },
             ),
             (
                 Op::Share,
@@ -418,6 +755,16 @@ mod tests {
                 ),
                 OtsError::Validation {
                     message: "You did not provide anything to share".into(),
+                },
+            ),
+            (
+                Op::Share,
+                reply(
+                    422,
+                    r#"{"error":"Unknown type of secret: hunter2","error_type":"FormError"}"#,
+                ),
+                OtsError::Validation {
+                    message: "HTTP 422 (FormError)".into(),
                 },
             ),
             (
@@ -501,14 +848,31 @@ mod tests {
     }
 
     #[test]
-    fn v2_success_false_is_a_validation_error() {
+    fn v2_success_false_is_a_refusal() {
         let r = reply(200, r#"{"success":false,"error":"Unknown type of secret"}"#);
         assert_eq!(
             check(Op::Share, &r).unwrap_err(),
-            OtsError::Validation {
+            OtsError::Refused {
                 message: "Unknown type of secret".into()
             }
         );
+    }
+
+    #[test]
+    fn v2_other_404s_are_protocol_errors_never_not_found() {
+        for body in [
+            r#"{"error":"Gone","error_type":"Weird"}"#,
+            r#"{"message":"Missing"}"#,
+            "{}",
+        ] {
+            assert!(
+                matches!(
+                    error(Op::Receipt, &reply(404, body)),
+                    OtsError::Protocol { .. }
+                ),
+                "{body}"
+            );
+        }
     }
 
     fn conceal_answer() -> Value {

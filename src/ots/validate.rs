@@ -6,7 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::error::InputError;
 
-/// Largest secret the server accepts, in bytes (since v0.24.3).
+/// Largest secret the server accepts by default, in bytes (since v0.24.3; v2's
+/// `SECRET_MAX_LENGTH` can change it per server, so this is only the default of the pre-check).
 pub const MAX_SECRET_BYTES: usize = 10_000;
 /// Shortest accepted passphrase, in characters.
 pub const PASSPHRASE_MIN_CHARS: usize = 4;
@@ -17,12 +18,17 @@ pub const MIN_TTL_SECS: u64 = 60;
 
 /// Checks that a secret is non-empty and at most [`MAX_SECRET_BYTES`].
 pub fn secret(value: &SecretString) -> Result<(), InputError> {
+    secret_within(value, MAX_SECRET_BYTES)
+}
+
+/// Checks that a secret is non-empty and at most `max` bytes (a server's own limit).
+pub fn secret_within(value: &SecretString, max: usize) -> Result<(), InputError> {
     let bytes = value.expose_secret().len();
     if bytes == 0 {
         return Err(InputError::Empty);
     }
-    if bytes > MAX_SECRET_BYTES {
-        return Err(InputError::TooLarge { bytes });
+    if bytes > max {
+        return Err(InputError::TooLarge { bytes, max });
     }
     Ok(())
 }
@@ -84,7 +90,19 @@ mod tests {
         assert_eq!(secret(&s(&"a".repeat(10_000))), Ok(()));
         assert_eq!(
             secret(&s(&"a".repeat(10_001))),
-            Err(InputError::TooLarge { bytes: 10_001 })
+            Err(InputError::TooLarge {
+                bytes: 10_001,
+                max: 10_000
+            })
+        );
+    }
+
+    #[test]
+    fn a_server_with_a_larger_limit_takes_larger_secrets() {
+        assert_eq!(secret_within(&s(&"a".repeat(50_000)), 100_000), Ok(()));
+        assert_eq!(
+            secret_within(&s(&"a".repeat(11)), 10),
+            Err(InputError::TooLarge { bytes: 11, max: 10 })
         );
     }
 
@@ -94,7 +112,10 @@ mod tests {
         assert_eq!(secret(&s(&"é".repeat(5_000))), Ok(()));
         assert_eq!(
             secret(&s(&"é".repeat(5_001))),
-            Err(InputError::TooLarge { bytes: 10_002 })
+            Err(InputError::TooLarge {
+                bytes: 10_002,
+                max: 10_000
+            })
         );
     }
 
