@@ -10,8 +10,10 @@
 //! client timeout, garbage or a reset connection: one kind per run, printed). The operator runs on
 //! an account dedicated to it (`--sweep-orphans`): a lost answer's secret is found and burned
 //! before sharing again, and a kill between a share call and its record write leaves a secret
-//! that the sweep burns once it is older than the grace period. The test requires at most one
-//! unrecorded live secret per kill right after sharing, and none after the sweep and deletion.
+//! that the sweep burns once it is older than the grace period, as it does with the secrets of
+//! lost answers that came too close together to tell apart. The test requires at most one
+//! unrecorded live secret per kill or lost answer right after sharing, none once the sweep ran, and
+//! none after deletion.
 
 mod support;
 
@@ -380,8 +382,10 @@ async fn faults_kills_and_an_apiserver_restart_lose_no_share_and_leave_no_record
         calls(&server, "share"),
         orphans.len()
     );
+    // Each kill and each lost answer leaves at most one; several lost at once are ambiguous and
+    // wait for the sweep.
     assert!(
-        orphans.len() <= kills,
+        orphans.len() <= kills + lost_answers,
         "{} live secrets that no status records after {kills} kills and {lost_answers} lost answers",
         orphans.len()
     );
