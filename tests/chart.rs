@@ -220,7 +220,7 @@ fn default_render_runs_a_hardened_leader_elected_operator_with_probes() {
         "run",
         "--ots-url=https://onetimesecret.com",
         "--ots-api=auto",
-        "--metrics-addr=0.0.0.0:8080",
+        "--metrics-addr=[::]:8080",
         "--leader-elect",
         "--leader-elect-lease=ots-operator-leader",
         "--log-format=json",

@@ -108,3 +108,17 @@ schema guarantees it); fails for less than 60 seconds, which no share can ask fo
 {{- end }}
 {{- $seconds }}
 {{- end }}
+
+{{/*
+A security context (pod or container) from (list CONTEXT OPENSHIFT): with OPENSHIFT true, the fixed
+runAsUser, runAsGroup and fsGroup are left out so that OpenShift's restricted SCC assigns the uid.
+*/}}
+{{- define "ots-operator.securityContext" -}}
+{{- $context := deepCopy (index . 0 | default dict) }}
+{{- if index . 1 }}
+{{- $context = omit $context "runAsUser" "runAsGroup" "fsGroup" }}
+{{- end }}
+{{- with $context }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
