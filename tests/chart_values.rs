@@ -508,3 +508,36 @@ async fn helm_install_with_every_platform_value_applies_server_side_and_the_apis
         );
     }
 }
+
+/// `helm template` output and success with `--kube-version`.
+fn template_for_kube(version: &str, extra: &[&str]) -> (bool, String) {
+    let mut args = vec![
+        "template",
+        "x",
+        CHART,
+        "--kube-version",
+        version,
+        "--set",
+        "ots.url=https://ots.example.com",
+    ];
+    args.extend_from_slice(extra);
+    let output = helm(&args).output().expect("run helm");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn chart_refuses_kubernetes_before_1_29_and_the_admission_policy_before_1_30() {
+    let (ok, stderr) = template_for_kube("1.28.9", &["--set", "admissionPolicy.enabled=false"]);
+    assert!(!ok, "1.28 is refused");
+    assert!(stderr.contains(">=1.29.0-0"), "{stderr}");
+    let (ok, stderr) = template_for_kube("1.29.0", &[]);
+    assert!(!ok, "the default admission policy needs 1.30");
+    assert!(stderr.contains("Kubernetes 1.30 or later"), "{stderr}");
+    let (ok, stderr) = template_for_kube("1.29.0", &["--set", "admissionPolicy.enabled=false"]);
+    assert!(ok, "1.29 without the policy installs: {stderr}");
+    let (ok, stderr) = template_for_kube("1.30.0", &[]);
+    assert!(ok, "1.30 installs the default release: {stderr}");
+}
