@@ -541,3 +541,59 @@ fn chart_refuses_kubernetes_before_1_29_and_the_admission_policy_before_1_30() {
     let (ok, stderr) = template_for_kube("1.30.0", &[]);
     assert!(ok, "1.30 installs the default release: {stderr}");
 }
+
+#[test]
+fn chart_refuses_to_pick_the_public_service_without_an_explicit_choice() {
+    let output = helm(&["template", "x", CHART]).output().expect("run helm");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "no server chosen must fail");
+    assert!(
+        stderr.contains("ots.url is not set") && stderr.contains("ots.acceptPublicService=true"),
+        "the error tells how to choose: {stderr}"
+    );
+    let args = |extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["template", "x", CHART];
+        args.extend_from_slice(extra);
+        let objects = yaml_documents(&run(helm(&args)));
+        find(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .expect("args")
+            .clone()
+    };
+    assert!(
+        args(&["--set", "ots.acceptPublicService=true"])
+            .contains(&Value::from("--ots-url=https://onetimesecret.com"))
+    );
+    assert!(
+        args(&["--set", "ots.url=https://ots.example.com"])
+            .contains(&Value::from("--ots-url=https://ots.example.com"))
+    );
+}
+
+#[test]
+fn install_notes_name_the_server_that_secrets_go_to() {
+    let notes = |extra: &[&str]| -> String {
+        let mut args = vec!["install", "x", CHART, "--dry-run=client"];
+        args.extend_from_slice(extra);
+        run(helm(&args))
+    };
+    let own = notes(&["--set", "ots.url=https://ots.example.com"]);
+    assert!(
+        own.contains(
+            "Shared Secrets go to the Onetime Secret server https://ots.example.com (anonymously)"
+        ),
+        "{own}"
+    );
+    let public = notes(&[
+        "--set",
+        "ots.acceptPublicService=true",
+        "--set",
+        "ots.existingSecret=ots-credentials",
+    ]);
+    assert!(
+        public.contains(
+            "Shared Secrets go to the Onetime Secret server https://onetimesecret.com (account from Secret ots-credentials), the public service"
+        ),
+        "{public}"
+    );
+}

@@ -122,3 +122,17 @@ runAsUser, runAsGroup and fsGroup are left out so that OpenShift's restricted SC
 {{- toYaml . }}
 {{- end }}
 {{- end }}
+
+{{/*
+The default OTS server: ots.url, or the public service when the installer accepted it explicitly.
+Shared Secrets go there, so the chart never picks it silently.
+*/}}
+{{- define "ots-operator.otsUrl" -}}
+{{- if .Values.ots.url }}
+{{- .Values.ots.url }}
+{{- else if .Values.ots.acceptPublicService }}
+{{- "https://onetimesecret.com" }}
+{{- else }}
+{{- fail "ots.url is not set: name the Onetime Secret server that shared Secrets go to (--set ots.url=https://ots.example.com), or --set ots.acceptPublicService=true to send them to the public https://onetimesecret.com" }}
+{{- end }}
+{{- end }}
