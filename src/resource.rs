@@ -58,6 +58,7 @@ fn secret_key_rule() -> Rule {
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Where the share is in its life"}"#,
     printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".spec.secretRef.name","description":"The shared Secret"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt","description":"When the link stops working"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","description":"Why the share is (not) Ready: the Ready condition's reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Link","type":"string","jsonPath":".status.link","priority":1,"description":"The one-time link to hand to the recipient"}"#
 )]

@@ -121,6 +121,8 @@ fn render(values: &[&str]) -> Vec<Value> {
         CHART,
         "--namespace",
         RELEASE_NAMESPACE,
+        "--set",
+        "ots.acceptPublicService=true",
     ];
     args.extend_from_slice(values);
     yaml_documents(&run(helm(&args), None))
@@ -1110,7 +1112,15 @@ fn policy_values_the_chart_cannot_enforce_are_refused_at_render() {
         "admissionPolicy.passphrase.namespaceLabel=has space",
     ] {
         let out = output(
-            helm(&["template", "ots-operator", CHART, "--set", bad]),
+            helm(&[
+                "template",
+                "ots-operator",
+                CHART,
+                "--set",
+                "ots.acceptPublicService=true",
+                "--set",
+                bad,
+            ]),
             None,
         );
         assert!(
@@ -1161,6 +1171,8 @@ fn the_chart_refuses_to_install_the_guard_on_kubernetes_before_1_30() {
             CHART,
             "--kube-version",
             "1.29.4",
+            "--set",
+            "ots.acceptPublicService=true",
         ]),
         None,
     );
@@ -1177,6 +1189,8 @@ fn the_chart_refuses_to_install_the_guard_on_kubernetes_before_1_30() {
             CHART,
             "--kube-version",
             "1.29.4",
+            "--set",
+            "ots.acceptPublicService=true",
             "--set",
             "admissionPolicy.enabled=false",
         ]),

@@ -36,6 +36,9 @@ const CRD_NAME: &str = "onetimeshares.ots.dev";
 /// The Lease the operator elects its leader with (fixed by the design).
 const LEADER_LEASE: &str = "ots-operator-leader";
 
+/// The explicit choice of the public OTS service; the chart refuses to install without a server.
+const PUBLIC: &str = "ots.acceptPublicService=true";
+
 /// Release installed with the chart's default values by [`installed_release`].
 const RELEASE: &str = "chart-it";
 const RELEASE_NAMESPACE: &str = "ots-chart-it";
@@ -96,7 +99,15 @@ fn yaml_documents(text: &str) -> Vec<Value> {
 
 /// `helm template` of the chart as release `chart-test` in namespace `ots-system`, with extra args.
 fn render(extra: &[&str]) -> Vec<Value> {
-    let mut args = vec!["template", "chart-test", CHART, "--namespace", "ots-system"];
+    let mut args = vec![
+        "template",
+        "chart-test",
+        CHART,
+        "--namespace",
+        "ots-system",
+        "--set",
+        PUBLIC,
+    ];
     args.extend_from_slice(extra);
     yaml_documents(&run(helm(&args)))
 }
@@ -174,7 +185,7 @@ fn chart_lints_clean_in_cluster_wide_and_namespace_scoped_mode() {
         ][..],
         &["--set", "admissionPolicy.enabled=false"][..],
     ] {
-        let mut args = vec!["lint", "--strict", CHART];
+        let mut args = vec!["lint", "--strict", CHART, "--set", PUBLIC];
         args.extend_from_slice(extra);
         let output = run(helm(&args));
         assert!(
@@ -187,9 +198,17 @@ fn chart_lints_clean_in_cluster_wide_and_namespace_scoped_mode() {
 #[test]
 fn values_schema_rejects_an_unknown_api_version_and_a_misspelt_value() {
     for bad in ["ots.api=v3", "installCRD=true", "logFormat=xml"] {
-        let output = helm(&["template", "chart-test", CHART, "--set", bad])
-            .output()
-            .expect("run helm template");
+        let output = helm(&[
+            "template",
+            "chart-test",
+            CHART,
+            "--set",
+            PUBLIC,
+            "--set",
+            bad,
+        ])
+        .output()
+        .expect("run helm template");
         assert!(
             !output.status.success(),
             "helm template --set {bad} should be refused by values.schema.json"
@@ -220,7 +239,7 @@ fn default_render_runs_a_hardened_leader_elected_operator_with_probes() {
         "run",
         "--ots-url=https://onetimesecret.com",
         "--ots-api=auto",
-        "--metrics-addr=0.0.0.0:8080",
+        "--metrics-addr=[::]:8080",
         "--leader-elect",
         "--leader-elect-lease=ots-operator-leader",
         "--log-format=json",
@@ -667,6 +686,8 @@ fn installed_release() -> &'static Release {
             "--namespace",
             RELEASE_NAMESPACE,
             "--create-namespace",
+            "--set",
+            PUBLIC,
         ]));
         let manifest = run(helm(&[
             "get",
@@ -1372,6 +1393,8 @@ async fn namespace_scoped_install_grants_rights_only_in_the_watched_namespaces()
         "--namespace",
         "ots-chart-ns",
         "--create-namespace",
+        "--set",
+        PUBLIC,
         "--set",
         "installCRDs=false",
         // The admission policy is cluster-wide and installed by the first release already.

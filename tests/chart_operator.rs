@@ -19,6 +19,9 @@ fn helm_install() {
         .args(["install", "ots-operator"])
         .arg(repo_root().join("deploy/helm/ots-operator"))
         .args(["--namespace", "ots-operator", "--create-namespace"])
+        // The chart requires an explicit server choice; the operator under test is started
+        // outside the chart with the test server's URL.
+        .args(["--set", "ots.acceptPublicService=true"])
         .output()
         .expect("run helm");
     assert!(

@@ -108,3 +108,31 @@ schema guarantees it); fails for less than 60 seconds, which no share can ask fo
 {{- end }}
 {{- $seconds }}
 {{- end }}
+
+{{/*
+A security context (pod or container) from (list CONTEXT OPENSHIFT): with OPENSHIFT true, the fixed
+runAsUser, runAsGroup and fsGroup are left out so that OpenShift's restricted SCC assigns the uid.
+*/}}
+{{- define "ots-operator.securityContext" -}}
+{{- $context := deepCopy (index . 0 | default dict) }}
+{{- if index . 1 }}
+{{- $context = omit $context "runAsUser" "runAsGroup" "fsGroup" }}
+{{- end }}
+{{- with $context }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The default OTS server: ots.url, or the public service when the installer accepted it explicitly.
+Shared Secrets go there, so the chart never picks it silently.
+*/}}
+{{- define "ots-operator.otsUrl" -}}
+{{- if .Values.ots.url }}
+{{- .Values.ots.url }}
+{{- else if .Values.ots.acceptPublicService }}
+{{- "https://onetimesecret.com" }}
+{{- else }}
+{{- fail "ots.url is not set: name the Onetime Secret server that shared Secrets go to (--set ots.url=https://ots.example.com), or --set ots.acceptPublicService=true to send them to the public https://onetimesecret.com" }}
+{{- end }}
+{{- end }}
