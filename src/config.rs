@@ -125,6 +125,11 @@ pub struct RunArgs {
     #[arg(long, env = "OTS_ADMISSION_GUARD")]
     pub admission_guard: bool,
 
+    /// A PEM file of CA certificates to trust for Onetime Secret servers, besides the system's
+    /// (a self-hosted server behind a private CA). The chart's `caBundle` value mounts one.
+    #[arg(long, env = "OTS_CA_FILE")]
+    pub ots_ca_file: Option<std::path::PathBuf>,
+
     /// Burn live secrets of the operator's own account (default server and credentials) that no
     /// OneTimeShare recorded, after a grace period; and burn the one secret a share call without
     /// an answer left behind. Only for an account dedicated to this operator.
@@ -203,6 +208,8 @@ pub struct ControllerConfig {
     pub max_live_shares_per_secret: u32,
     /// Whether the default account is dedicated to the operator (orphans may be burned).
     pub sweep_orphans: bool,
+    /// CA certificates trusted for OTS servers besides the system's (`--ots-ca-file`).
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// How often the orphan sweep runs.
     pub sweep_interval: Duration,
     /// Age below which an unrecorded live secret is left alone.
@@ -261,11 +268,31 @@ impl RunArgs {
             admission_guard: self.admission_guard,
             max_live_shares_per_secret: self.max_live_shares_per_secret,
             sweep_orphans: self.sweep_orphans,
+            extra_roots: match &self.ots_ca_file {
+                Some(path) => read_ca_file(path)?,
+                None => Vec::new(),
+            },
             sweep_interval: self.sweep_interval,
             sweep_grace: self.sweep_grace,
             max_secret_bytes: self.ots_max_secret_bytes,
         })
     }
+}
+
+/// The certificates of a PEM file, or a message saying why there are none.
+fn read_ca_file(
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("--ots-ca-file {shown}: {e}"))?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("--ots-ca-file {shown}: not PEM certificates ({e})"))?;
+    if certs.is_empty() {
+        return Err(format!("--ots-ca-file {shown}: no certificate in it"));
+    }
+    Ok(certs)
 }
 
 /// The namespace of the pod this process runs in (from its ServiceAccount mount), else "default".

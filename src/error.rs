@@ -72,6 +72,8 @@ pub enum Reason {
     TooManyShares,
     /// The operator could not read or write its own record of the share.
     RecordFailed,
+    /// The server's TLS certificate is not signed by an authority the operator trusts.
+    TlsUntrusted,
 }
 
 impl Reason {
@@ -107,6 +109,7 @@ impl Reason {
             Reason::SecretNotUsable => "SecretNotUsable",
             Reason::TooManyShares => "TooManyShares",
             Reason::RecordFailed => "RecordFailed",
+            Reason::TlsUntrusted => "TlsUntrusted",
         }
     }
 }
@@ -344,6 +347,7 @@ impl Error {
             OtsError::PassphraseRefused { .. } => Reason::InvalidPassphrase,
             OtsError::RateLimited { .. } => Reason::RateLimited,
             OtsError::Unavailable { .. } | OtsError::Setup { .. } => Reason::ServerUnavailable,
+            OtsError::TlsUntrusted { .. } => Reason::TlsUntrusted,
             OtsError::Protocol { .. }
             | OtsError::RouteNotFound { .. }
             | OtsError::BurnUnconfirmed { .. } => Reason::ServerProtocolError,
@@ -386,6 +390,7 @@ impl Error {
                 | OtsError::SecretTooLarge { .. }
                 | OtsError::PassphraseRefused { .. }
                 | OtsError::RouteNotFound { .. }
+                | OtsError::TlsUntrusted { .. }
                 | OtsError::Validation { .. }
                 | OtsError::NotFound => Retry::Slowly,
                 OtsError::InvalidInput(_) => Retry::OnChange,
@@ -486,6 +491,7 @@ mod tests {
             Reason::SecretNotUsable,
             Reason::TooManyShares,
             Reason::RecordFailed,
+            Reason::TlsUntrusted,
         ];
         let mut seen = std::collections::HashSet::new();
         for r in all {

@@ -10,29 +10,10 @@ use std::time::Duration;
 use ots_operator::ots::{ApiVersion, ClientConfig, OtsClient, OtsError, ShareRequest};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use support::tls::{UNTRUSTED_CERT, UNTRUSTED_KEY};
 use url::Url;
 
-/// Self-signed, test-only certificate for `localhost` and 127.0.0.1; no system trusts it.
-const UNTRUSTED_CERT: &str = "-----BEGIN CERTIFICATE-----
-MIIBmjCCAUGgAwIBAgIUc2EApGIPi1aQk3gDUTP+pebMD5UwCgYIKoZIzj0EAwIw
-FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyODE1NTExN1oYDzIxMjYxMTA0
-MTU1MTE3WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAARdDZJntmR4cVgBfUkq1Fo9oWFTC0tD7BmwjS/xlejMMWwoR6NTUydm
-zsX4w8w92gWFPojR2FwadNlqJnz0kpO+o28wbTAdBgNVHQ4EFgQUSW1Fj3PZ7foG
-noHGsJXaX4HOMDAwHwYDVR0jBBgwFoAUSW1Fj3PZ7foGnoHGsJXaX4HOMDAwDwYD
-VR0TAQH/BAUwAwEB/zAaBgNVHREEEzARgglsb2NhbGhvc3SHBH8AAAEwCgYIKoZI
-zj0EAwIDRwAwRAIgHqy+MsEm3aW6+sap1VNra3wyRwWxB3vAyqAmeuwFbcQCIG8V
-lXZ+fzWJrDPRP7Wir3Tn4cONYiRr2ALPaLZ0D2o1
------END CERTIFICATE-----
-";
-
-/// Its key; it protects nothing but this test.
-const UNTRUSTED_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgyY8BaPyg4G/I5gpO
-OJ2tXLd1LOxWFO4GrzJe6uPkC6OhRANCAARdDZJntmR4cVgBfUkq1Fo9oWFTC0tD
-7BmwjS/xlejMMWwoR6NTUydmzsX4w8w92gWFPojR2FwadNlqJnz0kpO+
------END PRIVATE KEY-----
-";
+mod support;
 
 /// What the TLS server saw in the client's hello.
 #[derive(Debug)]
@@ -98,14 +79,17 @@ fn untrusted_tls_server() -> (Url, mpsc::Receiver<Hello>) {
 }
 
 #[tokio::test]
-async fn an_untrusted_certificate_is_refused_as_unavailable() {
+async fn an_untrusted_certificate_is_refused_as_tls_untrusted_naming_the_server() {
     let (url, hello) = untrusted_tls_server();
+    let origin = url.origin().ascii_serialization();
     let client = OtsClient::new(ClientConfig::new(url).with_api(ApiVersion::V1)).unwrap();
     let err = client.share(&ShareRequest::new("x")).await.unwrap_err();
     assert!(
-        matches!(&err, OtsError::Unavailable { detail } if detail.to_ascii_lowercase().contains("certificate")),
+        matches!(&err, OtsError::TlsUntrusted { server, .. } if *server == origin),
         "{err:?}"
     );
+    assert!(!err.is_transient(), "a private CA is no outage: {err}");
+    assert!(err.to_string().contains("caBundle"), "{err}");
     let hello = hello
         .recv_timeout(Duration::from_secs(30))
         .expect("the client sent a TLS client hello");

@@ -298,6 +298,7 @@ impl crate::throttle::UpstreamFailure for OtsError {
             | OtsError::Protocol { .. }
             | OtsError::InvalidInput(_)
             | OtsError::Setup { .. } => StatusClass::Other,
+            OtsError::TlsUntrusted { .. } => StatusClass::Connect,
         }
     }
 }

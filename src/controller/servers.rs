@@ -81,7 +81,10 @@ impl Servers {
     /// Servers as configured, sharing one connection pool.
     pub fn new(config: &ControllerConfig, throttle: Throttle) -> Result<Self, Error> {
         Ok(Servers {
-            http: OtsClient::http_client(config.ots_timeout)?,
+            http: crate::ots::http_client_with_roots(
+                config.ots_timeout,
+                config.extra_roots.clone(),
+            )?,
             default_url: config.ots_url.clone(),
             default_credentials: config.credentials.clone(),
             api: config.ots_api,

@@ -114,6 +114,17 @@ pub enum OtsError {
         /// What failed.
         detail: String,
     },
+    /// The server's TLS certificate is not signed by an authority the operator trusts (a
+    /// private CA, or a self-signed certificate). Nothing was sent.
+    #[error(
+        "{server} presented a TLS certificate that no trusted authority signed ({detail}); if the server uses a private CA, give the operator its certificate (the chart's caBundle value, or --ots-ca-file)"
+    )]
+    TlsUntrusted {
+        /// The server's origin (scheme, host, port).
+        server: String,
+        /// What the certificate check said.
+        detail: String,
+    },
 }
 
 fn retry_after_text(retry_after: Option<Duration>) -> String {

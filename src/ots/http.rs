@@ -33,8 +33,17 @@ const INTENDED_STATUS: &str = "x-ots-intended-status";
 /// Redirects are refused because a redirect could lead credentials or secrets to a host the
 /// operator's allowlist never approved (and a POST turned into a GET loses its body anyway).
 pub fn build_client(timeout: Duration) -> Result<reqwest::Client, OtsError> {
+    build_client_with_roots(timeout, Vec::new())
+}
+
+/// [`build_client`] that also trusts `extra_roots` (a private CA's certificates), besides the
+/// platform's trust store.
+pub fn build_client_with_roots(
+    timeout: Duration,
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<reqwest::Client, OtsError> {
     reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config()?)
+        .tls_backend_preconfigured(tls_config(extra_roots)?)
         .user_agent(USER_AGENT)
         .timeout(timeout)
         .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
@@ -46,16 +55,21 @@ pub fn build_client(timeout: Duration) -> Result<reqwest::Client, OtsError> {
 }
 
 /// A rustls configuration on the ring provider (kube uses ring too, so no aws-lc is linked).
-fn tls_config() -> Result<rustls::ClientConfig, OtsError> {
-    use rustls_platform_verifier::BuilderVerifierExt;
-
+fn tls_config(
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<rustls::ClientConfig, OtsError> {
     let setup = |err: rustls::Error| setup_error(&err);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // The platform's verifier (the OS trust store, or SSL_CERT_FILE/SSL_CERT_DIR) plus the
+    // operator's own CA certificates, if any.
+    let verifier =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())
+            .map_err(setup)?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(setup)?
-        .with_platform_verifier()
-        .map_err(setup)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     // A preconfigured backend gets no ALPN from reqwest; offer what the client speaks.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -189,7 +203,15 @@ impl Http {
                 reply
             }),
             Err(err) => Err(transport_error(op, err)),
-        };
+        }
+        .map_err(|err| match err {
+            // The transport does not know the server; name it.
+            OtsError::TlsUntrusted { detail, .. } => OtsError::TlsUntrusted {
+                server: self.base_url.origin().ascii_serialization(),
+                detail,
+            },
+            other => other,
+        });
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match &result {
             Ok(reply) => tracing::debug!(
@@ -294,6 +316,22 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// What rustls said when an error's chain holds its "invalid certificate" (unknown issuer, bad
+/// signature, expired, wrong name, ...). The rustls error sits behind boxed connector errors
+/// that cannot all be downcast, so its stable Display prefix is what is matched.
+fn untrusted_certificate(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    const PREFIX: &str = "invalid peer certificate: ";
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if let Some(at) = text.find(PREFIX) {
+            return Some(text[at + PREFIX.len()..].to_owned());
+        }
+        source = cause.source();
+    }
+    None
+}
+
 /// A transport failure as [`OtsError::Unavailable`], without the URL (it holds keys).
 fn transport_error(op: Op, err: reqwest::Error) -> OtsError {
     let err = err.without_url();
@@ -308,6 +346,13 @@ fn transport_error(op: Op, err: reqwest::Error) -> OtsError {
     } else {
         "request failed"
     };
+    if let Some(problem) = untrusted_certificate(&err) {
+        // A configuration problem (a private CA), not an outage; `send` names the server.
+        return OtsError::TlsUntrusted {
+            server: String::new(),
+            detail: problem,
+        };
+    }
     OtsError::Unavailable {
         detail: format!("{op}: {what} ({})", error_chain(&err)),
     }

@@ -31,7 +31,7 @@ pub mod validate;
 pub use client::{Learned, OtsClient};
 pub use config::{ApiVersion, ClientConfig, Credentials, DEFAULT_TIMEOUT, ParseApiVersionError};
 pub use error::{InputError, OtsError};
-pub use http::USER_AGENT;
+pub use http::{USER_AGENT, build_client_with_roots as http_client_with_roots};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use types::{
     BurnOutcome, GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus, ShareRequest,
