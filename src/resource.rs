@@ -13,6 +13,11 @@ use std::time::Duration;
 /// Name of the finalizer that burns an unread secret before the resource goes away.
 pub const FINALIZER: &str = "ots.dev/burn";
 
+/// Annotation that reissues a share: setting it to a new value (a timestamp, say) burns the
+/// current link if it is still live and shares the same spec anew under a new link, also after
+/// the link was received or expired. `status.reshareToken` holds the value last acted on.
+pub const RESHARE_ANNOTATION: &str = "ots.dev/reshare";
+
 /// Default lifetime of a link when `spec.ttl` is not set: 7 days, the public service's anonymous maximum.
 pub const DEFAULT_TTL: &str = "7d";
 
@@ -287,6 +292,11 @@ pub struct OneTimeShareStatus {
     /// The resourceVersion of the Secret that was shared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_resource_version: Option<String>,
+
+    /// The value of the `ots.dev/reshare` annotation the current link was made for. Setting the
+    /// annotation to any other value reissues the share (burns a live link, shares anew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reshare_token: Option<String>,
 
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, SecretState};
-use crate::resource::{OneTimeShare, OneTimeShareStatus, Phase};
+use crate::resource::{OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams};
@@ -73,6 +73,7 @@ pub fn shared_status(
         received_at: None,
         passphrase_protected: Some(shared.passphrase_protected),
         source_resource_version: shared.source_resource_version,
+        reshare_token: reshare_token(obj),
         observed_generation: obj.meta().generation,
         conditions: obj
             .status
@@ -82,6 +83,12 @@ pub fn shared_status(
     };
     set_ready(&mut status, obj, true, Reason::Shared, &message, now);
     status
+}
+
+/// The `ots.dev/reshare` value a new link is made for: the one the resource carries now, so
+/// that only a later change of the annotation reissues it.
+pub fn reshare_token(obj: &OneTimeShare) -> Option<String> {
+    obj.annotations().get(RESHARE_ANNOTATION).cloned()
 }
 
 /// A sentence about a silent clamp of the lifetime, if the server granted less than asked.
@@ -192,6 +199,7 @@ pub fn restored_status(
         received_at: None,
         passphrase_protected: Some(record.passphrase_protected),
         source_resource_version: record.source_resource_version.clone(),
+        reshare_token: reshare_token(obj),
         observed_generation: obj.meta().generation,
         conditions: obj
             .status

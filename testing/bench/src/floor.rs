@@ -121,6 +121,7 @@ fn status_for(
         received_at: None,
         passphrase_protected: Some(false),
         source_resource_version,
+        reshare_token: None,
         observed_generation: Some(1),
         conditions: vec![Condition {
             type_: "Ready".into(),
