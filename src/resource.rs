@@ -285,6 +285,13 @@ pub struct OneTimeShareStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received_at: Option<Time>,
 
+    /// When someone first opened the link, whether or not the value was revealed: set while the
+    /// link is still live when the server reports access (v2 receipts' first access, e.g. a
+    /// recipient on the passphrase page who has not typed it yet), and at the latest when it is
+    /// received. Learned from the regular link checks, no extra polling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_at: Option<Time>,
+
     /// Whether the reader must type a passphrase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passphrase_protected: Option<bool>,

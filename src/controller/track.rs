@@ -106,7 +106,7 @@ async fn refresh(
         .await
     {
         Err(busy) => return Ok(Refresh::Busy(busy.retry_in)),
-        Ok(Ok(receipt)) => Some((receipt.state, receipt.received)),
+        Ok(Ok(receipt)) => Some((receipt.state, receipt.received, receipt.first_access)),
         // The server says the receipt itself is gone (v2 `RecordNotFound`, v1 `Unknown
         // secret`; it lives twice the secret's lifetime): the link is dead. Only that answer:
         // an unknown route (`RouteNotFound`, a wrong URL or an old server) or any odd answer is
@@ -114,9 +114,10 @@ async fn refresh(
         Ok(Err(OtsError::NotFound)) => None,
         Ok(Err(e)) => return Err(e.into()),
     };
-    let (state, received) = state.unwrap_or((crate::ots::SecretState::Expired, None));
+    let (state, received, first_access) =
+        state.unwrap_or((crate::ots::SecretState::Expired, None, None));
     Ok(
-        match refreshed_status(obj, status, &state, received, now()) {
+        match refreshed_status(obj, status, &state, received, first_access, now()) {
             Some(next) => Refresh::Changed(Box::new(next)),
             None => Refresh::Unchanged,
         },

@@ -289,9 +289,10 @@ fn row(share: &OneTimeShare) -> [String; 6] {
         .as_ref()
         .map(|t| t.0.to_string())
         .unwrap_or_else(|| "-".into());
-    let opened = match (&status.received_at, status.phase) {
-        (Some(at), _) => format!("yes ({})", at.0),
-        (None, Phase::Received) => "yes".into(),
+    let opened = match (&status.received_at, &status.opened_at, status.phase) {
+        (Some(at), _, _) => format!("yes ({})", at.0),
+        (None, _, Phase::Received) => "yes".into(),
+        (None, Some(at), _) => format!("opened, not revealed ({})", at.0),
         _ => "no".into(),
     };
     let phase = status.phase.as_str().to_owned();

@@ -119,6 +119,7 @@ fn status_for(
         shared_at: Some(Time(now)),
         expires_at: Some(Time(expires)),
         received_at: None,
+        opened_at: None,
         passphrase_protected: Some(false),
         source_resource_version,
         reshare_token: None,
