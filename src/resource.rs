@@ -13,6 +13,11 @@ use std::time::Duration;
 /// Name of the finalizer that burns an unread secret before the resource goes away.
 pub const FINALIZER: &str = "ots.dev/burn";
 
+/// Annotation that reissues a share: setting it to a new value (a timestamp, say) burns the
+/// current link if it is still live and shares the same spec anew under a new link, also after
+/// the link was received or expired. `status.reshareToken` holds the value last acted on.
+pub const RESHARE_ANNOTATION: &str = "ots.dev/reshare";
+
 /// Default lifetime of a link when `spec.ttl` is not set: 7 days, the public service's anonymous maximum.
 pub const DEFAULT_TTL: &str = "7d";
 
@@ -281,6 +286,13 @@ pub struct OneTimeShareStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received_at: Option<Time>,
 
+    /// When someone first opened the link, whether or not the value was revealed: set while the
+    /// link is still live when the server reports access (v2 receipts' first access, e.g. a
+    /// recipient on the passphrase page who has not typed it yet), and at the latest when it is
+    /// received. Learned from the regular link checks, no extra polling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_at: Option<Time>,
+
     /// Whether the reader must type a passphrase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passphrase_protected: Option<bool>,
@@ -288,6 +300,11 @@ pub struct OneTimeShareStatus {
     /// The resourceVersion of the Secret that was shared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_resource_version: Option<String>,
+
+    /// The value of the `ots.dev/reshare` annotation the current link was made for. Setting the
+    /// annotation to any other value reissues the share (burns a live link, shares anew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reshare_token: Option<String>,
 
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

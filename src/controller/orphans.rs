@@ -242,6 +242,7 @@ mod tests {
             created: Some(created),
             updated: None,
             received: None,
+            first_access: None,
             passphrase_required: passphrase,
             receipt_url: None,
             recipients: Vec::new(),

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, SecretState};
-use crate::resource::{OneTimeShare, OneTimeShareStatus, Phase};
+use crate::resource::{OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams};
@@ -71,8 +71,10 @@ pub fn shared_status(
         shared_at: Some(Time(shared_at)),
         expires_at: Some(Time(expires_at)),
         received_at: None,
+        opened_at: None,
         passphrase_protected: Some(shared.passphrase_protected),
         source_resource_version: shared.source_resource_version,
+        reshare_token: reshare_token(obj),
         observed_generation: obj.meta().generation,
         conditions: obj
             .status
@@ -82,6 +84,12 @@ pub fn shared_status(
     };
     set_ready(&mut status, obj, true, Reason::Shared, &message, now);
     status
+}
+
+/// The `ots.dev/reshare` value a new link is made for: the one the resource carries now, so
+/// that only a later change of the annotation reissues it.
+pub fn reshare_token(obj: &OneTimeShare) -> Option<String> {
+    obj.annotations().get(RESHARE_ANNOTATION).cloned()
 }
 
 /// A sentence about a silent clamp of the lifetime, if the server granted less than asked.
@@ -104,26 +112,41 @@ fn human(secs: u64) -> String {
     }
 }
 
-/// Status after a receipt refresh; `None` when nothing changed.
+/// Status after a receipt refresh; `None` when nothing changed. `first_access` is the server's
+/// report of the link's first opening (revealed or not), if it gives one.
 pub fn refreshed_status(
     obj: &OneTimeShare,
     current: &OneTimeShareStatus,
     state: &SecretState,
     received: Option<i64>,
+    first_access: Option<i64>,
     now: Timestamp,
 ) -> Option<OneTimeShareStatus> {
     let phase = phase_of(state);
-    if current.secret_state.as_deref() == Some(state.as_str()) && current.phase == phase {
+    let first_access = first_access
+        .and_then(|s| Timestamp::from_second(s).ok())
+        .map(Time);
+    // The first opening is kept once known; it never moves.
+    let opened_at = current.opened_at.clone().or(first_access);
+    if current.secret_state.as_deref() == Some(state.as_str())
+        && current.phase == phase
+        && current.opened_at == opened_at
+    {
         return None;
     }
     let mut next = current.clone();
     next.phase = phase;
     next.secret_state = Some(state.as_str().to_owned());
+    next.opened_at = opened_at;
     if phase == Phase::Received {
         let at = received
             .and_then(|s| Timestamp::from_second(s).ok())
             .unwrap_or(now);
         next.received_at = Some(Time(at));
+        // Received means opened: at the latest then.
+        if next.opened_at.is_none() {
+            next.opened_at = Some(Time(at));
+        }
     }
     next.observed_generation = obj.meta().generation;
     let (ready, reason, message) = match phase {
@@ -190,8 +213,10 @@ pub fn restored_status(
         shared_at: time(record.shared_at),
         expires_at: time(record.expires_at),
         received_at: None,
+        opened_at: None,
         passphrase_protected: Some(record.passphrase_protected),
         source_resource_version: record.source_resource_version.clone(),
+        reshare_token: reshare_token(obj),
         observed_generation: obj.meta().generation,
         conditions: obj
             .status
@@ -319,5 +344,47 @@ mod tests {
         let cut = truncate(&text, 1024);
         assert!(cut.len() <= 1024);
         assert!(cut.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn the_first_opening_is_recorded_once_and_never_moves() {
+        let obj = OneTimeShare::new(
+            "x",
+            serde_json::from_value(serde_json::json!({"secretRef": {"name": "db"}})).unwrap(),
+        );
+        let live = OneTimeShareStatus {
+            phase: Phase::Shared,
+            secret_state: Some("new".into()),
+            ..Default::default()
+        };
+        let now = Timestamp::from_second(1_000).unwrap();
+        assert_eq!(
+            refreshed_status(&obj, &live, &SecretState::New, None, None, now),
+            None
+        );
+        let opened = refreshed_status(&obj, &live, &SecretState::New, None, Some(500), now)
+            .expect("an opening is a change");
+        assert_eq!(opened.phase, Phase::Shared);
+        assert_eq!(
+            opened.opened_at,
+            Some(Time(Timestamp::from_second(500).unwrap()))
+        );
+        assert_eq!(
+            refreshed_status(&obj, &opened, &SecretState::New, None, Some(600), now),
+            None
+        );
+        let received = refreshed_status(
+            &obj,
+            &opened,
+            &SecretState::Received,
+            Some(700),
+            Some(500),
+            now,
+        )
+        .unwrap();
+        assert_eq!(received.opened_at, opened.opened_at);
+        let direct =
+            refreshed_status(&obj, &live, &SecretState::Received, Some(700), None, now).unwrap();
+        assert_eq!(direct.opened_at, direct.received_at);
     }
 }

@@ -1,5 +1,6 @@
 //! Tracking: keep the link's state current on a bounded, jittered schedule until it is final,
-//! and reshare a changed Secret when the resource asks for it.
+//! reshare a changed Secret when the resource asks for it, and reissue a share whose
+//! `ots.dev/reshare` annotation got a new value.
 
 use super::cleanup::{BurnOutcome, burn};
 use super::share::{Occasion, fetch_source, prepare, record, send};
@@ -8,7 +9,9 @@ use super::status::refreshed_status;
 use super::{Context, now, save};
 use crate::error::{Error, Reason};
 use crate::ots::OtsError;
-use crate::resource::{OneTimeShare, OneTimeShareStatus, Phase, SecretChangePolicy};
+use crate::resource::{
+    OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION, SecretChangePolicy,
+};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -27,6 +30,10 @@ pub(super) async fn track(
         let mut status = status.clone();
         status.observed_generation = generation;
         save(obj, ctx, &status).await?;
+    }
+    // A reissue is asked for by the user: it is done now, not on the link-check schedule.
+    if reissue_requested(obj, &status) {
+        return reissue(obj, &status, ctx).await;
     }
     let reshare = obj.spec.on_secret_change == SecretChangePolicy::Reshare;
     let live = status.phase == Phase::Shared;
@@ -99,7 +106,7 @@ async fn refresh(
         .await
     {
         Err(busy) => return Ok(Refresh::Busy(busy.retry_in)),
-        Ok(Ok(receipt)) => Some((receipt.state, receipt.received)),
+        Ok(Ok(receipt)) => Some((receipt.state, receipt.received, receipt.first_access)),
         // The server says the receipt itself is gone (v2 `RecordNotFound`, v1 `Unknown
         // secret`; it lives twice the secret's lifetime): the link is dead. Only that answer:
         // an unknown route (`RouteNotFound`, a wrong URL or an old server) or any odd answer is
@@ -107,9 +114,10 @@ async fn refresh(
         Ok(Err(OtsError::NotFound)) => None,
         Ok(Err(e)) => return Err(e.into()),
     };
-    let (state, received) = state.unwrap_or((crate::ots::SecretState::Expired, None));
+    let (state, received, first_access) =
+        state.unwrap_or((crate::ots::SecretState::Expired, None, None));
     Ok(
-        match refreshed_status(obj, status, &state, received, now()) {
+        match refreshed_status(obj, status, &state, received, first_access, now()) {
             Some(next) => Refresh::Changed(Box::new(next)),
             None => Refresh::Unchanged,
         },
@@ -155,15 +163,70 @@ async fn reshare_if_changed(
     if source.metadata.resource_version == status.source_resource_version {
         return Ok(None);
     }
-    // Validate the new value before burning anything.
-    let prepared = match prepare(obj, ctx, &source, status.server_url.as_deref()).await {
+    const NOTES: Notes = Notes {
+        blocked: "the Secret changed, but its new value cannot be shared",
+        burned: "the Secret changed: the old link was burned and the new value shared under a new link",
+        gone: "the Secret changed: the old link was already gone (opened or expired); the new value is shared under a new link",
+        spent: "the Secret changed after the old link was opened; the new value is shared under a new link",
+    };
+    burn_and_reshare(obj, status, ctx, &source, NOTES)
+        .await
+        .map(Some)
+}
+
+/// Whether the `ots.dev/reshare` annotation holds a value no link was made for yet.
+fn reissue_requested(obj: &OneTimeShare, status: &OneTimeShareStatus) -> bool {
+    obj.annotations()
+        .get(RESHARE_ANNOTATION)
+        .is_some_and(|token| !token.is_empty() && status.reshare_token.as_ref() != Some(token))
+}
+
+/// Reissues a share on request (a new `ots.dev/reshare` value): the live link, if any, is burned
+/// and the same spec is shared anew; `status.reshareToken` records the value acted on.
+async fn reissue(
+    obj: &OneTimeShare,
+    status: &OneTimeShareStatus,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    const NOTES: Notes = Notes {
+        blocked: "a reissue was requested, but the Secret's value cannot be shared",
+        burned: "reissued on request: the old link was burned and the Secret shared anew under a new link",
+        gone: "reissued on request: the old link was already gone (opened or expired); the Secret is shared anew under a new link",
+        spent: "reissued on request: the old link was no longer live (opened, burned or expired); the Secret is shared anew under a new link",
+    };
+    let source = fetch_source(obj, ctx).await?;
+    burn_and_reshare(obj, status, ctx, &source, NOTES).await
+}
+
+/// Event notes of a reshare, by what became of the old link.
+struct Notes {
+    /// The condition's message when the value cannot be shared (what asked, and that it cannot).
+    blocked: &'static str,
+    /// The live old link was burned.
+    burned: &'static str,
+    /// The old link looked live but the server had already dropped it.
+    gone: &'static str,
+    /// The old link was no longer live (nothing to burn).
+    spent: &'static str,
+}
+
+/// Burns the old link if it is live and shares `source` under a new link, recorded in status.
+/// The new value is validated before anything is burned.
+async fn burn_and_reshare(
+    obj: &OneTimeShare,
+    status: &OneTimeShareStatus,
+    ctx: &Context,
+    source: &k8s_openapi::api::core::v1::Secret,
+    notes: Notes,
+) -> Result<Action, Error> {
+    let prepared = match prepare(obj, ctx, source, status.server_url.as_deref()).await {
         Ok(prepared) => prepared,
         Err(error) => {
-            blocked_reshare(obj, status, ctx, &error).await;
+            blocked_reshare(obj, status, ctx, &error, notes.blocked).await;
             return Err(error);
         }
     };
-    let mut note = "the Secret changed after the old link was opened; the new value is shared under a new link";
+    let mut note = notes.spent;
     if status.phase == Phase::Shared {
         // The old link is burned with what it was shared with (the passphrase may have changed).
         let uid = obj.uid().unwrap_or_default();
@@ -177,28 +240,25 @@ async fn reshare_if_changed(
             note = match outcome {
                 BurnOutcome::Burned => {
                     ctx.metrics.burn(crate::metrics::BurnOutcome::Burned);
-                    "the Secret changed: the old link was burned and the new value shared under a new link"
+                    notes.burned
                 }
-                BurnOutcome::AlreadyGone => {
-                    "the Secret changed: the old link was already gone (opened or expired); the new value is shared under a new link"
-                }
+                BurnOutcome::AlreadyGone => notes.gone,
             };
         }
     }
 
     let receipt = send(obj, ctx, &prepared).await?;
-    record(obj, ctx, &prepared, &receipt, Occasion::Reshared { note })
-        .await
-        .map(Some)
+    record(obj, ctx, &prepared, &receipt, Occasion::Reshared { note }).await
 }
 
-/// A changed Secret whose new value cannot be shared: the condition says so (the old link
+/// A reshare whose new value cannot be shared: the condition says so (the old link
 /// stays live and Ready), so the user sees why no new link comes.
 async fn blocked_reshare(
     obj: &OneTimeShare,
     status: &OneTimeShareStatus,
     ctx: &Context,
     error: &Error,
+    trigger: &str,
 ) {
     let (reason, message) = error.shown(ctx.config.admission_guard);
     let live = if status.phase == Phase::Shared {
@@ -206,8 +266,7 @@ async fn blocked_reshare(
     } else {
         "no new link is made until it can be"
     };
-    let message =
-        format!("the Secret changed, but its new value cannot be shared ({message}); {live}");
+    let message = format!("{trigger} ({message}); {live}");
     let mut next = status.clone();
     status::set_ready(
         &mut next,

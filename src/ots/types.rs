@@ -244,6 +244,10 @@ pub struct Receipt {
     pub updated: Option<i64>,
     /// When the secret was revealed (Unix seconds).
     pub received: Option<i64>,
+    /// When someone first opened the link, revealed or not (Unix seconds): v2 receipt views'
+    /// `details.first_access` (access telemetry, shared/ots-api.md §13.13). `None` where the
+    /// server does not say (v1, older v2) or nobody opened it.
+    pub first_access: Option<i64>,
     /// Whether the reader must type a passphrase (not reported by every endpoint).
     pub passphrase_required: Option<bool>,
     /// The creator's link as the server reported it (v0.24+).
@@ -289,6 +293,7 @@ impl fmt::Debug for Receipt {
             .field("created", &self.created)
             .field("updated", &self.updated)
             .field("received", &self.received)
+            .field("first_access", &self.first_access)
             .field("passphrase_required", &self.passphrase_required)
             .field(
                 "receipt_url",
@@ -378,6 +383,7 @@ mod tests {
             created: Some(1),
             updated: Some(1),
             received: None,
+            first_access: None,
             passphrase_required: Some(false),
             receipt_url: None,
             recipients: vec![],

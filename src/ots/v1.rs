@@ -211,6 +211,8 @@ pub fn receipt_from(op: Op, obj: &Object) -> Result<Receipt, OtsError> {
         created: json::i64_field(obj, &["created"]),
         updated: json::i64_field(obj, &["updated"]),
         received: json::i64_field(obj, &["received"]),
+        // v1 reports no access telemetry.
+        first_access: None,
         passphrase_required: json::bool_field(obj, &["passphrase_required", "has_passphrase"]),
         receipt_url: web_url(obj, &["receipt_url", "metadata_url"]),
         recipients: json::strings(obj, &["recipients", "recipient"]),

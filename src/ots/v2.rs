@@ -423,6 +423,11 @@ pub fn receipt_from(
         created: json::i64_field(record, &["created"]),
         updated: json::i64_field(record, &["updated"]),
         received: json::i64_field(record, &["received", "revealed"]),
+        // Access telemetry of a receipt view (`show_receipt.rb:100-102`, de53ff8f7): a positive
+        // `view_count` with `first_access` says the link was opened, revealed or not.
+        first_access: details
+            .filter(|d| json::u64_field(d, &["view_count"]).is_some_and(|n| n > 0))
+            .and_then(|d| json::i64_field(d, &["first_access"])),
         passphrase_required: json::bool_field(record, &["passphrase_required", "has_passphrase"])
             .or_else(|| secret.and_then(|s| json::bool_field(s, &["has_passphrase"]))),
         receipt_url: web_url(record, &["receipt_url", "metadata_url"]),
@@ -925,6 +930,24 @@ mod tests {
         assert_eq!(r.passphrase_required, Some(false));
         assert_eq!(r.recipients, vec!["b***@e.com".to_string()]);
         assert_eq!(r.secret_key, None);
+    }
+
+    #[test]
+    fn v2_receipt_access_telemetry_gives_the_first_access() {
+        let view = |details: serde_json::Value| {
+            let value = json!({
+                "record": {"identifier": "mk5", "state": "previewed", "secret_ttl": 3600},
+                "details": details
+            });
+            record_receipt(Op::Receipt, &value).unwrap().first_access
+        };
+        assert_eq!(
+            view(json!({"view_count": 1, "first_access": 1767229200.25})),
+            Some(1_767_229_200)
+        );
+        assert_eq!(view(json!({"view_count": 0, "first_access": null})), None);
+        assert_eq!(view(json!({"view_count": null})), None);
+        assert_eq!(view(json!({})), None);
     }
 
     #[test]

@@ -119,8 +119,10 @@ fn status_for(
         shared_at: Some(Time(now)),
         expires_at: Some(Time(expires)),
         received_at: None,
+        opened_at: None,
         passphrase_protected: Some(false),
         source_resource_version,
+        reshare_token: None,
         observed_generation: Some(1),
         conditions: vec![Condition {
             type_: "Ready".into(),

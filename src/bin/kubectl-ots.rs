@@ -1,0 +1,9 @@
+//! `kubectl-ots`: a kubectl plugin (`kubectl ots …`) to share Secrets as one-time links with the
+//! ots-operator, and to look at, reissue and burn those shares.
+
+#[path = "../plugin/mod.rs"]
+mod plugin;
+
+fn main() -> std::process::ExitCode {
+    plugin::main()
+}

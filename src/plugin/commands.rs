@@ -1,0 +1,483 @@
+//! What each `kubectl ots` subcommand does against the cluster.
+
+use super::error::{PluginError, is_not_found};
+use super::{ShareArgs, Target};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use ots_operator::resource::{
+    DeletionPolicy, OneTimeShare, OneTimeShareSpec, OneTimeShareStatus, Phase, RESHARE_ANNOTATION,
+    SecretKeyRef, SecretSourceRef, Ttl,
+};
+use serde_json::json;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// How often waits look again.
+const POLL: Duration = Duration::from_millis(500);
+
+fn shares(target: &Target) -> Api<OneTimeShare> {
+    Api::namespaced(target.client.clone(), &target.namespace)
+}
+
+/// Whether `name` is a valid object name (an RFC 1123 subdomain), so no odd name reaches a URL.
+fn check_name(what: &str, name: &str) -> Result<(), PluginError> {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(PluginError::Usage(format!(
+            "{what} {name:?} is not a valid name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"
+        )))
+    }
+}
+
+/// Whether `key` is a valid Secret key.
+fn check_key(key: &str) -> Result<(), PluginError> {
+    if !key.is_empty()
+        && key.len() <= 253
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        Ok(())
+    } else {
+        Err(PluginError::Usage(format!(
+            "key {key:?} is not a valid Secret key: letters, digits, '-', '_' and '.'"
+        )))
+    }
+}
+
+/// Checks that a Secret exists by reading its metadata only (its values never reach this tool).
+async fn secret_exists(target: &Target, name: &str) -> Result<(), PluginError> {
+    let secrets: Api<Secret> = Api::namespaced(target.client.clone(), &target.namespace);
+    let action = format!("get Secret {}/{name}", target.namespace);
+    match secrets.get_metadata(name).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Err(PluginError::SecretNotFound {
+            namespace: target.namespace.clone(),
+            name: name.to_owned(),
+        }),
+        Err(e) => Err(PluginError::from_kube(action, e)),
+    }
+}
+
+/// Turns a 404 about the share API into "not installed" or "no such share".
+async fn share_error(target: &Target, name: &str, action: String, e: kube::Error) -> PluginError {
+    if is_not_found(&e) {
+        if !crd_installed(target).await {
+            return PluginError::CrdMissing;
+        }
+        return PluginError::ShareNotFound {
+            namespace: target.namespace.clone(),
+            name: name.to_owned(),
+        };
+    }
+    PluginError::from_kube(action, e)
+}
+
+/// Whether the API server serves onetimeshares.ots.dev (discovery is open to every user).
+async fn crd_installed(target: &Target) -> bool {
+    match target
+        .client
+        .list_api_group_resources("ots.dev/v1alpha1")
+        .await
+    {
+        Ok(list) => list.resources.iter().any(|r| r.name == "onetimeshares"),
+        Err(_) => false,
+    }
+}
+
+/// Reads one share.
+async fn get_share(target: &Target, name: &str) -> Result<OneTimeShare, PluginError> {
+    check_name("OneTimeShare", name)?;
+    let action = format!("get OneTimeShare {}/{name}", target.namespace);
+    match shares(target).get(name).await {
+        Ok(share) => Ok(share),
+        Err(e) => Err(share_error(target, name, action, e).await),
+    }
+}
+
+/// `kubectl ots share`.
+pub async fn share(target: &Target, args: ShareArgs) -> Result<(), PluginError> {
+    check_name("Secret", &args.secret)?;
+    if let Some(key) = &args.key {
+        check_key(key)?;
+    }
+    if let Some(ttl) = &args.ttl {
+        Ttl::parse(ttl).map_err(|e| PluginError::Usage(e.to_string()))?;
+    }
+    if let Some(name) = &args.name {
+        check_name("OneTimeShare", name)?;
+    }
+    let passphrase = match &args.passphrase_from {
+        Some(from) => {
+            let Some((name, key)) = from.split_once('/') else {
+                return Err(PluginError::Usage(format!(
+                    "--passphrase-from {from:?} must be SECRET/KEY, e.g. share-passphrases/db"
+                )));
+            };
+            check_name("Secret", name)?;
+            check_key(key)?;
+            Some(SecretKeyRef {
+                name: name.to_owned(),
+                key: key.to_owned(),
+            })
+        }
+        None => None,
+    };
+    if let Some(recipient) = &args.recipient {
+        let valid = recipient
+            .split_once('@')
+            .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'));
+        if !valid || recipient.chars().any(char::is_whitespace) {
+            return Err(PluginError::Usage(format!(
+                "--recipient {recipient:?} must be an email address such as alice@example.com"
+            )));
+        }
+    }
+    if !crd_installed(target).await {
+        return Err(PluginError::CrdMissing);
+    }
+    secret_exists(target, &args.secret).await?;
+    if let Some(passphrase) = &passphrase {
+        secret_exists(target, &passphrase.name).await?;
+    }
+
+    let spec = OneTimeShareSpec {
+        secret_ref: SecretSourceRef {
+            name: args.secret.clone(),
+            key: args.key.clone(),
+        },
+        ttl: args.ttl.clone(),
+        passphrase_secret_ref: passphrase,
+        recipient: args.recipient.clone(),
+        server: None,
+        deletion_policy: DeletionPolicy::Burn,
+        on_secret_change: Default::default(),
+    };
+    let metadata = match &args.name {
+        Some(name) => ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
+        None => ObjectMeta {
+            generate_name: Some(format!("{}-", truncate(&args.secret, 200))),
+            ..Default::default()
+        },
+    };
+    let share = OneTimeShare {
+        metadata,
+        spec,
+        status: None,
+    };
+    let shown = args.name.clone().unwrap_or_else(|| args.secret.clone());
+    let action = format!("create a OneTimeShare in {}", target.namespace);
+    let created = match shares(target).create(&PostParams::default(), &share).await {
+        Ok(created) => created,
+        Err(kube::Error::Api(status)) if status.is_already_exists() => {
+            return Err(PluginError::AlreadyExists {
+                namespace: target.namespace.clone(),
+                name: shown,
+            });
+        }
+        Err(e) => return Err(share_error(target, &shown, action, e).await),
+    };
+    let name = created.name_any();
+    if !args.wait {
+        println!("onetimeshare.ots.dev/{name} created");
+        eprintln!("the link will be in status.link; `kubectl ots get {name}` shows its state");
+        return Ok(());
+    }
+    eprintln!("onetimeshare.ots.dev/{name} created; waiting for the link");
+    let shared = wait_for(target, &name, "the link", args.timeout, |status| {
+        status.phase == Phase::Shared
+    })
+    .await?;
+    let Some(link) = shared.status.and_then(|s| s.link) else {
+        return Err(PluginError::Api {
+            action: format!("read the link of OneTimeShare {}/{name}", target.namespace),
+            message: "status.link is empty".into(),
+        });
+    };
+    // The only place the link is printed: once, on stdout.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{link}")?;
+    out.flush()?;
+    Ok(())
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
+/// Polls a share until `done` holds for its status; a Failed phase ends the wait with its reason.
+async fn wait_for(
+    target: &Target,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&OneTimeShareStatus) -> bool,
+) -> Result<OneTimeShare, PluginError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let share = get_share(target, name).await?;
+        let status = share.status.clone().unwrap_or_default();
+        if done(&status) {
+            return Ok(share);
+        }
+        let (reason, message) = ready(&status);
+        if status.phase == Phase::Failed {
+            return Err(PluginError::ShareFailed {
+                namespace: target.namespace.clone(),
+                name: name.to_owned(),
+                reason,
+                message,
+            });
+        }
+        if Instant::now() >= deadline {
+            let last = if reason.is_empty() {
+                format!(
+                    "; phase {} (is the ots-operator running and watching {}?)",
+                    status.phase.as_str(),
+                    target.namespace
+                )
+            } else {
+                format!("; phase {}, {reason}: {message}", status.phase.as_str())
+            };
+            return Err(PluginError::Timeout {
+                what: format!("{what} of OneTimeShare {}/{name}", target.namespace),
+                after: timeout,
+                last,
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The Ready condition's reason and message (empty when there is none).
+fn ready(status: &OneTimeShareStatus) -> (String, String) {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.reason.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
+
+/// One table row: NAME PHASE SECRET EXPIRES OPENED REASON (never the link).
+fn row(share: &OneTimeShare) -> [String; 6] {
+    let status = share.status.clone().unwrap_or_default();
+    let secret = match &share.spec.secret_ref.key {
+        Some(key) => format!("{}/{key}", share.spec.secret_ref.name),
+        None => share.spec.secret_ref.name.clone(),
+    };
+    let expires = status
+        .expires_at
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .unwrap_or_else(|| "-".into());
+    let opened = match (&status.received_at, &status.opened_at, status.phase) {
+        (Some(at), _, _) => format!("yes ({})", at.0),
+        (None, _, Phase::Received) => "yes".into(),
+        (None, Some(at), _) => format!("opened, not revealed ({})", at.0),
+        _ => "no".into(),
+    };
+    let phase = status.phase.as_str().to_owned();
+    let (reason, _) = ready(&status);
+    [
+        share.name_any(),
+        phase,
+        secret,
+        expires,
+        opened,
+        if reason.is_empty() {
+            "-".into()
+        } else {
+            reason
+        },
+    ]
+}
+
+/// Prints rows as an aligned table with a header.
+fn print_table(rows: &[[String; 6]]) -> Result<(), PluginError> {
+    let header = ["NAME", "PHASE", "SECRET", "EXPIRES", "OPENED", "REASON"].map(String::from);
+    let mut widths = [0usize; 6];
+    for r in std::iter::once(&header).chain(rows) {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for r in std::iter::once(&header).chain(rows) {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("   ").trim_end())?;
+    }
+    Ok(())
+}
+
+/// `kubectl ots get NAME`.
+pub async fn get(target: &Target, name: &str) -> Result<(), PluginError> {
+    let share = get_share(target, name).await?;
+    print_table(&[row(&share)])?;
+    let status = share.status.unwrap_or_default();
+    let (reason, message) = ready(&status);
+    if !reason.is_empty() {
+        eprintln!("Ready: {reason}: {message}");
+    }
+    Ok(())
+}
+
+/// `kubectl ots list`.
+pub async fn list(target: &Target) -> Result<(), PluginError> {
+    let action = format!("list OneTimeShares in {}", target.namespace);
+    let all = match shares(target).list(&ListParams::default()).await {
+        Ok(all) => all,
+        Err(e) if is_not_found(&e) => return Err(PluginError::CrdMissing),
+        Err(e) => return Err(PluginError::from_kube(action, e)),
+    };
+    if all.items.is_empty() {
+        eprintln!("No OneTimeShares in namespace {}.", target.namespace);
+        return Ok(());
+    }
+    let rows: Vec<[String; 6]> = all.items.iter().map(row).collect();
+    print_table(&rows)
+}
+
+/// `kubectl ots reissue NAME`: a new `ots.dev/reshare` value (the current time).
+pub async fn reissue(
+    target: &Target,
+    name: &str,
+    wait: Option<Duration>,
+) -> Result<(), PluginError> {
+    get_share(target, name).await?;
+    let token = Timestamp::now().to_string();
+    let patch = json!({"metadata": {"annotations": {RESHARE_ANNOTATION: token}}});
+    let action = format!("patch OneTimeShare {}/{name}", target.namespace);
+    if let Err(e) = shares(target)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        return Err(share_error(target, name, action, e).await);
+    }
+    eprintln!("onetimeshare.ots.dev/{name} reissue requested ({RESHARE_ANNOTATION}={token})");
+    if let Some(timeout) = wait {
+        wait_for(target, name, "the reissued link", timeout, |status| {
+            status.phase == Phase::Shared && status.reshare_token.as_deref() == Some(&token)
+        })
+        .await?;
+        eprintln!(
+            "onetimeshare.ots.dev/{name} has a new link (status.link; the old one no longer works)"
+        );
+    }
+    Ok(())
+}
+
+/// `kubectl ots burn NAME`: deletion with the Burn policy, then a wait until the resource is gone.
+pub async fn burn(target: &Target, name: &str, timeout: Duration) -> Result<(), PluginError> {
+    let share = get_share(target, name).await?;
+    let uid = share.uid().unwrap_or_default();
+    let api = shares(target);
+    if share.spec.deletion_policy != DeletionPolicy::Burn {
+        let patch = json!({"spec": {"deletionPolicy": "Burn"}});
+        let action = format!("patch OneTimeShare {}/{name}", target.namespace);
+        if let Err(e) = api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            return Err(share_error(target, name, action, e).await);
+        }
+        // The operator adds its finalizer for Burn: deleting before that would skip the burn.
+        let deadline = Instant::now() + timeout;
+        loop {
+            let current = get_share(target, name).await?;
+            if current
+                .finalizers()
+                .iter()
+                .any(|f| f == ots_operator::resource::FINALIZER)
+            {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(PluginError::Timeout {
+                    what: format!(
+                        "the ots-operator to take charge of burning OneTimeShare {}/{name}",
+                        target.namespace
+                    ),
+                    after: timeout,
+                    last: "; it was not deleted (is the ots-operator running?)".into(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+    let action = format!("delete OneTimeShare {}/{name}", target.namespace);
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(share_error(target, name, action, e).await),
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        let action = format!("get OneTimeShare {}/{name}", target.namespace);
+        match api.get_opt(name).await {
+            Ok(None) => break,
+            Ok(Some(current)) if current.uid().unwrap_or_default() != uid => break,
+            Ok(Some(_)) => {}
+            Err(e) => return Err(PluginError::from_kube(action, e)),
+        }
+        if Instant::now() >= deadline {
+            return Err(PluginError::Timeout {
+                what: format!("OneTimeShare {}/{name} to be burned and deleted", target.namespace),
+                after: timeout,
+                last: "; it is being deleted, but the ots-operator has not finished the burn (is it running? `kubectl ots get` and its Events say more)".into(),
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    eprintln!("onetimeshare.ots.dev/{name} deleted");
+    println!("{}", burn_outcome(target, &uid).await);
+    Ok(())
+}
+
+/// What the operator's Events say became of the link of a deleted share.
+async fn burn_outcome(target: &Target, uid: &str) -> String {
+    let events: Api<Event> = Api::namespaced(target.client.clone(), &target.namespace);
+    let Ok(list) = events.list(&ListParams::default()).await else {
+        return "deleted; whether the link was burned is unknown (Events cannot be read)".into();
+    };
+    let about: Vec<&Event> = list
+        .items
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid))
+        .collect();
+    if about.iter().any(|e| e.reason.as_deref() == Some("Burned")) {
+        return "burned: the link no longer works".into();
+    }
+    if let Some(failed) = about
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("BurnFailed"))
+    {
+        return format!(
+            "not burned: {}",
+            failed.note.as_deref().unwrap_or("the burn failed")
+        );
+    }
+    "nothing to burn: the link had already been opened, burned or had expired".into()
+}

@@ -1,0 +1,513 @@
+//! The `kubectl-ots` plugin against a real control plane, the real operator and the test server:
+//! `share --wait` prints a link that reveals the value, `get`/`list`/`reissue`/`burn` do what they
+//! say, and every subcommand fails clearly (message on stderr, non-zero exit) when it cannot.
+
+mod support;
+
+use ots_testserver::Config;
+use serde_json::json;
+use std::path::Path;
+use std::process::Output;
+use support::cluster::{self, kubeconfig_path};
+use support::operator::*;
+
+/// Runs `kubectl-ots ARGS` with the admin kubeconfig given by `--kubeconfig`.
+async fn kubectl_ots(args: &[&str]) -> Output {
+    kubectl_ots_with(kubeconfig_path(), args).await
+}
+
+async fn kubectl_ots_with(kubeconfig: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ots"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .expect("run kubectl-ots")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts a failure with `code` whose stderr contains `needle`.
+fn assert_fails(out: &Output, code: i32, needle: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+    assert!(
+        stderr(out).contains(needle),
+        "stderr lacks {needle:?}: {}",
+        stderr(out)
+    );
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+#[tokio::test]
+async fn share_wait_prints_a_link_that_reveals_the_value_and_nothing_else() {
+    let (client, ns) = setup("plugin-share").await;
+    let server = ots_server(Config::default());
+    let _operator = Operator::start(&ns, &server.url(), &[]);
+    create_secret(&client, &ns, "db", &[("password", b"plugin-s3cret")]).await;
+
+    let out = kubectl_ots(&[
+        "-n", &ns, "share", "db", "--key", "password", "--ttl", "24h", "--name", "handoff",
+        "--wait",
+    ])
+    .await;
+    assert_ok(&out);
+    let printed = stdout(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 1, "only the link is printed: {printed}");
+    let link = lines[0];
+    assert!(link.starts_with(&server.url()), "{link}");
+    assert!(!stderr(&out).contains(link), "the link is printed once");
+    assert!(!printed.contains("plugin-s3cret") && !stderr(&out).contains("plugin-s3cret"));
+
+    let share = shares(&client, &ns).get("handoff").await.expect("get");
+    assert_eq!(share.spec.ttl.as_deref(), Some("24h"));
+    assert_eq!(share.spec.secret_ref.key.as_deref(), Some("password"));
+    assert_eq!(
+        reveal(&server, link, None).await.expect("reveal"),
+        "plugin-s3cret"
+    );
+
+    // The same name again: a clear refusal, not an API dump.
+    let again = kubectl_ots(&["-n", &ns, "share", "db", "--name", "handoff"]).await;
+    assert_fails(&again, 1, "already exists");
+}
+
+#[tokio::test]
+async fn share_with_a_passphrase_and_a_generated_name() {
+    let (client, ns) = setup("plugin-passphrase").await;
+    let server = ots_server(Config::default());
+    let _operator = Operator::start(&ns, &server.url(), &[]);
+    create_secret(&client, &ns, "db", &[("password", b"gated")]).await;
+    create_secret(&client, &ns, "phrases", &[("db", b"open sesame")]).await;
+
+    let out = kubectl_ots(&[
+        "-n",
+        &ns,
+        "share",
+        "db",
+        "--key",
+        "password",
+        "--passphrase-from",
+        "phrases/db",
+        "--wait",
+    ])
+    .await;
+    assert_ok(&out);
+    let link = stdout(&out).trim().to_owned();
+    assert!(!stdout(&out).contains("open sesame") && !stderr(&out).contains("open sesame"));
+    assert!(reveal(&server, &link, None).await.is_err());
+    assert_eq!(
+        reveal(&server, &link, Some("open sesame"))
+            .await
+            .expect("reveal"),
+        "gated"
+    );
+    let all = shares(&client, &ns)
+        .list(&Default::default())
+        .await
+        .expect("list");
+    assert_eq!(all.items.len(), 1);
+    assert!(
+        all.items[0]
+            .metadata
+            .name
+            .as_deref()
+            .unwrap()
+            .starts_with("db-")
+    );
+}
+
+#[tokio::test]
+async fn share_of_a_missing_secret_says_so_and_creates_nothing() {
+    let (client, ns) = setup("plugin-missing-secret").await;
+    let out = kubectl_ots(&["-n", &ns, "share", "nope", "--wait"]).await;
+    assert_fails(&out, 1, &format!("Secret {ns}/nope does not exist"));
+    create_secret(&client, &ns, "db", &[("password", b"x")]).await;
+    let out = kubectl_ots(&["-n", &ns, "share", "db", "--passphrase-from", "gone/key"]).await;
+    assert_fails(&out, 1, &format!("Secret {ns}/gone does not exist"));
+    let all = shares(&client, &ns)
+        .list(&Default::default())
+        .await
+        .expect("list");
+    assert!(all.items.is_empty());
+}
+
+#[tokio::test]
+async fn share_wait_times_out_clearly_without_an_operator() {
+    let (client, ns) = setup("plugin-no-operator").await;
+    install_crd();
+    create_secret(&client, &ns, "db", &[("password", b"x")]).await;
+    let out = kubectl_ots(&["-n", &ns, "share", "db", "--wait", "--timeout", "2s"]).await;
+    assert_fails(&out, 1, "timed out after 2s waiting for the link");
+    assert!(
+        stderr(&out).contains("is the ots-operator running"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+}
+
+#[tokio::test]
+async fn get_and_list_show_state_expiry_and_opened_but_never_the_link() {
+    let (client, ns) = setup("plugin-get").await;
+    let server = ots_server(Config::default());
+    let _operator = Operator::start(&ns, &server.url(), &[]);
+    create_secret(&client, &ns, "db", &[("password", b"v")]).await;
+    create_share(&client, &ns, "opened", json!({"secretRef": {"name": "db"}})).await;
+    create_share(
+        &client,
+        &ns,
+        "waiting",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    let opened = wait_shared(&client, &ns, "opened").await;
+    let waiting = wait_shared(&client, &ns, "waiting").await;
+    open_link(&server, &opened).await;
+    wait_for(&client, &ns, "opened", "phase Received", |o| {
+        phase(o) == "Received"
+    })
+    .await;
+
+    let out = kubectl_ots(&["-n", &ns, "list"]).await;
+    assert_ok(&out);
+    let table = stdout(&out);
+    assert!(table.starts_with("NAME"), "{table}");
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name}: {table}"))
+            .to_owned()
+    };
+    assert!(
+        row("opened").contains("Received") && row("opened").contains("yes"),
+        "{table}"
+    );
+    let expires = waiting
+        .status
+        .as_ref()
+        .unwrap()
+        .expires_at
+        .as_ref()
+        .unwrap()
+        .0
+        .to_string();
+    let waiting_row = row("waiting");
+    assert!(
+        waiting_row.contains("Shared") && waiting_row.contains(" no "),
+        "{table}"
+    );
+    assert!(
+        waiting_row.contains(&expires) && waiting_row.contains("db/password"),
+        "{table}"
+    );
+    for link in [&opened, &waiting].map(|o| o.status.as_ref().unwrap().link.clone().unwrap()) {
+        assert!(!table.contains(&link) && !stderr(&out).contains(&link));
+    }
+
+    let out = kubectl_ots(&["-n", &ns, "get", "waiting"]).await;
+    assert_ok(&out);
+    assert!(stdout(&out).contains("Shared") && stdout(&out).contains(&expires));
+    assert!(!stdout(&out).contains(&waiting.status.as_ref().unwrap().link.clone().unwrap()));
+
+    let out = kubectl_ots(&["-n", &ns, "get", "nope"]).await;
+    assert_fails(&out, 1, &format!("OneTimeShare {ns}/nope does not exist"));
+
+    let (_, empty) = setup("plugin-empty").await;
+    let out = kubectl_ots(&["-n", &empty, "list"]).await;
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("No OneTimeShares"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn reissue_after_the_link_was_opened_gives_a_new_working_link() {
+    let (client, ns) = setup("plugin-reissue").await;
+    let server = ots_server(Config::default());
+    let _operator = Operator::start(&ns, &server.url(), &[]);
+    create_secret(&client, &ns, "db", &[("password", b"again")]).await;
+    let out = kubectl_ots(&[
+        "-n", &ns, "share", "db", "--key", "password", "--name", "h", "--wait",
+    ])
+    .await;
+    assert_ok(&out);
+    let first = stdout(&out).trim().to_owned();
+    assert_eq!(
+        reveal(&server, &first, None).await.expect("reveal"),
+        "again"
+    );
+    wait_for(&client, &ns, "h", "phase Received", |o| {
+        phase(o) == "Received"
+    })
+    .await;
+
+    let out = kubectl_ots(&["-n", &ns, "reissue", "h", "--wait"]).await;
+    assert_ok(&out);
+    assert!(
+        stdout(&out).is_empty(),
+        "reissue prints no link: {}",
+        stdout(&out)
+    );
+    let reissued = shares(&client, &ns).get("h").await.expect("get");
+    let status = reissued.status.clone().unwrap();
+    assert_eq!(status.phase.as_str(), "Shared");
+    assert_eq!(
+        status.reshare_token.as_deref(),
+        reissued
+            .metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .get("ots.dev/reshare")
+            .map(String::as_str)
+    );
+    let link = status.link.unwrap();
+    assert_ne!(link, first);
+    assert_eq!(reveal(&server, &link, None).await.expect("reveal"), "again");
+    assert_eq!(calls(&server, "burn"), 0);
+
+    let out = kubectl_ots(&["-n", &ns, "reissue", "nope"]).await;
+    assert_fails(&out, 1, &format!("OneTimeShare {ns}/nope does not exist"));
+}
+
+#[tokio::test]
+async fn burn_deletes_the_share_and_says_the_link_was_burned() {
+    let (client, ns) = setup("plugin-burn").await;
+    let server = ots_server(Config::default());
+    let _operator = Operator::start(&ns, &server.url(), &[]);
+    create_secret(&client, &ns, "db", &[("password", b"burn-me")]).await;
+    create_share(
+        &client,
+        &ns,
+        "live",
+        json!({"secretRef": {"name": "db"}, "deletionPolicy": "Keep"}),
+    )
+    .await;
+    create_share(&client, &ns, "spent", json!({"secretRef": {"name": "db"}})).await;
+    let live = wait_shared(&client, &ns, "live").await;
+    let spent = wait_shared(&client, &ns, "spent").await;
+    open_link(&server, &spent).await;
+    wait_for(&client, &ns, "spent", "phase Received", |o| {
+        phase(o) == "Received"
+    })
+    .await;
+
+    // deletionPolicy Keep is switched to Burn first: `burn` means burn.
+    let out = kubectl_ots(&["-n", &ns, "burn", "live"]).await;
+    assert_ok(&out);
+    assert!(stdout(&out).starts_with("burned"), "{}", stdout(&out));
+    assert!(
+        shares(&client, &ns)
+            .get_opt("live")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let link = live.status.unwrap().link.unwrap();
+    assert!(
+        reveal(&server, &link, None).await.is_err(),
+        "the link no longer works"
+    );
+
+    let out = kubectl_ots(&["-n", &ns, "burn", "spent"]).await;
+    assert_ok(&out);
+    assert!(
+        stdout(&out).starts_with("nothing to burn"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = kubectl_ots(&["-n", &ns, "burn", "nope"]).await;
+    assert_fails(&out, 1, &format!("OneTimeShare {ns}/nope does not exist"));
+}
+
+#[tokio::test]
+async fn bad_flags_are_refused_before_anything_is_created() {
+    let (client, ns) = setup("plugin-flags").await;
+    install_crd();
+    create_secret(&client, &ns, "db", &[("password", b"x")]).await;
+    let cases: [(&[&str], &str); 7] = [
+        (&["share", "db", "--ttl", "10s"], "must be at least 60s"),
+        (&["share", "db", "--ttl", "1w"], "must be a whole number"),
+        (
+            &["share", "db", "--passphrase-from", "nokey"],
+            "must be SECRET/KEY",
+        ),
+        (
+            &["share", "db", "--recipient", "not-an-email"],
+            "must be an email address",
+        ),
+        (&["share", "Bad_Name"], "is not a valid name"),
+        (
+            &["share", "db", "--key", "a/b"],
+            "is not a valid Secret key",
+        ),
+        (&["share", "db", "--frobnicate"], "unexpected argument"),
+    ];
+    for (args, needle) in cases {
+        let mut full = vec!["-n", ns.as_str()];
+        full.extend_from_slice(args);
+        let out = kubectl_ots(&full).await;
+        assert_fails(&out, 2, needle);
+    }
+    let out = kubectl_ots(&["-n", &ns, "burn", "x", "--timeout", "soon"]).await;
+    assert_fails(&out, 2, "is not a duration");
+    let all = shares(&client, &ns)
+        .list(&Default::default())
+        .await
+        .expect("list");
+    assert!(all.items.is_empty());
+}
+
+#[tokio::test]
+async fn generate_says_this_operator_version_does_not_support_it() {
+    let out = kubectl_ots(&["generate", "app-token", "--length", "24", "--wait"]).await;
+    assert_fails(&out, 2, "does not support yet");
+    assert!(stdout(&out).is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_context_or_kubeconfig_is_named_in_the_error() {
+    let out = kubectl_ots(&["--context", "nope", "list"]).await;
+    assert_fails(&out, 1, "context \"nope\" is not in the kubeconfig");
+    let out = kubectl_ots_with(Path::new("/nonexistent/kubeconfig"), &["list"]).await;
+    assert_fails(&out, 1, "cannot read /nonexistent/kubeconfig");
+}
+
+#[tokio::test]
+async fn a_user_without_permission_is_told_what_was_refused() {
+    let (client, ns) = setup("plugin-forbidden").await;
+    install_crd();
+    create_secret(&client, &ns, "db", &[("password", b"x")]).await;
+    cluster::create_service_account(&client, &ns, "nobody").await;
+    // A kubeconfig with a second context for that ServiceAccount (its token, no rights).
+    let token = service_account_token(&client, &ns, "nobody").await;
+    let dir = tempdir();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::copy(kubeconfig_path(), &kubeconfig).expect("copy the kubeconfig");
+    let kubectl = |args: &[&str]| {
+        let out = std::process::Command::new(cluster::tool_path("kubectl"))
+            .env("KUBECONFIG", &kubeconfig)
+            .args(args)
+            .output()
+            .expect("run kubectl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let cluster_name = kubectl(&["config", "view", "-o", "jsonpath={.clusters[0].name}"]);
+    kubectl(&[
+        "config",
+        "set-credentials",
+        "nobody",
+        &format!("--token={token}"),
+    ]);
+    kubectl(&[
+        "config",
+        "set-context",
+        "nobody",
+        &format!("--cluster={cluster_name}"),
+        "--user=nobody",
+    ]);
+
+    let out = kubectl_ots_with(
+        &kubeconfig,
+        &["--context", "nobody", "-n", &ns, "share", "db"],
+    )
+    .await;
+    assert_fails(&out, 1, &format!("not allowed to get Secret {ns}/db"));
+    assert!(!stderr(&out).contains(&token));
+    let out = kubectl_ots_with(&kubeconfig, &["--context", "nobody", "-n", &ns, "list"]).await;
+    assert_fails(
+        &out,
+        1,
+        &format!("not allowed to list OneTimeShares in {ns}"),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn completion_scripts_are_printed_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ots"))
+            .args(["completion", shell])
+            .output()
+            .await
+            .expect("run kubectl-ots");
+        assert!(out.status.success());
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("reissue") && script.contains("passphrase-from"),
+            "{shell}"
+        );
+    }
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ots"))
+        .args(["completion", "tcsh"])
+        .output()
+        .await
+        .expect("run kubectl-ots");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// A fresh token of ServiceAccount `namespace/name`.
+async fn service_account_token(client: &kube::Client, namespace: &str, name: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    kube::Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create_token_request(name, &Default::default(), &request)
+        .await
+        .expect("request a token")
+        .status
+        .expect("a token status")
+        .token
+        .expect("a token")
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "kubectl-ots-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).expect("create a temp dir");
+    dir
+}
