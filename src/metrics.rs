@@ -173,6 +173,7 @@ struct Families {
     shares_created: Counter,
     orphans_possible: Counter,
     orphans_burned: Counter,
+    links_expiring_unread: Gauge,
     burns: Family<BurnLabels, Counter>,
     resources: Family<PhaseLabels, Gauge>,
     phases_seen: Mutex<BTreeSet<&'static str>>,
@@ -251,6 +252,12 @@ impl Metrics {
             "Live secrets no OneTimeShare recorded that the operator found on its account and burned",
             orphans_burned.clone(),
         );
+        let links_expiring_unread = Gauge::default();
+        registry.register(
+            "links_expiring_unread",
+            "Live links nobody opened yet that expire within a quarter of their lifetime (at most 24 h)",
+            links_expiring_unread.clone(),
+        );
         let burns = Family::<BurnLabels, Counter>::default();
         registry.register("burns", "Burn attempts by outcome", burns.clone());
         let resources = Family::<PhaseLabels, Gauge>::default();
@@ -295,6 +302,7 @@ impl Metrics {
                 shares_created,
                 orphans_possible,
                 orphans_burned,
+                links_expiring_unread,
                 burns,
                 resources,
                 phases_seen: Mutex::new(BTreeSet::new()),
@@ -350,6 +358,11 @@ impl Metrics {
     /// Records an unrecorded live secret found and burned.
     pub fn orphan_burned(&self) {
         self.inner.orphans_burned.inc();
+    }
+
+    /// Sets how many live, unopened links expire soon.
+    pub fn set_links_expiring_unread(&self, n: i64) {
+        self.inner.links_expiring_unread.set(n);
     }
 
     /// Records the end of a burn attempt.

@@ -325,6 +325,7 @@ fn alerts_and_dashboard_query_only_metrics_the_operator_exports() {
         "OtsOperatorBurnFailed",
         "OtsOperatorOrphansPossible",
         "OtsOperatorLinksExpiredUnread",
+        "OtsOperatorLinksNearExpiryUnread",
     ] {
         assert!(
             alerts.iter().any(|a| a == alert),

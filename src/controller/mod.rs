@@ -65,6 +65,9 @@ pub struct Context {
     known_keys: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
     /// Share calls on their way to a server.
     share_calls: orphans::ShareCalls,
+    /// Whether every record made before this process started is in memory, so a resource
+    /// memory knows nothing of has no record (and a new share needs no record read).
+    records_indexed: std::sync::atomic::AtomicBool,
     /// Whether every watch cache has listed its objects once (records are collected only then).
     caches_ready: std::sync::atomic::AtomicBool,
     /// Shares under way or just made whose status the cache may not show yet, per Secret.
@@ -96,6 +99,7 @@ impl Context {
             records: Records::new(client.clone(), &config.state_namespace),
             stores: std::sync::OnceLock::new(),
             caches_ready: std::sync::atomic::AtomicBool::new(false),
+            records_indexed: std::sync::atomic::AtomicBool::new(false),
             share_calls: orphans::ShareCalls::default(),
             known_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
             reservations: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -163,6 +167,13 @@ impl Context {
     /// What the operator's record says about a resource: from memory, else one read.
     async fn known_record(&self, uid: &str) -> Result<RecordKnown, Error> {
         match self.memory.record(uid) {
+            RecordKnown::Unknown
+                if self
+                    .records_indexed
+                    .load(std::sync::atomic::Ordering::Acquire) =>
+            {
+                Ok(RecordKnown::Absent)
+            }
             RecordKnown::Unknown => {
                 let known = match self.records.load(uid).await? {
                     Some(stored) => RecordKnown::Link {
@@ -175,6 +186,34 @@ impl Context {
                 Ok(known)
             }
             known => Ok(known),
+        }
+    }
+
+    /// Loads what every existing record says into memory (one metadata list), so that new
+    /// resources need no record read. On failure, records are read one by one instead.
+    async fn index_records(&self) {
+        match self.records.index().await {
+            Ok(index) => {
+                let count = index.len();
+                for (uid, metadata_key, server_url) in index {
+                    if self.memory.record(&uid) == RecordKnown::Unknown {
+                        self.memory.set_record(
+                            &uid,
+                            RecordKnown::Link {
+                                metadata_key,
+                                server_url,
+                            },
+                        );
+                    }
+                }
+                self.records_indexed
+                    .store(true, std::sync::atomic::Ordering::Release);
+                tracing::debug!(records = count, "records indexed");
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "could not list the share records; each is read when its resource is reconciled"
+            ),
         }
     }
 
@@ -494,6 +533,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
     readiness: Readiness,
 ) {
+    // Before any reconcile: which resources have a record, in one list.
+    ctx.index_records().await;
     let namespaces: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
         vec![None]
     } else {
@@ -550,6 +591,19 @@ pub async fn run(
     tokio::join!(futures::future::join_all(runs), readiness, phases);
 }
 
+/// Whether a live link expires within a quarter of its lifetime (at most 24 h): time to remind
+/// someone to open it (the `links_expiring_unread` gauge behind the chart's alert).
+fn expires_soon(share: &OneTimeShare) -> bool {
+    let Some(status) = share.status.as_ref() else {
+        return false;
+    };
+    let (Some(expires_at), Some(ttl)) = (status.expires_at.as_ref(), status.ttl_seconds) else {
+        return false;
+    };
+    let left = expires_at.0.as_second() - now().as_second();
+    left > 0 && left <= (ttl / 4).min(86_400)
+}
+
 /// How long an answered metadata key is remembered (its record and status are written by then).
 const KNOWN_KEY_TTL: Duration = Duration::from_secs(3600);
 
@@ -576,6 +630,7 @@ async fn housekeeping(
                 .collect();
             let mut live = std::collections::HashSet::new();
             let mut phases = std::collections::HashMap::new();
+            let mut expiring = 0;
             for store in &stores {
                 for obj in store.state() {
                     if let Some(uid) = obj.uid() {
@@ -585,12 +640,16 @@ async fn housekeeping(
                     let Ok(share) = &obj.0 else { continue };
                     let phase = share.status.as_ref().map(|s| s.phase).unwrap_or_default();
                     *counts.entry(phase).or_default() += 1;
+                    if phase == crate::resource::Phase::Shared && expires_soon(share) {
+                        expiring += 1;
+                    }
                     if let Some(uid) = share.uid() {
                         phases.insert(uid, phase);
                     }
                 }
             }
             ctx.prune_reservations(&phases);
+            ctx.metrics.set_links_expiring_unread(expiring);
             ctx.known_keys
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -622,7 +681,11 @@ async fn housekeeping(
             }
             ctx.metrics
                 .set_phase_counts(counts.iter().map(|(p, n)| (p.as_str(), *n)));
-            ctx.memory.retain(&live);
+            // Only a complete cache may say what is gone: before it lists everything, forgetting
+            // would drop what the records index told (and could lead to a second share).
+            if ctx.caches_ready.load(std::sync::atomic::Ordering::Relaxed) {
+                ctx.memory.retain(&live);
+            }
             let shared = counts
                 .get(&crate::resource::Phase::Shared)
                 .copied()

@@ -32,6 +32,10 @@ pub const RECORD_LABEL: &str = "ots.dev/share-record";
 pub const NAMESPACE_LABEL: &str = "ots.dev/share-namespace";
 /// Type of the record Secrets.
 pub const RECORD_TYPE: &str = "ots.dev/share-record";
+/// Annotation with the recorded metadata key.
+const METADATA_KEY_ANNOTATION: &str = "ots.dev/metadata-key";
+/// Annotation with the recorded server URL.
+const SERVER_ANNOTATION: &str = "ots.dev/server-url";
 /// Field manager of record writes.
 const FIELD_MANAGER: &str = "ots-operator";
 
@@ -174,10 +178,19 @@ impl Records {
                         "ots-operator".to_owned(),
                     ),
                 ])),
-                annotations: Some(BTreeMap::from([(
-                    "ots.dev/share".to_owned(),
-                    format!("{}/{}", record.namespace, record.name),
-                )])),
+                // The key and server are annotations too, so one metadata list at start-up tells
+                // which resources have a link without reading any record's data.
+                annotations: Some(BTreeMap::from([
+                    (
+                        "ots.dev/share".to_owned(),
+                        format!("{}/{}", record.namespace, record.name),
+                    ),
+                    (
+                        METADATA_KEY_ANNOTATION.to_owned(),
+                        record.metadata_key.clone(),
+                    ),
+                    (SERVER_ANNOTATION.to_owned(), record.server_url.clone()),
+                ])),
                 ..ObjectMeta::default()
             },
             type_: Some(RECORD_TYPE.to_owned()),
@@ -243,6 +256,27 @@ impl Records {
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Every record's (uid, metadata key, server URL), from one metadata list (no data read).
+    /// Records without the annotations (none are written so) are left out; they are read one
+    /// by one when needed.
+    pub async fn index(&self) -> Result<Vec<(String, String, String)>, Error> {
+        let list = self
+            .api
+            .list_metadata(&ListParams::default().labels(&format!("{RECORD_LABEL}=true")))
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|meta| {
+                let uid = meta.name_any().strip_prefix("ots-share-")?.to_owned();
+                let annotations = meta.annotations();
+                let key = annotations.get(METADATA_KEY_ANNOTATION)?.clone();
+                let server = annotations.get(SERVER_ANNOTATION)?.clone();
+                Some((uid, key, server))
+            })
+            .collect())
     }
 
     /// The metadata keys of every record.
