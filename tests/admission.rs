@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::cluster;
+use support::tools::{helm, yaml_documents};
 
 const CHART: &str = "deploy/helm/ots-operator";
 /// The release of this test binary: `helm template ots-operator … --namespace ots-operator`, as
@@ -38,21 +39,6 @@ const PASSPHRASE_LABEL: &str = "ots.dev/require-passphrase";
 
 /// Generous bound for waits on a loaded 2-core machine; never a timing assertion.
 const WAIT: Duration = Duration::from_secs(120);
-
-fn helm(args: &[&str]) -> Command {
-    let home = std::env::temp_dir().join(format!(
-        "ots-operator-admission-test-helm-{}",
-        std::process::id()
-    ));
-    let mut command = cluster::tool_command("helm");
-    command
-        .current_dir(cluster::repo_root())
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .args(args);
-    command
-}
 
 /// Runs `command` with `stdin` and returns its output (success or not).
 fn output(mut command: Command, stdin: Option<&str>) -> Output {
@@ -102,15 +88,6 @@ fn kubectl(user: Option<&str>, args: &[&str]) -> Command {
     }
     command.args(args);
     command
-}
-
-fn yaml_documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|document| {
-            serde::Deserialize::deserialize(document).expect("every document is valid YAML")
-        })
-        .filter(|document: &Value| !document.is_null())
-        .collect()
 }
 
 /// `helm template` of the chart as this binary's release, with `values`.

@@ -26,6 +26,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, discovery};
 use serde_json::{Value, json};
 use support::cluster;
+use support::tools::{helm, kubectl, run, yaml_documents};
 
 /// Generous bound for waits on a loaded 2-core machine; never a timing assertion.
 const WAIT: Duration = Duration::from_secs(120);
@@ -47,54 +48,6 @@ const RELEASE_SERVICE_ACCOUNT: &str = "chart-it-ots-operator";
 
 fn repo_path(path: &str) -> PathBuf {
     cluster::repo_root().join(path)
-}
-
-/// `helm` from the pinned build, against this binary's control plane, with its own config dirs.
-fn helm(args: &[&str]) -> Command {
-    let home = std::env::temp_dir().join(format!(
-        "ots-operator-chart-test-helm-{}",
-        std::process::id()
-    ));
-    let mut command = cluster::tool_command("helm");
-    command
-        .current_dir(cluster::repo_root())
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .args(args);
-    command
-}
-
-/// `kubectl` of the same Kubernetes release as the apiserver, as cluster admin.
-fn kubectl(args: &[&str]) -> Command {
-    let mut command = cluster::tool_command("kubectl");
-    command.current_dir(cluster::repo_root()).args(args);
-    command
-}
-
-/// Runs a command that must succeed and returns its stdout; on failure panics with its output.
-fn run(mut command: Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-/// The YAML documents of a multi-document stream, as JSON values; empty documents are dropped.
-fn yaml_documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|document| {
-            serde::Deserialize::deserialize(document).expect("every document is valid YAML")
-        })
-        .filter(|document: &Value| !document.is_null())
-        .collect()
 }
 
 /// `helm template` of the chart as release `chart-test` in namespace `ots-system`, with extra args.

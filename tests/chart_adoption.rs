@@ -12,6 +12,7 @@ use kube::api::{Api, DynamicObject, GroupVersionKind};
 use kube::discovery;
 use serde_json::Value;
 use support::cluster;
+use support::tools::{helm, kubectl, run, yaml_documents};
 
 const CHART: &str = "deploy/helm/ots-operator";
 const MANIFESTS: &str = "deploy/manifests/ots-operator.yaml";
@@ -19,53 +20,10 @@ const MANIFESTS: &str = "deploy/manifests/ots-operator.yaml";
 const RELEASE: &str = "ots-operator";
 const NAMESPACE: &str = "ots-operator";
 
-fn helm(args: &[&str]) -> Command {
-    let home = std::env::temp_dir().join(format!(
-        "ots-operator-chart-adoption-helm-{}",
-        std::process::id()
-    ));
-    let mut command = cluster::tool_command("helm");
-    command
-        .current_dir(cluster::repo_root())
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .args(args);
-    command
-}
-
-fn kubectl(args: &[&str]) -> Command {
-    let mut command = cluster::tool_command("kubectl");
-    command.current_dir(cluster::repo_root()).args(args);
-    command
-}
-
 fn output(mut command: Command) -> Output {
     command
         .output()
         .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"))
-}
-
-fn run(command: Command) -> String {
-    let description = format!("{command:?}");
-    let output = output(command);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{description} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-fn yaml_documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|document| {
-            serde::Deserialize::deserialize(document).expect("every document is valid YAML")
-        })
-        .filter(|document: &Value| !document.is_null())
-        .collect()
 }
 
 /// The manifests without their Namespace (deleting a Namespace needs kube-controller-manager; the

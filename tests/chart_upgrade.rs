@@ -10,39 +10,11 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::cluster;
+use support::tools::{helm, run};
 
 const CHART: &str = "deploy/helm/ots-operator";
 const RELEASE: &str = "ots-upgrade";
 const NAMESPACE: &str = "ots-upgrade";
-
-fn helm(args: &[&str]) -> Command {
-    let home = std::env::temp_dir().join(format!(
-        "ots-operator-chart-upgrade-helm-{}",
-        std::process::id()
-    ));
-    let mut command = cluster::tool_command("helm");
-    command
-        .current_dir(cluster::repo_root())
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .args(args);
-    command
-}
-
-fn run(mut command: Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
 
 fn git(args: &[&str]) -> String {
     let mut command = Command::new("git");

@@ -14,6 +14,7 @@ use kube::api::{Api, DynamicObject, GroupVersionKind};
 use kube::discovery;
 use serde_json::Value;
 use support::cluster;
+use support::tools::{helm, run, yaml_documents};
 
 const CHART: &str = "deploy/helm/ots-operator";
 /// prometheus-operator release whose `example/prometheus-operator-crd/` CRDs the test installs.
@@ -87,44 +88,6 @@ fn values_file() -> PathBuf {
     ));
     std::fs::write(&path, ALL_ON).expect("write the values file");
     path
-}
-
-fn helm(args: &[&str]) -> Command {
-    let home = std::env::temp_dir().join(format!(
-        "ots-operator-chart-values-helm-{}",
-        std::process::id()
-    ));
-    let mut command = cluster::tool_command("helm");
-    command
-        .current_dir(cluster::repo_root())
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .args(args);
-    command
-}
-
-fn run(mut command: Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-fn yaml_documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|document| {
-            serde::Deserialize::deserialize(document).expect("every document is valid YAML")
-        })
-        .filter(|document: &Value| !document.is_null())
-        .collect()
 }
 
 fn render_all_on() -> Vec<Value> {

@@ -4,47 +4,23 @@
 
 mod support;
 
-use std::process::Command;
-
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, GroupVersionKind};
 use kube::discovery;
 use serde_json::Value;
 use support::cluster;
+use support::tools::{kubectl, run, yaml_documents};
 
 const MANIFESTS: &str = "deploy/manifests/ots-operator.yaml";
 
 fn kubectl_apply() -> String {
-    let mut command = cluster::tool_command("kubectl");
-    command
-        .current_dir(cluster::repo_root())
-        .args(["apply", "--server-side", "-f", MANIFESTS]);
-    run(command)
-}
-
-fn run(mut command: Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    run(kubectl(&["apply", "--server-side", "-f", MANIFESTS]))
 }
 
 fn manifest_objects() -> Vec<Value> {
     let text = std::fs::read_to_string(cluster::repo_root().join(MANIFESTS))
         .expect("read the rendered manifests");
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|document| {
-            serde::Deserialize::deserialize(document).expect("every document is valid YAML")
-        })
-        .filter(|document: &Value| !document.is_null())
-        .collect()
+    yaml_documents(&text)
 }
 
 #[tokio::test]
