@@ -74,6 +74,15 @@ pub enum Reason {
     RecordFailed,
     /// The server's TLS certificate is not signed by an authority the operator trusts.
     TlsUntrusted,
+    /// `spec.generate` wrote a new random value into the Secret (Normal Event).
+    Generated,
+    /// `spec.generate` names a Secret the operator did not make: it is neither written nor shared.
+    SecretNotOwned,
+    /// The operator may not write the Secret `spec.generate` names (the chart's
+    /// `secretWrites.enabled` is off, or an admission policy refused the write).
+    SecretWriteForbidden,
+    /// The operating system's random number generator failed.
+    GenerateFailed,
 }
 
 impl Reason {
@@ -110,6 +119,10 @@ impl Reason {
             Reason::TooManyShares => "TooManyShares",
             Reason::RecordFailed => "RecordFailed",
             Reason::TlsUntrusted => "TlsUntrusted",
+            Reason::Generated => "Generated",
+            Reason::SecretNotOwned => "SecretNotOwned",
+            Reason::SecretWriteForbidden => "SecretWriteForbidden",
+            Reason::GenerateFailed => "GenerateFailed",
         }
     }
 }
@@ -270,6 +283,27 @@ pub enum Error {
         /// The receipt's state after the failed burn.
         state: crate::ots::SecretState,
     },
+    /// See [`Reason::SecretNotOwned`].
+    #[error(
+        "Secret {name:?} exists but was not made by the ots-operator (it lacks the label ots.dev/managed-by=ots-operator): spec.generate never writes into or shares from a Secret it did not make; delete that Secret or name another one in secretRef"
+    )]
+    SecretNotOwned {
+        /// Secret name.
+        name: String,
+    },
+    /// See [`Reason::SecretWriteForbidden`].
+    #[error(
+        "the operator may not write Secret {name:?} ({message}); spec.generate needs the chart's secretWrites.enabled=true, which lets the operator create and patch Secrets"
+    )]
+    SecretWriteForbidden {
+        /// Secret name.
+        name: String,
+        /// The API server's refusal (RBAC or admission; never the Secret's data).
+        message: String,
+    },
+    /// See [`Reason::GenerateFailed`].
+    #[error("could not draw a random value from the operating system: {0}")]
+    GenerateFailed(String),
     /// An error from the Onetime Secret server or client.
     #[error(transparent)]
     Ots(OtsError),
@@ -328,6 +362,9 @@ impl Error {
             Error::BurnUnconfirmed { .. } => Reason::ServerProtocolError,
             Error::AmbiguousShare { error, .. } => Error::ots_reason(error),
             Error::Ots(e) => Error::ots_reason(e),
+            Error::SecretNotOwned { .. } => Reason::SecretNotOwned,
+            Error::SecretWriteForbidden { .. } => Reason::SecretWriteForbidden,
+            Error::GenerateFailed(_) => Reason::GenerateFailed,
             Error::Kube(_) => Reason::KubernetesError,
         }
     }
@@ -374,6 +411,9 @@ impl Error {
             // A plan or server setting may change; re-check rarely (at most one share per 5 min).
             Error::TtlNotAllowed { .. } | Error::AnonymousNotAllowed => Retry::Slowly,
             Error::BurnUnconfirmed { .. } => Retry::Backoff,
+            // The Secret or the operator's permissions must change: re-check rarely.
+            Error::SecretNotOwned { .. } | Error::SecretWriteForbidden { .. } => Retry::Slowly,
+            Error::GenerateFailed(_) => Retry::Backoff,
             Error::Ots(e) => match e {
                 OtsError::RateLimited { .. }
                 | OtsError::Unavailable { .. }
@@ -413,6 +453,7 @@ impl Error {
                 | Error::PassphraseNotFound { .. }
                 | Error::InvalidPassphrase { .. }
                 | Error::CredentialsNotFound { .. }
+                | Error::SecretNotOwned { .. }
         )
     }
 
@@ -492,6 +533,10 @@ mod tests {
             Reason::TooManyShares,
             Reason::RecordFailed,
             Reason::TlsUntrusted,
+            Reason::Generated,
+            Reason::SecretNotOwned,
+            Reason::SecretWriteForbidden,
+            Reason::GenerateFailed,
         ];
         let mut seen = std::collections::HashSet::new();
         for r in all {
@@ -625,5 +670,22 @@ mod tests {
             unsure.to_string().contains("keeps the finalizer"),
             "{unsure}"
         );
+    }
+
+    #[test]
+    fn generate_refusals_wait_for_a_fix_and_never_retry_fast() {
+        let foreign = Error::SecretNotOwned { name: "app".into() };
+        assert_eq!(foreign.reason(), Reason::SecretNotOwned);
+        assert_eq!(foreign.retry(), Retry::Slowly);
+        assert!(foreign.needs_user_fix());
+        assert!(foreign.to_string().contains("ots.dev/managed-by=ots-operator"));
+        assert_eq!(foreign.shown(false).0, Reason::SecretNotUsable);
+        let forbidden = Error::SecretWriteForbidden {
+            name: "app".into(),
+            message: "secrets is forbidden".into(),
+        };
+        assert_eq!(forbidden.reason(), Reason::SecretWriteForbidden);
+        assert_eq!(forbidden.retry(), Retry::Slowly);
+        assert!(forbidden.to_string().contains("secretWrites.enabled"));
     }
 }

@@ -18,6 +18,20 @@ pub const FINALIZER: &str = "ots.dev/burn";
 /// the link was received or expired. `status.reshareToken` holds the value last acted on.
 pub const RESHARE_ANNOTATION: &str = "ots.dev/reshare";
 
+/// Label on every Secret the operator writes (its records, generated Secrets, link Secrets),
+/// with the value [`MANAGED_BY_VALUE`]. The operator writes only into Secrets that carry it, and
+/// the chart's admission policy refuses the operator's ServiceAccount any write to a Secret without it.
+pub const MANAGED_BY_LABEL: &str = "ots.dev/managed-by";
+
+/// The value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY_VALUE: &str = "ots-operator";
+
+/// Annotation on a Secret made by `spec.generate`: the name of the OneTimeShare that generated it.
+pub const GENERATED_BY_ANNOTATION: &str = "ots.dev/generated-by";
+
+/// Annotation on a Secret made by `spec.generate`: the uid of the OneTimeShare that generated it.
+pub const GENERATED_BY_UID_ANNOTATION: &str = "ots.dev/generated-by-uid";
+
 /// Default lifetime of a link when `spec.ttl` is not set: 7 days, the public service's anonymous maximum.
 pub const DEFAULT_TTL: &str = "7d";
 
@@ -73,6 +87,8 @@ fn secret_key_rule() -> Rule {
 #[x_kube(validation = Rule::new("has(self.passphraseSecretRef) == has(oldSelf.passphraseSecretRef) && (!has(self.passphraseSecretRef) || self.passphraseSecretRef == oldSelf.passphraseSecretRef)").message("passphraseSecretRef is immutable: create a new OneTimeShare to change the passphrase"))]
 #[x_kube(validation = Rule::new("has(self.recipient) == has(oldSelf.recipient) && (!has(self.recipient) || self.recipient == oldSelf.recipient)").message("recipient is immutable: create a new OneTimeShare for another recipient"))]
 #[x_kube(validation = Rule::new("has(self.server) == has(oldSelf.server) && (!has(self.server) || self.server == oldSelf.server)").message("server is immutable: create a new OneTimeShare to use another server"))]
+#[x_kube(validation = Rule::new("has(self.generate) == has(oldSelf.generate) && (!has(self.generate) || self.generate == oldSelf.generate)").message("generate is immutable: create a new OneTimeShare to generate another value"))]
+#[x_kube(validation = Rule::new("!has(self.generate) || has(self.secretRef.key)").message("generate needs secretRef.key: the key of the Secret the generated value is written to"))]
 pub struct OneTimeShareSpec {
     /// The Secret to share. It must be in the same namespace as this OneTimeShare.
     pub secret_ref: SecretSourceRef,
@@ -111,6 +127,79 @@ pub struct OneTimeShareSpec {
     /// Reshare: the old link is burned and the new value is shared under a new link.
     #[serde(default)]
     pub on_secret_change: SecretChangePolicy,
+
+    /// Generate the value instead of sharing one a person wrote: the operator draws a random
+    /// value, writes it into secretRef (creating the Secret, or adding the key to a Secret the
+    /// operator made) and shares it. Nobody writing YAML ever sees it; applications read it from
+    /// the Secret. An existing value is shared as it is, never regenerated; a Secret the operator
+    /// did not make is never written to. Needs secretRef.key and the chart's secretWrites.enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<GenerateSpec>,
+}
+
+/// How to generate a value (`spec.generate`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerateSpec {
+    /// Number of characters, 8 to 1024. Default 32.
+    #[serde(default = "default_generate_length")]
+    #[schemars(range(min = 8, max = 1024))]
+    pub length: u32,
+
+    /// The characters drawn from, each equally likely. Alphanumeric (default): A-Z, a-z, 0-9.
+    /// AlphanumericSymbols: those and !#$%&()*+,-./:;<=>?@[]^_{|}~ (no quotes, backslash or
+    /// space). Hex: 0-9 and a-f. Numeric: 0-9.
+    #[serde(default)]
+    pub charset: Charset,
+
+    /// What deleting this OneTimeShare does to the Secret it generated. Retain (default): the
+    /// Secret stays (applications keep using it). Delete: the Secret is owned by the
+    /// OneTimeShare and garbage-collected with it (only a Secret this share created).
+    #[serde(default)]
+    pub secret_policy: GeneratedSecretPolicy,
+}
+
+fn default_generate_length() -> u32 {
+    32
+}
+
+/// The characters a generated value is drawn from.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Charset {
+    /// A-Z, a-z and 0-9 (about 5.95 bits per character).
+    #[default]
+    Alphanumeric,
+    /// A-Z, a-z, 0-9 and !#$%&()*+,-./:;<=>?@[]^_{|}~ (about 6.5 bits per character).
+    AlphanumericSymbols,
+    /// 0-9 and a-f (4 bits per character).
+    Hex,
+    /// 0-9 (about 3.3 bits per character).
+    Numeric,
+}
+
+impl Charset {
+    /// The characters, in a fixed order.
+    pub fn characters(self) -> &'static [u8] {
+        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        match self {
+            Charset::Alphanumeric => ALNUM,
+            Charset::AlphanumericSymbols => {
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&()*+,-./:;<=>?@[]^_{|}~"
+            }
+            Charset::Hex => b"0123456789abcdef",
+            Charset::Numeric => b"0123456789",
+        }
+    }
+}
+
+/// What deleting a OneTimeShare does to the Secret its `spec.generate` created.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GeneratedSecretPolicy {
+    /// The Secret outlives the OneTimeShare.
+    #[default]
+    Retain,
+    /// The Secret is deleted with the OneTimeShare (an ownerReference to it).
+    Delete,
 }
 
 /// A Secret in the same namespace, and optionally one key of it.
@@ -409,5 +498,39 @@ mod tests {
         assert_eq!(spec.deletion_policy, DeletionPolicy::Burn);
         assert_eq!(spec.on_secret_change, SecretChangePolicy::Ignore);
         assert_eq!(spec.ttl(), Ok(Ttl(Duration::from_secs(7 * 86400))));
+        assert_eq!(spec.generate, None);
+    }
+
+    #[test]
+    fn generate_defaults_to_32_alphanumeric_characters_kept_after_the_share() {
+        let spec: OneTimeShareSpec = serde_json::from_value(serde_json::json!({
+            "secretRef": {"name": "app", "key": "token"},
+            "generate": {}
+        }))
+        .unwrap();
+        let generate = spec.generate.unwrap();
+        assert_eq!(generate.length, 32);
+        assert_eq!(generate.charset, Charset::Alphanumeric);
+        assert_eq!(generate.secret_policy, GeneratedSecretPolicy::Retain);
+    }
+
+    #[test]
+    fn charsets_have_distinct_printable_characters() {
+        for (charset, size) in [
+            (Charset::Alphanumeric, 62),
+            (Charset::AlphanumericSymbols, 90),
+            (Charset::Hex, 16),
+            (Charset::Numeric, 10),
+        ] {
+            let chars = charset.characters();
+            assert_eq!(chars.len(), size, "{charset:?}");
+            let unique: std::collections::HashSet<_> = chars.iter().collect();
+            assert_eq!(unique.len(), size, "{charset:?}");
+            assert!(
+                chars
+                    .iter()
+                    .all(|c| c.is_ascii_graphic() && !b"\"'`\\".contains(c))
+            );
+        }
     }
 }

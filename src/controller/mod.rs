@@ -5,6 +5,7 @@
 
 mod cleanup;
 pub mod events;
+pub mod generate;
 mod memory;
 mod orphans;
 pub mod records;
@@ -304,6 +305,7 @@ fn action_of(reason: Reason) -> &'static str {
         Reason::Burned | Reason::BurnFailed => "Burn",
         Reason::Received | Reason::Expired => "Track",
         Reason::Reshared => "Reshare",
+        Reason::Generated => "Generate",
         _ => "Share",
     }
 }

@@ -16,7 +16,7 @@
 
 use crate::error::Error;
 use crate::ots::{Credentials, ExposeSecret, SecretString};
-use crate::resource::OneTimeShare;
+use crate::resource::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, OneTimeShare};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -173,6 +173,8 @@ impl Records {
                 labels: Some(BTreeMap::from([
                     (RECORD_LABEL.to_owned(), "true".to_owned()),
                     (NAMESPACE_LABEL.to_owned(), record.namespace.clone()),
+                    // What the admission policy checks before the operator may write a Secret.
+                    (MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned()),
                     (
                         "app.kubernetes.io/managed-by".to_owned(),
                         "ots-operator".to_owned(),

@@ -21,8 +21,12 @@ pub(super) struct Prepared {
     pub source_resource_version: Option<String>,
 }
 
-/// Reads the Secret to share with one targeted get (Secrets are never listed or watched).
+/// Reads the Secret to share with one targeted get (Secrets are never listed or watched); with
+/// `spec.generate`, first makes sure it holds a generated value.
 pub(super) async fn fetch_source(obj: &OneTimeShare, ctx: &Context) -> Result<Secret, Error> {
+    if let Some(generate) = &obj.spec.generate {
+        return super::generate::ensure(obj, generate, ctx).await;
+    }
     let name = &obj.spec.secret_ref.name;
     ctx.secrets(&obj.namespace().unwrap_or_default())
         .get_opt(name)

@@ -1,15 +1,16 @@
 //! What each `kubectl ots` subcommand does against the cluster.
 
 use super::error::{PluginError, is_not_found};
-use super::{ShareArgs, Target};
+use super::{CharsetArg, GenerateArgs, ShareArgs, Target};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use ots_operator::resource::{
-    DeletionPolicy, OneTimeShare, OneTimeShareSpec, OneTimeShareStatus, Phase, RESHARE_ANNOTATION,
-    SecretKeyRef, SecretSourceRef, Ttl,
+    Charset, DeletionPolicy, GenerateSpec, GeneratedSecretPolicy, MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE, OneTimeShare, OneTimeShareSpec, OneTimeShareStatus, Phase,
+    RESHARE_ANNOTATION, SecretKeyRef, SecretSourceRef, Ttl,
 };
 use serde_json::json;
 use std::io::Write;
@@ -164,14 +165,29 @@ pub async fn share(target: &Target, args: ShareArgs) -> Result<(), PluginError> 
         server: None,
         deletion_policy: DeletionPolicy::Burn,
         on_secret_change: Default::default(),
+        generate: None,
     };
-    let metadata = match &args.name {
+    create_and_print_link(target, &args.secret, args.name.as_deref(), spec, args.wait, args.timeout)
+        .await
+}
+
+/// Creates a OneTimeShare (named `name`, else after `secret` with a random suffix); with `wait`,
+/// waits for its link and prints it once, on stdout.
+async fn create_and_print_link(
+    target: &Target,
+    secret: &str,
+    name: Option<&str>,
+    spec: OneTimeShareSpec,
+    wait: bool,
+    timeout: Duration,
+) -> Result<(), PluginError> {
+    let metadata = match name {
         Some(name) => ObjectMeta {
-            name: Some(name.clone()),
+            name: Some(name.to_owned()),
             ..Default::default()
         },
         None => ObjectMeta {
-            generate_name: Some(format!("{}-", truncate(&args.secret, 200))),
+            generate_name: Some(format!("{}-", truncate(secret, 200))),
             ..Default::default()
         },
     };
@@ -180,7 +196,7 @@ pub async fn share(target: &Target, args: ShareArgs) -> Result<(), PluginError> 
         spec,
         status: None,
     };
-    let shown = args.name.clone().unwrap_or_else(|| args.secret.clone());
+    let shown = name.unwrap_or(secret).to_owned();
     let action = format!("create a OneTimeShare in {}", target.namespace);
     let created = match shares(target).create(&PostParams::default(), &share).await {
         Ok(created) => created,
@@ -193,13 +209,13 @@ pub async fn share(target: &Target, args: ShareArgs) -> Result<(), PluginError> 
         Err(e) => return Err(share_error(target, &shown, action, e).await),
     };
     let name = created.name_any();
-    if !args.wait {
+    if !wait {
         println!("onetimeshare.ots.dev/{name} created");
         eprintln!("the link will be in status.link; `kubectl ots get {name}` shows its state");
         return Ok(());
     }
     eprintln!("onetimeshare.ots.dev/{name} created; waiting for the link");
-    let shared = wait_for(target, &name, "the link", args.timeout, |status| {
+    let shared = wait_for(target, &name, "the link", timeout, |status| {
         status.phase == Phase::Shared
     })
     .await?;
@@ -214,6 +230,70 @@ pub async fn share(target: &Target, args: ShareArgs) -> Result<(), PluginError> 
     writeln!(out, "{link}")?;
     out.flush()?;
     Ok(())
+}
+
+/// `kubectl ots generate`: a OneTimeShare with spec.generate. The value never reaches this tool:
+/// the operator writes it into the Secret and shares it; only the link is printed.
+pub async fn generate(target: &Target, args: GenerateArgs) -> Result<(), PluginError> {
+    check_name("Secret", &args.secret)?;
+    check_key(&args.key)?;
+    if let Some(ttl) = &args.ttl {
+        Ttl::parse(ttl).map_err(|e| PluginError::Usage(e.to_string()))?;
+    }
+    if let Some(name) = &args.name {
+        check_name("OneTimeShare", name)?;
+    }
+    if !crd_installed(target).await {
+        return Err(PluginError::CrdMissing);
+    }
+    // Metadata only: whether the Secret exists and whether the operator made it.
+    let secrets: Api<Secret> = Api::namespaced(target.client.clone(), &target.namespace);
+    let action = format!("get Secret {}/{}", target.namespace, args.secret);
+    match secrets.get_metadata(&args.secret).await {
+        Ok(existing)
+            if existing.labels().get(MANAGED_BY_LABEL).map(String::as_str)
+                != Some(MANAGED_BY_VALUE) =>
+        {
+            return Err(PluginError::SecretNotOwned {
+                namespace: target.namespace.clone(),
+                name: args.secret.clone(),
+            });
+        }
+        Ok(_) => eprintln!(
+            "Secret {}/{} was made by the ots-operator: a value it holds under {:?} is shared as it is, else one is generated into it",
+            target.namespace, args.secret, args.key
+        ),
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(PluginError::from_kube(action, e)),
+    }
+    let spec = OneTimeShareSpec {
+        secret_ref: SecretSourceRef {
+            name: args.secret.clone(),
+            key: Some(args.key.clone()),
+        },
+        ttl: args.ttl.clone(),
+        passphrase_secret_ref: None,
+        recipient: None,
+        server: None,
+        deletion_policy: DeletionPolicy::Burn,
+        on_secret_change: Default::default(),
+        generate: Some(GenerateSpec {
+            length: args.length,
+            charset: match args.charset {
+                CharsetArg::Alphanumeric => Charset::Alphanumeric,
+                CharsetArg::AlphanumericSymbols => Charset::AlphanumericSymbols,
+                CharsetArg::Hex => Charset::Hex,
+                CharsetArg::Numeric => Charset::Numeric,
+            },
+            secret_policy: if args.delete_with_share {
+                GeneratedSecretPolicy::Delete
+            } else {
+                GeneratedSecretPolicy::Retain
+            },
+        }),
+    };
+    create_and_print_link(target, &args.secret, args.name.as_deref(), spec, args.wait, args.timeout)
+        .await
 }
 
 fn truncate(text: &str, max: usize) -> &str {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Exit code of a failed command.
 pub const EXIT_FAILURE: u8 = 1;
-/// Exit code of bad usage or a feature this operator version does not have (clap uses it too).
+/// Exit code of bad usage (clap uses it too).
 pub const EXIT_USAGE: u8 = 2;
 
 /// Why a `kubectl ots` command failed.
@@ -77,9 +77,16 @@ pub enum PluginError {
     /// Bad input that clap cannot check.
     #[error("{0}")]
     Usage(String),
-    /// The operator version does not implement a subcommand's feature yet.
-    #[error("{0}")]
-    Unsupported(String),
+    /// `generate` names a Secret the ots-operator did not make (it would refuse to write it).
+    #[error(
+        "Secret {namespace}/{name} exists and was not made by the ots-operator (no label ots.dev/managed-by=ots-operator): generate never writes into a Secret it did not make; choose another Secret name or delete that Secret"
+    )]
+    SecretNotOwned {
+        /// Namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+    },
     /// A wait ran out of time.
     #[error("timed out after {}s waiting for {what}{last}", after.as_secs())]
     Timeout {
@@ -119,7 +126,7 @@ impl PluginError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            PluginError::Usage(_) | PluginError::Unsupported(_) => EXIT_USAGE,
+            PluginError::Usage(_) => EXIT_USAGE,
             _ => EXIT_FAILURE,
         }
     }

@@ -63,17 +63,9 @@ enum Command {
         #[arg(long, default_value = "60s", value_parser = parse_timeout)]
         timeout: Duration,
     },
-    /// Generate a random value into a Secret and share it (needs spec.generate in the operator).
-    Generate {
-        /// The Secret to create and fill.
-        secret: String,
-        /// Length of the generated value.
-        #[arg(long, default_value_t = 24)]
-        length: u32,
-        /// Wait for the link and print it once.
-        #[arg(long)]
-        wait: bool,
-    },
+    /// Generate a random value into a Secret and share it: the operator creates the Secret (or
+    /// adds the key to one it made) and shares the value; nobody sees it but the link's reader.
+    Generate(GenerateArgs),
     /// Print a shell completion script: bash, zsh or fish.
     Completion {
         /// The shell.
@@ -107,6 +99,50 @@ struct ShareArgs {
     /// How long --wait waits, e.g. 90s or 5m.
     #[arg(long, default_value = "60s", value_parser = parse_timeout)]
     timeout: Duration,
+}
+
+/// `kubectl ots generate`.
+#[derive(clap::Args, Debug)]
+struct GenerateArgs {
+    /// The Secret the operator creates (or one it made earlier) to hold the value.
+    secret: String,
+    /// The key the value is written to.
+    #[arg(long, value_name = "K", default_value = "value")]
+    key: String,
+    /// Number of characters, 8 to 1024.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(8..=1024))]
+    length: u32,
+    /// The characters drawn from.
+    #[arg(long, value_enum, default_value_t = CharsetArg::Alphanumeric)]
+    charset: CharsetArg,
+    /// Delete the generated Secret with the OneTimeShare (default: the Secret stays).
+    #[arg(long)]
+    delete_with_share: bool,
+    /// How long the link stays valid: 90s, 30m, 24h, 7d (at least 60s; default 7d).
+    #[arg(long)]
+    ttl: Option<String>,
+    /// Name of the OneTimeShare (default: the Secret's name and a random suffix).
+    #[arg(long)]
+    name: Option<String>,
+    /// Wait for the link and print it once, on stdout.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits, e.g. 90s or 5m.
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    timeout: Duration,
+}
+
+/// `--charset` (spec.generate.charset).
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CharsetArg {
+    /// A-Z, a-z, 0-9.
+    Alphanumeric,
+    /// A-Z, a-z, 0-9 and !#$%&()*+,-./:;<=>?@[]^_{|}~.
+    AlphanumericSymbols,
+    /// 0-9, a-f.
+    Hex,
+    /// 0-9.
+    Numeric,
 }
 
 /// Parses "90s", "5m" or "1h" (at least 1s).
@@ -208,12 +244,6 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), PluginError> {
-    // Checked before connecting: the answer does not depend on the cluster.
-    if let Command::Generate { .. } = &cli.command {
-        return Err(PluginError::Unsupported(
-            "`kubectl ots generate` needs spec.generate, which this ots-operator version does not support yet; create the Secret yourself and use `kubectl ots share SECRET --wait`".into(),
-        ));
-    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let target = connect(&cli).await?;
     match cli.command {
@@ -226,7 +256,8 @@ async fn run(cli: Cli) -> Result<(), PluginError> {
             timeout,
         } => commands::reissue(&target, &name, wait.then_some(timeout)).await,
         Command::Burn { name, timeout } => commands::burn(&target, &name, timeout).await,
-        Command::Generate { .. } | Command::Completion { .. } => Ok(()),
+        Command::Generate(args) => commands::generate(&target, args).await,
+        Command::Completion { .. } => Ok(()),
     }
 }
 
