@@ -386,10 +386,91 @@ async fn bad_flags_are_refused_before_anything_is_created() {
 }
 
 #[tokio::test]
-async fn generate_says_this_operator_version_does_not_support_it() {
-    let out = kubectl_ots(&["generate", "app-token", "--length", "24", "--wait"]).await;
-    assert_fails(&out, 2, "does not support yet");
-    assert!(stdout(&out).is_empty());
+async fn generate_wait_prints_a_link_that_reveals_the_value_the_new_secret_holds() {
+    let (client, ns) = setup("plugin-generate").await;
+    let server = ots_server(Config::default());
+    let _operator = Operator::start(&ns, &server.url(), &[]);
+
+    let out = kubectl_ots(&[
+        "-n",
+        &ns,
+        "generate",
+        "app-token",
+        "--length",
+        "24",
+        "--key",
+        "token",
+        "--name",
+        "app-token-share",
+        "--wait",
+    ])
+    .await;
+    assert_ok(&out);
+    let printed = stdout(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 1, "only the link is printed: {printed}");
+    let link = lines[0];
+    assert!(link.starts_with(&server.url()), "{link}");
+
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), &ns);
+    let secret = secrets.get("app-token").await.expect("the Secret exists");
+    let value = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
+    assert_eq!(value.len(), 24);
+    assert!(!printed.contains(&value) && !stderr(&out).contains(&value));
+    let share = shares(&client, &ns)
+        .get("app-token-share")
+        .await
+        .expect("get");
+    assert_eq!(share.spec.generate.map(|g| g.length), Some(24));
+    assert_eq!(reveal(&server, link, None).await.expect("reveal"), value);
+
+    // A Secret the operator made may be named again: its value is shared as it is.
+    let again = kubectl_ots(&[
+        "-n", &ns, "generate", "app-token", "--key", "token", "--wait",
+    ])
+    .await;
+    assert_ok(&again);
+    assert!(stderr(&again).contains("was made by the ots-operator"));
+    assert_eq!(
+        reveal(&server, stdout(&again).trim(), None)
+            .await
+            .expect("reveal"),
+        value
+    );
+}
+
+#[tokio::test]
+async fn generate_refuses_a_secret_it_did_not_make_and_bad_flags_and_creates_nothing() {
+    let (client, ns) = setup("plugin-generate-refusals").await;
+    install_crd();
+    create_secret(&client, &ns, "hand-made", &[("value", b"mine")]).await;
+    let out = kubectl_ots(&["-n", &ns, "generate", "hand-made", "--wait"]).await;
+    assert_fails(&out, 1, "was not made by the ots-operator");
+    assert!(!stderr(&out).contains("mine"));
+    let cases: [(&[&str], &str); 7] = [
+        (&["generate", "app", "--length", "7"], "not in 8..=1024"),
+        (&["generate", "app", "--length", "1025"], "not in 8..=1024"),
+        (&["generate", "app", "--length", "many"], "invalid value"),
+        (&["generate", "app", "--charset", "emoji"], "invalid value"),
+        (&["generate", "Bad_Name"], "is not a valid name"),
+        (&["generate", "app", "--key", "a/b"], "is not a valid Secret key"),
+        (&["generate", "app", "--ttl", "10s"], "must be at least 60s"),
+    ];
+    for (args, needle) in cases {
+        let mut full = vec!["-n", ns.as_str()];
+        full.extend_from_slice(args);
+        let out = kubectl_ots(&full).await;
+        assert_fails(&out, 2, needle);
+    }
+    let all = shares(&client, &ns)
+        .list(&Default::default())
+        .await
+        .expect("list");
+    assert!(all.items.is_empty());
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), &ns);
+    assert!(secrets.get_opt("app").await.expect("get").is_none());
 }
 
 #[tokio::test]

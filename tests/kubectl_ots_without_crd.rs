@@ -15,6 +15,7 @@ async fn every_command_says_when_the_crd_is_not_installed() {
         vec!["list"],
         vec!["reissue", "x"],
         vec!["burn", "x"],
+        vec!["generate", "app", "--wait"],
     ] {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ots"))
             .arg("--kubeconfig")
