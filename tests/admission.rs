@@ -193,6 +193,7 @@ fn guarded_cluster() {
                     object["kind"]
                         .as_str()
                         .is_some_and(|kind| kind.starts_with("ValidatingAdmissionPolicy"))
+                        && object["metadata"]["name"] == POLICY
                 })
                 .collect();
             assert_eq!(objects.len(), 2, "the chart renders a policy and a binding");
@@ -765,6 +766,212 @@ async fn the_operators_own_service_account_is_not_subject_to_the_policy() {
     assert_refused(&out, "a ttl of 7d by another account", &["at most 24h"]);
     let out = create_share(Some(OPERATOR_USER), &ns, "by-operator", spec);
     assert_admitted(&out, "the operator's own account");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generate: who may have the operator write Secrets, and which Secrets it may write
+
+/// The chart's policy guarding the operator's own Secret writes (named after the release).
+const WRITES_POLICY: &str = "ots-operator-secret-writes";
+
+/// Binds a Role granting `verbs` on every Secret of `namespace` to `user_or_sa`
+/// (`("ServiceAccount", namespace, name)`), as an administrator might.
+fn grant_secrets(namespace: &str, name: &str, verbs: &[&str], sa_namespace: &str, sa: &str) {
+    let objects = json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": { "name": name },
+                "rules": [{ "apiGroups": [""], "resources": ["secrets"], "verbs": verbs }],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": { "name": name },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name },
+                "subjects": [{ "kind": "ServiceAccount", "name": sa, "namespace": sa_namespace }],
+            },
+        ],
+    });
+    run(
+        kubectl(
+            None,
+            &["apply", "--server-side", "-n", namespace, "-f", "-"],
+        ),
+        Some(&objects.to_string()),
+    );
+}
+
+fn secret_json(name: &str, marked: bool) -> Value {
+    let labels = if marked {
+        json!({ "ots.dev/managed-by": "ots-operator" })
+    } else {
+        json!({})
+    };
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": name, "labels": labels },
+        "stringData": { "value": "fake-test-value" },
+    })
+}
+
+#[tokio::test]
+async fn generating_a_secret_needs_the_right_to_create_secrets_besides_get() {
+    let ns = test_namespace("adm-generate", &[], &["app"]).await;
+    let sharer = tenant(&ns, "sharer", &["app"]);
+    let spec = json!({
+        "secretRef": { "name": "app", "key": "token" },
+        "generate": {},
+        "ttl": "1h",
+    });
+    let out = create_share(Some(&sharer), &ns, "minted", spec.clone());
+    assert_refused(
+        &out,
+        "generate by a tenant who may get but not create Secrets",
+        &[
+            &format!("ValidatingAdmissionPolicy '{POLICY}'"),
+            &format!("spec.generate: {sharer} may not create Secrets in namespace {ns}"),
+            "missing permission: create on secrets",
+        ],
+    );
+    assert!(!exists(&ns, "minted"));
+    // Sharing what is there needs no more than get.
+    let out = create_share(
+        Some(&sharer),
+        &ns,
+        "plain",
+        json!({ "secretRef": { "name": "app", "key": "password" }, "ttl": "1h" }),
+    );
+    assert_admitted(&out, "a share without generate");
+
+    grant_secrets(&ns, "sharer-creates", &["create"], &ns, "sharer");
+    wait_can_i(&sharer, &ns, "create", "secrets", true);
+    let out = create_share(Some(&sharer), &ns, "minted", spec);
+    assert_admitted(&out, "generate by a tenant who may create Secrets");
+}
+
+#[tokio::test]
+async fn the_operators_account_may_write_only_secrets_labelled_as_its_own() {
+    let ns = test_namespace("adm-writes", &[], &["foreign"]).await;
+    // RBAC that allows every write: the policy alone must hold the operator back.
+    grant_secrets(
+        &ns,
+        "operator-writes",
+        &["get", "create", "update", "patch", "delete"],
+        RELEASE_NAMESPACE,
+        "ots-operator",
+    );
+    wait_can_i(OPERATOR_USER, &ns, "delete", "secrets", true);
+    let as_operator = |args: &[&str], stdin: Option<&str>| {
+        let mut full = vec!["-n", ns.as_str()];
+        full.extend_from_slice(args);
+        output(kubectl(Some(OPERATOR_USER), &full), stdin)
+    };
+    let not_its_own = "may only write Secrets labelled ots.dev/managed-by=ots-operator";
+
+    // A new Secret without the label (waiting until the policy is in force).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = as_operator(
+            &["create", "-f", "-"],
+            Some(&secret_json("unlabelled", false).to_string()),
+        );
+        if !out.status.success() {
+            assert_refused(
+                &out,
+                "the operator creating an unlabelled Secret",
+                &[
+                    &format!("ValidatingAdmissionPolicy '{WRITES_POLICY}'"),
+                    not_its_own,
+                    "is not labelled as its own",
+                ],
+            );
+            break;
+        }
+        // Admitted before the policy was in force: remove it and try again.
+        run(
+            kubectl(None, &["delete", "secret", "unlabelled", "-n", &ns]),
+            None,
+        );
+        assert!(Instant::now() < deadline, "the writes policy never came into force");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    let out = as_operator(
+        &["create", "-f", "-"],
+        Some(&secret_json("generated", true).to_string()),
+    );
+    assert_admitted(&out, "the operator creating a labelled Secret");
+    let out = as_operator(
+        &[
+            "patch",
+            "secret",
+            "generated",
+            "--type=merge",
+            "-p",
+            r#"{"stringData":{"other":"fake-second-value"}}"#,
+        ],
+        None,
+    );
+    assert_admitted(&out, "the operator adding a key to its own Secret");
+
+    // A foreign Secret: neither labelled into ownership, nor changed, nor deleted.
+    for (what, args) in [
+        (
+            "labelling a foreign Secret as its own",
+            vec![
+                "patch",
+                "secret",
+                "foreign",
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"labels":{"ots.dev/managed-by":"ots-operator"}}}"#,
+            ],
+        ),
+        (
+            "adding a key to a foreign Secret",
+            vec![
+                "patch",
+                "secret",
+                "foreign",
+                "--type=merge",
+                "-p",
+                r#"{"stringData":{"token":"fake"}}"#,
+            ],
+        ),
+        ("deleting a foreign Secret", vec!["delete", "secret", "foreign"]),
+    ] {
+        let out = as_operator(&args, None);
+        assert_refused(&out, what, &[not_its_own, "\"foreign\""]);
+    }
+    let out = as_operator(
+        &[
+            "patch",
+            "secret",
+            "generated",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/labels/ots.dev~1managed-by"}]"#,
+        ],
+        None,
+    );
+    assert_refused(
+        &out,
+        "removing the label from its own Secret",
+        &["would lose the label"],
+    );
+    let out = as_operator(&["delete", "secret", "generated"], None);
+    assert_admitted(&out, "the operator deleting its own Secret");
+    // Everyone else is not subject to this policy.
+    let out = output(
+        kubectl(None, &["delete", "secret", "foreign", "-n", &ns]),
+        None,
+    );
+    assert_admitted(&out, "an administrator deleting an unlabelled Secret");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -383,6 +383,39 @@ fn no_rendered_rule_grants_more_than_get_on_secrets_outside_the_state_role_or_an
 }
 
 #[test]
+fn secret_writes_adds_create_and_patch_on_secrets_and_nothing_more() {
+    for extra in [
+        &["--set", "secretWrites.enabled=true"][..],
+        &[
+            "--set",
+            "secretWrites.enabled=true",
+            "--set",
+            "watchNamespaces={team-a,team-b}",
+        ][..],
+    ] {
+        let objects = render(extra);
+        let mut writers = 0;
+        for (owner, rule) in rules(&objects) {
+            if owner == format!("Role {STATE_ROLE}")
+                || !strings(&rule["resources"]).contains(&"secrets")
+            {
+                continue;
+            }
+            let verbs = strings(&rule["verbs"]);
+            assert!(
+                verbs == ["get"] || verbs == ["create", "patch"],
+                "{owner} grants more on Secrets than get, create and patch: {rule}"
+            );
+            if verbs == ["create", "patch"] {
+                writers += 1;
+            }
+        }
+        let expected = if extra.len() > 2 { 2 } else { 1 };
+        assert_eq!(writers, expected, "one write rule per operator role");
+    }
+}
+
+#[test]
 fn cluster_wide_mode_binds_one_cluster_role_and_a_lease_role_in_the_release_namespace() {
     let objects = render(&[]);
     let role = find(&objects, "ClusterRole", "chart-test-ots-operator");
@@ -697,6 +730,18 @@ fn secret(name: &str) -> Secret {
         "kind": "Secret",
         "metadata": { "name": name },
         "stringData": { "password": "fake-test-value" }
+    }))
+    .expect("a valid Secret")
+}
+
+/// A Secret as the operator writes its records: labelled as its own.
+fn record_secret(name: &str) -> Secret {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "ots.dev/share-record",
+        "metadata": { "name": name, "labels": { "ots.dev/managed-by": "ots-operator" } },
+        "stringData": { "record": "{}" }
     }))
     .expect("a valid Secret")
 }
@@ -1028,9 +1073,15 @@ async fn operator_service_account_keeps_record_secrets_in_its_own_namespace_only
 
     let own: Api<Secret> = Api::namespaced(operator.clone(), RELEASE_NAMESPACE);
     assert_allowed(
-        own.create(&PostParams::default(), &secret("share-record"))
+        own.create(&PostParams::default(), &record_secret("share-record"))
             .await,
         "create a record Secret in the release namespace",
+    );
+    // The admission policy lets the operator write only Secrets labelled as its own, here too.
+    assert_forbidden(
+        own.create(&PostParams::default(), &secret("unlabelled"))
+            .await,
+        "create an unlabelled Secret in the release namespace",
     );
     assert_allowed(own.get("share-record").await, "read a record Secret");
     assert_allowed(

@@ -86,6 +86,14 @@ and the per-namespace Roles (watchNamespaces), so both modes grant exactly the s
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+{{- if .Values.secretWrites.enabled }}
+# secretWrites.enabled: spec.generate creates the Secret a share generates a value into, or patches
+# an absent key into one the operator made. Still no list/watch/delete; the admission policy
+# `<release>-secret-writes` refuses any write to a Secret not labelled ots.dev/managed-by=ots-operator.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "patch"]
+{{- end }}
 # Record Events on shares (Shared, Received, Warning reasons) so `kubectl describe` explains
 # what happened; events.k8s.io is the current API, core events for older tooling.
 - apiGroups: ["events.k8s.io"]
