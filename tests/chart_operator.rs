@@ -198,12 +198,21 @@ async fn the_operator_works_with_exactly_the_rights_the_chart_grants() {
         .await
         .expect("get a Secret by name");
     // Its own records: Secrets in the release namespace, and only there.
+    // (Labelled as the operator's own, as its records are: the chart's admission policy refuses
+    // the account any other Secret write.)
     let own = Api::<Secret>::namespaced(account.clone(), "ots-operator");
     own.create(
         &PostParams::default(),
         &Secret {
             metadata: kube::api::ObjectMeta {
                 name: Some("record-probe".into()),
+                labels: Some(
+                    [(
+                        ots_operator::resource::MANAGED_BY_LABEL.to_owned(),
+                        ots_operator::resource::MANAGED_BY_VALUE.to_owned(),
+                    )]
+                    .into(),
+                ),
                 ..Default::default()
             },
             ..Default::default()
@@ -220,4 +229,85 @@ async fn the_operator_works_with_exactly_the_rights_the_chart_grants() {
     own.delete("record-probe", &Default::default())
         .await
         .expect("delete a Secret in the release namespace");
+
+    // spec.generate without the chart's secretWrites: a clear refusal that waits for a fix (no
+    // Secret, no share, no retry loop).
+    create_share(
+        &admin,
+        &ns,
+        "minted",
+        json!({"secretRef": {"name": "app-token", "key": "token"}, "generate": {}}),
+    )
+    .await;
+    let failed = wait_for(&admin, &ns, "minted", "SecretWriteForbidden", |o| {
+        ready_reason_is(o, "SecretWriteForbidden")
+    })
+    .await;
+    assert_eq!(phase(&failed), "Failed");
+    let (_, _, message) = ready(&failed).unwrap();
+    assert!(message.contains("secretWrites.enabled=true"), "{message}");
+    wait_event(&admin, &ns, "minted", "Warning", "SecretWriteForbidden").await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let attempts = operator
+        .logs()
+        .lines()
+        .filter(|l| l.contains("reconcile failed") && l.contains("/minted."))
+        .count();
+    assert!(
+        (1..=2).contains(&attempts),
+        "a refused write is not retried in a loop: {attempts} attempts"
+    );
+    assert!(
+        Api::<Secret>::namespaced(admin.clone(), &ns)
+            .get_opt("app-token")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // With secretWrites.enabled, the chart's RBAC and admission policy let the operator create
+    // the Secret it generates (labelled as its own), and the link reveals its value.
+    let out = tool_command("helm")
+        .args(["upgrade", "ots-operator"])
+        .arg(repo_root().join("deploy/helm/ots-operator"))
+        .args(["--namespace", "ots-operator", "--reuse-values"])
+        .args(["--set", "secretWrites.enabled=true"])
+        .output()
+        .expect("run helm");
+    assert!(
+        out.status.success(),
+        "helm upgrade failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // RBAC changes reach the authorizer a moment after they are written.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let out = tool_command("kubectl")
+            .args(["auth", "can-i", "create", "secrets", "-n", &ns])
+            .arg("--as=system:serviceaccount:ots-operator:ots-operator")
+            .output()
+            .expect("run kubectl");
+        if String::from_utf8_lossy(&out.stdout).trim() == "yes" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "secretWrites.enabled never let the operator create Secrets"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    create_share(
+        &admin,
+        &ns,
+        "minted-with-rights",
+        json!({"secretRef": {"name": "app-token-2", "key": "token"}, "generate": {}}),
+    )
+    .await;
+    let shared = wait_shared(&admin, &ns, "minted-with-rights").await;
+    let secret = Api::<Secret>::namespaced(admin.clone(), &ns)
+        .get("app-token-2")
+        .await
+        .expect("the generated Secret");
+    let value = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
+    assert_eq!(open_link(&server, &shared).await, value);
 }
