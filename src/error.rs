@@ -678,7 +678,11 @@ mod tests {
         assert_eq!(foreign.reason(), Reason::SecretNotOwned);
         assert_eq!(foreign.retry(), Retry::Slowly);
         assert!(foreign.needs_user_fix());
-        assert!(foreign.to_string().contains("ots.dev/managed-by=ots-operator"));
+        assert!(
+            foreign
+                .to_string()
+                .contains("ots.dev/managed-by=ots-operator")
+        );
         assert_eq!(foreign.shown(false).0, Reason::SecretNotUsable);
         let forbidden = Error::SecretWriteForbidden {
             name: "app".into(),

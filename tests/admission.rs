@@ -897,7 +897,10 @@ async fn the_operators_account_may_write_only_secrets_labelled_as_its_own() {
             kubectl(None, &["delete", "secret", "unlabelled", "-n", &ns]),
             None,
         );
-        assert!(Instant::now() < deadline, "the writes policy never came into force");
+        assert!(
+            Instant::now() < deadline,
+            "the writes policy never came into force"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 
@@ -943,7 +946,10 @@ async fn the_operators_account_may_write_only_secrets_labelled_as_its_own() {
                 r#"{"stringData":{"token":"fake"}}"#,
             ],
         ),
-        ("deleting a foreign Secret", vec!["delete", "secret", "foreign"]),
+        (
+            "deleting a foreign Secret",
+            vec!["delete", "secret", "foreign"],
+        ),
     ] {
         let out = as_operator(&args, None);
         assert_refused(&out, what, &[not_its_own, "\"foreign\""]);

@@ -94,7 +94,10 @@ async fn a_generated_value_is_what_the_link_reveals_and_appears_in_no_log_event_
         "Retain: the Secret belongs to nobody"
     );
     let note = wait_event(&client, &ns, "app-token", "Normal", "Generated").await;
-    assert!(note.contains("40 characters") && note.contains("\"app\""), "{note}");
+    assert!(
+        note.contains("40 characters") && note.contains("\"app\""),
+        "{note}"
+    );
 
     assert_eq!(open_link(&server, &shared).await, value);
     wait_for(&client, &ns, "app-token", "phase Received", |o| {
@@ -116,7 +119,10 @@ async fn a_generated_value_is_what_the_link_reveals_and_appears_in_no_log_event_
     )
     .unwrap();
     for form in forms(&value) {
-        assert!(!logs.contains(&form), "the operator's trace log has the value");
+        assert!(
+            !logs.contains(&form),
+            "the operator's trace log has the value"
+        );
         assert!(!format!("{events:?}").contains(&form), "an Event has it");
         assert!(!status.contains(&form), "status has it");
     }
@@ -176,7 +182,9 @@ async fn a_generated_value_is_never_overwritten_by_a_second_reconcile_or_a_resta
         "the Secret was not written again"
     );
     assert_eq!(
-        secret_value(&client, &ns, "db", "password").await.as_deref(),
+        secret_value(&client, &ns, "db", "password")
+            .await
+            .as_deref(),
         Some(value.as_str())
     );
     assert_eq!(open_link(&server, &after).await, value);
@@ -224,7 +232,10 @@ async fn a_secret_the_operator_did_not_make_is_refused_and_left_untouched() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let after = get_secrets(&client, &ns).get("app").await.unwrap();
-    assert_eq!(after.metadata.resource_version, before.metadata.resource_version);
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
     assert_eq!(
         after.data.unwrap().keys().collect::<Vec<_>>(),
         vec!["other"],
@@ -265,9 +276,7 @@ async fn an_absent_key_in_a_secret_the_operator_made_is_filled_and_other_keys_st
     assert_eq!(pin.len(), 8);
     assert!(pin.bytes().all(|b| b.is_ascii_digit()));
     assert_eq!(
-        secret_value(&client, &ns, "app", "apiKey")
-            .await
-            .as_deref(),
+        secret_value(&client, &ns, "app", "apiKey").await.as_deref(),
         Some(api_key.as_str()),
         "the other key stays"
     );
@@ -350,7 +359,10 @@ async fn generate_without_a_key_or_changed_later_is_refused_at_apply() {
     )
     .await
     .expect_err("generate without a key is refused");
-    assert!(refused.to_string().contains("generate needs secretRef.key"), "{refused}");
+    assert!(
+        refused.to_string().contains("generate needs secretRef.key"),
+        "{refused}"
+    );
     for length in [7, 1025] {
         let refused = create(
             "bad-length",
@@ -374,5 +386,8 @@ async fn generate_without_a_key_or_changed_later_is_refused_at_apply() {
         )
         .await
         .expect_err("generate is immutable");
-    assert!(changed.to_string().contains("generate is immutable"), "{changed}");
+    assert!(
+        changed.to_string().contains("generate is immutable"),
+        "{changed}"
+    );
 }

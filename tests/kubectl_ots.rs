@@ -427,7 +427,13 @@ async fn generate_wait_prints_a_link_that_reveals_the_value_the_new_secret_holds
 
     // A Secret the operator made may be named again: its value is shared as it is.
     let again = kubectl_ots(&[
-        "-n", &ns, "generate", "app-token", "--key", "token", "--wait",
+        "-n",
+        &ns,
+        "generate",
+        "app-token",
+        "--key",
+        "token",
+        "--wait",
     ])
     .await;
     assert_ok(&again);
@@ -454,7 +460,10 @@ async fn generate_refuses_a_secret_it_did_not_make_and_bad_flags_and_creates_not
         (&["generate", "app", "--length", "many"], "invalid value"),
         (&["generate", "app", "--charset", "emoji"], "invalid value"),
         (&["generate", "Bad_Name"], "is not a valid name"),
-        (&["generate", "app", "--key", "a/b"], "is not a valid Secret key"),
+        (
+            &["generate", "app", "--key", "a/b"],
+            "is not a valid Secret key",
+        ),
         (&["generate", "app", "--ttl", "10s"], "must be at least 60s"),
     ];
     for (args, needle) in cases {

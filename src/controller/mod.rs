@@ -711,5 +711,7 @@ mod tests {
         assert_eq!(action_of(Reason::BurnFailed), "Burn");
         assert_eq!(action_of(Reason::SecretNotFound), "Share");
         assert_eq!(action_of(Reason::Reshared), "Reshare");
+        assert_eq!(action_of(Reason::Generated), "Generate");
+        assert_eq!(action_of(Reason::SecretNotOwned), "Share");
     }
 }

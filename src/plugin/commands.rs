@@ -167,8 +167,15 @@ pub async fn share(target: &Target, args: ShareArgs) -> Result<(), PluginError> 
         on_secret_change: Default::default(),
         generate: None,
     };
-    create_and_print_link(target, &args.secret, args.name.as_deref(), spec, args.wait, args.timeout)
-        .await
+    create_and_print_link(
+        target,
+        &args.secret,
+        args.name.as_deref(),
+        spec,
+        args.wait,
+        args.timeout,
+    )
+    .await
 }
 
 /// Creates a OneTimeShare (named `name`, else after `secret` with a random suffix); with `wait`,
@@ -292,8 +299,15 @@ pub async fn generate(target: &Target, args: GenerateArgs) -> Result<(), PluginE
             },
         }),
     };
-    create_and_print_link(target, &args.secret, args.name.as_deref(), spec, args.wait, args.timeout)
-        .await
+    create_and_print_link(
+        target,
+        &args.secret,
+        args.name.as_deref(),
+        spec,
+        args.wait,
+        args.timeout,
+    )
+    .await
 }
 
 fn truncate(text: &str, max: usize) -> &str {
