@@ -191,6 +191,51 @@ async fn a_generated_value_is_never_overwritten_by_a_second_reconcile_or_a_resta
 }
 
 #[tokio::test]
+async fn a_value_written_before_a_crash_is_shared_as_it_is_not_regenerated() {
+    with_controller_manager();
+    let (client, ns) = setup("generate-crash").await;
+    let server = ots_server(Config::default());
+    // What a crash between the write and the share leaves behind: the operator's Secret with the
+    // value, and no link yet.
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {
+            "name": "app",
+            "labels": { MANAGED_BY_LABEL: MANAGED_BY_VALUE },
+            "annotations": { GENERATED_BY_ANNOTATION: "app-token" },
+        },
+        "stringData": { "token": "written-before-the-crash" },
+    }))
+    .unwrap();
+    let created = get_secrets(&client, &ns)
+        .create(&Default::default(), &secret)
+        .await
+        .expect("create the Secret");
+    let _operator = Operator::start(&ns, &server.url(), &[]);
+    create_share(
+        &client,
+        &ns,
+        "app-token",
+        json!({"secretRef": {"name": "app", "key": "token"}, "generate": {}}),
+    )
+    .await;
+    let shared = wait_shared(&client, &ns, "app-token").await;
+    assert_eq!(
+        open_link(&server, &shared).await,
+        "written-before-the-crash"
+    );
+    let after = get_secrets(&client, &ns).get("app").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version, created.metadata.resource_version,
+        "the Secret was not written"
+    );
+    let events = events(&client, &ns, "app-token").await;
+    assert!(
+        !events.iter().any(|(_, reason, _)| reason == "Generated"),
+        "nothing was generated: {events:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_secret_the_operator_did_not_make_is_refused_and_left_untouched() {
     with_controller_manager();
     let (client, ns) = setup("generate-foreign").await;
