@@ -2,7 +2,8 @@
 //!
 //! Output rules: a secret value, passphrase or API token is never read or printed (Secrets are
 //! only checked for existence, by their metadata). The one-time link is printed exactly once, on
-//! stdout, by `share --wait`; everything else a command says goes to stderr, except tables.
+//! stdout, by `share --wait` and `generate --wait` (a generated value never reaches the plugin);
+//! everything else a command says goes to stderr, except tables.
 
 mod commands;
 mod error;
