@@ -128,7 +128,7 @@ impl Context {
     /// live links together use at most half of `--ots-rate`, leaving the rest to shares and burns.
     fn refresh_bounds(&self) -> (Duration, Duration) {
         let live = self.live_links.load(std::sync::atomic::Ordering::Relaxed);
-        let floor = Duration::from_secs_f64(live as f64 / (0.5 * self.config.ots_rate));
+        let floor = Duration::from_secs_f64(live as f64 / (0.5 * self.throttle.rate()));
         (
             self.config.refresh_min.max(floor),
             self.config.refresh_max.max(floor),
@@ -680,7 +680,7 @@ async fn housekeeping(
                 }
             }
             ctx.metrics
-                .set_phase_counts(counts.iter().map(|(p, n)| (p.as_str(), *n)));
+                .set_phase_counts(counts.iter().map(|(p, n)| (*p, *n)));
             // Only a complete cache may say what is gone: before it lists everything, forgetting
             // would drop what the records index told (and could lead to a second share).
             if ctx.caches_ready.load(std::sync::atomic::Ordering::Relaxed) {
