@@ -516,101 +516,102 @@ pub fn human_duration(duration: Duration) -> String {
     }
 }
 
+/// One error of every kind (and every OTS error a reconcile can meet), for tests.
+#[cfg(test)]
+pub(crate) fn examples() -> Vec<Error> {
+    let name = || "db".to_owned();
+    let ots = vec![
+        OtsError::NotFound,
+        OtsError::RouteNotFound { path: "/x".into() },
+        OtsError::Unauthorized,
+        OtsError::EntitlementRequired { entitlement: None },
+        OtsError::GuestRoutesDisabled,
+        OtsError::Forbidden { detail: "d".into() },
+        OtsError::Refused {
+            message: "m".into(),
+        },
+        OtsError::SecretTooLarge { max: None },
+        OtsError::PassphraseRefused {
+            message: "m".into(),
+        },
+        OtsError::Validation {
+            message: "m".into(),
+        },
+        OtsError::RateLimited { retry_after: None },
+        OtsError::Unavailable { detail: "d".into() },
+        OtsError::BurnUnconfirmed {
+            state: crate::ots::SecretState::New,
+        },
+        OtsError::Protocol { detail: "d".into() },
+        OtsError::InvalidInput(crate::ots::InputError::Empty),
+        OtsError::Setup { detail: "d".into() },
+        OtsError::TlsUntrusted {
+            server: "https://x".into(),
+            detail: "d".into(),
+        },
+    ];
+    let mut errors = vec![
+        Error::SecretNotFound { name: name() },
+        Error::KeyNotFound {
+            name: name(),
+            key: "k".into(),
+        },
+        Error::SecretEmpty { name: name() },
+        Error::SecretTooLarge {
+            name: name(),
+            bytes: 2,
+            max: 1,
+        },
+        Error::SecretNotText {
+            name: name(),
+            key: "k".into(),
+        },
+        Error::PassphraseNotFound {
+            name: name(),
+            key: "k".into(),
+        },
+        Error::InvalidPassphrase {
+            name: name(),
+            key: "k".into(),
+            chars: 1,
+        },
+        Error::CredentialsNotFound { name: name() },
+        Error::ServerNotAllowed {
+            url: "https://x".into(),
+        },
+        Error::InvalidSpec("x".into()),
+        Error::StatusTampered { detail: "d".into() },
+        Error::TooManyShares {
+            name: name(),
+            max: 1,
+        },
+        Error::Record { detail: "d".into() },
+        Error::AmbiguousShare {
+            error: OtsError::Unavailable { detail: "d".into() },
+            detail: "d".into(),
+        },
+        Error::TtlNotAllowed {
+            requested: Duration::from_secs(60),
+        },
+        Error::AnonymousNotAllowed,
+        Error::BurnUnconfirmed {
+            state: crate::ots::SecretState::New,
+        },
+        Error::Kube(kube::Error::Service("connection refused".into())),
+    ];
+    errors.extend(ots.into_iter().map(Error::Ots));
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// One error of every kind (and every OTS error a reconcile can meet).
-    fn every_error() -> Vec<Error> {
-        let name = || "db".to_owned();
-        let ots = vec![
-            OtsError::NotFound,
-            OtsError::RouteNotFound { path: "/x".into() },
-            OtsError::Unauthorized,
-            OtsError::EntitlementRequired { entitlement: None },
-            OtsError::GuestRoutesDisabled,
-            OtsError::Forbidden { detail: "d".into() },
-            OtsError::Refused {
-                message: "m".into(),
-            },
-            OtsError::SecretTooLarge { max: None },
-            OtsError::PassphraseRefused {
-                message: "m".into(),
-            },
-            OtsError::Validation {
-                message: "m".into(),
-            },
-            OtsError::RateLimited { retry_after: None },
-            OtsError::Unavailable { detail: "d".into() },
-            OtsError::BurnUnconfirmed {
-                state: crate::ots::SecretState::New,
-            },
-            OtsError::Protocol { detail: "d".into() },
-            OtsError::InvalidInput(crate::ots::InputError::Empty),
-            OtsError::Setup { detail: "d".into() },
-            OtsError::TlsUntrusted {
-                server: "https://x".into(),
-                detail: "d".into(),
-            },
-        ];
-        let mut errors = vec![
-            Error::SecretNotFound { name: name() },
-            Error::KeyNotFound {
-                name: name(),
-                key: "k".into(),
-            },
-            Error::SecretEmpty { name: name() },
-            Error::SecretTooLarge {
-                name: name(),
-                bytes: 2,
-                max: 1,
-            },
-            Error::SecretNotText {
-                name: name(),
-                key: "k".into(),
-            },
-            Error::PassphraseNotFound {
-                name: name(),
-                key: "k".into(),
-            },
-            Error::InvalidPassphrase {
-                name: name(),
-                key: "k".into(),
-                chars: 1,
-            },
-            Error::CredentialsNotFound { name: name() },
-            Error::ServerNotAllowed {
-                url: "https://x".into(),
-            },
-            Error::InvalidSpec("x".into()),
-            Error::StatusTampered { detail: "d".into() },
-            Error::TooManyShares {
-                name: name(),
-                max: 1,
-            },
-            Error::Record { detail: "d".into() },
-            Error::AmbiguousShare {
-                error: OtsError::Unavailable { detail: "d".into() },
-                detail: "d".into(),
-            },
-            Error::TtlNotAllowed {
-                requested: Duration::from_secs(60),
-            },
-            Error::AnonymousNotAllowed,
-            Error::BurnUnconfirmed {
-                state: crate::ots::SecretState::New,
-            },
-            Error::Kube(kube::Error::Service("connection refused".into())),
-        ];
-        errors.extend(ots.into_iter().map(Error::Ots));
-        errors
-    }
 
     #[test]
     fn each_error_decides_its_retry_phase_and_burn_as_before_the_split() {
         // Before `Handling`, the phase and the burn followed from the retry (and the reason);
         // the split must not change a single decision.
-        for error in every_error() {
+        for error in examples() {
             let handling = error.handling();
             let was_failed = matches!(handling.retry, Retry::Slowly | Retry::OnChange);
             assert_eq!(

@@ -347,7 +347,6 @@ impl crate::throttle::UpstreamFailure for OtsError {
 pub async fn reconcile(obj: Arc<OneTimeShare>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let namespace = obj.namespace().unwrap_or_default();
-    let uid = obj.uid().unwrap_or_default();
     let api = ctx.shares(&namespace);
 
     let uses_finalizer = obj.spec.deletion_policy == DeletionPolicy::Burn
@@ -371,7 +370,26 @@ pub async fn reconcile(obj: Arc<OneTimeShare>, ctx: Arc<Context>) -> Result<Acti
         apply(&obj, &ctx).await
     };
 
-    let action = match outcome {
+    let action = settle(&obj, &api, outcome, started, &ctx).await;
+    tracing::debug!(
+        object = %kube::runtime::reflector::ObjectRef::from_obj(&*obj),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reconciled"
+    );
+    Ok(action)
+}
+
+/// Ends a reconcile: counts it, and turns an error into what the user sees (Ready=False, a
+/// Warning Event, the metric's reason) and a backoff.
+async fn settle(
+    obj: &OneTimeShare,
+    api: &Api<OneTimeShare>,
+    outcome: Result<Action, Error>,
+    started: Instant,
+    ctx: &Context,
+) -> Action {
+    let uid = obj.uid().unwrap_or_default();
+    match outcome {
         Ok(action) => {
             ctx.memory.succeeded(&uid);
             ctx.metrics
@@ -381,12 +399,12 @@ pub async fn reconcile(obj: Arc<OneTimeShare>, ctx: Arc<Context>) -> Result<Acti
         Err(error) => {
             let reason = error.reason();
             tracing::info!(
-                object = %kube::runtime::reflector::ObjectRef::from_obj(&*obj),
+                object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
                 reason = reason.as_str(),
                 error = %error,
                 "reconcile failed"
             );
-            report_error(&obj, &api, &error, &ctx).await;
+            report_error(obj, api, &error, ctx).await;
             ctx.metrics
                 .reconcile_done(ReconcileResult::Error, reason.as_str(), started.elapsed());
             match ctx.memory.failed(&uid, error.retry(), error.retry_after()) {
@@ -394,13 +412,7 @@ pub async fn reconcile(obj: Arc<OneTimeShare>, ctx: Arc<Context>) -> Result<Acti
                 None => Action::await_change(),
             }
         }
-    };
-    tracing::debug!(
-        object = %kube::runtime::reflector::ObjectRef::from_obj(&*obj),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "reconciled"
-    );
-    Ok(action)
+    }
 }
 
 /// The desired state of a live resource: shared once, then tracked, on the word of the
@@ -699,6 +711,9 @@ async fn housekeeping(
         _ = shutdown => {}
     }
 }
+
+#[cfg(test)]
+mod reconcile_tests;
 
 #[cfg(test)]
 mod tests {
