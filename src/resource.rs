@@ -446,6 +446,36 @@ mod tests {
         assert_eq!(Ttl::parse("1m"), Ok(Ttl(Duration::from_secs(60))));
     }
 
+    /// What the CRD's two ttl rules accept, spelled out independently of [`Ttl::parse`]:
+    /// `^[0-9]{1,9}[smhd]$` and at least 60 seconds.
+    fn schema_accepts(text: &str) -> bool {
+        let chars: Vec<char> = text.chars().collect();
+        let Some((unit, digits)) = chars.split_last() else {
+            return false;
+        };
+        if !(1..=9).contains(&digits.len()) || !digits.iter().all(char::is_ascii_digit) {
+            return false;
+        }
+        let factor = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return false,
+        };
+        let number: u64 = digits.iter().collect::<String>().parse().unwrap_or(0);
+        number * factor >= 60
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ttl_parse_accepts_exactly_what_the_schema_accepts(
+            text in "[0-9]{0,11}[smhdw\u{e9}5 ]?|\\PC{0,12}"
+        ) {
+            proptest::prop_assert_eq!(Ttl::parse(&text).is_ok(), schema_accepts(&text), "{:?}", text);
+        }
+    }
+
     #[test]
     fn spec_defaults_fill_in_policies_and_ttl() {
         let spec: OneTimeShareSpec =
