@@ -236,7 +236,9 @@ pub enum Error {
     },
     /// See [`Reason::InvalidPassphrase`].
     #[error(
-        "the passphrase in Secret {name:?} key {key:?} must be 4 to 128 characters of text (it has {chars})"
+        "the passphrase in Secret {name:?} key {key:?} must be {min} to {max} characters of text (it has {chars})",
+        min = crate::ots::validate::PASSPHRASE_MIN_CHARS,
+        max = crate::ots::validate::PASSPHRASE_MAX_CHARS
     )]
     InvalidPassphrase {
         /// Secret name.

@@ -132,6 +132,7 @@ pub fn clamp_message(requested: u64, granted: u64) -> Option<String> {
     })
 }
 
+/// A lifetime in seconds as users write it (`7d`, `90m`).
 fn human(secs: u64) -> String {
     crate::error::human_duration(Duration::from_secs(secs))
 }
