@@ -114,6 +114,33 @@ async fn a_stale_cache_after_a_share_never_shares_twice() {
 }
 
 #[tokio::test]
+async fn a_status_write_that_fails_after_a_share_is_written_again_without_a_second_share() {
+    let h = Harness::new().await;
+    h.put_secret("db", &[("password", "hunter2")]);
+    let obj = created(&h, "s", json!({})).await;
+    // Every attempt of the status write fails (it is retried 4 times).
+    h.api().failing_status_writes = 4;
+    h.reconcile(&obj).await;
+    assert_eq!(h.ots_shares(), 1);
+    assert!(h.has_record("s"), "the record is written before status");
+    assert_eq!(h.status("s").link, None, "the status write was lost");
+    assert_eq!(
+        h.metric(r#"ots_operator_reconciles_total{result="error",reason="KubernetesError"}"#),
+        Some(1.0)
+    );
+
+    // The cache shows no link; the next reconcile writes the link it made, and shares nothing.
+    h.reconcile(&obj).await;
+    assert_eq!(h.ots_shares(), 1, "{:#?}", h.ots.requests());
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Shared);
+    assert_eq!(
+        status.metadata_key.as_deref(),
+        Some(h.ots.live_receipts()[0].metadata_key.as_str())
+    );
+}
+
+#[tokio::test]
 async fn an_error_writes_ready_false_once() {
     let h = Harness::new().await;
     let obj = created(&h, "s", json!({})).await;

@@ -58,6 +58,8 @@ pub(super) struct FakeApi {
     pub calls: Vec<Call>,
     /// Events as published (created or patched).
     pub events: Vec<Value>,
+    /// Status writes still to be answered 500 (an API server in trouble).
+    pub failing_status_writes: u32,
     next_version: u64,
 }
 
@@ -160,6 +162,10 @@ impl FakeApi {
         };
         if method != "PATCH" {
             return status_answer(405, "MethodNotAllowed");
+        }
+        if self.failing_status_writes > 0 {
+            self.failing_status_writes -= 1;
+            return status_answer(500, "InternalError");
         }
         share.status = serde_json::from_value(body["status"].clone()).ok();
         share.metadata.resource_version = Some(version);
