@@ -157,22 +157,11 @@ pub struct RunArgs {
     pub ots_max_secret_bytes: usize,
 }
 
-/// Parses durations such as "90s", "15m", "2h", "500ms".
+/// Parses a duration flag with the `humantime` grammar: "90s", "15m", "2h", "1d", "500ms",
+/// "1h30m". A number without a unit is refused, as is one too large for a duration.
 pub fn humantime_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| text.split_at(i))
-        .ok_or_else(|| format!("{text:?}: add a unit (ms, s, m, h)"))?;
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 30s"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{text:?}: unit must be ms, s, m or h")),
-    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration such as 30s, 15m, 2h or 1d ({e})"))
 }
 
 /// Settings the controller uses, derived from [`RunArgs`].
@@ -198,8 +187,6 @@ pub struct ControllerConfig {
     pub ots_timeout: Duration,
     /// Reconciles at once.
     pub concurrency: u16,
-    /// OTS requests per second, all resources together (link checks use at most half).
-    pub ots_rate: f64,
     /// Namespace of the operator's share records.
     pub state_namespace: String,
     /// Whether admission checked that creators may read the Secrets they name.
@@ -259,7 +246,6 @@ impl RunArgs {
             burn_timeout: self.burn_timeout,
             ots_timeout: self.ots_timeout,
             concurrency: self.concurrency,
-            ots_rate: self.ots_rate,
             state_namespace: self
                 .state_namespace
                 .clone()
@@ -379,5 +365,34 @@ mod tests {
         assert_eq!(humantime_duration("15m"), Ok(Duration::from_secs(900)));
         assert!(humantime_duration("15").is_err());
         assert!(humantime_duration("x").is_err());
+    }
+
+    #[test]
+    fn every_duration_flag_value_the_docs_and_chart_use_still_parses() {
+        for (text, secs) in [
+            ("15s", 15),
+            ("30s", 30),
+            ("5m", 300),
+            ("10m", 600),
+            ("15m", 900),
+            ("1h", 3600),
+            ("2h", 7200),
+        ] {
+            assert_eq!(
+                humantime_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        // Days and compound values, which the old grammar lacked.
+        assert_eq!(humantime_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(humantime_duration("1h30m"), Ok(Duration::from_secs(5_400)));
+    }
+
+    #[test]
+    fn a_duration_too_large_to_hold_is_refused_not_wrapped() {
+        let error = humantime_duration("99999999999999999999h").unwrap_err();
+        assert!(error.contains("99999999999999999999h"), "{error}");
+        assert!(humantime_duration("9999999999999999h").is_err());
     }
 }

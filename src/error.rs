@@ -133,6 +133,54 @@ impl std::fmt::Display for Reason {
     }
 }
 
+/// What an error means for the share: three decisions, each made explicitly per error in
+/// [`Error::handling`] rather than derived from one another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handling {
+    /// When to reconcile again.
+    pub retry: Retry,
+    /// The phase of a resource that has no link yet.
+    pub phase: ErrorPhase,
+    /// What a deletion does when its burn fails this way.
+    pub burn: BurnFailure,
+}
+
+/// The phase an error gives a resource that has no link yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorPhase {
+    /// Waiting for something outside that may come by itself (a Secret, the server): Pending.
+    Pending,
+    /// A user must fix something before the share can go on: Failed.
+    Failed,
+}
+
+/// What a deletion does when its burn fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BurnFailure {
+    /// The failure may pass (an outage, an unsure answer): keep the finalizer and try again
+    /// with backoff until `--burn-timeout`, so a live link is never released early.
+    KeepTrying,
+    /// Trying again cannot help: release the resource now with a BurnFailed Event.
+    GiveUp,
+}
+
+impl Handling {
+    /// Something outside may fix it soon (a Secret being created).
+    const MISSING: Handling = Handling::new(Retry::Soon, ErrorPhase::Pending, BurnFailure::GiveUp);
+    /// A transient fault or an answer the operator could not trust.
+    const TRANSIENT: Handling =
+        Handling::new(Retry::Backoff, ErrorPhase::Pending, BurnFailure::KeepTrying);
+    /// A referenced Secret, the account or the server refuses what the spec asks for.
+    const REFUSED: Handling = Handling::new(Retry::Slowly, ErrorPhase::Failed, BurnFailure::GiveUp);
+    /// Only a change of the resource itself can help.
+    const BAD_SPEC: Handling =
+        Handling::new(Retry::OnChange, ErrorPhase::Failed, BurnFailure::GiveUp);
+
+    const fn new(retry: Retry, phase: ErrorPhase, burn: BurnFailure) -> Self {
+        Handling { retry, phase, burn }
+    }
+}
+
 /// How the controller should wait after an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -201,7 +249,9 @@ pub enum Error {
     },
     /// See [`Reason::InvalidPassphrase`].
     #[error(
-        "the passphrase in Secret {name:?} key {key:?} must be 4 to 128 characters of text (it has {chars})"
+        "the passphrase in Secret {name:?} key {key:?} must be {min} to {max} characters of text (it has {chars})",
+        min = crate::ots::validate::PASSPHRASE_MIN_CHARS,
+        max = crate::ots::validate::PASSPHRASE_MAX_CHARS
     )]
     InvalidPassphrase {
         /// Secret name.
@@ -392,36 +442,45 @@ impl Error {
         }
     }
 
-    /// How long to wait, in kind, before trying again.
-    pub fn retry(&self) -> Retry {
+    /// What this error means for the share: when to retry, which phase, and what a failed burn
+    /// does. Every error decides all three here.
+    pub fn handling(&self) -> Handling {
         match self {
             Error::SecretNotFound { .. }
             | Error::KeyNotFound { .. }
             | Error::PassphraseNotFound { .. }
-            | Error::CredentialsNotFound { .. } => Retry::Soon,
+            | Error::CredentialsNotFound { .. } => Handling::MISSING,
+            // The user must change a referenced Secret: re-check rarely, without calling the server.
             Error::SecretEmpty { .. }
             | Error::SecretTooLarge { .. }
             | Error::SecretNotText { .. }
-            | Error::InvalidPassphrase { .. } => Retry::Slowly,
+            | Error::InvalidPassphrase { .. } => Handling::REFUSED,
             Error::ServerNotAllowed { .. }
             | Error::InvalidSpec(_)
-            | Error::StatusTampered { .. } => Retry::OnChange,
-            Error::TooManyShares { .. } => Retry::Soon,
-            Error::Record { .. } | Error::AmbiguousShare { .. } => Retry::Backoff,
+            | Error::StatusTampered { .. } => Handling::BAD_SPEC,
+            // Another link of the Secret will be received, expire or be deleted.
+            Error::TooManyShares { .. } => Handling::MISSING,
+            Error::Record { .. } | Error::AmbiguousShare { .. } => Handling::TRANSIENT,
             // A plan or server setting may change; re-check rarely (at most one share per 5 min).
-            Error::TtlNotAllowed { .. } | Error::AnonymousNotAllowed => Retry::Slowly,
-            Error::BurnUnconfirmed { .. } => Retry::Backoff,
+            Error::TtlNotAllowed { .. } | Error::AnonymousNotAllowed => Handling::REFUSED,
+            Error::BurnUnconfirmed { .. } => Handling::TRANSIENT,
             // The Secret or the operator's permissions must change: re-check rarely.
-            Error::SecretNotOwned { .. } | Error::SecretWriteForbidden { .. } => Retry::Slowly,
-            Error::GenerateFailed(_) => Retry::Backoff,
+            Error::SecretNotOwned { .. } | Error::SecretWriteForbidden { .. } => Handling::REFUSED,
+            Error::GenerateFailed(_) => Handling::TRANSIENT,
             Error::Ots(e) => match e {
                 OtsError::RateLimited { .. }
                 | OtsError::Unavailable { .. }
                 | OtsError::Protocol { .. }
                 | OtsError::BurnUnconfirmed { .. }
-                | OtsError::Setup { .. } => Retry::Backoff,
-                // Credentials live in a Secret we do not watch, and a refusal may be lifted; an
-                // unknown route is a configuration error: never a retry storm.
+                | OtsError::Setup { .. } => Handling::TRANSIENT,
+                // An unknown route is a configuration error: never a retry storm, but a burn that
+                // met one keeps the finalizer (the link may be live) until --burn-timeout.
+                OtsError::RouteNotFound { .. } => Handling {
+                    burn: BurnFailure::KeepTrying,
+                    ..Handling::REFUSED
+                },
+                // Credentials live in a Secret we do not watch, and a refusal may be lifted:
+                // never a retry storm.
                 OtsError::Unauthorized
                 | OtsError::EntitlementRequired { .. }
                 | OtsError::GuestRoutesDisabled
@@ -429,14 +488,18 @@ impl Error {
                 | OtsError::Refused { .. }
                 | OtsError::SecretTooLarge { .. }
                 | OtsError::PassphraseRefused { .. }
-                | OtsError::RouteNotFound { .. }
                 | OtsError::TlsUntrusted { .. }
                 | OtsError::Validation { .. }
-                | OtsError::NotFound => Retry::Slowly,
-                OtsError::InvalidInput(_) => Retry::OnChange,
+                | OtsError::NotFound => Handling::REFUSED,
+                OtsError::InvalidInput(_) => Handling::BAD_SPEC,
             },
-            Error::Kube(_) => Retry::Backoff,
+            Error::Kube(_) => Handling::TRANSIENT,
         }
+    }
+
+    /// How long to wait, in kind, before trying again.
+    pub fn retry(&self) -> Retry {
+        self.handling().retry
     }
 
     /// Whether the message describes a Secret the share names (its existence, keys, size or
@@ -474,7 +537,7 @@ impl Error {
 
     /// Whether the share cannot proceed without a user's fix (phase Failed) rather than waiting (Pending).
     pub fn needs_user_fix(&self) -> bool {
-        matches!(self.retry(), Retry::Slowly | Retry::OnChange)
+        self.handling().phase == ErrorPhase::Failed
     }
 
     /// A server-requested pause, when the server gave one.
@@ -496,9 +559,144 @@ pub fn human_duration(duration: Duration) -> String {
     }
 }
 
+/// One error of every kind (and every OTS error a reconcile can meet), for tests.
+#[cfg(test)]
+pub(crate) fn examples() -> Vec<Error> {
+    let name = || "db".to_owned();
+    let ots = vec![
+        OtsError::NotFound,
+        OtsError::RouteNotFound { path: "/x".into() },
+        OtsError::Unauthorized,
+        OtsError::EntitlementRequired { entitlement: None },
+        OtsError::GuestRoutesDisabled,
+        OtsError::Forbidden { detail: "d".into() },
+        OtsError::Refused {
+            message: "m".into(),
+        },
+        OtsError::SecretTooLarge { max: None },
+        OtsError::PassphraseRefused {
+            message: "m".into(),
+        },
+        OtsError::Validation {
+            message: "m".into(),
+        },
+        OtsError::RateLimited { retry_after: None },
+        OtsError::Unavailable { detail: "d".into() },
+        OtsError::BurnUnconfirmed {
+            state: crate::ots::SecretState::New,
+        },
+        OtsError::Protocol { detail: "d".into() },
+        OtsError::InvalidInput(crate::ots::InputError::Empty),
+        OtsError::Setup { detail: "d".into() },
+        OtsError::TlsUntrusted {
+            server: "https://x".into(),
+            detail: "d".into(),
+        },
+    ];
+    let mut errors = vec![
+        Error::SecretNotFound { name: name() },
+        Error::KeyNotFound {
+            name: name(),
+            key: "k".into(),
+        },
+        Error::SecretEmpty { name: name() },
+        Error::SecretTooLarge {
+            name: name(),
+            bytes: 2,
+            max: 1,
+        },
+        Error::SecretNotText {
+            name: name(),
+            key: "k".into(),
+        },
+        Error::PassphraseNotFound {
+            name: name(),
+            key: "k".into(),
+        },
+        Error::InvalidPassphrase {
+            name: name(),
+            key: "k".into(),
+            chars: 1,
+        },
+        Error::CredentialsNotFound { name: name() },
+        Error::ServerNotAllowed {
+            url: "https://x".into(),
+        },
+        Error::InvalidSpec("x".into()),
+        Error::StatusTampered { detail: "d".into() },
+        Error::TooManyShares {
+            name: name(),
+            max: 1,
+        },
+        Error::Record { detail: "d".into() },
+        Error::AmbiguousShare {
+            error: OtsError::Unavailable { detail: "d".into() },
+            detail: "d".into(),
+        },
+        Error::TtlNotAllowed {
+            requested: Duration::from_secs(60),
+        },
+        Error::AnonymousNotAllowed,
+        Error::BurnUnconfirmed {
+            state: crate::ots::SecretState::New,
+        },
+        Error::SecretNotOwned { name: name() },
+        Error::SecretWriteForbidden {
+            name: name(),
+            message: "m".into(),
+        },
+        Error::GenerateFailed("d".into()),
+        Error::Kube(kube::Error::Service("connection refused".into())),
+    ];
+    errors.extend(ots.into_iter().map(Error::Ots));
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_error_decides_its_retry_phase_and_burn_as_before_the_split() {
+        // Before `Handling`, the phase and the burn followed from the retry (and the reason);
+        // the split must not change a single decision.
+        for error in examples() {
+            let handling = error.handling();
+            let was_failed = matches!(handling.retry, Retry::Slowly | Retry::OnChange);
+            assert_eq!(
+                handling.phase == ErrorPhase::Failed,
+                was_failed,
+                "{error:?}"
+            );
+            assert_eq!(error.needs_user_fix(), was_failed, "{error:?}");
+            let kept_trying =
+                handling.retry == Retry::Backoff || error.reason() == Reason::ServerProtocolError;
+            assert_eq!(
+                handling.burn == BurnFailure::KeepTrying,
+                kept_trying,
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_route_fails_the_share_but_keeps_a_deletion_burning() {
+        let route = Error::Ots(OtsError::RouteNotFound { path: "/x".into() });
+        assert_eq!(
+            route.handling(),
+            Handling {
+                retry: Retry::Slowly,
+                phase: ErrorPhase::Failed,
+                burn: BurnFailure::KeepTrying,
+            }
+        );
+        let unsure = Error::BurnUnconfirmed {
+            state: crate::ots::SecretState::New,
+        };
+        assert_eq!(unsure.handling().burn, BurnFailure::KeepTrying);
+        let refused = Error::Ots(OtsError::Unauthorized);
+        assert_eq!(refused.handling().burn, BurnFailure::GiveUp);
+    }
 
     #[test]
     fn every_reason_is_camel_case_and_distinct() {

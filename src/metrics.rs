@@ -5,10 +5,9 @@
 //! name, a namespace, a link, a key or a value, so the number of series stays bounded and nothing secret
 //! can leak through a scrape.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -17,6 +16,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+
+use crate::resource::Phase;
 
 /// Content type of [`Metrics::encode`]'s output, for the `/metrics` response.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -61,17 +62,6 @@ pub enum StatusClass {
 }
 
 impl StatusClass {
-    /// Classifies an HTTP status code.
-    pub fn from_status(code: u16) -> Self {
-        match code {
-            429 => Self::RateLimited,
-            200..=299 => Self::Success,
-            400..=499 => Self::ClientError,
-            500..=599 => Self::ServerError,
-            _ => Self::Other,
-        }
-    }
-
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -176,7 +166,6 @@ struct Families {
     links_expiring_unread: Gauge,
     burns: Family<BurnLabels, Counter>,
     resources: Family<PhaseLabels, Gauge>,
-    phases_seen: Mutex<BTreeSet<&'static str>>,
     limiter_waits: Counter,
     limiter_wait_seconds: Counter<f64, AtomicU64>,
     server_pauses: Counter,
@@ -305,7 +294,6 @@ impl Metrics {
                 links_expiring_unread,
                 burns,
                 resources,
-                phases_seen: Mutex::new(BTreeSet::new()),
                 limiter_waits,
                 limiter_wait_seconds,
                 server_pauses,
@@ -373,57 +361,22 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets how many resources are in `phase` (a fixed phase name such as `Shared`).
-    pub fn set_phase_count(&self, phase: &'static str, count: i64) {
-        self.remember_phase(phase);
-        self.inner
-            .resources
-            .get_or_create(&PhaseLabels { phase })
-            .set(count);
-    }
-
-    /// Replaces the whole phase map: phases not in `counts` that were reported before drop to 0.
-    pub fn set_phase_counts(&self, counts: impl IntoIterator<Item = (&'static str, i64)>) {
+    /// Sets the per-phase gauge from the phases counted in the watch cache: every phase is
+    /// written, so a phase missing from `counts` drops to 0.
+    pub fn set_phase_counts(&self, counts: impl IntoIterator<Item = (Phase, i64)>) {
         let counts: Vec<_> = counts.into_iter().collect();
-        let stale: Vec<&'static str> = match self.inner.phases_seen.lock() {
-            Ok(seen) => seen
+        for phase in Phase::ALL {
+            let count = counts
                 .iter()
-                .copied()
-                .filter(|p| !counts.iter().any(|(c, _)| c == p))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        for phase in stale {
-            self.set_phase_count(phase, 0);
-        }
-        for (phase, count) in counts {
-            self.set_phase_count(phase, count);
-        }
-    }
-
-    /// Counts one more resource in `phase`.
-    pub fn phase_inc(&self, phase: &'static str) {
-        self.remember_phase(phase);
-        self.inner
-            .resources
-            .get_or_create(&PhaseLabels { phase })
-            .inc();
-    }
-
-    /// Counts one resource fewer in `phase`.
-    pub fn phase_dec(&self, phase: &'static str) {
-        self.remember_phase(phase);
-        self.inner
-            .resources
-            .get_or_create(&PhaseLabels { phase })
-            .dec();
-    }
-
-    /// Moves one resource from phase `from` to phase `to`.
-    pub fn phase_moved(&self, from: &'static str, to: &'static str) {
-        if from != to {
-            self.phase_dec(from);
-            self.phase_inc(to);
+                .filter(|(p, _)| *p == phase)
+                .map(|(_, n)| n)
+                .sum();
+            self.inner
+                .resources
+                .get_or_create(&PhaseLabels {
+                    phase: phase.as_str(),
+                })
+                .set(count);
         }
     }
 
@@ -452,12 +405,6 @@ impl Metrics {
             let _ = writeln!(out, "# EOF");
         }
         out
-    }
-
-    fn remember_phase(&self, phase: &'static str) {
-        if let Ok(mut seen) = self.inner.phases_seen.lock() {
-            seen.insert(phase);
-        }
     }
 }
 
@@ -587,11 +534,9 @@ mod tests {
     }
 
     #[test]
-    fn phase_gauge_follows_moves_and_whole_map_updates() {
+    fn phase_gauge_reports_every_phase_and_drops_unreported_ones_to_zero() {
         let m = Metrics::new();
-        m.phase_inc("Pending");
-        m.phase_inc("Pending");
-        m.phase_moved("Pending", "Shared");
+        m.set_phase_counts([(Phase::Pending, 1), (Phase::Shared, 2)]);
         let text = m.encode();
         assert_eq!(
             sample(&text, r#"ots_operator_resources{phase="Pending"}"#),
@@ -599,10 +544,14 @@ mod tests {
         );
         assert_eq!(
             sample(&text, r#"ots_operator_resources{phase="Shared"}"#),
-            Some(1.0)
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, r#"ots_operator_resources{phase="Failed"}"#),
+            Some(0.0)
         );
 
-        m.set_phase_counts([("Received", 4)]);
+        m.set_phase_counts([(Phase::Received, 4)]);
         let text = m.encode();
         assert_eq!(
             sample(&text, r#"ots_operator_resources{phase="Received"}"#),
@@ -648,14 +597,5 @@ mod tests {
             sample(&m.encode(), "ots_operator_shares_created_total"),
             Some(1.0)
         );
-    }
-
-    #[test]
-    fn status_codes_map_to_bounded_classes() {
-        assert_eq!(StatusClass::from_status(201), StatusClass::Success);
-        assert_eq!(StatusClass::from_status(404), StatusClass::ClientError);
-        assert_eq!(StatusClass::from_status(429), StatusClass::RateLimited);
-        assert_eq!(StatusClass::from_status(503), StatusClass::ServerError);
-        assert_eq!(StatusClass::from_status(302), StatusClass::Other);
     }
 }

@@ -10,6 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+use crate::ots::validate::MIN_TTL_SECS;
+
 /// Name of the finalizer that burns an unread secret before the resource goes away.
 pub const FINALIZER: &str = "ots.dev/burn";
 
@@ -62,6 +64,28 @@ fn secret_key_rule() -> Rule {
     )
 }
 
+/// The grammar of `spec.ttl`: 1 to 9 digits and a unit. [`Ttl::parse`] accepts exactly what
+/// this pattern and [`ttl_minimum_rule`] accept.
+pub const TTL_PATTERN: &str = "^[0-9]{1,9}[smhd]$";
+
+/// The CEL rule for the form of `spec.ttl`.
+fn ttl_format_rule() -> Rule {
+    Rule::new(format!("self.matches('{TTL_PATTERN}')"))
+        .message("ttl must be a whole number followed by s, m, h or d, e.g. 90s, 30m, 24h or 7d")
+}
+
+/// The CEL rule for the least `spec.ttl` ([`MIN_TTL_SECS`]); it leaves malformed values to
+/// [`ttl_format_rule`].
+fn ttl_minimum_rule() -> Rule {
+    Rule::new(format!(
+        "!self.matches('{TTL_PATTERN}') || int(self.substring(0, size(self) - 1)) * (self.endsWith('d') ? 86400 : self.endsWith('h') ? 3600 : self.endsWith('m') ? 60 : 1) >= {MIN_TTL_SECS}"
+    ))
+    .message("ttl must be at least 60s")
+}
+
+// The minimum rule's message names the minimum.
+const _: () = assert!(MIN_TTL_SECS == 60);
+
 /// Share a Kubernetes Secret as a Onetime Secret link that can be opened exactly once.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -97,8 +121,8 @@ pub struct OneTimeShareSpec {
     /// "24h", "7d"); at least 60s. Default 7d. The server may grant less than asked (anonymous use
     /// of the public service allows at most 7d); status.ttlSeconds shows what it granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[0-9]{1,9}[smhd]$')").message("ttl must be a whole number followed by s, m, h or d, e.g. 90s, 30m, 24h or 7d"))]
-    #[x_kube(validation = Rule::new("!self.matches('^[0-9]{1,9}[smhd]$') || int(self.substring(0, size(self) - 1)) * (self.endsWith('d') ? 86400 : self.endsWith('h') ? 3600 : self.endsWith('m') ? 60 : 1) >= 60").message("ttl must be at least 60s"))]
+    #[x_kube(validation = ttl_format_rule())]
+    #[x_kube(validation = ttl_minimum_rule())]
     #[schemars(length(max = 10))]
     pub ttl: Option<String>,
 
@@ -421,24 +445,27 @@ pub enum TtlError {
 }
 
 impl Ttl {
-    /// Parses "90s", "30m", "24h" or "7d" (at least 60 s).
+    /// Parses "90s", "30m", "24h" or "7d" (at least 60 s): exactly the values the CRD's rules
+    /// ([`TTL_PATTERN`] and the minimum) accept.
     pub fn parse(text: &str) -> Result<Self, TtlError> {
         let format = || TtlError::Format(text.to_owned());
-        let split = text.len().checked_sub(1).ok_or_else(format)?;
-        let (number, unit) = text.split_at(split);
-        if number.is_empty() || number.len() > 9 || !number.bytes().all(|b| b.is_ascii_digit()) {
+        let (&unit, number) = text.as_bytes().split_last().ok_or_else(format)?;
+        if number.is_empty() || number.len() > 9 || !number.iter().all(u8::is_ascii_digit) {
             return Err(format());
         }
-        let number: u64 = number.parse().map_err(|_| format())?;
+        let number: u64 = number
+            .iter()
+            .fold(0, |n, digit| n * 10 + u64::from(digit - b'0'));
         let unit_secs = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86400,
+            b's' => 1,
+            b'm' => 60,
+            b'h' => 3600,
+            b'd' => 86400,
             _ => return Err(format()),
         };
-        let secs = number.saturating_mul(unit_secs);
-        if secs < 60 {
+        // At most 999,999,999 days: no overflow.
+        let secs = number * unit_secs;
+        if secs < MIN_TTL_SECS {
             return Err(TtlError::TooShort(text.to_owned()));
         }
         Ok(Ttl(Duration::from_secs(secs)))
@@ -483,11 +510,58 @@ mod tests {
                 "{bad:?}"
             );
         }
+        // Not ASCII at the end or anywhere: refused, never a panic.
+        for bad in ["5é", "é5m", "５m", "5m\n", "\u{0}"] {
+            assert!(
+                matches!(Ttl::parse(bad), Err(TtlError::Format(_))),
+                "{bad:?}"
+            );
+        }
         for short in ["59s", "0m", "0d", "1s"] {
             assert!(
                 matches!(Ttl::parse(short), Err(TtlError::TooShort(_))),
                 "{short:?}"
             );
+        }
+    }
+
+    #[test]
+    fn ttl_takes_the_largest_value_the_schema_allows() {
+        assert_eq!(
+            Ttl::parse("999999999d"),
+            Ok(Ttl(Duration::from_secs(999_999_999 * 86_400)))
+        );
+        assert_eq!(Ttl::parse("000000060s"), Ok(Ttl(Duration::from_secs(60))));
+        assert_eq!(Ttl::parse("1m"), Ok(Ttl(Duration::from_secs(60))));
+    }
+
+    /// What the CRD's two ttl rules accept, spelled out independently of [`Ttl::parse`]:
+    /// `^[0-9]{1,9}[smhd]$` and at least 60 seconds.
+    fn schema_accepts(text: &str) -> bool {
+        let chars: Vec<char> = text.chars().collect();
+        let Some((unit, digits)) = chars.split_last() else {
+            return false;
+        };
+        if !(1..=9).contains(&digits.len()) || !digits.iter().all(char::is_ascii_digit) {
+            return false;
+        }
+        let factor = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return false,
+        };
+        let number: u64 = digits.iter().collect::<String>().parse().unwrap_or(0);
+        number * factor >= 60
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ttl_parse_accepts_exactly_what_the_schema_accepts(
+            text in "[0-9]{0,11}[smhdw\u{e9}5 ]?|\\PC{0,12}"
+        ) {
+            proptest::prop_assert_eq!(Ttl::parse(&text).is_ok(), schema_accepts(&text), "{:?}", text);
         }
     }
 

@@ -222,6 +222,11 @@ impl Throttle {
         })
     }
 
+    /// Steady calls per second (`--ots-rate`), the one copy of it.
+    pub fn rate(&self) -> f64 {
+        self.shared.config.rate
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.shared
             .state

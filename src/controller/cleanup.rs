@@ -5,7 +5,7 @@
 //! stays and the burn is retried with backoff until `--burn-timeout`.
 
 use super::{Context, Server, now, records};
-use crate::error::{Error, Reason, Retry};
+use crate::error::{BurnFailure, Error, Reason};
 use crate::metrics::BurnOutcome as BurnMetric;
 use crate::ots::{BurnOutcome as OtsBurn, SecretString};
 use crate::resource::{DeletionPolicy, OneTimeShare, Phase};
@@ -110,9 +110,8 @@ pub(super) async fn cleanup(obj: &OneTimeShare, ctx: &Context) -> Result<Action,
                     .unwrap_or_default();
                 // Unsure answers (an unconfirmed burn, an odd answer, an unknown route) keep the
                 // finalizer until --burn-timeout, like outages: never release a live link early.
-                let may_recover = error.retry() == Retry::Backoff
-                    || error.reason() == Reason::ServerProtocolError;
-                if may_recover && deleted_for < ctx.config.burn_timeout.as_secs() {
+                let keep_trying = error.handling().burn == BurnFailure::KeepTrying;
+                if keep_trying && deleted_for < ctx.config.burn_timeout.as_secs() {
                     return Err(error);
                 }
                 give_up(obj, ctx, &stored.record, &error).await;

@@ -129,7 +129,7 @@ impl Context {
     /// live links together use at most half of `--ots-rate`, leaving the rest to shares and burns.
     fn refresh_bounds(&self) -> (Duration, Duration) {
         let live = self.live_links.load(std::sync::atomic::Ordering::Relaxed);
-        let floor = Duration::from_secs_f64(live as f64 / (0.5 * self.config.ots_rate));
+        let floor = Duration::from_secs_f64(live as f64 / (0.5 * self.throttle.rate()));
         (
             self.config.refresh_min.max(floor),
             self.config.refresh_max.max(floor),
@@ -349,7 +349,6 @@ impl crate::throttle::UpstreamFailure for OtsError {
 pub async fn reconcile(obj: Arc<OneTimeShare>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let namespace = obj.namespace().unwrap_or_default();
-    let uid = obj.uid().unwrap_or_default();
     let api = ctx.shares(&namespace);
 
     let uses_finalizer = obj.spec.deletion_policy == DeletionPolicy::Burn
@@ -373,7 +372,26 @@ pub async fn reconcile(obj: Arc<OneTimeShare>, ctx: Arc<Context>) -> Result<Acti
         apply(&obj, &ctx).await
     };
 
-    let action = match outcome {
+    let action = settle(&obj, &api, outcome, started, &ctx).await;
+    tracing::debug!(
+        object = %kube::runtime::reflector::ObjectRef::from_obj(&*obj),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reconciled"
+    );
+    Ok(action)
+}
+
+/// Ends a reconcile: counts it, and turns an error into what the user sees (Ready=False, a
+/// Warning Event, the metric's reason) and a backoff.
+async fn settle(
+    obj: &OneTimeShare,
+    api: &Api<OneTimeShare>,
+    outcome: Result<Action, Error>,
+    started: Instant,
+    ctx: &Context,
+) -> Action {
+    let uid = obj.uid().unwrap_or_default();
+    match outcome {
         Ok(action) => {
             ctx.memory.succeeded(&uid);
             ctx.metrics
@@ -383,12 +401,12 @@ pub async fn reconcile(obj: Arc<OneTimeShare>, ctx: Arc<Context>) -> Result<Acti
         Err(error) => {
             let reason = error.reason();
             tracing::info!(
-                object = %kube::runtime::reflector::ObjectRef::from_obj(&*obj),
+                object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
                 reason = reason.as_str(),
                 error = %error,
                 "reconcile failed"
             );
-            report_error(&obj, &api, &error, &ctx).await;
+            report_error(obj, api, &error, ctx).await;
             ctx.metrics
                 .reconcile_done(ReconcileResult::Error, reason.as_str(), started.elapsed());
             match ctx.memory.failed(&uid, error.retry(), error.retry_after()) {
@@ -396,13 +414,7 @@ pub async fn reconcile(obj: Arc<OneTimeShare>, ctx: Arc<Context>) -> Result<Acti
                 None => Action::await_change(),
             }
         }
-    };
-    tracing::debug!(
-        object = %kube::runtime::reflector::ObjectRef::from_obj(&*obj),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "reconciled"
-    );
-    Ok(action)
+    }
 }
 
 /// The desired state of a live resource: shared once, then tracked, on the word of the
@@ -682,7 +694,7 @@ async fn housekeeping(
                 }
             }
             ctx.metrics
-                .set_phase_counts(counts.iter().map(|(p, n)| (p.as_str(), *n)));
+                .set_phase_counts(counts.iter().map(|(p, n)| (*p, *n)));
             // Only a complete cache may say what is gone: before it lists everything, forgetting
             // would drop what the records index told (and could lead to a second share).
             if ctx.caches_ready.load(std::sync::atomic::Ordering::Relaxed) {
@@ -701,6 +713,9 @@ async fn housekeeping(
         _ = shutdown => {}
     }
 }
+
+#[cfg(test)]
+mod reconcile_tests;
 
 #[cfg(test)]
 mod tests {

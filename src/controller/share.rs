@@ -1,24 +1,27 @@
 //! Sharing: read the Secret with one targeted get, build the value, share it, record the link.
 
-use super::status::{self, SharedLink};
+use super::status::{self, Lifetime, SharedLink};
 use super::value::{build_passphrase, build_value_within};
 use super::{Context, RecordKnown, Server, now, save};
 use super::{orphans, records};
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, SecretString, ShareRequest};
-use crate::resource::{OneTimeShare, SecretKeyRef};
+use crate::resource::{OneTimeShare, SecretKeyRef, Ttl};
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use std::collections::BTreeMap;
 
-/// What a share needs, read from the cluster before the server is called.
+/// What a share needs, read from the cluster and the spec before the server is called. Every
+/// field of the spec is parsed here once and carried typed to the call and the status.
 pub(super) struct Prepared {
     pub server: Server,
     pub value: SecretString,
     pub passphrase: Option<SecretString>,
     pub source_resource_version: Option<String>,
+    /// The lifetime asked for (`spec.ttl`, or the default).
+    pub ttl: Ttl,
 }
 
 /// Reads the Secret to share with one targeted get (Secrets are never listed or watched); with
@@ -58,11 +61,18 @@ pub(super) async fn prepare(
         .servers
         .resolve(&secrets, obj.spec.server.as_ref(), recorded_server)
         .await?;
+    // The schema refuses a malformed ttl; one that got past it (another CRD version, say) is
+    // refused here, before the server is called.
+    let ttl = obj
+        .spec
+        .ttl()
+        .map_err(|e| Error::InvalidSpec(e.to_string()))?;
     Ok(Prepared {
         server,
         value,
         passphrase,
         source_resource_version: source.metadata.resource_version.clone(),
+        ttl,
     })
 }
 
@@ -81,10 +91,7 @@ pub(super) async fn send(
     ctx: &Context,
     prepared: &Prepared,
 ) -> Result<Receipt, Error> {
-    let ttl = obj
-        .spec
-        .ttl()
-        .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let ttl = prepared.ttl;
     let request = ShareRequest {
         secret: prepared.value.clone(),
         passphrase: prepared.passphrase.clone(),
@@ -137,11 +144,7 @@ pub(super) async fn record(
     occasion: Occasion,
 ) -> Result<Action, Error> {
     let uid = obj.uid().unwrap_or_default();
-    let requested = obj
-        .spec
-        .ttl()
-        .map_err(|e| Error::InvalidSpec(e.to_string()))?
-        .0;
+    let lifetime = Lifetime::new(prepared.ttl, receipt.ttl);
     let client = &prepared.server.client;
     let link = receipt
         .secret_link(client.base_url())
@@ -160,7 +163,7 @@ pub(super) async fn record(
             server_url: prepared.server.url.clone(),
             source_resource_version: prepared.source_resource_version.clone(),
             passphrase_protected: prepared.passphrase.is_some(),
-            requested_ttl: requested,
+            lifetime: &lifetime,
         },
         now(),
     );
@@ -174,7 +177,6 @@ pub(super) async fn record(
         "shared"
     );
     save(obj, ctx, &next).await?;
-    let granted = receipt.ttl.unwrap_or(requested.as_secs());
     let (reason, note) = match occasion {
         Occasion::First => (
             Reason::Shared,
@@ -184,17 +186,14 @@ pub(super) async fn record(
     };
     ctx.event(obj, EventType::Normal, reason, note.to_owned())
         .await;
-    if let Some(clamp) = status::clamp_message(requested.as_secs(), granted) {
+    if let Some(clamp) = lifetime.clamp.clone() {
         ctx.event(obj, EventType::Warning, Reason::TtlClamped, clamp)
             .await;
     }
     let (refresh_min, refresh_max) = ctx.refresh_bounds();
-    let wait = ctx.memory.schedule_check(
-        &uid,
-        refresh_min,
-        refresh_max,
-        Some(std::time::Duration::from_secs(granted)),
-    );
+    let wait = ctx
+        .memory
+        .schedule_check(&uid, refresh_min, refresh_max, Some(lifetime.granted()));
     Ok(Action::requeue(wait))
 }
 

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, SecretState};
-use crate::resource::{OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION};
+use crate::resource::{OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION, Ttl};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams};
@@ -37,8 +37,37 @@ pub struct SharedLink<'a> {
     pub source_resource_version: Option<String>,
     /// Whether a passphrase gates the link.
     pub passphrase_protected: bool,
-    /// The lifetime asked for.
-    pub requested_ttl: Duration,
+    /// The lifetime asked for and granted.
+    pub lifetime: &'a Lifetime,
+}
+
+/// The lifetime of a fresh link, worked out once per share: what was asked for, what the
+/// server granted, and the sentence about a silent clamp (for the condition and the Event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lifetime {
+    /// The lifetime asked for (`spec.ttl`).
+    pub requested: Ttl,
+    /// The lifetime the server granted, in seconds (the one asked for when it does not say).
+    pub granted_secs: u64,
+    /// Set when the server granted less than asked.
+    pub clamp: Option<String>,
+}
+
+impl Lifetime {
+    /// The lifetime of a link asked for with `requested`, whose receipt says `granted` seconds.
+    pub fn new(requested: Ttl, granted: Option<u64>) -> Self {
+        let granted_secs = granted.unwrap_or(requested.0.as_secs());
+        Lifetime {
+            requested,
+            granted_secs,
+            clamp: clamp_message(requested.0.as_secs(), granted_secs),
+        }
+    }
+
+    /// The granted lifetime.
+    pub fn granted(&self) -> Duration {
+        Duration::from_secs(self.granted_secs)
+    }
 }
 
 /// Status after a successful share.
@@ -47,7 +76,7 @@ pub fn shared_status(
     shared: SharedLink<'_>,
     now: Timestamp,
 ) -> OneTimeShareStatus {
-    let granted = shared.receipt.ttl.unwrap_or(shared.requested_ttl.as_secs());
+    let granted = shared.lifetime.granted_secs;
     let shared_at = shared
         .receipt
         .created
@@ -56,7 +85,7 @@ pub fn shared_status(
     let expires_at = shared_at
         .checked_add(SignedDuration::from_secs(granted as i64))
         .unwrap_or(shared_at);
-    let message = match clamp_message(shared.requested_ttl.as_secs(), granted) {
+    let message = match &shared.lifetime.clamp {
         Some(clamp) => format!("the link is ready to hand out; {clamp}"),
         None => "the link is ready to hand out".to_owned(),
     };
@@ -103,13 +132,9 @@ pub fn clamp_message(requested: u64, granted: u64) -> Option<String> {
     })
 }
 
+/// A lifetime in seconds as users write it (`7d`, `90m`).
 fn human(secs: u64) -> String {
-    match secs {
-        s if s % 86400 == 0 => format!("{}d", s / 86400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
+    crate::error::human_duration(Duration::from_secs(secs))
 }
 
 /// Status after a receipt refresh; `None` when nothing changed. `first_access` is the server's
@@ -326,6 +351,20 @@ mod tests {
         );
         assert_eq!(clamp_message(3600, 3600), None);
         assert_eq!(clamp_message(90, 120), None);
+    }
+
+    #[test]
+    fn a_lifetime_is_the_granted_one_with_its_clamp_worked_out_once() {
+        let week = Ttl(Duration::from_secs(7 * 86400));
+        let granted = Lifetime::new(week, Some(86400));
+        assert_eq!(granted.granted(), Duration::from_secs(86400));
+        assert_eq!(
+            granted.clamp.as_deref(),
+            Some("the server granted a lifetime of 1d instead of the 7d asked for")
+        );
+        let silent = Lifetime::new(week, None);
+        assert_eq!(silent.granted(), week.0);
+        assert_eq!(silent.clamp, None);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 pub const MAX_SECRET_BYTES: usize = crate::ots::validate::MAX_SECRET_BYTES;
 
 /// Passphrase length bounds, in characters, that the server enforces.
-pub const PASSPHRASE_CHARS: std::ops::RangeInclusive<usize> = 4..=128;
+pub const PASSPHRASE_CHARS: std::ops::RangeInclusive<usize> =
+    crate::ots::validate::PASSPHRASE_MIN_CHARS..=crate::ots::validate::PASSPHRASE_MAX_CHARS;
 
 /// Builds the value to share from a Secret's data.
 ///

@@ -16,12 +16,8 @@ pub const PASSPHRASE_MAX_CHARS: usize = 128;
 /// Shortest lifetime the server grants, in seconds (shorter ones are silently raised by it).
 pub const MIN_TTL_SECS: u64 = 60;
 
-/// Checks that a secret is non-empty and at most [`MAX_SECRET_BYTES`].
-pub fn secret(value: &SecretString) -> Result<(), InputError> {
-    secret_within(value, MAX_SECRET_BYTES)
-}
-
-/// Checks that a secret is non-empty and at most `max` bytes (a server's own limit).
+/// Checks that a secret is non-empty and at most `max` bytes (a server's own limit, by default
+/// [`MAX_SECRET_BYTES`]).
 pub fn secret_within(value: &SecretString, max: usize) -> Result<(), InputError> {
     let bytes = value.expose_secret().len();
     if bytes == 0 {
@@ -78,6 +74,11 @@ mod tests {
 
     fn s(value: &str) -> SecretString {
         SecretString::from(value)
+    }
+
+    /// The check with the default limit.
+    fn secret(value: &SecretString) -> Result<(), InputError> {
+        secret_within(value, MAX_SECRET_BYTES)
     }
 
     #[test]

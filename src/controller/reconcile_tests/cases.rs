@@ -1,0 +1,465 @@
+//! What a user relies on from one reconcile at a time, proven without a control plane.
+
+use super::{Call, Harness, ready};
+use crate::error::{Error, Reason};
+use crate::resource::{FINALIZER, OneTimeShare, Phase, RESHARE_ANNOTATION};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn spec(extra: serde_json::Value) -> serde_json::Value {
+    let mut spec = json!({"secretRef": {"name": "db", "key": "password"}});
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    spec
+}
+
+/// Creates `name`, lets the first reconcile add the finalizer and returns the object then.
+async fn created(h: &Harness, name: &str, extra: serde_json::Value) -> Arc<OneTimeShare> {
+    let obj = h.create(name, spec(extra));
+    h.reconcile(&obj).await;
+    h.current(name)
+}
+
+/// Creates `name` and reconciles it until it is shared.
+async fn shared(h: &Harness, name: &str, extra: serde_json::Value) -> Arc<OneTimeShare> {
+    let obj = created(h, name, extra).await;
+    h.reconcile(&obj).await;
+    let current = h.current(name);
+    assert_eq!(h.status(name).phase, Phase::Shared, "{:?}", h.status(name));
+    current
+}
+
+/// Marks `name` deleted (as the API server does when a delete meets a finalizer).
+fn delete(h: &Harness, name: &str) -> Arc<OneTimeShare> {
+    h.edit(name, |share| {
+        share.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+    })
+}
+
+/// Makes the link of `name` due for a state check now.
+fn check_now(h: &Harness, name: &str) {
+    h.ctx.memory.reset_schedule(&format!("uid-{name}"));
+}
+
+fn position(calls: &[Call], what: impl Fn(&Call) -> bool) -> Option<usize> {
+    calls.iter().position(what)
+}
+
+#[tokio::test]
+async fn a_new_share_gets_its_finalizer_before_any_other_call() {
+    let h = Harness::new().await;
+    h.put_secret("db", &[("password", "hunter2")]);
+    let obj = h.create("s", spec(json!({})));
+
+    assert_eq!(h.reconcile(&obj).await, Action::await_change());
+    let calls = h.calls();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert_eq!(calls[0].method, "PATCH");
+    assert!(
+        calls[0].path.ends_with("/namespaces/team/onetimeshares/s"),
+        "{calls:#?}"
+    );
+    assert!(calls[0].body.to_string().contains(FINALIZER), "{calls:#?}");
+    assert_eq!(h.current("s").finalizers(), [FINALIZER]);
+    assert_eq!(h.ots_shares(), 0, "nothing is shared before the finalizer");
+
+    // The finalizer's own watch event shares; the record is written before status names the link.
+    h.reconcile(&h.current("s")).await;
+    assert_eq!(h.ots_shares(), 1);
+    assert!(h.has_record("s"));
+    let calls = h.calls();
+    let record = position(&calls, |c| {
+        c.method == "PATCH" && c.path.contains("/namespaces/ots-system/secrets/")
+    });
+    let status = position(&calls, Call::is_status_write);
+    assert!(
+        record.is_some() && record < status,
+        "record before status: {calls:#?}"
+    );
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Shared);
+    assert!(status.link.is_some_and(|l| l.contains("/secret/")));
+    assert_eq!(
+        ready(&h.status("s")),
+        Some(("True".into(), "Shared".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_stale_cache_after_a_share_never_shares_twice() {
+    let h = Harness::new().await;
+    h.put_secret("db", &[("password", "hunter2")]);
+    let before_share = created(&h, "s", json!({})).await;
+    h.reconcile(&before_share).await;
+    assert_eq!(h.ots_shares(), 1);
+
+    // The watch cache has not seen the status write yet: the same linkless object comes back.
+    for _ in 0..3 {
+        h.reconcile(&before_share).await;
+    }
+    assert_eq!(h.ots_shares(), 1, "{:#?}", h.ots.requests());
+    assert_eq!(h.ots.live_receipts().len(), 1);
+    // And once the cache catches up, the link it shows is the one tracked.
+    h.reconcile(&h.current("s")).await;
+    assert_eq!(h.ots_shares(), 1);
+    assert_eq!(
+        h.status("s").metadata_key.as_deref(),
+        Some(h.ots.live_receipts()[0].metadata_key.as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_status_write_that_fails_after_a_share_is_written_again_without_a_second_share() {
+    let h = Harness::new().await;
+    h.put_secret("db", &[("password", "hunter2")]);
+    let obj = created(&h, "s", json!({})).await;
+    // Every attempt of the status write fails (it is retried 4 times).
+    h.api().failing_status_writes = 4;
+    h.reconcile(&obj).await;
+    assert_eq!(h.ots_shares(), 1);
+    assert!(h.has_record("s"), "the record is written before status");
+    assert_eq!(h.status("s").link, None, "the status write was lost");
+    assert_eq!(
+        h.metric(r#"ots_operator_reconciles_total{result="error",reason="KubernetesError"}"#),
+        Some(1.0)
+    );
+
+    // The cache shows no link; the next reconcile writes the link it made, and shares nothing.
+    h.reconcile(&obj).await;
+    assert_eq!(h.ots_shares(), 1, "{:#?}", h.ots.requests());
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Shared);
+    assert_eq!(
+        status.metadata_key.as_deref(),
+        Some(h.ots.live_receipts()[0].metadata_key.as_str())
+    );
+}
+
+#[tokio::test]
+async fn an_error_writes_ready_false_once() {
+    let h = Harness::new().await;
+    let obj = created(&h, "s", json!({})).await;
+    h.clear_calls();
+
+    let action = h.reconcile(&obj).await;
+    assert_ne!(
+        action,
+        Action::await_change(),
+        "a missing Secret is re-checked"
+    );
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Pending);
+    assert_eq!(
+        ready(&status),
+        Some(("False".into(), "SecretNotFound".into()))
+    );
+
+    // The stale object and the fresh one fail the same way: nothing new to write or tell.
+    h.reconcile(&obj).await;
+    h.reconcile(&h.current("s")).await;
+    let calls = h.calls();
+    assert_eq!(
+        calls.iter().filter(|c| c.is_status_write()).count(),
+        1,
+        "{calls:#?}"
+    );
+    assert_eq!(
+        h.events(),
+        [("Warning".to_owned(), "SecretNotFound".to_owned())]
+    );
+    assert_eq!(
+        h.metric(r#"ots_operator_reconciles_total{result="error",reason="SecretNotFound"}"#),
+        Some(3.0)
+    );
+    assert_eq!(h.ots_shares(), 0);
+}
+
+#[tokio::test]
+async fn deleting_a_keep_share_makes_no_ots_call() {
+    let h = Harness::new().await;
+    h.put_secret("db", &[("password", "hunter2")]);
+    // Keep from the start: no finalizer, shared at once.
+    let keep = h.create("keep", spec(json!({"deletionPolicy": "Keep"})));
+    h.reconcile(&keep).await;
+    assert!(h.current("keep").finalizers().is_empty());
+    assert_eq!(h.status("keep").phase, Phase::Shared);
+    // Burn at first (finalizer), then switched to Keep before the deletion.
+    let switched = shared(&h, "switched", json!({})).await;
+    assert_eq!(switched.finalizers(), [FINALIZER]);
+    h.edit("switched", |s| {
+        s.spec.deletion_policy = crate::resource::DeletionPolicy::Keep
+    });
+    h.ots.reset_stats();
+    h.clear_calls();
+
+    assert_eq!(
+        h.reconcile(&delete(&h, "keep")).await,
+        Action::await_change()
+    );
+    assert!(h.calls().is_empty(), "{:#?}", h.calls());
+    h.reconcile(&delete(&h, "switched")).await;
+    assert!(h.current("switched").finalizers().is_empty());
+    assert!(
+        !h.has_record("switched"),
+        "the record goes with the resource"
+    );
+
+    assert!(h.ots.requests().is_empty(), "{:#?}", h.ots.requests());
+    assert_eq!(h.ots.live_receipts().len(), 2, "both links stay valid");
+}
+
+/// Every reason, sorted by where a user meets it. The match has no wildcard: a new reason does
+/// not compile until it is placed here (and so covered by the tests below).
+fn is_error_reason(reason: Reason) -> bool {
+    match reason {
+        Reason::Shared
+        | Reason::Received
+        | Reason::Burned
+        | Reason::Expired
+        | Reason::Reshared
+        | Reason::TtlClamped
+        | Reason::BurnFailed
+        | Reason::Generated
+        | Reason::SecretNotUsable => false,
+        Reason::TtlNotAllowed
+        | Reason::AnonymousNotAllowed
+        | Reason::SecretNotFound
+        | Reason::KeyNotFound
+        | Reason::SecretEmpty
+        | Reason::SecretTooLarge
+        | Reason::SecretNotText
+        | Reason::PassphraseNotFound
+        | Reason::InvalidPassphrase
+        | Reason::CredentialsNotFound
+        | Reason::ServerNotAllowed
+        | Reason::InvalidSpec
+        | Reason::Unauthorized
+        | Reason::ServerRejected
+        | Reason::RateLimited
+        | Reason::ServerUnavailable
+        | Reason::ServerProtocolError
+        | Reason::KubernetesError
+        | Reason::StatusTampered
+        | Reason::TooManyShares
+        | Reason::RecordFailed
+        | Reason::TlsUntrusted
+        | Reason::SecretNotOwned
+        | Reason::SecretWriteForbidden
+        | Reason::GenerateFailed => true,
+    }
+}
+
+#[tokio::test]
+async fn every_error_reason_reaches_the_condition_the_event_and_the_metric() {
+    let h = Harness::new().await;
+    let mut reached = std::collections::BTreeSet::new();
+    for (i, error) in crate::error::examples().into_iter().enumerate() {
+        let name = format!("e{i}");
+        let obj = h.create(&name, spec(json!({})));
+        let reason = error.reason();
+        let api: Api<OneTimeShare> = h.ctx.shares("team");
+        let described = format!("{error:?}");
+        super::super::settle(&obj, &api, Err(error), Instant::now(), &h.ctx).await;
+
+        let status = h.status(&name);
+        assert_eq!(
+            ready(&status),
+            Some(("False".into(), reason.as_str().into())),
+            "{described}"
+        );
+        let events = h.api().events.clone();
+        let last = events.last().expect("an Event");
+        assert_eq!(last["type"], "Warning", "{described}");
+        assert_eq!(last["reason"], reason.as_str(), "{described}");
+        assert_eq!(last["regarding"]["name"], name.as_str(), "{described}");
+        let series =
+            format!(r#"ots_operator_reconciles_total{{result="error",reason="{reason}"}}"#);
+        assert!(h.metric(&series).is_some_and(|n| n >= 1.0), "{series}");
+        reached.insert(reason.as_str());
+    }
+    let all = all_reasons();
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|r| is_error_reason(**r))
+        .map(|r| r.as_str())
+        .collect();
+    for reason in expected {
+        assert!(reached.contains(reason), "no error shows {reason}");
+    }
+}
+
+#[tokio::test]
+async fn without_the_admission_guard_a_secret_error_shows_secret_not_usable_everywhere() {
+    let h = Harness::with(ots_testserver::Config::default(), |c| {
+        c.admission_guard = false
+    })
+    .await;
+    let obj = created(&h, "s", json!({})).await;
+    h.reconcile(&obj).await;
+    assert_eq!(
+        ready(&h.status("s")),
+        Some(("False".into(), "SecretNotUsable".into()))
+    );
+    assert_eq!(
+        h.events(),
+        [("Warning".to_owned(), "SecretNotUsable".to_owned())]
+    );
+    assert_eq!(
+        h.metric(r#"ots_operator_reconciles_total{result="error",reason="SecretNotFound"}"#),
+        Some(1.0),
+        "the metric keeps the precise reason (it names no Secret)"
+    );
+}
+
+#[tokio::test]
+async fn each_step_of_a_links_life_reaches_its_condition_and_event() {
+    let h = Harness::new().await;
+    h.put_secret("db", &[("password", "hunter2")]);
+
+    // Shared, with the server's clamp of 30d to its anonymous 7d in the condition and an Event.
+    shared(&h, "clamped", json!({"ttl": "30d"})).await;
+    let status = h.status("clamped");
+    assert_eq!(ready(&status), Some(("True".into(), "Shared".into())));
+    assert_eq!(status.ttl_seconds, Some(7 * 86_400));
+    let message = &status.conditions[0].message;
+    assert!(message.contains("7d instead of the 30d"), "{message}");
+    assert_eq!(
+        h.events(),
+        [
+            ("Normal".to_owned(), "Shared".to_owned()),
+            ("Warning".to_owned(), "TtlClamped".to_owned())
+        ]
+    );
+
+    // Received: the recipient opens the link.
+    let opened = shared(&h, "opened", json!({})).await;
+    let link = h.status("opened").link.expect("a link");
+    let secret_key = link.rsplit('/').next().expect("a key").to_owned();
+    let server = h
+        .ctx
+        .servers
+        .resolve_recorded(&h.ots.url(), None)
+        .await
+        .expect("the test server");
+    server
+        .client
+        .reveal(&secret_key, None)
+        .await
+        .expect("the link opens");
+    check_now(&h, "opened");
+    h.reconcile(&opened).await;
+    assert_eq!(
+        ready(&h.status("opened")),
+        Some(("True".into(), "Received".into()))
+    );
+
+    // Reshared: a new ots.dev/reshare value burns the live link and shares anew.
+    shared(&h, "again", json!({})).await;
+    let again = h.edit("again", |s| {
+        s.annotations_mut()
+            .insert(RESHARE_ANNOTATION.to_owned(), "1".to_owned());
+    });
+    h.reconcile(&again).await;
+    assert_eq!(h.status("again").reshare_token.as_deref(), Some("1"));
+
+    // Burned: deleting an unread share burns it.
+    shared(&h, "burned", json!({})).await;
+    h.reconcile(&delete(&h, "burned")).await;
+    assert!(h.current("burned").finalizers().is_empty());
+
+    // Expired: the server's clock passes the link's lifetime.
+    let expiring = shared(&h, "expiring", json!({"ttl": "1h"})).await;
+    h.ots.advance_clock(Duration::from_secs(2 * 3600));
+    check_now(&h, "expiring");
+    h.reconcile(&expiring).await;
+    assert_eq!(
+        ready(&h.status("expiring")),
+        Some(("False".into(), "Expired".into()))
+    );
+
+    let reasons: Vec<String> = h.events().into_iter().map(|(_, r)| r).collect();
+    for reason in ["Received", "Reshared", "Burned", "Expired"] {
+        assert!(reasons.iter().any(|r| r == reason), "{reason}: {reasons:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_burn_that_cannot_be_done_releases_the_resource_with_burn_failed() {
+    let h = Harness::with(ots_testserver::Config::default(), |c| {
+        c.burn_timeout = Duration::ZERO
+    })
+    .await;
+    h.put_secret("db", &[("password", "hunter2")]);
+    shared(&h, "s", json!({})).await;
+    h.ots.set_faults(ots_testserver::Faults {
+        outage: true,
+        ..ots_testserver::Faults::default()
+    });
+    h.reconcile(&delete(&h, "s")).await;
+    assert!(h.current("s").finalizers().is_empty());
+    assert!(
+        h.events()
+            .contains(&("Warning".to_owned(), "BurnFailed".to_owned())),
+        "{:?}",
+        h.events()
+    );
+    assert_eq!(
+        h.metric(r#"ots_operator_burns_total{outcome="gave_up"}"#),
+        Some(1.0)
+    );
+}
+
+/// Every reason (kept next to [`is_error_reason`], whose match lists them all).
+fn all_reasons() -> Vec<Reason> {
+    let all = vec![
+        Reason::Shared,
+        Reason::Received,
+        Reason::Burned,
+        Reason::Expired,
+        Reason::Reshared,
+        Reason::TtlClamped,
+        Reason::BurnFailed,
+        Reason::SecretNotUsable,
+        Reason::TtlNotAllowed,
+        Reason::AnonymousNotAllowed,
+        Reason::SecretNotFound,
+        Reason::KeyNotFound,
+        Reason::SecretEmpty,
+        Reason::SecretTooLarge,
+        Reason::SecretNotText,
+        Reason::PassphraseNotFound,
+        Reason::InvalidPassphrase,
+        Reason::CredentialsNotFound,
+        Reason::ServerNotAllowed,
+        Reason::InvalidSpec,
+        Reason::Unauthorized,
+        Reason::ServerRejected,
+        Reason::RateLimited,
+        Reason::ServerUnavailable,
+        Reason::ServerProtocolError,
+        Reason::KubernetesError,
+        Reason::StatusTampered,
+        Reason::TooManyShares,
+        Reason::RecordFailed,
+        Reason::TlsUntrusted,
+        Reason::Generated,
+        Reason::SecretNotOwned,
+        Reason::SecretWriteForbidden,
+        Reason::GenerateFailed,
+    ];
+    all
+}
+
+#[test]
+fn error_examples_cover_every_error_variant_reason() {
+    let reasons: std::collections::HashSet<_> =
+        crate::error::examples().iter().map(Error::reason).collect();
+    for reason in all_reasons().into_iter().filter(|r| is_error_reason(*r)) {
+        assert!(reasons.contains(&reason), "{reason}");
+    }
+}
