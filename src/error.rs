@@ -74,6 +74,12 @@ pub enum Reason {
     RecordFailed,
     /// The server's TLS certificate is not signed by an authority the operator trusts.
     TlsUntrusted,
+    /// The link Secret (`spec.linkSecretRef`) could not be written: the operator may not write
+    /// Secrets there, or the name is taken by a Secret it did not create. The link is kept in the
+    /// operator's record and written once it can be; it is never shared twice.
+    LinkSecretNotWritten,
+    /// `onExpiry: Reshare` made a new link after the old one expired unread (Normal Event).
+    Renewed,
 }
 
 impl Reason {
@@ -110,6 +116,8 @@ impl Reason {
             Reason::TooManyShares => "TooManyShares",
             Reason::RecordFailed => "RecordFailed",
             Reason::TlsUntrusted => "TlsUntrusted",
+            Reason::LinkSecretNotWritten => "LinkSecretNotWritten",
+            Reason::Renewed => "Renewed",
         }
     }
 }
@@ -270,6 +278,24 @@ pub enum Error {
         /// The receipt's state after the failed burn.
         state: crate::ots::SecretState,
     },
+    /// See [`Reason::LinkSecretNotWritten`]: the API server refused the write.
+    #[error(
+        "the operator may not write the link Secret {name:?} ({message}); spec.linkSecretRef needs the chart's secretWrites.enabled=true. The link is kept in the operator's record and written once the operator may (it is not shared again)"
+    )]
+    LinkSecretForbidden {
+        /// Secret name.
+        name: String,
+        /// The API server's refusal (RBAC or admission; never the Secret's data).
+        message: String,
+    },
+    /// See [`Reason::LinkSecretNotWritten`]: a Secret the operator did not make has the name.
+    #[error(
+        "Secret {name:?} exists but was not made by the ots-operator for this OneTimeShare, so the link is not written into it; delete that Secret (the link is then written into a new one) or re-create the OneTimeShare with another linkSecretRef"
+    )]
+    LinkSecretNotOwned {
+        /// Secret name.
+        name: String,
+    },
     /// An error from the Onetime Secret server or client.
     #[error(transparent)]
     Ots(OtsError),
@@ -328,6 +354,9 @@ impl Error {
             Error::BurnUnconfirmed { .. } => Reason::ServerProtocolError,
             Error::AmbiguousShare { error, .. } => Error::ots_reason(error),
             Error::Ots(e) => Error::ots_reason(e),
+            Error::LinkSecretForbidden { .. } | Error::LinkSecretNotOwned { .. } => {
+                Reason::LinkSecretNotWritten
+            }
             Error::Kube(_) => Reason::KubernetesError,
         }
     }
@@ -374,6 +403,9 @@ impl Error {
             // A plan or server setting may change; re-check rarely (at most one share per 5 min).
             Error::TtlNotAllowed { .. } | Error::AnonymousNotAllowed => Retry::Slowly,
             Error::BurnUnconfirmed { .. } => Retry::Backoff,
+            // Permissions change rarely; a Secret in the way may be deleted any moment.
+            Error::LinkSecretForbidden { .. } => Retry::Slowly,
+            Error::LinkSecretNotOwned { .. } => Retry::Soon,
             Error::Ots(e) => match e {
                 OtsError::RateLimited { .. }
                 | OtsError::Unavailable { .. }
@@ -492,6 +524,8 @@ mod tests {
             Reason::TooManyShares,
             Reason::RecordFailed,
             Reason::TlsUntrusted,
+            Reason::LinkSecretNotWritten,
+            Reason::Renewed,
         ];
         let mut seen = std::collections::HashSet::new();
         for r in all {

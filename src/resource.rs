@@ -18,6 +18,17 @@ pub const FINALIZER: &str = "ots.dev/burn";
 /// the link was received or expired. `status.reshareToken` holds the value last acted on.
 pub const RESHARE_ANNOTATION: &str = "ots.dev/reshare";
 
+/// Label on every Secret the operator writes (its records, generated Secrets, link Secrets),
+/// with the value [`MANAGED_BY_VALUE`]. The operator writes only into Secrets that carry it, and
+/// the chart's admission policy refuses the operator's ServiceAccount any write to a Secret without it.
+pub const MANAGED_BY_LABEL: &str = "ots.dev/managed-by";
+
+/// The value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY_VALUE: &str = "ots-operator";
+
+/// Default of `spec.maxShares`: how many links in a row `onExpiry: Reshare` makes at most.
+pub const DEFAULT_MAX_SHARES: u32 = 10;
+
 /// Default lifetime of a link when `spec.ttl` is not set: 7 days, the public service's anonymous maximum.
 pub const DEFAULT_TTL: &str = "7d";
 
@@ -73,6 +84,9 @@ fn secret_key_rule() -> Rule {
 #[x_kube(validation = Rule::new("has(self.passphraseSecretRef) == has(oldSelf.passphraseSecretRef) && (!has(self.passphraseSecretRef) || self.passphraseSecretRef == oldSelf.passphraseSecretRef)").message("passphraseSecretRef is immutable: create a new OneTimeShare to change the passphrase"))]
 #[x_kube(validation = Rule::new("has(self.recipient) == has(oldSelf.recipient) && (!has(self.recipient) || self.recipient == oldSelf.recipient)").message("recipient is immutable: create a new OneTimeShare for another recipient"))]
 #[x_kube(validation = Rule::new("has(self.server) == has(oldSelf.server) && (!has(self.server) || self.server == oldSelf.server)").message("server is immutable: create a new OneTimeShare to use another server"))]
+#[x_kube(validation = Rule::new("has(self.linkSecretRef) == has(oldSelf.linkSecretRef) && (!has(self.linkSecretRef) || self.linkSecretRef == oldSelf.linkSecretRef)").message("linkSecretRef is immutable: create a new OneTimeShare to keep the link elsewhere"))]
+#[x_kube(validation = Rule::new("!has(self.linkSecretRef) || (self.linkSecretRef.name != self.secretRef.name && (!has(self.passphraseSecretRef) || self.linkSecretRef.name != self.passphraseSecretRef.name) && (!has(self.server) || !has(self.server.credentialsSecretRef) || self.linkSecretRef.name != self.server.credentialsSecretRef.name))").message("linkSecretRef must name a Secret of its own, not one the share reads (secretRef, passphraseSecretRef or server.credentialsSecretRef)"))]
+#[x_kube(validation = Rule::new("!has(self.maxShares) || (has(self.onExpiry) && self.onExpiry == 'Reshare')").message("maxShares only applies with onExpiry: Reshare"))]
 pub struct OneTimeShareSpec {
     /// The Secret to share. It must be in the same namespace as this OneTimeShare.
     pub secret_ref: SecretSourceRef,
@@ -111,6 +125,27 @@ pub struct OneTimeShareSpec {
     /// Reshare: the old link is burned and the new value is shared under a new link.
     #[serde(default)]
     pub on_secret_change: SecretChangePolicy,
+
+    /// What happens when the link expires before anyone opened it. Keep (default): the share
+    /// stays Expired. Reshare: the same spec is shared anew under a new link (a standing
+    /// hand-off), up to maxShares links in a row. A link that was opened is never reshared.
+    #[serde(default)]
+    pub on_expiry: ExpiryPolicy,
+
+    /// With onExpiry: Reshare, how many links in a row this OneTimeShare makes at most, counting
+    /// the first (1 to 100, default 10). When that many expired unread, it stays Expired. A
+    /// reissue (the ots.dev/reshare annotation) or a reshare of a changed Secret starts a new count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_shares: Option<u32>,
+
+    /// Keep the link out of status: the link, the metadata key and the metadata link are written
+    /// into this Secret of the namespace (keys `link`, `metadataKey`, `metadataLink`), which the
+    /// operator creates and owns (it is deleted with this OneTimeShare). Status, Events and
+    /// `kubectl get -o wide` then never show the link; status.linkSecretName names the Secret.
+    /// The name must not be taken by a Secret the operator did not create. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_secret_ref: Option<LocalSecretRef>,
 }
 
 /// A Secret in the same namespace, and optionally one key of it.
@@ -192,6 +227,16 @@ pub enum SecretChangePolicy {
     Reshare,
 }
 
+/// What an unread link's expiry does.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExpiryPolicy {
+    /// Nothing: the share stays Expired.
+    #[default]
+    Keep,
+    /// Share the same spec anew under a new link, up to maxShares links in a row.
+    Reshare,
+}
+
 /// Where a share is in its life.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Phase {
@@ -262,6 +307,11 @@ pub struct OneTimeShareStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_link: Option<String>,
 
+    /// With spec.linkSecretRef: the Secret that holds the link, the metadata key and the
+    /// metadata link (status.link, status.metadataKey and status.metadataLink then stay empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_secret_name: Option<String>,
+
     /// The base URL of the server that holds the secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_url: Option<String>,
@@ -301,8 +351,9 @@ pub struct OneTimeShareStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_resource_version: Option<String>,
 
-    /// The value of the `ots.dev/reshare` annotation the current link was made for. Setting the
-    /// annotation to any other value reissues the share (burns a live link, shares anew).
+    /// The value of the `ots.dev/reshare` annotation the current link was made for (a report: the
+    /// operator acts on its own record of it). Setting the annotation to any other value
+    /// reissues the share (burns a live link, shares anew).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reshare_token: Option<String>,
 
@@ -361,6 +412,11 @@ impl OneTimeShareSpec {
     pub fn ttl(&self) -> Result<Ttl, TtlError> {
         Ttl::parse(self.ttl.as_deref().unwrap_or(DEFAULT_TTL))
     }
+
+    /// How many links in a row `onExpiry: Reshare` makes at most (the default when not set).
+    pub fn max_shares(&self) -> u32 {
+        self.max_shares.unwrap_or(DEFAULT_MAX_SHARES).clamp(1, 100)
+    }
 }
 
 #[cfg(test)]
@@ -408,6 +464,9 @@ mod tests {
             serde_json::from_value(serde_json::json!({"secretRef": {"name": "db"}})).unwrap();
         assert_eq!(spec.deletion_policy, DeletionPolicy::Burn);
         assert_eq!(spec.on_secret_change, SecretChangePolicy::Ignore);
+        assert_eq!(spec.on_expiry, ExpiryPolicy::Keep);
+        assert_eq!(spec.max_shares(), DEFAULT_MAX_SHARES);
+        assert_eq!(spec.link_secret_ref, None);
         assert_eq!(spec.ttl(), Ok(Ttl(Duration::from_secs(7 * 86400))));
     }
 }

@@ -164,6 +164,9 @@ pub async fn share(target: &Target, args: ShareArgs) -> Result<(), PluginError> 
         server: None,
         deletion_policy: DeletionPolicy::Burn,
         on_secret_change: Default::default(),
+        on_expiry: Default::default(),
+        max_shares: None,
+        link_secret_ref: None,
     };
     let metadata = match &args.name {
         Some(name) => ObjectMeta {
