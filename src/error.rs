@@ -403,8 +403,9 @@ impl Error {
             // A plan or server setting may change; re-check rarely (at most one share per 5 min).
             Error::TtlNotAllowed { .. } | Error::AnonymousNotAllowed => Retry::Slowly,
             Error::BurnUnconfirmed { .. } => Retry::Backoff,
-            // Permissions change rarely; a Secret in the way may be deleted any moment.
-            Error::LinkSecretForbidden { .. } => Retry::Slowly,
+            // The link is recorded: writing it again is cheap (no OTS call), so a fix of the
+            // operator's rights is picked up within minutes; a Secret in the way may go any moment.
+            Error::LinkSecretForbidden { .. } => Retry::Backoff,
             Error::LinkSecretNotOwned { .. } => Retry::Soon,
             Error::Ots(e) => match e {
                 OtsError::RateLimited { .. }

@@ -325,3 +325,94 @@ async fn link_secret_ref_is_immutable_and_never_names_a_secret_the_share_reads()
         assert!(error.to_string().contains("linkSecretRef is immutable"), "{error}");
     }
 }
+
+/// Applies (or, with `delete`, deletes) a ValidatingAdmissionPolicy that refuses every write of
+/// the link Secret in `ns`, as an administrator who withholds Secret writes from the operator would.
+fn refuse_link_secret_writes(ns: &str, delete: bool) {
+    let name = format!("refuse-link-secret-{ns}");
+    let manifest = format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: {name}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: ["v1"]
+      operations: ["CREATE", "UPDATE"]
+      resources: ["secrets"]
+  validations:
+  - expression: "object.metadata.name != '{LINK_SECRET}'"
+    message: "writes of this Secret are not allowed"
+    reason: Forbidden
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: {name}}}
+spec:
+  policyName: {name}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels: {{kubernetes.io/metadata.name: {ns}}}
+"#
+    );
+    let path = std::env::temp_dir().join(format!("{name}-{}.yaml", std::process::id()));
+    std::fs::write(&path, manifest).expect("write the policy");
+    let path = path.to_string_lossy().into_owned();
+    if delete {
+        run(kubectl(&["delete", "-f", &path]));
+    } else {
+        run(kubectl(&["apply", "-f", &path]));
+    }
+}
+
+#[tokio::test]
+async fn a_refused_link_secret_write_loses_no_link_and_is_retried_without_a_second_share() {
+    let (client, ns) = setup("link-secret-refused").await;
+    refuse_link_secret_writes(&ns, false);
+    // The policy takes effect within moments: wait until it refuses a write.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let probe: Secret = serde_json::from_value(json!({"metadata": {"name": LINK_SECRET}}))
+            .expect("a Secret");
+        match secrets(&client, &ns).create(&Default::default(), &probe).await {
+            Err(kube::Error::Api(e)) if e.code == 403 => break,
+            Ok(_) => {
+                secrets(&client, &ns)
+                    .delete(LINK_SECRET, &DeleteParams::default())
+                    .await
+                    .expect("delete the probe");
+            }
+            Err(e) => panic!("unexpected: {e}"),
+        }
+        assert!(Instant::now() < deadline, "the policy never took effect");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let server = ots_server(Config::default());
+    let _operator = Operator::start(&ns, &server.url(), &[]);
+    create_secret(&client, &ns, "db", &[("password", b"refused")]).await;
+    share_with_link_secret(&client, &ns, json!({})).await;
+    let blocked = wait_for(&client, &ns, "handoff", "Ready=False LinkSecretNotWritten", |o| {
+        phase(o) == "Shared" && ready_reason_is(o, "LinkSecretNotWritten")
+    })
+    .await;
+    assert_no_link_in_status(&blocked);
+    let (_, _, message) = ready(&blocked).expect("Ready");
+    assert!(message.contains("secretWrites.enabled"), "{message}");
+    let note = wait_event(&client, &ns, "handoff", "Warning", "LinkSecretNotWritten").await;
+    assert!(note.contains("not shared again"), "{note}");
+    assert_eq!(calls(&server, "share"), 1);
+
+    refuse_link_secret_writes(&ns, true);
+    let written = wait_link_secret(&client, &ns, None).await;
+    let link = text(&written, "link").expect("a link");
+    wait_for(&client, &ns, "handoff", "Ready=True", |o| {
+        ready(o).is_some_and(|(status, reason, _)| status == "True" && reason == "Shared")
+    })
+    .await;
+    assert_eq!(calls(&server, "share"), 1, "the recorded link, never a second share");
+    assert_eq!(reveal(&server, &link, None).await.expect("reveal"), "refused");
+}

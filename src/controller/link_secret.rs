@@ -139,7 +139,8 @@ pub async fn ensure(
         },
     };
     let forbidden = |e: &kube::Error| match e {
-        kube::Error::Api(status) if status.code == 403 => Some(Error::LinkSecretForbidden {
+        // RBAC refuses with 403; an admission policy with 403 or 422 (its default reason).
+        kube::Error::Api(status) if matches!(status.code, 403 | 422) => Some(Error::LinkSecretForbidden {
             name: name.to_owned(),
             message: status.message.clone(),
         }),
