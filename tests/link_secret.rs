@@ -115,7 +115,10 @@ async fn with_a_link_secret_the_link_is_in_that_secret_and_never_in_status_event
     let secret_key = secret_key(&link);
     let capabilities = [link.as_str(), secret_key.as_str(), metadata_key.as_str()];
     let wide = run(kubectl(&["get", "ots", "-n", &ns, "-o", "wide"]));
-    assert!(wide.contains("handoff") && wide.contains("Shared"), "{wide}");
+    assert!(
+        wide.contains("handoff") && wide.contains("Shared"),
+        "{wide}"
+    );
     let yaml = run(kubectl(&["get", "ots", "handoff", "-n", &ns, "-o", "yaml"]));
     let describe = run(kubectl(&["describe", "ots", "handoff", "-n", &ns]));
     let events = format!("{:?}", events(&client, &ns, "handoff").await);
@@ -132,11 +135,16 @@ async fn with_a_link_secret_the_link_is_in_that_secret_and_never_in_status_event
             );
         }
     }
-    assert!(yaml.contains(&format!("linkSecretName: {LINK_SECRET}")), "{yaml}");
+    assert!(
+        yaml.contains(&format!("linkSecretName: {LINK_SECRET}")),
+        "{yaml}"
+    );
 
     // The link in the Secret is the one that works.
     assert_eq!(
-        reveal(&server, &link, None).await.expect("the link reveals"),
+        reveal(&server, &link, None)
+            .await
+            .expect("the link reveals"),
         "hunter2"
     );
     let received = wait_for(&client, &ns, "handoff", "phase Received", |o| {
@@ -181,12 +189,18 @@ async fn a_deleted_or_edited_link_secret_is_rewritten_from_the_record_without_a_
         if text(&current, "link").as_deref() == Some(link.as_str()) {
             break;
         }
-        assert!(Instant::now() < deadline, "the edited link was not restored");
+        assert!(
+            Instant::now() < deadline,
+            "the edited link was not restored"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(calls(&server, "share"), 1, "never shared twice");
     assert_eq!(calls(&server, "burn"), 0);
-    assert_eq!(reveal(&server, &link, None).await.expect("reveal"), "s3cret");
+    assert_eq!(
+        reveal(&server, &link, None).await.expect("reveal"),
+        "s3cret"
+    );
 }
 
 #[tokio::test]
@@ -217,7 +231,10 @@ async fn a_reissue_writes_the_new_link_into_the_link_secret_and_burns_the_old_on
     assert!(note.contains(LINK_SECRET), "{note}");
     assert!(!note.contains(&secret_key(&new)), "{note}");
     assert_eq!(calls(&server, "burn"), 1);
-    assert!(reveal(&server, &old, None).await.is_err(), "the old link is burned");
+    assert!(
+        reveal(&server, &old, None).await.is_err(),
+        "the old link is burned"
+    );
     assert_eq!(reveal(&server, &new, None).await.expect("reveal"), "again");
 }
 
@@ -248,14 +265,21 @@ async fn a_secret_in_the_way_is_never_written_into_and_the_link_is_written_once_
     create_secret(&client, &ns, LINK_SECRET, &[("mine", b"keep me")]).await;
     share_with_link_secret(&client, &ns, json!({})).await;
 
-    let blocked = wait_for(&client, &ns, "handoff", "Ready=False LinkSecretNotWritten", |o| {
-        phase(o) == "Shared" && ready_reason_is(o, "LinkSecretNotWritten")
-    })
+    let blocked = wait_for(
+        &client,
+        &ns,
+        "handoff",
+        "Ready=False LinkSecretNotWritten",
+        |o| phase(o) == "Shared" && ready_reason_is(o, "LinkSecretNotWritten"),
+    )
     .await;
     assert_no_link_in_status(&blocked);
     let (ready_status, _, message) = ready(&blocked).expect("a Ready condition");
     assert_eq!(ready_status, "False");
-    assert!(message.contains("was not made by the ots-operator"), "{message}");
+    assert!(
+        message.contains("was not made by the ots-operator"),
+        "{message}"
+    );
     wait_event(&client, &ns, "handoff", "Warning", "LinkSecretNotWritten").await;
     let untouched = secrets(&client, &ns).get(LINK_SECRET).await.expect("get");
     assert_eq!(text(&untouched, "mine").as_deref(), Some("keep me"));
@@ -271,8 +295,15 @@ async fn a_secret_in_the_way_is_never_written_into_and_the_link_is_written_once_
         ready(o).is_some_and(|(status, reason, _)| status == "True" && reason == "Shared")
     })
     .await;
-    assert_eq!(calls(&server, "share"), 1, "the recorded link, not a new one");
-    assert_eq!(reveal(&server, &link, None).await.expect("reveal"), "patience");
+    assert_eq!(
+        calls(&server, "share"),
+        1,
+        "the recorded link, not a new one"
+    );
+    assert_eq!(
+        reveal(&server, &link, None).await.expect("reveal"),
+        "patience"
+    );
 }
 
 #[tokio::test]
@@ -298,14 +329,20 @@ async fn link_secret_ref_is_immutable_and_never_names_a_secret_the_share_reads()
         "secretRef": {"name": "db"}, "linkSecretRef": {"name": "db"},
     }))
     .await;
-    assert!(message.contains("linkSecretRef must name a Secret of its own"), "{message}");
+    assert!(
+        message.contains("linkSecretRef must name a Secret of its own"),
+        "{message}"
+    );
     let message = refused(json!({
         "secretRef": {"name": "db"},
         "passphraseSecretRef": {"name": "pp", "key": "k"},
         "linkSecretRef": {"name": "pp"},
     }))
     .await;
-    assert!(message.contains("linkSecretRef must name a Secret of its own"), "{message}");
+    assert!(
+        message.contains("linkSecretRef must name a Secret of its own"),
+        "{message}"
+    );
 
     create_share(
         &client,
@@ -322,7 +359,10 @@ async fn link_secret_ref_is_immutable_and_never_names_a_secret_the_share_reads()
             .patch("handoff", &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .expect_err("linkSecretRef cannot change");
-        assert!(error.to_string().contains("linkSecretRef is immutable"), "{error}");
+        assert!(
+            error.to_string().contains("linkSecretRef is immutable"),
+            "{error}"
+        );
     }
 }
 
@@ -375,9 +415,12 @@ async fn a_refused_link_secret_write_loses_no_link_and_is_retried_without_a_seco
     // The policy takes effect within moments: wait until it refuses a write.
     let deadline = Instant::now() + WAIT;
     loop {
-        let probe: Secret = serde_json::from_value(json!({"metadata": {"name": LINK_SECRET}}))
-            .expect("a Secret");
-        match secrets(&client, &ns).create(&Default::default(), &probe).await {
+        let probe: Secret =
+            serde_json::from_value(json!({"metadata": {"name": LINK_SECRET}})).expect("a Secret");
+        match secrets(&client, &ns)
+            .create(&Default::default(), &probe)
+            .await
+        {
             Err(kube::Error::Api(e)) if e.code == 403 => break,
             Ok(_) => {
                 secrets(&client, &ns)
@@ -395,9 +438,13 @@ async fn a_refused_link_secret_write_loses_no_link_and_is_retried_without_a_seco
     let _operator = Operator::start(&ns, &server.url(), &[]);
     create_secret(&client, &ns, "db", &[("password", b"refused")]).await;
     share_with_link_secret(&client, &ns, json!({})).await;
-    let blocked = wait_for(&client, &ns, "handoff", "Ready=False LinkSecretNotWritten", |o| {
-        phase(o) == "Shared" && ready_reason_is(o, "LinkSecretNotWritten")
-    })
+    let blocked = wait_for(
+        &client,
+        &ns,
+        "handoff",
+        "Ready=False LinkSecretNotWritten",
+        |o| phase(o) == "Shared" && ready_reason_is(o, "LinkSecretNotWritten"),
+    )
     .await;
     assert_no_link_in_status(&blocked);
     let (_, _, message) = ready(&blocked).expect("Ready");
@@ -413,6 +460,13 @@ async fn a_refused_link_secret_write_loses_no_link_and_is_retried_without_a_seco
         ready(o).is_some_and(|(status, reason, _)| status == "True" && reason == "Shared")
     })
     .await;
-    assert_eq!(calls(&server, "share"), 1, "the recorded link, never a second share");
-    assert_eq!(reveal(&server, &link, None).await.expect("reveal"), "refused");
+    assert_eq!(
+        calls(&server, "share"),
+        1,
+        "the recorded link, never a second share"
+    );
+    assert_eq!(
+        reveal(&server, &link, None).await.expect("reveal"),
+        "refused"
+    );
 }

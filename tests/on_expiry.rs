@@ -21,7 +21,9 @@ fn metadata_key(obj: &OneTimeShare) -> String {
 }
 
 fn renewed_events(all: &[(String, String, String)]) -> usize {
-    all.iter().filter(|(_, reason, _)| reason == "Renewed").count()
+    all.iter()
+        .filter(|(_, reason, _)| reason == "Renewed")
+        .count()
 }
 
 #[tokio::test]
@@ -68,7 +70,10 @@ async fn an_expired_unread_link_is_reshared_up_to_max_shares_then_stays_expired(
     })
     .await;
     let (ready_status, reason, _) = ready(&expired).expect("Ready");
-    assert_eq!((ready_status.as_str(), reason.as_str()), ("False", "Expired"));
+    assert_eq!(
+        (ready_status.as_str(), reason.as_str()),
+        ("False", "Expired")
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = shares(&client, &ns).get("handoff").await.expect("get");
     assert_eq!(phase(&after), "Expired");
@@ -203,9 +208,13 @@ async fn a_tenant_writing_status_reshare_token_can_neither_trigger_nor_suppress_
     assert_eq!(calls(&server, "share"), 1, "no reissue");
     assert_eq!(calls(&server, "burn"), 0);
     // Status reports the token the link was made for again.
-    wait_for(&client, &ns, "handoff", "the reported token restored", |o| {
-        o.status.as_ref().and_then(|s| s.reshare_token.as_deref()) == Some("a")
-    })
+    wait_for(
+        &client,
+        &ns,
+        "handoff",
+        "the reported token restored",
+        |o| o.status.as_ref().and_then(|s| s.reshare_token.as_deref()) == Some("a"),
+    )
     .await;
 
     // Suppress: while the operator is down, status is made to claim the new value is done.
@@ -218,7 +227,10 @@ async fn a_tenant_writing_status_reshare_token_can_neither_trigger_nor_suppress_
     })
     .await;
     assert_eq!(
-        reissued.status.as_ref().and_then(|s| s.reshare_token.as_deref()),
+        reissued
+            .status
+            .as_ref()
+            .and_then(|s| s.reshare_token.as_deref()),
         Some("b")
     );
     assert_eq!(calls(&server, "burn"), 1, "the old link was burned");

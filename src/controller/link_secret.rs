@@ -84,9 +84,10 @@ fn data(record: &ShareRecord) -> BTreeMap<String, ByteString> {
 /// to it).
 fn owned_by(secret: &Secret, obj: &OneTimeShare) -> bool {
     let uid = obj.uid().unwrap_or_default();
-    secret.owner_references().iter().any(|r| {
-        r.uid == uid && r.controller == Some(true) && r.kind == "OneTimeShare"
-    })
+    secret
+        .owner_references()
+        .iter()
+        .any(|r| r.uid == uid && r.controller == Some(true) && r.kind == "OneTimeShare")
 }
 
 /// Whether the Secret holds exactly the recorded link.
@@ -140,10 +141,12 @@ pub async fn ensure(
     };
     let forbidden = |e: &kube::Error| match e {
         // RBAC refuses with 403; an admission policy with 403 or 422 (its default reason).
-        kube::Error::Api(status) if matches!(status.code, 403 | 422) => Some(Error::LinkSecretForbidden {
-            name: name.to_owned(),
-            message: status.message.clone(),
-        }),
+        kube::Error::Api(status) if matches!(status.code, 403 | 422) => {
+            Some(Error::LinkSecretForbidden {
+                name: name.to_owned(),
+                message: status.message.clone(),
+            })
+        }
         _ => None,
     };
     let written = match current {
@@ -250,17 +253,42 @@ mod tests {
         assert_eq!(public.metadata_key, None);
         assert_eq!(public.metadata_link, None);
         assert_eq!(public.link_secret_name.as_deref(), Some("handoff-link"));
-        assert!(status_matches(&obj, &public, "mkKEY", "https://ots.example"));
+        assert!(status_matches(
+            &obj,
+            &public,
+            "mkKEY",
+            "https://ots.example"
+        ));
         // A link written into status by someone else does not match: it is restored.
-        assert!(!status_matches(&obj, &shared(), "mkKEY", "https://ots.example"));
+        assert!(!status_matches(
+            &obj,
+            &shared(),
+            "mkKEY",
+            "https://ots.example"
+        ));
     }
 
     #[test]
     fn without_a_link_secret_status_is_unchanged_and_matched_by_key() {
         let obj = share(None);
         assert_eq!(public_status(&obj, shared()), shared());
-        assert!(status_matches(&obj, &shared(), "mkKEY", "https://ots.example"));
-        assert!(!status_matches(&obj, &shared(), "other", "https://ots.example"));
-        assert!(!status_matches(&obj, &shared(), "mkKEY", "https://other.example"));
+        assert!(status_matches(
+            &obj,
+            &shared(),
+            "mkKEY",
+            "https://ots.example"
+        ));
+        assert!(!status_matches(
+            &obj,
+            &shared(),
+            "other",
+            "https://ots.example"
+        ));
+        assert!(!status_matches(
+            &obj,
+            &shared(),
+            "mkKEY",
+            "https://other.example"
+        ));
     }
 }

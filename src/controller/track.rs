@@ -6,13 +6,12 @@ use super::cleanup::{BurnOutcome, burn};
 use super::share::{Occasion, fetch_source, prepare, record, send};
 use super::status;
 use super::status::refreshed_status;
-use super::{link_secret, renew};
 use super::{Context, now, save};
+use super::{link_secret, renew};
 use crate::error::{Error, Reason};
 use crate::ots::OtsError;
 use crate::resource::{
-    ExpiryPolicy, OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION,
-    SecretChangePolicy,
+    ExpiryPolicy, OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION, SecretChangePolicy,
 };
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -87,9 +86,7 @@ pub(super) async fn track(
                 save(obj, ctx, &next).await?;
                 announce(obj, ctx, &next).await;
                 current = *next;
-                if current.phase == Phase::Expired
-                    && obj.spec.on_expiry == ExpiryPolicy::Reshare
-                {
+                if current.phase == Phase::Expired && obj.spec.on_expiry == ExpiryPolicy::Reshare {
                     return renew::renew(obj, &current, metadata_key, ctx, true).await;
                 }
             }
@@ -260,7 +257,8 @@ async fn link_secret_written(
     save(obj, ctx, &status).await?;
     ctx.memory.healthy(&obj.uid().unwrap_or_default());
     let note = format!("the link was written into Secret {name:?}");
-    ctx.event(obj, EventType::Normal, Reason::Shared, note).await;
+    ctx.event(obj, EventType::Normal, Reason::Shared, note)
+        .await;
     Ok(status)
 }
 
