@@ -84,11 +84,11 @@ fn live_keys(server: &TestServer) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn with_a_link_secret_the_link_is_in_that_secret_and_never_in_status_events_or_kubectl_output()
+async fn with_a_link_secret_the_link_is_in_that_secret_and_never_in_status_events_logs_or_kubectl_output()
  {
     let (client, ns) = setup("link-secret").await;
     let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
+    let operator = Operator::start(&ns, &server.url(), &[]);
     create_secret(&client, &ns, "db", &[("password", b"hunter2")]).await;
     share_with_link_secret(&client, &ns, json!({})).await;
     let shared = wait_shared(&client, &ns, "handoff").await;
@@ -122,7 +122,10 @@ async fn with_a_link_secret_the_link_is_in_that_secret_and_never_in_status_event
     let yaml = run(kubectl(&["get", "ots", "handoff", "-n", &ns, "-o", "yaml"]));
     let describe = run(kubectl(&["describe", "ots", "handoff", "-n", &ns]));
     let events = format!("{:?}", events(&client, &ns, "handoff").await);
+    // The operator's log, at debug level for the operator's own crate.
+    let logs = operator.logs();
     for (what, output) in [
+        ("the operator's log", &logs),
         ("kubectl get -o wide", &wide),
         ("kubectl get -o yaml", &yaml),
         ("kubectl describe", &describe),

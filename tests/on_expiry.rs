@@ -236,3 +236,35 @@ async fn a_tenant_writing_status_reshare_token_can_neither_trigger_nor_suppress_
     assert_eq!(calls(&server, "burn"), 1, "the old link was burned");
     assert_eq!(open_link(&server, &reissued).await, "tokens");
 }
+
+#[tokio::test]
+async fn a_live_link_marked_expired_in_status_by_someone_else_is_not_renewed_but_tracked_again() {
+    let (client, ns) = setup("on-expiry-forged").await;
+    let server = ots_server(Config::default());
+    let _operator = Operator::start(&ns, &server.url(), &[]);
+    create_secret(&client, &ns, "db", &[("password", b"live")]).await;
+    create_share(
+        &client,
+        &ns,
+        "handoff",
+        json!({
+            "secretRef": {"name": "db", "key": "password"},
+            "onExpiry": "Reshare",
+        }),
+    )
+    .await;
+    let first = wait_shared(&client, &ns, "handoff").await;
+    shares(&client, &ns)
+        .patch_status(
+            "handoff",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Expired", "secretState": "expired"}})),
+        )
+        .await
+        .expect("patch the status");
+    // Expired until the operator corrects it from the receipt: Shared again, the same link.
+    let corrected = wait_shared(&client, &ns, "handoff").await;
+    assert_eq!(metadata_key(&corrected), metadata_key(&first));
+    assert_eq!(calls(&server, "share"), 1, "no renewal on status's word");
+    assert_eq!(open_link(&server, &corrected).await, "live");
+}

@@ -37,7 +37,9 @@ pub(super) async fn renew(
         return Ok(Action::await_change());
     }
     if !confirmed && !expired_on_the_server(obj, status, metadata_key, ctx).await? {
-        return Ok(Action::await_change());
+        // Status said Expired, the server does not: it was corrected from the receipt, and the
+        // link is tracked again.
+        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
     }
     let source = fetch_source(obj, ctx).await?;
     let prepared = prepare(obj, ctx, &source, status.server_url.as_deref()).await?;
@@ -62,6 +64,8 @@ pub(super) async fn renew(
 
 /// Whether the server says the recorded link expired (a receipt state of expired or orphaned).
 /// A missing receipt is not enough here: it is also what a link received long ago looks like.
+/// When the receipt says something else, status is corrected from it (someone else wrote
+/// `Expired` into status, say).
 async fn expired_on_the_server(
     obj: &OneTimeShare,
     status: &OneTimeShareStatus,
@@ -69,17 +73,33 @@ async fn expired_on_the_server(
     ctx: &Context,
 ) -> Result<bool, Error> {
     let server = ctx.link_server(obj, status).await?;
-    match ctx
+    let receipt = match ctx
         .ots(&server.url, "receipt", server.client.receipt(metadata_key))
         .await
     {
-        Ok(receipt) => Ok(matches!(
-            receipt.state,
-            SecretState::Expired | SecretState::Orphaned
-        )),
-        Err(OtsError::NotFound) => Ok(false),
-        Err(e) => Err(e.into()),
+        Ok(receipt) => receipt,
+        Err(OtsError::NotFound) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    if matches!(receipt.state, SecretState::Expired | SecretState::Orphaned) {
+        return Ok(true);
     }
+    if let Some(next) = status::refreshed_status(
+        obj,
+        status,
+        &receipt.state,
+        receipt.received,
+        receipt.first_access,
+        now(),
+    ) {
+        tracing::warn!(
+            object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+            state = receipt.state.as_str(),
+            "status said Expired but the server does not; corrected it from the receipt"
+        );
+        save(obj, ctx, &next).await?;
+    }
+    Ok(false)
 }
 
 /// The share stays Expired: the condition says that maxShares was reached and how to go on.
