@@ -10,6 +10,10 @@
 //! - A status that names a link with no record is refused (`StatusTampered`): nothing is burned
 //!   or tracked on its word.
 //! - A deletion burns the recorded link with the recorded material, then deletes the record.
+//! - A reissue (`ots.dev/reshare`) and an `onExpiry: Reshare` renewal are decided on the
+//!   recorded token and count of links in a row; `status.reshareToken` only reports the token.
+//! - With `spec.linkSecretRef`, status holds no link at all: the link Secret is written, and
+//!   rewritten, from the record.
 //!
 //! Records are found by name (`ots-share-<uid>`); the operator lists them only to collect the
 //! records of resources that were deleted without a finalizer (`deletionPolicy: Keep`).

@@ -363,3 +363,34 @@ async fn blocked_reshare(
         tracing::warn!(error = %e, "could not write the blocked reshare to status");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn annotated(token: Option<&str>) -> OneTimeShare {
+        let mut obj = OneTimeShare::new(
+            "x",
+            serde_json::from_value(serde_json::json!({"secretRef": {"name": "db"}})).unwrap(),
+        );
+        if let Some(token) = token {
+            obj.annotations_mut()
+                .insert(RESHARE_ANNOTATION.to_owned(), token.to_owned());
+        }
+        obj
+    }
+
+    #[test]
+    fn a_reissue_is_decided_on_the_recorded_token_alone() {
+        let made_for_a = Some("a".to_owned());
+        // The recorded link was made for "a": only another value reissues.
+        assert!(!reissue_requested(&annotated(Some("a")), Some(&made_for_a)));
+        assert!(reissue_requested(&annotated(Some("b")), Some(&made_for_a)));
+        // Made without the annotation: any value reissues; an empty one never does.
+        assert!(reissue_requested(&annotated(Some("a")), Some(&None)));
+        assert!(!reissue_requested(&annotated(Some("")), Some(&None)));
+        assert!(!reissue_requested(&annotated(None), Some(&made_for_a)));
+        // Not looked up (no record): nothing is reissued on status's word.
+        assert!(!reissue_requested(&annotated(Some("b")), None));
+    }
+}
