@@ -473,3 +473,43 @@ async fn a_refused_link_secret_write_loses_no_link_and_is_retried_without_a_seco
         "refused"
     );
 }
+
+#[tokio::test]
+async fn link_checks_go_on_while_the_link_secret_cannot_be_written() {
+    let (client, ns) = setup("link-secret-blocked-tracking").await;
+    let server = ots_server(Config::default());
+    let _operator = Operator::start(&ns, &server.url(), &[]);
+    create_secret(&client, &ns, "db", &[("password", b"tracked")]).await;
+    create_secret(&client, &ns, LINK_SECRET, &[("mine", b"keep me")]).await;
+    share_with_link_secret(&client, &ns, json!({})).await;
+    let blocked = wait_for(
+        &client,
+        &ns,
+        "handoff",
+        "Ready=False LinkSecretNotWritten",
+        |o| phase(o) == "Shared" && ready_reason_is(o, "LinkSecretNotWritten"),
+    )
+    .await;
+
+    // The link is in the operator's record (records live beside the shares in these tests).
+    let uid = blocked.metadata.uid.clone().expect("a uid");
+    let record = secrets(&client, &ns)
+        .get(&format!("ots-share-{uid}"))
+        .await
+        .expect("the record");
+    let record: serde_json::Value =
+        serde_json::from_str(&text(&record, "record").expect("record data")).expect("json");
+    let link = record["link"].as_str().expect("a recorded link").to_owned();
+    assert_eq!(
+        reveal(&server, &link, None).await.expect("reveal"),
+        "tracked"
+    );
+    let received = wait_for(&client, &ns, "handoff", "phase Received", |o| {
+        phase(o) == "Received"
+    })
+    .await;
+    assert_no_link_in_status(&received);
+    assert_eq!(calls(&server, "share"), 1);
+    let untouched = secrets(&client, &ns).get(LINK_SECRET).await.expect("get");
+    assert_eq!(text(&untouched, "link"), None);
+}

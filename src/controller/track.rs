@@ -43,13 +43,17 @@ pub(super) async fn track(
     if reissue_requested(obj, acted_on.as_ref()) {
         return reissue(obj, &status, ctx).await;
     }
-    // A link Secret that could not be written is written as soon as it can be.
+    // A link Secret that could not be written is written as soon as it can be. A failure to
+    // write it never stops the link checks: it is reported after them.
+    let mut link_secret_error = None;
     if link_secret::name(obj).is_some()
         && status.phase == Phase::Shared
         && ready_reason(&status) == Some(Reason::LinkSecretNotWritten.as_str())
     {
-        link_secret::ensure(obj, ctx, None).await?;
-        status = link_secret_written(obj, status, ctx).await?;
+        match link_secret::ensure(obj, ctx, None).await {
+            Ok(_) => status = link_secret_written(obj, status, ctx).await?,
+            Err(error) => link_secret_error = Some(error),
+        }
     }
     let reshare = obj.spec.on_secret_change == SecretChangePolicy::Reshare;
     let live = status.phase == Phase::Shared;
@@ -59,7 +63,7 @@ pub(super) async fn track(
         return Ok(Action::await_change());
     }
     if let Some(wait) = ctx.memory.check_due_in(&uid) {
-        return Ok(Action::requeue(wait));
+        return unless_failed(Action::requeue(wait), link_secret_error);
     }
     if reshare && let Some(action) = reshare_if_changed(obj, &status, ctx).await? {
         return Ok(action);
@@ -69,11 +73,15 @@ pub(super) async fn track(
         // renewed only on the server's word, never on status alone.
         return renew::renew(obj, &status, metadata_key, ctx, false).await;
     }
-    if live && link_secret::ensure(obj, ctx, None).await? {
-        tracing::info!(
-            object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
-            "the link Secret was missing or changed; rewrote it from the operator's record"
-        );
+    if live && link_secret_error.is_none() {
+        match link_secret::ensure(obj, ctx, None).await {
+            Ok(true) => tracing::info!(
+                object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+                "the link Secret was missing or changed; rewrote it from the operator's record"
+            ),
+            Ok(false) => {}
+            Err(error) => link_secret_error = Some(error),
+        }
     }
     let mut current = status;
     if live {
@@ -93,7 +101,10 @@ pub(super) async fn track(
             // The OTS budget is taken by shares and burns: check later, still due.
             Refresh::Busy(retry_in) => {
                 let wait = retry_in.max(ctx.config.refresh_min);
-                return Ok(Action::requeue(super::memory::jitter(wait)));
+                return unless_failed(
+                    Action::requeue(super::memory::jitter(wait)),
+                    link_secret_error,
+                );
             }
         }
     }
@@ -108,7 +119,16 @@ pub(super) async fn track(
     let wait = ctx
         .memory
         .schedule_check(&uid, refresh_min, refresh_max, until_expiry);
-    Ok(Action::requeue(wait))
+    unless_failed(Action::requeue(wait), link_secret_error)
+}
+
+/// `action`, unless the link Secret could not be written: then that error (Ready=False
+/// `LinkSecretNotWritten`, a Warning, and a retry with backoff).
+fn unless_failed(action: Action, link_secret_error: Option<Error>) -> Result<Action, Error> {
+    match link_secret_error {
+        Some(error) => Err(error),
+        None => Ok(action),
+    }
 }
 
 /// What a link-state check found.
