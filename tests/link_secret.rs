@@ -513,3 +513,41 @@ async fn link_checks_go_on_while_the_link_secret_cannot_be_written() {
     let untouched = secrets(&client, &ns).get(LINK_SECRET).await.expect("get");
     assert_eq!(text(&untouched, "link"), None);
 }
+
+#[tokio::test]
+async fn a_changed_secret_and_an_expired_link_put_the_new_link_into_the_same_link_secret() {
+    let (client, ns) = setup("link-secret-renewals").await;
+    let server = ots_server(Config::default());
+    let _operator = Operator::start(&ns, &server.url(), &[]);
+    create_secret(&client, &ns, "db", &[("password", b"first")]).await;
+    share_with_link_secret(
+        &client,
+        &ns,
+        json!({"ttl": "60s", "onSecretChange": "Reshare", "onExpiry": "Reshare"}),
+    )
+    .await;
+    wait_shared(&client, &ns, "handoff").await;
+    let first = text(&wait_link_secret(&client, &ns, None).await, "link").expect("a link");
+
+    // onSecretChange: Reshare burns the old link; the new value's link replaces it in the Secret.
+    update_secret(&client, &ns, "db", &[("password", b"second")]).await;
+    let second = text(&wait_link_secret(&client, &ns, Some(&first)).await, "link").expect("link");
+    assert!(
+        reveal(&server, &first, None).await.is_err(),
+        "the old link is burned"
+    );
+
+    // onExpiry: Reshare: the expired link's successor replaces it in the Secret.
+    server.advance_clock(Duration::from_secs(120));
+    let third = text(&wait_link_secret(&client, &ns, Some(&second)).await, "link").expect("link");
+    let note = wait_event(&client, &ns, "handoff", "Normal", "Renewed").await;
+    assert!(note.contains(LINK_SECRET), "{note}");
+    assert!(!note.contains(&secret_key(&third)), "{note}");
+    let renewed = wait_shared(&client, &ns, "handoff").await;
+    assert_no_link_in_status(&renewed);
+    assert_eq!(calls(&server, "share"), 3);
+    assert_eq!(
+        reveal(&server, &third, None).await.expect("reveal"),
+        "second"
+    );
+}
