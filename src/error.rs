@@ -83,6 +83,12 @@ pub enum Reason {
     SecretWriteForbidden,
     /// The operating system's random number generator failed.
     GenerateFailed,
+    /// The link Secret (`spec.linkSecretRef`) could not be written: the operator may not write
+    /// Secrets there, or the name is taken by a Secret it did not create. The link is kept in the
+    /// operator's record and written once it can be; it is never shared twice.
+    LinkSecretNotWritten,
+    /// `onExpiry: Reshare` made a new link after the old one expired unread (Normal Event).
+    Renewed,
 }
 
 impl Reason {
@@ -123,6 +129,8 @@ impl Reason {
             Reason::SecretNotOwned => "SecretNotOwned",
             Reason::SecretWriteForbidden => "SecretWriteForbidden",
             Reason::GenerateFailed => "GenerateFailed",
+            Reason::LinkSecretNotWritten => "LinkSecretNotWritten",
+            Reason::Renewed => "Renewed",
         }
     }
 }
@@ -351,9 +359,27 @@ pub enum Error {
         /// The API server's refusal (RBAC or admission; never the Secret's data).
         message: String,
     },
+    /// See [`Reason::LinkSecretNotWritten`]: the API server refused the write.
+    #[error(
+        "the operator may not write the link Secret {name:?} ({message}); spec.linkSecretRef needs the chart's secretWrites.enabled=true. The link is kept in the operator's record and written once the operator may (it is not shared again)"
+    )]
+    LinkSecretForbidden {
+        /// Secret name.
+        name: String,
+        /// The API server's refusal (RBAC or admission; never the Secret's data).
+        message: String,
+    },
     /// See [`Reason::GenerateFailed`].
     #[error("could not draw a random value from the operating system: {0}")]
     GenerateFailed(String),
+    /// See [`Reason::LinkSecretNotWritten`]: a Secret the operator did not make has the name.
+    #[error(
+        "Secret {name:?} exists but was not made by the ots-operator for this OneTimeShare, so the link is not written into it; delete that Secret (the link is then written into a new one) or re-create the OneTimeShare with another linkSecretRef"
+    )]
+    LinkSecretNotOwned {
+        /// Secret name.
+        name: String,
+    },
     /// An error from the Onetime Secret server or client.
     #[error(transparent)]
     Ots(OtsError),
@@ -415,6 +441,9 @@ impl Error {
             Error::SecretNotOwned { .. } => Reason::SecretNotOwned,
             Error::SecretWriteForbidden { .. } => Reason::SecretWriteForbidden,
             Error::GenerateFailed(_) => Reason::GenerateFailed,
+            Error::LinkSecretForbidden { .. } | Error::LinkSecretNotOwned { .. } => {
+                Reason::LinkSecretNotWritten
+            }
             Error::Kube(_) => Reason::KubernetesError,
         }
     }
@@ -467,6 +496,10 @@ impl Error {
             // The Secret or the operator's permissions must change: re-check rarely.
             Error::SecretNotOwned { .. } | Error::SecretWriteForbidden { .. } => Handling::REFUSED,
             Error::GenerateFailed(_) => Handling::TRANSIENT,
+            // The link is recorded: writing it again is cheap (no OTS call), so a fix of the
+            // operator's rights is picked up within minutes; a Secret in the way may go any moment.
+            Error::LinkSecretForbidden { .. } => Handling::TRANSIENT,
+            Error::LinkSecretNotOwned { .. } => Handling::MISSING,
             Error::Ots(e) => match e {
                 OtsError::RateLimited { .. }
                 | OtsError::Unavailable { .. }
@@ -646,6 +679,11 @@ pub(crate) fn examples() -> Vec<Error> {
             message: "m".into(),
         },
         Error::GenerateFailed("d".into()),
+        Error::LinkSecretForbidden {
+            name: name(),
+            message: "m".into(),
+        },
+        Error::LinkSecretNotOwned { name: name() },
         Error::Kube(kube::Error::Service("connection refused".into())),
     ];
     errors.extend(ots.into_iter().map(Error::Ots));
@@ -735,6 +773,8 @@ mod tests {
             Reason::SecretNotOwned,
             Reason::SecretWriteForbidden,
             Reason::GenerateFailed,
+            Reason::LinkSecretNotWritten,
+            Reason::Renewed,
         ];
         let mut seen = std::collections::HashSet::new();
         for r in all {

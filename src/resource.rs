@@ -34,6 +34,9 @@ pub const GENERATED_BY_ANNOTATION: &str = "ots.dev/generated-by";
 /// Annotation on a Secret made by `spec.generate`: the uid of the OneTimeShare that generated it.
 pub const GENERATED_BY_UID_ANNOTATION: &str = "ots.dev/generated-by-uid";
 
+/// Default of `spec.maxShares`: how many links in a row `onExpiry: Reshare` makes at most.
+pub const DEFAULT_MAX_SHARES: u32 = 10;
+
 /// Default lifetime of a link when `spec.ttl` is not set: 7 days, the public service's anonymous maximum.
 pub const DEFAULT_TTL: &str = "7d";
 
@@ -113,6 +116,9 @@ const _: () = assert!(MIN_TTL_SECS == 60);
 #[x_kube(validation = Rule::new("has(self.server) == has(oldSelf.server) && (!has(self.server) || self.server == oldSelf.server)").message("server is immutable: create a new OneTimeShare to use another server"))]
 #[x_kube(validation = Rule::new("has(self.generate) == has(oldSelf.generate) && (!has(self.generate) || self.generate == oldSelf.generate)").message("generate is immutable: create a new OneTimeShare to generate another value"))]
 #[x_kube(validation = Rule::new("!has(self.generate) || has(self.secretRef.key)").message("generate needs secretRef.key: the key of the Secret the generated value is written to"))]
+#[x_kube(validation = Rule::new("has(self.linkSecretRef) == has(oldSelf.linkSecretRef) && (!has(self.linkSecretRef) || self.linkSecretRef == oldSelf.linkSecretRef)").message("linkSecretRef is immutable: create a new OneTimeShare to keep the link elsewhere"))]
+#[x_kube(validation = Rule::new("!has(self.linkSecretRef) || (self.linkSecretRef.name != self.secretRef.name && (!has(self.passphraseSecretRef) || self.linkSecretRef.name != self.passphraseSecretRef.name) && (!has(self.server) || !has(self.server.credentialsSecretRef) || self.linkSecretRef.name != self.server.credentialsSecretRef.name))").message("linkSecretRef must name a Secret of its own, not one the share reads (secretRef, passphraseSecretRef or server.credentialsSecretRef)"))]
+#[x_kube(validation = Rule::new("!has(self.maxShares) || (has(self.onExpiry) && self.onExpiry == 'Reshare')").message("maxShares only applies with onExpiry: Reshare"))]
 pub struct OneTimeShareSpec {
     /// The Secret to share. It must be in the same namespace as this OneTimeShare.
     pub secret_ref: SecretSourceRef,
@@ -159,6 +165,27 @@ pub struct OneTimeShareSpec {
     /// did not make is never written to. Needs secretRef.key and the chart's secretWrites.enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate: Option<GenerateSpec>,
+
+    /// What happens when the link expires before anyone opened it. Keep (default): the share
+    /// stays Expired. Reshare: the same spec is shared anew under a new link (a standing
+    /// hand-off), up to maxShares links in a row. A link that was opened is never reshared.
+    #[serde(default)]
+    pub on_expiry: ExpiryPolicy,
+
+    /// With onExpiry: Reshare, how many links in a row this OneTimeShare makes at most, counting
+    /// the first (1 to 100, default 10). When that many expired unread, it stays Expired. A
+    /// reissue (the ots.dev/reshare annotation) or a reshare of a changed Secret starts a new count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_shares: Option<u32>,
+
+    /// Keep the link out of status: the link, the metadata key and the metadata link are written
+    /// into this Secret of the namespace (keys `link`, `metadataKey`, `metadataLink`), which the
+    /// operator creates and owns (it is deleted with this OneTimeShare). Status, Events and
+    /// `kubectl get -o wide` then never show the link; status.linkSecretName names the Secret.
+    /// The name must not be taken by a Secret the operator did not create. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_secret_ref: Option<LocalSecretRef>,
 }
 
 /// How to generate a value (`spec.generate`).
@@ -305,6 +332,16 @@ pub enum SecretChangePolicy {
     Reshare,
 }
 
+/// What an unread link's expiry does.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExpiryPolicy {
+    /// Nothing: the share stays Expired.
+    #[default]
+    Keep,
+    /// Share the same spec anew under a new link, up to maxShares links in a row.
+    Reshare,
+}
+
 /// Where a share is in its life.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Phase {
@@ -375,6 +412,11 @@ pub struct OneTimeShareStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_link: Option<String>,
 
+    /// With spec.linkSecretRef: the Secret that holds the link, the metadata key and the
+    /// metadata link (status.link, status.metadataKey and status.metadataLink then stay empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_secret_name: Option<String>,
+
     /// The base URL of the server that holds the secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_url: Option<String>,
@@ -414,8 +456,9 @@ pub struct OneTimeShareStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_resource_version: Option<String>,
 
-    /// The value of the `ots.dev/reshare` annotation the current link was made for. Setting the
-    /// annotation to any other value reissues the share (burns a live link, shares anew).
+    /// The value of the `ots.dev/reshare` annotation the current link was made for (a report: the
+    /// operator acts on its own record of it). Setting the annotation to any other value
+    /// reissues the share (burns a live link, shares anew).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reshare_token: Option<String>,
 
@@ -476,6 +519,11 @@ impl OneTimeShareSpec {
     /// The requested lifetime (the default when `ttl` is not set).
     pub fn ttl(&self) -> Result<Ttl, TtlError> {
         Ttl::parse(self.ttl.as_deref().unwrap_or(DEFAULT_TTL))
+    }
+
+    /// How many links in a row `onExpiry: Reshare` makes at most (the default when not set).
+    pub fn max_shares(&self) -> u32 {
+        self.max_shares.unwrap_or(DEFAULT_MAX_SHARES).clamp(1, 100)
     }
 }
 
@@ -571,6 +619,9 @@ mod tests {
             serde_json::from_value(serde_json::json!({"secretRef": {"name": "db"}})).unwrap();
         assert_eq!(spec.deletion_policy, DeletionPolicy::Burn);
         assert_eq!(spec.on_secret_change, SecretChangePolicy::Ignore);
+        assert_eq!(spec.on_expiry, ExpiryPolicy::Keep);
+        assert_eq!(spec.max_shares(), DEFAULT_MAX_SHARES);
+        assert_eq!(spec.link_secret_ref, None);
         assert_eq!(spec.ttl(), Ok(Ttl(Duration::from_secs(7 * 86400))));
         assert_eq!(spec.generate, None);
     }

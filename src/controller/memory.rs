@@ -46,6 +46,11 @@ struct Entry {
     next_check: Option<Instant>,
     interval: Option<Duration>,
     last_warning: Option<(Reason, Instant)>,
+    /// The `ots.dev/reshare` value the recorded link was made for, as the record says (`None`:
+    /// not looked up yet).
+    reshare_token: Option<Option<String>>,
+    /// resourceVersion of the link Secret last seen to hold the recorded link.
+    link_secret_version: Option<String>,
 }
 
 /// Per-resource memory, keyed by the resource's uid.
@@ -208,6 +213,41 @@ impl Memory {
             e.next_check = Some(Instant::now() + wait);
             wait
         })
+    }
+
+    /// The `ots.dev/reshare` value the recorded link was made for, if known (outer `None`: not
+    /// looked up yet).
+    pub fn reshare_token(&self, uid: &str) -> Option<Option<String>> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(uid).and_then(|e| e.reshare_token.clone())
+    }
+
+    /// Remembers the `ots.dev/reshare` value the recorded link was made for.
+    pub fn set_reshare_token(&self, uid: &str, token: Option<String>) {
+        self.with(uid, |e| e.reshare_token = Some(token));
+    }
+
+    /// The resourceVersion of the link Secret last seen to hold the recorded link.
+    pub fn link_secret_version(&self, uid: &str) -> Option<String> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(uid).and_then(|e| e.link_secret_version.clone())
+    }
+
+    /// Remembers (or, with `None`, forgets) the link Secret's resourceVersion that holds the
+    /// recorded link.
+    pub fn set_link_secret_version(&self, uid: &str, version: Option<String>) {
+        self.with(uid, |e| e.link_secret_version = version);
+    }
+
+    /// The metadata keys of every record this process knows of.
+    pub fn recorded_keys(&self) -> Vec<String> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .filter_map(|e| match &e.record {
+                RecordKnown::Link { metadata_key, .. } => Some(metadata_key.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Restarts the check schedule (a new link was shared).

@@ -6,9 +6,11 @@
 mod cleanup;
 pub mod events;
 pub mod generate;
+mod link_secret;
 mod memory;
 mod orphans;
 pub mod records;
+mod renew;
 mod servers;
 mod share;
 mod status;
@@ -234,6 +236,8 @@ impl Context {
             .keys()
             .cloned()
             .collect();
+        // Links kept out of status (spec.linkSecretRef) are known by their records.
+        known.extend(self.memory.recorded_keys());
         for store in self.stores.get().into_iter().flatten() {
             known.extend(
                 store
@@ -304,7 +308,7 @@ fn action_of(reason: Reason) -> &'static str {
     match reason {
         Reason::Burned | Reason::BurnFailed => "Burn",
         Reason::Received | Reason::Expired => "Track",
-        Reason::Reshared => "Reshare",
+        Reason::Reshared | Reason::Renewed => "Reshare",
         Reason::Generated => "Generate",
         _ => "Share",
     }
@@ -430,10 +434,9 @@ async fn apply(obj: &OneTimeShare, ctx: &Context) -> Result<Action, Error> {
             server_url,
         } => match status {
             Some(status)
-                if claimed == Some(metadata_key.as_str())
-                    && status.server_url.as_deref() == Some(server_url.as_str()) =>
+                if link_secret::status_matches(obj, &status, &metadata_key, &server_url) =>
             {
-                track::track(obj, status, ctx).await
+                track::track(obj, status, &metadata_key, ctx).await
             }
             // Status was wiped or points elsewhere: the record is the truth.
             _ => restore(obj, ctx).await,
@@ -454,7 +457,7 @@ async fn restore(obj: &OneTimeShare, ctx: &Context) -> Result<Action, Error> {
         ctx.memory.set_record(&uid, RecordKnown::Unknown);
         return Ok(Action::requeue(Duration::from_secs(1)));
     };
-    let next = status::restored_status(obj, &stored.record, now());
+    let next = link_secret::public_status(obj, status::restored_status(obj, &stored.record, now()));
     tracing::warn!(
         object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
         "status did not match the operator's record of the share; restored it"
@@ -480,9 +483,11 @@ async fn report_error(obj: &OneTimeShare, api: &Api<OneTimeShare>, error: &Error
         .unwrap_or_default();
     let (reason, message) = error.shown(ctx.config.admission_guard);
     // With a live link the status stays as it is; the Event tells about the failed check.
-    let no_link_or_deleting = current.metadata_key.is_none()
+    let no_link_or_deleting = (current.metadata_key.is_none()
+        && current.link_secret_name.is_none())
         || obj.meta().deletion_timestamp.is_some()
-        || reason == Reason::StatusTampered;
+        || reason == Reason::StatusTampered
+        || reason == Reason::LinkSecretNotWritten;
     if no_link_or_deleting
         && let Some(next) = status::error_status(
             obj,

@@ -10,6 +10,10 @@
 //! - A status that names a link with no record is refused (`StatusTampered`): nothing is burned
 //!   or tracked on its word.
 //! - A deletion burns the recorded link with the recorded material, then deletes the record.
+//! - A reissue (`ots.dev/reshare`) and an `onExpiry: Reshare` renewal are decided on the
+//!   recorded token and count of links in a row; `status.reshareToken` only reports the token.
+//! - With `spec.linkSecretRef`, status holds no link at all: the link Secret is written, and
+//!   rewritten, from the record.
 //!
 //! Records are found by name (`ots-share-<uid>`); the operator lists them only to collect the
 //! records of resources that were deleted without a finalizer (`deletionPolicy: Keep`).
@@ -73,6 +77,27 @@ pub struct ShareRecord {
     /// resourceVersion of the shared Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_resource_version: Option<String>,
+    /// The `ots.dev/reshare` annotation's value this link was made for: the token a reissue is
+    /// decided on (status.reshareToken is only a report, writable by tenants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reshare_token: Option<String>,
+    /// How many links this one is in a row of `onExpiry: Reshare` renewals, counting the first
+    /// (1 for a first share, a reissue or a reshare of a changed Secret). 0: a record written
+    /// before this was recorded (then `reshare_token` is unknown too).
+    #[serde(default)]
+    pub links_in_a_row: u32,
+}
+
+impl ShareRecord {
+    /// The `ots.dev/reshare` value the link was made for. A record from before tokens were
+    /// recorded falls back to what status reports, once (the next link's record has it).
+    pub fn reshare_token(&self, obj: &OneTimeShare) -> Option<String> {
+        if self.links_in_a_row > 0 {
+            self.reshare_token.clone()
+        } else {
+            obj.status.as_ref().and_then(|s| s.reshare_token.clone())
+        }
+    }
 }
 
 impl fmt::Debug for ShareRecord {
@@ -357,6 +382,8 @@ pub fn new_record(
         expires_at: secs(&status.expires_at),
         passphrase_protected: status.passphrase_protected.unwrap_or(false),
         source_resource_version: status.source_resource_version.clone(),
+        reshare_token: status.reshare_token.clone(),
+        links_in_a_row: 1,
     })
 }
 
@@ -384,6 +411,8 @@ mod tests {
             expires_at: 3601,
             passphrase_protected: true,
             source_resource_version: Some("7".into()),
+            reshare_token: Some("2026-11-30".into()),
+            links_in_a_row: 2,
         }
     }
 
@@ -430,6 +459,17 @@ mod tests {
         assert!(!status_matches(&r, &status));
         status.metadata_key = None;
         assert!(!status_matches(&r, &status));
+    }
+
+    #[test]
+    fn a_record_from_before_tokens_were_recorded_reads_as_legacy() {
+        let mut json = serde_json::to_value(record()).unwrap();
+        let map = json.as_object_mut().unwrap();
+        map.remove("reshareToken");
+        map.remove("linksInARow");
+        let legacy: ShareRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(legacy.links_in_a_row, 0);
+        assert_eq!(legacy.reshare_token, None);
     }
 
     #[test]

@@ -133,6 +133,11 @@ pub(super) enum Occasion {
         /// The Event's note.
         note: &'static str,
     },
+    /// A new link after the old one expired unread (`onExpiry: Reshare`).
+    Renewed {
+        /// How many links in a row this one is, counting the first.
+        links_in_a_row: u32,
+    },
 }
 
 /// Records a fresh link in status (the write is retried until it sticks) and tells the user.
@@ -167,7 +172,11 @@ pub(super) async fn record(
         },
         now(),
     );
-    keep_record(obj, ctx, prepared, &next).await?;
+    let links_in_a_row = match occasion {
+        Occasion::Renewed { links_in_a_row } => links_in_a_row,
+        _ => 1,
+    };
+    let kept = keep_record(obj, ctx, prepared, &next, links_in_a_row).await?;
     ctx.metrics.share_created();
     ctx.memory.reset_schedule(&uid);
     ctx.memory.healthy(&uid);
@@ -176,16 +185,32 @@ pub(super) async fn record(
         metadata_key_prefix = %receipt.metadata_key.chars().take(6).collect::<String>(),
         "shared"
     );
+    // With linkSecretRef the link goes into its Secret (from the record) and not into status.
+    let next = super::link_secret::public_status(obj, next);
+    let published = super::link_secret::ensure(obj, ctx, Some(&kept)).await;
     save(obj, ctx, &next).await?;
+    // The link is recorded: a failed link Secret write is retried from the record, never by
+    // sharing again.
+    published?;
+    let whereabouts = match super::link_secret::name(obj) {
+        Some(name) => format!("the link is in Secret {name:?}"),
+        None => "the link is in status.link".to_owned(),
+    };
     let (reason, note) = match occasion {
         Occasion::First => (
             Reason::Shared,
-            "the Secret was shared; the link is in status.link",
+            format!("the Secret was shared; {whereabouts}"),
         ),
-        Occasion::Reshared { note } => (Reason::Reshared, note),
+        Occasion::Reshared { note } => (Reason::Reshared, format!("{note}; {whereabouts}")),
+        Occasion::Renewed { links_in_a_row } => (
+            Reason::Renewed,
+            format!(
+                "the link expired unread; the Secret was shared anew under a new link (link {links_in_a_row} in a row of at most {}, onExpiry: Reshare); {whereabouts}",
+                obj.spec.max_shares()
+            ),
+        ),
     };
-    ctx.event(obj, EventType::Normal, reason, note.to_owned())
-        .await;
+    ctx.event(obj, EventType::Normal, reason, note).await;
     if let Some(clamp) = lifetime.clamp.clone() {
         ctx.event(obj, EventType::Warning, Reason::TtlClamped, clamp)
             .await;
@@ -204,13 +229,15 @@ async fn keep_record(
     ctx: &Context,
     prepared: &Prepared,
     status: &crate::resource::OneTimeShareStatus,
-) -> Result<(), Error> {
+    links_in_a_row: u32,
+) -> Result<records::ShareRecord, Error> {
     let uid = obj.uid().unwrap_or_default();
-    let Some(record) = records::new_record(obj, status) else {
+    let Some(mut record) = records::new_record(obj, status) else {
         return Err(Error::Record {
             detail: "the resource has no uid or the link is incomplete".into(),
         });
     };
+    record.links_in_a_row = links_in_a_row;
     let stored = records::StoredRecord {
         record,
         passphrase: prepared.passphrase.clone(),
@@ -237,11 +264,13 @@ async fn keep_record(
     ctx.memory.set_record(
         &uid,
         RecordKnown::Link {
-            metadata_key: stored.record.metadata_key,
-            server_url: stored.record.server_url,
+            metadata_key: stored.record.metadata_key.clone(),
+            server_url: stored.record.server_url.clone(),
         },
     );
-    Ok(())
+    ctx.memory
+        .set_reshare_token(&uid, stored.record.reshare_token.clone());
+    Ok(stored.record)
 }
 
 /// Reads the passphrase a resource references.

@@ -94,6 +94,7 @@ pub fn shared_status(
         link: Some(shared.link),
         metadata_key: Some(shared.receipt.metadata_key.clone()),
         metadata_link: Some(shared.metadata_link),
+        link_secret_name: None,
         server_url: Some(shared.server_url),
         secret_state: Some(shared.receipt.state.as_str().to_owned()),
         ttl_seconds: Some(granted as i64),
@@ -232,6 +233,7 @@ pub fn restored_status(
         link: Some(record.link.clone()),
         metadata_key: Some(record.metadata_key.clone()),
         metadata_link: Some(record.metadata_link.clone()).filter(|l| !l.is_empty()),
+        link_secret_name: None,
         server_url: Some(record.server_url.clone()),
         secret_state: None,
         ttl_seconds: Some(record.ttl_seconds),
@@ -241,7 +243,8 @@ pub fn restored_status(
         opened_at: None,
         passphrase_protected: Some(record.passphrase_protected),
         source_resource_version: record.source_resource_version.clone(),
-        reshare_token: reshare_token(obj),
+        // The value the link was made for, not the annotation now (a pending reissue stays pending).
+        reshare_token: record.reshare_token(obj),
         observed_generation: obj.meta().generation,
         conditions: obj
             .status

@@ -7,49 +7,85 @@ use super::share::{Occasion, fetch_source, prepare, record, send};
 use super::status;
 use super::status::refreshed_status;
 use super::{Context, now, save};
+use super::{link_secret, renew};
 use crate::error::{Error, Reason};
 use crate::ots::OtsError;
 use crate::resource::{
-    OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION, SecretChangePolicy,
+    ExpiryPolicy, OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION, SecretChangePolicy,
 };
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use std::time::Duration;
 
-/// Tracks a resource that has a link.
+/// Tracks a resource that has a link. `metadata_key` is the recorded link's (status may not
+/// show it: `spec.linkSecretRef` keeps it out).
 pub(super) async fn track(
     obj: &OneTimeShare,
     status: OneTimeShareStatus,
+    metadata_key: &str,
     ctx: &Context,
 ) -> Result<Action, Error> {
     let uid = obj.uid().unwrap_or_default();
+    let mut status = status;
+    // The reissue token is decided on the record's word; status only reports it.
+    let acted_on = acted_on_token(obj, &status, ctx).await?;
+    if let Some(acted_on) = &acted_on {
+        status.reshare_token = acted_on.clone();
+    }
     // A status we wrote but the API does not show (a failed write): write it again first.
     let generation = obj.meta().generation;
     if obj.status.as_ref() != Some(&status) || status.observed_generation != generation {
-        let mut status = status.clone();
         status.observed_generation = generation;
         save(obj, ctx, &status).await?;
     }
     // A reissue is asked for by the user: it is done now, not on the link-check schedule.
-    if reissue_requested(obj, &status) {
+    if reissue_requested(obj, acted_on.as_ref()) {
         return reissue(obj, &status, ctx).await;
+    }
+    // A link Secret that could not be written is written as soon as it can be. A failure to
+    // write it never stops the link checks: it is reported after them.
+    let mut link_secret_error = None;
+    if link_secret::name(obj).is_some()
+        && status.phase == Phase::Shared
+        && ready_reason(&status) == Some(Reason::LinkSecretNotWritten.as_str())
+    {
+        match link_secret::ensure(obj, ctx, None).await {
+            Ok(_) => status = link_secret_written(obj, status, ctx).await?,
+            Err(error) => link_secret_error = Some(error),
+        }
     }
     let reshare = obj.spec.on_secret_change == SecretChangePolicy::Reshare;
     let live = status.phase == Phase::Shared;
     let watching_secret = reshare && status.phase == Phase::Received;
-    if !(live || watching_secret) {
+    let renewing = obj.spec.on_expiry == ExpiryPolicy::Reshare && status.phase == Phase::Expired;
+    if !(live || watching_secret || renewing) {
         return Ok(Action::await_change());
     }
     if let Some(wait) = ctx.memory.check_due_in(&uid) {
-        return Ok(Action::requeue(wait));
+        return unless_failed(Action::requeue(wait), link_secret_error);
     }
     if reshare && let Some(action) = reshare_if_changed(obj, &status, ctx).await? {
         return Ok(action);
     }
+    if renewing {
+        // Expired before this reconcile (e.g. before a restart, or maxShares was raised):
+        // renewed only on the server's word, never on status alone.
+        return renew::renew(obj, &status, metadata_key, ctx, false).await;
+    }
+    if live && link_secret_error.is_none() {
+        match link_secret::ensure(obj, ctx, None).await {
+            Ok(true) => tracing::info!(
+                object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+                "the link Secret was missing or changed; rewrote it from the operator's record"
+            ),
+            Ok(false) => {}
+            Err(error) => link_secret_error = Some(error),
+        }
+    }
     let mut current = status;
     if live {
-        match refresh(obj, &current, ctx).await? {
+        match refresh(obj, &current, metadata_key, ctx).await? {
             Refresh::Unchanged => {}
             Refresh::Changed(next) => {
                 if next.phase != Phase::Shared {
@@ -58,11 +94,17 @@ pub(super) async fn track(
                 save(obj, ctx, &next).await?;
                 announce(obj, ctx, &next).await;
                 current = *next;
+                if current.phase == Phase::Expired && obj.spec.on_expiry == ExpiryPolicy::Reshare {
+                    return renew::renew(obj, &current, metadata_key, ctx, true).await;
+                }
             }
             // The OTS budget is taken by shares and burns: check later, still due.
             Refresh::Busy(retry_in) => {
                 let wait = retry_in.max(ctx.config.refresh_min);
-                return Ok(Action::requeue(super::memory::jitter(wait)));
+                return unless_failed(
+                    Action::requeue(super::memory::jitter(wait)),
+                    link_secret_error,
+                );
             }
         }
     }
@@ -77,7 +119,16 @@ pub(super) async fn track(
     let wait = ctx
         .memory
         .schedule_check(&uid, refresh_min, refresh_max, until_expiry);
-    Ok(Action::requeue(wait))
+    unless_failed(Action::requeue(wait), link_secret_error)
+}
+
+/// `action`, unless the link Secret could not be written: then that error (Ready=False
+/// `LinkSecretNotWritten`, a Warning, and a retry with backoff).
+fn unless_failed(action: Action, link_secret_error: Option<Error>) -> Result<Action, Error> {
+    match link_secret_error {
+        Some(error) => Err(error),
+        None => Ok(action),
+    }
 }
 
 /// What a link-state check found.
@@ -94,11 +145,9 @@ enum Refresh {
 async fn refresh(
     obj: &OneTimeShare,
     status: &OneTimeShareStatus,
+    metadata_key: &str,
     ctx: &Context,
 ) -> Result<Refresh, Error> {
-    let Some(metadata_key) = status.metadata_key.as_deref() else {
-        return Ok(Refresh::Unchanged);
-    };
     let server = ctx.link_server(obj, status).await?;
     let state = match ctx
         .throttle
@@ -174,11 +223,63 @@ async fn reshare_if_changed(
         .map(Some)
 }
 
-/// Whether the `ots.dev/reshare` annotation holds a value no link was made for yet.
-fn reissue_requested(obj: &OneTimeShare, status: &OneTimeShareStatus) -> bool {
+/// Whether the `ots.dev/reshare` annotation holds a value no link was made for yet, on the
+/// record's word (`acted_on`: the value the recorded link was made for, when looked up).
+fn reissue_requested(obj: &OneTimeShare, acted_on: Option<&Option<String>>) -> bool {
+    let Some(acted_on) = acted_on else {
+        return false;
+    };
     obj.annotations()
         .get(RESHARE_ANNOTATION)
-        .is_some_and(|token| !token.is_empty() && status.reshare_token.as_ref() != Some(token))
+        .is_some_and(|token| !token.is_empty() && acted_on.as_ref() != Some(token))
+}
+
+/// The `ots.dev/reshare` value the recorded link was made for, from memory or the record (one
+/// read). Looked up only when the annotation or status names one; `None` otherwise.
+async fn acted_on_token(
+    obj: &OneTimeShare,
+    status: &OneTimeShareStatus,
+    ctx: &Context,
+) -> Result<Option<Option<String>>, Error> {
+    if !obj.annotations().contains_key(RESHARE_ANNOTATION) && status.reshare_token.is_none() {
+        return Ok(None);
+    }
+    let uid = obj.uid().unwrap_or_default();
+    if let Some(known) = ctx.memory.reshare_token(&uid) {
+        return Ok(Some(known));
+    }
+    let Some(stored) = ctx.records.load(&uid).await? else {
+        return Ok(None);
+    };
+    let token = stored.record.reshare_token(obj);
+    ctx.memory.set_reshare_token(&uid, token.clone());
+    Ok(Some(token))
+}
+
+/// The Ready condition's reason.
+fn ready_reason(status: &OneTimeShareStatus) -> Option<&str> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.reason.as_str())
+}
+
+/// After a link Secret that could not be written was written: Ready again, and an Event.
+async fn link_secret_written(
+    obj: &OneTimeShare,
+    mut status: OneTimeShareStatus,
+    ctx: &Context,
+) -> Result<OneTimeShareStatus, Error> {
+    let name = link_secret::name(obj).unwrap_or_default();
+    let message = format!("the link is ready to hand out; it is in Secret {name:?}");
+    status::set_ready(&mut status, obj, true, Reason::Shared, &message, now());
+    save(obj, ctx, &status).await?;
+    ctx.memory.healthy(&obj.uid().unwrap_or_default());
+    let note = format!("the link was written into Secret {name:?}");
+    ctx.event(obj, EventType::Normal, Reason::Shared, note)
+        .await;
+    Ok(status)
 }
 
 /// Reissues a share on request (a new `ots.dev/reshare` value): the live link, if any, is burned
@@ -280,5 +381,36 @@ async fn blocked_reshare(
         && let Err(e) = save(obj, ctx, &next).await
     {
         tracing::warn!(error = %e, "could not write the blocked reshare to status");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn annotated(token: Option<&str>) -> OneTimeShare {
+        let mut obj = OneTimeShare::new(
+            "x",
+            serde_json::from_value(serde_json::json!({"secretRef": {"name": "db"}})).unwrap(),
+        );
+        if let Some(token) = token {
+            obj.annotations_mut()
+                .insert(RESHARE_ANNOTATION.to_owned(), token.to_owned());
+        }
+        obj
+    }
+
+    #[test]
+    fn a_reissue_is_decided_on_the_recorded_token_alone() {
+        let made_for_a = Some("a".to_owned());
+        // The recorded link was made for "a": only another value reissues.
+        assert!(!reissue_requested(&annotated(Some("a")), Some(&made_for_a)));
+        assert!(reissue_requested(&annotated(Some("b")), Some(&made_for_a)));
+        // Made without the annotation: any value reissues; an empty one never does.
+        assert!(reissue_requested(&annotated(Some("a")), Some(&None)));
+        assert!(!reissue_requested(&annotated(Some("")), Some(&None)));
+        assert!(!reissue_requested(&annotated(None), Some(&made_for_a)));
+        // Not looked up (no record): nothing is reissued on status's word.
+        assert!(!reissue_requested(&annotated(Some("b")), None));
     }
 }

@@ -166,6 +166,9 @@ pub async fn share(target: &Target, args: ShareArgs) -> Result<(), PluginError> 
         deletion_policy: DeletionPolicy::Burn,
         on_secret_change: Default::default(),
         generate: None,
+        on_expiry: Default::default(),
+        max_shares: None,
+        link_secret_ref: None,
     };
     create_and_print_link(
         target,
@@ -298,6 +301,9 @@ pub async fn generate(target: &Target, args: GenerateArgs) -> Result<(), PluginE
                 GeneratedSecretPolicy::Retain
             },
         }),
+        on_expiry: Default::default(),
+        max_shares: None,
+        link_secret_ref: None,
     };
     create_and_print_link(
         target,
@@ -472,12 +478,17 @@ pub async fn reissue(
     }
     eprintln!("onetimeshare.ots.dev/{name} reissue requested ({RESHARE_ANNOTATION}={token})");
     if let Some(timeout) = wait {
-        wait_for(target, name, "the reissued link", timeout, |status| {
+        let reissued = wait_for(target, name, "the reissued link", timeout, |status| {
             status.phase == Phase::Shared && status.reshare_token.as_deref() == Some(&token)
         })
         .await?;
+        // With spec.linkSecretRef the link is in that Secret, never in status.
+        let whereabouts = match reissued.status.and_then(|s| s.link_secret_name) {
+            Some(secret) => format!("in Secret {secret}"),
+            None => "status.link".to_owned(),
+        };
         eprintln!(
-            "onetimeshare.ots.dev/{name} has a new link (status.link; the old one no longer works)"
+            "onetimeshare.ots.dev/{name} has a new link ({whereabouts}; the old one no longer works)"
         );
     }
     Ok(())

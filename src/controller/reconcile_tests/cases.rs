@@ -225,6 +225,7 @@ fn is_error_reason(reason: Reason) -> bool {
         | Reason::TtlClamped
         | Reason::BurnFailed
         | Reason::Generated
+        | Reason::Renewed
         | Reason::SecretNotUsable => false,
         Reason::TtlNotAllowed
         | Reason::AnonymousNotAllowed
@@ -250,7 +251,8 @@ fn is_error_reason(reason: Reason) -> bool {
         | Reason::TlsUntrusted
         | Reason::SecretNotOwned
         | Reason::SecretWriteForbidden
-        | Reason::GenerateFailed => true,
+        | Reason::GenerateFailed
+        | Reason::LinkSecretNotWritten => true,
     }
 }
 
@@ -451,6 +453,8 @@ fn all_reasons() -> Vec<Reason> {
         Reason::SecretNotOwned,
         Reason::SecretWriteForbidden,
         Reason::GenerateFailed,
+        Reason::Renewed,
+        Reason::LinkSecretNotWritten,
     ];
     all
 }

@@ -113,6 +113,7 @@ fn status_for(
         link: receipt.secret_link(ots.base_url()).map(|u| u.to_string()),
         metadata_key: Some(receipt.metadata_key.clone()),
         metadata_link: Some(receipt.receipt_link(ots.base_url()).to_string()),
+        link_secret_name: None,
         server_url: Some(ots.base_url().as_str().trim_end_matches('/').to_owned()),
         secret_state: Some(receipt.state.as_str().to_owned()),
         ttl_seconds: Some(ttl as i64),
