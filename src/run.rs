@@ -3,12 +3,12 @@
 
 use crate::config::RunArgs;
 use crate::controller::{self, Context};
-use crate::http::{self, HttpState};
-use crate::leader::{LeaderElector, LeaseConfig};
-use crate::metrics::Metrics;
-use crate::readiness::Readiness;
+use crate::runtime::http::{self, HttpState};
+use crate::runtime::leader::{LeaderElector, LeaseConfig};
+use crate::runtime::metrics::Metrics;
+use crate::runtime::readiness::Readiness;
+use crate::runtime::throttle::{Throttle, ThrottleConfig};
 use crate::telemetry;
-use crate::throttle::{Throttle, ThrottleConfig};
 use futures::FutureExt;
 use std::future::Future;
 use std::pin::Pin;
@@ -202,5 +202,5 @@ async fn lead_then_run(
 fn identity(args: &RunArgs) -> String {
     args.leader_elect_identity
         .clone()
-        .unwrap_or_else(crate::leader::default_identity)
+        .unwrap_or_else(crate::runtime::leader::default_identity)
 }

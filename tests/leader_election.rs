@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
-use ots_operator::leader::{LeaderElector, LeaseConfig};
-use ots_operator::metrics::Metrics;
-use ots_operator::readiness::{LeaderState, Readiness};
+use ots_operator::runtime::leader::{LeaderElector, LeaseConfig};
+use ots_operator::runtime::metrics::Metrics;
+use ots_operator::runtime::readiness::{LeaderState, Readiness};
 use support::cluster;
 use tokio::sync::{oneshot, watch};
 

@@ -6,9 +6,9 @@
 
 use super::{Context, Server, now, records};
 use crate::error::{BurnFailure, Error, Reason};
-use crate::metrics::BurnOutcome as BurnMetric;
 use crate::ots::{BurnOutcome as OtsBurn, SecretString};
 use crate::resource::{DeletionPolicy, OneTimeShare, Phase};
+use crate::runtime::metrics::BurnOutcome as BurnMetric;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};

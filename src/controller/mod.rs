@@ -18,11 +18,11 @@ mod watch;
 
 use crate::config::ControllerConfig;
 use crate::error::{Error, Reason};
-use crate::metrics::{Metrics, ReconcileResult, StatusClass};
 use crate::ots::OtsError;
-use crate::readiness::Readiness;
 use crate::resource::{DeletionPolicy, FINALIZER, OneTimeShare, OneTimeShareStatus};
-use crate::throttle::Throttle;
+use crate::runtime::metrics::{Metrics, ReconcileResult, StatusClass};
+use crate::runtime::readiness::Readiness;
+use crate::runtime::throttle::Throttle;
 use events::Recorder;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -316,7 +316,7 @@ fn now() -> Timestamp {
     Timestamp::from_second(now.as_second()).unwrap_or(now)
 }
 
-impl crate::throttle::UpstreamFailure for OtsError {
+impl crate::runtime::throttle::UpstreamFailure for OtsError {
     fn retry_after(&self) -> Option<Duration> {
         OtsError::retry_after(self)
     }

@@ -17,7 +17,7 @@ use crate::ots::{
     ApiVersion, ClientConfig, Credentials, ExposeSecret, Learned, OtsClient, OtsError, SecretString,
 };
 use crate::resource::ServerSpec;
-use crate::throttle::Throttle;
+use crate::runtime::throttle::Throttle;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use std::collections::HashMap;

@@ -230,7 +230,8 @@ async fn keep_record(
         )
         .await;
         if burned.is_err() {
-            ctx.metrics.burn(crate::metrics::BurnOutcome::GaveUp);
+            ctx.metrics
+                .burn(crate::runtime::metrics::BurnOutcome::GaveUp);
         }
         return Err(error);
     }

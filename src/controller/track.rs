@@ -239,7 +239,8 @@ async fn burn_and_reshare(
             );
             note = match outcome {
                 BurnOutcome::Burned => {
-                    ctx.metrics.burn(crate::metrics::BurnOutcome::Burned);
+                    ctx.metrics
+                        .burn(crate::runtime::metrics::BurnOutcome::Burned);
                     notes.burned
                 }
                 BurnOutcome::AlreadyGone => notes.gone,

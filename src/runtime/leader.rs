@@ -34,8 +34,8 @@ use rand::distr::Alphanumeric;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, timeout};
 
-use crate::metrics::Metrics;
-use crate::readiness::{LeaderState, Readiness};
+use crate::runtime::metrics::Metrics;
+use crate::runtime::readiness::{LeaderState, Readiness};
 
 /// Default lease duration: a dead leader is replaced after about this long.
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);

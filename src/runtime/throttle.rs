@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, sleep_until};
 
-use crate::metrics::{Metrics, StatusClass};
+use crate::runtime::metrics::{Metrics, StatusClass};
 
 /// What the throttle needs to know about a failed OTS call. The OTS client's error implements it.
 pub trait UpstreamFailure {

@@ -1,0 +1,14 @@
+//! The machinery the controller runs on, behind one door: nothing here knows what a OneTimeShare is.
+//!
+//! - [`leader`]: leader election on a Lease; the elector publishes its [`leader::LeaderState`] and
+//!   whether it leads, and knows nothing of readiness or metrics (`run` wires those up).
+//! - [`throttle`]: the one gate every OTS call passes ([`throttle::Throttle::call`]): a process-wide
+//!   rate and in-flight bound, and a per-server pause after a 429.
+//! - [`metrics`]: the Prometheus registry and every metric the operator exports.
+//! - [`readiness`]: what `/readyz` reports (watch health and the leader state).
+//! - [`http`]: the `/metrics`, `/healthz` and `/readyz` server.
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod readiness;
+pub mod throttle;
