@@ -53,7 +53,9 @@ pub struct Context {
     pub servers: Servers,
     /// Prometheus metrics.
     pub metrics: Metrics,
-    /// Rate limit and in-flight bound for OTS calls.
+    /// Rate limit and in-flight bound: every OTS call goes through its one door,
+    /// [`Throttle::call`], which records its outcome; a 429 from a server holds back later calls
+    /// to it, not to other servers.
     pub throttle: Throttle,
     /// Per-resource memory.
     pub memory: Memory,
@@ -112,17 +114,6 @@ impl Context {
             memory: Memory::default(),
             live_links: std::sync::atomic::AtomicUsize::new(0),
         })
-    }
-
-    /// Runs one OTS call to `server` (its base URL) through the throttle and records its outcome.
-    /// A 429 from that server holds back later calls to it, not to other servers.
-    async fn ots<T>(
-        &self,
-        server: &str,
-        operation: &'static str,
-        call: impl Future<Output = Result<T, OtsError>>,
-    ) -> Result<T, OtsError> {
-        self.throttle.run(server, operation, call).await
     }
 
     /// The polling interval bounds for link checks: the configured ones, stretched so that all

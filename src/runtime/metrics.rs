@@ -90,7 +90,7 @@ impl EncodeLabelValue for ReconcileResult {
 
 /// What became of an attempt to burn a link.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum BurnOutcome {
+pub enum BurnResult {
     /// The server burned the secret.
     Burned,
     /// The secret was already received, burned or expired; nothing left to burn.
@@ -100,7 +100,7 @@ pub enum BurnOutcome {
     GaveUp,
 }
 
-impl BurnOutcome {
+impl BurnResult {
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -111,7 +111,17 @@ impl BurnOutcome {
     }
 }
 
-impl EncodeLabelValue for BurnOutcome {
+impl From<&crate::ots::BurnOutcome> for BurnResult {
+    /// The label for what the OTS client reported of a burn.
+    fn from(outcome: &crate::ots::BurnOutcome) -> Self {
+        match outcome {
+            crate::ots::BurnOutcome::Burned(_) => Self::Burned,
+            crate::ots::BurnOutcome::AlreadyGone { .. } => Self::AlreadyGone,
+        }
+    }
+}
+
+impl EncodeLabelValue for BurnResult {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         encoder.write_str(self.as_str())
     }
@@ -136,7 +146,7 @@ struct OperationLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BurnLabels {
-    outcome: BurnOutcome,
+    outcome: BurnResult,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -354,7 +364,7 @@ impl Metrics {
     }
 
     /// Records the end of a burn attempt.
-    pub fn burn(&self, outcome: BurnOutcome) {
+    pub fn burn(&self, outcome: BurnResult) {
         self.inner
             .burns
             .get_or_create(&BurnLabels { outcome })
@@ -495,10 +505,10 @@ mod tests {
         let m = Metrics::new();
         m.share_created();
         m.share_created();
-        m.burn(BurnOutcome::Burned);
-        m.burn(BurnOutcome::AlreadyGone);
-        m.burn(BurnOutcome::GaveUp);
-        m.burn(BurnOutcome::GaveUp);
+        m.burn(BurnResult::Burned);
+        m.burn(BurnResult::AlreadyGone);
+        m.burn(BurnResult::GaveUp);
+        m.burn(BurnResult::GaveUp);
         m.limiter_waited(Duration::from_millis(500));
         m.limiter_waited(Duration::from_millis(250));
         m.server_paused();

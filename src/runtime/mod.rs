@@ -1,7 +1,9 @@
-//! The machinery the controller runs on, behind one door: nothing here knows what a OneTimeShare is.
+//! The machinery the controller runs on: who leads, how fast OTS calls go, what is measured,
+//! whether the process is ready, and the HTTP endpoints that show it. Nothing here reconciles;
+//! [`crate::run`] wires the pieces together.
 //!
-//! - [`leader`]: leader election on a Lease; the elector publishes its [`leader::LeaderState`] and
-//!   whether it leads, and knows nothing of readiness or metrics (`run` wires those up).
+//! - [`leader`]: leader election on a Lease; the elector publishes its [`readiness::LeaderState`] and
+//!   whether it leads, and knows nothing of readiness or metrics ([`crate::run`] wires those up).
 //! - [`throttle`]: the one gate every OTS call passes ([`throttle::Throttle::call`]): a process-wide
 //!   rate and in-flight bound, and a per-server pause after a 429.
 //! - [`metrics`]: the Prometheus registry and every metric the operator exports.
