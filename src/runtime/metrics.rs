@@ -501,6 +501,43 @@ mod tests {
     }
 
     #[test]
+    fn a_burn_the_client_reports_is_counted_under_its_outcome() {
+        use crate::ots::{BurnOutcome, Receipt, SecretState};
+        let burned = BurnOutcome::Burned(Box::new(Receipt {
+            metadata_key: "metadatakey".into(),
+            secret_key: None,
+            state: SecretState::Burned,
+            ttl: None,
+            secret_ttl: None,
+            metadata_ttl: None,
+            created: None,
+            updated: None,
+            received: None,
+            first_access: None,
+            passphrase_required: None,
+            receipt_url: None,
+            recipients: Vec::new(),
+        }));
+        let gone = BurnOutcome::AlreadyGone {
+            state: SecretState::Received,
+            received: Some(1),
+        };
+        let m = Metrics::new();
+        m.burn(BurnResult::from(&burned));
+        m.burn(BurnResult::from(&gone));
+        m.burn(BurnResult::from(&gone));
+        let text = m.encode();
+        let burns = |outcome: &str| {
+            sample(
+                &text,
+                &format!(r#"ots_operator_burns_total{{outcome="{outcome}"}}"#),
+            )
+        };
+        assert_eq!(burns("burned"), Some(1.0));
+        assert_eq!(burns("already_gone"), Some(2.0));
+    }
+
+    #[test]
     fn shares_burns_and_limiter_waits_are_counted() {
         let m = Metrics::new();
         m.share_created();
