@@ -3,16 +3,17 @@
 
 use crate::config::RunArgs;
 use crate::controller::{self, Context};
-use crate::http::{self, HttpState};
-use crate::leader::{LeaderElector, LeaseConfig};
-use crate::metrics::Metrics;
-use crate::readiness::Readiness;
+use crate::runtime::http::{self, HttpState};
+use crate::runtime::leader::{LeaderElector, LeaseConfig};
+use crate::runtime::metrics::Metrics;
+use crate::runtime::readiness::{LeaderState, Readiness};
+use crate::runtime::throttle::{Throttle, ThrottleConfig};
 use crate::telemetry;
-use crate::throttle::{Throttle, ThrottleConfig};
 use futures::FutureExt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// Why the operator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -124,13 +125,18 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .leader_elect_namespace
             .clone()
             .unwrap_or_else(|| "default".to_owned());
-        LeaderElector::new(
+        let elector = LeaderElector::new(
             client.clone(),
             LeaseConfig::new(namespace, args.leader_elect_lease.clone(), identity.clone())
                 .with_lease_duration(args.leader_elect_lease_duration),
+        );
+        tokio::spawn(publish_leadership(
+            elector.state(),
+            elector.leading(),
             readiness.clone(),
             metrics.clone(),
-        )
+        ));
+        elector
     });
     let ctx = Arc::new(Context::new(client, config, metrics, throttle, &identity)?);
     let outcome = match elector {
@@ -148,6 +154,29 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let _ = server.await;
     tracing::info!("stopped");
     outcome
+}
+
+/// Shows what the elector publishes: its state on `/readyz`, whether it leads on the `leader`
+/// metric. Ends once the elector has stopped, after showing its last word.
+async fn publish_leadership(
+    mut state: watch::Receiver<LeaderState>,
+    mut leading: watch::Receiver<bool>,
+    readiness: Readiness,
+    metrics: Metrics,
+) {
+    loop {
+        readiness.set_leader_state(*state.borrow_and_update());
+        metrics.set_leader(*leading.borrow_and_update());
+        let open = tokio::select! {
+            changed = state.changed() => changed.is_ok(),
+            changed = leading.changed() => changed.is_ok(),
+        };
+        if !open {
+            break;
+        }
+    }
+    readiness.set_leader_state(*state.borrow());
+    metrics.set_leader(*leading.borrow());
 }
 
 async fn run_controller(
@@ -202,5 +231,65 @@ async fn lead_then_run(
 fn identity(args: &RunArgs) -> String {
     args.leader_elect_identity
         .clone()
-        .unwrap_or_else(crate::leader::default_identity)
+        .unwrap_or_else(crate::runtime::leader::default_identity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leader_sample(metrics: &Metrics) -> Option<f64> {
+        metrics.encode().lines().find_map(|l| {
+            l.strip_prefix("ots_operator_leader")?
+                .strip_prefix(' ')?
+                .parse()
+                .ok()
+        })
+    }
+
+    /// Lets the publishing task run until `cond` holds (virtual time, so no real wait).
+    async fn until(cond: impl Fn() -> bool) {
+        for _ in 0..100 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("not published");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_the_elector_publishes_reaches_readyz_and_the_leader_metric() {
+        let (state, state_rx) = watch::channel(LeaderState::Unhealthy);
+        let (leading, leading_rx) = watch::channel(false);
+        let readiness = Readiness::new(true);
+        readiness.set_watch_ready(true);
+        let metrics = Metrics::new();
+        let task = tokio::spawn(publish_leadership(
+            state_rx,
+            leading_rx,
+            readiness.clone(),
+            metrics.clone(),
+        ));
+        until(|| leader_sample(&metrics) == Some(0.0)).await;
+        assert_eq!(readiness.check(), Err("leader election is not healthy"));
+
+        state.send_replace(LeaderState::Standby);
+        until(|| readiness.leader_state() == LeaderState::Standby).await;
+        assert_eq!(readiness.check(), Ok(()), "a standby is ready");
+        assert_eq!(leader_sample(&metrics), Some(0.0));
+
+        state.send_replace(LeaderState::Leading);
+        leading.send_replace(true);
+        until(|| leader_sample(&metrics) == Some(1.0)).await;
+        until(|| readiness.leader_state() == LeaderState::Leading).await;
+
+        // The elector stops: its last word (not leading, unhealthy) is shown, then the task ends.
+        leading.send_replace(false);
+        state.send_replace(LeaderState::Unhealthy);
+        drop((state, leading));
+        task.await.unwrap();
+        assert_eq!(readiness.leader_state(), LeaderState::Unhealthy);
+        assert_eq!(leader_sample(&metrics), Some(0.0));
+    }
 }

@@ -257,8 +257,8 @@ fn openshift_mode_sets_no_fixed_uid_and_the_default_listens_on_ipv6_and_ipv4() {
 #[test]
 fn alerts_and_dashboard_query_only_metrics_the_operator_exports() {
     let objects = render_all_on();
-    let metrics_source =
-        std::fs::read_to_string(repo_path("src/metrics.rs")).expect("read src/metrics.rs");
+    let metrics_source = std::fs::read_to_string(repo_path("src/runtime/metrics.rs"))
+        .expect("read src/runtime/metrics.rs");
     // The family names registered under the `ots_operator` prefix; counters gain `_total`,
     // histograms `_bucket`, `_count`, `_sum`.
     let families: Vec<String> = metrics_source

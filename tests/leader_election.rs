@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
-use ots_operator::leader::{LeaderElector, LeaseConfig};
-use ots_operator::metrics::Metrics;
-use ots_operator::readiness::{LeaderState, Readiness};
+use ots_operator::runtime::leader::{LeaderElector, LeaseConfig};
+use ots_operator::runtime::readiness::LeaderState;
 use support::cluster;
 use tokio::sync::{oneshot, watch};
 
@@ -24,7 +23,8 @@ const LEASE: &str = "ots-operator-leader";
 struct Candidate {
     identity: String,
     leading: watch::Receiver<bool>,
-    readiness: Readiness,
+    /// What the elector publishes about where it stands (what `/readyz` shows).
+    state: watch::Receiver<LeaderState>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -33,9 +33,9 @@ impl Candidate {
     fn start(client: &Client, namespace: &str, identity: &str, lease_duration: Duration) -> Self {
         let config =
             LeaseConfig::new(namespace, LEASE, identity).with_lease_duration(lease_duration);
-        let readiness = Readiness::new(true);
-        let elector = LeaderElector::new(client.clone(), config, readiness.clone(), Metrics::new());
+        let elector = LeaderElector::new(client.clone(), config);
         let leading = elector.leading();
+        let state = elector.state();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(elector.run(async {
             let _ = stopped.await;
@@ -43,7 +43,7 @@ impl Candidate {
         Self {
             identity: identity.to_owned(),
             leading,
-            readiness,
+            state,
             stop: Some(stop),
             task: Some(task),
         }
@@ -52,6 +52,11 @@ impl Candidate {
     /// Leading, and still running (a killed candidate leads nothing).
     fn is_leading(&self) -> bool {
         self.task.is_some() && *self.leading.borrow()
+    }
+
+    /// The state the elector published last.
+    fn state(&self) -> LeaderState {
+        *self.state.borrow()
     }
 
     /// Stops the way SIGTERM does: stop leading, release the lease.
@@ -132,8 +137,8 @@ async fn of_two_replicas_exactly_one_leads_and_holds_the_lease() {
         holder(&client, &namespace).await,
         Some(leader.identity.clone())
     );
-    assert_eq!(leader.readiness.leader_state(), LeaderState::Leading);
-    assert_eq!(standby.readiness.leader_state(), LeaderState::Standby);
+    assert_eq!(leader.state(), LeaderState::Leading);
+    assert_eq!(standby.state(), LeaderState::Standby);
 }
 
 #[tokio::test]
@@ -145,7 +150,7 @@ async fn when_the_leader_dies_the_standby_takes_over_after_the_lease_runs_out() 
     until(&[&a], "a leads", || a.is_leading()).await;
     let b = Candidate::start(&client, &namespace, "replica-b", lease);
     until(&[&a, &b], "b stands by", || {
-        b.readiness.leader_state() == LeaderState::Standby
+        b.state() == LeaderState::Standby
     })
     .await;
 
@@ -172,7 +177,7 @@ async fn a_leader_that_shuts_down_releases_the_lease_and_the_standby_leads_at_on
     until(&[&a], "a leads", || a.is_leading()).await;
     let b = Candidate::start(&client, &namespace, "replica-b", lease);
     until(&[&a, &b], "b stands by", || {
-        b.readiness.leader_state() == LeaderState::Standby
+        b.state() == LeaderState::Standby
     })
     .await;
 
@@ -197,7 +202,7 @@ async fn a_standby_that_shuts_down_leaves_the_leader_alone() {
     until(&[&a], "a leads", || a.is_leading()).await;
     let mut b = Candidate::start(&client, &namespace, "replica-b", lease);
     until(&[&a, &b], "b stands by", || {
-        b.readiness.leader_state() == LeaderState::Standby
+        b.state() == LeaderState::Standby
     })
     .await;
 

@@ -6,21 +6,13 @@
 
 use super::{Context, Server, now, records};
 use crate::error::{BurnFailure, Error, Reason};
-use crate::metrics::BurnOutcome as BurnMetric;
-use crate::ots::{BurnOutcome as OtsBurn, SecretString};
+use crate::ots::{BurnOutcome, SecretString};
 use crate::resource::{DeletionPolicy, OneTimeShare, Phase};
+use crate::runtime::metrics::BurnResult;
+use crate::runtime::throttle::Wait;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
-
-/// What a burn achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum BurnOutcome {
-    /// The secret was destroyed by this call.
-    Burned,
-    /// It was already received, burned or expired.
-    AlreadyGone,
-}
 
 /// Burns a link; "already gone" (received, burned or expired, as the receipt says) counts as
 /// success.
@@ -30,24 +22,23 @@ pub(super) async fn burn_link(
     metadata_key: &str,
     passphrase: Option<&SecretString>,
 ) -> Result<BurnOutcome, Error> {
-    match ctx
-        .ots(
+    let outcome = ctx
+        .throttle
+        .call(
             &server.url,
             "burn",
+            Wait,
             server.client.burn(metadata_key, passphrase),
         )
-        .await?
-    {
-        OtsBurn::Burned(_) => Ok(BurnOutcome::Burned),
-        OtsBurn::AlreadyGone { state, .. } => {
-            tracing::info!(
-                metadata_key_prefix = %metadata_key.chars().take(6).collect::<String>(),
-                state = state.as_str(),
-                "nothing to burn: the secret is already gone"
-            );
-            Ok(BurnOutcome::AlreadyGone)
-        }
+        .await?;
+    if let BurnOutcome::AlreadyGone { state, .. } = &outcome {
+        tracing::info!(
+            metadata_key_prefix = %metadata_key.chars().take(6).collect::<String>(),
+            state = state.as_str(),
+            "nothing to burn: the secret is already gone"
+        );
     }
+    Ok(outcome)
 }
 
 /// Runs when a resource with our finalizer is deleted. Returning `Ok` releases the finalizer.
@@ -86,12 +77,8 @@ pub(super) async fn cleanup(obj: &OneTimeShare, ctx: &Context) -> Result<Action,
     if !ctx.memory.spent(&uid) {
         match burn(ctx, &stored).await {
             Ok(outcome) => {
-                let metric = match outcome {
-                    BurnOutcome::Burned => BurnMetric::Burned,
-                    BurnOutcome::AlreadyGone => BurnMetric::AlreadyGone,
-                };
-                ctx.metrics.burn(metric);
-                if outcome == BurnOutcome::Burned {
+                ctx.metrics.burn(BurnResult::from(&outcome));
+                if matches!(outcome, BurnOutcome::Burned(_)) {
                     ctx.event(
                         obj,
                         EventType::Normal,
@@ -146,7 +133,7 @@ async fn give_up(obj: &OneTimeShare, ctx: &Context, record: &records::ShareRecor
         ),
     )
     .await;
-    ctx.metrics.burn(BurnMetric::GaveUp);
+    ctx.metrics.burn(BurnResult::GaveUp);
 }
 
 /// Burns the recorded link with the recorded material.

@@ -20,11 +20,11 @@ mod watch;
 
 use crate::config::ControllerConfig;
 use crate::error::{Error, Reason};
-use crate::metrics::{Metrics, ReconcileResult, StatusClass};
 use crate::ots::OtsError;
-use crate::readiness::Readiness;
 use crate::resource::{DeletionPolicy, FINALIZER, OneTimeShare, OneTimeShareStatus};
-use crate::throttle::Throttle;
+use crate::runtime::metrics::{Metrics, ReconcileResult, StatusClass};
+use crate::runtime::readiness::Readiness;
+use crate::runtime::throttle::Throttle;
 use events::Recorder;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -55,7 +55,9 @@ pub struct Context {
     pub servers: Servers,
     /// Prometheus metrics.
     pub metrics: Metrics,
-    /// Rate limit and in-flight bound for OTS calls.
+    /// Rate limit and in-flight bound: every OTS call goes through its one door,
+    /// [`Throttle::call`], which records its outcome; a 429 from a server holds back later calls
+    /// to it, not to other servers.
     pub throttle: Throttle,
     /// Per-resource memory.
     pub memory: Memory,
@@ -114,17 +116,6 @@ impl Context {
             memory: Memory::default(),
             live_links: std::sync::atomic::AtomicUsize::new(0),
         })
-    }
-
-    /// Runs one OTS call to `server` (its base URL) through the throttle and records its outcome.
-    /// A 429 from that server holds back later calls to it, not to other servers.
-    async fn ots<T>(
-        &self,
-        server: &str,
-        operation: &'static str,
-        call: impl Future<Output = Result<T, OtsError>>,
-    ) -> Result<T, OtsError> {
-        self.throttle.run(server, operation, call).await
     }
 
     /// The polling interval bounds for link checks: the configured ones, stretched so that all
@@ -320,7 +311,7 @@ fn now() -> Timestamp {
     Timestamp::from_second(now.as_second()).unwrap_or(now)
 }
 
-impl crate::throttle::UpstreamFailure for OtsError {
+impl crate::runtime::throttle::UpstreamFailure for OtsError {
     fn retry_after(&self) -> Option<Duration> {
         OtsError::retry_after(self)
     }

@@ -6,6 +6,7 @@
 use super::{Context, Server};
 use crate::error::Error;
 use crate::ots::{OtsError, Receipt, SecretState, SecretString};
+use crate::runtime::throttle::Wait;
 use std::collections::HashSet;
 
 /// Slack around a call's window for the server's clock.
@@ -53,7 +54,8 @@ pub(super) async fn after_ambiguous_share(
         )
         .await;
     let recent = match ctx
-        .ots(&attempt.server.url, "recent", client.recent())
+        .throttle
+        .call(&attempt.server.url, "recent", Wait, client.recent())
         .await
     {
         Ok(recent) => recent,
@@ -192,7 +194,8 @@ pub(super) async fn sweep(ctx: &Context) -> Result<(), Error> {
         return Ok(());
     };
     let recent = ctx
-        .ots(&server.url, "recent", server.client.recent())
+        .throttle
+        .call(&server.url, "recent", Wait, server.client.recent())
         .await?;
     let mut known = ctx.known_metadata_keys();
     known.extend(ctx.records.metadata_keys().await?);

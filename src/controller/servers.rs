@@ -17,7 +17,7 @@ use crate::ots::{
     ApiVersion, ClientConfig, Credentials, ExposeSecret, Learned, OtsClient, OtsError, SecretString,
 };
 use crate::resource::ServerSpec;
-use crate::throttle::Throttle;
+use crate::runtime::throttle::{Throttle, Wait};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use std::collections::HashMap;
@@ -179,7 +179,7 @@ impl Servers {
         if self.api == ApiVersion::Auto && client.learned_api().is_none() {
             // Asked once per server (the answer is kept in `learned`), within the OTS budget.
             self.throttle
-                .run(&server_key, "status", client.api_version())
+                .call(&server_key, "status", Wait, client.api_version())
                 .await?;
         }
         if let Some(credentials) = &credentials {
@@ -226,7 +226,7 @@ impl Servers {
         let was_refused = verdict.is_some_and(|v| !v.accepted);
         match self
             .throttle
-            .run(server, "verify", client.verify_credentials())
+            .call(server, "verify", Wait, client.verify_credentials())
             .await
         {
             Ok(()) => {

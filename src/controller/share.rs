@@ -7,6 +7,7 @@ use super::{orphans, records};
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, SecretString, ShareRequest};
 use crate::resource::{OneTimeShare, SecretKeyRef, Ttl};
+use crate::runtime::throttle::Wait;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -109,7 +110,11 @@ pub(super) async fn send(
         }
         answer
     };
-    match ctx.ots(&prepared.server.url, "share", call).await {
+    match ctx
+        .throttle
+        .call(&prepared.server.url, "share", Wait, call)
+        .await
+    {
         Ok(receipt) => Ok(receipt),
         Err(error) if error.may_have_been_carried_out() => {
             let attempt = orphans::Attempt {
@@ -257,7 +262,8 @@ async fn keep_record(
         )
         .await;
         if burned.is_err() {
-            ctx.metrics.burn(crate::metrics::BurnOutcome::GaveUp);
+            ctx.metrics
+                .burn(crate::runtime::metrics::BurnResult::GaveUp);
         }
         return Err(error);
     }

@@ -2,17 +2,19 @@
 //! reshare a changed Secret when the resource asks for it, and reissue a share whose
 //! `ots.dev/reshare` annotation got a new value.
 
-use super::cleanup::{BurnOutcome, burn};
+use super::cleanup::burn;
 use super::share::{Occasion, fetch_source, prepare, record, send};
 use super::status;
 use super::status::refreshed_status;
 use super::{Context, now, save};
 use super::{link_secret, renew};
 use crate::error::{Error, Reason};
-use crate::ots::OtsError;
+use crate::ots::{BurnOutcome, OtsError};
 use crate::resource::{
     ExpiryPolicy, OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION, SecretChangePolicy,
 };
+use crate::runtime::metrics::BurnResult;
+use crate::runtime::throttle::IfFree;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -151,7 +153,12 @@ async fn refresh(
     let server = ctx.link_server(obj, status).await?;
     let state = match ctx
         .throttle
-        .try_run(&server.url, "receipt", server.client.receipt(metadata_key))
+        .call(
+            &server.url,
+            "receipt",
+            IfFree,
+            server.client.receipt(metadata_key),
+        )
         .await
     {
         Err(busy) => return Ok(Refresh::Busy(busy.retry_in)),
@@ -335,15 +342,15 @@ async fn burn_and_reshare(
             let outcome = burn(ctx, &stored).await?;
             tracing::info!(
                 object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
-                outcome = ?outcome,
+                outcome = ?BurnResult::from(&outcome),
                 "burned the old link before resharing"
             );
             note = match outcome {
-                BurnOutcome::Burned => {
-                    ctx.metrics.burn(crate::metrics::BurnOutcome::Burned);
+                BurnOutcome::Burned(_) => {
+                    ctx.metrics.burn(BurnResult::Burned);
                     notes.burned
                 }
-                BurnOutcome::AlreadyGone => notes.gone,
+                BurnOutcome::AlreadyGone { .. } => notes.gone,
             };
         }
     }

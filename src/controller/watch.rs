@@ -15,7 +15,7 @@
 //! it by itself: the restart is answered 404.
 
 use crate::backoff::Backoff;
-use crate::readiness::WatchHealth;
+use crate::runtime::readiness::WatchHealth;
 use futures::stream::{BoxStream, Stream, StreamExt};
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Resource};

@@ -11,10 +11,10 @@ mod cases;
 
 use super::{Context, reconcile};
 use crate::config::{ControllerConfig, origin};
-use crate::metrics::Metrics;
 use crate::ots::ApiVersion;
 use crate::resource::{OneTimeShare, OneTimeShareSpec, OneTimeShareStatus};
-use crate::throttle::{Throttle, ThrottleConfig};
+use crate::runtime::metrics::Metrics;
+use crate::runtime::throttle::{Throttle, ThrottleConfig};
 use http::{Request, Response};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE};
-use crate::readiness::Readiness;
+use crate::runtime::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE};
+use crate::runtime::readiness::Readiness;
 
 /// What the endpoints read from.
 #[derive(Clone, Debug)]
@@ -66,7 +66,7 @@ async fn readyz(State(state): State<HttpState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::readiness::LeaderState;
+    use crate::runtime::readiness::LeaderState;
     use std::net::SocketAddr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;

@@ -90,7 +90,7 @@ impl EncodeLabelValue for ReconcileResult {
 
 /// What became of an attempt to burn a link.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum BurnOutcome {
+pub enum BurnResult {
     /// The server burned the secret.
     Burned,
     /// The secret was already received, burned or expired; nothing left to burn.
@@ -100,7 +100,7 @@ pub enum BurnOutcome {
     GaveUp,
 }
 
-impl BurnOutcome {
+impl BurnResult {
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -111,7 +111,17 @@ impl BurnOutcome {
     }
 }
 
-impl EncodeLabelValue for BurnOutcome {
+impl From<&crate::ots::BurnOutcome> for BurnResult {
+    /// The label for what the OTS client reported of a burn.
+    fn from(outcome: &crate::ots::BurnOutcome) -> Self {
+        match outcome {
+            crate::ots::BurnOutcome::Burned(_) => Self::Burned,
+            crate::ots::BurnOutcome::AlreadyGone { .. } => Self::AlreadyGone,
+        }
+    }
+}
+
+impl EncodeLabelValue for BurnResult {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         encoder.write_str(self.as_str())
     }
@@ -136,7 +146,7 @@ struct OperationLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BurnLabels {
-    outcome: BurnOutcome,
+    outcome: BurnResult,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -354,7 +364,7 @@ impl Metrics {
     }
 
     /// Records the end of a burn attempt.
-    pub fn burn(&self, outcome: BurnOutcome) {
+    pub fn burn(&self, outcome: BurnResult) {
         self.inner
             .burns
             .get_or_create(&BurnLabels { outcome })
@@ -491,14 +501,51 @@ mod tests {
     }
 
     #[test]
+    fn a_burn_the_client_reports_is_counted_under_its_outcome() {
+        use crate::ots::{BurnOutcome, Receipt, SecretState};
+        let burned = BurnOutcome::Burned(Box::new(Receipt {
+            metadata_key: "metadatakey".into(),
+            secret_key: None,
+            state: SecretState::Burned,
+            ttl: None,
+            secret_ttl: None,
+            metadata_ttl: None,
+            created: None,
+            updated: None,
+            received: None,
+            first_access: None,
+            passphrase_required: None,
+            receipt_url: None,
+            recipients: Vec::new(),
+        }));
+        let gone = BurnOutcome::AlreadyGone {
+            state: SecretState::Received,
+            received: Some(1),
+        };
+        let m = Metrics::new();
+        m.burn(BurnResult::from(&burned));
+        m.burn(BurnResult::from(&gone));
+        m.burn(BurnResult::from(&gone));
+        let text = m.encode();
+        let burns = |outcome: &str| {
+            sample(
+                &text,
+                &format!(r#"ots_operator_burns_total{{outcome="{outcome}"}}"#),
+            )
+        };
+        assert_eq!(burns("burned"), Some(1.0));
+        assert_eq!(burns("already_gone"), Some(2.0));
+    }
+
+    #[test]
     fn shares_burns_and_limiter_waits_are_counted() {
         let m = Metrics::new();
         m.share_created();
         m.share_created();
-        m.burn(BurnOutcome::Burned);
-        m.burn(BurnOutcome::AlreadyGone);
-        m.burn(BurnOutcome::GaveUp);
-        m.burn(BurnOutcome::GaveUp);
+        m.burn(BurnResult::Burned);
+        m.burn(BurnResult::AlreadyGone);
+        m.burn(BurnResult::GaveUp);
+        m.burn(BurnResult::GaveUp);
         m.limiter_waited(Duration::from_millis(500));
         m.limiter_waited(Duration::from_millis(250));
         m.server_paused();

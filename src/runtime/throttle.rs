@@ -1,4 +1,5 @@
-//! Being gentle with the Onetime Secret servers: every OTS call goes through one [`Throttle`].
+//! Being gentle with the Onetime Secret servers: every OTS call goes through one door,
+//! [`Throttle::call`].
 //!
 //! Two limits apply to all calls of the process together, whichever resource or server they serve:
 //! - a token bucket: at most `burst` calls at once after a quiet spell, then `rate` calls per second;
@@ -18,14 +19,15 @@
 //! tokio's paused clock, and the pause must reshape a bucket, which governor does not allow.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::{Instant, sleep_until};
 
-use crate::metrics::{Metrics, StatusClass};
+use crate::runtime::metrics::{Metrics, StatusClass};
 
 /// What the throttle needs to know about a failed OTS call. The OTS client's error implements it.
 pub trait UpstreamFailure {
@@ -167,11 +169,82 @@ struct Shared {
     metrics: Metrics,
 }
 
-/// A call [`Throttle::try_run`] did not send, because it would have had to wait.
+/// A call [`Throttle::call`] with [`IfFree`] did not send, because it would have had to wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy {
     /// When a slot is expected to be free.
     pub retry_in: Duration,
+}
+
+/// How a call waits for its turn at [`Throttle::call`]: [`Wait`] or [`IfFree`].
+pub trait Patience: sealed::Sealed + Send {
+    /// What [`Throttle::call`] answers for a call that ends in `Result<T, E>`.
+    type Answer<T, E>;
+    /// Why a call was not let through ([`Busy`]; a waiting call never is).
+    #[doc(hidden)]
+    type Refused;
+    /// Takes the call's turn: the in-flight permit to hold while it runs, if any.
+    #[doc(hidden)]
+    fn admit<'a>(
+        self,
+        throttle: &'a Throttle,
+        key: &'a str,
+    ) -> impl Future<Output = Result<Option<SemaphorePermit<'a>>, Self::Refused>> + Send + 'a;
+    /// The answer for a call that ran (`Ok`) or was refused.
+    #[doc(hidden)]
+    fn answer<T, E>(ran: Result<Result<T, E>, Self::Refused>) -> Self::Answer<T, E>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Wait {}
+    impl Sealed for super::IfFree {}
+}
+
+/// Wait for a turn however long the limits say (shares, burns, and what they need first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait;
+
+impl Patience for Wait {
+    type Answer<T, E> = Result<T, E>;
+    type Refused = Infallible;
+
+    async fn admit<'a>(
+        self,
+        throttle: &'a Throttle,
+        key: &'a str,
+    ) -> Result<Option<SemaphorePermit<'a>>, Infallible> {
+        Ok(throttle.wait_turn(key).await)
+    }
+
+    fn answer<T, E>(ran: Result<Result<T, E>, Infallible>) -> Result<T, E> {
+        match ran {
+            Ok(answer) => answer,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// Go only on capacity nobody waits for, else answer [`Busy`] (background calls: link-state
+/// checks, so they can never crowd out shares and burns, however many links are live).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfFree;
+
+impl Patience for IfFree {
+    type Answer<T, E> = Result<Result<T, E>, Busy>;
+    type Refused = Busy;
+
+    fn admit<'a>(
+        self,
+        throttle: &'a Throttle,
+        key: &'a str,
+    ) -> impl Future<Output = Result<Option<SemaphorePermit<'a>>, Busy>> + Send + 'a {
+        std::future::ready(throttle.turn_if_free(key).map(Some))
+    }
+
+    fn answer<T, E>(ran: Result<Result<T, E>, Busy>) -> Result<Result<T, E>, Busy> {
+        ran
+    }
 }
 
 /// The key pauses are kept under: the origin (`scheme://host:port`) of a server's base URL, so
@@ -234,26 +307,46 @@ impl Throttle {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs one OTS call to `server` (its base URL) once all limits allow it, and records it as
-    /// `operation` (a fixed name such as `share`, `receipt`, `burn`).
+    /// The one door of every OTS call: runs `call` to `server` (its base URL) once the limits
+    /// allow it, and records it as `operation` (a fixed name such as `share`, `receipt`, `burn`).
+    ///
+    /// `patience` says what happens when the limits say "not yet": [`Wait`] waits its turn and
+    /// answers the call's own `Result<T, E>`; [`IfFree`] sends nothing and answers
+    /// `Err(`[`Busy`]`)` with when to try again.
     ///
     /// `call` must not have started its request yet (futures are lazy, so pass e.g.
     /// `client.share(..)` directly). A failure with `Retry-After`, or any 429, pauses every call to
     /// the same server.
-    pub async fn run<T, E, F>(&self, server: &str, operation: &'static str, call: F) -> Result<T, E>
+    pub async fn call<P, T, E, F>(
+        &self,
+        server: &str,
+        operation: &'static str,
+        patience: P,
+        call: F,
+    ) -> P::Answer<T, E>
     where
+        P: Patience,
         E: UpstreamFailure,
         F: Future<Output = Result<T, E>>,
     {
         let key = server_key(server);
+        let _permit = match patience.admit(self, &key).await {
+            Ok(permit) => permit,
+            Err(refused) => return P::answer(Err(refused)),
+        };
+        P::answer(Ok(self.send(&key, operation, call).await))
+    }
+
+    /// Waits until all limits let a call to `key` go; the in-flight permit it holds, if any.
+    async fn wait_turn(&self, key: &str) -> Option<SemaphorePermit<'_>> {
         let queued = Instant::now();
         // A call waits out its server's pause without an in-flight permit: calls held back by one
         // server must not use up the permits that calls to other servers need.
-        let _permit = loop {
-            self.wait_for_turn(&key).await;
+        let permit = loop {
+            self.wait_for_turn(key).await;
             // Never closed, so acquiring cannot fail; without a permit the call would still be paced.
             let permit = self.shared.in_flight.acquire().await.ok();
-            if self.take_slot(&key).await {
+            if self.take_slot(key).await {
                 break permit;
             }
         };
@@ -261,52 +354,36 @@ impl Throttle {
         if !waited.is_zero() {
             self.shared.metrics.limiter_waited(waited);
         }
-
-        self.send(&key, operation, call).await
+        permit
     }
 
-    /// Like [`Throttle::run`], but never waits: when the call would wait for a pause, the rate
-    /// limit or an in-flight slot, nothing is sent and [`Busy`] says when to try again.
-    ///
-    /// For background calls (link-state checks): they use only capacity nobody waits for, so they
-    /// can never crowd out shares and burns, however many links are live.
-    pub async fn try_run<T, E, F>(
-        &self,
-        server: &str,
-        operation: &'static str,
-        call: F,
-    ) -> Result<Result<T, E>, Busy>
-    where
-        E: UpstreamFailure,
-        F: Future<Output = Result<T, E>>,
-    {
-        let key = server_key(server);
+    /// Lets a call to `key` go only if it would not wait for a pause, the rate limit or an
+    /// in-flight slot; otherwise [`Busy`] says when to try again.
+    fn turn_if_free(&self, key: &str) -> Result<SemaphorePermit<'_>, Busy> {
         let now = Instant::now();
-        if let Some(until) = self.paused_until(&key, now) {
+        if let Some(until) = self.paused_until(key, now) {
             return Err(Busy {
                 retry_in: until - now,
             });
         }
-        let Ok(_permit) = self.shared.in_flight.try_acquire() else {
+        let Ok(permit) = self.shared.in_flight.try_acquire() else {
             return Err(Busy {
                 retry_in: self.shared.interval,
             });
         };
-        {
-            let mut state = self.state();
-            // A server that is recovering from a pause has its own bucket; both must have a slot.
-            let server_at = state.server(&key, now).map(|s| s.bucket.free_at(now));
-            if let Some(at) = server_at.filter(|at| *at > now) {
-                return Err(Busy { retry_in: at - now });
-            }
-            if let Err(at) = state.bucket.try_reserve(now) {
-                return Err(Busy { retry_in: at - now });
-            }
-            if let Some(server) = state.server(&key, now) {
-                server.bucket.reserve(now);
-            }
+        let mut state = self.state();
+        // A server that is recovering from a pause has its own bucket; both must have a slot.
+        let server_at = state.server(key, now).map(|s| s.bucket.free_at(now));
+        if let Some(at) = server_at.filter(|at| *at > now) {
+            return Err(Busy { retry_in: at - now });
         }
-        Ok(self.send(&key, operation, call).await)
+        if let Err(at) = state.bucket.try_reserve(now) {
+            return Err(Busy { retry_in: at - now });
+        }
+        if let Some(server) = state.server(key, now) {
+            server.bucket.reserve(now);
+        }
+        Ok(permit)
     }
 
     /// Sends one call and records it; a failure with `Retry-After`, or any 429, pauses its server.
@@ -467,7 +544,7 @@ mod tests {
             .map(|_| {
                 let t = t.clone();
                 tokio::spawn(async move {
-                    t.run(A, "share", async { Ok::<_, Failure>(Instant::now()) })
+                    t.call(A, "share", Wait, async { Ok::<_, Failure>(Instant::now()) })
                         .await
                 })
             })
@@ -527,7 +604,7 @@ mod tests {
         let a = {
             let t = t.clone();
             tokio::spawn(async move {
-                t.run(A, "share", async {
+                t.call(A, "share", Wait, async {
                     tokio::time::sleep(ms(100)).await;
                     Err::<Instant, _>(too_many(Some(Duration::from_secs(10))))
                 })
@@ -537,8 +614,10 @@ mod tests {
         let b = {
             let t = t.clone();
             tokio::spawn(async move {
-                t.run(A, "receipt", async { Ok::<_, Failure>(Instant::now()) })
-                    .await
+                t.call(A, "receipt", Wait, async {
+                    Ok::<_, Failure>(Instant::now())
+                })
+                .await
             })
         };
         assert!(a.await.unwrap().is_err());
@@ -549,7 +628,7 @@ mod tests {
         let c = {
             let t = t.clone();
             tokio::spawn(async move {
-                t.run(A, "burn", async { Ok::<_, Failure>(Instant::now()) })
+                t.call(A, "burn", Wait, async { Ok::<_, Failure>(Instant::now()) })
                     .await
             })
         };
@@ -568,7 +647,7 @@ mod tests {
     async fn a_429_without_retry_after_pauses_for_the_default() {
         let t = throttle(100.0, 100, 100);
         let _ = t
-            .run(A, "share", async { Err::<(), _>(too_many(None)) })
+            .call(A, "share", Wait, async { Err::<(), _>(too_many(None)) })
             .await;
         assert_eq!(
             t.pause_remaining(A),
@@ -581,7 +660,9 @@ mod tests {
         let t = throttle(100.0, 100, 100);
         let year = Duration::from_secs(365 * 24 * 3600);
         let _ = t
-            .run(A, "share", async { Err::<(), _>(too_many(Some(year))) })
+            .call(A, "share", Wait, async {
+                Err::<(), _>(too_many(Some(year)))
+            })
             .await;
         assert_eq!(
             t.pause_remaining(A),
@@ -604,7 +685,9 @@ mod tests {
             class: StatusClass::ServerError,
             retry_after: None,
         };
-        let _ = t.run(A, "share", async { Err::<(), _>(failure) }).await;
+        let _ = t
+            .call(A, "share", Wait, async { Err::<(), _>(failure) })
+            .await;
         assert_eq!(t.pause_remaining(A), None);
     }
 
@@ -617,7 +700,7 @@ mod tests {
             .map(|_| {
                 let (t, now_in_flight, most) = (t.clone(), now_in_flight.clone(), most.clone());
                 tokio::spawn(async move {
-                    t.run(A, "receipt", async {
+                    t.call(A, "receipt", Wait, async {
                         let n = now_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                         most.fetch_max(n, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -643,14 +726,14 @@ mod tests {
             ..ThrottleConfig::default()
         };
         let t = Throttle::new(config, metrics.clone()).unwrap();
-        t.run(A, "share", async { Ok::<_, Failure>(()) })
+        t.call(A, "share", Wait, async { Ok::<_, Failure>(()) })
             .await
             .unwrap();
-        t.run(A, "share", async { Ok::<_, Failure>(()) })
+        t.call(A, "share", Wait, async { Ok::<_, Failure>(()) })
             .await
             .unwrap();
         let _ = t
-            .run(A, "share", async {
+            .call(A, "share", Wait, async {
                 Err::<(), _>(too_many(Some(Duration::from_secs(2))))
             })
             .await;
@@ -720,26 +803,26 @@ mod tests {
         let t = throttle(1.0, 1, 4);
         let ok = || async { Ok::<_, Failure>(()) };
         // The one slot is free: a background call goes out.
-        assert!(t.try_run(A, "receipt", ok()).await.is_ok());
+        assert!(t.call(A, "receipt", IfFree, ok()).await.is_ok());
         // The next slot is a second away: nothing is sent, and the caller learns when to return.
-        let busy = t.try_run(A, "receipt", ok()).await.unwrap_err();
+        let busy = t.call(A, "receipt", IfFree, ok()).await.unwrap_err();
         assert_eq!(busy.retry_in, Duration::from_secs(1));
         // A waiting share reserves that slot, so a background call right after it still finds none.
         let waiting = tokio::spawn({
             let t = t.clone();
             async move {
-                t.run(A, "share", async { Ok::<_, Failure>(Instant::now()) })
+                t.call(A, "share", Wait, async { Ok::<_, Failure>(Instant::now()) })
                     .await
             }
         });
         tokio::task::yield_now().await;
         tokio::time::advance(Duration::from_millis(1000)).await;
-        let busy = t.try_run(A, "receipt", ok()).await.unwrap_err();
+        let busy = t.call(A, "receipt", IfFree, ok()).await.unwrap_err();
         assert!(busy.retry_in > Duration::ZERO);
         assert!(waiting.await.unwrap().is_ok());
         // During a server-requested pause, background calls are told how long it lasts.
         t.pause(A, "share", Duration::from_secs(30));
-        let busy = t.try_run(A, "receipt", ok()).await.unwrap_err();
+        let busy = t.call(A, "receipt", IfFree, ok()).await.unwrap_err();
         assert_eq!(busy.retry_in, Duration::from_secs(30));
     }
 
@@ -748,7 +831,7 @@ mod tests {
         let t = throttle(10.0, 10, 100);
         let start = Instant::now();
         let _ = t
-            .run(B, "share", async {
+            .call(B, "share", Wait, async {
                 Err::<(), _>(too_many(Some(Duration::from_secs(60))))
             })
             .await;
@@ -757,23 +840,23 @@ mod tests {
 
         // A burn on A goes out at once, and so does a background check on A.
         let on_a = t
-            .run(A, "burn", async { Ok::<_, Failure>(Instant::now()) })
+            .call(A, "burn", Wait, async { Ok::<_, Failure>(Instant::now()) })
             .await
             .unwrap();
         assert_eq!(on_a, start);
         assert!(
-            t.try_run(A, "receipt", async { Ok::<_, Failure>(()) })
+            t.call(A, "receipt", IfFree, async { Ok::<_, Failure>(()) })
                 .await
                 .is_ok()
         );
         // B is held back for the whole pause, background checks included.
         let busy = t
-            .try_run(B, "receipt", async { Ok::<_, Failure>(()) })
+            .call(B, "receipt", IfFree, async { Ok::<_, Failure>(()) })
             .await
             .unwrap_err();
         assert_eq!(busy.retry_in, Duration::from_secs(60));
         let on_b = t
-            .run(B, "burn", async { Ok::<_, Failure>(Instant::now()) })
+            .call(B, "burn", Wait, async { Ok::<_, Failure>(Instant::now()) })
             .await
             .unwrap();
         assert_eq!(on_b - start, Duration::from_secs(60));
@@ -789,9 +872,11 @@ mod tests {
                 .map(|_| {
                     let t = t.clone();
                     tokio::spawn(async move {
-                        t.run(server, "share", async { Ok::<_, Failure>(Instant::now()) })
-                            .await
-                            .unwrap()
+                        t.call(server, "share", Wait, async {
+                            Ok::<_, Failure>(Instant::now())
+                        })
+                        .await
+                        .unwrap()
                     })
                 })
                 .collect::<Vec<_>>()
@@ -856,7 +941,7 @@ mod tests {
             .map(|_| {
                 let t = t.clone();
                 tokio::spawn(async move {
-                    t.run(B, "share", async { Ok::<_, Failure>(Instant::now()) })
+                    t.call(B, "share", Wait, async { Ok::<_, Failure>(Instant::now()) })
                         .await
                         .unwrap()
                 })
@@ -864,7 +949,7 @@ mod tests {
             .collect();
         tokio::task::yield_now().await;
         let on_a = t
-            .run(A, "burn", async { Ok::<_, Failure>(Instant::now()) })
+            .call(A, "burn", Wait, async { Ok::<_, Failure>(Instant::now()) })
             .await
             .unwrap();
         assert_eq!(on_a, start);

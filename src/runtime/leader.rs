@@ -34,8 +34,7 @@ use rand::distr::Alphanumeric;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, timeout};
 
-use crate::metrics::Metrics;
-use crate::readiness::{LeaderState, Readiness};
+use crate::runtime::readiness::LeaderState;
 
 /// Default lease duration: a dead leader is replaced after about this long.
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
@@ -178,12 +177,13 @@ impl Store {
     }
 }
 
-/// Campaigns for the lease and keeps it; tells the controller through [`LeaderElector::leading`].
+/// Campaigns for the lease and keeps it; tells the controller through [`LeaderElector::leading`]
+/// and publishes where it stands through [`LeaderElector::state`] (the caller wires both to
+/// readiness and metrics).
 pub struct LeaderElector {
     store: Store,
     config: LeaseConfig,
-    readiness: Readiness,
-    metrics: Metrics,
+    state_tx: watch::Sender<LeaderState>,
     leading_tx: watch::Sender<bool>,
     /// The lease as last read or written.
     known: Option<Lease>,
@@ -208,33 +208,21 @@ impl std::fmt::Debug for LeaderElector {
 impl LeaderElector {
     /// An elector for the Lease `config.namespace/config.name` (created on first use). Needs RBAC
     /// `get`, `create`, `update` on `leases` in that namespace.
-    pub fn new(
-        client: Client,
-        config: LeaseConfig,
-        readiness: Readiness,
-        metrics: Metrics,
-    ) -> Self {
+    pub fn new(client: Client, config: LeaseConfig) -> Self {
         let store = Store::Kube {
             api: Api::namespaced(client, &config.namespace),
             name: config.name.clone(),
         };
-        Self::with_store(store, config, readiness, metrics)
+        Self::with_store(store, config)
     }
 
-    fn with_store(
-        store: Store,
-        config: LeaseConfig,
-        readiness: Readiness,
-        metrics: Metrics,
-    ) -> Self {
+    fn with_store(store: Store, config: LeaseConfig) -> Self {
         let now = Instant::now();
-        readiness.set_leader_state(LeaderState::Unhealthy);
-        metrics.set_leader(false);
         Self {
             store,
             config,
-            readiness,
-            metrics,
+            // Unhealthy until the lease has been looked at.
+            state_tx: watch::channel(LeaderState::Unhealthy).0,
             leading_tx: watch::channel(false).0,
             known: None,
             observed_at: now,
@@ -248,6 +236,22 @@ impl LeaderElector {
     /// could be taken by anyone else; stop reconciling at once when it does.
     pub fn leading(&self) -> watch::Receiver<bool> {
         self.leading_tx.subscribe()
+    }
+
+    /// Where this process stands in the election: `Unhealthy` until the lease has been looked at
+    /// (and whenever it cannot be read or renewed for `renew_deadline`), then `Leading` or
+    /// `Standby`; `Unhealthy` again once the elector has stopped. Readiness follows it.
+    pub fn state(&self) -> watch::Receiver<LeaderState> {
+        self.state_tx.subscribe()
+    }
+
+    /// Publishes `state`; subscribers hear of changes only.
+    fn set_state(&self, state: LeaderState) {
+        self.state_tx.send_if_modified(|current| {
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
     }
 
     /// Campaigns and renews until `shutdown` completes, then stops leading and releases the lease.
@@ -341,7 +345,7 @@ impl LeaderElector {
             if self.leading {
                 self.step_down("another process holds the lease");
             }
-            self.readiness.set_leader_state(LeaderState::Standby);
+            self.set_state(LeaderState::Standby);
             self.config.retry_period
         }
     }
@@ -357,7 +361,7 @@ impl LeaderElector {
                 if self.leading {
                     self.step_down("another process took the lease");
                 }
-                self.readiness.set_leader_state(LeaderState::Standby);
+                self.set_state(LeaderState::Standby);
                 // Read the winner's lease right away, so its version is timed from now.
                 Duration::ZERO
             }
@@ -373,7 +377,7 @@ impl LeaderElector {
 
     fn call_failed(&mut self, now: Instant) {
         if now.duration_since(self.last_ok) >= self.config.renew_deadline {
-            self.readiness.set_leader_state(LeaderState::Unhealthy);
+            self.set_state(LeaderState::Unhealthy);
         }
         if self.leading && now >= self.renewed_at + self.config.renew_deadline {
             self.step_down("the lease could not be renewed in time");
@@ -413,10 +417,9 @@ impl LeaderElector {
         self.observed_at = start;
         self.renewed_at = start;
         self.last_ok = start;
-        self.readiness.set_leader_state(LeaderState::Leading);
+        self.set_state(LeaderState::Leading);
         if !self.leading {
             self.leading = true;
-            self.metrics.set_leader(true);
             self.leading_tx.send_replace(true);
             tracing::info!(identity = %self.config.identity, "became leader");
         }
@@ -425,7 +428,6 @@ impl LeaderElector {
     fn step_down(&mut self, why: &'static str) {
         if self.leading {
             self.leading = false;
-            self.metrics.set_leader(false);
             self.leading_tx.send_replace(false);
             tracing::warn!(identity = %self.config.identity, why, "stopped leading");
         }
@@ -435,7 +437,7 @@ impl LeaderElector {
     async fn release(&mut self) {
         let was_leading = self.leading;
         self.step_down("shutting down");
-        self.readiness.set_leader_state(LeaderState::Unhealthy);
+        self.set_state(LeaderState::Unhealthy);
         if !was_leading {
             return;
         }
@@ -573,7 +575,7 @@ mod tests {
 
     struct Candidate {
         leading: watch::Receiver<bool>,
-        readiness: Readiness,
+        state: watch::Receiver<LeaderState>,
         down: Arc<AtomicBool>,
         stop: Option<tokio::sync::oneshot::Sender<()>>,
         task: tokio::task::JoinHandle<()>,
@@ -589,17 +591,21 @@ mod tests {
             api: api.clone(),
             down: down.clone(),
         });
-        let readiness = Readiness::new(true);
-        let elector =
-            LeaderElector::with_store(store, config(identity), readiness.clone(), Metrics::new());
+        let elector = LeaderElector::with_store(store, config(identity));
         let leading = elector.leading();
+        let state = elector.state();
+        assert_eq!(
+            *state.borrow(),
+            LeaderState::Unhealthy,
+            "before the lease is read"
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(elector.run(async {
             let _ = stopped.await;
         }));
         Candidate {
             leading,
-            readiness,
+            state,
             down,
             stop: Some(stop),
             task,
@@ -609,6 +615,11 @@ mod tests {
     impl Candidate {
         fn is_leading(&self) -> bool {
             *self.leading.borrow()
+        }
+
+        /// The state the elector published last.
+        fn state(&self) -> LeaderState {
+            *self.state.borrow()
         }
 
         async fn shut_down(&mut self) {
@@ -671,7 +682,7 @@ mod tests {
         assert_eq!(api.transitions(), Some(0));
         let lease = api.lease.lock().unwrap().clone().unwrap();
         assert_eq!(lease.spec.unwrap().lease_duration_seconds, Some(15));
-        assert_eq!(a.readiness.leader_state(), LeaderState::Leading);
+        assert_eq!(a.state(), LeaderState::Leading);
     }
 
     #[tokio::test(start_paused = true)]
@@ -687,8 +698,8 @@ mod tests {
         hold(&[&a, &b], Duration::from_secs(60)).await;
         assert!(leader.is_leading());
         assert!(!standby.is_leading());
-        assert_eq!(leader.readiness.leader_state(), LeaderState::Leading);
-        assert_eq!(standby.readiness.leader_state(), LeaderState::Standby);
+        assert_eq!(leader.state(), LeaderState::Leading);
+        assert_eq!(standby.state(), LeaderState::Standby);
     }
 
     #[tokio::test(start_paused = true)]
@@ -697,6 +708,11 @@ mod tests {
         let (mut a, b) = leader_and_standby(&api).await;
         a.shut_down().await;
         assert!(!a.is_leading());
+        assert_eq!(
+            a.state(),
+            LeaderState::Unhealthy,
+            "a stopped elector is not ready"
+        );
         assert_eq!(api.holder(), None);
         let took = until(&[&a, &b], Duration::from_secs(5), || b.is_leading()).await;
         assert!(took <= Duration::from_secs(2), "handover took {took:?}");
@@ -721,12 +737,12 @@ mod tests {
             took <= cfg.lease_duration + cfg.retry_period + STEP,
             "takeover after {took:?}"
         );
-        assert_eq!(a.readiness.leader_state(), LeaderState::Unhealthy);
+        assert_eq!(a.state(), LeaderState::Unhealthy);
 
         // Once it can reach the API again, the old leader stands by.
         a.down.store(false, Ordering::SeqCst);
         until(&[&a, &b], Duration::from_secs(5), || {
-            a.readiness.leader_state() == LeaderState::Standby
+            a.state() == LeaderState::Standby
         })
         .await;
         assert!(b.is_leading());
@@ -739,12 +755,7 @@ mod tests {
             api: api.clone(),
             down: Arc::new(AtomicBool::new(false)),
         };
-        let elector = LeaderElector::with_store(
-            Store::Fake(ghost),
-            config("ghost"),
-            Readiness::new(true),
-            Metrics::new(),
-        );
+        let elector = LeaderElector::with_store(Store::Fake(ghost), config("ghost"));
         let lease = elector.renewal(
             Lease {
                 metadata: ObjectMeta {
@@ -763,7 +774,7 @@ mod tests {
         let b = candidate(&api, "b");
         hold(&[&b], Duration::from_secs(14)).await;
         assert!(!b.is_leading(), "took a live-looking lease early");
-        assert_eq!(b.readiness.leader_state(), LeaderState::Standby);
+        assert_eq!(b.state(), LeaderState::Standby);
         until(&[&b], Duration::from_secs(3), || b.is_leading()).await;
         assert_eq!(api.transitions(), Some(1));
     }
@@ -776,7 +787,7 @@ mod tests {
         api.force_holder("intruder");
         let took = until(&[&a], Duration::from_secs(10), || !a.is_leading()).await;
         assert!(took <= config("a").renew_interval + STEP, "{took:?}");
-        assert_eq!(a.readiness.leader_state(), LeaderState::Standby);
+        assert_eq!(a.state(), LeaderState::Standby);
         assert_eq!(api.holder().as_deref(), Some("intruder"));
     }
 
