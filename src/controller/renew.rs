@@ -10,6 +10,7 @@ use super::{Context, now, save, status};
 use crate::error::{Error, Reason};
 use crate::ots::{OtsError, SecretState};
 use crate::resource::{OneTimeShare, OneTimeShareStatus};
+use crate::runtime::throttle::Wait;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
@@ -74,7 +75,13 @@ async fn expired_on_the_server(
 ) -> Result<bool, Error> {
     let server = ctx.link_server(obj, status).await?;
     let receipt = match ctx
-        .ots(&server.url, "receipt", server.client.receipt(metadata_key))
+        .throttle
+        .call(
+            &server.url,
+            "receipt",
+            Wait,
+            server.client.receipt(metadata_key),
+        )
         .await
     {
         Ok(receipt) => receipt,
