@@ -4,51 +4,14 @@
 //! the server did not do while the receipt still shows the secret live is not gone; the finalizer
 //! stays and the burn is retried with backoff until `--burn-timeout`.
 
-use super::{Context, Server, now, records};
+use super::burn::{BurnOutcome, burn};
+use super::{Context, now, records};
 use crate::error::{BurnFailure, Error, Reason};
 use crate::metrics::BurnOutcome as BurnMetric;
-use crate::ots::{BurnOutcome as OtsBurn, SecretString};
 use crate::resource::{DeletionPolicy, OneTimeShare, Phase};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
-
-/// What a burn achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum BurnOutcome {
-    /// The secret was destroyed by this call.
-    Burned,
-    /// It was already received, burned or expired.
-    AlreadyGone,
-}
-
-/// Burns a link; "already gone" (received, burned or expired, as the receipt says) counts as
-/// success.
-pub(super) async fn burn_link(
-    ctx: &Context,
-    server: &Server,
-    metadata_key: &str,
-    passphrase: Option<&SecretString>,
-) -> Result<BurnOutcome, Error> {
-    match ctx
-        .ots(
-            &server.url,
-            "burn",
-            server.client.burn(metadata_key, passphrase),
-        )
-        .await?
-    {
-        OtsBurn::Burned(_) => Ok(BurnOutcome::Burned),
-        OtsBurn::AlreadyGone { state, .. } => {
-            tracing::info!(
-                metadata_key_prefix = %metadata_key.chars().take(6).collect::<String>(),
-                state = state.as_str(),
-                "nothing to burn: the secret is already gone"
-            );
-            Ok(BurnOutcome::AlreadyGone)
-        }
-    }
-}
 
 /// Runs when a resource with our finalizer is deleted. Returning `Ok` releases the finalizer.
 ///
@@ -147,22 +110,4 @@ async fn give_up(obj: &OneTimeShare, ctx: &Context, record: &records::ShareRecor
     )
     .await;
     ctx.metrics.burn(BurnMetric::GaveUp);
-}
-
-/// Burns the recorded link with the recorded material.
-pub(super) async fn burn(
-    ctx: &Context,
-    stored: &records::StoredRecord,
-) -> Result<BurnOutcome, Error> {
-    let server = ctx
-        .servers
-        .resolve_recorded(&stored.record.server_url, stored.credentials.clone())
-        .await?;
-    burn_link(
-        ctx,
-        &server,
-        &stored.record.metadata_key,
-        stored.passphrase.as_ref(),
-    )
-    .await
 }
