@@ -1,6 +1,6 @@
 //! Sharing: send the prepared value to the server, record the link, tell the user.
 //!
-//! Two doors: [`share`] makes a resource's first link (its inputs read here), and [`share_anew`]
+//! Two doors: `share` makes a resource's first link (its inputs read here), and `share_anew`
 //! makes a new link from inputs the caller already checked (a reshare, a reissue, a renewal).
 
 use super::inputs::{self, Prepared};
