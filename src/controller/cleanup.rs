@@ -4,42 +4,15 @@
 //! the server did not do while the receipt still shows the secret live is not gone; the finalizer
 //! stays and the burn is retried with backoff until `--burn-timeout`.
 
-use super::{Context, Server, now, records};
+use super::burn::burn;
+use super::{Context, now, records};
 use crate::error::{BurnFailure, Error, Reason};
-use crate::ots::{BurnOutcome, SecretString};
+use crate::ots::BurnOutcome;
 use crate::resource::{DeletionPolicy, OneTimeShare, Phase};
 use crate::runtime::metrics::BurnResult;
-use crate::runtime::throttle::Wait;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
-
-/// Burns a link; "already gone" (received, burned or expired, as the receipt says) counts as
-/// success.
-pub(super) async fn burn_link(
-    ctx: &Context,
-    server: &Server,
-    metadata_key: &str,
-    passphrase: Option<&SecretString>,
-) -> Result<BurnOutcome, Error> {
-    let outcome = ctx
-        .throttle
-        .call(
-            &server.url,
-            "burn",
-            Wait,
-            server.client.burn(metadata_key, passphrase),
-        )
-        .await?;
-    if let BurnOutcome::AlreadyGone { state, .. } = &outcome {
-        tracing::info!(
-            metadata_key_prefix = %metadata_key.chars().take(6).collect::<String>(),
-            state = state.as_str(),
-            "nothing to burn: the secret is already gone"
-        );
-    }
-    Ok(outcome)
-}
 
 /// Runs when a resource with our finalizer is deleted. Returning `Ok` releases the finalizer.
 ///
@@ -134,22 +107,4 @@ async fn give_up(obj: &OneTimeShare, ctx: &Context, record: &records::ShareRecor
     )
     .await;
     ctx.metrics.burn(BurnResult::GaveUp);
-}
-
-/// Burns the recorded link with the recorded material.
-pub(super) async fn burn(
-    ctx: &Context,
-    stored: &records::StoredRecord,
-) -> Result<BurnOutcome, Error> {
-    let server = ctx
-        .servers
-        .resolve_recorded(&stored.record.server_url, stored.credentials.clone())
-        .await?;
-    burn_link(
-        ctx,
-        &server,
-        &stored.record.metadata_key,
-        stored.passphrase.as_ref(),
-    )
-    .await
 }

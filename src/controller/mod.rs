@@ -2,10 +2,32 @@
 //!
 //! Data flows one way: watch event → reconcile reads the Secret → OTS client → status write.
 //! [`reconcile`] tells the whole story of an object; each step lives in its own module.
+//!
+//! The stages, in the order of the flow. Each calls only stages listed above it and the shared
+//! parts below, never one beside or after it; this module calls `share`, `track`, `cleanup` and
+//! `orphans::sweep`:
+//! - `inputs`: the Secret, passphrase, server and credentials, the value and the lifetime, read
+//!   and checked before any OTS call (its parts: `generate` makes a value, `value` builds it).
+//! - `burn`: how a recorded link is burned; "already gone" counts as done (calls nothing above).
+//! - `orphans`: links a share may have made unanswered, found and burned (calls `burn`).
+//! - `share`: a first link (`share`) or a new one from checked inputs (`share_anew`): send,
+//!   record, publish, tell (calls `inputs`, `orphans`, `burn`).
+//! - `renew`: a new link for one that expired unread, `onExpiry: Reshare` (calls `inputs`,
+//!   `share::share_anew`).
+//! - `track`: link checks, reshare on a changed Secret, reissue on request (calls `inputs`,
+//!   `burn`, `share::share_anew`, `renew`).
+//! - `cleanup`: the finalizer's burn of the recorded link on deletion (calls `burn`).
+//!
+//! Shared parts any stage may use, which call no stage: `status` (status values and the write),
+//! `records` (the operator's record of each link), `memory` (what this process remembers per
+//! resource), `link_secret` (the link Secret), `servers` (OTS clients per server), `events`,
+//! `watch` (watch streams).
 
+mod burn;
 mod cleanup;
 pub mod events;
 pub mod generate;
+mod inputs;
 mod link_secret;
 mod memory;
 mod orphans;

@@ -77,7 +77,7 @@ pub(super) async fn after_ambiguous_share(
     match candidates.as_slice() {
         [] => Error::Ots(error),
         [orphan] if ctx.config.sweep_orphans => {
-            match super::cleanup::burn_link(
+            match super::burn::burn_link(
                 ctx,
                 attempt.server,
                 &orphan.metadata_key,
@@ -212,7 +212,7 @@ pub(super) async fn sweep(ctx: &Context) -> Result<(), Error> {
             ctx.metrics.orphans_possible(1);
             continue;
         }
-        match super::cleanup::burn_link(ctx, &server, &receipt.metadata_key, None).await {
+        match super::burn::burn_link(ctx, &server, &receipt.metadata_key, None).await {
             Ok(_) => {
                 ctx.metrics.orphan_burned();
                 tracing::info!(

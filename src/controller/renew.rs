@@ -5,7 +5,8 @@
 //! after the server confirms it. A link that was opened (received) is never renewed, and the
 //! count of links in a row lives in the operator's record, not in status (which tenants can write).
 
-use super::share::{Occasion, fetch_source, prepare, record, send};
+use super::inputs::{fetch_source, prepare};
+use super::share::{self, Occasion};
 use super::{Context, now, save, status};
 use crate::error::{Error, Reason};
 use crate::ots::{OtsError, SecretState};
@@ -44,18 +45,10 @@ pub(super) async fn renew(
     }
     let source = fetch_source(obj, ctx).await?;
     let prepared = prepare(obj, ctx, &source, status.server_url.as_deref()).await?;
-    let receipt = send(obj, ctx, &prepared).await?;
-    tracing::info!(
-        object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
-        link = made + 1,
-        max,
-        "the link expired unread; shared anew (onExpiry: Reshare)"
-    );
-    record(
+    share::share_anew(
         obj,
         ctx,
         &prepared,
-        &receipt,
         Occasion::Renewed {
             links_in_a_row: made + 1,
         },

@@ -1,97 +1,51 @@
-//! Sharing: read the Secret with one targeted get, build the value, share it, record the link.
+//! Sharing: send the prepared value to the server, record the link, tell the user.
+//!
+//! Two doors: `share` makes a resource's first link (its inputs read here), and `share_anew`
+//! makes a new link from inputs the caller already checked (a reshare, a reissue, a renewal).
 
+use super::inputs::{self, Prepared};
 use super::status::{self, Lifetime, SharedLink};
-use super::value::{build_passphrase, build_value_within};
-use super::{Context, RecordKnown, Server, now, save};
+use super::{Context, RecordKnown, burn, now, save};
 use super::{orphans, records};
 use crate::error::{Error, Reason};
-use crate::ots::{Receipt, SecretString, ShareRequest};
-use crate::resource::{OneTimeShare, SecretKeyRef, Ttl};
+use crate::ots::{Receipt, ShareRequest};
+use crate::resource::OneTimeShare;
 use crate::runtime::throttle::Wait;
-use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Api, ResourceExt};
-use std::collections::BTreeMap;
-
-/// What a share needs, read from the cluster and the spec before the server is called. Every
-/// field of the spec is parsed here once and carried typed to the call and the status.
-pub(super) struct Prepared {
-    pub server: Server,
-    pub value: SecretString,
-    pub passphrase: Option<SecretString>,
-    pub source_resource_version: Option<String>,
-    /// The lifetime asked for (`spec.ttl`, or the default).
-    pub ttl: Ttl,
-}
-
-/// Reads the Secret to share with one targeted get (Secrets are never listed or watched); with
-/// `spec.generate`, first makes sure it holds a generated value.
-pub(super) async fn fetch_source(obj: &OneTimeShare, ctx: &Context) -> Result<Secret, Error> {
-    if let Some(generate) = &obj.spec.generate {
-        return super::generate::ensure(obj, generate, ctx).await;
-    }
-    let name = &obj.spec.secret_ref.name;
-    ctx.secrets(&obj.namespace().unwrap_or_default())
-        .get_opt(name)
-        .await?
-        .ok_or_else(|| Error::SecretNotFound { name: name.clone() })
-}
-
-/// Builds everything a share needs from the source Secret. Fails before any OTS call when an
-/// input is wrong.
-pub(super) async fn prepare(
-    obj: &OneTimeShare,
-    ctx: &Context,
-    source: &Secret,
-    recorded_server: Option<&str>,
-) -> Result<Prepared, Error> {
-    let secrets = ctx.secrets(&obj.namespace().unwrap_or_default());
-    let reference = &obj.spec.secret_ref;
-    let value = build_value_within(
-        &reference.name,
-        &secret_data(source),
-        reference.key.as_deref(),
-        ctx.config.max_secret_bytes,
-    )?;
-    let passphrase = match &obj.spec.passphrase_secret_ref {
-        Some(reference) => Some(read_passphrase(&secrets, reference).await?),
-        None => None,
-    };
-    let server = ctx
-        .servers
-        .resolve(&secrets, obj.spec.server.as_ref(), recorded_server)
-        .await?;
-    // The schema refuses a malformed ttl; one that got past it (another CRD version, say) is
-    // refused here, before the server is called.
-    let ttl = obj
-        .spec
-        .ttl()
-        .map_err(|e| Error::InvalidSpec(e.to_string()))?;
-    Ok(Prepared {
-        server,
-        value,
-        passphrase,
-        source_resource_version: source.metadata.resource_version.clone(),
-        ttl,
-    })
-}
 
 /// Shares a resource that has no link yet.
 pub(super) async fn share(obj: &OneTimeShare, ctx: &Context) -> Result<Action, Error> {
-    let source = fetch_source(obj, ctx).await?;
-    let prepared = prepare(obj, ctx, &source, None).await?;
+    let source = inputs::fetch_source(obj, ctx).await?;
+    let prepared = inputs::prepare(obj, ctx, &source, None).await?;
     ctx.reserve_live_slot(obj)?;
     let receipt = send(obj, ctx, &prepared).await?;
     record(obj, ctx, &prepared, &receipt, Occasion::First).await
 }
 
-/// Calls the server's share operation.
-pub(super) async fn send(
+/// Shares `prepared` under a new link for a resource that had one before, and records it.
+/// Whatever became of the old link was settled by the caller.
+pub(super) async fn share_anew(
     obj: &OneTimeShare,
     ctx: &Context,
     prepared: &Prepared,
-) -> Result<Receipt, Error> {
+    occasion: Occasion,
+) -> Result<Action, Error> {
+    let receipt = send(obj, ctx, prepared).await?;
+    if let Occasion::Renewed { links_in_a_row } = occasion {
+        tracing::info!(
+            object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+            link = links_in_a_row,
+            max = obj.spec.max_shares(),
+            "the link expired unread; shared anew (onExpiry: Reshare)"
+        );
+    }
+    record(obj, ctx, prepared, &receipt, occasion).await
+}
+
+/// Calls the server's share operation.
+async fn send(obj: &OneTimeShare, ctx: &Context, prepared: &Prepared) -> Result<Receipt, Error> {
     let ttl = prepared.ttl;
     let request = ShareRequest {
         secret: prepared.value.clone(),
@@ -146,7 +100,7 @@ pub(super) enum Occasion {
 }
 
 /// Records a fresh link in status (the write is retried until it sticks) and tells the user.
-pub(super) async fn record(
+async fn record(
     obj: &OneTimeShare,
     ctx: &Context,
     prepared: &Prepared,
@@ -254,7 +208,7 @@ async fn keep_record(
             error = %error,
             "could not record the new link; burning it so that no unrecorded link stays live"
         );
-        let burned = super::cleanup::burn_link(
+        let burned = burn::burn_link(
             ctx,
             &prepared.server,
             &stored.record.metadata_key,
@@ -277,30 +231,4 @@ async fn keep_record(
     ctx.memory
         .set_reshare_token(&uid, stored.record.reshare_token.clone());
     Ok(stored.record)
-}
-
-/// Reads the passphrase a resource references.
-pub(super) async fn read_passphrase(
-    secrets: &Api<Secret>,
-    reference: &SecretKeyRef,
-) -> Result<SecretString, Error> {
-    let secret =
-        secrets
-            .get_opt(&reference.name)
-            .await?
-            .ok_or_else(|| Error::PassphraseNotFound {
-                name: reference.name.clone(),
-                key: reference.key.clone(),
-            })?;
-    build_passphrase(&reference.name, &reference.key, &secret_data(&secret))
-}
-
-/// A Secret's data as bytes per key.
-pub(super) fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
-    secret
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect()
 }

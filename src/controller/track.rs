@@ -2,8 +2,9 @@
 //! reshare a changed Secret when the resource asks for it, and reissue a share whose
 //! `ots.dev/reshare` annotation got a new value.
 
-use super::cleanup::burn;
-use super::share::{Occasion, fetch_source, prepare, record, send};
+use super::burn::burn;
+use super::inputs::{fetch_source, prepare};
+use super::share::{self, Occasion};
 use super::status;
 use super::status::refreshed_status;
 use super::{Context, now, save};
@@ -355,8 +356,7 @@ async fn burn_and_reshare(
         }
     }
 
-    let receipt = send(obj, ctx, &prepared).await?;
-    record(obj, ctx, &prepared, &receipt, Occasion::Reshared { note }).await
+    share::share_anew(obj, ctx, &prepared, Occasion::Reshared { note }).await
 }
 
 /// A reshare whose new value cannot be shared: the condition says so (the old link
