@@ -300,10 +300,7 @@ impl OtsClient {
     /// Shares a value and returns its receipt. Input is checked before any request.
     pub async fn share(&self, req: &ShareRequest) -> Result<Receipt, OtsError> {
         validate::secret_within(&req.secret, self.inner.max_secret_bytes)?;
-        if let Some(passphrase) = &req.passphrase {
-            validate::passphrase(passphrase)?;
-        }
-        let ttl = req.ttl.map(validate::ttl).transpose()?;
+        let ttl = validate::options(req.passphrase.as_ref(), req.ttl)?;
         let http = &self.inner.http;
         let result = self
             .on_api(|api| async move {
@@ -321,10 +318,7 @@ impl OtsClient {
         &self,
         req: &GenerateRequest,
     ) -> Result<(Receipt, SecretString), OtsError> {
-        if let Some(passphrase) = &req.passphrase {
-            validate::passphrase(passphrase)?;
-        }
-        let ttl = req.ttl.map(validate::ttl).transpose()?;
+        let ttl = validate::options(req.passphrase.as_ref(), req.ttl)?;
         let http = &self.inner.http;
         let result = self
             .on_api(|api| async move {
