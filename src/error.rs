@@ -92,6 +92,47 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order. A new variant belongs here too (a unit test checks
+    /// the order and that none is missing before the last).
+    pub const ALL: [Reason; 36] = [
+        Reason::Shared,
+        Reason::Received,
+        Reason::Burned,
+        Reason::Expired,
+        Reason::Reshared,
+        Reason::TtlClamped,
+        Reason::TtlNotAllowed,
+        Reason::AnonymousNotAllowed,
+        Reason::SecretNotFound,
+        Reason::KeyNotFound,
+        Reason::SecretEmpty,
+        Reason::SecretTooLarge,
+        Reason::SecretNotText,
+        Reason::PassphraseNotFound,
+        Reason::InvalidPassphrase,
+        Reason::CredentialsNotFound,
+        Reason::ServerNotAllowed,
+        Reason::InvalidSpec,
+        Reason::Unauthorized,
+        Reason::ServerRejected,
+        Reason::RateLimited,
+        Reason::ServerUnavailable,
+        Reason::ServerProtocolError,
+        Reason::BurnFailed,
+        Reason::KubernetesError,
+        Reason::StatusTampered,
+        Reason::SecretNotUsable,
+        Reason::TooManyShares,
+        Reason::RecordFailed,
+        Reason::TlsUntrusted,
+        Reason::Generated,
+        Reason::SecretNotOwned,
+        Reason::SecretWriteForbidden,
+        Reason::GenerateFailed,
+        Reason::LinkSecretNotWritten,
+        Reason::Renewed,
+    ];
+
     /// The reason as written in conditions, Events and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -737,47 +778,16 @@ mod tests {
     }
 
     #[test]
+    fn all_holds_every_reason_in_declaration_order() {
+        for (i, r) in Reason::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i, "{r}");
+        }
+    }
+
+    #[test]
     fn every_reason_is_camel_case_and_distinct() {
-        let all = [
-            Reason::Shared,
-            Reason::Received,
-            Reason::Burned,
-            Reason::Expired,
-            Reason::Reshared,
-            Reason::TtlClamped,
-            Reason::TtlNotAllowed,
-            Reason::AnonymousNotAllowed,
-            Reason::SecretNotFound,
-            Reason::KeyNotFound,
-            Reason::SecretEmpty,
-            Reason::SecretTooLarge,
-            Reason::SecretNotText,
-            Reason::PassphraseNotFound,
-            Reason::InvalidPassphrase,
-            Reason::CredentialsNotFound,
-            Reason::ServerNotAllowed,
-            Reason::InvalidSpec,
-            Reason::Unauthorized,
-            Reason::ServerRejected,
-            Reason::RateLimited,
-            Reason::ServerUnavailable,
-            Reason::ServerProtocolError,
-            Reason::BurnFailed,
-            Reason::KubernetesError,
-            Reason::StatusTampered,
-            Reason::SecretNotUsable,
-            Reason::TooManyShares,
-            Reason::RecordFailed,
-            Reason::TlsUntrusted,
-            Reason::Generated,
-            Reason::SecretNotOwned,
-            Reason::SecretWriteForbidden,
-            Reason::GenerateFailed,
-            Reason::LinkSecretNotWritten,
-            Reason::Renewed,
-        ];
         let mut seen = std::collections::HashSet::new();
-        for r in all {
+        for r in Reason::ALL {
             let s = r.as_str();
             assert!(s.chars().next().unwrap().is_ascii_uppercase(), "{s}");
             assert!(s.chars().all(|c| c.is_ascii_alphanumeric()), "{s}");

@@ -199,6 +199,30 @@ impl OtsClient {
         self.inner.api == ApiVersion::Auto && self.inner.http.credentials.is_none()
     }
 
+    /// Makes one call on the server's API; when v2 refused it as an anonymous guest call (see
+    /// [`Self::falls_back`]), makes it again on v1.
+    async fn on_api<T, F, Fut>(&self, call: F) -> Result<T, OtsError>
+    where
+        F: Fn(ResolvedApi) -> Fut,
+        Fut: Future<Output = Result<T, OtsError>>,
+    {
+        let api = self.call_api().await?;
+        self.on_resolved_api(api, call).await
+    }
+
+    /// [`Self::on_api`] for an API already resolved by [`Self::call_api`].
+    async fn on_resolved_api<T, F, Fut>(&self, api: ResolvedApi, call: F) -> Result<T, OtsError>
+    where
+        F: Fn(ResolvedApi) -> Fut,
+        Fut: Future<Output = Result<T, OtsError>>,
+    {
+        let result = call(api).await;
+        if self.falls_back(api, &result) {
+            return call(ResolvedApi::V1).await;
+        }
+        result
+    }
+
     /// After a v2 call: whether it was refused as an anonymous guest call and should be made on
     /// v1 instead (remembered for the server). A refused call stored nothing, so repeating it on
     /// v1 cannot share twice.
@@ -276,23 +300,16 @@ impl OtsClient {
     /// Shares a value and returns its receipt. Input is checked before any request.
     pub async fn share(&self, req: &ShareRequest) -> Result<Receipt, OtsError> {
         validate::secret_within(&req.secret, self.inner.max_secret_bytes)?;
-        if let Some(passphrase) = &req.passphrase {
-            validate::passphrase(passphrase)?;
-        }
-        let ttl = req.ttl.map(validate::ttl).transpose()?;
+        let ttl = validate::options(req.passphrase.as_ref(), req.ttl)?;
         let http = &self.inner.http;
-        let result = async {
-            let api = self.call_api().await?;
-            let result = match api {
-                ResolvedApi::V1 => v1::share(http, req, ttl).await,
-                ResolvedApi::V2 => v2::share(http, req, ttl).await,
-            };
-            if self.falls_back(api, &result) {
-                return v1::share(http, req, ttl).await;
-            }
-            result
-        }
-        .await;
+        let result = self
+            .on_api(|api| async move {
+                match api {
+                    ResolvedApi::V1 => v1::share(http, req, ttl).await,
+                    ResolvedApi::V2 => v2::share(http, req, ttl).await,
+                }
+            })
+            .await;
         self.scrub(result, &[Some(&req.secret), req.passphrase.as_ref()])
     }
 
@@ -301,23 +318,16 @@ impl OtsClient {
         &self,
         req: &GenerateRequest,
     ) -> Result<(Receipt, SecretString), OtsError> {
-        if let Some(passphrase) = &req.passphrase {
-            validate::passphrase(passphrase)?;
-        }
-        let ttl = req.ttl.map(validate::ttl).transpose()?;
+        let ttl = validate::options(req.passphrase.as_ref(), req.ttl)?;
         let http = &self.inner.http;
-        let result = async {
-            let api = self.call_api().await?;
-            let result = match api {
-                ResolvedApi::V1 => v1::generate(http, req, ttl).await,
-                ResolvedApi::V2 => v2::generate(http, req, ttl).await,
-            };
-            if self.falls_back(api, &result) {
-                return v1::generate(http, req, ttl).await;
-            }
-            result
-        }
-        .await;
+        let result = self
+            .on_api(|api| async move {
+                match api {
+                    ResolvedApi::V1 => v1::generate(http, req, ttl).await,
+                    ResolvedApi::V2 => v2::generate(http, req, ttl).await,
+                }
+            })
+            .await;
         self.scrub(result, &[req.passphrase.as_ref()])
     }
 
@@ -330,18 +340,14 @@ impl OtsClient {
     ) -> Result<SecretString, OtsError> {
         validate::key(secret_key)?;
         let http = &self.inner.http;
-        let result = async {
-            let api = self.call_api().await?;
-            let result = match api {
-                ResolvedApi::V1 => v1::reveal(http, secret_key, passphrase).await,
-                ResolvedApi::V2 => v2::reveal(http, secret_key, passphrase).await,
-            };
-            if self.falls_back(api, &result) {
-                return v1::reveal(http, secret_key, passphrase).await;
-            }
-            result
-        }
-        .await;
+        let result = self
+            .on_api(|api| async move {
+                match api {
+                    ResolvedApi::V1 => v1::reveal(http, secret_key, passphrase).await,
+                    ResolvedApi::V2 => v2::reveal(http, secret_key, passphrase).await,
+                }
+            })
+            .await;
         self.scrub(result, &[passphrase])
     }
 
@@ -357,15 +363,13 @@ impl OtsClient {
     async fn receipt_unchecked(&self, metadata_key: &str) -> Result<Receipt, OtsError> {
         let http = &self.inner.http;
         let layout = &self.inner.learned.inner.layout;
-        let api = self.call_api().await?;
-        let result = match api {
-            ResolvedApi::V1 => v1::receipt(http, metadata_key).await,
-            ResolvedApi::V2 => v2::receipt(http, layout, metadata_key).await,
-        };
-        if self.falls_back(api, &result) {
-            return v1::receipt(http, metadata_key).await;
-        }
-        result
+        self.on_api(|api| async move {
+            match api {
+                ResolvedApi::V1 => v1::receipt(http, metadata_key).await,
+                ResolvedApi::V2 => v2::receipt(http, layout, metadata_key).await,
+            }
+        })
+        .await
     }
 
     /// Burns an unread secret. A passphrase-protected secret needs its passphrase, even for its
@@ -385,14 +389,16 @@ impl OtsClient {
         let http = &self.inner.http;
         let layout = &self.inner.learned.inner.layout;
         let result = async {
+            // A failure to resolve the API is returned as it is, never taken for "not burned".
             let api = self.call_api().await?;
-            let mut answer = match api {
-                ResolvedApi::V1 => v1::burn(http, metadata_key, passphrase).await,
-                ResolvedApi::V2 => v2::burn(http, layout, metadata_key, passphrase).await,
-            };
-            if self.falls_back(api, &answer) {
-                answer = v1::burn(http, metadata_key, passphrase).await;
-            }
+            let answer = self
+                .on_resolved_api(api, |api| async move {
+                    match api {
+                        ResolvedApi::V1 => v1::burn(http, metadata_key, passphrase).await,
+                        ResolvedApi::V2 => v2::burn(http, layout, metadata_key, passphrase).await,
+                    }
+                })
+                .await;
             match answer {
                 Ok(BurnAnswer::Burned(receipt)) => Ok(BurnOutcome::Burned(receipt)),
                 Ok(BurnAnswer::NotBurned)

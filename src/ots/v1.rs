@@ -95,6 +95,14 @@ pub async fn generate(
     Ok((receipt_from(op, obj)?, secret))
 }
 
+/// The form of a reveal or burn: the passphrase, when there is one.
+fn passphrase_form(passphrase: Option<&SecretString>) -> Vec<(&'static str, &str)> {
+    passphrase
+        .map(|passphrase| ("passphrase", passphrase.expose_secret()))
+        .into_iter()
+        .collect()
+}
+
 /// `POST /secret/KEY` (with `passphrase`); the answer holds the `value`.
 pub async fn reveal(
     http: &Http,
@@ -102,10 +110,7 @@ pub async fn reveal(
     passphrase: Option<&SecretString>,
 ) -> Result<SecretString, OtsError> {
     let op = Op::Reveal;
-    let mut form: Vec<(&str, &str)> = Vec::new();
-    if let Some(passphrase) = passphrase {
-        form.push(("passphrase", passphrase.expose_secret()));
-    }
+    let form = passphrase_form(passphrase);
     let request = http
         .request(Method::POST, API, &["secret", secret_key])
         .form(&form);
@@ -134,10 +139,7 @@ pub async fn burn(
     passphrase: Option<&SecretString>,
 ) -> Result<BurnAnswer, OtsError> {
     let op = Op::Burn;
-    let mut form: Vec<(&str, &str)> = Vec::new();
-    if let Some(passphrase) = passphrase {
-        form.push(("passphrase", passphrase.expose_secret()));
-    }
+    let form = passphrase_form(passphrase);
     let request = http
         .request(Method::POST, API, &["private", metadata_key, "burn"])
         .form(&form);

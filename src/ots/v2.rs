@@ -365,14 +365,19 @@ pub fn recent_from(op: Op, value: &Value) -> Result<Vec<Receipt>, OtsError> {
         .collect()
 }
 
-/// Reads `{record:{receipt|metadata, secret}}` from conceal/generate.
-pub fn created_receipt(op: Op, value: &Value) -> Result<Receipt, OtsError> {
-    let root = json::object(op.as_str(), "the answer", value)?;
-    let record = json::object(
+/// The `record` object of an answer's root.
+fn record_of(op: Op, root: &Object) -> Result<&Object, OtsError> {
+    json::object(
         op.as_str(),
         "`record`",
         root.get("record").ok_or_else(|| missing(op, "record"))?,
-    )?;
+    )
+}
+
+/// Reads `{record:{receipt|metadata, secret}}` from conceal/generate.
+pub fn created_receipt(op: Op, value: &Value) -> Result<Receipt, OtsError> {
+    let root = json::object(op.as_str(), "the answer", value)?;
+    let record = record_of(op, root)?;
     let receipt = record
         .get("receipt")
         .or_else(|| record.get("metadata"))
@@ -385,11 +390,7 @@ pub fn created_receipt(op: Op, value: &Value) -> Result<Receipt, OtsError> {
 /// Reads `{record, details}` from receipt and burn.
 pub fn record_receipt(op: Op, value: &Value) -> Result<Receipt, OtsError> {
     let root = json::object(op.as_str(), "the answer", value)?;
-    let record = json::object(
-        op.as_str(),
-        "`record`",
-        root.get("record").ok_or_else(|| missing(op, "record"))?,
-    )?;
+    let record = record_of(op, root)?;
     let details = root.get("details").and_then(Value::as_object);
     receipt_from(op, record, None, details)
 }

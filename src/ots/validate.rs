@@ -39,6 +39,17 @@ pub fn passphrase(value: &SecretString) -> Result<(), InputError> {
     }
 }
 
+/// Checks a share's options (passphrase, then lifetime) and returns the lifetime in seconds.
+pub fn options(
+    passphrase: Option<&SecretString>,
+    ttl: Option<Duration>,
+) -> Result<Option<u64>, InputError> {
+    if let Some(passphrase) = passphrase {
+        self::passphrase(passphrase)?;
+    }
+    ttl.map(self::ttl).transpose()
+}
+
 /// Checks that a lifetime is at least [`MIN_TTL_SECS`] and returns it in whole seconds.
 pub fn ttl(value: Duration) -> Result<u64, InputError> {
     let secs = value.as_secs();

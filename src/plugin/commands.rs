@@ -1,7 +1,7 @@
 //! What each `kubectl ots` subcommand does against the cluster.
 
 use super::error::{PluginError, is_not_found};
-use super::{CharsetArg, GenerateArgs, ShareArgs, Target};
+use super::{CharsetArg, GenerateArgs, LinkArgs, ShareArgs, Target};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::jiff::Timestamp;
@@ -117,7 +117,7 @@ pub async fn share(target: &Target, args: ShareArgs) -> Result<(), PluginError> 
     if let Some(ttl) = &args.ttl {
         Ttl::parse(ttl).map_err(|e| PluginError::Usage(e.to_string()))?;
     }
-    if let Some(name) = &args.name {
+    if let Some(name) = &args.link.name {
         check_name("OneTimeShare", name)?;
     }
     let passphrase = match &args.passphrase_from {
@@ -170,15 +170,7 @@ pub async fn share(target: &Target, args: ShareArgs) -> Result<(), PluginError> 
         max_shares: None,
         link_secret_ref: None,
     };
-    create_and_print_link(
-        target,
-        &args.secret,
-        args.name.as_deref(),
-        spec,
-        args.wait,
-        args.timeout,
-    )
-    .await
+    create_and_print_link(target, &args.secret, &args.link, spec).await
 }
 
 /// Creates a OneTimeShare (named `name`, else after `secret` with a random suffix); with `wait`,
@@ -186,11 +178,15 @@ pub async fn share(target: &Target, args: ShareArgs) -> Result<(), PluginError> 
 async fn create_and_print_link(
     target: &Target,
     secret: &str,
-    name: Option<&str>,
+    link: &LinkArgs,
     spec: OneTimeShareSpec,
-    wait: bool,
-    timeout: Duration,
 ) -> Result<(), PluginError> {
+    let LinkArgs {
+        name,
+        wait,
+        timeout,
+    } = link;
+    let (name, wait, timeout) = (name.as_deref(), *wait, *timeout);
     let metadata = match name {
         Some(name) => ObjectMeta {
             name: Some(name.to_owned()),
@@ -250,7 +246,7 @@ pub async fn generate(target: &Target, args: GenerateArgs) -> Result<(), PluginE
     if let Some(ttl) = &args.ttl {
         Ttl::parse(ttl).map_err(|e| PluginError::Usage(e.to_string()))?;
     }
-    if let Some(name) = &args.name {
+    if let Some(name) = &args.link.name {
         check_name("OneTimeShare", name)?;
     }
     if !crd_installed(target).await {
@@ -305,15 +301,7 @@ pub async fn generate(target: &Target, args: GenerateArgs) -> Result<(), PluginE
         max_shares: None,
         link_secret_ref: None,
     };
-    create_and_print_link(
-        target,
-        &args.secret,
-        args.name.as_deref(),
-        spec,
-        args.wait,
-        args.timeout,
-    )
-    .await
+    create_and_print_link(target, &args.secret, &args.link, spec).await
 }
 
 fn truncate(text: &str, max: usize) -> &str {

@@ -74,6 +74,21 @@ enum Command {
     },
 }
 
+// The options `share` and `generate` both end with: the OneTimeShare's name and waiting for
+// its link (a plain comment: a doc comment here could become the subcommands' help text).
+#[derive(clap::Args, Debug)]
+struct LinkArgs {
+    /// Name of the OneTimeShare (default: the Secret's name and a random suffix).
+    #[arg(long)]
+    name: Option<String>,
+    /// Wait for the link and print it once, on stdout.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits, e.g. 90s or 5m.
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    timeout: Duration,
+}
+
 /// `kubectl ots share`.
 #[derive(clap::Args, Debug)]
 struct ShareArgs {
@@ -91,15 +106,8 @@ struct ShareArgs {
     /// An email address the server sends the link to (needs server credentials).
     #[arg(long, value_name = "EMAIL")]
     recipient: Option<String>,
-    /// Name of the OneTimeShare (default: the Secret's name and a random suffix).
-    #[arg(long)]
-    name: Option<String>,
-    /// Wait for the link and print it once, on stdout.
-    #[arg(long)]
-    wait: bool,
-    /// How long --wait waits, e.g. 90s or 5m.
-    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
-    timeout: Duration,
+    #[command(flatten)]
+    link: LinkArgs,
 }
 
 /// `kubectl ots generate`.
@@ -122,15 +130,8 @@ struct GenerateArgs {
     /// How long the link stays valid: 90s, 30m, 24h, 7d (at least 60s; default 7d).
     #[arg(long)]
     ttl: Option<String>,
-    /// Name of the OneTimeShare (default: the Secret's name and a random suffix).
-    #[arg(long)]
-    name: Option<String>,
-    /// Wait for the link and print it once, on stdout.
-    #[arg(long)]
-    wait: bool,
-    /// How long --wait waits, e.g. 90s or 5m.
-    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
-    timeout: Duration,
+    #[command(flatten)]
+    link: LinkArgs,
 }
 
 /// `--charset` (spec.generate.charset).

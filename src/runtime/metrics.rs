@@ -428,6 +428,13 @@ mod tests {
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }
 
+    /// Asserts each series' value in an exposition, naming the series that differs.
+    fn assert_samples(text: &str, expected: &[(&str, f64)]) {
+        for (series, value) in expected {
+            assert_eq!(sample(text, series), Some(*value), "{series}");
+        }
+    }
+
     #[test]
     fn reconciles_are_counted_by_result_and_reason() {
         let m = Metrics::new();
@@ -439,27 +446,20 @@ mod tests {
             Duration::from_secs(2),
         );
         let text = m.encode();
-        assert_eq!(
-            sample(
-                &text,
-                r#"ots_operator_reconciles_total{result="ok",reason="Shared"}"#
-            ),
-            Some(2.0)
-        );
-        assert_eq!(
-            sample(
-                &text,
-                r#"ots_operator_reconciles_total{result="error",reason="ServerUnavailable"}"#
-            ),
-            Some(1.0)
-        );
-        assert_eq!(
-            sample(&text, "ots_operator_reconcile_duration_seconds_count"),
-            Some(3.0)
-        );
-        assert_eq!(
-            sample(&text, "ots_operator_reconcile_duration_seconds_sum"),
-            Some(2.75)
+        assert_samples(
+            &text,
+            &[
+                (
+                    r#"ots_operator_reconciles_total{result="ok",reason="Shared"}"#,
+                    2.0,
+                ),
+                (
+                    r#"ots_operator_reconciles_total{result="error",reason="ServerUnavailable"}"#,
+                    1.0,
+                ),
+                ("ots_operator_reconcile_duration_seconds_count", 3.0),
+                ("ots_operator_reconcile_duration_seconds_sum", 2.75),
+            ],
         );
     }
 
@@ -470,33 +470,26 @@ mod tests {
         m.ots_request("share", StatusClass::RateLimited, Duration::from_millis(5));
         m.ots_request("receipt", StatusClass::Timeout, Duration::from_secs(10));
         let text = m.encode();
-        assert_eq!(
-            sample(
-                &text,
-                r#"ots_operator_ots_requests_total{operation="share",status_class="2xx"}"#
-            ),
-            Some(1.0)
-        );
-        assert_eq!(
-            sample(
-                &text,
-                r#"ots_operator_ots_requests_total{operation="share",status_class="429"}"#
-            ),
-            Some(1.0)
-        );
-        assert_eq!(
-            sample(
-                &text,
-                r#"ots_operator_ots_requests_total{operation="receipt",status_class="timeout"}"#
-            ),
-            Some(1.0)
-        );
-        assert_eq!(
-            sample(
-                &text,
-                r#"ots_operator_ots_request_duration_seconds_count{operation="share"}"#
-            ),
-            Some(2.0)
+        assert_samples(
+            &text,
+            &[
+                (
+                    r#"ots_operator_ots_requests_total{operation="share",status_class="2xx"}"#,
+                    1.0,
+                ),
+                (
+                    r#"ots_operator_ots_requests_total{operation="share",status_class="429"}"#,
+                    1.0,
+                ),
+                (
+                    r#"ots_operator_ots_requests_total{operation="receipt",status_class="timeout"}"#,
+                    1.0,
+                ),
+                (
+                    r#"ots_operator_ots_request_duration_seconds_count{operation="share"}"#,
+                    2.0,
+                ),
+            ],
         );
     }
 
@@ -550,33 +543,17 @@ mod tests {
         m.limiter_waited(Duration::from_millis(250));
         m.server_paused();
         let text = m.encode();
-        assert_eq!(
-            sample(&text, "ots_operator_shares_created_total"),
-            Some(2.0)
-        );
-        assert_eq!(
-            sample(&text, r#"ots_operator_burns_total{outcome="burned"}"#),
-            Some(1.0)
-        );
-        assert_eq!(
-            sample(&text, r#"ots_operator_burns_total{outcome="already_gone"}"#),
-            Some(1.0)
-        );
-        assert_eq!(
-            sample(&text, r#"ots_operator_burns_total{outcome="gave_up"}"#),
-            Some(2.0)
-        );
-        assert_eq!(
-            sample(&text, "ots_operator_rate_limiter_waits_total"),
-            Some(2.0)
-        );
-        assert_eq!(
-            sample(&text, "ots_operator_rate_limiter_wait_seconds_total"),
-            Some(0.75)
-        );
-        assert_eq!(
-            sample(&text, "ots_operator_ots_server_pauses_total"),
-            Some(1.0)
+        assert_samples(
+            &text,
+            &[
+                ("ots_operator_shares_created_total", 2.0),
+                (r#"ots_operator_burns_total{outcome="burned"}"#, 1.0),
+                (r#"ots_operator_burns_total{outcome="already_gone"}"#, 1.0),
+                (r#"ots_operator_burns_total{outcome="gave_up"}"#, 2.0),
+                ("ots_operator_rate_limiter_waits_total", 2.0),
+                ("ots_operator_rate_limiter_wait_seconds_total", 0.75),
+                ("ots_operator_ots_server_pauses_total", 1.0),
+            ],
         );
     }
 
@@ -585,32 +562,24 @@ mod tests {
         let m = Metrics::new();
         m.set_phase_counts([(Phase::Pending, 1), (Phase::Shared, 2)]);
         let text = m.encode();
-        assert_eq!(
-            sample(&text, r#"ots_operator_resources{phase="Pending"}"#),
-            Some(1.0)
-        );
-        assert_eq!(
-            sample(&text, r#"ots_operator_resources{phase="Shared"}"#),
-            Some(2.0)
-        );
-        assert_eq!(
-            sample(&text, r#"ots_operator_resources{phase="Failed"}"#),
-            Some(0.0)
+        assert_samples(
+            &text,
+            &[
+                (r#"ots_operator_resources{phase="Pending"}"#, 1.0),
+                (r#"ots_operator_resources{phase="Shared"}"#, 2.0),
+                (r#"ots_operator_resources{phase="Failed"}"#, 0.0),
+            ],
         );
 
         m.set_phase_counts([(Phase::Received, 4)]);
         let text = m.encode();
-        assert_eq!(
-            sample(&text, r#"ots_operator_resources{phase="Received"}"#),
-            Some(4.0)
-        );
-        assert_eq!(
-            sample(&text, r#"ots_operator_resources{phase="Pending"}"#),
-            Some(0.0)
-        );
-        assert_eq!(
-            sample(&text, r#"ots_operator_resources{phase="Shared"}"#),
-            Some(0.0)
+        assert_samples(
+            &text,
+            &[
+                (r#"ots_operator_resources{phase="Received"}"#, 4.0),
+                (r#"ots_operator_resources{phase="Pending"}"#, 0.0),
+                (r#"ots_operator_resources{phase="Shared"}"#, 0.0),
+            ],
         );
     }
 

@@ -284,8 +284,7 @@ async fn every_error_reason_reaches_the_condition_the_event_and_the_metric() {
         assert!(h.metric(&series).is_some_and(|n| n >= 1.0), "{series}");
         reached.insert(reason.as_str());
     }
-    let all = all_reasons();
-    let expected: Vec<_> = all
+    let expected: Vec<_> = Reason::ALL
         .iter()
         .filter(|r| is_error_reason(**r))
         .map(|r| r.as_str())
@@ -416,54 +415,11 @@ async fn a_burn_that_cannot_be_done_releases_the_resource_with_burn_failed() {
     );
 }
 
-/// Every reason (kept next to [`is_error_reason`], whose match lists them all).
-fn all_reasons() -> Vec<Reason> {
-    let all = vec![
-        Reason::Shared,
-        Reason::Received,
-        Reason::Burned,
-        Reason::Expired,
-        Reason::Reshared,
-        Reason::TtlClamped,
-        Reason::BurnFailed,
-        Reason::SecretNotUsable,
-        Reason::TtlNotAllowed,
-        Reason::AnonymousNotAllowed,
-        Reason::SecretNotFound,
-        Reason::KeyNotFound,
-        Reason::SecretEmpty,
-        Reason::SecretTooLarge,
-        Reason::SecretNotText,
-        Reason::PassphraseNotFound,
-        Reason::InvalidPassphrase,
-        Reason::CredentialsNotFound,
-        Reason::ServerNotAllowed,
-        Reason::InvalidSpec,
-        Reason::Unauthorized,
-        Reason::ServerRejected,
-        Reason::RateLimited,
-        Reason::ServerUnavailable,
-        Reason::ServerProtocolError,
-        Reason::KubernetesError,
-        Reason::StatusTampered,
-        Reason::TooManyShares,
-        Reason::RecordFailed,
-        Reason::TlsUntrusted,
-        Reason::Generated,
-        Reason::SecretNotOwned,
-        Reason::SecretWriteForbidden,
-        Reason::GenerateFailed,
-        Reason::Renewed,
-        Reason::LinkSecretNotWritten,
-    ];
-    all
-}
-
 #[test]
 fn error_examples_cover_every_error_variant_reason() {
     let reasons: std::collections::HashSet<_> =
         crate::error::examples().iter().map(Error::reason).collect();
-    for reason in all_reasons().into_iter().filter(|r| is_error_reason(*r)) {
+    for reason in Reason::ALL.into_iter().filter(|r| is_error_reason(*r)) {
         assert!(reasons.contains(&reason), "{reason}");
     }
 }

@@ -98,17 +98,12 @@ impl FakeApi {
                 _,
                 "onetimeshares",
                 name,
-            ] => self.patch_share(method, name, &body),
-            [
-                "apis",
-                "ots.dev",
-                "v1alpha1",
-                "namespaces",
-                _,
-                "onetimeshares",
-                name,
-                "status",
-            ] => self.patch_status(method, name, &body),
+                sub @ ..,
+            ] => match sub {
+                [] => self.patch_share(method, name, &body),
+                ["status"] => self.patch_status(method, name, &body),
+                _ => status_answer(404, "NotFound"),
+            },
             ["api", "v1", "namespaces", ns, "secrets", name] => self.secret(method, ns, name, body),
             ["apis", "events.k8s.io", "v1", "namespaces", _, "events", ..] => {
                 self.events.push(body.clone());
