@@ -9,6 +9,7 @@ use ots_testserver::{Config, Faults, RateLimitFault};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::operator::*;
+use support::world::World;
 
 async fn get(url: String) -> (u16, String) {
     let response = reqwest::get(url).await.expect("request");
@@ -480,22 +481,18 @@ async fn link_checks_never_starve_new_shares() {
 
 #[tokio::test]
 async fn a_share_with_a_name_of_the_longest_valid_length_gets_its_events() {
-    let (client, ns) = setup("long-name").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
+    let w = World::start("long-name").await;
     let name = format!("{}.{}", "a".repeat(200), "b".repeat(52));
     assert_eq!(name.len(), 253);
     // First a Warning (its Secret is missing), then a Normal Event once the Secret is there.
-    create_share(
-        &client,
-        &ns,
+    w.share(
         &name,
         json!({"secretRef": {"name": "late", "key": "password"}}),
     )
     .await;
-    let warning = wait_event(&client, &ns, &name, "Warning", "SecretNotFound").await;
+    let warning = w.wait_event(&name, "Warning", "SecretNotFound").await;
     assert!(warning.contains("late"), "{warning}");
-    create_secret(&client, &ns, "late", &[("password", b"long-name")]).await;
-    wait_shared(&client, &ns, &name).await;
-    wait_event(&client, &ns, &name, "Normal", "Shared").await;
+    w.secret("late", &[("password", b"long-name")]).await;
+    w.shared(&name).await;
+    w.wait_event(&name, "Normal", "Shared").await;
 }
