@@ -34,37 +34,29 @@ async fn expect_failure(
 
 #[tokio::test]
 async fn a_missing_secret_waits_then_shares_within_thirty_seconds_of_appearing() {
-    let (client, ns) = setup("missing-secret").await;
-    let server = ots_server(Config::default());
-    let operator = Operator::start(&ns, &server.url(), &[]);
-    create_share(
-        &client,
-        &ns,
-        "early",
-        json!({"secretRef": {"name": "later", "key": "password"}}),
-    )
-    .await;
-    let message = expect_failure(&client, &ns, "early", "SecretNotFound", "Pending").await;
+    let w = World::start("missing-secret").await;
+    w.share_key("early", "later", "password").await;
+    let message = expect_failure(&w.client, &w.ns, "early", "SecretNotFound", "Pending").await;
     assert!(message.contains("\"later\""), "{message}");
-    // Keep it missing long enough for several re-checks: the OTS server is never called.
+    // Keep it missing long enough for several re-checks: the OTS w.server is never called.
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert_eq!(
-        server.stats().requests_total,
+        w.server.stats().requests_total,
         0,
         "no OTS call while the Secret is missing"
     );
 
-    create_secret(&client, &ns, "later", &[("password", b"finally")]).await;
+    w.secret("later", &[("password", b"finally")]).await;
     let created = std::time::Instant::now();
-    let shared = wait_shared(&client, &ns, "early").await;
+    let shared = w.shared("early").await;
     assert!(
         created.elapsed() < Duration::from_secs(40),
         "shared {:?} after the Secret appeared",
         created.elapsed()
     );
     assert_eq!(ready(&shared).unwrap().1, "Shared");
-    assert_eq!(open_link(&server, &shared).await, "finally");
-    assert!(!operator.logs().contains("panicked"));
+    assert_eq!(w.reveal(&shared).await, "finally");
+    assert!(!w.operator.logs().contains("panicked"));
 }
 
 #[tokio::test]
@@ -83,13 +75,9 @@ async fn a_missing_key_waits_and_an_added_key_unblocks_it() {
 
 #[tokio::test]
 async fn values_the_server_cannot_take_fail_without_calling_it() {
-    let (client, ns) = setup("bad-values").await;
-    let server = ots_server(Config::default());
-    let operator = Operator::start(&ns, &server.url(), &[]);
+    let w = World::start("bad-values").await;
     let big = vec![b'x'; 10_001];
-    create_secret(
-        &client,
-        &ns,
+    w.secret(
         "values",
         &[
             ("big", &big),
@@ -98,42 +86,24 @@ async fn values_the_server_cannot_take_fail_without_calling_it() {
         ],
     )
     .await;
-    create_share(
-        &client,
-        &ns,
-        "too-large",
-        json!({"secretRef": {"name": "values", "key": "big"}}),
-    )
-    .await;
-    create_share(
-        &client,
-        &ns,
-        "not-text",
-        json!({"secretRef": {"name": "values", "key": "binary"}}),
-    )
-    .await;
-    create_share(
-        &client,
-        &ns,
-        "empty",
-        json!({"secretRef": {"name": "values", "key": "empty"}}),
-    )
-    .await;
+    w.share_key("too-large", "values", "big").await;
+    w.share_key("not-text", "values", "binary").await;
+    w.share_key("empty", "values", "empty").await;
 
-    let message = expect_failure(&client, &ns, "too-large", "SecretTooLarge", "Failed").await;
+    let message = expect_failure(&w.client, &w.ns, "too-large", "SecretTooLarge", "Failed").await;
     assert!(
         message.contains("10001 bytes") && message.contains("10000"),
         "{message}"
     );
-    expect_failure(&client, &ns, "not-text", "SecretNotText", "Failed").await;
-    expect_failure(&client, &ns, "empty", "SecretEmpty", "Failed").await;
+    expect_failure(&w.client, &w.ns, "not-text", "SecretNotText", "Failed").await;
+    expect_failure(&w.client, &w.ns, "empty", "SecretEmpty", "Failed").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        server.stats().requests_total,
+        w.server.stats().requests_total,
         0,
         "nothing was sent to the server"
     );
-    assert!(!operator.logs().contains("panicked"));
+    assert!(!w.operator.logs().contains("panicked"));
 }
 
 #[tokio::test]

@@ -19,45 +19,25 @@ async fn get(url: String) -> (u16, String) {
 
 #[tokio::test]
 async fn metrics_and_health_endpoints_report_a_happy_path_without_names_or_secrets() {
-    let (client, ns) = setup("metrics").await;
-    let server = ots_server(Config::default());
-    let operator = Operator::start(&ns, &server.url(), &[]);
-    let addr = operator.metrics_addr();
-    create_secret(
-        &client,
-        &ns,
-        "db-credentials",
-        &[("password", b"metric-secret-value")],
-    )
-    .await;
-    create_share(
-        &client,
-        &ns,
-        "share-with-a-distinct-name",
-        json!({"secretRef": {"name": "db-credentials", "key": "password"}}),
-    )
-    .await;
-    let shared = wait_for(&client, &ns, "share-with-a-distinct-name", "Shared", |o| {
-        phase(o) == "Shared"
+    let w = World::start("metrics").await;
+    let addr = w.operator.metrics_addr();
+    w.secret("db-credentials", &[("password", b"metric-secret-value")])
+        .await;
+    w.share_key("share-with-a-distinct-name", "db-credentials", "password")
+        .await;
+    let shared = w
+        .wait_for("share-with-a-distinct-name", "Shared", |o| {
+            phase(o) == "Shared"
+        })
+        .await;
+    w.reveal(&shared).await;
+    w.wait_for("share-with-a-distinct-name", "Received", |o| {
+        phase(o) == "Received"
     })
     .await;
-    open_link(&server, &shared).await;
-    wait_for(
-        &client,
-        &ns,
-        "share-with-a-distinct-name",
-        "Received",
-        |o| phase(o) == "Received",
-    )
-    .await;
-    create_share(
-        &client,
-        &ns,
-        "missing-one",
-        json!({"secretRef": {"name": "nope"}}),
-    )
-    .await;
-    wait_for(&client, &ns, "missing-one", "SecretNotFound", |o| {
+    w.share("missing-one", json!({"secretRef": {"name": "nope"}}))
+        .await;
+    w.wait_for("missing-one", "SecretNotFound", |o| {
         ready_reason_is(o, "SecretNotFound")
     })
     .await;
@@ -96,7 +76,7 @@ async fn metrics_and_health_endpoints_report_a_happy_path_without_names_or_secre
         "share-with-a-distinct-name",
         "db-credentials",
         "missing-one",
-        &ns,
+        &w.ns,
         "metric-secret-value",
     ] {
         assert!(!metrics.contains(forbidden), "metrics mention {forbidden}");

@@ -37,8 +37,12 @@ impl World {
 
     /// As [`World::start`], with the server's `config` and `extra` operator arguments.
     pub async fn with(prefix: &str, config: Config, extra: &[&str]) -> World {
+        World::with_server(prefix, ots_server(config), extra).await
+    }
+
+    /// As [`World::with`], with a server the test prepared before the operator starts.
+    pub async fn with_server(prefix: &str, server: TestServer, extra: &[&str]) -> World {
         let (client, ns) = setup(prefix).await;
-        let server = ots_server(config);
         let operator = Operator::start(&ns, &server.url(), extra);
         World {
             client,
