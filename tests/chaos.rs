@@ -103,20 +103,7 @@ fn start_operator(namespace: &str, server: &TestServer) -> Operator {
         "--refresh-max",
         std::env::var("OTS_CHAOS_REFRESH_MAX").unwrap_or_else(|_| "60s".into()),
     );
-    args.extend(
-        [
-            "--ots-username",
-            USER,
-            "--ots-api-token",
-            TOKEN,
-            "--sweep-orphans",
-            "--sweep-interval",
-            "5s",
-            "--sweep-grace",
-            "20s",
-        ]
-        .map(String::from),
-    );
+    args.extend(sweeping_account(USER, TOKEN, "5s", "20s").map(String::from));
     Operator::start_with(&args, &[("RUST_LOG", "info,ots_operator=debug")])
 }
 

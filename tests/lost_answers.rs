@@ -13,14 +13,6 @@ use support::world::World;
 const USER: &str = "robot@example.com";
 const TOKEN: &str = "tok-dedicated-7";
 
-fn live_keys(server: &TestServer) -> BTreeSet<String> {
-    server
-        .live_receipts()
-        .into_iter()
-        .map(|r| r.metadata_key)
-        .collect()
-}
-
 fn lose_answers(server: &TestServer, kind: AfterStoreKind, count: u32) {
     server.set_faults(Faults {
         after_store: Some(AfterStoreFault {
@@ -41,17 +33,7 @@ async fn shares_survive_lost_answers(prefix: &str, kind: AfterStoreKind, n: usiz
             accounts: vec![Account::new(USER, TOKEN)],
             ..Config::default()
         },
-        &[
-            "--ots-username",
-            USER,
-            "--ots-api-token",
-            TOKEN,
-            "--sweep-orphans",
-            "--sweep-interval",
-            "1s",
-            "--sweep-grace",
-            "5s",
-        ],
+        &sweeping_account(USER, TOKEN, "1s", "5s"),
     )
     .await;
     lose_answers(&w.server, kind, lost * n as u32);
@@ -174,7 +156,6 @@ async fn anonymous_lost_answers_are_counted_and_said_in_the_condition() {
 
 #[tokio::test]
 async fn the_orphan_sweep_burns_unrecorded_live_secrets_of_a_dedicated_account_only() {
-    let (client, ns) = setup("sweep").await;
     let server = ots_server(Config {
         accounts: vec![
             Account::new(USER, TOKEN),
@@ -196,38 +177,12 @@ async fn the_orphan_sweep_burns_unrecorded_live_secrets_of_a_dedicated_account_o
         .share(&request)
         .await
         .unwrap();
-    let mut args = fast_args(&ns, &server.url());
-    args.extend(
-        [
-            "--ots-username",
-            USER,
-            "--ots-api-token",
-            TOKEN,
-            "--sweep-orphans",
-            "--sweep-interval",
-            "1s",
-            "--sweep-grace",
-            "2s",
-        ]
-        .map(String::from),
-    );
-    let _operator = Operator::start_with(&args, &[("RUST_LOG", "info")]);
-    create_secret(&client, &ns, "db", &[("password", b"recorded")]).await;
-    create_share(
-        &client,
-        &ns,
-        "kept",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
-    )
-    .await;
-    let recorded = wait_shared(&client, &ns, "kept")
-        .await
-        .status
-        .unwrap()
-        .metadata_key
-        .unwrap();
+    let w = World::with_server("sweep", server, &sweeping_account(USER, TOKEN, "1s", "2s")).await;
+    w.secret("db", &[("password", b"recorded")]).await;
+    w.share_key("kept", "db", "password").await;
+    let recorded = w.shared("kept").await.status.unwrap().metadata_key.unwrap();
     let deadline = std::time::Instant::now() + WAIT;
-    while live_keys(&server).contains(&orphan.metadata_key) {
+    while live_keys(&w.server).contains(&orphan.metadata_key) {
         assert!(
             std::time::Instant::now() < deadline,
             "the sweep did not burn the orphan"
@@ -236,7 +191,7 @@ async fn the_orphan_sweep_burns_unrecorded_live_secrets_of_a_dedicated_account_o
     }
     // Several sweeps later, the recorded link and the other account's secret are untouched.
     tokio::time::sleep(std::time::Duration::from_secs(12)).await;
-    let live = live_keys(&server);
+    let live = live_keys(&w.server);
     assert!(live.contains(&recorded), "a recorded link is never swept");
     assert!(
         live.contains(&persons.metadata_key),

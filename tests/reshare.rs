@@ -10,13 +10,9 @@ use support::world::World;
 #[tokio::test]
 async fn a_reshare_blocked_by_an_invalid_new_value_says_so_and_keeps_the_old_link() {
     let w = World::start("reshare-blocked").await;
-    w.secret("db", &[("password", b"first")]).await;
-    w.share(
-        "follow",
-        json!({"secretRef": {"name": "db", "key": "password"}, "onSecretChange": "Reshare"}),
-    )
-    .await;
-    let shared = w.shared("follow").await;
+    let shared = w
+        .shared_db("follow", b"first", json!({"onSecretChange": "Reshare"}))
+        .await;
     let key = shared
         .status
         .as_ref()
@@ -56,13 +52,9 @@ async fn a_reshare_blocked_by_an_invalid_new_value_says_so_and_keeps_the_old_lin
 #[tokio::test]
 async fn a_reshare_after_the_link_was_opened_claims_no_burn() {
     let w = World::start("reshare-received").await;
-    w.secret("db", &[("password", b"first")]).await;
-    w.share(
-        "follow",
-        json!({"secretRef": {"name": "db", "key": "password"}, "onSecretChange": "Reshare"}),
-    )
-    .await;
-    let shared = w.shared("follow").await;
+    let shared = w
+        .shared_db("follow", b"first", json!({"onSecretChange": "Reshare"}))
+        .await;
     assert_eq!(w.reveal(&shared).await, "first");
     w.wait_phase("follow", "Received").await;
     w.update_secret("db", &[("password", b"second")]).await;

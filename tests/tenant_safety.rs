@@ -5,21 +5,12 @@
 mod support;
 
 use kube::api::{Patch, PatchParams};
-use ots_testserver::{Account, Config, TestServer};
+use ots_testserver::{Account, Config};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use support::operator::*;
 use support::world::World;
-
-/// Metadata keys of the secrets still live on the server.
-fn live_keys(server: &TestServer) -> BTreeSet<String> {
-    server
-        .live_receipts()
-        .into_iter()
-        .map(|r| r.metadata_key)
-        .collect()
-}
 
 fn metadata_key(obj: &ots_operator::resource::OneTimeShare) -> String {
     obj.status

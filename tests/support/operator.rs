@@ -428,6 +428,36 @@ pub async fn open_link(server: &TestServer, obj: &OneTimeShare) -> String {
         .expect("the link reveals a value")
 }
 
+/// Arguments for an operator on a dedicated account (`user`, `token`) whose orphan sweep runs
+/// every `interval` for secrets older than `grace`.
+pub fn sweeping_account<'a>(
+    user: &'a str,
+    token: &'a str,
+    interval: &'a str,
+    grace: &'a str,
+) -> [&'a str; 9] {
+    [
+        "--ots-username",
+        user,
+        "--ots-api-token",
+        token,
+        "--sweep-orphans",
+        "--sweep-interval",
+        interval,
+        "--sweep-grace",
+        grace,
+    ]
+}
+
+/// Metadata keys of the secrets still live on the test server.
+pub fn live_keys(server: &TestServer) -> std::collections::BTreeSet<String> {
+    server
+        .live_receipts()
+        .into_iter()
+        .map(|r| r.metadata_key)
+        .collect()
+}
+
 /// How many requests of one operation the test server answered.
 pub fn calls(server: &TestServer, operation: &str) -> u64 {
     server

@@ -81,6 +81,23 @@ impl World {
         .await;
     }
 
+    /// The usual opening: Secret `db` holding `value` under key `password`, a OneTimeShare `name`
+    /// of that key with the spec fields of `extra` (an object) besides, and the share once Shared.
+    pub async fn shared_db(
+        &self,
+        name: &str,
+        value: &[u8],
+        extra: serde_json::Value,
+    ) -> OneTimeShare {
+        self.secret("db", &[("password", value)]).await;
+        let mut spec = serde_json::json!({"secretRef": {"name": "db", "key": "password"}});
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        self.share(name, spec).await;
+        self.shared(name).await
+    }
+
     /// Deletes a OneTimeShare.
     pub async fn delete_share(&self, name: &str) {
         delete_share(&self.client, &self.ns, name).await;
