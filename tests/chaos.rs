@@ -167,6 +167,26 @@ async fn wait_all(
     }
 }
 
+/// A 429 burst with Retry-After on top of the error and timeout rates.
+fn rate_limit_burst(lost: AfterStoreKind) -> Faults {
+    sharing_faults(
+        Some(RateLimitFault {
+            retry_after_secs: 2,
+            for_secs: 3,
+        }),
+        lost,
+    )
+}
+
+/// Restarts the apiserver, saying when (seconds since `started`).
+fn restart_apiserver_at(started: Instant) {
+    eprintln!(
+        "chaos: restarting the apiserver at {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    restart_apiserver();
+}
+
 fn restart_apiserver() {
     let script = repo_root().join("testing/controlplane/restart-apiserver");
     let out = Command::new(&script)
@@ -263,14 +283,7 @@ async fn faults_kills_and_an_apiserver_restart_lose_no_share_and_leave_no_record
         };
         tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         if burst || (k + 1 == kills && bursts == 0) {
-            // A 429 burst with Retry-After on top of the error and timeout rates.
-            server.set_faults(sharing_faults(
-                Some(RateLimitFault {
-                    retry_after_secs: 2,
-                    for_secs: 3,
-                }),
-                lost,
-            ));
+            server.set_faults(rate_limit_burst(lost));
             bursts += 1;
         }
         eprintln!(
@@ -280,11 +293,7 @@ async fn faults_kills_and_an_apiserver_restart_lose_no_share_and_leave_no_record
         operator.kill();
         dead_operators.push(operator);
         if k == apiserver_restart_after {
-            eprintln!(
-                "chaos: restarting the apiserver at {:.1}s",
-                started.elapsed().as_secs_f64()
-            );
-            restart_apiserver();
+            restart_apiserver_at(started);
             apiserver_restarted = true;
         } else {
             let pause = rand::rng().random_range(0..1500);
@@ -295,19 +304,9 @@ async fn faults_kills_and_an_apiserver_restart_lose_no_share_and_leave_no_record
     if !apiserver_restarted {
         // Without kills the apiserver still restarts once, under a running operator.
         tokio::time::sleep(Duration::from_millis(rand::rng().random_range(500..3000))).await;
-        server.set_faults(sharing_faults(
-            Some(RateLimitFault {
-                retry_after_secs: 2,
-                for_secs: 3,
-            }),
-            lost,
-        ));
+        server.set_faults(rate_limit_burst(lost));
         bursts += 1;
-        eprintln!(
-            "chaos: restarting the apiserver at {:.1}s",
-            started.elapsed().as_secs_f64()
-        );
-        restart_apiserver();
+        restart_apiserver_at(started);
     }
     creator.await.expect("the share creator");
 

@@ -132,6 +132,15 @@ async fn share_with_a_passphrase_and_a_generated_name() {
     );
 }
 
+/// The namespace holds no OneTimeShare.
+async fn assert_no_shares(client: &kube::Client, ns: &str) {
+    let all = shares(client, ns)
+        .list(&Default::default())
+        .await
+        .expect("list");
+    assert!(all.items.is_empty(), "{:?}", all.items);
+}
+
 #[tokio::test]
 async fn share_of_a_missing_secret_says_so_and_creates_nothing() {
     let (client, ns) = setup("plugin-missing-secret").await;
@@ -140,11 +149,7 @@ async fn share_of_a_missing_secret_says_so_and_creates_nothing() {
     create_secret(&client, &ns, "db", &[("password", b"x")]).await;
     let out = kubectl_ots(&["-n", &ns, "share", "db", "--passphrase-from", "gone/key"]).await;
     assert_fails(&out, 1, &format!("Secret {ns}/gone does not exist"));
-    let all = shares(&client, &ns)
-        .list(&Default::default())
-        .await
-        .expect("list");
-    assert!(all.items.is_empty());
+    assert_no_shares(&client, &ns).await;
 }
 
 #[tokio::test]
@@ -216,12 +221,7 @@ async fn get_and_list_show_state_expiry_and_opened_but_never_the_link() {
     assert!(stdout(&out).contains("Shared") && stdout(&out).contains(&expires));
     assert!(!stdout(&out).contains(&waiting.status.as_ref().unwrap().link.clone().unwrap()));
 
-    let out = kubectl_ots(&["-n", &w.ns, "get", "nope"]).await;
-    assert_fails(
-        &out,
-        1,
-        &format!("OneTimeShare {}/nope does not exist", w.ns),
-    );
+    assert_names_the_missing_share(&w, "get").await;
 
     let (_, empty) = setup("plugin-empty").await;
     let out = kubectl_ots(&["-n", &empty, "list"]).await;
@@ -271,7 +271,12 @@ async fn reissue_after_the_link_was_opened_gives_a_new_working_link() {
     assert_eq!(w.reveal_link(&link, None).await.expect("reveal"), "again");
     assert_eq!(w.calls("burn"), 0);
 
-    let out = kubectl_ots(&["-n", &w.ns, "reissue", "nope"]).await;
+    assert_names_the_missing_share(&w, "reissue").await;
+}
+
+/// `kubectl ots VERB nope` fails with exit code 1 and says the OneTimeShare does not exist.
+async fn assert_names_the_missing_share(w: &World, verb: &str) {
+    let out = kubectl_ots(&["-n", &w.ns, verb, "nope"]).await;
     assert_fails(
         &out,
         1,
@@ -313,12 +318,7 @@ async fn burn_deletes_the_share_and_says_the_link_was_burned() {
         stdout(&out)
     );
 
-    let out = kubectl_ots(&["-n", &w.ns, "burn", "nope"]).await;
-    assert_fails(
-        &out,
-        1,
-        &format!("OneTimeShare {}/nope does not exist", w.ns),
-    );
+    assert_names_the_missing_share(&w, "burn").await;
 }
 
 #[tokio::test]
@@ -352,11 +352,7 @@ async fn bad_flags_are_refused_before_anything_is_created() {
     }
     let out = kubectl_ots(&["-n", &ns, "burn", "x", "--timeout", "soon"]).await;
     assert_fails(&out, 2, "is not a duration");
-    let all = shares(&client, &ns)
-        .list(&Default::default())
-        .await
-        .expect("list");
-    assert!(all.items.is_empty());
+    assert_no_shares(&client, &ns).await;
 }
 
 #[tokio::test]

@@ -162,25 +162,9 @@ async fn opened_then_deleted(p: Profile) {
     let (client, ns) = setup(&format!("opened-{p}")).await;
     let server = ots_server(profile(p));
     let _operator = Operator::start_with(&args(&ns, &server, "10m"), &[("RUST_LOG", "info")]);
-    create_secret(&client, &ns, "db", &[("password", b"opened")]).await;
-    create_share(
-        &client,
-        &ns,
-        "opened",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
-    )
-    .await;
-    let shared = wait_shared(&client, &ns, "opened").await;
+    let shared = shared_db(&client, &ns, "opened", b"opened", json!({})).await;
     assert_eq!(open_link(&server, &shared).await, "opened");
-    let deleted = Instant::now();
-    delete_share(&client, &ns, "opened").await;
-    wait_gone(&client, &ns, "opened").await;
-    assert!(
-        deleted.elapsed() < Duration::from_secs(20),
-        "{p}: released after {:?}",
-        deleted.elapsed()
-    );
-    no_burn_failed(&client, &ns, "opened").await;
+    delete_opened_and_expect_release(&client, &ns, "opened", &p.to_string()).await;
 }
 
 #[tokio::test]

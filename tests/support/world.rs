@@ -89,13 +89,7 @@ impl World {
         value: &[u8],
         extra: serde_json::Value,
     ) -> OneTimeShare {
-        self.secret("db", &[("password", value)]).await;
-        let mut spec = serde_json::json!({"secretRef": {"name": "db", "key": "password"}});
-        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-            spec.extend(extra.clone());
-        }
-        self.share(name, spec).await;
-        self.shared(name).await
+        super::operator::shared_db(&self.client, &self.ns, name, value, extra).await
     }
 
     /// Deletes a OneTimeShare.
