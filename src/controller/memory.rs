@@ -287,14 +287,18 @@ mod tests {
         assert!(wait >= Duration::from_secs(8), "{wait:?}");
     }
 
-    #[test]
-    fn our_own_write_wins_over_a_stale_cache_until_the_cache_catches_up() {
-        let m = Memory::default();
-        let shared = OneTimeShareStatus {
+    fn shared_status() -> OneTimeShareStatus {
+        OneTimeShareStatus {
             phase: Phase::Shared,
             metadata_key: Some("mk".into()),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn our_own_write_wins_over_a_stale_cache_until_the_cache_catches_up() {
+        let m = Memory::default();
+        let shared = shared_status();
         m.wrote("u", &shared);
         let stale = OneTimeShareStatus::default();
         assert_eq!(m.effective("u", Some(&stale)), Some(shared.clone()));
@@ -307,11 +311,7 @@ mod tests {
     #[test]
     fn our_own_write_is_forgotten_once_the_cache_shows_it_and_not_before() {
         let m = Memory::default();
-        let shared = OneTimeShareStatus {
-            phase: Phase::Shared,
-            metadata_key: Some("mk".into()),
-            ..Default::default()
-        };
+        let shared = shared_status();
         let stale = OneTimeShareStatus::default();
         m.wrote("u", &shared);
         m.cache_shows("u", &stale);
