@@ -6,6 +6,11 @@ use ots_operator::config::RunArgs;
 use ots_operator::resource::OneTimeShare;
 use std::process::ExitCode;
 
+/// mimalloc returns freed pages to the system; glibc's malloc kept most of what a burst of shares
+/// once used (see `testing/bench`: memory per share).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Hands out Kubernetes Secrets as Onetime Secret one-time links.
 #[derive(Parser)]
 #[command(name = "ots-operator", version, about)]

@@ -90,19 +90,24 @@ fn kubectl(user: Option<&str>, args: &[&str]) -> Command {
     command
 }
 
-/// `helm template` of the chart as this binary's release, with `values`.
-fn render(values: &[&str]) -> Vec<Value> {
-    let mut args = vec![
+/// `helm template` of the chart (public service accepted) with `args` after it.
+fn helm_template(args: &[&str]) -> Command {
+    let mut all = vec![
         "template",
         "ots-operator",
         CHART,
-        "--namespace",
-        RELEASE_NAMESPACE,
         "--set",
         "ots.acceptPublicService=true",
     ];
+    all.extend_from_slice(args);
+    helm(&all)
+}
+
+/// `helm template` of the chart as this binary's release, with `values`.
+fn render(values: &[&str]) -> Vec<Value> {
+    let mut args = vec!["--namespace", RELEASE_NAMESPACE];
     args.extend_from_slice(values);
-    yaml_documents(&run(helm(&args), None))
+    yaml_documents(&run(helm_template(&args), None))
 }
 
 fn apply(objects: &[Value]) {
@@ -373,6 +378,17 @@ fn create_share(user: Option<&str>, namespace: &str, name: &str, spec: Value) ->
     )
 }
 
+/// The cluster admin shares key `password` of Secret `db` for an hour; the policy admits it.
+fn admin_shares_db(namespace: &str, name: &str, what: &str) {
+    let out = create_share(
+        None,
+        namespace,
+        name,
+        json!({ "secretRef": { "name": "db", "key": "password" }, "ttl": "1h" }),
+    );
+    assert_admitted(&out, what);
+}
+
 fn exists(namespace: &str, name: &str) -> bool {
     output(
         kubectl(None, &["get", "onetimeshare", name, "-n", namespace]),
@@ -454,41 +470,44 @@ async fn a_share_naming_a_secret_its_creator_cannot_read_is_refused_for_each_of_
         "the help desk must not read Secret db"
     );
 
-    assert_share_refused_for_secret(
-        &helpdesk,
-        &ns,
-        "via-secret-ref",
-        json!({ "secretRef": { "name": "db", "key": "password" }, "ttl": "1h" }),
-        "spec.secretRef",
-        "db",
-    );
-    assert_share_refused_for_secret(
-        &helpdesk,
-        &ns,
-        "via-passphrase-ref",
-        json!({
+    for (share, field, secret) in [
+        ("via-secret-ref", "spec.secretRef", "db"),
+        (
+            "via-passphrase-ref",
+            "spec.passphraseSecretRef",
+            "passphrases",
+        ),
+        (
+            "via-credentials-ref",
+            "spec.server.credentialsSecretRef",
+            "ots-credentials",
+        ),
+    ] {
+        let spec = spec_naming(field, secret, "password");
+        assert_share_refused_for_secret(&helpdesk, &ns, share, spec, field, secret);
+    }
+}
+
+/// A share spec whose `field` (`spec.secretRef`, `spec.passphraseSecretRef` or
+/// `spec.server.credentialsSecretRef`) names `secret`; any other Secret it names is `readable`.
+fn spec_naming(field: &str, secret: &str, key: &str) -> Value {
+    match field {
+        "spec.secretRef" => json!({ "secretRef": { "name": secret, "key": key }, "ttl": "1h" }),
+        "spec.passphraseSecretRef" => json!({
             "secretRef": { "name": "readable", "key": "password" },
-            "passphraseSecretRef": { "name": "passphrases", "key": "password" },
+            "passphraseSecretRef": { "name": secret, "key": key },
             "ttl": "1h",
         }),
-        "spec.passphraseSecretRef",
-        "passphrases",
-    );
-    assert_share_refused_for_secret(
-        &helpdesk,
-        &ns,
-        "via-credentials-ref",
-        json!({
+        "spec.server.credentialsSecretRef" => json!({
             "secretRef": { "name": "readable", "key": "password" },
             "server": {
                 "url": "https://eu.onetimesecret.com",
-                "credentialsSecretRef": { "name": "ots-credentials" },
+                "credentialsSecretRef": { "name": secret },
             },
             "ttl": "1h",
         }),
-        "spec.server.credentialsSecretRef",
-        "ots-credentials",
-    );
+        other => panic!("no spec names a Secret in {other}"),
+    }
 }
 
 #[tokio::test]
@@ -522,28 +541,12 @@ async fn sharing_the_token_secret_of_a_cluster_admin_service_account_is_refused(
     );
     let ci_bot = tenant(&ns, "ci-bot", &["readable"]);
 
-    for (field, spec) in [
-        (
-            "spec.secretRef",
-            json!({ "secretRef": { "name": "deployer-token", "key": "token" }, "ttl": "1h" }),
-        ),
-        (
-            "spec.passphraseSecretRef",
-            json!({
-                "secretRef": { "name": "readable", "key": "password" },
-                "passphraseSecretRef": { "name": "deployer-token", "key": "token" },
-                "ttl": "1h",
-            }),
-        ),
-        (
-            "spec.server.credentialsSecretRef",
-            json!({
-                "secretRef": { "name": "readable", "key": "password" },
-                "server": { "credentialsSecretRef": { "name": "deployer-token" } },
-                "ttl": "1h",
-            }),
-        ),
+    for field in [
+        "spec.secretRef",
+        "spec.passphraseSecretRef",
+        "spec.server.credentialsSecretRef",
     ] {
+        let spec = spec_naming(field, "deployer-token", "token");
         assert_share_refused_for_secret(
             &ci_bot,
             &ns,
@@ -555,20 +558,21 @@ async fn sharing_the_token_secret_of_a_cluster_admin_service_account_is_refused(
     }
 }
 
-#[tokio::test]
-async fn a_creator_allowed_to_get_every_named_secret_shares_them() {
+/// A namespace with the Secrets `db`, `passphrases`, `ots-credentials` and `other`, and a tenant
+/// `user` who may get the first three and has created `share` naming all three (the policy
+/// admitted it). Returns the namespace and the tenant.
+async fn creator_of_a_share_of_three(prefix: &str, user: &str, share: &str) -> (String, String) {
     let ns = test_namespace(
-        "adm-allowed",
+        prefix,
         &[],
         &["db", "passphrases", "ots-credentials", "other"],
     )
     .await;
-    let alice = tenant(&ns, "alice", &["db", "passphrases", "ots-credentials"]);
-
+    let creator = tenant(&ns, user, &["db", "passphrases", "ots-credentials"]);
     let out = create_share(
-        Some(&alice),
+        Some(&creator),
         &ns,
-        "everything-readable",
+        share,
         json!({
             "secretRef": { "name": "db", "key": "password" },
             "passphraseSecretRef": { "name": "passphrases", "key": "password" },
@@ -579,8 +583,18 @@ async fn a_creator_allowed_to_get_every_named_secret_shares_them() {
             "ttl": "1h",
         }),
     );
-    assert_admitted(&out, "alice shares Secrets she may get");
-    assert!(exists(&ns, "everything-readable"));
+    assert_admitted(&out, &format!("{user}'s share of Secrets they may get"));
+    (ns, creator)
+}
+
+#[tokio::test]
+async fn a_creator_allowed_to_get_every_named_secret_shares_them() {
+    let (ns, alice) =
+        creator_of_a_share_of_three("adm-allowed", "alice", "everything-readable").await;
+    assert!(
+        exists(&ns, "everything-readable"),
+        "alice shares Secrets she may get"
+    );
 
     // Her right to get three Secrets by name is not a right to share a fourth.
     assert_share_refused_for_secret(
@@ -595,28 +609,7 @@ async fn a_creator_allowed_to_get_every_named_secret_shares_them() {
 
 #[tokio::test]
 async fn changing_a_named_secret_on_update_is_refused_with_a_readable_message() {
-    let ns = test_namespace(
-        "adm-update",
-        &[],
-        &["db", "other", "passphrases", "ots-credentials"],
-    )
-    .await;
-    let bob = tenant(&ns, "bob", &["db", "passphrases", "ots-credentials"]);
-    let out = create_share(
-        Some(&bob),
-        &ns,
-        "bobs-share",
-        json!({
-            "secretRef": { "name": "db", "key": "password" },
-            "passphraseSecretRef": { "name": "passphrases", "key": "password" },
-            "server": {
-                "url": "https://eu.onetimesecret.com",
-                "credentialsSecretRef": { "name": "ots-credentials" },
-            },
-            "ttl": "1h",
-        }),
-    );
-    assert_admitted(&out, "bob's share of Secrets he may get");
+    let (ns, bob) = creator_of_a_share_of_three("adm-update", "bob", "bobs-share").await;
 
     // Re-pointing a share at a Secret bob cannot read. The CRD's own immutability rules run in
     // the apiserver's validation, before validating admission policies, so they answer first; the
@@ -676,30 +669,29 @@ async fn changing_a_named_secret_on_update_is_refused_with_a_readable_message() 
     );
 }
 
+/// `kubectl patch` (merge) of the share `admins-share` as `user`.
+fn patch_share(user: Option<&str>, namespace: &str, patch: &str) -> Command {
+    kubectl(
+        user,
+        &[
+            "patch",
+            "onetimeshare",
+            "admins-share",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+    )
+}
+
 #[tokio::test]
 async fn editing_or_deleting_a_share_whose_secret_the_editor_cannot_read_is_admitted() {
     let ns = test_namespace("adm-edit", &[], &["db"]).await;
-    let out = create_share(
-        None,
-        &ns,
-        "admins-share",
-        json!({ "secretRef": { "name": "db", "key": "password" }, "ttl": "1h" }),
-    );
-    assert_admitted(&out, "the admin's share");
+    admin_shares_db(&ns, "admins-share", "the admin's share");
     run(
-        kubectl(
-            None,
-            &[
-                "patch",
-                "onetimeshare",
-                "admins-share",
-                "-n",
-                &ns,
-                "--type=merge",
-                "-p",
-                r#"{"metadata":{"finalizers":["ots.dev/burn"]}}"#,
-            ],
-        ),
+        patch_share(None, &ns, r#"{"metadata":{"finalizers":["ots.dev/burn"]}}"#),
         None,
     );
     // A namespace maintainer who manages shares but may not read Secret db: the guard checks only
@@ -710,22 +702,7 @@ async fn editing_or_deleting_a_share_whose_secret_the_editor_cannot_read_is_admi
         r#"{"metadata":{"finalizers":null}}"#,
         r#"{"spec":{"deletionPolicy":"Keep"}}"#,
     ] {
-        let out = output(
-            kubectl(
-                Some(&maintainer),
-                &[
-                    "patch",
-                    "onetimeshare",
-                    "admins-share",
-                    "-n",
-                    &ns,
-                    "--type=merge",
-                    "-p",
-                    patch,
-                ],
-            ),
-            None,
-        );
+        let out = output(patch_share(Some(&maintainer), &ns, patch), None);
         assert_admitted(&out, &format!("the maintainer patches {patch}"));
     }
     let out = output(
@@ -1085,13 +1062,11 @@ async fn recipients_are_off_with_the_charts_default_values() {
             "spec.recipient: alice@example.com is not allowed: this cluster sends no links by email",
         ],
     );
-    let out = create_share(
-        None,
+    admin_shares_db(
         &ns,
         "handed-over",
-        json!({ "secretRef": { "name": "db", "key": "password" }, "ttl": "1h" }),
+        "a share without recipient under the default values",
     );
-    assert_admitted(&out, "a share without recipient under the default values");
 }
 
 #[tokio::test]
@@ -1198,8 +1173,8 @@ async fn malformed_secret_names_and_keys_are_refused_at_apply_with_a_readable_me
             Some(&share_json("bad-name", spec).to_string()),
         )
     };
-    let too_long = "a".repeat(254);
-    for bad in [
+    type Spec = fn(&str) -> Value;
+    let bad_names = [
         "../../team-a/secrets/x",
         "creds?watch=true",
         "creds#frag",
@@ -1208,72 +1183,71 @@ async fn malformed_secret_names_and_keys_are_refused_at_apply_with_a_readable_me
         "Creds",
         "-creds",
         "creds.",
+    ];
+    let name_fields: [(&str, Spec); 3] = [
+        (
+            "spec.secretRef.name",
+            |bad| json!({ "secretRef": { "name": bad }, "ttl": "1h" }),
+        ),
+        ("spec.passphraseSecretRef.name", |bad| {
+            json!({
+                "secretRef": { "name": "db" },
+                "passphraseSecretRef": { "name": bad, "key": "k" },
+                "ttl": "1h",
+            })
+        }),
+        ("spec.server.credentialsSecretRef.name", |bad| {
+            json!({
+                "secretRef": { "name": "db" },
+                "server": { "credentialsSecretRef": { "name": bad } },
+                "ttl": "1h",
+            })
+        }),
+    ];
+    let bad_keys = ["pass word", "../x", "key?x", "k#y"];
+    let key_fields: [(&str, Spec); 2] = [
+        (
+            "spec.secretRef.key",
+            |bad| json!({ "secretRef": { "name": "db", "key": bad }, "ttl": "1h" }),
+        ),
+        ("spec.passphraseSecretRef.key", |bad| {
+            json!({
+                "secretRef": { "name": "db" },
+                "passphraseSecretRef": { "name": "db", "key": bad },
+                "ttl": "1h",
+            })
+        }),
+    ];
+    for (bads, fields, rule) in [
+        (
+            &bad_names[..],
+            &name_fields[..],
+            "name must be a valid Secret name",
+        ),
+        (
+            &bad_keys[..],
+            &key_fields[..],
+            "key must be a valid Secret key",
+        ),
     ] {
-        for (field, spec) in [
-            (
-                "spec.secretRef.name",
-                json!({ "secretRef": { "name": bad }, "ttl": "1h" }),
-            ),
-            (
-                "spec.passphraseSecretRef.name",
-                json!({
-                    "secretRef": { "name": "db" },
-                    "passphraseSecretRef": { "name": bad, "key": "k" },
-                    "ttl": "1h",
-                }),
-            ),
-            (
-                "spec.server.credentialsSecretRef.name",
-                json!({
-                    "secretRef": { "name": "db" },
-                    "server": { "credentialsSecretRef": { "name": bad } },
-                    "ttl": "1h",
-                }),
-            ),
-        ] {
-            let out = apply_share(spec);
-            assert_refused(
-                &out,
-                &format!("{field} {bad:?}"),
-                &[
-                    &format!("{field}: Invalid value: \"{bad}\""),
-                    "name must be a valid Secret name",
-                ],
-            );
+        for bad in bads {
+            for (field, spec) in fields {
+                let out = apply_share(spec(bad));
+                assert_refused(
+                    &out,
+                    &format!("{field} {bad:?}"),
+                    &[&format!("{field}: Invalid value: \"{bad}\""), rule],
+                );
+            }
         }
     }
+    let too_long = "a".repeat(254);
     let out = apply_share(json!({ "secretRef": { "name": too_long }, "ttl": "1h" }));
     assert_refused(
         &out,
         "a 254-character Secret name",
         &["spec.secretRef.name", "253"],
     );
-    for bad in ["pass word", "../x", "key?x", "k#y"] {
-        for (field, spec) in [
-            (
-                "spec.secretRef.key",
-                json!({ "secretRef": { "name": "db", "key": bad }, "ttl": "1h" }),
-            ),
-            (
-                "spec.passphraseSecretRef.key",
-                json!({
-                    "secretRef": { "name": "db" },
-                    "passphraseSecretRef": { "name": "db", "key": bad },
-                    "ttl": "1h",
-                }),
-            ),
-        ] {
-            let out = apply_share(spec);
-            assert_refused(
-                &out,
-                &format!("{field} {bad:?}"),
-                &[
-                    &format!("{field}: Invalid value: \"{bad}\""),
-                    "key must be a valid Secret key",
-                ],
-            );
-        }
-    }
     assert!(!exists(&ns, "bad-name"));
 
     // Valid unusual names still pass the schema.
@@ -1301,18 +1275,7 @@ fn policy_values_the_chart_cannot_enforce_are_refused_at_render() {
         "admissionPolicy.maxLiveSharesPerSecret=-1",
         "admissionPolicy.passphrase.namespaceLabel=has space",
     ] {
-        let out = output(
-            helm(&[
-                "template",
-                "ots-operator",
-                CHART,
-                "--set",
-                "ots.acceptPublicService=true",
-                "--set",
-                bad,
-            ]),
-            None,
-        );
+        let out = output(helm_template(&["--set", bad]), None);
         assert!(
             !out.status.success(),
             "helm template --set {bad} should be refused"
@@ -1354,18 +1317,7 @@ fn disabling_the_policy_renders_neither_policy_nor_binding_nor_the_guard_flag() 
 
 #[test]
 fn the_chart_refuses_to_install_the_guard_on_kubernetes_before_1_30() {
-    let out = output(
-        helm(&[
-            "template",
-            "ots-operator",
-            CHART,
-            "--kube-version",
-            "1.29.4",
-            "--set",
-            "ots.acceptPublicService=true",
-        ]),
-        None,
-    );
+    let out = output(helm_template(&["--kube-version", "1.29.4"]), None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("Kubernetes 1.30 or later"),
@@ -1373,14 +1325,9 @@ fn the_chart_refuses_to_install_the_guard_on_kubernetes_before_1_30() {
     );
     // Turning the guard off is the documented way to install on such a cluster.
     run(
-        helm(&[
-            "template",
-            "ots-operator",
-            CHART,
+        helm_template(&[
             "--kube-version",
             "1.29.4",
-            "--set",
-            "ots.acceptPublicService=true",
             "--set",
             "admissionPolicy.enabled=false",
         ]),

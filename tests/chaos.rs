@@ -103,20 +103,7 @@ fn start_operator(namespace: &str, server: &TestServer) -> Operator {
         "--refresh-max",
         std::env::var("OTS_CHAOS_REFRESH_MAX").unwrap_or_else(|_| "60s".into()),
     );
-    args.extend(
-        [
-            "--ots-username",
-            USER,
-            "--ots-api-token",
-            TOKEN,
-            "--sweep-orphans",
-            "--sweep-interval",
-            "5s",
-            "--sweep-grace",
-            "20s",
-        ]
-        .map(String::from),
-    );
+    args.extend(sweeping_account(USER, TOKEN, "5s", "20s").map(String::from));
     Operator::start_with(&args, &[("RUST_LOG", "info,ots_operator=debug")])
 }
 
@@ -178,6 +165,26 @@ async fn wait_all(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// A 429 burst with Retry-After on top of the error and timeout rates.
+fn rate_limit_burst(lost: AfterStoreKind) -> Faults {
+    sharing_faults(
+        Some(RateLimitFault {
+            retry_after_secs: 2,
+            for_secs: 3,
+        }),
+        lost,
+    )
+}
+
+/// Restarts the apiserver, saying when (seconds since `started`).
+fn restart_apiserver_at(started: Instant) {
+    eprintln!(
+        "chaos: restarting the apiserver at {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    restart_apiserver();
 }
 
 fn restart_apiserver() {
@@ -276,14 +283,7 @@ async fn faults_kills_and_an_apiserver_restart_lose_no_share_and_leave_no_record
         };
         tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         if burst || (k + 1 == kills && bursts == 0) {
-            // A 429 burst with Retry-After on top of the error and timeout rates.
-            server.set_faults(sharing_faults(
-                Some(RateLimitFault {
-                    retry_after_secs: 2,
-                    for_secs: 3,
-                }),
-                lost,
-            ));
+            server.set_faults(rate_limit_burst(lost));
             bursts += 1;
         }
         eprintln!(
@@ -293,11 +293,7 @@ async fn faults_kills_and_an_apiserver_restart_lose_no_share_and_leave_no_record
         operator.kill();
         dead_operators.push(operator);
         if k == apiserver_restart_after {
-            eprintln!(
-                "chaos: restarting the apiserver at {:.1}s",
-                started.elapsed().as_secs_f64()
-            );
-            restart_apiserver();
+            restart_apiserver_at(started);
             apiserver_restarted = true;
         } else {
             let pause = rand::rng().random_range(0..1500);
@@ -308,19 +304,9 @@ async fn faults_kills_and_an_apiserver_restart_lose_no_share_and_leave_no_record
     if !apiserver_restarted {
         // Without kills the apiserver still restarts once, under a running operator.
         tokio::time::sleep(Duration::from_millis(rand::rng().random_range(500..3000))).await;
-        server.set_faults(sharing_faults(
-            Some(RateLimitFault {
-                retry_after_secs: 2,
-                for_secs: 3,
-            }),
-            lost,
-        ));
+        server.set_faults(rate_limit_burst(lost));
         bursts += 1;
-        eprintln!(
-            "chaos: restarting the apiserver at {:.1}s",
-            started.elapsed().as_secs_f64()
-        );
-        restart_apiserver();
+        restart_apiserver_at(started);
     }
     creator.await.expect("the share creator");
 

@@ -8,6 +8,7 @@ use serde_json::json;
 use std::time::Duration;
 use support::cluster::{repo_root, tool_command};
 use support::operator::*;
+use support::world::World;
 
 /// Waits for Ready=False with `reason` and a Warning Event with the same reason; returns the
 /// condition message.
@@ -33,75 +34,50 @@ async fn expect_failure(
 
 #[tokio::test]
 async fn a_missing_secret_waits_then_shares_within_thirty_seconds_of_appearing() {
-    let (client, ns) = setup("missing-secret").await;
-    let server = ots_server(Config::default());
-    let operator = Operator::start(&ns, &server.url(), &[]);
-    create_share(
-        &client,
-        &ns,
-        "early",
-        json!({"secretRef": {"name": "later", "key": "password"}}),
-    )
-    .await;
-    let message = expect_failure(&client, &ns, "early", "SecretNotFound", "Pending").await;
+    let w = World::start("missing-secret").await;
+    w.share_key("early", "later", "password").await;
+    let message = expect_failure(&w.client, &w.ns, "early", "SecretNotFound", "Pending").await;
     assert!(message.contains("\"later\""), "{message}");
-    // Keep it missing long enough for several re-checks: the OTS server is never called.
+    // Keep it missing long enough for several re-checks: the OTS w.server is never called.
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert_eq!(
-        server.stats().requests_total,
+        w.server.stats().requests_total,
         0,
         "no OTS call while the Secret is missing"
     );
 
-    create_secret(&client, &ns, "later", &[("password", b"finally")]).await;
+    w.secret("later", &[("password", b"finally")]).await;
     let created = std::time::Instant::now();
-    let shared = wait_shared(&client, &ns, "early").await;
+    let shared = w.shared("early").await;
     assert!(
         created.elapsed() < Duration::from_secs(40),
         "shared {:?} after the Secret appeared",
         created.elapsed()
     );
     assert_eq!(ready(&shared).unwrap().1, "Shared");
-    assert_eq!(open_link(&server, &shared).await, "finally");
-    assert!(!operator.logs().contains("panicked"));
+    assert_eq!(w.reveal(&shared).await, "finally");
+    assert!(!w.operator.logs().contains("panicked"));
 }
 
 #[tokio::test]
 async fn a_missing_key_waits_and_an_added_key_unblocks_it() {
-    let (client, ns) = setup("missing-key").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("user", b"alice")]).await;
-    create_share(
-        &client,
-        &ns,
-        "no-key",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
-    )
-    .await;
-    let message = expect_failure(&client, &ns, "no-key", "KeyNotFound", "Pending").await;
+    let w = World::start("missing-key").await;
+    w.secret("db", &[("user", b"alice")]).await;
+    w.share_key("no-key", "db", "password").await;
+    let message = expect_failure(&w.client, &w.ns, "no-key", "KeyNotFound", "Pending").await;
     assert!(message.contains("\"password\""), "{message}");
-    assert_eq!(server.stats().requests_total, 0);
-    update_secret(
-        &client,
-        &ns,
-        "db",
-        &[("user", b"alice"), ("password", b"added")],
-    )
-    .await;
-    let shared = wait_shared(&client, &ns, "no-key").await;
-    assert_eq!(open_link(&server, &shared).await, "added");
+    assert_eq!(w.server.stats().requests_total, 0);
+    w.update_secret("db", &[("user", b"alice"), ("password", b"added")])
+        .await;
+    let shared = w.shared("no-key").await;
+    assert_eq!(w.reveal(&shared).await, "added");
 }
 
 #[tokio::test]
 async fn values_the_server_cannot_take_fail_without_calling_it() {
-    let (client, ns) = setup("bad-values").await;
-    let server = ots_server(Config::default());
-    let operator = Operator::start(&ns, &server.url(), &[]);
+    let w = World::start("bad-values").await;
     let big = vec![b'x'; 10_001];
-    create_secret(
-        &client,
-        &ns,
+    w.secret(
         "values",
         &[
             ("big", &big),
@@ -110,54 +86,32 @@ async fn values_the_server_cannot_take_fail_without_calling_it() {
         ],
     )
     .await;
-    create_share(
-        &client,
-        &ns,
-        "too-large",
-        json!({"secretRef": {"name": "values", "key": "big"}}),
-    )
-    .await;
-    create_share(
-        &client,
-        &ns,
-        "not-text",
-        json!({"secretRef": {"name": "values", "key": "binary"}}),
-    )
-    .await;
-    create_share(
-        &client,
-        &ns,
-        "empty",
-        json!({"secretRef": {"name": "values", "key": "empty"}}),
-    )
-    .await;
+    w.share_key("too-large", "values", "big").await;
+    w.share_key("not-text", "values", "binary").await;
+    w.share_key("empty", "values", "empty").await;
 
-    let message = expect_failure(&client, &ns, "too-large", "SecretTooLarge", "Failed").await;
+    let message = expect_failure(&w.client, &w.ns, "too-large", "SecretTooLarge", "Failed").await;
     assert!(
         message.contains("10001 bytes") && message.contains("10000"),
         "{message}"
     );
-    expect_failure(&client, &ns, "not-text", "SecretNotText", "Failed").await;
-    expect_failure(&client, &ns, "empty", "SecretEmpty", "Failed").await;
+    expect_failure(&w.client, &w.ns, "not-text", "SecretNotText", "Failed").await;
+    expect_failure(&w.client, &w.ns, "empty", "SecretEmpty", "Failed").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        server.stats().requests_total,
+        w.server.stats().requests_total,
         0,
         "nothing was sent to the server"
     );
-    assert!(!operator.logs().contains("panicked"));
+    assert!(!w.operator.logs().contains("panicked"));
 }
 
 #[tokio::test]
 async fn a_missing_or_short_passphrase_is_reported_before_sharing() {
-    let (client, ns) = setup("passphrase-errors").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"value")]).await;
-    create_secret(&client, &ns, "phrases", &[("short", b"abc")]).await;
-    create_share(
-        &client,
-        &ns,
+    let w = World::start("passphrase-errors").await;
+    w.secret("db", &[("password", b"value")]).await;
+    w.secret("phrases", &[("short", b"abc")]).await;
+    w.share(
         "no-phrase",
         json!({
             "secretRef": {"name": "db", "key": "password"},
@@ -165,9 +119,7 @@ async fn a_missing_or_short_passphrase_is_reported_before_sharing() {
         }),
     )
     .await;
-    create_share(
-        &client,
-        &ns,
+    w.share(
         "short-phrase",
         json!({
             "secretRef": {"name": "db", "key": "password"},
@@ -175,14 +127,28 @@ async fn a_missing_or_short_passphrase_is_reported_before_sharing() {
         }),
     )
     .await;
-    expect_failure(&client, &ns, "no-phrase", "PassphraseNotFound", "Pending").await;
-    let message = expect_failure(&client, &ns, "short-phrase", "InvalidPassphrase", "Failed").await;
+    expect_failure(
+        &w.client,
+        &w.ns,
+        "no-phrase",
+        "PassphraseNotFound",
+        "Pending",
+    )
+    .await;
+    let message = expect_failure(
+        &w.client,
+        &w.ns,
+        "short-phrase",
+        "InvalidPassphrase",
+        "Failed",
+    )
+    .await;
     assert!(message.contains("4 to 128"), "{message}");
     assert!(
         !message.contains("abc"),
         "the passphrase never appears in a message"
     );
-    assert_eq!(server.stats().requests_total, 0);
+    assert_eq!(w.server.stats().requests_total, 0);
 }
 
 #[tokio::test]
@@ -221,49 +187,30 @@ async fn bad_credentials_are_unauthorized_and_not_retried_in_a_loop() {
 
 #[tokio::test]
 async fn a_server_outage_is_reported_and_the_share_recovers_by_itself() {
-    let (client, ns) = setup("outage").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
+    let w = World::start("outage").await;
     // The API version is probed once when the first share needs it: let that happen while up.
-    create_secret(
-        &client,
-        &ns,
-        "db",
-        &[("password", b"first"), ("second", b"later")],
-    )
-    .await;
-    create_share(
-        &client,
-        &ns,
-        "before",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
-    )
-    .await;
-    wait_shared(&client, &ns, "before").await;
+    w.secret("db", &[("password", b"first"), ("second", b"later")])
+        .await;
+    w.share_key("before", "db", "password").await;
+    w.shared("before").await;
 
-    server.set_faults(Faults {
+    w.server.set_faults(Faults {
         outage: true,
         ..Faults::default()
     });
-    create_share(
-        &client,
-        &ns,
-        "during",
-        json!({"secretRef": {"name": "db", "key": "second"}}),
-    )
-    .await;
-    let message = expect_failure(&client, &ns, "during", "ServerUnavailable", "Pending").await;
+    w.share_key("during", "db", "second").await;
+    let message = expect_failure(&w.client, &w.ns, "during", "ServerUnavailable", "Pending").await;
     assert!(!message.is_empty());
-    let failed_at = server.stats().requests_total;
+    let failed_at = w.server.stats().requests_total;
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let calls_during = server.stats().requests_total - failed_at;
+    let calls_during = w.server.stats().requests_total - failed_at;
     // Exponential backoff: 1 s, 2 s, 4 s … plus tracking of the first link (1-2 s): a handful.
     assert!(calls_during <= 12, "{calls_during} calls in 6 s of outage");
 
-    server.set_faults(Faults::default());
-    let shared = wait_shared(&client, &ns, "during").await;
+    w.server.set_faults(Faults::default());
+    let shared = w.shared("during").await;
     assert_eq!(ready(&shared).unwrap().0, "True");
-    assert_eq!(open_link(&server, &shared).await, "later");
+    assert_eq!(w.reveal(&shared).await, "later");
 }
 
 #[tokio::test]
@@ -290,38 +237,26 @@ async fn a_server_outside_the_allowlist_is_refused_without_contacting_it() {
 
 #[tokio::test]
 async fn deleting_while_the_server_is_down_burns_once_it_is_back() {
-    let (client, ns) = setup("delete-outage").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"value")]).await;
-    create_share(
-        &client,
-        &ns,
-        "doomed",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
-    )
-    .await;
-    wait_shared(&client, &ns, "doomed").await;
+    let w = World::start("delete-outage").await;
+    w.secret("db", &[("password", b"value")]).await;
+    w.share_key("doomed", "db", "password").await;
+    w.shared("doomed").await;
 
-    server.set_faults(Faults {
+    w.server.set_faults(Faults {
         outage: true,
         ..Faults::default()
     });
-    delete_share(&client, &ns, "doomed").await;
+    w.delete_share("doomed").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(
-        shares(&client, &ns)
-            .get_opt("doomed")
-            .await
-            .unwrap()
-            .is_some(),
+        w.shares().get_opt("doomed").await.unwrap().is_some(),
         "held by the finalizer while the burn fails"
     );
-    assert_eq!(server.stats().live_secrets, 1);
+    assert_eq!(w.server.stats().live_secrets, 1);
 
-    server.set_faults(Faults::default());
-    wait_gone(&client, &ns, "doomed").await;
-    assert_eq!(server.stats().live_secrets, 0, "burned after the outage");
+    w.server.set_faults(Faults::default());
+    w.wait_gone("doomed").await;
+    assert_eq!(w.server.stats().live_secrets, 0, "burned after the outage");
 }
 
 #[tokio::test]

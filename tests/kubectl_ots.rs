@@ -4,12 +4,12 @@
 
 mod support;
 
-use ots_testserver::Config;
 use serde_json::json;
 use std::path::Path;
 use std::process::Output;
 use support::cluster::{self, kubeconfig_path};
 use support::operator::*;
+use support::world::World;
 
 /// Runs `kubectl-ots ARGS` with the admin kubeconfig given by `--kubeconfig`.
 async fn kubectl_ots(args: &[&str]) -> Output {
@@ -62,13 +62,11 @@ fn assert_ok(out: &Output) {
 
 #[tokio::test]
 async fn share_wait_prints_a_link_that_reveals_the_value_and_nothing_else() {
-    let (client, ns) = setup("plugin-share").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"plugin-s3cret")]).await;
+    let w = World::start("plugin-share").await;
+    w.secret("db", &[("password", b"plugin-s3cret")]).await;
 
     let out = kubectl_ots(&[
-        "-n", &ns, "share", "db", "--key", "password", "--ttl", "24h", "--name", "handoff",
+        "-n", &w.ns, "share", "db", "--key", "password", "--ttl", "24h", "--name", "handoff",
         "--wait",
     ])
     .await;
@@ -77,34 +75,32 @@ async fn share_wait_prints_a_link_that_reveals_the_value_and_nothing_else() {
     let lines: Vec<&str> = printed.lines().collect();
     assert_eq!(lines.len(), 1, "only the link is printed: {printed}");
     let link = lines[0];
-    assert!(link.starts_with(&server.url()), "{link}");
+    assert!(link.starts_with(&w.server.url()), "{link}");
     assert!(!stderr(&out).contains(link), "the link is printed once");
     assert!(!printed.contains("plugin-s3cret") && !stderr(&out).contains("plugin-s3cret"));
 
-    let share = shares(&client, &ns).get("handoff").await.expect("get");
+    let share = w.shares().get("handoff").await.expect("get");
     assert_eq!(share.spec.ttl.as_deref(), Some("24h"));
     assert_eq!(share.spec.secret_ref.key.as_deref(), Some("password"));
     assert_eq!(
-        reveal(&server, link, None).await.expect("reveal"),
+        w.reveal_link(link, None).await.expect("reveal"),
         "plugin-s3cret"
     );
 
     // The same name again: a clear refusal, not an API dump.
-    let again = kubectl_ots(&["-n", &ns, "share", "db", "--name", "handoff"]).await;
+    let again = kubectl_ots(&["-n", &w.ns, "share", "db", "--name", "handoff"]).await;
     assert_fails(&again, 1, "already exists");
 }
 
 #[tokio::test]
 async fn share_with_a_passphrase_and_a_generated_name() {
-    let (client, ns) = setup("plugin-passphrase").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"gated")]).await;
-    create_secret(&client, &ns, "phrases", &[("db", b"open sesame")]).await;
+    let w = World::start("plugin-passphrase").await;
+    w.secret("db", &[("password", b"gated")]).await;
+    w.secret("phrases", &[("db", b"open sesame")]).await;
 
     let out = kubectl_ots(&[
         "-n",
-        &ns,
+        &w.ns,
         "share",
         "db",
         "--key",
@@ -117,17 +113,14 @@ async fn share_with_a_passphrase_and_a_generated_name() {
     assert_ok(&out);
     let link = stdout(&out).trim().to_owned();
     assert!(!stdout(&out).contains("open sesame") && !stderr(&out).contains("open sesame"));
-    assert!(reveal(&server, &link, None).await.is_err());
+    assert!(w.reveal_link(&link, None).await.is_err());
     assert_eq!(
-        reveal(&server, &link, Some("open sesame"))
+        w.reveal_link(&link, Some("open sesame"))
             .await
             .expect("reveal"),
         "gated"
     );
-    let all = shares(&client, &ns)
-        .list(&Default::default())
-        .await
-        .expect("list");
+    let all = w.shares().list(&Default::default()).await.expect("list");
     assert_eq!(all.items.len(), 1);
     assert!(
         all.items[0]
@@ -139,6 +132,15 @@ async fn share_with_a_passphrase_and_a_generated_name() {
     );
 }
 
+/// The namespace holds no OneTimeShare.
+async fn assert_no_shares(client: &kube::Client, ns: &str) {
+    let all = shares(client, ns)
+        .list(&Default::default())
+        .await
+        .expect("list");
+    assert!(all.items.is_empty(), "{:?}", all.items);
+}
+
 #[tokio::test]
 async fn share_of_a_missing_secret_says_so_and_creates_nothing() {
     let (client, ns) = setup("plugin-missing-secret").await;
@@ -147,11 +149,7 @@ async fn share_of_a_missing_secret_says_so_and_creates_nothing() {
     create_secret(&client, &ns, "db", &[("password", b"x")]).await;
     let out = kubectl_ots(&["-n", &ns, "share", "db", "--passphrase-from", "gone/key"]).await;
     assert_fails(&out, 1, &format!("Secret {ns}/gone does not exist"));
-    let all = shares(&client, &ns)
-        .list(&Default::default())
-        .await
-        .expect("list");
-    assert!(all.items.is_empty());
+    assert_no_shares(&client, &ns).await;
 }
 
 #[tokio::test]
@@ -171,27 +169,17 @@ async fn share_wait_times_out_clearly_without_an_operator() {
 
 #[tokio::test]
 async fn get_and_list_show_state_expiry_and_opened_but_never_the_link() {
-    let (client, ns) = setup("plugin-get").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"v")]).await;
-    create_share(&client, &ns, "opened", json!({"secretRef": {"name": "db"}})).await;
-    create_share(
-        &client,
-        &ns,
-        "waiting",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
-    )
-    .await;
-    let opened = wait_shared(&client, &ns, "opened").await;
-    let waiting = wait_shared(&client, &ns, "waiting").await;
-    open_link(&server, &opened).await;
-    wait_for(&client, &ns, "opened", "phase Received", |o| {
-        phase(o) == "Received"
-    })
-    .await;
+    let w = World::start("plugin-get").await;
+    w.secret("db", &[("password", b"v")]).await;
+    w.share("opened", json!({"secretRef": {"name": "db"}}))
+        .await;
+    w.share_key("waiting", "db", "password").await;
+    let opened = w.shared("opened").await;
+    let waiting = w.shared("waiting").await;
+    w.reveal(&opened).await;
+    w.wait_phase("opened", "Received").await;
 
-    let out = kubectl_ots(&["-n", &ns, "list"]).await;
+    let out = kubectl_ots(&["-n", &w.ns, "list"]).await;
     assert_ok(&out);
     let table = stdout(&out);
     assert!(table.starts_with("NAME"), "{table}");
@@ -228,13 +216,12 @@ async fn get_and_list_show_state_expiry_and_opened_but_never_the_link() {
         assert!(!table.contains(&link) && !stderr(&out).contains(&link));
     }
 
-    let out = kubectl_ots(&["-n", &ns, "get", "waiting"]).await;
+    let out = kubectl_ots(&["-n", &w.ns, "get", "waiting"]).await;
     assert_ok(&out);
     assert!(stdout(&out).contains("Shared") && stdout(&out).contains(&expires));
     assert!(!stdout(&out).contains(&waiting.status.as_ref().unwrap().link.clone().unwrap()));
 
-    let out = kubectl_ots(&["-n", &ns, "get", "nope"]).await;
-    assert_fails(&out, 1, &format!("OneTimeShare {ns}/nope does not exist"));
+    assert_names_the_missing_share(&w, "get").await;
 
     let (_, empty) = setup("plugin-empty").await;
     let out = kubectl_ots(&["-n", &empty, "list"]).await;
@@ -248,33 +235,25 @@ async fn get_and_list_show_state_expiry_and_opened_but_never_the_link() {
 
 #[tokio::test]
 async fn reissue_after_the_link_was_opened_gives_a_new_working_link() {
-    let (client, ns) = setup("plugin-reissue").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"again")]).await;
+    let w = World::start("plugin-reissue").await;
+    w.secret("db", &[("password", b"again")]).await;
     let out = kubectl_ots(&[
-        "-n", &ns, "share", "db", "--key", "password", "--name", "h", "--wait",
+        "-n", &w.ns, "share", "db", "--key", "password", "--name", "h", "--wait",
     ])
     .await;
     assert_ok(&out);
     let first = stdout(&out).trim().to_owned();
-    assert_eq!(
-        reveal(&server, &first, None).await.expect("reveal"),
-        "again"
-    );
-    wait_for(&client, &ns, "h", "phase Received", |o| {
-        phase(o) == "Received"
-    })
-    .await;
+    assert_eq!(w.reveal_link(&first, None).await.expect("reveal"), "again");
+    w.wait_phase("h", "Received").await;
 
-    let out = kubectl_ots(&["-n", &ns, "reissue", "h", "--wait"]).await;
+    let out = kubectl_ots(&["-n", &w.ns, "reissue", "h", "--wait"]).await;
     assert_ok(&out);
     assert!(
         stdout(&out).is_empty(),
         "reissue prints no link: {}",
         stdout(&out)
     );
-    let reissued = shares(&client, &ns).get("h").await.expect("get");
+    let reissued = w.shares().get("h").await.expect("get");
     let status = reissued.status.clone().unwrap();
     assert_eq!(status.phase.as_str(), "Shared");
     assert_eq!(
@@ -289,53 +268,49 @@ async fn reissue_after_the_link_was_opened_gives_a_new_working_link() {
     );
     let link = status.link.unwrap();
     assert_ne!(link, first);
-    assert_eq!(reveal(&server, &link, None).await.expect("reveal"), "again");
-    assert_eq!(calls(&server, "burn"), 0);
+    assert_eq!(w.reveal_link(&link, None).await.expect("reveal"), "again");
+    assert_eq!(w.calls("burn"), 0);
 
-    let out = kubectl_ots(&["-n", &ns, "reissue", "nope"]).await;
-    assert_fails(&out, 1, &format!("OneTimeShare {ns}/nope does not exist"));
+    assert_names_the_missing_share(&w, "reissue").await;
+}
+
+/// `kubectl ots VERB nope` fails with exit code 1 and says the OneTimeShare does not exist.
+async fn assert_names_the_missing_share(w: &World, verb: &str) {
+    let out = kubectl_ots(&["-n", &w.ns, verb, "nope"]).await;
+    assert_fails(
+        &out,
+        1,
+        &format!("OneTimeShare {}/nope does not exist", w.ns),
+    );
 }
 
 #[tokio::test]
 async fn burn_deletes_the_share_and_says_the_link_was_burned() {
-    let (client, ns) = setup("plugin-burn").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"burn-me")]).await;
-    create_share(
-        &client,
-        &ns,
+    let w = World::start("plugin-burn").await;
+    w.secret("db", &[("password", b"burn-me")]).await;
+    w.share(
         "live",
         json!({"secretRef": {"name": "db"}, "deletionPolicy": "Keep"}),
     )
     .await;
-    create_share(&client, &ns, "spent", json!({"secretRef": {"name": "db"}})).await;
-    let live = wait_shared(&client, &ns, "live").await;
-    let spent = wait_shared(&client, &ns, "spent").await;
-    open_link(&server, &spent).await;
-    wait_for(&client, &ns, "spent", "phase Received", |o| {
-        phase(o) == "Received"
-    })
-    .await;
+    w.share("spent", json!({"secretRef": {"name": "db"}})).await;
+    let live = w.shared("live").await;
+    let spent = w.shared("spent").await;
+    w.reveal(&spent).await;
+    w.wait_phase("spent", "Received").await;
 
     // deletionPolicy Keep is switched to Burn first: `burn` means burn.
-    let out = kubectl_ots(&["-n", &ns, "burn", "live"]).await;
+    let out = kubectl_ots(&["-n", &w.ns, "burn", "live"]).await;
     assert_ok(&out);
     assert!(stdout(&out).starts_with("burned"), "{}", stdout(&out));
-    assert!(
-        shares(&client, &ns)
-            .get_opt("live")
-            .await
-            .expect("get")
-            .is_none()
-    );
+    assert!(w.shares().get_opt("live").await.expect("get").is_none());
     let link = live.status.unwrap().link.unwrap();
     assert!(
-        reveal(&server, &link, None).await.is_err(),
+        w.reveal_link(&link, None).await.is_err(),
         "the link no longer works"
     );
 
-    let out = kubectl_ots(&["-n", &ns, "burn", "spent"]).await;
+    let out = kubectl_ots(&["-n", &w.ns, "burn", "spent"]).await;
     assert_ok(&out);
     assert!(
         stdout(&out).starts_with("nothing to burn"),
@@ -343,8 +318,7 @@ async fn burn_deletes_the_share_and_says_the_link_was_burned() {
         stdout(&out)
     );
 
-    let out = kubectl_ots(&["-n", &ns, "burn", "nope"]).await;
-    assert_fails(&out, 1, &format!("OneTimeShare {ns}/nope does not exist"));
+    assert_names_the_missing_share(&w, "burn").await;
 }
 
 #[tokio::test]
@@ -378,11 +352,7 @@ async fn bad_flags_are_refused_before_anything_is_created() {
     }
     let out = kubectl_ots(&["-n", &ns, "burn", "x", "--timeout", "soon"]).await;
     assert_fails(&out, 2, "is not a duration");
-    let all = shares(&client, &ns)
-        .list(&Default::default())
-        .await
-        .expect("list");
-    assert!(all.items.is_empty());
+    assert_no_shares(&client, &ns).await;
 }
 
 #[tokio::test]

@@ -8,17 +8,10 @@ use ots_testserver::{Account, AfterStoreFault, AfterStoreKind, Config, Faults, T
 use serde_json::json;
 use std::collections::BTreeSet;
 use support::operator::*;
+use support::world::World;
 
 const USER: &str = "robot@example.com";
 const TOKEN: &str = "tok-dedicated-7";
-
-fn live_keys(server: &TestServer) -> BTreeSet<String> {
-    server
-        .live_receipts()
-        .into_iter()
-        .map(|r| r.metadata_key)
-        .collect()
-}
 
 fn lose_answers(server: &TestServer, kind: AfterStoreKind, count: u32) {
     server.set_faults(Faults {
@@ -34,33 +27,19 @@ fn lose_answers(server: &TestServer, kind: AfterStoreKind, count: u32) {
 /// Shares `n` resources under lost answers, checks one live secret per resource, then deletes
 /// them and checks that nothing stays live.
 async fn shares_survive_lost_answers(prefix: &str, kind: AfterStoreKind, n: usize, lost: u32) {
-    let (client, ns) = setup(prefix).await;
-    let server = ots_server(Config {
-        accounts: vec![Account::new(USER, TOKEN)],
-        ..Config::default()
-    });
-    let mut args = fast_args(&ns, &server.url());
-    args.extend(
-        [
-            "--ots-username",
-            USER,
-            "--ots-api-token",
-            TOKEN,
-            "--sweep-orphans",
-            "--sweep-interval",
-            "1s",
-            "--sweep-grace",
-            "5s",
-        ]
-        .map(String::from),
-    );
-    let _operator = Operator::start_with(&args, &[("RUST_LOG", "info")]);
-    lose_answers(&server, kind, lost * n as u32);
-    create_secret(&client, &ns, "db", &[("password", b"counted")]).await;
+    let w = World::with(
+        prefix,
+        Config {
+            accounts: vec![Account::new(USER, TOKEN)],
+            ..Config::default()
+        },
+        &sweeping_account(USER, TOKEN, "1s", "5s"),
+    )
+    .await;
+    lose_answers(&w.server, kind, lost * n as u32);
+    w.secret("db", &[("password", b"counted")]).await;
     for i in 0..n {
-        create_share(
-            &client,
-            &ns,
+        w.share(
             &format!("s{i}"),
             json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "1h"}),
         )
@@ -68,40 +47,43 @@ async fn shares_survive_lost_answers(prefix: &str, kind: AfterStoreKind, n: usiz
     }
     let mut recorded = BTreeSet::new();
     for i in 0..n {
-        let shared = wait_shared(&client, &ns, &format!("s{i}")).await;
+        let shared = w.shared(&format!("s{i}")).await;
         recorded.insert(shared.status.unwrap().metadata_key.unwrap());
     }
     assert_eq!(
-        server.faults().after_store.and_then(|f| f.count),
+        w.server.faults().after_store.and_then(|f| f.count),
         Some(0),
         "every planned answer was lost"
     );
     assert!(
-        calls(&server, "share") >= (n as u64) * (u64::from(lost) + 1),
+        w.calls("share") >= (n as u64) * (u64::from(lost) + 1),
         "each lost answer was followed by another share call"
     );
     // A lone candidate is burned at once; several at once (shares failing together) are left
     // to the sweep, which burns them once they are older than its grace period.
     let deadline = std::time::Instant::now() + WAIT;
-    while live_keys(&server) != recorded {
+    while live_keys(&w.server) != recorded {
         assert!(
             std::time::Instant::now() < deadline,
             "exactly one live secret per resource, the recorded one: live {:?}, recorded {recorded:?}",
-            live_keys(&server)
+            live_keys(&w.server)
         );
         assert!(
-            recorded.is_subset(&live_keys(&server)),
+            recorded.is_subset(&live_keys(&w.server)),
             "a recorded link was burned"
         );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     for i in 0..n {
-        delete_share(&client, &ns, &format!("s{i}")).await;
+        w.delete_share(&format!("s{i}")).await;
     }
     for i in 0..n {
-        wait_gone(&client, &ns, &format!("s{i}")).await;
+        w.wait_gone(&format!("s{i}")).await;
     }
-    assert!(live_keys(&server).is_empty(), "nothing live after deletion");
+    assert!(
+        live_keys(&w.server).is_empty(),
+        "nothing live after deletion"
+    );
 }
 
 #[tokio::test]
@@ -122,61 +104,45 @@ async fn answers_lost_to_garbage_and_resets_leave_exactly_one_live_secret_per_sh
 
 #[tokio::test]
 async fn on_an_account_people_may_share_a_possible_orphan_is_reported_not_burned() {
-    let (client, ns) = setup("lost-shared-account").await;
-    let server = ots_server(Config {
-        accounts: vec![Account::new(USER, TOKEN)],
-        ..Config::default()
-    });
-    let mut args = fast_args(&ns, &server.url());
-    args.extend(["--ots-username", USER, "--ots-api-token", TOKEN].map(String::from));
-    let _operator = Operator::start_with(&args, &[("RUST_LOG", "info")]);
-    lose_answers(&server, AfterStoreKind::Status502, 1);
-    create_secret(&client, &ns, "db", &[("password", b"reported")]).await;
-    create_share(
-        &client,
-        &ns,
-        "s",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
+    let w = World::with(
+        "lost-shared-account",
+        Config {
+            accounts: vec![Account::new(USER, TOKEN)],
+            ..Config::default()
+        },
+        &["--ots-username", USER, "--ots-api-token", TOKEN],
     )
     .await;
-    let note = wait_event(&client, &ns, "s", "Warning", "ServerUnavailable").await;
+    lose_answers(&w.server, AfterStoreKind::Status502, 1);
+    w.secret("db", &[("password", b"reported")]).await;
+    w.share_key("s", "db", "password").await;
+    let note = w.wait_event("s", "Warning", "ServerUnavailable").await;
     assert!(note.contains("may have stored"), "{note}");
     assert!(note.contains("not burned"), "{note}");
-    let shared = wait_shared(&client, &ns, "s").await;
+    let shared = w.shared("s").await;
     assert_eq!(
-        live_keys(&server).len(),
+        live_keys(&w.server).len(),
         2,
         "the orphan stays: it may be a person's"
     );
-    assert_eq!(calls(&server, "burn"), 0);
-    assert!(live_keys(&server).contains(&shared.status.unwrap().metadata_key.unwrap()));
+    assert_eq!(w.calls("burn"), 0);
+    assert!(live_keys(&w.server).contains(&shared.status.unwrap().metadata_key.unwrap()));
 }
 
 #[tokio::test]
 async fn anonymous_lost_answers_are_counted_and_said_in_the_condition() {
-    let (client, ns) = setup("lost-anonymous").await;
-    let server = ots_server(Config::default());
-    let operator = Operator::start(&ns, &server.url(), &[]);
-    lose_answers(&server, AfterStoreKind::Status503, 2);
-    create_secret(&client, &ns, "db", &[("password", b"anon")]).await;
-    create_share(
-        &client,
-        &ns,
-        "s",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
-    )
-    .await;
-    let pending = wait_for(
-        &client,
-        &ns,
-        "s",
-        "a possible orphan in the condition",
-        |o| ready(o).is_some_and(|(_, _, message)| message.contains("anonymous use offers no way")),
-    )
-    .await;
+    let w = World::start("lost-anonymous").await;
+    lose_answers(&w.server, AfterStoreKind::Status503, 2);
+    w.secret("db", &[("password", b"anon")]).await;
+    w.share_key("s", "db", "password").await;
+    let pending = w
+        .wait_for("s", "a possible orphan in the condition", |o| {
+            ready(o).is_some_and(|(_, _, message)| message.contains("anonymous use offers no way"))
+        })
+        .await;
     assert_eq!(phase(&pending), "Pending");
-    wait_shared(&client, &ns, "s").await;
-    let metrics = reqwest::get(format!("http://{}/metrics", operator.metrics_addr()))
+    w.shared("s").await;
+    let metrics = reqwest::get(format!("http://{}/metrics", w.operator.metrics_addr()))
         .await
         .unwrap()
         .text()
@@ -190,7 +156,6 @@ async fn anonymous_lost_answers_are_counted_and_said_in_the_condition() {
 
 #[tokio::test]
 async fn the_orphan_sweep_burns_unrecorded_live_secrets_of_a_dedicated_account_only() {
-    let (client, ns) = setup("sweep").await;
     let server = ots_server(Config {
         accounts: vec![
             Account::new(USER, TOKEN),
@@ -212,38 +177,12 @@ async fn the_orphan_sweep_burns_unrecorded_live_secrets_of_a_dedicated_account_o
         .share(&request)
         .await
         .unwrap();
-    let mut args = fast_args(&ns, &server.url());
-    args.extend(
-        [
-            "--ots-username",
-            USER,
-            "--ots-api-token",
-            TOKEN,
-            "--sweep-orphans",
-            "--sweep-interval",
-            "1s",
-            "--sweep-grace",
-            "2s",
-        ]
-        .map(String::from),
-    );
-    let _operator = Operator::start_with(&args, &[("RUST_LOG", "info")]);
-    create_secret(&client, &ns, "db", &[("password", b"recorded")]).await;
-    create_share(
-        &client,
-        &ns,
-        "kept",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
-    )
-    .await;
-    let recorded = wait_shared(&client, &ns, "kept")
-        .await
-        .status
-        .unwrap()
-        .metadata_key
-        .unwrap();
+    let w = World::with_server("sweep", server, &sweeping_account(USER, TOKEN, "1s", "2s")).await;
+    w.secret("db", &[("password", b"recorded")]).await;
+    w.share_key("kept", "db", "password").await;
+    let recorded = w.shared("kept").await.status.unwrap().metadata_key.unwrap();
     let deadline = std::time::Instant::now() + WAIT;
-    while live_keys(&server).contains(&orphan.metadata_key) {
+    while live_keys(&w.server).contains(&orphan.metadata_key) {
         assert!(
             std::time::Instant::now() < deadline,
             "the sweep did not burn the orphan"
@@ -252,7 +191,7 @@ async fn the_orphan_sweep_burns_unrecorded_live_secrets_of_a_dedicated_account_o
     }
     // Several sweeps later, the recorded link and the other account's secret are untouched.
     tokio::time::sleep(std::time::Duration::from_secs(12)).await;
-    let live = live_keys(&server);
+    let live = live_keys(&w.server);
     assert!(live.contains(&recorded), "a recorded link is never swept");
     assert!(
         live.contains(&persons.metadata_key),

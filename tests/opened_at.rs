@@ -7,61 +7,57 @@ mod support;
 use ots_testserver::Config;
 use serde_json::json;
 use support::operator::*;
+use support::world::World;
 
 #[tokio::test]
 async fn a_link_opened_but_not_revealed_shows_opened_at_while_still_shared() {
-    let (client, ns) = setup("opened-at").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"behind-a-passphrase")]).await;
-    create_secret(&client, &ns, "phrases", &[("db", b"open sesame")]).await;
-    create_share(
-        &client,
-        &ns,
+    let w = World::start("opened-at").await;
+    w.secret("db", &[("password", b"behind-a-passphrase")])
+        .await;
+    w.secret("phrases", &[("db", b"open sesame")]).await;
+    w.share(
         "gated",
         json!({"secretRef": {"name": "db", "key": "password"},
                "passphraseSecretRef": {"name": "phrases", "key": "db"}}),
     )
     .await;
-    let shared = wait_shared(&client, &ns, "gated").await;
+    let shared = w.shared("gated").await;
     assert_eq!(shared.status.as_ref().unwrap().opened_at, None);
     let link = shared.status.as_ref().unwrap().link.clone().unwrap();
-    let receipt_checks = calls(&server, "receipt");
+    let receipt_checks = w.calls("receipt");
 
     // The recipient lands on the passphrase page (a v2 secret view without `continue`).
     let page = reqwest::get(format!(
         "{}/api/v2/secret/{}",
-        server.url(),
+        w.server.url(),
         secret_key(&link)
     ))
     .await
     .expect("open the link");
     assert!(page.status().is_success(), "{}", page.status());
 
-    let opened = wait_for(&client, &ns, "gated", "status.openedAt", |o| {
-        o.status.as_ref().is_some_and(|s| s.opened_at.is_some())
-    })
-    .await;
+    let opened = w
+        .wait_for("gated", "status.openedAt", |o| {
+            o.status.as_ref().is_some_and(|s| s.opened_at.is_some())
+        })
+        .await;
     let status = opened.status.clone().unwrap();
     assert_eq!(status.phase.as_str(), "Shared", "opened is not received");
     assert_eq!(status.received_at, None);
-    assert!(calls(&server, "receipt") > receipt_checks);
+    assert!(w.calls("receipt") > receipt_checks);
     assert_eq!(
-        calls(&server, "secret"),
+        w.calls("secret"),
         1,
         "the operator never opens the link itself"
     );
 
     assert_eq!(
-        reveal(&server, &link, Some("open sesame"))
+        w.reveal_link(&link, Some("open sesame"))
             .await
             .expect("reveal"),
         "behind-a-passphrase"
     );
-    let received = wait_for(&client, &ns, "gated", "phase Received", |o| {
-        phase(o) == "Received"
-    })
-    .await;
+    let received = w.wait_phase("gated", "Received").await;
     let received = received.status.unwrap();
     assert_eq!(
         received.opened_at, status.opened_at,
@@ -72,23 +68,12 @@ async fn a_link_opened_but_not_revealed_shows_opened_at_while_still_shared() {
 
 #[tokio::test]
 async fn a_received_link_has_opened_at_even_without_access_telemetry() {
-    let (client, ns) = setup("opened-at-v1").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &["--ots-api", "v1"]);
-    create_secret(&client, &ns, "db", &[("password", b"v1")]).await;
-    create_share(
-        &client,
-        &ns,
-        "plain",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
-    )
-    .await;
-    let shared = wait_shared(&client, &ns, "plain").await;
-    open_link(&server, &shared).await;
-    let received = wait_for(&client, &ns, "plain", "phase Received", |o| {
-        phase(o) == "Received"
-    })
-    .await;
+    let w = World::with("opened-at-v1", Config::default(), &["--ots-api", "v1"]).await;
+    w.secret("db", &[("password", b"v1")]).await;
+    w.share_key("plain", "db", "password").await;
+    let shared = w.shared("plain").await;
+    w.reveal(&shared).await;
+    let received = w.wait_phase("plain", "Received").await;
     let status = received.status.unwrap();
     assert_eq!(status.opened_at, status.received_at);
 }

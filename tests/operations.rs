@@ -9,6 +9,7 @@ use ots_testserver::{Config, Faults, RateLimitFault};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::operator::*;
+use support::world::World;
 
 async fn get(url: String) -> (u16, String) {
     let response = reqwest::get(url).await.expect("request");
@@ -18,45 +19,25 @@ async fn get(url: String) -> (u16, String) {
 
 #[tokio::test]
 async fn metrics_and_health_endpoints_report_a_happy_path_without_names_or_secrets() {
-    let (client, ns) = setup("metrics").await;
-    let server = ots_server(Config::default());
-    let operator = Operator::start(&ns, &server.url(), &[]);
-    let addr = operator.metrics_addr();
-    create_secret(
-        &client,
-        &ns,
-        "db-credentials",
-        &[("password", b"metric-secret-value")],
-    )
-    .await;
-    create_share(
-        &client,
-        &ns,
-        "share-with-a-distinct-name",
-        json!({"secretRef": {"name": "db-credentials", "key": "password"}}),
-    )
-    .await;
-    let shared = wait_for(&client, &ns, "share-with-a-distinct-name", "Shared", |o| {
-        phase(o) == "Shared"
+    let w = World::start("metrics").await;
+    let addr = w.operator.metrics_addr();
+    w.secret("db-credentials", &[("password", b"metric-secret-value")])
+        .await;
+    w.share_key("share-with-a-distinct-name", "db-credentials", "password")
+        .await;
+    let shared = w
+        .wait_for("share-with-a-distinct-name", "Shared", |o| {
+            phase(o) == "Shared"
+        })
+        .await;
+    w.reveal(&shared).await;
+    w.wait_for("share-with-a-distinct-name", "Received", |o| {
+        phase(o) == "Received"
     })
     .await;
-    open_link(&server, &shared).await;
-    wait_for(
-        &client,
-        &ns,
-        "share-with-a-distinct-name",
-        "Received",
-        |o| phase(o) == "Received",
-    )
-    .await;
-    create_share(
-        &client,
-        &ns,
-        "missing-one",
-        json!({"secretRef": {"name": "nope"}}),
-    )
-    .await;
-    wait_for(&client, &ns, "missing-one", "SecretNotFound", |o| {
+    w.share("missing-one", json!({"secretRef": {"name": "nope"}}))
+        .await;
+    w.wait_for("missing-one", "SecretNotFound", |o| {
         ready_reason_is(o, "SecretNotFound")
     })
     .await;
@@ -95,7 +76,7 @@ async fn metrics_and_health_endpoints_report_a_happy_path_without_names_or_secre
         "share-with-a-distinct-name",
         "db-credentials",
         "missing-one",
-        &ns,
+        &w.ns,
         "metric-secret-value",
     ] {
         assert!(!metrics.contains(forbidden), "metrics mention {forbidden}");
@@ -480,22 +461,18 @@ async fn link_checks_never_starve_new_shares() {
 
 #[tokio::test]
 async fn a_share_with_a_name_of_the_longest_valid_length_gets_its_events() {
-    let (client, ns) = setup("long-name").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
+    let w = World::start("long-name").await;
     let name = format!("{}.{}", "a".repeat(200), "b".repeat(52));
     assert_eq!(name.len(), 253);
     // First a Warning (its Secret is missing), then a Normal Event once the Secret is there.
-    create_share(
-        &client,
-        &ns,
+    w.share(
         &name,
         json!({"secretRef": {"name": "late", "key": "password"}}),
     )
     .await;
-    let warning = wait_event(&client, &ns, &name, "Warning", "SecretNotFound").await;
+    let warning = w.wait_event(&name, "Warning", "SecretNotFound").await;
     assert!(warning.contains("late"), "{warning}");
-    create_secret(&client, &ns, "late", &[("password", b"long-name")]).await;
-    wait_shared(&client, &ns, &name).await;
-    wait_event(&client, &ns, &name, "Normal", "Shared").await;
+    w.secret("late", &[("password", b"long-name")]).await;
+    w.shared(&name).await;
+    w.wait_event(&name, "Normal", "Shared").await;
 }

@@ -5,21 +5,11 @@ mod support;
 
 use std::process::Command;
 
-use support::cluster;
+use support::{cluster, tools};
 
+/// Runs `kubectl ARGS` as cluster admin; it must succeed. Returns its stdout.
 fn kubectl(args: &[&str]) -> String {
-    let mut command = cluster::tool_command("kubectl");
-    command.current_dir(cluster::repo_root()).args(args);
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    tools::run(tools::kubectl(args))
 }
 
 fn wait_for(args: &[&str]) {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use ots_testserver::{Account, Config, Plan, Profile, TestServer};
 use serde_json::json;
 use support::operator::*;
+use support::world::World;
 
 fn profile(profile: Profile) -> Config {
     Config {
@@ -161,25 +162,9 @@ async fn opened_then_deleted(p: Profile) {
     let (client, ns) = setup(&format!("opened-{p}")).await;
     let server = ots_server(profile(p));
     let _operator = Operator::start_with(&args(&ns, &server, "10m"), &[("RUST_LOG", "info")]);
-    create_secret(&client, &ns, "db", &[("password", b"opened")]).await;
-    create_share(
-        &client,
-        &ns,
-        "opened",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
-    )
-    .await;
-    let shared = wait_shared(&client, &ns, "opened").await;
+    let shared = shared_db(&client, &ns, "opened", b"opened", json!({})).await;
     assert_eq!(open_link(&server, &shared).await, "opened");
-    let deleted = Instant::now();
-    delete_share(&client, &ns, "opened").await;
-    wait_gone(&client, &ns, "opened").await;
-    assert!(
-        deleted.elapsed() < Duration::from_secs(20),
-        "{p}: released after {:?}",
-        deleted.elapsed()
-    );
-    no_burn_failed(&client, &ns, "opened").await;
+    delete_opened_and_expect_release(&client, &ns, "opened", &p.to_string()).await;
 }
 
 #[tokio::test]
@@ -241,38 +226,27 @@ async fn a_month_on_a_free_plan_is_ttl_not_allowed_with_at_most_three_share_call
 
 #[tokio::test]
 async fn with_anonymous_v2_off_an_anonymous_share_goes_through_v1() {
-    let (client, ns) = setup("guest-off").await;
-    let server = ots_server(Config {
-        guest_routes: false,
-        ..Config::default()
-    });
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("a", b"guest"), ("b", b"burn")]).await;
-    create_share(
-        &client,
-        &ns,
-        "guest",
-        json!({"secretRef": {"name": "db", "key": "a"}}),
+    let w = World::with(
+        "guest-off",
+        Config {
+            guest_routes: false,
+            ..Config::default()
+        },
+        &[],
     )
     .await;
-    let shared = wait_shared(&client, &ns, "guest").await;
-    assert_eq!(open_link(&server, &shared).await, "guest");
-    wait_for(&client, &ns, "guest", "phase Received", |o| {
-        phase(o) == "Received"
-    })
-    .await;
-    create_share(
-        &client,
-        &ns,
-        "burnt",
-        json!({"secretRef": {"name": "db", "key": "b"}}),
-    )
-    .await;
-    wait_shared(&client, &ns, "burnt").await;
-    delete_share(&client, &ns, "burnt").await;
-    wait_gone(&client, &ns, "burnt").await;
-    assert_eq!(server.stats().live_secrets, 0, "burned through v1");
-    let refused_v2 = server
+    w.secret("db", &[("a", b"guest"), ("b", b"burn")]).await;
+    w.share_key("guest", "db", "a").await;
+    let shared = w.shared("guest").await;
+    assert_eq!(w.reveal(&shared).await, "guest");
+    w.wait_phase("guest", "Received").await;
+    w.share_key("burnt", "db", "b").await;
+    w.shared("burnt").await;
+    w.delete_share("burnt").await;
+    w.wait_gone("burnt").await;
+    assert_eq!(w.server.stats().live_secrets, 0, "burned through v1");
+    let refused_v2 = w
+        .server
         .requests()
         .iter()
         .filter(|r| r.operation == "share" && r.status == 403)
@@ -332,35 +306,27 @@ async fn bad_credentials_fail_every_share_without_a_share_call_and_warn_once() {
 
 #[tokio::test]
 async fn a_server_with_a_larger_size_limit_takes_larger_values_with_ots_max_secret_bytes() {
-    let (client, ns) = setup("max-secret-bytes").await;
-    let server = ots_server(Config {
-        max_secret_bytes: 50_000,
-        ..Config::default()
-    });
-    let _operator = Operator::start(&ns, &server.url(), &["--ots-max-secret-bytes", "50000"]);
+    let w = World::with(
+        "max-secret-bytes",
+        Config {
+            max_secret_bytes: 50_000,
+            ..Config::default()
+        },
+        &["--ots-max-secret-bytes", "50000"],
+    )
+    .await;
     let big = vec![b'x'; 20_000];
     let huge = vec![b'y'; 60_000];
-    create_secret(&client, &ns, "db", &[("big", &big), ("huge", &huge)]).await;
-    create_share(
-        &client,
-        &ns,
-        "big",
-        json!({"secretRef": {"name": "db", "key": "big"}}),
-    )
-    .await;
-    let shared = wait_shared(&client, &ns, "big").await;
-    assert_eq!(open_link(&server, &shared).await.len(), 20_000);
-    create_share(
-        &client,
-        &ns,
-        "huge",
-        json!({"secretRef": {"name": "db", "key": "huge"}}),
-    )
-    .await;
-    let refused = wait_for(&client, &ns, "huge", "SecretTooLarge", |o| {
-        ready_reason_is(o, "SecretTooLarge")
-    })
-    .await;
+    w.secret("db", &[("big", &big), ("huge", &huge)]).await;
+    w.share_key("big", "db", "big").await;
+    let shared = w.shared("big").await;
+    assert_eq!(w.reveal(&shared).await.len(), 20_000);
+    w.share_key("huge", "db", "huge").await;
+    let refused = w
+        .wait_for("huge", "SecretTooLarge", |o| {
+            ready_reason_is(o, "SecretTooLarge")
+        })
+        .await;
     assert!(
         ready(&refused).unwrap().2.contains("50000"),
         "{:?}",

@@ -3,24 +3,16 @@
 
 mod support;
 
-use ots_testserver::Config;
 use serde_json::json;
 use support::operator::*;
+use support::world::World;
 
 #[tokio::test]
 async fn a_reshare_blocked_by_an_invalid_new_value_says_so_and_keeps_the_old_link() {
-    let (client, ns) = setup("reshare-blocked").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"first")]).await;
-    create_share(
-        &client,
-        &ns,
-        "follow",
-        json!({"secretRef": {"name": "db", "key": "password"}, "onSecretChange": "Reshare"}),
-    )
-    .await;
-    let shared = wait_shared(&client, &ns, "follow").await;
+    let w = World::start("reshare-blocked").await;
+    let shared = w
+        .shared_db("follow", b"first", json!({"onSecretChange": "Reshare"}))
+        .await;
     let key = shared
         .status
         .as_ref()
@@ -29,15 +21,13 @@ async fn a_reshare_blocked_by_an_invalid_new_value_says_so_and_keeps_the_old_lin
         .clone()
         .unwrap();
 
-    update_secret(&client, &ns, "db", &[("password", &[b'x'; 10_001])]).await;
-    let blocked = wait_for(
-        &client,
-        &ns,
-        "follow",
-        "a condition about the blocked reshare",
-        |o| ready_reason_is(o, "SecretTooLarge"),
-    )
-    .await;
+    w.update_secret("db", &[("password", &[b'x'; 10_001])])
+        .await;
+    let blocked = w
+        .wait_for("follow", "a condition about the blocked reshare", |o| {
+            ready_reason_is(o, "SecretTooLarge")
+        })
+        .await;
     let (ready_status, _, message) = ready(&blocked).unwrap();
     assert_eq!(
         ready_status, "True",
@@ -50,36 +40,28 @@ async fn a_reshare_blocked_by_an_invalid_new_value_says_so_and_keeps_the_old_lin
         Some(key.as_str())
     );
     assert!(
-        server.live_receipts().iter().any(|r| r.metadata_key == key),
+        w.server
+            .live_receipts()
+            .iter()
+            .any(|r| r.metadata_key == key),
         "nothing was burned for a value that cannot be shared"
     );
-    assert_eq!(calls(&server, "burn"), 0);
+    assert_eq!(w.calls("burn"), 0);
 }
 
 #[tokio::test]
 async fn a_reshare_after_the_link_was_opened_claims_no_burn() {
-    let (client, ns) = setup("reshare-received").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"first")]).await;
-    create_share(
-        &client,
-        &ns,
-        "follow",
-        json!({"secretRef": {"name": "db", "key": "password"}, "onSecretChange": "Reshare"}),
-    )
-    .await;
-    let shared = wait_shared(&client, &ns, "follow").await;
-    assert_eq!(open_link(&server, &shared).await, "first");
-    wait_for(&client, &ns, "follow", "phase Received", |o| {
-        phase(o) == "Received"
-    })
-    .await;
-    update_secret(&client, &ns, "db", &[("password", b"second")]).await;
-    let note = wait_event(&client, &ns, "follow", "Normal", "Reshared").await;
+    let w = World::start("reshare-received").await;
+    let shared = w
+        .shared_db("follow", b"first", json!({"onSecretChange": "Reshare"}))
+        .await;
+    assert_eq!(w.reveal(&shared).await, "first");
+    w.wait_phase("follow", "Received").await;
+    w.update_secret("db", &[("password", b"second")]).await;
+    let note = w.wait_event("follow", "Normal", "Reshared").await;
     assert!(!note.contains("burned"), "{note}");
     assert!(note.contains("opened"), "{note}");
-    assert_eq!(calls(&server, "burn"), 0);
-    let reshared = wait_shared(&client, &ns, "follow").await;
-    assert_eq!(open_link(&server, &reshared).await, "second");
+    assert_eq!(w.calls("burn"), 0);
+    let reshared = w.shared("follow").await;
+    assert_eq!(w.reveal(&reshared).await, "second");
 }

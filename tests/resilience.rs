@@ -14,6 +14,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use support::cluster::{repo_root, tool_command};
 use support::operator::*;
+use support::world::World;
 
 /// The tests here change the CRD; one at a time.
 static CRD_CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -82,28 +83,24 @@ async fn wait_readyz(operator: &Operator, status: u16, within: Duration) -> (Dur
 #[tokio::test]
 async fn readyz_fails_while_the_crd_is_missing_and_recovers_when_it_is_applied_again() {
     let _turn = CRD_CHANGES.lock().await;
-    let (client, ns) = setup("crd-lifecycle").await;
-    let server = ots_server(Config::default());
-    let operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"crd-lifecycle")]).await;
-    create_share(
-        &client,
-        &ns,
-        "before",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
-    )
-    .await;
-    wait_shared(&client, &ns, "before").await;
-    wait_readyz(&operator, 200, WAIT).await;
+    let w = World::start("crd-lifecycle").await;
+    w.secret("db", &[("password", b"crd-lifecycle")]).await;
+    w.share_key("before", "db", "password").await;
+    w.shared("before").await;
+    wait_readyz(&w.operator, 200, WAIT).await;
 
     // Deleting the CRD deletes every OneTimeShare first; the running operator sees each one go
     // (its finalizer) and burns its link, and only then is the CRD gone.
     let deleted = Instant::now();
     kubectl(&["delete", "crd", CRD, "--wait=false"]);
-    let (took, body) = wait_readyz(&operator, 503, Duration::from_secs(30)).await;
+    let (took, body) = wait_readyz(&w.operator, 503, Duration::from_secs(30)).await;
     assert!(body.contains("CRD"), "/readyz says why: {body}");
-    assert_eq!(server.stats().live_secrets, 0, "the link was burned first");
-    assert_eq!(calls(&server, "burn"), 1);
+    assert_eq!(
+        w.server.stats().live_secrets,
+        0,
+        "the link was burned first"
+    );
+    assert_eq!(w.calls("burn"), 1);
     eprintln!(
         "/readyz failed {took:?} after the CRD deletion was requested (the CRD was gone after its \
          OneTimeShare's finalizer let go)"
@@ -115,25 +112,19 @@ async fn readyz_fails_while_the_crd_is_missing_and_recovers_when_it_is_applied_a
     assert!(!crd_gone.status.success(), "the CRD is gone");
     // Stays unready while the CRD is missing, retrying quietly.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(readyz(&operator).await.0, 503);
+    assert_eq!(readyz(&w.operator).await.0, 503);
 
     apply_crd();
-    let (took, _) = wait_readyz(&operator, 200, WAIT).await;
+    let (took, _) = wait_readyz(&w.operator, 200, WAIT).await;
     eprintln!(
         "/readyz recovered {took:?} after the CRD was established again ({:?} since the deletion)",
         deleted.elapsed()
     );
     // It reconciles again, without a restart.
-    create_share(
-        &client,
-        &ns,
-        "after",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
-    )
-    .await;
-    wait_shared(&client, &ns, "after").await;
+    w.share_key("after", "db", "password").await;
+    w.shared("after").await;
 
-    let logs = operator.logs();
+    let logs = w.operator.logs();
     let warnings: Vec<_> = logs
         .lines()
         .filter(|l| l.contains("WARN") && l.contains("CRD is not installed"))

@@ -5,20 +5,12 @@
 mod support;
 
 use kube::api::{Patch, PatchParams};
-use ots_testserver::{Account, Config, TestServer};
+use ots_testserver::{Account, Config};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use support::operator::*;
-
-/// Metadata keys of the secrets still live on the server.
-fn live_keys(server: &TestServer) -> BTreeSet<String> {
-    server
-        .live_receipts()
-        .into_iter()
-        .map(|r| r.metadata_key)
-        .collect()
-}
+use support::world::World;
 
 fn metadata_key(obj: &ots_operator::resource::OneTimeShare) -> String {
     obj.status
@@ -87,77 +79,66 @@ async fn a_forged_metadata_key_never_burns_another_namespaces_secret() {
 
 #[tokio::test]
 async fn wiping_the_status_never_makes_a_second_live_link() {
-    let (client, ns) = setup("wipe").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"only-once")]).await;
-    share_of(&client, &ns, "once", "db").await;
-    let first = wait_shared(&client, &ns, "once").await;
+    let w = World::start("wipe").await;
+    w.secret("db", &[("password", b"only-once")]).await;
+    share_of(&w.client, &w.ns, "once", "db").await;
+    let first = w.shared("once").await;
     let key = metadata_key(&first);
     let link = first.status.as_ref().unwrap().link.clone();
 
     for _ in 0..3 {
         patch_status(
-            &client,
-            &ns,
+            &w.client,
+            &w.ns,
             "once",
             json!({"metadataKey": null, "link": null, "serverUrl": null, "phase": "Pending"}),
         )
         .await;
-        let back = wait_for(&client, &ns, "once", "status restored", |o| {
-            o.status.as_ref().and_then(|s| s.metadata_key.as_deref()) == Some(key.as_str())
-        })
-        .await;
+        let back = w
+            .wait_for("once", "status restored", |o| {
+                o.status.as_ref().and_then(|s| s.metadata_key.as_deref()) == Some(key.as_str())
+            })
+            .await;
         assert_eq!(back.status.as_ref().unwrap().link, link);
     }
-    assert_eq!(
-        calls(&server, "share"),
-        1,
-        "one share call, whatever status says"
-    );
-    assert_eq!(live_keys(&server), BTreeSet::from([key]));
-    assert_eq!(open_link(&server, &first).await, "only-once");
+    assert_eq!(w.calls("share"), 1, "one share call, whatever status says");
+    assert_eq!(live_keys(&w.server), BTreeSet::from([key]));
+    assert_eq!(w.reveal(&first).await, "only-once");
 }
 
 #[tokio::test]
 async fn a_status_naming_an_unrecorded_link_is_refused_as_tampered() {
-    let (client, ns) = setup("unrecorded").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    // A link the operator did not make (made directly on the server).
-    let foreign = ots_client(&server)
+    let w = World::start("unrecorded").await;
+    // A link the operator did not make (made directly on the w.server).
+    let foreign = ots_client(&w.server)
         .share(&ots_operator::ots::ShareRequest::new("someone-else"))
         .await
         .expect("share directly");
     // A share that cannot share yet: its Secret does not exist.
-    share_of(&client, &ns, "claims", "absent").await;
-    wait_for(&client, &ns, "claims", "SecretNotFound", |o| {
+    share_of(&w.client, &w.ns, "claims", "absent").await;
+    w.wait_for("claims", "SecretNotFound", |o| {
         ready_reason_is(o, "SecretNotFound")
     })
     .await;
     patch_status(
-        &client,
-        &ns,
+        &w.client,
+        &w.ns,
         "claims",
-        json!({"metadataKey": foreign.metadata_key, "phase": "Shared", "serverUrl": server.url()}),
+        json!({"metadataKey": foreign.metadata_key, "phase": "Shared", "serverUrl": w.server.url()}),
     )
     .await;
-    wait_for(&client, &ns, "claims", "StatusTampered", |o| {
+    w.wait_for("claims", "StatusTampered", |o| {
         ready_reason_is(o, "StatusTampered")
     })
     .await;
-    delete_share(&client, &ns, "claims").await;
-    wait_gone(&client, &ns, "claims").await;
+    w.delete_share("claims").await;
+    w.wait_gone("claims").await;
     assert!(
-        live_keys(&server).contains(&foreign.metadata_key),
+        live_keys(&w.server).contains(&foreign.metadata_key),
         "a link the operator never recorded is never burned"
     );
-    assert_eq!(calls(&server, "burn"), 0);
-    assert_eq!(
-        calls(&server, "share"),
-        1,
-        "only the test's own direct share"
-    );
+    assert_eq!(w.calls("burn"), 0);
+    assert_eq!(w.calls("share"), 1, "only the test's own direct share");
 }
 
 #[tokio::test]
@@ -272,14 +253,17 @@ async fn without_the_admission_guard_status_does_not_describe_the_secret() {
 
 #[tokio::test]
 async fn live_links_per_secret_are_bounded() {
-    let (client, ns) = setup("bounded").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &["--max-live-shares-per-secret", "2"]);
-    create_secret(&client, &ns, "db", &[("password", b"popular")]).await;
+    let w = World::with(
+        "bounded",
+        Config::default(),
+        &["--max-live-shares-per-secret", "2"],
+    )
+    .await;
+    w.secret("db", &[("password", b"popular")]).await;
     for i in 0..5 {
-        share_of(&client, &ns, &format!("copy-{i}"), "db").await;
+        share_of(&w.client, &w.ns, &format!("copy-{i}"), "db").await;
     }
-    let api = shares(&client, &ns);
+    let api = w.shares();
     let deadline = std::time::Instant::now() + WAIT;
     let (shared, waiting) = loop {
         let list = api.list(&Default::default()).await.unwrap().items;
@@ -303,6 +287,6 @@ async fn live_links_per_secret_are_bounded() {
     };
     assert_eq!(shared.len(), 2, "{shared:?}");
     assert_eq!(waiting, 3);
-    assert_eq!(server.live_receipts().len(), 2);
-    assert_eq!(calls(&server, "share"), 2);
+    assert_eq!(w.server.live_receipts().len(), 2);
+    assert_eq!(w.calls("share"), 2);
 }

@@ -48,11 +48,23 @@ struct Key {
     ),
 }
 
+/// What is remembered of a published Event to count its repeats: not the Event itself (an Event
+/// object is over a kilobyte, and every share publishes one).
+#[derive(Clone, Debug)]
+struct Published {
+    /// The Event's name.
+    name: String,
+    /// Times it happened: its `series.count`, 1 while it has no series.
+    count: i32,
+    /// When it last happened (its `series.lastObservedTime`, else its `eventTime`).
+    last_seen: Timestamp,
+}
+
 /// Publishes Events; cheap to share, remembers recent Events to count repeats.
 pub struct Recorder {
     client: Client,
     reporter: Reporter,
-    recent: Mutex<HashMap<Key, K8sEvent>>,
+    recent: Mutex<HashMap<Key, Published>>,
     /// Undecodable objects already reported, by uid, with the resource version reported.
     reported_invalid: Mutex<HashMap<String, String>>,
 }
@@ -90,44 +102,65 @@ impl Recorder {
         };
         let repeat = {
             let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-            recent.retain(|_, e| last_seen(e).is_some_and(|t| t + SERIES_WINDOW > now));
+            recent.retain(|_, e| e.last_seen + SERIES_WINDOW > now);
             recent.get(&key).cloned()
         };
         let namespace = reference.namespace.as_deref().unwrap_or("default");
         let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
         let published = match repeat {
-            Some(mut earlier) => {
-                let count = earlier.series.as_ref().map_or(2, |s| s.count + 1);
-                earlier.series = Some(EventSeries {
-                    count,
-                    last_observed_time: MicroTime(now),
+            Some(earlier) => {
+                let count = earlier.count + 1;
+                // Only the series changes; a merge patch leaves the rest of the Event as it is.
+                let series = serde_json::json!({
+                    "series": EventSeries {
+                        count,
+                        last_observed_time: MicroTime(now),
+                    }
                 });
-                let name = earlier.name_any();
                 match events
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&earlier))
+                    .patch(
+                        &earlier.name,
+                        &PatchParams::default(),
+                        &Patch::Merge(&series),
+                    )
                     .await
                 {
-                    Ok(_) => earlier,
+                    Ok(_) => Published {
+                        name: earlier.name,
+                        count,
+                        last_seen: now,
+                    },
                     // The API server dropped it (Events live an hour): publish it afresh.
                     Err(kube::Error::Api(status)) if status.is_not_found() => {
-                        let fresh = self.new_event(event, reference, now);
-                        events.create(&PostParams::default(), &fresh).await?;
-                        fresh
+                        self.create(&events, event, reference, now).await?
                     }
                     Err(e) => return Err(e),
                 }
             }
-            None => {
-                let fresh = self.new_event(event, reference, now);
-                events.create(&PostParams::default(), &fresh).await?;
-                fresh
-            }
+            None => self.create(&events, event, reference, now).await?,
         };
         self.recent
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(key, published);
         Ok(())
+    }
+
+    /// Creates a new Event (not a repeat) and tells what to remember of it.
+    async fn create(
+        &self,
+        events: &Api<K8sEvent>,
+        event: &Event,
+        reference: &ObjectReference,
+        now: Timestamp,
+    ) -> Result<Published, kube::Error> {
+        let fresh = self.new_event(event, reference, now);
+        events.create(&PostParams::default(), &fresh).await?;
+        Ok(Published {
+            name: fresh.metadata.name.unwrap_or_default(),
+            count: 1,
+            last_seen: now,
+        })
     }
 
     fn new_event(&self, event: &Event, reference: &ObjectReference, now: Timestamp) -> K8sEvent {
@@ -175,14 +208,6 @@ impl Recorder {
         reported.insert(uid.to_owned(), resource_version.to_owned())
             != Some(resource_version.to_owned())
     }
-}
-
-fn last_seen(event: &K8sEvent) -> Option<Timestamp> {
-    event
-        .series
-        .as_ref()
-        .map(|s| s.last_observed_time.0)
-        .or_else(|| event.event_time.as_ref().map(|t| t.0))
 }
 
 /// The name of an Event about object `name`: `<name>.<nanos hex>` as Kubernetes' own recorders do,

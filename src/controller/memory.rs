@@ -126,6 +126,19 @@ impl Memory {
         }
     }
 
+    /// Forgets our last write of `uid`'s status once the watch cache shows it (as [`effective`]
+    /// would on the next reconcile): until then every share would keep a second copy of its
+    /// status here.
+    ///
+    /// [`effective`]: Memory::effective
+    pub fn cache_shows(&self, uid: &str, cached: &OneTimeShareStatus) {
+        self.update(uid, |e| {
+            if e.written.as_deref() == Some(cached) {
+                e.written = None;
+            }
+        });
+    }
+
     /// Changes the entry of `uid` if there is one (most resources never need one).
     fn update(&self, uid: &str, f: impl FnOnce(&mut Entry)) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -314,20 +327,36 @@ mod tests {
         assert!(wait >= Duration::from_secs(8), "{wait:?}");
     }
 
-    #[test]
-    fn our_own_write_wins_over_a_stale_cache_until_the_cache_catches_up() {
-        let m = Memory::default();
-        let shared = OneTimeShareStatus {
+    fn shared_status() -> OneTimeShareStatus {
+        OneTimeShareStatus {
             phase: Phase::Shared,
             metadata_key: Some("mk".into()),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn our_own_write_wins_over_a_stale_cache_until_the_cache_catches_up() {
+        let m = Memory::default();
+        let shared = shared_status();
         m.wrote("u", &shared);
         let stale = OneTimeShareStatus::default();
         assert_eq!(m.effective("u", Some(&stale)), Some(shared.clone()));
         assert_eq!(m.effective("u", None), Some(shared.clone()));
         assert_eq!(m.effective("u", Some(&shared)), Some(shared.clone()));
         // Caught up: the cache is the truth again.
+        assert_eq!(m.effective("u", Some(&stale)), Some(stale));
+    }
+
+    #[test]
+    fn our_own_write_is_forgotten_once_the_cache_shows_it_and_not_before() {
+        let m = Memory::default();
+        let shared = shared_status();
+        let stale = OneTimeShareStatus::default();
+        m.wrote("u", &shared);
+        m.cache_shows("u", &stale);
+        assert_eq!(m.effective("u", Some(&stale)), Some(shared.clone()));
+        m.cache_shows("u", &shared);
         assert_eq!(m.effective("u", Some(&stale)), Some(stale));
     }
 

@@ -676,6 +676,9 @@ async fn housekeeping(
                         expiring += 1;
                     }
                     if let Some(uid) = share.uid() {
+                        if let Some(status) = &share.status {
+                            ctx.memory.cache_shows(&uid, status);
+                        }
                         phases.insert(uid, phase);
                     }
                 }

@@ -5,3 +5,4 @@ pub mod cluster;
 pub mod operator;
 pub mod tls;
 pub mod tools;
+pub mod world;

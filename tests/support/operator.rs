@@ -428,6 +428,77 @@ pub async fn open_link(server: &TestServer, obj: &OneTimeShare) -> String {
         .expect("the link reveals a value")
 }
 
+/// The usual opening: Secret `db` holding `value` under key `password`, a OneTimeShare `name` of
+/// that key with the spec fields of `extra` (an object) besides, and the share once Shared.
+pub async fn shared_db(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    value: &[u8],
+    extra: serde_json::Value,
+) -> OneTimeShare {
+    create_secret(client, namespace, "db", &[("password", value)]).await;
+    let mut spec = serde_json::json!({"secretRef": {"name": "db", "key": "password"}});
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    create_share(client, namespace, name, spec).await;
+    wait_shared(client, namespace, name).await
+}
+
+/// Deletes a OneTimeShare whose link was already opened and checks that it is released within
+/// 20 s with no BurnFailed Event (there was nothing left to burn). `what` names the case.
+pub async fn delete_opened_and_expect_release(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+) {
+    let deleted = Instant::now();
+    delete_share(client, namespace, name).await;
+    wait_gone(client, namespace, name).await;
+    assert!(
+        deleted.elapsed() < Duration::from_secs(20),
+        "{what}: released after {:?}",
+        deleted.elapsed()
+    );
+    let all = events(client, namespace, name).await;
+    assert!(
+        !all.iter().any(|(_, reason, _)| reason == "BurnFailed"),
+        "{what}: no BurnFailed for a link that was opened: {namespace}/{name}: {all:?}"
+    );
+}
+
+/// Arguments for an operator on a dedicated account (`user`, `token`) whose orphan sweep runs
+/// every `interval` for secrets older than `grace`.
+pub fn sweeping_account<'a>(
+    user: &'a str,
+    token: &'a str,
+    interval: &'a str,
+    grace: &'a str,
+) -> [&'a str; 9] {
+    [
+        "--ots-username",
+        user,
+        "--ots-api-token",
+        token,
+        "--sweep-orphans",
+        "--sweep-interval",
+        interval,
+        "--sweep-grace",
+        grace,
+    ]
+}
+
+/// Metadata keys of the secrets still live on the test server.
+pub fn live_keys(server: &TestServer) -> std::collections::BTreeSet<String> {
+    server
+        .live_receipts()
+        .into_iter()
+        .map(|r| r.metadata_key)
+        .collect()
+}
+
 /// How many requests of one operation the test server answered.
 pub fn calls(server: &TestServer, operation: &str) -> u64 {
     server
