@@ -357,13 +357,12 @@ async fn bad_flags_are_refused_before_anything_is_created() {
 
 #[tokio::test]
 async fn generate_wait_prints_a_link_that_reveals_the_value_the_new_secret_holds() {
-    let (client, ns) = setup("plugin-generate").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
+    let w = World::start("plugin-generate").await;
+    let (client, ns, server) = (&w.client, &w.ns, &w.server);
 
     let out = kubectl_ots(&[
         "-n",
-        &ns,
+        ns,
         "generate",
         "app-token",
         "--length",
@@ -383,22 +382,19 @@ async fn generate_wait_prints_a_link_that_reveals_the_value_the_new_secret_holds
     assert!(link.starts_with(&server.url()), "{link}");
 
     let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
-        kube::Api::namespaced(client.clone(), &ns);
+        kube::Api::namespaced(client.clone(), ns);
     let secret = secrets.get("app-token").await.expect("the Secret exists");
     let value = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
     assert_eq!(value.len(), 24);
     assert!(!printed.contains(&value) && !stderr(&out).contains(&value));
-    let share = shares(&client, &ns)
-        .get("app-token-share")
-        .await
-        .expect("get");
+    let share = w.shares().get("app-token-share").await.expect("get");
     assert_eq!(share.spec.generate.map(|g| g.length), Some(24));
-    assert_eq!(reveal(&server, link, None).await.expect("reveal"), value);
+    assert_eq!(reveal(server, link, None).await.expect("reveal"), value);
 
     // A Secret the operator made may be named again: its value is shared as it is.
     let again = kubectl_ots(&[
         "-n",
-        &ns,
+        ns,
         "generate",
         "app-token",
         "--key",
@@ -409,7 +405,7 @@ async fn generate_wait_prints_a_link_that_reveals_the_value_the_new_secret_holds
     assert_ok(&again);
     assert!(stderr(&again).contains("was made by the ots-operator"));
     assert_eq!(
-        reveal(&server, stdout(&again).trim(), None)
+        reveal(server, stdout(&again).trim(), None)
             .await
             .expect("reveal"),
         value
