@@ -257,6 +257,21 @@ pub async fn delete_secret(client: &Client, namespace: &str, name: &str) {
 }
 
 /// Creates a OneTimeShare from a JSON spec.
+/// Creates Secret `db` (`password` = `value`) and then OneTimeShare `month`, which shares it for
+/// 30 days: the instant between the two.
+pub async fn share_db_password_for_30d(client: &Client, namespace: &str) -> std::time::Instant {
+    create_secret(client, namespace, "db", &[("password", b"value")]).await;
+    let created = std::time::Instant::now();
+    create_share(
+        client,
+        namespace,
+        "month",
+        serde_json::json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "30d"}),
+    )
+    .await;
+    created
+}
+
 pub async fn create_share(client: &Client, namespace: &str, name: &str, spec: serde_json::Value) {
     let share: OneTimeShare = serde_json::from_value(serde_json::json!({
         "apiVersion": "ots.dev/v1alpha1",
