@@ -12,13 +12,7 @@ use ots_testserver::Config;
 use serde_json::json;
 use std::time::Duration;
 use support::operator::*;
-
-fn metadata_key(obj: &OneTimeShare) -> String {
-    obj.status
-        .as_ref()
-        .and_then(|s| s.metadata_key.clone())
-        .expect("a metadata key")
-}
+use support::world::World;
 
 fn renewed_events(all: &[(String, String, String)]) -> usize {
     all.iter()
@@ -28,23 +22,16 @@ fn renewed_events(all: &[(String, String, String)]) -> usize {
 
 #[tokio::test]
 async fn an_expired_unread_link_is_reshared_up_to_max_shares_then_stays_expired() {
-    let (client, ns) = setup("on-expiry").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"standing")]).await;
-    create_share(
-        &client,
-        &ns,
-        "handoff",
-        json!({
-            "secretRef": {"name": "db", "key": "password"},
-            "ttl": "60s",
-            "onExpiry": "Reshare",
-            "maxShares": 3,
-        }),
-    )
-    .await;
-    let mut seen = vec![metadata_key(&wait_shared(&client, &ns, "handoff").await)];
+    let w = World::start("on-expiry").await;
+    let (client, ns, server) = (&w.client, &w.ns, &w.server);
+    let first = w
+        .shared_db(
+            "handoff",
+            b"standing",
+            json!({"ttl": "60s", "onExpiry": "Reshare", "maxShares": 3}),
+        )
+        .await;
+    let mut seen = vec![metadata_key(&first)];
     for made in 2..=3 {
         server.advance_clock(Duration::from_secs(120));
         let renewed = wait_for(&client, &ns, "handoff", "a new live link", |o| {
@@ -85,22 +72,15 @@ async fn an_expired_unread_link_is_reshared_up_to_max_shares_then_stays_expired(
 
 #[tokio::test]
 async fn a_renewed_link_reveals_the_value_and_a_received_link_is_never_reshared() {
-    let (client, ns) = setup("on-expiry-received").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"opened")]).await;
-    create_share(
-        &client,
-        &ns,
-        "handoff",
-        json!({
-            "secretRef": {"name": "db", "key": "password"},
-            "ttl": "60s",
-            "onExpiry": "Reshare",
-        }),
-    )
-    .await;
-    let first = wait_shared(&client, &ns, "handoff").await;
+    let w = World::start("on-expiry-received").await;
+    let (client, ns, server) = (&w.client, &w.ns, &w.server);
+    let first = w
+        .shared_db(
+            "handoff",
+            b"opened",
+            json!({"ttl": "60s", "onExpiry": "Reshare"}),
+        )
+        .await;
     server.advance_clock(Duration::from_secs(120));
     let renewed = wait_for(&client, &ns, "handoff", "a renewed link", |o| {
         phase(o) == "Shared" && metadata_key(o) != metadata_key(&first)
@@ -151,18 +131,6 @@ async fn max_shares_applies_only_with_on_expiry_reshare_and_is_bounded() {
             .expect_err("refused");
         assert!(error.to_string().contains(expected), "{spec}: {error}");
     }
-}
-
-/// Sets the reshare annotation as a user (or `kubectl ots reissue`) would.
-async fn annotate(client: &kube::Client, ns: &str, name: &str, token: &str) {
-    shares(client, ns)
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {RESHARE_ANNOTATION: token}}})),
-        )
-        .await
-        .expect("annotate");
 }
 
 /// Writes `status.reshareToken` as a tenant allowed to patch `onetimeshares/status` could.

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use ots_operator::ots::{ClientConfig, ExposeSecret, OtsClient, OtsError, SecretString};
-use ots_operator::resource::OneTimeShare;
+use ots_operator::resource::{OneTimeShare, RESHARE_ANNOTATION};
 use ots_testserver::{Config, TestServer};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -270,6 +270,29 @@ pub async fn share_db_password_for_30d(client: &Client, namespace: &str) -> std:
     )
     .await;
     created
+}
+
+/// Sets the `ots.dev/reshare` annotation of a OneTimeShare to `token`, as a user (or
+/// `kubectl ots reissue`) would.
+pub async fn annotate(client: &Client, namespace: &str, name: &str, token: &str) {
+    shares(client, namespace)
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({
+                "metadata": {"annotations": {RESHARE_ANNOTATION: token}}
+            })),
+        )
+        .await
+        .expect("annotate the OneTimeShare");
+}
+
+/// The metadata key of a OneTimeShare's current link; fails the test when it has none.
+pub fn metadata_key(obj: &OneTimeShare) -> String {
+    obj.status
+        .as_ref()
+        .and_then(|s| s.metadata_key.clone())
+        .expect("a metadata key")
 }
 
 pub async fn create_share(client: &Client, namespace: &str, name: &str, spec: serde_json::Value) {
