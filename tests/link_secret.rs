@@ -67,6 +67,26 @@ async fn share_with_link_secret(client: &kube::Client, ns: &str, extra: serde_js
 }
 
 /// Asserts that a status holds no link, metadata key or metadata link, and names the Secret.
+/// Once the link Secret can be written: it gets the link the share recorded (the server saw
+/// one share call only; `why` says so in the failure), `handoff` turns Ready=True, and the link
+/// reveals `value`.
+async fn expect_recorded_link_written(
+    client: &kube::Client,
+    ns: &str,
+    server: &TestServer,
+    why: &str,
+    value: &str,
+) {
+    let written = wait_link_secret(client, ns, None).await;
+    let link = text(&written, "link").expect("a link");
+    wait_for(client, ns, "handoff", "Ready=True", |o| {
+        ready(o).is_some_and(|(status, reason, _)| status == "True" && reason == "Shared")
+    })
+    .await;
+    assert_eq!(calls(server, "share"), 1, "{why}");
+    assert_eq!(reveal(server, &link, None).await.expect("reveal"), value);
+}
+
 fn assert_no_link_in_status(obj: &OneTimeShare) {
     let status = obj.status.as_ref().expect("a status");
     assert_eq!(status.link, None);
@@ -292,21 +312,14 @@ async fn a_secret_in_the_way_is_never_written_into_and_the_link_is_written_once_
         .delete(LINK_SECRET, &DeleteParams::default())
         .await
         .expect("delete the Secret in the way");
-    let written = wait_link_secret(&client, &ns, None).await;
-    let link = text(&written, "link").expect("a link");
-    wait_for(&client, &ns, "handoff", "Ready=True", |o| {
-        ready(o).is_some_and(|(status, reason, _)| status == "True" && reason == "Shared")
-    })
+    expect_recorded_link_written(
+        &client,
+        &ns,
+        &server,
+        "the recorded link, not a new one",
+        "patience",
+    )
     .await;
-    assert_eq!(
-        calls(&server, "share"),
-        1,
-        "the recorded link, not a new one"
-    );
-    assert_eq!(
-        reveal(&server, &link, None).await.expect("reveal"),
-        "patience"
-    );
 }
 
 #[tokio::test]
@@ -457,21 +470,14 @@ async fn a_refused_link_secret_write_loses_no_link_and_is_retried_without_a_seco
     assert_eq!(calls(&server, "share"), 1);
 
     refuse_link_secret_writes(&ns, true);
-    let written = wait_link_secret(&client, &ns, None).await;
-    let link = text(&written, "link").expect("a link");
-    wait_for(&client, &ns, "handoff", "Ready=True", |o| {
-        ready(o).is_some_and(|(status, reason, _)| status == "True" && reason == "Shared")
-    })
+    expect_recorded_link_written(
+        &client,
+        &ns,
+        &server,
+        "the recorded link, never a second share",
+        "refused",
+    )
     .await;
-    assert_eq!(
-        calls(&server, "share"),
-        1,
-        "the recorded link, never a second share"
-    );
-    assert_eq!(
-        reveal(&server, &link, None).await.expect("reveal"),
-        "refused"
-    );
 }
 
 #[tokio::test]
