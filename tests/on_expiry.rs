@@ -34,7 +34,7 @@ async fn an_expired_unread_link_is_reshared_up_to_max_shares_then_stays_expired(
     let mut seen = vec![metadata_key(&first)];
     for made in 2..=3 {
         server.advance_clock(Duration::from_secs(120));
-        let renewed = wait_for(&client, &ns, "handoff", "a new live link", |o| {
+        let renewed = wait_for(client, ns, "handoff", "a new live link", |o| {
             phase(o) == "Shared"
                 && o.status
                     .as_ref()
@@ -43,16 +43,16 @@ async fn an_expired_unread_link_is_reshared_up_to_max_shares_then_stays_expired(
         })
         .await;
         seen.push(metadata_key(&renewed));
-        assert_eq!(calls(&server, "share"), made);
-        let note = wait_event(&client, &ns, "handoff", "Normal", "Renewed").await;
+        assert_eq!(calls(server, "share"), made);
+        let note = wait_event(client, ns, "handoff", "Normal", "Renewed").await;
         assert!(note.contains("expired unread"), "{note}");
     }
     // The third link may be opened: it holds the value.
-    let third = shares(&client, &ns).get("handoff").await.expect("get");
+    let third = shares(client, ns).get("handoff").await.expect("get");
     assert_eq!(metadata_key(&third), seen[2]);
 
     server.advance_clock(Duration::from_secs(120));
-    let expired = wait_for(&client, &ns, "handoff", "Expired at the bound", |o| {
+    let expired = wait_for(client, ns, "handoff", "Expired at the bound", |o| {
         phase(o) == "Expired" && ready(o).is_some_and(|(_, _, m)| m.contains("maxShares (3)"))
     })
     .await;
@@ -62,12 +62,12 @@ async fn an_expired_unread_link_is_reshared_up_to_max_shares_then_stays_expired(
         ("False", "Expired")
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let after = shares(&client, &ns).get("handoff").await.expect("get");
+    let after = shares(client, ns).get("handoff").await.expect("get");
     assert_eq!(phase(&after), "Expired");
     assert_eq!(metadata_key(&after), seen[2]);
-    assert_eq!(calls(&server, "share"), 3, "no fourth link");
-    assert_eq!(renewed_events(&events(&client, &ns, "handoff").await), 2);
-    assert_eq!(calls(&server, "burn"), 0, "nothing expired needs a burn");
+    assert_eq!(calls(server, "share"), 3, "no fourth link");
+    assert_eq!(renewed_events(&events(client, ns, "handoff").await), 2);
+    assert_eq!(calls(server, "burn"), 0, "nothing expired needs a burn");
 }
 
 #[tokio::test]
@@ -82,12 +82,12 @@ async fn a_renewed_link_reveals_the_value_and_a_received_link_is_never_reshared(
         )
         .await;
     server.advance_clock(Duration::from_secs(120));
-    let renewed = wait_for(&client, &ns, "handoff", "a renewed link", |o| {
+    let renewed = wait_for(client, ns, "handoff", "a renewed link", |o| {
         phase(o) == "Shared" && metadata_key(o) != metadata_key(&first)
     })
     .await;
-    assert_eq!(open_link(&server, &renewed).await, "opened");
-    wait_for(&client, &ns, "handoff", "phase Received", |o| {
+    assert_eq!(open_link(server, &renewed).await, "opened");
+    wait_for(client, ns, "handoff", "phase Received", |o| {
         phase(o) == "Received"
     })
     .await;
@@ -95,10 +95,10 @@ async fn a_renewed_link_reveals_the_value_and_a_received_link_is_never_reshared(
     // Past the received link's lifetime: it stays received, nothing is shared again.
     server.advance_clock(Duration::from_secs(120));
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let after = shares(&client, &ns).get("handoff").await.expect("get");
+    let after = shares(client, ns).get("handoff").await.expect("get");
     assert_eq!(phase(&after), "Received");
     assert_eq!(metadata_key(&after), metadata_key(&renewed));
-    assert_eq!(calls(&server, "share"), 2);
+    assert_eq!(calls(server, "share"), 2);
 }
 
 #[tokio::test]
