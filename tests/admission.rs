@@ -319,6 +319,38 @@ fn wait_can_i(user: &str, namespace: &str, verb: &str, resource: &str, expected:
     }
 }
 
+/// A Role `name` with `rules` and the RoleBinding `name` that grants it to ServiceAccount `sa` of
+/// `sa_namespace`.
+fn role_bound_to(name: &str, rules: Value, sa_namespace: &str, sa: &str) -> [Value; 2] {
+    [
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": { "name": name },
+            "rules": rules,
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": { "name": name },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name },
+            "subjects": [{ "kind": "ServiceAccount", "name": sa, "namespace": sa_namespace }],
+        }),
+    ]
+}
+
+/// Applies `items` as one List in `namespace`, server-side, as an administrator would.
+fn apply_list(namespace: &str, items: Vec<Value>) {
+    let objects = json!({ "apiVersion": "v1", "kind": "List", "items": items });
+    run(
+        kubectl(
+            None,
+            &["apply", "--server-side", "-n", namespace, "-f", "-"],
+        ),
+        Some(&objects.to_string()),
+    );
+}
+
 /// A ServiceAccount of `namespace` that may create, read, update and delete OneTimeShares there,
 /// and `get` exactly the Secrets `readable` (none: it may not read any Secret). Returns its user name.
 fn tenant(namespace: &str, name: &str, readable: &[&str]) -> String {
@@ -335,32 +367,14 @@ fn tenant(namespace: &str, name: &str, readable: &[&str]) -> String {
             "verbs": ["get"],
         }));
     }
-    let objects = json!({
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            { "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": name } },
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "Role",
-                "metadata": { "name": name },
-                "rules": rules,
-            },
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": { "name": name },
-                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name },
-                "subjects": [{ "kind": "ServiceAccount", "name": name, "namespace": namespace }],
-            },
+    let [role, binding] = role_bound_to(name, json!(rules), namespace, name);
+    apply_list(
+        namespace,
+        vec![
+            json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": name } }),
+            role,
+            binding,
         ],
-    });
-    run(
-        kubectl(
-            None,
-            &["apply", "--server-side", "-n", namespace, "-f", "-"],
-        ),
-        Some(&objects.to_string()),
     );
     let user = format!("system:serviceaccount:{namespace}:{name}");
     wait_can_i(&user, namespace, "create", "onetimeshares.ots.dev", true);
@@ -754,31 +768,10 @@ const WRITES_POLICY: &str = "ots-operator-secret-writes";
 /// Binds a Role granting `verbs` on every Secret of `namespace` to `user_or_sa`
 /// (`("ServiceAccount", namespace, name)`), as an administrator might.
 fn grant_secrets(namespace: &str, name: &str, verbs: &[&str], sa_namespace: &str, sa: &str) {
-    let objects = json!({
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "Role",
-                "metadata": { "name": name },
-                "rules": [{ "apiGroups": [""], "resources": ["secrets"], "verbs": verbs }],
-            },
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": { "name": name },
-                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name },
-                "subjects": [{ "kind": "ServiceAccount", "name": sa, "namespace": sa_namespace }],
-            },
-        ],
-    });
-    run(
-        kubectl(
-            None,
-            &["apply", "--server-side", "-n", namespace, "-f", "-"],
-        ),
-        Some(&objects.to_string()),
+    let rules = json!([{ "apiGroups": [""], "resources": ["secrets"], "verbs": verbs }]);
+    apply_list(
+        namespace,
+        role_bound_to(name, rules, sa_namespace, sa).to_vec(),
     );
 }
 

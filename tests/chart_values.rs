@@ -104,6 +104,20 @@ fn render_all_on() -> Vec<Value> {
     ])))
 }
 
+/// `helm template x CHART` for a private OTS server (`ots.url=https://ots.example.com`) plus
+/// `extra`.
+fn template_with(extra: &[&str]) -> Command {
+    let mut args = vec![
+        "template",
+        "x",
+        CHART,
+        "--set",
+        "ots.url=https://ots.example.com",
+    ];
+    args.extend_from_slice(extra);
+    helm(&args)
+}
+
 fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
     objects
         .iter()
@@ -198,29 +212,16 @@ fn ca_bundle_is_mounted_and_trusted_besides_the_public_store() {
     assert!(volumes.iter().any(|v| v["name"] == "scratch"));
 
     // A Secret works too, and a CA bundle without a name is refused with a clear message.
-    let output = helm(&[
-        "template",
-        "x",
-        CHART,
-        "--set",
-        "ots.url=https://ots.example.com",
-        "--set",
-        "caBundle.enabled=true",
-    ])
-    .output()
-    .expect("run helm");
+    let output = template_with(&["--set", "caBundle.enabled=true"])
+        .output()
+        .expect("run helm");
     assert!(!output.status.success());
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("caBundle.name"),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let secret = yaml_documents(&run(helm(&[
-        "template",
-        "x",
-        CHART,
-        "--set",
-        "ots.url=https://ots.example.com",
+    let secret = yaml_documents(&run(template_with(&[
         "--set",
         "caBundle.enabled=true",
         "--set",
@@ -337,12 +338,7 @@ fn pod_disruption_budget_takes_min_available_or_max_unavailable() {
     let budget = find(&objects, "PodDisruptionBudget");
     assert_eq!(budget["spec"]["minAvailable"], 1);
     assert!(budget["spec"].get("maxUnavailable").is_none());
-    let default = yaml_documents(&run(helm(&[
-        "template",
-        "x",
-        CHART,
-        "--set",
-        "ots.url=https://ots.example.com",
+    let default = yaml_documents(&run(template_with(&[
         "--set",
         "podDisruptionBudget.enabled=true",
     ])));
@@ -475,17 +471,9 @@ async fn helm_install_with_every_platform_value_applies_server_side_and_the_apis
 
 /// `helm template` output and success with `--kube-version`.
 fn template_for_kube(version: &str, extra: &[&str]) -> (bool, String) {
-    let mut args = vec![
-        "template",
-        "x",
-        CHART,
-        "--kube-version",
-        version,
-        "--set",
-        "ots.url=https://ots.example.com",
-    ];
+    let mut args = vec!["--kube-version", version];
     args.extend_from_slice(extra);
-    let output = helm(&args).output().expect("run helm");
+    let output = template_with(&args).output().expect("run helm");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stderr).into_owned(),

@@ -51,6 +51,18 @@ fn assert_fails(out: &Output, code: i32, needle: &str) {
     );
 }
 
+/// Asserts `out` succeeded and printed one line only, a link on `server_url`: all it printed,
+/// and the link.
+fn only_link(out: &Output, server_url: &str) -> (String, String) {
+    assert_ok(out);
+    let printed = stdout(out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 1, "only the link is printed: {printed}");
+    let link = lines[0].to_owned();
+    assert!(link.starts_with(server_url), "{link}");
+    (printed, link)
+}
+
 fn assert_ok(out: &Output) {
     assert!(
         out.status.success(),
@@ -70,20 +82,15 @@ async fn share_wait_prints_a_link_that_reveals_the_value_and_nothing_else() {
         "--wait",
     ])
     .await;
-    assert_ok(&out);
-    let printed = stdout(&out);
-    let lines: Vec<&str> = printed.lines().collect();
-    assert_eq!(lines.len(), 1, "only the link is printed: {printed}");
-    let link = lines[0];
-    assert!(link.starts_with(&w.server.url()), "{link}");
-    assert!(!stderr(&out).contains(link), "the link is printed once");
+    let (printed, link) = only_link(&out, &w.server.url());
+    assert!(!stderr(&out).contains(&link), "the link is printed once");
     assert!(!printed.contains("plugin-s3cret") && !stderr(&out).contains("plugin-s3cret"));
 
     let share = w.shares().get("handoff").await.expect("get");
     assert_eq!(share.spec.ttl.as_deref(), Some("24h"));
     assert_eq!(share.spec.secret_ref.key.as_deref(), Some("password"));
     assert_eq!(
-        w.reveal_link(link, None).await.expect("reveal"),
+        w.reveal_link(&link, None).await.expect("reveal"),
         "plugin-s3cret"
     );
 
@@ -374,12 +381,7 @@ async fn generate_wait_prints_a_link_that_reveals_the_value_the_new_secret_holds
         "--wait",
     ])
     .await;
-    assert_ok(&out);
-    let printed = stdout(&out);
-    let lines: Vec<&str> = printed.lines().collect();
-    assert_eq!(lines.len(), 1, "only the link is printed: {printed}");
-    let link = lines[0];
-    assert!(link.starts_with(&server.url()), "{link}");
+    let (printed, link) = only_link(&out, &server.url());
 
     let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
         kube::Api::namespaced(client.clone(), ns);
@@ -389,7 +391,7 @@ async fn generate_wait_prints_a_link_that_reveals_the_value_the_new_secret_holds
     assert!(!printed.contains(&value) && !stderr(&out).contains(&value));
     let share = w.shares().get("app-token-share").await.expect("get");
     assert_eq!(share.spec.generate.map(|g| g.length), Some(24));
-    assert_eq!(reveal(server, link, None).await.expect("reveal"), value);
+    assert_eq!(reveal(server, &link, None).await.expect("reveal"), value);
 
     // A Secret the operator made may be named again: its value is shared as it is.
     let again = kubectl_ots(&[

@@ -107,6 +107,22 @@ async fn exactly_one_leads_for(candidates: &[&Candidate], span: Duration) {
     }
 }
 
+/// Starts `replica-a`, waits until it leads, then starts `replica-b` and waits until it stands by.
+async fn a_leads_and_b_stands_by(
+    client: &Client,
+    namespace: &str,
+    lease: Duration,
+) -> (Candidate, Candidate) {
+    let a = Candidate::start(client, namespace, "replica-a", lease);
+    until(&[&a], "a leads", || a.is_leading()).await;
+    let b = Candidate::start(client, namespace, "replica-b", lease);
+    until(&[&a, &b], "b stands by", || {
+        b.state() == LeaderState::Standby
+    })
+    .await;
+    (a, b)
+}
+
 async fn holder(client: &Client, namespace: &str) -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     leases
@@ -146,13 +162,7 @@ async fn when_the_leader_dies_the_standby_takes_over_after_the_lease_runs_out() 
     let client = cluster::client().await;
     let namespace = cluster::test_namespace(&client, "leader-killed").await;
     let lease = Duration::from_secs(3);
-    let mut a = Candidate::start(&client, &namespace, "replica-a", lease);
-    until(&[&a], "a leads", || a.is_leading()).await;
-    let b = Candidate::start(&client, &namespace, "replica-b", lease);
-    until(&[&a, &b], "b stands by", || {
-        b.state() == LeaderState::Standby
-    })
-    .await;
+    let (mut a, b) = a_leads_and_b_stands_by(&client, &namespace, lease).await;
 
     a.kill().await;
     assert_eq!(
@@ -173,13 +183,7 @@ async fn a_leader_that_shuts_down_releases_the_lease_and_the_standby_leads_at_on
     let namespace = cluster::test_namespace(&client, "leader-release").await;
     // A lease far longer than `until`'s bound: only a release lets the standby lead in time.
     let lease = Duration::from_secs(600);
-    let mut a = Candidate::start(&client, &namespace, "replica-a", lease);
-    until(&[&a], "a leads", || a.is_leading()).await;
-    let b = Candidate::start(&client, &namespace, "replica-b", lease);
-    until(&[&a, &b], "b stands by", || {
-        b.state() == LeaderState::Standby
-    })
-    .await;
+    let (mut a, b) = a_leads_and_b_stands_by(&client, &namespace, lease).await;
 
     let start = Instant::now();
     a.shut_down().await;
@@ -198,13 +202,7 @@ async fn a_standby_that_shuts_down_leaves_the_leader_alone() {
     let client = cluster::client().await;
     let namespace = cluster::test_namespace(&client, "leader-standby-stops").await;
     let lease = Duration::from_secs(3);
-    let a = Candidate::start(&client, &namespace, "replica-a", lease);
-    until(&[&a], "a leads", || a.is_leading()).await;
-    let mut b = Candidate::start(&client, &namespace, "replica-b", lease);
-    until(&[&a, &b], "b stands by", || {
-        b.state() == LeaderState::Standby
-    })
-    .await;
+    let (a, mut b) = a_leads_and_b_stands_by(&client, &namespace, lease).await;
 
     b.shut_down().await;
     exactly_one_leads_for(&[&a, &b], lease * 2).await;

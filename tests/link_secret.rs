@@ -15,6 +15,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use support::operator::*;
 use support::tools::{kubectl, run};
+use support::world::World;
 
 const LINK_SECRET: &str = "handoff-link";
 
@@ -67,6 +68,39 @@ async fn share_with_link_secret(client: &kube::Client, ns: &str, extra: serde_js
 }
 
 /// Asserts that a status holds no link, metadata key or metadata link, and names the Secret.
+/// Once the link Secret can be written: it gets the link the share recorded (the server saw
+/// one share call only; `why` says so in the failure), `handoff` turns Ready=True, and the link
+/// reveals `value`.
+async fn expect_recorded_link_written(
+    client: &kube::Client,
+    ns: &str,
+    server: &TestServer,
+    why: &str,
+    value: &str,
+) {
+    let written = wait_link_secret(client, ns, None).await;
+    let link = text(&written, "link").expect("a link");
+    wait_for(client, ns, "handoff", "Ready=True", |o| {
+        ready(o).is_some_and(|(status, reason, _)| status == "True" && reason == "Shared")
+    })
+    .await;
+    assert_eq!(calls(server, "share"), 1, "{why}");
+    assert_eq!(reveal(server, &link, None).await.expect("reveal"), value);
+}
+
+/// Secret `db` holding `value`, a Secret of the user's own where the link Secret should go, and
+/// `handoff` sharing `db` into it: `handoff` once it is Shared but Ready=False
+/// LinkSecretNotWritten.
+async fn shared_behind_a_secret_in_the_way(w: &World, value: &[u8]) -> OneTimeShare {
+    w.secret("db", &[("password", value)]).await;
+    w.secret(LINK_SECRET, &[("mine", b"keep me")]).await;
+    share_with_link_secret(&w.client, &w.ns, json!({})).await;
+    w.wait_for("handoff", "Ready=False LinkSecretNotWritten", |o| {
+        phase(o) == "Shared" && ready_reason_is(o, "LinkSecretNotWritten")
+    })
+    .await
+}
+
 fn assert_no_link_in_status(obj: &OneTimeShare) {
     let status = obj.status.as_ref().expect("a status");
     assert_eq!(status.link, None);
@@ -261,21 +295,9 @@ async fn deleting_a_link_secret_share_burns_the_recorded_link() {
 
 #[tokio::test]
 async fn a_secret_in_the_way_is_never_written_into_and_the_link_is_written_once_it_is_gone() {
-    let (client, ns) = setup("link-secret-taken").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"patience")]).await;
-    create_secret(&client, &ns, LINK_SECRET, &[("mine", b"keep me")]).await;
-    share_with_link_secret(&client, &ns, json!({})).await;
-
-    let blocked = wait_for(
-        &client,
-        &ns,
-        "handoff",
-        "Ready=False LinkSecretNotWritten",
-        |o| phase(o) == "Shared" && ready_reason_is(o, "LinkSecretNotWritten"),
-    )
-    .await;
+    let w = World::start("link-secret-taken").await;
+    let (client, ns, server) = (&w.client, &w.ns, &w.server);
+    let blocked = shared_behind_a_secret_in_the_way(&w, b"patience").await;
     assert_no_link_in_status(&blocked);
     let (ready_status, _, message) = ready(&blocked).expect("a Ready condition");
     assert_eq!(ready_status, "False");
@@ -283,30 +305,23 @@ async fn a_secret_in_the_way_is_never_written_into_and_the_link_is_written_once_
         message.contains("was not made by the ots-operator"),
         "{message}"
     );
-    wait_event(&client, &ns, "handoff", "Warning", "LinkSecretNotWritten").await;
-    let untouched = secrets(&client, &ns).get(LINK_SECRET).await.expect("get");
+    wait_event(client, ns, "handoff", "Warning", "LinkSecretNotWritten").await;
+    let untouched = secrets(client, ns).get(LINK_SECRET).await.expect("get");
     assert_eq!(text(&untouched, "mine").as_deref(), Some("keep me"));
     assert_eq!(text(&untouched, "link"), None);
 
-    secrets(&client, &ns)
+    secrets(client, ns)
         .delete(LINK_SECRET, &DeleteParams::default())
         .await
         .expect("delete the Secret in the way");
-    let written = wait_link_secret(&client, &ns, None).await;
-    let link = text(&written, "link").expect("a link");
-    wait_for(&client, &ns, "handoff", "Ready=True", |o| {
-        ready(o).is_some_and(|(status, reason, _)| status == "True" && reason == "Shared")
-    })
+    expect_recorded_link_written(
+        client,
+        ns,
+        server,
+        "the recorded link, not a new one",
+        "patience",
+    )
     .await;
-    assert_eq!(
-        calls(&server, "share"),
-        1,
-        "the recorded link, not a new one"
-    );
-    assert_eq!(
-        reveal(&server, &link, None).await.expect("reveal"),
-        "patience"
-    );
 }
 
 #[tokio::test]
@@ -457,43 +472,25 @@ async fn a_refused_link_secret_write_loses_no_link_and_is_retried_without_a_seco
     assert_eq!(calls(&server, "share"), 1);
 
     refuse_link_secret_writes(&ns, true);
-    let written = wait_link_secret(&client, &ns, None).await;
-    let link = text(&written, "link").expect("a link");
-    wait_for(&client, &ns, "handoff", "Ready=True", |o| {
-        ready(o).is_some_and(|(status, reason, _)| status == "True" && reason == "Shared")
-    })
+    expect_recorded_link_written(
+        &client,
+        &ns,
+        &server,
+        "the recorded link, never a second share",
+        "refused",
+    )
     .await;
-    assert_eq!(
-        calls(&server, "share"),
-        1,
-        "the recorded link, never a second share"
-    );
-    assert_eq!(
-        reveal(&server, &link, None).await.expect("reveal"),
-        "refused"
-    );
 }
 
 #[tokio::test]
 async fn link_checks_go_on_while_the_link_secret_cannot_be_written() {
-    let (client, ns) = setup("link-secret-blocked-tracking").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"tracked")]).await;
-    create_secret(&client, &ns, LINK_SECRET, &[("mine", b"keep me")]).await;
-    share_with_link_secret(&client, &ns, json!({})).await;
-    let blocked = wait_for(
-        &client,
-        &ns,
-        "handoff",
-        "Ready=False LinkSecretNotWritten",
-        |o| phase(o) == "Shared" && ready_reason_is(o, "LinkSecretNotWritten"),
-    )
-    .await;
+    let w = World::start("link-secret-blocked-tracking").await;
+    let (client, ns, server) = (&w.client, &w.ns, &w.server);
+    let blocked = shared_behind_a_secret_in_the_way(&w, b"tracked").await;
 
     // The link is in the operator's record (records live beside the shares in these tests).
     let uid = blocked.metadata.uid.clone().expect("a uid");
-    let record = secrets(&client, &ns)
+    let record = secrets(client, ns)
         .get(&format!("ots-share-{uid}"))
         .await
         .expect("the record");
@@ -501,16 +498,16 @@ async fn link_checks_go_on_while_the_link_secret_cannot_be_written() {
         serde_json::from_str(&text(&record, "record").expect("record data")).expect("json");
     let link = record["link"].as_str().expect("a recorded link").to_owned();
     assert_eq!(
-        reveal(&server, &link, None).await.expect("reveal"),
+        reveal(server, &link, None).await.expect("reveal"),
         "tracked"
     );
-    let received = wait_for(&client, &ns, "handoff", "phase Received", |o| {
+    let received = wait_for(client, ns, "handoff", "phase Received", |o| {
         phase(o) == "Received"
     })
     .await;
     assert_no_link_in_status(&received);
-    assert_eq!(calls(&server, "share"), 1);
-    let untouched = secrets(&client, &ns).get(LINK_SECRET).await.expect("get");
+    assert_eq!(calls(server, "share"), 1);
+    let untouched = secrets(client, ns).get(LINK_SECRET).await.expect("get");
     assert_eq!(text(&untouched, "link"), None);
 }
 

@@ -12,13 +12,7 @@ use ots_testserver::Config;
 use serde_json::json;
 use std::time::Duration;
 use support::operator::*;
-
-fn metadata_key(obj: &OneTimeShare) -> String {
-    obj.status
-        .as_ref()
-        .and_then(|s| s.metadata_key.clone())
-        .expect("a metadata key")
-}
+use support::world::World;
 
 fn renewed_events(all: &[(String, String, String)]) -> usize {
     all.iter()
@@ -28,26 +22,19 @@ fn renewed_events(all: &[(String, String, String)]) -> usize {
 
 #[tokio::test]
 async fn an_expired_unread_link_is_reshared_up_to_max_shares_then_stays_expired() {
-    let (client, ns) = setup("on-expiry").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"standing")]).await;
-    create_share(
-        &client,
-        &ns,
-        "handoff",
-        json!({
-            "secretRef": {"name": "db", "key": "password"},
-            "ttl": "60s",
-            "onExpiry": "Reshare",
-            "maxShares": 3,
-        }),
-    )
-    .await;
-    let mut seen = vec![metadata_key(&wait_shared(&client, &ns, "handoff").await)];
+    let w = World::start("on-expiry").await;
+    let (client, ns, server) = (&w.client, &w.ns, &w.server);
+    let first = w
+        .shared_db(
+            "handoff",
+            b"standing",
+            json!({"ttl": "60s", "onExpiry": "Reshare", "maxShares": 3}),
+        )
+        .await;
+    let mut seen = vec![metadata_key(&first)];
     for made in 2..=3 {
         server.advance_clock(Duration::from_secs(120));
-        let renewed = wait_for(&client, &ns, "handoff", "a new live link", |o| {
+        let renewed = wait_for(client, ns, "handoff", "a new live link", |o| {
             phase(o) == "Shared"
                 && o.status
                     .as_ref()
@@ -56,16 +43,16 @@ async fn an_expired_unread_link_is_reshared_up_to_max_shares_then_stays_expired(
         })
         .await;
         seen.push(metadata_key(&renewed));
-        assert_eq!(calls(&server, "share"), made);
-        let note = wait_event(&client, &ns, "handoff", "Normal", "Renewed").await;
+        assert_eq!(calls(server, "share"), made);
+        let note = wait_event(client, ns, "handoff", "Normal", "Renewed").await;
         assert!(note.contains("expired unread"), "{note}");
     }
     // The third link may be opened: it holds the value.
-    let third = shares(&client, &ns).get("handoff").await.expect("get");
+    let third = shares(client, ns).get("handoff").await.expect("get");
     assert_eq!(metadata_key(&third), seen[2]);
 
     server.advance_clock(Duration::from_secs(120));
-    let expired = wait_for(&client, &ns, "handoff", "Expired at the bound", |o| {
+    let expired = wait_for(client, ns, "handoff", "Expired at the bound", |o| {
         phase(o) == "Expired" && ready(o).is_some_and(|(_, _, m)| m.contains("maxShares (3)"))
     })
     .await;
@@ -75,39 +62,32 @@ async fn an_expired_unread_link_is_reshared_up_to_max_shares_then_stays_expired(
         ("False", "Expired")
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let after = shares(&client, &ns).get("handoff").await.expect("get");
+    let after = shares(client, ns).get("handoff").await.expect("get");
     assert_eq!(phase(&after), "Expired");
     assert_eq!(metadata_key(&after), seen[2]);
-    assert_eq!(calls(&server, "share"), 3, "no fourth link");
-    assert_eq!(renewed_events(&events(&client, &ns, "handoff").await), 2);
-    assert_eq!(calls(&server, "burn"), 0, "nothing expired needs a burn");
+    assert_eq!(calls(server, "share"), 3, "no fourth link");
+    assert_eq!(renewed_events(&events(client, ns, "handoff").await), 2);
+    assert_eq!(calls(server, "burn"), 0, "nothing expired needs a burn");
 }
 
 #[tokio::test]
 async fn a_renewed_link_reveals_the_value_and_a_received_link_is_never_reshared() {
-    let (client, ns) = setup("on-expiry-received").await;
-    let server = ots_server(Config::default());
-    let _operator = Operator::start(&ns, &server.url(), &[]);
-    create_secret(&client, &ns, "db", &[("password", b"opened")]).await;
-    create_share(
-        &client,
-        &ns,
-        "handoff",
-        json!({
-            "secretRef": {"name": "db", "key": "password"},
-            "ttl": "60s",
-            "onExpiry": "Reshare",
-        }),
-    )
-    .await;
-    let first = wait_shared(&client, &ns, "handoff").await;
+    let w = World::start("on-expiry-received").await;
+    let (client, ns, server) = (&w.client, &w.ns, &w.server);
+    let first = w
+        .shared_db(
+            "handoff",
+            b"opened",
+            json!({"ttl": "60s", "onExpiry": "Reshare"}),
+        )
+        .await;
     server.advance_clock(Duration::from_secs(120));
-    let renewed = wait_for(&client, &ns, "handoff", "a renewed link", |o| {
+    let renewed = wait_for(client, ns, "handoff", "a renewed link", |o| {
         phase(o) == "Shared" && metadata_key(o) != metadata_key(&first)
     })
     .await;
-    assert_eq!(open_link(&server, &renewed).await, "opened");
-    wait_for(&client, &ns, "handoff", "phase Received", |o| {
+    assert_eq!(open_link(server, &renewed).await, "opened");
+    wait_for(client, ns, "handoff", "phase Received", |o| {
         phase(o) == "Received"
     })
     .await;
@@ -115,10 +95,10 @@ async fn a_renewed_link_reveals_the_value_and_a_received_link_is_never_reshared(
     // Past the received link's lifetime: it stays received, nothing is shared again.
     server.advance_clock(Duration::from_secs(120));
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let after = shares(&client, &ns).get("handoff").await.expect("get");
+    let after = shares(client, ns).get("handoff").await.expect("get");
     assert_eq!(phase(&after), "Received");
     assert_eq!(metadata_key(&after), metadata_key(&renewed));
-    assert_eq!(calls(&server, "share"), 2);
+    assert_eq!(calls(server, "share"), 2);
 }
 
 #[tokio::test]
@@ -151,18 +131,6 @@ async fn max_shares_applies_only_with_on_expiry_reshare_and_is_bounded() {
             .expect_err("refused");
         assert!(error.to_string().contains(expected), "{spec}: {error}");
     }
-}
-
-/// Sets the reshare annotation as a user (or `kubectl ots reissue`) would.
-async fn annotate(client: &kube::Client, ns: &str, name: &str, token: &str) {
-    shares(client, ns)
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {RESHARE_ANNOTATION: token}}})),
-        )
-        .await
-        .expect("annotate");
 }
 
 /// Writes `status.reshareToken` as a tenant allowed to patch `onetimeshares/status` could.

@@ -247,27 +247,30 @@ async fn a_rate_limit_says_when_to_retry() {
     }
 }
 
-#[tokio::test]
-async fn repeated_wrong_passphrases_lock_the_secret_as_a_rate_limit_on_v2() {
+/// Shares a passphrase-protected secret over `api` and reveals it with a wrong passphrase until
+/// the server answers anything but not-found (at most 25 tries); that answer, if any.
+async fn reveal_with_wrong_passphrase_until_refused(api: ApiVersion) -> Option<OtsError> {
     let server = server().await;
-    let client = anon(&server, ApiVersion::V2);
+    let client = anon(&server, api);
     let receipt = client
         .share(&ShareRequest::new("x").with_passphrase("right-one"))
         .await
         .unwrap();
     let key = receipt.secret_key.unwrap();
     let wrong = SecretString::from("wrong-one");
-    let mut last = None;
     for _ in 0..25 {
         match client.reveal(&key, Some(&wrong)).await {
             Err(OtsError::NotFound) => {}
-            Err(other) => {
-                last = Some(other);
-                break;
-            }
+            Err(other) => return Some(other),
             Ok(_) => panic!("a wrong passphrase revealed the secret"),
         }
     }
+    None
+}
+
+#[tokio::test]
+async fn repeated_wrong_passphrases_lock_the_secret_as_a_rate_limit_on_v2() {
+    let last = reveal_with_wrong_passphrase_until_refused(ApiVersion::V2).await;
     let err = last.expect("the secret locks after repeated failures");
     assert!(
         matches!(
@@ -282,25 +285,7 @@ async fn repeated_wrong_passphrases_lock_the_secret_as_a_rate_limit_on_v2() {
 
 #[tokio::test]
 async fn repeated_wrong_passphrases_lock_the_secret_as_an_unexpected_error_on_v1() {
-    let server = server().await;
-    let client = anon(&server, ApiVersion::V1);
-    let receipt = client
-        .share(&ShareRequest::new("x").with_passphrase("right-one"))
-        .await
-        .unwrap();
-    let key = receipt.secret_key.unwrap();
-    let wrong = SecretString::from("wrong-one");
-    let mut last = None;
-    for _ in 0..25 {
-        match client.reveal(&key, Some(&wrong)).await {
-            Err(OtsError::NotFound) => {}
-            Err(other) => {
-                last = Some(other);
-                break;
-            }
-            Ok(_) => panic!("a wrong passphrase revealed the secret"),
-        }
-    }
+    let last = reveal_with_wrong_passphrase_until_refused(ApiVersion::V1).await;
     // v1 words a lockout as "An unexpected error occurred": a transient server-side refusal.
     let err = last.expect("the secret locks after repeated failures");
     assert!(matches!(err, OtsError::Unavailable { .. }), "{err:?}");

@@ -6,7 +6,7 @@ mod ots_client_common;
 
 use std::time::Duration;
 
-use ots_client_common::{EMAIL, TOKEN, anon, authed, base, server_with};
+use ots_client_common::{EMAIL, TOKEN, anon, authed, base, count, server_with};
 use ots_operator::ots::{
     ApiVersion, BurnOutcome, ClientConfig, Credentials, OtsClient, OtsError, ResolvedApi,
     SecretState, ShareRequest,
@@ -22,13 +22,25 @@ fn profile(profile: Profile) -> Config {
     }
 }
 
-fn calls(server: &ots_testserver::TestServer, operation: &str) -> u64 {
-    server
-        .stats()
-        .by_operation
-        .get(operation)
-        .copied()
-        .unwrap_or(0)
+/// Shares `text`, reveals it, then burns its receipt: the burn's outcome.
+async fn burn_after_reveal(client: &OtsClient, text: &str) -> BurnOutcome {
+    let receipt = client.share(&ShareRequest::new(text)).await.unwrap();
+    client
+        .reveal(receipt.secret_key.as_deref().unwrap(), None)
+        .await
+        .unwrap();
+    client.burn(&receipt.metadata_key, None).await.unwrap()
+}
+
+/// Whether a burn found the secret already gone because it was received.
+fn gone_as_received(outcome: &BurnOutcome) -> bool {
+    matches!(
+        outcome,
+        BurnOutcome::AlreadyGone {
+            state: SecretState::Received,
+            ..
+        }
+    )
 }
 
 #[tokio::test]
@@ -53,22 +65,8 @@ async fn burning_a_revealed_secret_is_already_gone_as_received_on_every_profile(
         let server = server_with(profile(p)).await;
         for api in [ApiVersion::V1, ApiVersion::V2] {
             let client = anon(&server, api);
-            let receipt = client.share(&ShareRequest::new("opened")).await.unwrap();
-            client
-                .reveal(receipt.secret_key.as_deref().unwrap(), None)
-                .await
-                .unwrap();
-            let outcome = client.burn(&receipt.metadata_key, None).await.unwrap();
-            assert!(
-                matches!(
-                    outcome,
-                    BurnOutcome::AlreadyGone {
-                        state: SecretState::Received,
-                        ..
-                    }
-                ),
-                "{p} {api}: {outcome:?}"
-            );
+            let outcome = burn_after_reveal(&client, "opened").await;
+            assert!(gone_as_received(&outcome), "{p} {api}: {outcome:?}");
         }
     }
 }
@@ -206,7 +204,7 @@ async fn credentials_are_verified_on_every_profile() {
                 "{p} {api}"
             );
         }
-        assert_eq!(calls(&server, "share"), 0, "{p}: verified without sharing");
+        assert_eq!(count(&server, "share"), 0, "{p}: verified without sharing");
     }
 }
 
@@ -214,22 +212,8 @@ async fn credentials_are_verified_on_every_profile() {
 async fn a_v023_refused_burn_is_confirmed_through_the_receipt() {
     let server = server_with(profile(Profile::V0_23)).await;
     let client = anon(&server, ApiVersion::V2);
-    let receipt = client.share(&ShareRequest::new("x")).await.unwrap();
-    client
-        .reveal(receipt.secret_key.as_deref().unwrap(), None)
-        .await
-        .unwrap();
-    let outcome = client.burn(&receipt.metadata_key, None).await.unwrap();
-    assert!(
-        matches!(
-            outcome,
-            BurnOutcome::AlreadyGone {
-                state: SecretState::Received,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    let outcome = burn_after_reveal(&client, "x").await;
+    assert!(gone_as_received(&outcome), "{outcome:?}");
     assert!(
         server.requests().iter().any(|r| r.status == 500),
         "the v0.23 profile answered the burn 500"

@@ -3,6 +3,8 @@
 //! verbatim by a tiny canned server. Each test is one bullet of issue 10's "Why": behaviour our
 //! own test server hid because it was written from the same beliefs as the client.
 
+mod ots_client_common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -62,11 +64,7 @@ impl Canned {
                 }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let url = ots_client_common::serve(app).await;
         Canned { url, log }
     }
 

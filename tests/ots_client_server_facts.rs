@@ -3,6 +3,8 @@
 //! burns that are not confirmed. Canned answers copy the real server (onetimesecret/onetimesecret
 //! at de53ff8f7, tags v0.20.5 and v0.23.6).
 
+mod ots_client_common;
+
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -53,11 +55,7 @@ impl Canned {
                 response
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let url = ots_client_common::serve(app).await;
         Canned { url, log }
     }
 

@@ -241,14 +241,7 @@ async fn a_ttl_above_the_plan_is_ttl_not_allowed_and_not_retried_in_a_loop() {
             ("RUST_LOG", "info"),
         ],
     );
-    create_secret(&client, &ns, "db", &[("password", b"value")]).await;
-    create_share(
-        &client,
-        &ns,
-        "month",
-        json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "30d"}),
-    )
-    .await;
+    share_db_password_for_30d(&client, &ns).await;
     let obj = wait_for(&client, &ns, "month", "a refusal", |o| {
         ready(o).is_some_and(|(status, _, _)| status == "False")
     })

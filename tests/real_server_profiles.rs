@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ots_testserver::{Account, Config, Plan, Profile, TestServer};
 use serde_json::json;
@@ -198,15 +198,7 @@ async fn a_month_on_a_free_plan_is_ttl_not_allowed_with_at_most_three_share_call
             ("RUST_LOG", "info"),
         ],
     );
-    create_secret(&client, &ns, "db", &[("password", b"value")]).await;
-    let created = Instant::now();
-    create_share(
-        &client,
-        &ns,
-        "month",
-        json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "30d"}),
-    )
-    .await;
+    let created = share_db_password_for_30d(&client, &ns).await;
     let obj = wait_for(&client, &ns, "month", "TtlNotAllowed", |o| {
         ready_reason_is(o, "TtlNotAllowed")
     })

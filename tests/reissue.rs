@@ -4,31 +4,11 @@
 
 mod support;
 
-use kube::api::{Patch, PatchParams};
-use ots_operator::resource::{OneTimeShare, RESHARE_ANNOTATION};
+use ots_operator::resource::OneTimeShare;
 use serde_json::json;
 use std::time::Duration;
 use support::operator::*;
 use support::world::World;
-
-/// Sets the reshare annotation as a user (or `kubectl ots reissue`) would.
-async fn annotate(client: &kube::Client, ns: &str, name: &str, token: &str) {
-    shares(client, ns)
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {RESHARE_ANNOTATION: token}}})),
-        )
-        .await
-        .expect("annotate the OneTimeShare");
-}
-
-fn metadata_key(obj: &OneTimeShare) -> String {
-    obj.status
-        .as_ref()
-        .and_then(|s| s.metadata_key.clone())
-        .expect("a metadata key")
-}
 
 fn reshare_token(obj: &OneTimeShare) -> Option<String> {
     obj.status.as_ref().and_then(|s| s.reshare_token.clone())

@@ -65,3 +65,13 @@ pub fn count(server: &TestServer, operation: &str) -> u64 {
         .copied()
         .unwrap_or(0)
 }
+
+/// Serves `app` on a free local port in the background: its base URL.
+pub async fn serve(app: axum::Router) -> Url {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use ots_operator::ots::{ClientConfig, ExposeSecret, OtsClient, OtsError, SecretString};
-use ots_operator::resource::OneTimeShare;
+use ots_operator::resource::{OneTimeShare, RESHARE_ANNOTATION};
 use ots_testserver::{Config, TestServer};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -257,6 +257,44 @@ pub async fn delete_secret(client: &Client, namespace: &str, name: &str) {
 }
 
 /// Creates a OneTimeShare from a JSON spec.
+/// Creates Secret `db` (`password` = `value`) and then OneTimeShare `month`, which shares it for
+/// 30 days: the instant between the two.
+pub async fn share_db_password_for_30d(client: &Client, namespace: &str) -> std::time::Instant {
+    create_secret(client, namespace, "db", &[("password", b"value")]).await;
+    let created = std::time::Instant::now();
+    create_share(
+        client,
+        namespace,
+        "month",
+        serde_json::json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "30d"}),
+    )
+    .await;
+    created
+}
+
+/// Sets the `ots.dev/reshare` annotation of a OneTimeShare to `token`, as a user (or
+/// `kubectl ots reissue`) would.
+pub async fn annotate(client: &Client, namespace: &str, name: &str, token: &str) {
+    shares(client, namespace)
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({
+                "metadata": {"annotations": {RESHARE_ANNOTATION: token}}
+            })),
+        )
+        .await
+        .expect("annotate the OneTimeShare");
+}
+
+/// The metadata key of a OneTimeShare's current link; fails the test when it has none.
+pub fn metadata_key(obj: &OneTimeShare) -> String {
+    obj.status
+        .as_ref()
+        .and_then(|s| s.metadata_key.clone())
+        .expect("a metadata key")
+}
+
 pub async fn create_share(client: &Client, namespace: &str, name: &str, spec: serde_json::Value) {
     let share: OneTimeShare = serde_json::from_value(serde_json::json!({
         "apiVersion": "ots.dev/v1alpha1",
