@@ -18,12 +18,12 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
     WatchParams,
 };
 use kube::runtime::wait::{await_condition, conditions};
-use kube::{Client, discovery};
 use serde_json::{Value, json};
 use support::cluster;
 use support::tools::{helm, kubectl, run, yaml_documents};
@@ -821,22 +821,7 @@ async fn helm_install_creates_every_object_of_the_release() {
         );
     }
     for object in &release.objects {
-        let api_version = object["apiVersion"]
-            .as_str()
-            .expect("every object has an apiVersion");
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let gvk = GroupVersionKind::gvk(group, version, kind_of(object));
-        let (resource, capabilities) = discovery::pinned_kind(&client, &gvk)
-            .await
-            .unwrap_or_else(|error| panic!("the apiserver does not serve {gvk:?}: {error}"));
-        let api: Api<DynamicObject> = match capabilities.scope {
-            discovery::Scope::Namespaced => Api::namespaced_with(
-                client.clone(),
-                namespace_of(object).unwrap_or(RELEASE_NAMESPACE),
-                &resource,
-            ),
-            discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
-        };
+        let api = cluster::api_for_object(&client, object, RELEASE_NAMESPACE).await;
         let found = api.get(name_of(object)).await.unwrap_or_else(|error| {
             panic!(
                 "{} {} is missing after helm install: {error}",

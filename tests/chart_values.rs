@@ -10,8 +10,6 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use kube::api::{Api, DynamicObject, GroupVersionKind};
-use kube::discovery;
 use serde_json::Value;
 use support::cluster;
 use support::tools::{helm, run, yaml_documents};
@@ -427,24 +425,9 @@ async fn helm_install_with_every_platform_value_applies_server_side_and_the_apis
         );
     }
     for object in &manifest {
-        let api_version = object["apiVersion"].as_str().expect("apiVersion");
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let kind = object["kind"].as_str().expect("kind");
         let name = object["metadata"]["name"].as_str().expect("name");
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let (resource, capabilities) = discovery::pinned_kind(&client, &gvk)
-            .await
-            .unwrap_or_else(|error| panic!("the apiserver does not serve {gvk:?}: {error}"));
-        let api: Api<DynamicObject> = match capabilities.scope {
-            discovery::Scope::Namespaced => Api::namespaced_with(
-                client.clone(),
-                object["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or("ots-platform"),
-                &resource,
-            ),
-            discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
-        };
+        let api = cluster::api_for_object(&client, object, "ots-platform").await;
         let found = api
             .get(name)
             .await

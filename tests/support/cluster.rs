@@ -255,3 +255,34 @@ pub async fn test_namespace(client: &Client, prefix: &str) -> String {
         .expect("create the test namespace");
     name
 }
+
+/// The dynamic API that serves a manifest object (as Helm renders it), found by discovery: namespaced
+/// in the object's namespace (or `default_namespace`), or cluster-wide. Panics when the apiserver
+/// does not serve the object's kind.
+pub async fn api_for_object(
+    client: &Client,
+    object: &serde_json::Value,
+    default_namespace: &str,
+) -> Api<kube::core::DynamicObject> {
+    use kube::core::GroupVersionKind;
+    use kube::discovery;
+    let api_version = object["apiVersion"]
+        .as_str()
+        .expect("every object has an apiVersion");
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let kind = object["kind"].as_str().expect("every object has a kind");
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let (resource, capabilities) = discovery::pinned_kind(client, &gvk)
+        .await
+        .unwrap_or_else(|error| panic!("the apiserver does not serve {gvk:?}: {error}"));
+    match capabilities.scope {
+        discovery::Scope::Namespaced => Api::namespaced_with(
+            client.clone(),
+            object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or(default_namespace),
+            &resource,
+        ),
+        discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
+    }
+}
