@@ -420,6 +420,11 @@ fn assert_admitted(out: &Output, what: &str) {
     );
 }
 
+/// The kubectl words that merge-patch the Secret `name` with the JSON `patch`.
+fn merge_patch_secret<'a>(name: &'a str, patch: &'a str) -> Vec<&'a str> {
+    vec!["patch", "secret", name, "--type=merge", "-p", patch]
+}
+
 /// Asserts a refusal whose message holds every one of `expected`, and returns the message.
 fn assert_refused(out: &Output, what: &str, expected: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -880,14 +885,10 @@ async fn the_operators_account_may_write_only_secrets_labelled_as_its_own() {
     );
     assert_admitted(&out, "the operator creating a labelled Secret");
     let out = as_operator(
-        &[
-            "patch",
-            "secret",
+        &merge_patch_secret(
             "generated",
-            "--type=merge",
-            "-p",
             r#"{"stringData":{"other":"fake-second-value"}}"#,
-        ],
+        ),
         None,
     );
     assert_admitted(&out, "the operator adding a key to its own Secret");
@@ -896,25 +897,14 @@ async fn the_operators_account_may_write_only_secrets_labelled_as_its_own() {
     for (what, args) in [
         (
             "labelling a foreign Secret as its own",
-            vec![
-                "patch",
-                "secret",
+            merge_patch_secret(
                 "foreign",
-                "--type=merge",
-                "-p",
                 r#"{"metadata":{"labels":{"ots.dev/managed-by":"ots-operator"}}}"#,
-            ],
+            ),
         ),
         (
             "adding a key to a foreign Secret",
-            vec![
-                "patch",
-                "secret",
-                "foreign",
-                "--type=merge",
-                "-p",
-                r#"{"stringData":{"token":"fake"}}"#,
-            ],
+            merge_patch_secret("foreign", r#"{"stringData":{"token":"fake"}}"#),
         ),
         (
             "deleting a foreign Secret",

@@ -4,7 +4,9 @@ mod ots_client_common;
 
 use std::time::Duration;
 
-use ots_client_common::{EMAIL, TOKEN, VERSIONS, anon, authed, base, count, server, server_with};
+use ots_client_common::{
+    EMAIL, TOKEN, VERSIONS, anon, authed, base, count, reveal_shared, server, server_with,
+};
 use ots_operator::ots::{
     ApiVersion, BurnOutcome, ClientConfig, Credentials, ExposeSecret, GenerateRequest, OtsClient,
     OtsError, ResolvedApi, SecretState, SecretString, ShareRequest,
@@ -191,10 +193,7 @@ async fn a_secret_of_exactly_ten_thousand_bytes_round_trips() {
             .share(&ShareRequest::new(value.as_str()))
             .await
             .unwrap();
-        let revealed = client
-            .reveal(receipt.secret_key.as_deref().unwrap(), None)
-            .await
-            .unwrap();
+        let revealed = reveal_shared(&client, &receipt).await.unwrap();
         assert_eq!(text(&revealed), value, "{api}");
     }
 }
@@ -214,10 +213,7 @@ async fn generate_returns_a_value_of_the_asked_length_that_the_link_reveals() {
             .unwrap();
         assert_eq!(text(&value).chars().count(), 20, "{api}");
         assert_eq!(receipt.ttl, Some(600), "{api}");
-        let revealed = client
-            .reveal(receipt.secret_key.as_deref().unwrap(), None)
-            .await
-            .unwrap();
+        let revealed = reveal_shared(&client, &receipt).await.unwrap();
         assert_eq!(text(&revealed), text(&value), "{api}");
     }
 }
@@ -263,10 +259,7 @@ async fn burning_destroys_an_unread_secret() {
         assert_eq!(burned.metadata_key, receipt.metadata_key);
         assert_eq!(server.stats().live_secrets, live_before - 1, "{api}");
         assert_eq!(
-            client
-                .reveal(receipt.secret_key.as_deref().unwrap(), None)
-                .await
-                .unwrap_err(),
+            reveal_shared(&client, &receipt).await.unwrap_err(),
             OtsError::NotFound,
             "{api}: a burned secret cannot be revealed"
         );
@@ -289,10 +282,7 @@ async fn burning_a_revealed_secret_is_already_gone_as_received() {
     for api in VERSIONS {
         let client = anon(&server, api);
         let receipt = client.share(&ShareRequest::new("read me")).await.unwrap();
-        client
-            .reveal(receipt.secret_key.as_deref().unwrap(), None)
-            .await
-            .unwrap();
+        reveal_shared(&client, &receipt).await.unwrap();
         match client.burn(&receipt.metadata_key, None).await.unwrap() {
             BurnOutcome::AlreadyGone { state, received } => {
                 assert_eq!(state, SecretState::Received, "{api}");
@@ -342,10 +332,7 @@ async fn an_expired_secret_is_gone_and_its_receipt_says_expired() {
             .unwrap();
         server.advance_clock(Duration::from_secs(61));
         assert_eq!(
-            client
-                .reveal(receipt.secret_key.as_deref().unwrap(), None)
-                .await
-                .unwrap_err(),
+            reveal_shared(&client, &receipt).await.unwrap_err(),
             OtsError::NotFound,
             "{api}"
         );

@@ -45,6 +45,11 @@ async fn every_operation(client: &OtsClient) -> Vec<(&'static str, OtsError)> {
         .collect()
 }
 
+/// The error of sharing a one-letter secret over `client`; panics if the share succeeds.
+async fn share_error(client: &OtsClient) -> OtsError {
+    client.share(&ShareRequest::new("x")).await.unwrap_err()
+}
+
 #[tokio::test]
 async fn a_wrong_token_is_unauthorized_on_every_operation() {
     let server = server().await;
@@ -231,10 +236,7 @@ async fn a_rate_limit_says_when_to_retry() {
         ..Faults::default()
     });
     for api in VERSIONS {
-        let err = anon(&server, api)
-            .share(&ShareRequest::new("x"))
-            .await
-            .unwrap_err();
+        let err = share_error(&anon(&server, api)).await;
         assert_eq!(
             err,
             OtsError::RateLimited {
@@ -324,10 +326,7 @@ async fn server_errors_are_unavailable() {
         ..Faults::default()
     });
     for api in VERSIONS {
-        let err = anon(&server, api)
-            .share(&ShareRequest::new("x"))
-            .await
-            .unwrap_err();
+        let err = share_error(&anon(&server, api)).await;
         assert!(
             matches!(&err, OtsError::Unavailable { detail } if detail.contains("HTTP 50")),
             "{api}: {err:?}"
@@ -344,7 +343,7 @@ async fn a_hanging_server_times_out_as_unavailable() {
     });
     for api in VERSIONS {
         let client = impatient(&server, api, Duration::from_millis(300));
-        let err = client.share(&ShareRequest::new("x")).await.unwrap_err();
+        let err = share_error(&client).await;
         assert!(
             matches!(&err, OtsError::Unavailable { detail } if detail.contains("timed out")),
             "{api}: {err:?}"
@@ -360,7 +359,7 @@ async fn a_refused_connection_is_unavailable() {
     drop(listener);
     for api in [ApiVersion::Auto, ApiVersion::V1, ApiVersion::V2] {
         let client = OtsClient::new(ClientConfig::new(url.clone()).with_api(api)).unwrap();
-        let err = client.share(&ShareRequest::new("x")).await.unwrap_err();
+        let err = share_error(&client).await;
         assert!(
             matches!(&err, OtsError::Unavailable { detail } if detail.contains("cannot connect")),
             "{api}: {err:?}"
@@ -496,7 +495,7 @@ async fn redirects_are_not_followed() {
             .with_credentials(Credentials::new(EMAIL, "tok")),
     )
     .unwrap();
-    let err = client.share(&ShareRequest::new("x")).await.unwrap_err();
+    let err = share_error(&client).await;
     assert!(matches!(err, OtsError::Protocol { .. }), "{err:?}");
     assert_eq!(redirect.hits.load(Ordering::SeqCst), 1);
     assert_eq!(

@@ -6,7 +6,7 @@ mod ots_client_common;
 
 use std::time::Duration;
 
-use ots_client_common::{EMAIL, TOKEN, anon, authed, base, count, server_with};
+use ots_client_common::{EMAIL, TOKEN, anon, authed, base, count, reveal_shared, server_with};
 use ots_operator::ots::{
     ApiVersion, BurnOutcome, ClientConfig, Credentials, OtsClient, OtsError, ResolvedApi,
     SecretState, ShareRequest,
@@ -25,10 +25,7 @@ fn profile(profile: Profile) -> Config {
 /// Shares `text`, reveals it, then burns its receipt: the burn's outcome.
 async fn burn_after_reveal(client: &OtsClient, text: &str) -> BurnOutcome {
     let receipt = client.share(&ShareRequest::new(text)).await.unwrap();
-    client
-        .reveal(receipt.secret_key.as_deref().unwrap(), None)
-        .await
-        .unwrap();
+    reveal_shared(client, &receipt).await.unwrap();
     client.burn(&receipt.metadata_key, None).await.unwrap()
 }
 

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use ots_operator::ots::{ApiVersion, ClientConfig, Credentials, OtsClient};
+use ots_operator::ots::{
+    ApiVersion, ClientConfig, Credentials, OtsClient, OtsError, Receipt, SecretString,
+};
 use ots_testserver::{Account, Config, TestServer};
 use url::Url;
 
@@ -54,6 +56,19 @@ pub fn impatient(server: &TestServer, api: ApiVersion, timeout: Duration) -> Ots
             .with_timeout(timeout),
     )
     .expect("client builds")
+}
+
+/// Reveals, without a passphrase, the secret behind a receipt fresh from `share` or `generate`
+/// (the only receipts that show the secret key).
+pub async fn reveal_shared(
+    client: &OtsClient,
+    receipt: &Receipt,
+) -> Result<SecretString, OtsError> {
+    let key = receipt
+        .secret_key
+        .as_deref()
+        .expect("a new receipt shows the secret key");
+    client.reveal(key, None).await
 }
 
 /// How many requests of `operation` the server answered.
