@@ -14,14 +14,13 @@ use kube::{Api, Client};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::cluster::{self, with_controller_manager};
+use support::operator::WAIT;
 
-const WAIT: Duration = Duration::from_secs(60);
-
+/// A namespace for one test, and an admin client, on a control plane with
+/// kube-controller-manager.
 async fn setup(prefix: &str) -> (Client, String) {
     with_controller_manager();
-    let client = cluster::client().await;
-    let namespace = cluster::test_namespace(&client, prefix).await;
-    (client, namespace)
+    support::operator::setup(prefix).await
 }
 
 /// Polls `check` until it yields a value; fails the test after [`WAIT`].

@@ -13,7 +13,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
 use ots_operator::runtime::leader::{LeaderElector, LeaseConfig};
 use ots_operator::runtime::readiness::LeaderState;
-use support::cluster;
+use support::operator::setup;
 use tokio::sync::{oneshot, watch};
 
 /// Generous bound for waits on a loaded 2-core machine.
@@ -134,8 +134,7 @@ async fn holder(client: &Client, namespace: &str) -> Option<String> {
 
 #[tokio::test]
 async fn of_two_replicas_exactly_one_leads_and_holds_the_lease() {
-    let client = cluster::client().await;
-    let namespace = cluster::test_namespace(&client, "leader-one").await;
+    let (client, namespace) = setup("leader-one").await;
     // A short lease, so that several renewals happen while we watch.
     let lease = Duration::from_secs(3);
     let a = Candidate::start(&client, &namespace, "replica-a", lease);
@@ -159,8 +158,7 @@ async fn of_two_replicas_exactly_one_leads_and_holds_the_lease() {
 
 #[tokio::test]
 async fn when_the_leader_dies_the_standby_takes_over_after_the_lease_runs_out() {
-    let client = cluster::client().await;
-    let namespace = cluster::test_namespace(&client, "leader-killed").await;
+    let (client, namespace) = setup("leader-killed").await;
     let lease = Duration::from_secs(3);
     let (mut a, b) = a_leads_and_b_stands_by(&client, &namespace, lease).await;
 
@@ -179,8 +177,7 @@ async fn when_the_leader_dies_the_standby_takes_over_after_the_lease_runs_out() 
 
 #[tokio::test]
 async fn a_leader_that_shuts_down_releases_the_lease_and_the_standby_leads_at_once() {
-    let client = cluster::client().await;
-    let namespace = cluster::test_namespace(&client, "leader-release").await;
+    let (client, namespace) = setup("leader-release").await;
     // A lease far longer than `until`'s bound: only a release lets the standby lead in time.
     let lease = Duration::from_secs(600);
     let (mut a, b) = a_leads_and_b_stands_by(&client, &namespace, lease).await;
@@ -199,8 +196,7 @@ async fn a_leader_that_shuts_down_releases_the_lease_and_the_standby_leads_at_on
 
 #[tokio::test]
 async fn a_standby_that_shuts_down_leaves_the_leader_alone() {
-    let client = cluster::client().await;
-    let namespace = cluster::test_namespace(&client, "leader-standby-stops").await;
+    let (client, namespace) = setup("leader-standby-stops").await;
     let lease = Duration::from_secs(3);
     let (a, mut b) = a_leads_and_b_stands_by(&client, &namespace, lease).await;
 

@@ -142,12 +142,7 @@ async fn anonymous_lost_answers_are_counted_and_said_in_the_condition() {
         .await;
     assert_eq!(phase(&pending), "Pending");
     w.shared("s").await;
-    let metrics = reqwest::get(format!("http://{}/metrics", w.operator.metrics_addr()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.metrics().await;
     assert!(
         metrics.contains("ots_operator_orphans_possible_total 2"),
         "{metrics}"

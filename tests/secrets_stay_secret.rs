@@ -8,6 +8,7 @@ use ots_testserver::{Account, Config, Faults};
 use serde_json::json;
 use std::time::Duration;
 use support::operator::*;
+use support::world::World;
 
 const VALUE: &str = "VALUE-7f3a9c-do-not-leak";
 const OTHER_VALUE: &str = "ROTATED-51bd02-do-not-leak";
@@ -35,34 +36,28 @@ fn assert_clean(place: &str, text: &str) {
 
 #[tokio::test]
 async fn no_secret_reaches_logs_events_status_or_metrics() {
-    let (client, ns) = setup("leaks").await;
     let server = ots_server(Config {
         accounts: vec![Account::new("ops@example.com", TOKEN)],
         ..Config::default()
     });
-    let mut operator = Operator::start_with(
-        &fast_args(&ns, &server.url()),
-        &[
-            ("RUST_LOG", "trace"),
-            ("OTS_USERNAME", "ops@example.com"),
-            ("OTS_API_TOKEN", TOKEN),
-        ],
-    );
-    create_secret(&client, &ns, "db", &[("password", VALUE.as_bytes())]).await;
-    create_secret(&client, &ns, "phrases", &[("p", PASSPHRASE.as_bytes())]).await;
-    create_secret(&client, &ns, "short", &[("p", b"abc")]).await;
-    // Shared, tracked, received.
-    create_share(
-        &client,
-        &ns,
-        "read",
-        json!({"secretRef": {"name": "db", "key": "password"}}),
-    )
+    let mut w = World::with_operator("leaks", server, |ns, url| {
+        Operator::start_with(
+            &fast_args(ns, url),
+            &[
+                ("RUST_LOG", "trace"),
+                ("OTS_USERNAME", "ops@example.com"),
+                ("OTS_API_TOKEN", TOKEN),
+            ],
+        )
+    })
     .await;
+    w.secret("db", &[("password", VALUE.as_bytes())]).await;
+    w.secret("phrases", &[("p", PASSPHRASE.as_bytes())]).await;
+    w.secret("short", &[("p", b"abc")]).await;
+    // Shared, tracked, received.
+    w.share_key("read", "db", "password").await;
     // Passphrase-protected, rotated (reshare burns with the passphrase), then deleted (burned).
-    create_share(
-        &client,
-        &ns,
+    w.share(
         "gated",
         json!({
             "secretRef": {"name": "db"},
@@ -72,9 +67,7 @@ async fn no_secret_reaches_logs_events_status_or_metrics() {
     )
     .await;
     // Failures whose messages name the inputs.
-    create_share(
-        &client,
-        &ns,
+    w.share(
         "bad-phrase",
         json!({
             "secretRef": {"name": "db", "key": "password"},
@@ -82,43 +75,36 @@ async fn no_secret_reaches_logs_events_status_or_metrics() {
         }),
     )
     .await;
-    let read = wait_shared(&client, &ns, "read").await;
-    assert_eq!(open_link(&server, &read).await, VALUE);
-    wait_for(&client, &ns, "read", "phase Received", |o| {
-        phase(o) == "Received"
-    })
-    .await;
-    let gated = wait_shared(&client, &ns, "gated").await;
-    update_secret(&client, &ns, "db", &[("password", OTHER_VALUE.as_bytes())]).await;
+    let read = w.shared("read").await;
+    assert_eq!(w.reveal(&read).await, VALUE);
+    w.wait_phase("read", "Received").await;
+    let gated = w.shared("gated").await;
+    w.update_secret("db", &[("password", OTHER_VALUE.as_bytes())])
+        .await;
     let old_link = gated.status.unwrap().link;
-    wait_for(&client, &ns, "gated", "a new link", |o| {
+    w.wait_for("gated", "a new link", |o| {
         o.status.as_ref().and_then(|s| s.link.clone()) != old_link
     })
     .await;
-    wait_for(&client, &ns, "bad-phrase", "InvalidPassphrase", |o| {
+    w.wait_for("bad-phrase", "InvalidPassphrase", |o| {
         ready_reason_is(o, "InvalidPassphrase")
     })
     .await;
     // Failures from the server, too.
-    server.set_faults(Faults {
+    w.server.set_faults(Faults {
         error_rate: 1.0,
         ..Faults::default()
     });
     tokio::time::sleep(Duration::from_secs(3)).await;
-    server.set_faults(Faults::default());
-    delete_share(&client, &ns, "gated").await;
-    wait_gone(&client, &ns, "gated").await;
+    w.server.set_faults(Faults::default());
+    w.delete_share("gated").await;
+    w.wait_gone("gated").await;
 
-    let metrics = reqwest::get(format!("http://{}/metrics", operator.metrics_addr()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.metrics().await;
     assert!(metrics.contains("ots_operator_"), "metrics are served");
-    operator.terminate();
+    w.operator.terminate();
 
-    let logs = operator.logs();
+    let logs = w.operator.logs();
     assert!(
         logs.lines().count() > 50,
         "trace logging was on ({} lines)",
@@ -128,15 +114,11 @@ async fn no_secret_reaches_logs_events_status_or_metrics() {
     assert_clean("the operator's trace log", &logs);
     assert_clean("metrics", &metrics);
     for name in ["read", "gated", "bad-phrase"] {
-        let events = events(&client, &ns, name).await;
+        let events = w.events(name).await;
         assert!(!events.is_empty(), "{name} has events");
         assert_clean(&format!("events of {name}"), &format!("{events:?}"));
     }
-    for obj in shares(&client, &ns)
-        .list(&Default::default())
-        .await
-        .unwrap()
-    {
+    for obj in w.shares().list(&Default::default()).await.unwrap() {
         assert_clean("status", &serde_json::to_string(&obj).unwrap());
     }
 }

@@ -7,8 +7,8 @@
 #![allow(dead_code)]
 
 use super::operator::{
-    Operator, calls, create_secret, create_share, delete_share, events, ots_server, phase, reveal,
-    setup, shares, update_secret, wait_event, wait_for, wait_gone,
+    Operator, calls, create_secret, create_share, delete_secret, delete_share, events, ots_server,
+    phase, reveal, setup, shares, update_secret, wait_event, wait_for, wait_gone,
 };
 use kube::{Api, Client};
 use ots_operator::ots::OtsError;
@@ -42,8 +42,18 @@ impl World {
 
     /// As [`World::with`], with a server the test prepared before the operator starts.
     pub async fn with_server(prefix: &str, server: TestServer, extra: &[&str]) -> World {
+        World::with_operator(prefix, server, |ns, url| Operator::start(ns, url, extra)).await
+    }
+
+    /// As [`World::with_server`], for a test that starts the operator its own way (its own log
+    /// level, environment or OTS URL): `start` gets the namespace and the server's URL.
+    pub async fn with_operator(
+        prefix: &str,
+        server: TestServer,
+        start: impl FnOnce(&str, &str) -> Operator,
+    ) -> World {
         let (client, ns) = setup(prefix).await;
-        let operator = Operator::start(&ns, &server.url(), extra);
+        let operator = start(&ns, &server.url());
         World {
             client,
             ns,
@@ -65,6 +75,11 @@ impl World {
     /// Replaces a Secret's data.
     pub async fn update_secret(&self, name: &str, data: &[(&str, &[u8])]) {
         update_secret(&self.client, &self.ns, name, data).await;
+    }
+
+    /// Deletes a Secret.
+    pub async fn delete_secret(&self, name: &str) {
+        delete_secret(&self.client, &self.ns, name).await;
     }
 
     /// Creates a OneTimeShare with the given spec.
@@ -145,6 +160,13 @@ impl World {
     /// Waits until an Event of `kind` with `reason` about the object exists; returns its note.
     pub async fn wait_event(&self, name: &str, kind: &str, reason: &str) -> String {
         wait_event(&self.client, &self.ns, name, kind, reason).await
+    }
+
+    /// The operator's `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.operator.metrics_addr());
+        let response = reqwest::get(url).await.expect("get /metrics");
+        response.text().await.expect("read /metrics")
     }
 
     /// How many requests of one operation the test server answered.
