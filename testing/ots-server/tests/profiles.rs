@@ -5,15 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Api, EMAIL, config, send};
-use ots_testserver::{Config, KEY_LEN, LEGACY_KEY_LEN, Plan, Profile, TestServer};
+use common::{Api, EMAIL, config, send, start, v1_private_path, v2_keys};
+use ots_testserver::{Config, KEY_LEN, LEGACY_KEY_LEN, Plan, Profile};
 use serde_json::{Value, json};
-
-async fn start(config: Config) -> (TestServer, Api) {
-    let s = TestServer::start(config).await.unwrap();
-    let api = Api::new(&s);
-    (s, api)
-}
 
 fn with(profile: Profile, plan: Plan) -> Config {
     Config {
@@ -21,19 +15,6 @@ fn with(profile: Profile, plan: Plan) -> Config {
         plan,
         ..config()
     }
-}
-
-fn v2_keys(body: &Value) -> (String, String) {
-    (
-        body["record"]["receipt"]["identifier"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        body["record"]["secret"]["identifier"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    )
 }
 
 async fn auth_conceal(api: &Api, secret: Value) -> common::Answer {
@@ -57,12 +38,7 @@ async fn v2_burn_of_a_revealed_or_expired_secret_answers_success_with_no_record(
         )
         .await;
     assert_eq!(shown.json["record"]["secret_value"], "gone soon");
-    let burn = api
-        .json(
-            &format!("/api/v2/receipt/{mk}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let burn = api.v2_burn(&mk, json!({"continue": true})).await;
     assert_eq!(burn.status, 200, "{burn:?}");
     assert_eq!(burn.json, json!({"success": true}));
     // v1 says Unknown secret for the same situation.
@@ -76,12 +52,7 @@ async fn v2_burn_of_a_revealed_or_expired_secret_answers_success_with_no_record(
     let expiring = api.v2_conceal(json!({"secret": "x", "ttl": 600})).await;
     let (mk3, _) = v2_keys(&expiring);
     s.advance_clock(Duration::from_secs(601));
-    let burn = api
-        .json(
-            &format!("/api/v2/receipt/{mk3}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let burn = api.v2_burn(&mk3, json!({"continue": true})).await;
     assert_eq!(burn.status, 200);
     assert_eq!(burn.json, json!({"success": true}));
 }
@@ -91,12 +62,7 @@ async fn burn_answers_show_the_receipt_as_loaded_before_the_burn() {
     let (s, api) = start(config()).await;
     let body = api.v2_conceal(json!({"secret": "x", "ttl": 3600})).await;
     let (mk, sk) = v2_keys(&body);
-    let burn = api
-        .json(
-            &format!("/api/v2/receipt/{mk}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let burn = api.v2_burn(&mk, json!({"continue": true})).await;
     assert_eq!(burn.status, 200);
     assert_eq!(burn.json["success"], true);
     assert_eq!(burn.json["record"]["state"], "new");
@@ -107,25 +73,12 @@ async fn burn_answers_show_the_receipt_as_loaded_before_the_burn() {
     assert_eq!(after.json["record"]["state"], "burned");
 
     let r = api.v1_share(&[("secret", "y"), ("ttl", "3600")]).await;
-    let b = api
-        .form(
-            &format!(
-                "/api/v1/private/{}/burn",
-                r["metadata_key"].as_str().unwrap()
-            ),
-            &[],
-        )
-        .await;
+    let b = api.v1_burn(&r, &[]).await;
     assert_eq!(b.status, 200);
     assert_eq!(b.json["state"]["state"], "new");
     assert_eq!(b.json["state"]["secret_key"], r["secret_key"]);
     assert_eq!(b.json["state"]["secret_ttl"], Value::Null);
-    let m = api
-        .get(&format!(
-            "/api/v1/private/{}",
-            r["metadata_key"].as_str().unwrap()
-        ))
-        .await;
+    let m = api.get(&v1_private_path(&r)).await;
     assert_eq!(m.json["state"], "burned");
 }
 
@@ -144,12 +97,7 @@ async fn a_burn_racing_a_reveal_answers_only_the_real_forms() {
             )
             .await
         });
-        let burn = api
-            .json(
-                &format!("/api/v2/receipt/{mk}/burn"),
-                json!({"continue": true}),
-            )
-            .await;
+        let burn = api.v2_burn(&mk, json!({"continue": true})).await;
         let reveal = reveal.await.unwrap();
         assert_eq!(burn.status, 200, "{burn:?}");
         let revealed = reveal.json["record"]["secret_value"] == "race";
@@ -303,12 +251,7 @@ async fn unknown_v2_routes_and_missing_records_answer_differently() {
         .await;
     assert_eq!(reveal.status, 404);
     assert_eq!(reveal.json, json!({"error_type": "RecordNotFound"}));
-    let burn = api
-        .json(
-            &format!("/api/v2/receipt/{missing}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let burn = api.v2_burn(&missing, json!({"continue": true})).await;
     assert_eq!(burn.status, 404);
     assert_eq!(burn.json, json!({"error_type": "RecordNotFound"}));
     let receipt = api.get(&format!("/api/v2/receipt/{missing}")).await;
@@ -484,17 +427,10 @@ async fn v0_23_burns_answer_the_metadata_as_loaded_before_the_burn() {
     let (s, api) = start(with(Profile::V0_23, Plan::Paid)).await;
     let c = api.v2_conceal(json!({"secret": "old"})).await;
     let mk = c["record"]["metadata"]["key"].as_str().unwrap().to_owned();
-    let unconfirmed = api
-        .json(&format!("/api/v2/receipt/{mk}/burn"), json!({}))
-        .await;
+    let unconfirmed = api.v2_burn(&mk, json!({})).await;
     assert_eq!(unconfirmed.status, 500, "no continue, not greenlighted");
     assert_eq!(s.stats().live_secrets, 1);
-    let burn = api
-        .json(
-            &format!("/api/v2/receipt/{mk}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let burn = api.v2_burn(&mk, json!({"continue": true})).await;
     assert_eq!(burn.status, 200);
     assert_eq!(burn.json["success"], true);
     assert_eq!(burn.json["record"]["state"], "new");
@@ -607,12 +543,7 @@ async fn v0_20_has_private_routes_only_and_answers_unknown_routes_with_message()
         assert_eq!(a.status, 404, "{path}");
         assert_eq!(a.json, json!({"message": "Not Found"}), "{path}");
     }
-    let burn_receipt = api
-        .json(
-            &format!("/api/v2/receipt/{mk}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let burn_receipt = api.v2_burn(&mk, json!({"continue": true})).await;
     assert_eq!(burn_receipt.json, json!({"message": "Not Found"}));
     let status_list = api
         .json("/api/v2/secret/status", json!({"identifiers": "x"}))

@@ -23,6 +23,58 @@ pub async fn server() -> TestServer {
     TestServer::start(config()).await.unwrap()
 }
 
+/// A server with this config and a client for it.
+pub async fn start(config: Config) -> (TestServer, Api) {
+    let s = TestServer::start(config).await.unwrap();
+    let api = Api::new(&s);
+    (s, api)
+}
+
+/// A server with one account and a client for it.
+pub async fn started() -> (TestServer, Api) {
+    start(config()).await
+}
+
+/// A client that gives up after half a second (for hangs).
+pub fn impatient() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+/// The receipt and secret identifiers of a v2 conceal answer.
+pub fn v2_keys(body: &Value) -> (String, String) {
+    (
+        body["record"]["receipt"]["identifier"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        body["record"]["secret"]["identifier"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+/// The v1 reveal path of a v1 share answer's secret.
+pub fn v1_secret_path(share: &Value) -> String {
+    format!("/api/v1/secret/{}", share["secret_key"].as_str().unwrap())
+}
+
+/// The v1 receipt path of a v1 share answer.
+pub fn v1_private_path(share: &Value) -> String {
+    format!(
+        "/api/v1/private/{}",
+        share["metadata_key"].as_str().unwrap()
+    )
+}
+
+/// The v1 burn path of a v1 share answer.
+pub fn v1_burn_path(share: &Value) -> String {
+    format!("{}/burn", v1_private_path(share))
+}
+
 pub fn http() -> reqwest::Client {
     // reqwest is built without a TLS provider; plain-http clients still need one installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -70,6 +122,16 @@ impl Answer {
             "{self:?}"
         );
         assert_eq!(self.json.as_object().map(|o| o.len()), Some(3), "{self:?}");
+    }
+
+    /// v1's answer to a request it could not read: HTTP 404 carrying the intended status.
+    pub fn assert_v1_refused(&self, intended: &str) {
+        assert_eq!(self.status, 404, "{self:?}");
+        assert_eq!(
+            self.header("x-ots-intended-status").as_deref(),
+            Some(intended),
+            "{self:?}"
+        );
     }
 
     /// v2's error shape.
@@ -137,6 +199,20 @@ impl Api {
         .await
     }
 
+    /// A POST with this raw body and, if given, this Content-Type.
+    pub async fn post_body(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
+        let mut req = self.http.post(self.url(path));
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        send(req.body(body)).await
+    }
+
     pub async fn json(&self, path: &str, body: Value) -> Answer {
         send(self.http.post(self.url(path)).json(&body)).await
     }
@@ -158,6 +234,22 @@ impl Api {
         a.json
     }
 
+    /// v1 reveal of a v1 share answer's secret.
+    pub async fn v1_reveal(&self, share: &Value, fields: &[(&str, &str)]) -> Answer {
+        self.form(&v1_secret_path(share), fields).await
+    }
+
+    /// v1 burn of a v1 share answer's secret.
+    pub async fn v1_burn(&self, share: &Value, fields: &[(&str, &str)]) -> Answer {
+        self.form(&v1_burn_path(share), fields).await
+    }
+
+    /// v2 burn of a receipt, with this JSON body.
+    pub async fn v2_burn(&self, receipt: &str, body: Value) -> Answer {
+        self.json(&format!("/api/v2/receipt/{receipt}/burn"), body)
+            .await
+    }
+
     /// v2 conceal; returns the raw answer.
     pub async fn v2_conceal_raw(&self, secret: Value) -> Answer {
         self.json(
@@ -169,12 +261,7 @@ impl Api {
 
     /// v2 conceal; returns the whole answer body.
     pub async fn v2_conceal(&self, secret: Value) -> Value {
-        let a = self
-            .json(
-                "/api/v2/secret/conceal",
-                serde_json::json!({ "secret": secret }),
-            )
-            .await;
+        let a = self.v2_conceal_raw(secret).await;
         assert_eq!(a.status, 200, "{a:?}");
         a.json
     }
