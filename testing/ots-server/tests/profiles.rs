@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Api, EMAIL, config, send, start, v1_private_path, v2_keys};
+use common::{Api, EMAIL, config, send, start, start_with, v1_private_path, v2_keys};
 use ots_testserver::{Config, KEY_LEN, LEGACY_KEY_LEN, Plan, Profile};
 use serde_json::{Value, json};
 
@@ -31,12 +31,7 @@ async fn v2_burn_of_a_revealed_or_expired_secret_answers_success_with_no_record(
         .v2_conceal(json!({"secret": "gone soon", "ttl": 600}))
         .await;
     let (mk, sk) = v2_keys(&body);
-    let shown = api
-        .json(
-            &format!("/api/v2/secret/{sk}/reveal"),
-            json!({"continue": true}),
-        )
-        .await;
+    let shown = api.v2_reveal(&sk, json!({"continue": true})).await;
     assert_eq!(shown.json["record"]["secret_value"], "gone soon");
     let burn = api.v2_burn(&mk, json!({"continue": true})).await;
     assert_eq!(burn.status, 200, "{burn:?}");
@@ -90,13 +85,7 @@ async fn a_burn_racing_a_reveal_answers_only_the_real_forms() {
         let body = api.v2_conceal(json!({"secret": "race"})).await;
         let (mk, sk) = v2_keys(&body);
         let a = api.clone();
-        let reveal = tokio::spawn(async move {
-            a.json(
-                &format!("/api/v2/secret/{sk}/reveal"),
-                json!({"continue": true}),
-            )
-            .await
-        });
+        let reveal = tokio::spawn(async move { a.v2_reveal(&sk, json!({"continue": true})).await });
         let burn = api.v2_burn(&mk, json!({"continue": true})).await;
         let reveal = reveal.await.unwrap();
         assert_eq!(burn.status, 200, "{burn:?}");
@@ -183,11 +172,7 @@ async fn the_anonymous_plan_gives_accounts_the_anonymous_cap() {
 
 #[tokio::test]
 async fn guest_routes_off_refuses_anonymous_v2_calls_but_not_accounts_or_v1() {
-    let (s, api) = start(Config {
-        guest_routes: false,
-        ..config()
-    })
-    .await;
+    let (s, api) = start_with(|c| c.guest_routes = false).await;
     let disabled = json!({
         "error": "Guest API access is disabled",
         "error_type": "GuestRoutesDisabled",
@@ -243,17 +228,10 @@ async fn unknown_v2_routes_and_missing_records_answer_differently() {
         json!({"error": "Not Found", "error_type": "NotFound"})
     );
     let missing = "z".repeat(62);
-    let reveal = api
-        .json(
-            &format!("/api/v2/secret/{missing}/reveal"),
-            json!({"continue": true}),
-        )
-        .await;
-    assert_eq!(reveal.status, 404);
-    assert_eq!(reveal.json, json!({"error_type": "RecordNotFound"}));
+    let reveal = api.v2_reveal(&missing, json!({"continue": true})).await;
+    reveal.assert_record_not_found();
     let burn = api.v2_burn(&missing, json!({"continue": true})).await;
-    assert_eq!(burn.status, 404);
-    assert_eq!(burn.json, json!({"error_type": "RecordNotFound"}));
+    burn.assert_record_not_found();
     let receipt = api.get(&format!("/api/v2/receipt/{missing}")).await;
     assert_eq!(receipt.status, 404);
     assert_eq!(
@@ -274,11 +252,7 @@ async fn v2_receipt_ttls_are_the_secrets_lifetime_and_realttl_ends_at_consumptio
     let before = api.get(&format!("/api/v2/receipt/{mk}")).await;
     assert_eq!(before.json["record"]["lifespan"], 3600);
     assert_eq!(before.json["details"]["secret_realttl"], 3600);
-    api.json(
-        &format!("/api/v2/secret/{sk}/reveal"),
-        json!({"continue": true}),
-    )
-    .await;
+    api.v2_reveal(&sk, json!({"continue": true})).await;
     let after = api.get(&format!("/api/v2/receipt/{mk}")).await;
     assert_eq!(after.json["details"]["secret_realttl"], Value::Null);
     assert_eq!(after.json["record"]["receipt_ttl"], 3600);
@@ -317,22 +291,12 @@ async fn fetching_the_secret_link_shows_on_the_receipt_as_access_telemetry() {
 #[tokio::test]
 async fn v2_status_takes_no_credentials_but_version_and_v1_authcheck_do() {
     let (_s, api) = start(config()).await;
-    let status = send(
-        api.http
-            .get(api.url("/api/v2/status"))
-            .basic_auth(EMAIL, Some("not-the-token")),
-    )
-    .await;
+    let status = api.get_with_token("/api/v2/status", "not-the-token").await;
     assert_eq!(
         status.json,
         json!({"success": true, "status": "nominal", "locale": "en"})
     );
-    let version = send(
-        api.http
-            .get(api.url("/api/v2/version"))
-            .basic_auth(EMAIL, Some("not-the-token")),
-    )
-    .await;
+    let version = api.get_with_token("/api/v2/version", "not-the-token").await;
     version.assert_auth_required("[CREDENTIALS_INVALID] Invalid credentials");
     api.get("/api/v2/version")
         .await
@@ -346,11 +310,7 @@ async fn v2_status_takes_no_credentials_but_version_and_v1_authcheck_do() {
 
 #[tokio::test]
 async fn max_secret_bytes_limits_v2_in_bytes_and_v1_keeps_ten_thousand() {
-    let (_s, api) = start(Config {
-        max_secret_bytes: 100,
-        ..config()
-    })
-    .await;
+    let (_s, api) = start_with(|c| c.max_secret_bytes = 100).await;
     let big = api.v2_conceal_raw(json!({"secret": "x".repeat(101)})).await;
     assert_eq!(big.status, 422);
     assert_eq!(
@@ -401,12 +361,7 @@ async fn v0_23_reports_a_failed_burn_as_http_500_with_a_message() {
     assert_eq!(c["record"]["metadata"]["metadata_ttl"], 7200);
     assert!(c["record"].get("receipt").is_none());
 
-    let shown = api
-        .json(
-            &format!("/api/v2/secret/{sk}/reveal"),
-            json!({"continue": true}),
-        )
-        .await;
+    let shown = api.v2_reveal(&sk, json!({"continue": true})).await;
     assert_eq!(shown.json["success"], true);
     assert_eq!(shown.json["record"]["secret_value"], "old");
     let burn = api
@@ -467,24 +422,15 @@ async fn v0_23_validation_errors_are_422_with_shrimp_and_message() {
 async fn v0_23_missing_records_bad_credentials_and_unknown_routes() {
     let (_s, api) = start(with(Profile::V0_23, Plan::Paid)).await;
     let key = "k".repeat(31);
-    let reveal = api
-        .json(
-            &format!("/api/v2/secret/{key}/reveal"),
-            json!({"continue": true}),
-        )
-        .await;
+    let reveal = api.v2_reveal(&key, json!({"continue": true})).await;
     assert_eq!(reveal.status, 404);
     assert_eq!(
         reveal.json,
         json!({"message": "Unknown secret", "secret_key": key})
     );
-    let bad = send(
-        api.http
-            .post(api.url("/api/v2/secret/conceal"))
-            .basic_auth(EMAIL, Some("wrong"))
-            .json(&json!({"secret": {"secret": "x"}})),
-    )
-    .await;
+    let bad = api
+        .v2_conceal_with_token("wrong", json!({"secret": "x"}))
+        .await;
     assert_eq!(bad.status, 403);
     assert_eq!(bad.json, json!({"message": "Not authorized"}));
     let route = api.get("/api/v2/nope").await;

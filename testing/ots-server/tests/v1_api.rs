@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{Api, EMAIL, TOKEN, config, send, server, start, started, v1_secret_path};
-use ots_testserver::Config;
+use common::{Api, EMAIL, TOKEN, send, server, start_with, started, v1_secret_path};
 use serde_json::Value;
 
 fn is_key(v: &Value, len: usize) -> bool {
@@ -387,11 +386,7 @@ async fn ttl_is_clamped_never_rejected() {
 
 #[tokio::test]
 async fn the_ttl_caps_come_from_the_config() {
-    let (_s, api) = start(Config {
-        ttl_max_anonymous: 3600,
-        ..config()
-    })
-    .await;
+    let (_s, api) = start_with(|c| c.ttl_max_anonymous = 3600).await;
     assert_eq!(api.v1_share(&[("secret", "x")]).await["ttl"], 3600);
     assert_eq!(
         api.v1_share(&[("secret", "x"), ("ttl", "7200")]).await["ttl"],
@@ -457,54 +452,38 @@ async fn unknown_routes_and_wrong_methods_are_not_found() {
 #[tokio::test]
 async fn malformed_and_oversized_bodies_get_documented_errors() {
     let (_s, api) = started().await;
-    let bad_json = send(
-        api.http
-            .post(api.url("/api/v1/share"))
-            .header("content-type", "application/json")
-            .body("{\"secret\": "),
-    )
-    .await;
-    assert_eq!(bad_json.status, 404);
-    assert_eq!(
-        bad_json.header("x-ots-intended-status").as_deref(),
-        Some("400")
-    );
+    let bad_json = api
+        .post_body("/api/v1/share", Some("application/json"), "{\"secret\": ")
+        .await;
+    bad_json.assert_v1_refused("400");
     assert!(bad_json.json["message"].is_string());
 
-    let bad_multipart = send(
-        api.http
-            .post(api.url("/api/v1/share"))
-            .header("content-type", "multipart/form-data; boundary=zz")
-            .body("garbage without boundaries"),
-    )
-    .await;
-    assert_eq!(bad_multipart.status, 404);
-    assert_eq!(
-        bad_multipart.header("x-ots-intended-status").as_deref(),
-        Some("400")
-    );
+    let bad_multipart = api
+        .post_body(
+            "/api/v1/share",
+            Some("multipart/form-data; boundary=zz"),
+            "garbage without boundaries",
+        )
+        .await;
+    bad_multipart.assert_v1_refused("400");
 
     let huge = "a".repeat(2 * 1024 * 1024);
-    let too_big = send(
-        api.http
-            .post(api.url("/api/v1/share"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("secret={huge}")),
-    )
-    .await;
-    assert_eq!(too_big.status, 404);
-    assert_eq!(
-        too_big.header("x-ots-intended-status").as_deref(),
-        Some("413")
-    );
+    let too_big = api
+        .post_body(
+            "/api/v1/share",
+            Some("application/x-www-form-urlencoded"),
+            format!("secret={huge}"),
+        )
+        .await;
+    too_big.assert_v1_refused("413");
 
-    let bad_utf8 = send(
-        api.http
-            .post(api.url("/api/v1/share"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(b"secret=%FF%FE&ttl=60".to_vec()),
-    )
-    .await;
+    let bad_utf8 = api
+        .post_body(
+            "/api/v1/share",
+            Some("application/x-www-form-urlencoded"),
+            b"secret=%FF%FE&ttl=60".to_vec(),
+        )
+        .await;
     assert_ne!(bad_utf8.status / 100, 5, "{bad_utf8:?}");
     // The server is still serving.
     assert_eq!(api.get("/api/v1/status").await.status, 200);
@@ -539,13 +518,13 @@ async fn parameters_are_read_from_every_encoding_real_clients_use() {
 
     // Multipart (bash with curl -F).
     let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"secret\"\r\n\r\nfrom multipart\r\n--XyZ\r\nContent-Disposition: form-data; name=\"ttl\"\r\n\r\n900\r\n--XyZ\r\nContent-Disposition: form-data; name=\"passphrase\"\r\n\r\npass-word\r\n--XyZ--\r\n";
-    let mp = send(
-        api.http
-            .post(api.url("/api/v1/share"))
-            .header("content-type", "multipart/form-data; boundary=XyZ")
-            .body(multipart),
-    )
-    .await;
+    let mp = api
+        .post_body(
+            "/api/v1/share",
+            Some("multipart/form-data; boundary=XyZ"),
+            multipart,
+        )
+        .await;
     assert_eq!(mp.json["ttl"], 900, "{mp:?}");
     assert_eq!(reveal(mp.json).await, "from multipart");
 
@@ -618,11 +597,7 @@ async fn generate_returns_a_value_that_the_receipt_shows_once_within_a_minute() 
 
 #[tokio::test]
 async fn legacy_mode_issues_31_character_keys() {
-    let (_s, api) = start(Config {
-        legacy_keys: true,
-        ..config()
-    })
-    .await;
+    let (_s, api) = start_with(|c| c.legacy_keys = true).await;
     let r = api.v1_share(&[("secret", "x")]).await;
     assert!(is_key(&r["metadata_key"], 31), "{r}");
     assert!(is_key(&r["secret_key"], 31), "{r}");
@@ -632,11 +607,7 @@ async fn legacy_mode_issues_31_character_keys() {
 
 #[tokio::test]
 async fn share_domain_other_than_the_site_is_kept_in_links() {
-    let (_s, api) = start(Config {
-        public_url: Some("https://ots.example.net".into()),
-        ..config()
-    })
-    .await;
+    let (_s, api) = start_with(|c| c.public_url = Some("https://ots.example.net".into())).await;
     let own = api
         .v1_share(&[("secret", "x"), ("share_domain", "ots.example.net")])
         .await;

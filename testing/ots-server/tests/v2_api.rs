@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{EMAIL, config, send, start, started, v1_private_path, v2_keys};
-use ots_testserver::Config;
+use common::{EMAIL, send, start_with, started, v1_private_path, v2_keys};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -15,12 +14,7 @@ async fn status_and_locales_are_public_version_needs_an_account() {
         st.json,
         json!({"success": true, "status": "nominal", "locale": "en"})
     );
-    let bad = send(
-        api.http
-            .get(api.url("/api/v2/status"))
-            .basic_auth(EMAIL, Some("wrong")),
-    )
-    .await;
+    let bad = api.get_with_token("/api/v2/status", "wrong").await;
     assert_eq!(bad.status, 200, "status takes no credentials");
     assert_eq!(
         api.get("/api/v2/supported-locales").await.json["locale"],
@@ -88,11 +82,9 @@ async fn reveal_needs_continue_and_happens_once() {
     assert_eq!(shown.json["record"]["is_revealed"], true);
 
     let again = api.json(&path, json!({"continue": true})).await;
-    assert_eq!(again.status, 404);
-    assert_eq!(again.json, json!({"error_type": "RecordNotFound"}));
+    again.assert_record_not_found();
     let meta_gone = api.get(&format!("/api/v2/secret/{sk}")).await;
-    assert_eq!(meta_gone.status, 404);
-    assert_eq!(meta_gone.json, json!({"error_type": "RecordNotFound"}));
+    meta_gone.assert_record_not_found();
 
     let r = api.get(&format!("/api/v2/receipt/{mk}")).await;
     assert_eq!(r.json["record"]["state"], "revealed");
@@ -184,14 +176,8 @@ async fn burn_needs_continue_and_the_passphrase_of_protected_secrets() {
     assert_eq!(burned.json["record"]["state"], "new");
     assert_eq!(burned.json["record"]["is_burned"], false);
     assert_eq!(s.stats().live_secrets, 0);
-    let reveal = api
-        .json(
-            &format!("/api/v2/secret/{sk}/reveal"),
-            json!({"continue": true}),
-        )
-        .await;
-    assert_eq!(reveal.status, 404);
-    assert_eq!(reveal.json, json!({"error_type": "RecordNotFound"}));
+    let reveal = api.v2_reveal(&sk, json!({"continue": true})).await;
+    reveal.assert_record_not_found();
     // The receipt is still there, its secret is not: nothing to burn (§13.1).
     let again = api
         .json(&path, json!({"continue": true, "passphrase": "pass-word"}))
@@ -271,26 +257,22 @@ async fn validation_errors_are_422_with_field() {
 #[tokio::test]
 async fn credentials_are_checked_and_guest_routes_ignore_them() {
     let (_s, api) = started().await;
-    let bad = send(
-        api.http
-            .post(api.url("/api/v2/secret/conceal"))
-            .basic_auth(EMAIL, Some("wrong"))
-            .json(&json!({"secret": {"secret": "x"}})),
-    )
-    .await;
+    let bad = api
+        .v2_conceal_with_token("wrong", json!({"secret": "x"}))
+        .await;
     // Otto's auth layer answers before any logic (§11).
     bad.assert_auth_required("[CREDENTIALS_INVALID] Invalid credentials");
     api.get("/api/v2/receipt/recent")
         .await
         .assert_auth_required("[AUTH_HEADER_MISSING] No authorization header");
 
-    let guest = send(
-        api.http
-            .post(api.url("/api/v2/guest/secret/conceal"))
-            .basic_auth(EMAIL, Some("wrong"))
-            .json(&json!({"secret": {"secret": "guest"}})),
-    )
-    .await;
+    let guest = api
+        .json_with_token(
+            "/api/v2/guest/secret/conceal",
+            "wrong",
+            json!({"secret": {"secret": "guest"}}),
+        )
+        .await;
     assert_eq!(guest.status, 200, "{guest:?}");
     assert_eq!(guest.json["record"]["receipt"]["custid"], "anon");
 
@@ -355,12 +337,7 @@ async fn generate_shows_the_value_once_on_the_receipt() {
     assert_eq!(value.chars().count(), 16);
     let second = api.get(&format!("/api/v2/receipt/{mk}")).await;
     assert_eq!(second.json["details"]["secret_value"], Value::Null);
-    let revealed = api
-        .json(
-            &format!("/api/v2/secret/{sk}/reveal"),
-            json!({"continue": true}),
-        )
-        .await;
+    let revealed = api.v2_reveal(&sk, json!({"continue": true})).await;
     assert_eq!(revealed.json["record"]["secret_value"], value.as_str());
 }
 
@@ -378,11 +355,7 @@ async fn secret_status_reports_unknown_without_error() {
         )
         .await;
     assert_eq!(list.json["count"], 1);
-    api.json(
-        &format!("/api/v2/secret/{sk}/reveal"),
-        json!({"continue": true}),
-    )
-    .await;
+    api.v2_reveal(&sk, json!({"continue": true})).await;
     let gone = api.get(&format!("/api/v2/secret/{sk}/status")).await;
     assert_eq!(gone.status, 200);
     assert_eq!(gone.json, json!({"record": {"state": "unknown"}}));
@@ -407,31 +380,27 @@ async fn unknown_routes_wrong_methods_and_bad_json_get_v2_errors() {
         );
         assert_eq!(a.status, 404);
     }
-    let bad = send(
-        api.http
-            .post(api.url("/api/v2/secret/conceal"))
-            .header("content-type", "application/json")
-            .body("{not json"),
-    )
-    .await;
+    let bad = api
+        .post_body(
+            "/api/v2/secret/conceal",
+            Some("application/json"),
+            "{not json",
+        )
+        .await;
     bad.assert_v2_error(400, "BadRequest");
-    let huge = send(
-        api.http
-            .post(api.url("/api/v2/secret/conceal"))
-            .header("content-type", "application/json")
-            .body(vec![b' '; 2 * 1024 * 1024]),
-    )
-    .await;
+    let huge = api
+        .post_body(
+            "/api/v2/secret/conceal",
+            Some("application/json"),
+            vec![b' '; 2 * 1024 * 1024],
+        )
+        .await;
     huge.assert_v2_error(413, "PayloadTooLarge");
 }
 
 #[tokio::test]
 async fn a_server_without_v2_answers_404_there_and_still_serves_v1() {
-    let (_s, api) = start(Config {
-        enable_v2: false,
-        ..config()
-    })
-    .await;
+    let (_s, api) = start_with(|c| c.enable_v2 = false).await;
     assert_eq!(api.get("/api/v2/status").await.status, 404);
     assert_eq!(api.get("/api/v1/status").await.status, 200);
 }
@@ -444,10 +413,7 @@ async fn secrets_created_on_one_version_are_served_by_the_other() {
         .await;
     let sk = v1["secret_key"].as_str().unwrap();
     let v2 = api
-        .json(
-            &format!("/api/v2/secret/{sk}/reveal"),
-            json!({"continue": true, "passphrase": "pass-word"}),
-        )
+        .v2_reveal(&sk, json!({"continue": true, "passphrase": "pass-word"}))
         .await;
     assert_eq!(v2.json["record"]["secret_value"], "cross");
     let m = api.get(&v1_private_path(&v1)).await;

@@ -30,6 +30,13 @@ pub async fn start(config: Config) -> (TestServer, Api) {
     (s, api)
 }
 
+/// A server with one account, its config changed by `change`, and a client for it.
+pub async fn start_with(change: impl FnOnce(&mut Config)) -> (TestServer, Api) {
+    let mut config = config();
+    change(&mut config);
+    start(config).await
+}
+
 /// A server with one account and a client for it.
 pub async fn started() -> (TestServer, Api) {
     start(config()).await
@@ -134,6 +141,16 @@ impl Answer {
         );
     }
 
+    /// v2's answer for a missing secret or receipt: 404 `{"error_type": "RecordNotFound"}`.
+    pub fn assert_record_not_found(&self) {
+        assert_eq!(self.status, 404, "{self:?}");
+        assert_eq!(
+            self.json,
+            serde_json::json!({"error_type": "RecordNotFound"}),
+            "{self:?}"
+        );
+    }
+
     /// v2's error shape.
     pub fn assert_v2_error(&self, status: u16, error_type: &str) {
         assert_eq!(self.status, status, "{self:?}");
@@ -182,7 +199,12 @@ impl Api {
     }
 
     pub async fn get_auth(&self, path: &str) -> Answer {
-        send(self.http.get(self.url(path)).basic_auth(EMAIL, Some(TOKEN))).await
+        self.get_with_token(path, TOKEN).await
+    }
+
+    /// GET as the account's email with this (usually wrong) token.
+    pub async fn get_with_token(&self, path: &str, token: &str) -> Answer {
+        send(self.http.get(self.url(path)).basic_auth(EMAIL, Some(token))).await
     }
 
     pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
@@ -217,14 +239,19 @@ impl Api {
         send(self.http.post(self.url(path)).json(&body)).await
     }
 
-    pub async fn json_auth(&self, path: &str, body: Value) -> Answer {
+    /// JSON POST as the account's email with this (usually wrong) token.
+    pub async fn json_with_token(&self, path: &str, token: &str, body: Value) -> Answer {
         send(
             self.http
                 .post(self.url(path))
-                .basic_auth(EMAIL, Some(TOKEN))
+                .basic_auth(EMAIL, Some(token))
                 .json(&body),
         )
         .await
+    }
+
+    pub async fn json_auth(&self, path: &str, body: Value) -> Answer {
+        self.json_with_token(path, TOKEN, body).await
     }
 
     /// v1 share; returns the receipt.
@@ -244,10 +271,26 @@ impl Api {
         self.form(&v1_burn_path(share), fields).await
     }
 
+    /// v2 reveal of a secret, with this JSON body.
+    pub async fn v2_reveal(&self, secret: &str, body: Value) -> Answer {
+        self.json(&format!("/api/v2/secret/{secret}/reveal"), body)
+            .await
+    }
+
     /// v2 burn of a receipt, with this JSON body.
     pub async fn v2_burn(&self, receipt: &str, body: Value) -> Answer {
         self.json(&format!("/api/v2/receipt/{receipt}/burn"), body)
             .await
+    }
+
+    /// v2 conceal as the account's email with this (usually wrong) token.
+    pub async fn v2_conceal_with_token(&self, token: &str, secret: Value) -> Answer {
+        self.json_with_token(
+            "/api/v2/secret/conceal",
+            token,
+            serde_json::json!({ "secret": secret }),
+        )
+        .await
     }
 
     /// v2 conceal; returns the raw answer.
