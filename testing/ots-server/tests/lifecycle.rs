@@ -4,8 +4,24 @@ mod common;
 
 use std::time::Duration;
 
-use common::{started, v1_secret_path};
+use common::{Api, started, v1_burn_path, v1_secret_path};
 use serde_json::{Value, json};
+
+/// A v1 share of `vault` behind the passphrase `correct-horse`: the share answer and the
+/// secret's reveal path.
+async fn protected_vault(api: &Api) -> (Value, String) {
+    let r = api
+        .v1_share(&[("secret", "vault"), ("passphrase", "correct-horse")])
+        .await;
+    let path = v1_secret_path(&r);
+    (r, path)
+}
+
+/// The right passphrase reveals the vault.
+async fn assert_opens(api: &Api, path: &str) {
+    let ok = api.form(path, &[("passphrase", "correct-horse")]).await;
+    assert_eq!(ok.json["value"], "vault");
+}
 
 #[tokio::test]
 async fn an_unread_secret_expires_after_its_ttl_and_the_receipt_says_so() {
@@ -76,10 +92,7 @@ async fn ttls_count_down_on_the_server_clock() {
 #[tokio::test]
 async fn twenty_wrong_passphrases_lock_a_secret_for_thirty_minutes() {
     let (s, api) = started().await;
-    let r = api
-        .v1_share(&[("secret", "vault"), ("passphrase", "correct-horse")])
-        .await;
-    let path = v1_secret_path(&r);
+    let (r, path) = protected_vault(&api).await;
     for _ in 0..20 {
         api.form(&path, &[("passphrase", "battery-staple")])
             .await
@@ -88,10 +101,7 @@ async fn twenty_wrong_passphrases_lock_a_secret_for_thirty_minutes() {
     api.form(&path, &[("passphrase", "correct-horse")])
         .await
         .assert_v1_error("An unexpected error occurred :[", Some("400"));
-    let burn = format!(
-        "/api/v1/private/{}/burn",
-        r["metadata_key"].as_str().unwrap()
-    );
+    let burn = v1_burn_path(&r);
     api.form(&burn, &[("passphrase", "correct-horse")])
         .await
         .assert_v1_error("An unexpected error occurred :[", Some("400"));
@@ -106,17 +116,13 @@ async fn twenty_wrong_passphrases_lock_a_secret_for_thirty_minutes() {
         .await
         .assert_v1_error("An unexpected error occurred :[", Some("400"));
     s.advance_clock(Duration::from_secs(2));
-    let ok = api.form(&path, &[("passphrase", "correct-horse")]).await;
-    assert_eq!(ok.json["value"], "vault");
+    assert_opens(&api, &path).await;
 }
 
 #[tokio::test]
 async fn failures_older_than_ten_minutes_do_not_count_towards_a_lockout() {
     let (s, api) = started().await;
-    let r = api
-        .v1_share(&[("secret", "vault"), ("passphrase", "correct-horse")])
-        .await;
-    let path = v1_secret_path(&r);
+    let (_, path) = protected_vault(&api).await;
     for _ in 0..19 {
         api.form(&path, &[("passphrase", "nope")]).await;
     }
@@ -124,24 +130,19 @@ async fn failures_older_than_ten_minutes_do_not_count_towards_a_lockout() {
     for _ in 0..19 {
         api.form(&path, &[("passphrase", "nope")]).await;
     }
-    let ok = api.form(&path, &[("passphrase", "correct-horse")]).await;
-    assert_eq!(ok.json["value"], "vault");
+    assert_opens(&api, &path).await;
 }
 
 #[tokio::test]
 async fn a_missing_passphrase_is_not_counted_as_a_v1_failure() {
     let (_s, api) = started().await;
-    let r = api
-        .v1_share(&[("secret", "vault"), ("passphrase", "correct-horse")])
-        .await;
-    let path = v1_secret_path(&r);
+    let (_, path) = protected_vault(&api).await;
     for _ in 0..25 {
         api.form(&path, &[])
             .await
             .assert_v1_error("Unknown secret", None);
     }
-    let ok = api.form(&path, &[("passphrase", "correct-horse")]).await;
-    assert_eq!(ok.json["value"], "vault");
+    assert_opens(&api, &path).await;
 }
 
 #[tokio::test]

@@ -503,20 +503,11 @@ async fn v0_20_has_private_routes_only_and_answers_unknown_routes_with_message()
         m.json["record"]["metadata_url"],
         format!("{}/private/{mk}", s.url())
     );
-    let burn = api
-        .json(
-            &format!("/api/v2/private/{mk}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let private_burn = format!("/api/v2/private/{mk}/burn");
+    let burn = api.json(&private_burn, json!({"continue": true})).await;
     assert_eq!(burn.status, 200);
     assert_eq!(burn.json["success"], true);
-    let again = api
-        .json(
-            &format!("/api/v2/private/{mk}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let again = api.json(&private_burn, json!({"continue": true})).await;
     assert_eq!(again.status, 500);
     assert_eq!(again.json["message"], "Secret could not be burned.");
     assert_eq!(

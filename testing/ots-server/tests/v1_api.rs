@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{Api, EMAIL, TOKEN, send, server, start_with, started, v1_secret_path};
+use common::{
+    Api, EMAIL, TOKEN, send, server, start_with, started, v1_burn_path, v1_private_path,
+    v1_secret_path,
+};
 use serde_json::Value;
 
 fn is_key(v: &Value, len: usize) -> bool {
@@ -178,10 +181,7 @@ async fn burning_a_protected_secret_needs_its_passphrase_even_for_the_owner() {
         )
         .await
         .json;
-    let burn = format!(
-        "/api/v1/private/{}/burn",
-        r["metadata_key"].as_str().unwrap()
-    );
+    let burn = v1_burn_path(&r);
     api.form_auth(&burn, &[])
         .await
         .assert_v1_error("Incorrect passphrase", Some("400"));
@@ -576,22 +576,9 @@ async fn generate_returns_a_value_that_the_receipt_shows_once_within_a_minute() 
     let late = api.form("/api/v1/generate", &[("length", "20")]).await;
     assert_eq!(late.json["value"].as_str().unwrap().len(), 20);
     s.advance_clock(std::time::Duration::from_secs(61));
-    let m = api
-        .get(&format!(
-            "/api/v1/private/{}",
-            late.json["metadata_key"].as_str().unwrap()
-        ))
-        .await;
+    let m = api.get(&v1_private_path(&late.json)).await;
     assert!(m.json.get("value").is_none(), "not after 60 s");
-    let revealed = api
-        .form(
-            &format!(
-                "/api/v1/secret/{}",
-                late.json["secret_key"].as_str().unwrap()
-            ),
-            &[],
-        )
-        .await;
+    let revealed = api.form(&v1_secret_path(&late.json), &[]).await;
     assert_eq!(revealed.json["value"], late.json["value"]);
 }
 
