@@ -413,7 +413,7 @@ async fn secrets_created_on_one_version_are_served_by_the_other() {
         .await;
     let sk = v1["secret_key"].as_str().unwrap();
     let v2 = api
-        .v2_reveal(&sk, json!({"continue": true, "passphrase": "pass-word"}))
+        .v2_reveal(sk, json!({"continue": true, "passphrase": "pass-word"}))
         .await;
     assert_eq!(v2.json["record"]["secret_value"], "cross");
     let m = api.get(&v1_private_path(&v1)).await;
