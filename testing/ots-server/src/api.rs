@@ -110,6 +110,15 @@ impl Ctx<'_> {
     pub(crate) fn key(&self) -> &str {
         self.route.key.as_deref().unwrap_or_default()
     }
+
+    /// The caller as the route sees it: anonymous on a route that looks at no credentials.
+    pub(crate) fn caller_unless_public(&self, public: bool) -> Caller {
+        if public {
+            Caller::Anonymous
+        } else {
+            self.caller.clone()
+        }
+    }
 }
 
 /// Which API a path addresses, if any.

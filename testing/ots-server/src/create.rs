@@ -3,6 +3,7 @@
 use rand::Rng;
 use secrecy::SecretString;
 
+use crate::api::Operation;
 use crate::auth::Caller;
 use crate::config::{Config, DEFAULT_TTL, FREE_TTL, MIN_TTL, Plan, Profile, SECRET_MAX_BYTES};
 use crate::store::{Kind, NewSecret};
@@ -17,6 +18,15 @@ pub(crate) const GENERATE_DEFAULT_LENGTH: i64 = 12;
 pub(crate) const GENERATE_MAX_LENGTH: i64 = 128;
 /// v1's absolute ttl ceiling (30 days).
 pub(crate) const V1_MAX_TTL: u64 = 2_592_000;
+
+/// What a create operation makes: `Generate` generates the value, every other conceals it.
+pub(crate) fn kind_of(op: Operation) -> Kind {
+    if op == Operation::Generate {
+        Kind::Generate
+    } else {
+        Kind::Conceal
+    }
+}
 
 /// Raw create parameters, as read from either API version.
 pub(crate) struct CreateInput {

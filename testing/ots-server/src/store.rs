@@ -78,6 +78,16 @@ pub(crate) enum Kind {
     Generate,
 }
 
+impl Kind {
+    /// The `kind` a v2 answer names.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Conceal => "conceal",
+            Kind::Generate => "generate",
+        }
+    }
+}
+
 /// A secret to create.
 pub(crate) struct NewSecret {
     pub(crate) value: SecretString,

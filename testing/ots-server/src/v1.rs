@@ -9,7 +9,7 @@ use crate::api::{Ctx, Operation, Route};
 use crate::auth::Caller;
 use crate::create::{self, CreateInput};
 use crate::keys;
-use crate::store::{Burn, BurnError, GateInput, Kind, ReceiptView, RevealError, State};
+use crate::store::{Burn, BurnError, GateInput, ReceiptView, RevealError, State};
 
 /// Keys shorter than this get `Not Found` before any lookup.
 const MIN_IDENTIFIER_LEN: usize = 20;
@@ -131,13 +131,8 @@ pub(crate) fn serve(ctx: Ctx<'_>) -> Response {
 
 fn share(ctx: &Ctx<'_>, op: Operation) -> Response {
     let p = &ctx.params;
-    let kind = if op == Operation::Generate {
-        Kind::Generate
-    } else {
-        Kind::Conceal
-    };
     let input = CreateInput {
-        kind,
+        kind: create::kind_of(op),
         secret: p.get("secret").map(str::to_owned),
         passphrase: p.get("passphrase").map(str::to_owned),
         ttl: p.get("ttl").map(str::to_owned),

@@ -10,9 +10,10 @@ use crate::api::{Ctx, Operation, Route};
 use crate::auth::Caller;
 use crate::config::Plan;
 use crate::create::{self, CreateInput, Invalid, Refusal};
+use crate::params::Params;
 use crate::store::{
-    Burn, BurnError, GLOBAL_MAX_ATTEMPTS, GateInput, IP_MAX_ATTEMPTS, Kind, ReceiptView,
-    RevealError, SecretView, State,
+    Burn, BurnError, GLOBAL_MAX_ATTEMPTS, GateInput, IP_MAX_ATTEMPTS, ReceiptView, RevealError,
+    Revealed, SecretView, State,
 };
 use crate::v1::{host_of, scheme_of};
 
@@ -213,13 +214,9 @@ pub(crate) fn serve(ctx: Ctx<'_>) -> Response {
         return not_found();
     }
     // Status and locales take no credentials at all; guest routes ignore them.
-    let checks_credentials =
-        !ctx.route.guest && !matches!(op, Operation::Status | Operation::SupportedLocales);
-    let caller = if checks_credentials {
-        ctx.caller.clone()
-    } else {
-        Caller::Anonymous
-    };
+    let caller = ctx.caller_unless_public(
+        ctx.route.guest || matches!(op, Operation::Status | Operation::SupportedLocales),
+    );
     // Credentials are refused by Otto's auth layer before any logic runs: sent and bad ones
     // on every authenticated route (a terminal failure), none on basicauth-only routes.
     let needs_account = matches!(op, Operation::Recent | Operation::Version);
@@ -250,7 +247,7 @@ pub(crate) fn serve(ctx: Ctx<'_>) -> Response {
         Operation::Recent => recent(&ctx, &caller),
         Operation::Secret | Operation::Reveal => reveal(&ctx, &caller, op),
         Operation::SecretStatus => secret_status(&ctx),
-        Operation::SecretStatusList => secret_status_list(&ctx),
+        Operation::SecretStatusList => ok(secret_status_list(&ctx, secret_dump)),
         _ => not_found(),
     }
 }
@@ -263,21 +260,9 @@ fn share(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
     if *caller == Caller::Anonymous && !ctx.app.config.guest_routes {
         return guest_routes_disabled();
     }
-    let kind = if op == Operation::Generate {
-        Kind::Generate
-    } else {
-        Kind::Conceal
-    };
-    let raw_recipients = p.nested_all("secret", "recipient");
-    let input = CreateInput {
-        kind,
-        secret: p.nested("secret", "secret"),
-        passphrase: p.nested("secret", "passphrase"),
-        ttl: p.nested("secret", "ttl"),
-        length: p.nested("secret", "length"),
-        recipients: raw_recipients.clone(),
-        share_domain: p.nested("secret", "share_domain"),
-    };
+    let input = nested_input(p, op);
+    let kind = input.kind;
+    let raw_recipients = input.recipients.clone();
     let host = host_of(&ctx.app.public_url);
     let new = match create::build(input, caller, &ctx.app.config, host, false) {
         Ok(n) => n,
@@ -304,11 +289,25 @@ fn share(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
             "share_domain": share_domain,
         },
         "details": {
-            "kind": if kind == Kind::Generate { "generate" } else { "conceal" },
+            "kind": kind.name(),
             "recipient": recipients,
             "recipient_safe": safe,
         },
     }))
+}
+
+/// The create input of a conceal or generate: the fields nested under `secret` (both v2
+/// layouts read the same ones).
+pub(crate) fn nested_input(p: &Params, op: Operation) -> CreateInput {
+    CreateInput {
+        kind: create::kind_of(op),
+        secret: p.nested("secret", "secret"),
+        passphrase: p.nested("secret", "passphrase"),
+        ttl: p.nested("secret", "ttl"),
+        length: p.nested("secret", "length"),
+        recipients: p.nested_all("secret", "recipient"),
+        share_domain: p.nested("secret", "share_domain"),
+    }
 }
 
 pub(crate) fn base_url(ctx: &Ctx<'_>, share_domain: &str) -> String {
@@ -323,8 +322,6 @@ fn receipt(ctx: &Ctx<'_>) -> Response {
     let Some(view) = ctx.app.store.receipt(ctx.key()) else {
         return receipt_not_found(ctx.key());
     };
-    let base = base_url(ctx, &view.share_domain);
-    let mk = &view.metadata_key;
     let show_secret = view.secret_live && !view.has_passphrase && view.state == State::New;
     let mut rec = receipt_dump(&view);
     if show_secret {
@@ -332,27 +329,15 @@ fn receipt(ctx: &Ctx<'_>) -> Response {
     } else {
         rec.remove("secret_identifier");
     }
-    let share_path = format!("/secret/{}", view.secret_key);
-    let receipt_path = format!("/receipt/{mk}");
-    let burn_path = format!("/receipt/{mk}/burn");
-    let expiration = view.created + view.ttl;
-    let extra = json!({
-        "secret_state": view.secret_live.then_some("new"),
-        "natural_expiration": natural_duration(view.ttl),
-        "expiration": expiration,
-        "expiration_in_seconds": view.ttl,
-        "share_path": show_secret.then(|| share_path.clone()),
-        "burn_path": burn_path,
-        "receipt_path": receipt_path,
-        "metadata_path": receipt_path,
-        "share_url": show_secret.then(|| format!("{base}{share_path}")),
-        "receipt_url": format!("{base}{receipt_path}"),
-        "metadata_url": format!("{base}{receipt_path}"),
-        "burn_url": format!("{base}{burn_path}"),
-    });
-    if let Value::Object(extra) = extra {
-        rec.extend(extra);
+    rec.extend(links(ctx, &view, view.ttl, Layout::Current));
+    if !show_secret {
+        rec.insert("share_path".into(), Value::Null);
+        rec.insert("share_url".into(), Value::Null);
     }
+    rec.insert(
+        "secret_state".into(),
+        json!(view.secret_live.then_some("new")),
+    );
     let value = view.value.as_ref().map(|v| v.expose_secret().to_owned());
     let display_lines = display_lines(value.as_deref().unwrap_or_default());
     ok(json!({
@@ -410,25 +395,8 @@ fn burn(ctx: &Ctx<'_>) -> Response {
 }
 
 fn burn_answer(ctx: &Ctx<'_>, view: &ReceiptView, burned: bool) -> Value {
-    let base = base_url(ctx, &view.share_domain);
-    let mk = &view.metadata_key;
     let mut rec = receipt_dump(view);
-    let extra = json!({
-        "natural_expiration": natural_duration(view.ttl),
-        "expiration": view.created + view.ttl,
-        "expiration_in_seconds": view.ttl,
-        "share_path": format!("/secret/{}", view.secret_key),
-        "burn_path": format!("/receipt/{mk}/burn"),
-        "receipt_path": format!("/receipt/{mk}"),
-        "metadata_path": format!("/receipt/{mk}"),
-        "share_url": format!("{base}/secret/{}", view.secret_key),
-        "receipt_url": format!("{base}/receipt/{mk}"),
-        "metadata_url": format!("{base}/receipt/{mk}"),
-        "burn_url": format!("{base}/receipt/{mk}/burn"),
-    });
-    if let Value::Object(extra) = extra {
-        rec.extend(extra);
-    }
+    rec.extend(links(ctx, view, view.ttl, Layout::Current));
     json!({
         "success": burned,
         "record": rec,
@@ -457,13 +425,8 @@ fn recent(ctx: &Ctx<'_>, caller: &Caller) -> Response {
     };
     let mut views = ctx.app.store.recent(email);
     views.sort_by_key(|v| std::cmp::Reverse(v.updated));
-    let records: Vec<Value> = views
-        .iter()
-        .map(|v| Value::Object(receipt_dump(v)))
-        .collect();
-    let (done, pending): (Vec<&Value>, Vec<&Value>) = records
-        .iter()
-        .partition(|r| r["is_destroyed"] == Value::Bool(true));
+    let records = dump_all(&views, receipt_dump);
+    let (done, pending) = split_on(&records, "is_destroyed");
     let now = ctx.app.store.clock.now();
     ok(json!({
         "success": true,
@@ -504,30 +467,7 @@ fn reveal(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
         ctx.app.store.record_access(ctx.key());
     }
     match result {
-        Ok(r) => {
-            let state = if r.view.revealed {
-                State::Received
-            } else {
-                State::New
-            };
-            let mut record = secret_dump(&r.view, state);
-            let value = r.value.as_ref().map(|v| v.expose_secret().to_owned());
-            if let Some(v) = &value {
-                record.insert("secret_value".into(), json!(v));
-            }
-            let shown = value.is_some();
-            ok(json!({
-                "record": record,
-                "details": {
-                    "continue": confirm,
-                    "is_owner": caller.email().is_some() && r.view.owner.as_deref() == caller.email(),
-                    "show_secret": shown,
-                    "correct_passphrase": !r.view.has_passphrase || passphrase.is_some_and(|p| !p.is_empty()),
-                    "display_lines": display_lines(value.as_deref().unwrap_or_default()),
-                    "one_liner": value.as_deref().filter(|v| !v.is_empty()).map(|v| !v.contains('\n')),
-                },
-            }))
-        }
+        Ok(r) => ok(revealed(&r, confirm, passphrase, caller, secret_dump)),
         Err(RevealError::Unknown) => record_not_found(),
         Err(RevealError::WrongPassphrase) => {
             if op == Operation::Reveal {
@@ -555,29 +495,134 @@ fn reveal(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
 }
 
 fn secret_status(ctx: &Ctx<'_>) -> Response {
-    match ctx.app.store.secret(ctx.key()) {
-        Some(view) => {
-            // `record_access_telemetry('status_get')` (show_secret_status.rb:39).
-            ctx.app.store.record_access(ctx.key());
-            ok(json!({
-                "record": secret_dump(&view, State::New),
-                "details": { "current_expiration": view.secret_ttl },
-            }))
-        }
-        None => ok(json!({ "record": { "state": "unknown" } })),
+    let view = ctx.app.store.secret(ctx.key());
+    if view.is_some() {
+        // `record_access_telemetry('status_get')` (show_secret_status.rb:39).
+        ctx.app.store.record_access(ctx.key());
+    }
+    ok(secret_status_body(view.as_ref(), secret_dump))
+}
+
+/// A layout's `safe_dump` of a secret in a given state.
+pub(crate) type SecretDump = fn(&SecretView, State) -> Map<String, Value>;
+/// A layout's `safe_dump` of a receipt.
+pub(crate) type ReceiptDump = fn(&ReceiptView) -> Map<String, Value>;
+
+/// The body of `GET /secret/:id/status` (without the layout's envelope).
+pub(crate) fn secret_status_body(view: Option<&SecretView>, dump: SecretDump) -> Value {
+    match view {
+        Some(view) => json!({
+            "record": dump(view, State::New),
+            "details": { "current_expiration": view.secret_ttl },
+        }),
+        None => json!({ "record": { "state": "unknown" } }),
     }
 }
 
-fn secret_status_list(ctx: &Ctx<'_>) -> Response {
+/// The body of `POST /secret/status`: the live secrets among the comma-separated
+/// `identifiers` (without the layout's envelope).
+pub(crate) fn secret_status_list(ctx: &Ctx<'_>, dump: SecretDump) -> Value {
     let ids = ctx.params.get("identifiers").unwrap_or_default().to_owned();
     let records: Vec<Value> = ids
         .split(',')
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .filter_map(|id| ctx.app.store.secret(id))
-        .map(|v| Value::Object(secret_dump(&v, State::New)))
+        .map(|v| Value::Object(dump(&v, State::New)))
         .collect();
-    ok(json!({ "count": records.len(), "records": records }))
+    json!({ "count": records.len(), "records": records })
+}
+
+/// The body of a reveal or show that found the secret (without the layout's envelope): the
+/// record, with `secret_value` once revealed, and the `details` both layouts send.
+pub(crate) fn revealed(
+    r: &Revealed,
+    confirm: bool,
+    passphrase: Option<&str>,
+    caller: &Caller,
+    dump: SecretDump,
+) -> Value {
+    let state = if r.view.revealed {
+        State::Received
+    } else {
+        State::New
+    };
+    let mut record = dump(&r.view, state);
+    let value = r.value.as_ref().map(|v| v.expose_secret().to_owned());
+    if let Some(v) = &value {
+        record.insert("secret_value".into(), json!(v));
+    }
+    json!({
+        "record": record,
+        "details": {
+            "continue": confirm,
+            "is_owner": caller.email().is_some() && r.view.owner.as_deref() == caller.email(),
+            "show_secret": value.is_some(),
+            "correct_passphrase": !r.view.has_passphrase || passphrase.is_some_and(|p| !p.is_empty()),
+            "display_lines": display_lines(value.as_deref().unwrap_or_default()),
+            "one_liner": value.as_deref().filter(|v| !v.is_empty()).map(|v| !v.contains('\n')),
+        },
+    })
+}
+
+/// Every receipt dumped, in the order given.
+pub(crate) fn dump_all(views: &[ReceiptView], dump: ReceiptDump) -> Vec<Value> {
+    views.iter().map(|v| Value::Object(dump(v))).collect()
+}
+
+/// The records whose `flag` is true, then the others.
+pub(crate) fn split_on<'a>(records: &'a [Value], flag: &str) -> (Vec<&'a Value>, Vec<&'a Value>) {
+    records.iter().partition(|r| r[flag] == Value::Bool(true))
+}
+
+/// Where a layout serves receipts: the current one under `/receipt` (with `/private`
+/// aliases and `receipt_*` fields beside `metadata_*`), the v0.18–v0.23 one under `/private`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    Current,
+    Legacy,
+}
+
+/// A receipt's expiry (the secret's `lifespan` from creation) and its share, receipt and
+/// burn paths and URLs, as the layout names them.
+pub(crate) fn links(
+    ctx: &Ctx<'_>,
+    view: &ReceiptView,
+    lifespan: u64,
+    layout: Layout,
+) -> Map<String, Value> {
+    let base = base_url(ctx, &view.share_domain);
+    let root = match layout {
+        Layout::Current => "/receipt",
+        Layout::Legacy => "/private",
+    };
+    let share_path = format!("/secret/{}", view.secret_key);
+    let receipt_path = format!("{root}/{}", view.metadata_key);
+    let burn_path = format!("{receipt_path}/burn");
+    let mut links = object(json!({
+        "natural_expiration": natural_duration(lifespan),
+        "expiration": view.created + lifespan,
+        "expiration_in_seconds": lifespan,
+        "share_url": format!("{base}{share_path}"),
+        "share_path": share_path,
+        "metadata_url": format!("{base}{receipt_path}"),
+        "metadata_path": receipt_path,
+        "burn_url": format!("{base}{burn_path}"),
+        "burn_path": burn_path,
+    }));
+    if layout == Layout::Current {
+        links.insert("receipt_url".into(), json!(format!("{base}{receipt_path}")));
+        links.insert("receipt_path".into(), json!(receipt_path));
+    }
+    links
+}
+
+/// A `safe_dump` built with `json!`, as the map it is.
+pub(crate) fn object(dump: Value) -> Map<String, Value> {
+    match dump {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
 }
 
 pub(crate) fn display_lines(value: &str) -> usize {
@@ -647,13 +692,10 @@ fn receipt_dump(v: &ReceiptView) -> Map<String, Value> {
         "is_orphaned": v.state == State::Orphaned,
         "is_destroyed": destroyed,
         "has_passphrase": v.has_passphrase,
-        "kind": if v.kind == Kind::Generate { "generate" } else { "conceal" },
+        "kind": v.kind.name(),
         "source": null,
     });
-    match dump {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
+    object(dump)
 }
 
 /// The secret's `safe_dump`, as v2 returns it.
@@ -675,8 +717,5 @@ fn secret_dump(v: &SecretView, state: State) -> Map<String, Value> {
         "is_viewed": false,
         "is_received": revealed,
     });
-    match dump {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
+    object(dump)
 }

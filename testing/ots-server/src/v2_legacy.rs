@@ -15,11 +15,14 @@ use serde_json::{Map, Value, json};
 use crate::api::{Ctx, Operation, Route};
 use crate::auth::Caller;
 use crate::config::Profile;
-use crate::create::{self, CreateInput, Invalid};
+use crate::create::{self, Invalid};
 use crate::keys;
-use crate::store::{Burn, BurnError, GateInput, Kind, ReceiptView, RevealError, SecretView, State};
+use crate::store::{Burn, BurnError, GateInput, ReceiptView, RevealError, SecretView, State};
 use crate::v1::host_of;
-use crate::v2::{base_url, display_lines, epoch_f, json_response, natural_duration};
+use crate::v2::{
+    Layout, display_lines, dump_all, epoch_f, json_response, links, nested_input, object, revealed,
+    secret_status_body, secret_status_list, split_on,
+};
 
 /// Resolves a path below `/api/v2` with the routes of the profile's release: v0.23.6
 /// `apps/api/v2/routes` (receipt and private routes, guest routes, secret status) or
@@ -160,16 +163,13 @@ pub(crate) fn serve(ctx: Ctx<'_>) -> Response {
     // `publically` (status, version, locales, guest routes) looks at no credentials;
     // `authorized` refuses bad ones with 403 and, unless anonymous is allowed, no ones
     // (base.rb:28-111).
-    let public = ctx.route.guest
-        || matches!(
-            op,
-            Operation::Status | Operation::Version | Operation::SupportedLocales
-        );
-    let caller = if public {
-        Caller::Anonymous
-    } else {
-        ctx.caller.clone()
-    };
+    let caller = ctx.caller_unless_public(
+        ctx.route.guest
+            || matches!(
+                op,
+                Operation::Status | Operation::Version | Operation::SupportedLocales
+            ),
+    );
     if caller == Caller::BadCredentials {
         return not_authorized();
     }
@@ -202,24 +202,11 @@ pub(crate) fn serve(ctx: Ctx<'_>) -> Response {
         Operation::Burn => burn(&ctx, &caller),
         Operation::Recent => recent(&ctx, &caller),
         Operation::Secret | Operation::Reveal => reveal(&ctx, &caller),
-        Operation::SecretStatus => match ctx.app.store.secret(ctx.key()) {
-            Some(view) => records_ok(json!({
-                "record": secret_dump(&view, State::New),
-                "details": { "current_expiration": view.secret_ttl },
-            })),
-            None => records_ok(json!({ "record": { "state": "unknown" } })),
-        },
-        Operation::SecretStatusList => {
-            let ids = ctx.params.get("identifiers").unwrap_or_default().to_owned();
-            let records: Vec<Value> = ids
-                .split(',')
-                .map(str::trim)
-                .filter(|id| !id.is_empty())
-                .filter_map(|id| ctx.app.store.secret(id))
-                .map(|v| Value::Object(secret_dump(&v, State::New)))
-                .collect();
-            records_ok(json!({ "count": records.len(), "records": records }))
-        }
+        Operation::SecretStatus => records_ok(secret_status_body(
+            ctx.app.store.secret(ctx.key()).as_ref(),
+            secret_dump,
+        )),
+        Operation::SecretStatusList => records_ok(secret_status_list(&ctx, secret_dump)),
         _ => not_found(profile),
     }
 }
@@ -233,20 +220,8 @@ fn share(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
     if p.nested_is_scalar("secret") {
         return form_error("Incorrect payload format");
     }
-    let kind = if op == Operation::Generate {
-        Kind::Generate
-    } else {
-        Kind::Conceal
-    };
-    let input = CreateInput {
-        kind,
-        secret: p.nested("secret", "secret"),
-        passphrase: p.nested("secret", "passphrase"),
-        ttl: p.nested("secret", "ttl"),
-        length: p.nested("secret", "length"),
-        recipients: p.nested_all("secret", "recipient"),
-        share_domain: p.nested("secret", "share_domain"),
-    };
+    let input = nested_input(p, op);
+    let kind = input.kind;
     let host = host_of(&ctx.app.public_url);
     let new = match create::build(input, caller, &ctx.app.config, host, false) {
         Ok(n) => n,
@@ -259,11 +234,7 @@ fn share(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
         // `handle_success` without a stored pair (base_secret_action.rb:245-247).
         return form_error("Could not store your secret");
     };
-    let kind_name = if kind == Kind::Generate {
-        "generate"
-    } else {
-        "conceal"
-    };
+    let kind_name = kind.name();
     // v0.23.6 `apps/api/v2/logic/secrets/base_secret_action.rb:44-59` (v0.20.5
     // `lib/onetime/logic/secrets/base_secret_action.rb:39-53` has no `memo` and sends the
     // recipient list).
@@ -300,29 +271,16 @@ fn receipt(ctx: &Ctx<'_>) -> Response {
     let Some(view) = ctx.app.store.receipt(ctx.key()) else {
         return unknown_secret(ctx.key());
     };
-    let base = base_url(ctx, &view.share_domain);
-    let mk = &view.metadata_key;
     let show_secret = view.secret_live && !view.has_passphrase && view.state == State::New;
     let mut rec = metadata_dump(&view);
     if show_secret {
         rec.insert("secret_key".into(), json!(view.secret_key));
     }
-    let share_path = format!("/secret/{}", view.secret_key);
-    let extra = json!({
-        "secret_state": view.secret_live.then_some("new"),
-        "natural_expiration": natural_duration(view.ttl),
-        "expiration": view.created + view.ttl,
-        "expiration_in_seconds": view.ttl,
-        "share_path": share_path,
-        "burn_path": format!("/private/{mk}/burn"),
-        "metadata_path": format!("/private/{mk}"),
-        "share_url": format!("{base}{share_path}"),
-        "metadata_url": format!("{base}/private/{mk}"),
-        "burn_url": format!("{base}/private/{mk}/burn"),
-    });
-    if let Value::Object(extra) = extra {
-        rec.extend(extra);
-    }
+    rec.extend(links(ctx, &view, view.ttl, Layout::Legacy));
+    rec.insert(
+        "secret_state".into(),
+        json!(view.secret_live.then_some("new")),
+    );
     let value = view.value.as_ref().map(|v| v.expose_secret().to_owned());
     records_ok(json!({
         "record": rec,
@@ -371,25 +329,10 @@ fn burn(ctx: &Ctx<'_>, caller: &Caller) -> Response {
     };
     match ctx.app.store.burn(ctx.key(), gate, confirm) {
         Ok((view, Burn::Burned)) => {
-            let base = base_url(ctx, &view.share_domain);
-            let mk = &view.metadata_key;
             // The metadata as loaded before the burn (burn_secret.rb:51-67): state "new".
             let mut rec = metadata_dump(&view);
             let lifespan = view.ttl.saturating_mul(2);
-            let extra = json!({
-                "natural_expiration": natural_duration(lifespan),
-                "expiration": view.created + lifespan,
-                "expiration_in_seconds": lifespan,
-                "share_path": format!("/secret/{}", view.secret_key),
-                "burn_path": format!("/private/{mk}/burn"),
-                "metadata_path": format!("/private/{mk}"),
-                "share_url": format!("{base}/secret/{}", view.secret_key),
-                "metadata_url": format!("{base}/private/{mk}"),
-                "burn_url": format!("{base}/private/{mk}/burn"),
-            });
-            if let Value::Object(extra) = extra {
-                rec.extend(extra);
-            }
+            rec.extend(links(ctx, &view, lifespan, Layout::Legacy));
             let mut data = Map::new();
             data.insert("record".into(), Value::Object(rec));
             data.insert(
@@ -429,14 +372,8 @@ fn recent(ctx: &Ctx<'_>, caller: &Caller) -> Response {
     let Some(email) = caller.email() else {
         return not_authorized();
     };
-    let views = ctx.app.store.recent(email);
-    let records: Vec<Value> = views
-        .iter()
-        .map(|v| Value::Object(metadata_dump(v)))
-        .collect();
-    let (received, notreceived): (Vec<&Value>, Vec<&Value>) = records
-        .iter()
-        .partition(|r| r["is_received"] == Value::Bool(true));
+    let records = dump_all(&ctx.app.store.recent(email), metadata_dump);
+    let (received, notreceived) = split_on(&records, "is_received");
     let now = ctx.app.store.clock.now();
     records_ok(json!({
         "custid": email,
@@ -466,29 +403,7 @@ fn reveal(ctx: &Ctx<'_>, caller: &Caller) -> Response {
         count_missing: true,
     };
     match ctx.app.store.reveal(ctx.key(), gate, confirm) {
-        Ok(r) => {
-            let state = if r.view.revealed {
-                State::Received
-            } else {
-                State::New
-            };
-            let mut record = secret_dump(&r.view, state);
-            let value = r.value.as_ref().map(|v| v.expose_secret().to_owned());
-            if let Some(v) = &value {
-                record.insert("secret_value".into(), json!(v));
-            }
-            records_ok(json!({
-                "record": record,
-                "details": {
-                    "continue": confirm,
-                    "is_owner": caller.email().is_some() && r.view.owner.as_deref() == caller.email(),
-                    "show_secret": value.is_some(),
-                    "correct_passphrase": !r.view.has_passphrase || passphrase.is_some_and(|p| !p.is_empty()),
-                    "display_lines": display_lines(value.as_deref().unwrap_or_default()),
-                    "one_liner": value.as_deref().filter(|v| !v.is_empty()).map(|v| !v.contains('\n')),
-                },
-            }))
-        }
+        Ok(r) => records_ok(revealed(&r, confirm, passphrase, caller, secret_dump)),
         Err(RevealError::Unknown) => unknown_secret(ctx.key()),
         Err(RevealError::WrongPassphrase) => form_error("Incorrect passphrase"),
         Err(RevealError::Locked(_)) => rate_limited(),
@@ -534,10 +449,7 @@ fn metadata_dump(v: &ReceiptView) -> Map<String, Value> {
         "is_truncated": false,
         "has_passphrase": v.has_passphrase,
     });
-    match dump {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
+    object(dump)
 }
 
 /// `Secret#safe_dump` (v0.23.6 `apps/api/v2/models/secret.rb:43-55`).
@@ -555,8 +467,5 @@ fn secret_dump(v: &SecretView, state: State) -> Map<String, Value> {
         "created": epoch_f(v.created),
         "updated": epoch_f(v.updated),
     });
-    match dump {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
+    object(dump)
 }

@@ -4,25 +4,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Api, send, server};
+use common::{Api, impatient, send, server, started};
 use ots_testserver::{ApiVersion, Faults, RateLimitFault, Stats, TestServer};
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn stats_count_requests_by_operation_and_status_across_versions() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let r = api.v1_share(&[("secret", "x")]).await;
-    api.form(
-        &format!("/api/v1/secret/{}", r["secret_key"].as_str().unwrap()),
-        &[],
-    )
-    .await;
-    api.form(
-        &format!("/api/v1/secret/{}", r["secret_key"].as_str().unwrap()),
-        &[],
-    )
-    .await;
+    api.v1_reveal(&r, &[]).await;
+    api.v1_reveal(&r, &[]).await;
     api.v2_conceal(json!({"secret": "y"})).await;
     api.get("/api/v1/status").await;
     api.get("/api/v2/status").await;
@@ -50,8 +41,7 @@ async fn stats_count_requests_by_operation_and_status_across_versions() {
 
 #[tokio::test]
 async fn the_request_log_never_holds_query_strings_or_bodies() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     send(
         api.http
             .post(api.url("/api/v1/share?secret=query-secret-value&passphrase=query-pass"))
@@ -82,8 +72,7 @@ async fn the_request_log_never_holds_query_strings_or_bodies() {
 
 #[tokio::test]
 async fn reset_clears_counters_and_log_but_keeps_secrets() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     api.v1_share(&[("secret", "x")]).await;
     let a = send(api.http.post(api.url("/_admin/reset"))).await;
     assert_eq!(a.status, 200);
@@ -98,8 +87,7 @@ async fn reset_clears_counters_and_log_but_keeps_secrets() {
 
 #[tokio::test]
 async fn live_lists_unread_secrets_without_values() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let a = api
         .v1_share(&[("secret", "value-a"), ("passphrase", "pass-word")])
         .await;
@@ -118,11 +106,7 @@ async fn live_lists_unread_secrets_without_values() {
     assert_eq!(find(&a["metadata_key"])["passphrase_required"], true);
     assert_eq!(find(&b["metadata_key"])["ttl"], 120);
     assert_eq!(find(&b["metadata_key"])["secret_key"], b["secret_key"]);
-    api.form(
-        &format!("/api/v1/secret/{}", b["secret_key"].as_str().unwrap()),
-        &[],
-    )
-    .await;
+    api.v1_reveal(&b, &[]).await;
     let after = s.live_receipts();
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].metadata_key, a["metadata_key"].as_str().unwrap());
@@ -130,8 +114,7 @@ async fn live_lists_unread_secrets_without_values() {
 
 #[tokio::test]
 async fn the_clock_advances_over_http() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     api.v1_share(&[("secret", "x"), ("ttl", "60")]).await;
     let a = send(api.http.post(api.url("/_admin/clock/advance?secs=61"))).await;
     assert_eq!(a.status, 200);
@@ -145,8 +128,7 @@ async fn the_clock_advances_over_http() {
 
 #[tokio::test]
 async fn faults_are_set_and_read_over_http_and_validated() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let put =
         send(api.http.put(api.url("/_admin/faults")).json(
             &json!({"latency_ms": 5, "rate_limit": {"retry_after_secs": 7, "for_secs": 30}}),
@@ -184,8 +166,7 @@ async fn faults_are_set_and_read_over_http_and_validated() {
 
 #[tokio::test]
 async fn an_outage_fails_every_api_request_but_not_the_admin_api() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     s.set_faults(Faults {
         outage: true,
         ..Faults::default()
@@ -216,8 +197,7 @@ async fn an_outage_fails_every_api_request_but_not_the_admin_api() {
 
 #[tokio::test]
 async fn an_error_rate_of_one_fails_every_request_with_a_5xx() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     s.set_faults(Faults {
         error_rate: 1.0,
         ..Faults::default()
@@ -232,8 +212,7 @@ async fn an_error_rate_of_one_fails_every_request_with_a_5xx() {
 
 #[tokio::test]
 async fn an_error_rate_fails_a_fraction_of_requests() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     s.set_faults(Faults {
         error_rate: 0.5,
         ..Faults::default()
@@ -251,8 +230,7 @@ async fn an_error_rate_fails_a_fraction_of_requests() {
 
 #[tokio::test]
 async fn a_rate_limit_burst_answers_each_version_in_its_own_form_then_ends() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     s.set_faults(Faults {
         rate_limit: Some(RateLimitFault {
             retry_after_secs: 30,
@@ -279,16 +257,12 @@ async fn a_rate_limit_burst_answers_each_version_in_its_own_form_then_ends() {
 
 #[tokio::test]
 async fn a_timeout_fault_hangs_past_the_clients_timeout_and_is_logged() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     s.set_faults(Faults {
         timeout_rate: 1.0,
         ..Faults::default()
     });
-    let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
+    let impatient = impatient();
     let err = impatient
         .post(api.url("/api/v1/share"))
         .form(&[("secret", "x")])
@@ -305,8 +279,7 @@ async fn a_timeout_fault_hangs_past_the_clients_timeout_and_is_logged() {
 
 #[tokio::test]
 async fn latency_delays_but_does_not_fail_requests() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     s.set_faults(Faults {
         latency_ms: 20,
         ..Faults::default()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::{Api, send, server};
+use common::{Api, impatient, send, started};
 use ots_testserver::{AfterStoreFault, AfterStoreKind, Faults, LiveReceipt};
 use serde_json::{Value, json};
 
@@ -30,8 +30,7 @@ async fn a_bare_5xx_after_store_leaves_the_secret_stored_and_readable() {
         (AfterStoreKind::Status502, "status_502", 502),
         (AfterStoreKind::Status503, "status_503", 503),
     ] {
-        let s = server().await;
-        let api = Api::new(&s);
+        let (s, api) = started().await;
         let set = set_over_http(&api, json!({"after_store": {"kind": name, "count": 1}})).await;
         assert_eq!(set["after_store"]["count"], 1);
         assert_eq!(s.faults().after_store.unwrap().kind, kind);
@@ -60,8 +59,7 @@ async fn a_bare_5xx_after_store_leaves_the_secret_stored_and_readable() {
 
 #[tokio::test]
 async fn a_count_strikes_only_the_next_n_successful_creates() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     set_over_http(
         &api,
         json!({"after_store": {"kind": "status_503", "count": 2}}),
@@ -91,8 +89,7 @@ async fn a_count_strikes_only_the_next_n_successful_creates() {
 
 #[tokio::test]
 async fn a_rate_decides_which_creates_are_struck() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     set_over_http(
         &api,
         json!({"after_store": {"kind": "garbage", "rate": 0.0}}),
@@ -139,8 +136,7 @@ async fn a_rate_decides_which_creates_are_struck() {
 
 #[tokio::test]
 async fn a_reset_after_store_closes_the_connection_without_an_answer() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     set_over_http(&api, json!({"after_store": {"kind": "reset", "count": 1}})).await;
     let err = api
         .http
@@ -185,8 +181,7 @@ async fn a_reset_after_store_closes_the_connection_without_an_answer() {
 
 #[tokio::test]
 async fn a_hang_after_store_outlasts_the_client_but_the_secret_is_live() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     s.set_faults(Faults {
         after_store: Some(AfterStoreFault {
             kind: AfterStoreKind::Hang,
@@ -195,10 +190,7 @@ async fn a_hang_after_store_outlasts_the_client_but_the_secret_is_live() {
         }),
         ..Faults::default()
     });
-    let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
+    let impatient = impatient();
     let err = impatient
         .post(api.url("/api/v2/secret/conceal"))
         .json(&json!({"secret": {"secret": "late"}}))

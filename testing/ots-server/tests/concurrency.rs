@@ -2,19 +2,15 @@
 
 mod common;
 
-use common::{Api, server};
+use common::{started, v1_secret_path};
 use futures::future::join_all;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_simultaneous_v1_reveals_yield_exactly_one_success() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let r = api.v1_share(&[("secret", "race me")]).await;
-    let url = api.url(&format!(
-        "/api/v1/secret/{}",
-        r["secret_key"].as_str().unwrap()
-    ));
+    let url = api.url(&v1_secret_path(&r));
     let attempts = (0..100).map(|_| {
         let http = api.http.clone();
         let url = url.clone();
@@ -37,8 +33,7 @@ async fn a_hundred_simultaneous_v1_reveals_yield_exactly_one_success() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_simultaneous_v2_reveals_yield_exactly_one_success() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let body = api.v2_conceal(json!({"secret": "race me too"})).await;
     let sk = body["record"]["secret"]["identifier"].as_str().unwrap();
     let url = api.url(&format!("/api/v2/secret/{sk}/reveal"));
@@ -60,8 +55,7 @@ async fn a_hundred_simultaneous_v2_reveals_yield_exactly_one_success() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_shares_all_get_distinct_keys() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let url = api.url("/api/v1/share");
     let tasks = (0..200).map(|i| {
         let http = api.http.clone();

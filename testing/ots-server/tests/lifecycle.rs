@@ -4,13 +4,28 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Api, server};
+use common::{Api, started, v1_burn_path, v1_secret_path};
 use serde_json::{Value, json};
+
+/// A v1 share of `vault` behind the passphrase `correct-horse`: the share answer and the
+/// secret's reveal path.
+async fn protected_vault(api: &Api) -> (Value, String) {
+    let r = api
+        .v1_share(&[("secret", "vault"), ("passphrase", "correct-horse")])
+        .await;
+    let path = v1_secret_path(&r);
+    (r, path)
+}
+
+/// The right passphrase reveals the vault.
+async fn assert_opens(api: &Api, path: &str) {
+    let ok = api.form(path, &[("passphrase", "correct-horse")]).await;
+    assert_eq!(ok.json["value"], "vault");
+}
 
 #[tokio::test]
 async fn an_unread_secret_expires_after_its_ttl_and_the_receipt_says_so() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let r = api.v1_share(&[("secret", "short"), ("ttl", "60")]).await;
     let sk = r["secret_key"].as_str().unwrap();
     let mk = r["metadata_key"].as_str().unwrap();
@@ -38,15 +53,10 @@ async fn an_unread_secret_expires_after_its_ttl_and_the_receipt_says_so() {
 
 #[tokio::test]
 async fn receipts_vanish_after_twice_the_ttl() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let r = api.v1_share(&[("secret", "x"), ("ttl", "100")]).await;
     let mk = r["metadata_key"].as_str().unwrap();
-    api.form(
-        &format!("/api/v1/secret/{}", r["secret_key"].as_str().unwrap()),
-        &[],
-    )
-    .await;
+    api.v1_reveal(&r, &[]).await;
     s.advance_clock(Duration::from_secs(199));
     assert_eq!(
         api.get(&format!("/api/v1/private/{mk}")).await.json["state"],
@@ -63,8 +73,7 @@ async fn receipts_vanish_after_twice_the_ttl() {
 
 #[tokio::test]
 async fn ttls_count_down_on_the_server_clock() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let r = api.v1_share(&[("secret", "x"), ("ttl", "3600")]).await;
     let mk = r["metadata_key"].as_str().unwrap();
     s.advance_clock(Duration::from_secs(600));
@@ -82,12 +91,8 @@ async fn ttls_count_down_on_the_server_clock() {
 
 #[tokio::test]
 async fn twenty_wrong_passphrases_lock_a_secret_for_thirty_minutes() {
-    let s = server().await;
-    let api = Api::new(&s);
-    let r = api
-        .v1_share(&[("secret", "vault"), ("passphrase", "correct-horse")])
-        .await;
-    let path = format!("/api/v1/secret/{}", r["secret_key"].as_str().unwrap());
+    let (s, api) = started().await;
+    let (r, path) = protected_vault(&api).await;
     for _ in 0..20 {
         api.form(&path, &[("passphrase", "battery-staple")])
             .await
@@ -96,10 +101,7 @@ async fn twenty_wrong_passphrases_lock_a_secret_for_thirty_minutes() {
     api.form(&path, &[("passphrase", "correct-horse")])
         .await
         .assert_v1_error("An unexpected error occurred :[", Some("400"));
-    let burn = format!(
-        "/api/v1/private/{}/burn",
-        r["metadata_key"].as_str().unwrap()
-    );
+    let burn = v1_burn_path(&r);
     api.form(&burn, &[("passphrase", "correct-horse")])
         .await
         .assert_v1_error("An unexpected error occurred :[", Some("400"));
@@ -114,18 +116,13 @@ async fn twenty_wrong_passphrases_lock_a_secret_for_thirty_minutes() {
         .await
         .assert_v1_error("An unexpected error occurred :[", Some("400"));
     s.advance_clock(Duration::from_secs(2));
-    let ok = api.form(&path, &[("passphrase", "correct-horse")]).await;
-    assert_eq!(ok.json["value"], "vault");
+    assert_opens(&api, &path).await;
 }
 
 #[tokio::test]
 async fn failures_older_than_ten_minutes_do_not_count_towards_a_lockout() {
-    let s = server().await;
-    let api = Api::new(&s);
-    let r = api
-        .v1_share(&[("secret", "vault"), ("passphrase", "correct-horse")])
-        .await;
-    let path = format!("/api/v1/secret/{}", r["secret_key"].as_str().unwrap());
+    let (s, api) = started().await;
+    let (_, path) = protected_vault(&api).await;
     for _ in 0..19 {
         api.form(&path, &[("passphrase", "nope")]).await;
     }
@@ -133,31 +130,24 @@ async fn failures_older_than_ten_minutes_do_not_count_towards_a_lockout() {
     for _ in 0..19 {
         api.form(&path, &[("passphrase", "nope")]).await;
     }
-    let ok = api.form(&path, &[("passphrase", "correct-horse")]).await;
-    assert_eq!(ok.json["value"], "vault");
+    assert_opens(&api, &path).await;
 }
 
 #[tokio::test]
 async fn a_missing_passphrase_is_not_counted_as_a_v1_failure() {
-    let s = server().await;
-    let api = Api::new(&s);
-    let r = api
-        .v1_share(&[("secret", "vault"), ("passphrase", "correct-horse")])
-        .await;
-    let path = format!("/api/v1/secret/{}", r["secret_key"].as_str().unwrap());
+    let (_s, api) = started().await;
+    let (_, path) = protected_vault(&api).await;
     for _ in 0..25 {
         api.form(&path, &[])
             .await
             .assert_v1_error("Unknown secret", None);
     }
-    let ok = api.form(&path, &[("passphrase", "correct-horse")]).await;
-    assert_eq!(ok.json["value"], "vault");
+    assert_opens(&api, &path).await;
 }
 
 #[tokio::test]
 async fn the_v2_receipt_expires_lazily_too() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let body = api.v2_conceal(json!({"secret": "x", "ttl": 60})).await;
     let mk = body["record"]["receipt"]["identifier"].as_str().unwrap();
     s.advance_clock(Duration::from_secs(60));

@@ -5,15 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Api, EMAIL, config, send};
-use ots_testserver::{Config, KEY_LEN, LEGACY_KEY_LEN, Plan, Profile, TestServer};
+use common::{Api, EMAIL, config, send, start, start_with, v1_private_path, v2_keys};
+use ots_testserver::{Config, KEY_LEN, LEGACY_KEY_LEN, Plan, Profile};
 use serde_json::{Value, json};
-
-async fn start(config: Config) -> (TestServer, Api) {
-    let s = TestServer::start(config).await.unwrap();
-    let api = Api::new(&s);
-    (s, api)
-}
 
 fn with(profile: Profile, plan: Plan) -> Config {
     Config {
@@ -21,19 +15,6 @@ fn with(profile: Profile, plan: Plan) -> Config {
         plan,
         ..config()
     }
-}
-
-fn v2_keys(body: &Value) -> (String, String) {
-    (
-        body["record"]["receipt"]["identifier"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        body["record"]["secret"]["identifier"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    )
 }
 
 async fn auth_conceal(api: &Api, secret: Value) -> common::Answer {
@@ -50,19 +31,9 @@ async fn v2_burn_of_a_revealed_or_expired_secret_answers_success_with_no_record(
         .v2_conceal(json!({"secret": "gone soon", "ttl": 600}))
         .await;
     let (mk, sk) = v2_keys(&body);
-    let shown = api
-        .json(
-            &format!("/api/v2/secret/{sk}/reveal"),
-            json!({"continue": true}),
-        )
-        .await;
+    let shown = api.v2_reveal(&sk, json!({"continue": true})).await;
     assert_eq!(shown.json["record"]["secret_value"], "gone soon");
-    let burn = api
-        .json(
-            &format!("/api/v2/receipt/{mk}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let burn = api.v2_burn(&mk, json!({"continue": true})).await;
     assert_eq!(burn.status, 200, "{burn:?}");
     assert_eq!(burn.json, json!({"success": true}));
     // v1 says Unknown secret for the same situation.
@@ -76,12 +47,7 @@ async fn v2_burn_of_a_revealed_or_expired_secret_answers_success_with_no_record(
     let expiring = api.v2_conceal(json!({"secret": "x", "ttl": 600})).await;
     let (mk3, _) = v2_keys(&expiring);
     s.advance_clock(Duration::from_secs(601));
-    let burn = api
-        .json(
-            &format!("/api/v2/receipt/{mk3}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let burn = api.v2_burn(&mk3, json!({"continue": true})).await;
     assert_eq!(burn.status, 200);
     assert_eq!(burn.json, json!({"success": true}));
 }
@@ -91,12 +57,7 @@ async fn burn_answers_show_the_receipt_as_loaded_before_the_burn() {
     let (s, api) = start(config()).await;
     let body = api.v2_conceal(json!({"secret": "x", "ttl": 3600})).await;
     let (mk, sk) = v2_keys(&body);
-    let burn = api
-        .json(
-            &format!("/api/v2/receipt/{mk}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let burn = api.v2_burn(&mk, json!({"continue": true})).await;
     assert_eq!(burn.status, 200);
     assert_eq!(burn.json["success"], true);
     assert_eq!(burn.json["record"]["state"], "new");
@@ -107,25 +68,12 @@ async fn burn_answers_show_the_receipt_as_loaded_before_the_burn() {
     assert_eq!(after.json["record"]["state"], "burned");
 
     let r = api.v1_share(&[("secret", "y"), ("ttl", "3600")]).await;
-    let b = api
-        .form(
-            &format!(
-                "/api/v1/private/{}/burn",
-                r["metadata_key"].as_str().unwrap()
-            ),
-            &[],
-        )
-        .await;
+    let b = api.v1_burn(&r, &[]).await;
     assert_eq!(b.status, 200);
     assert_eq!(b.json["state"]["state"], "new");
     assert_eq!(b.json["state"]["secret_key"], r["secret_key"]);
     assert_eq!(b.json["state"]["secret_ttl"], Value::Null);
-    let m = api
-        .get(&format!(
-            "/api/v1/private/{}",
-            r["metadata_key"].as_str().unwrap()
-        ))
-        .await;
+    let m = api.get(&v1_private_path(&r)).await;
     assert_eq!(m.json["state"], "burned");
 }
 
@@ -137,19 +85,8 @@ async fn a_burn_racing_a_reveal_answers_only_the_real_forms() {
         let body = api.v2_conceal(json!({"secret": "race"})).await;
         let (mk, sk) = v2_keys(&body);
         let a = api.clone();
-        let reveal = tokio::spawn(async move {
-            a.json(
-                &format!("/api/v2/secret/{sk}/reveal"),
-                json!({"continue": true}),
-            )
-            .await
-        });
-        let burn = api
-            .json(
-                &format!("/api/v2/receipt/{mk}/burn"),
-                json!({"continue": true}),
-            )
-            .await;
+        let reveal = tokio::spawn(async move { a.v2_reveal(&sk, json!({"continue": true})).await });
+        let burn = api.v2_burn(&mk, json!({"continue": true})).await;
         let reveal = reveal.await.unwrap();
         assert_eq!(burn.status, 200, "{burn:?}");
         let revealed = reveal.json["record"]["secret_value"] == "race";
@@ -235,11 +172,7 @@ async fn the_anonymous_plan_gives_accounts_the_anonymous_cap() {
 
 #[tokio::test]
 async fn guest_routes_off_refuses_anonymous_v2_calls_but_not_accounts_or_v1() {
-    let (s, api) = start(Config {
-        guest_routes: false,
-        ..config()
-    })
-    .await;
+    let (s, api) = start_with(|c| c.guest_routes = false).await;
     let disabled = json!({
         "error": "Guest API access is disabled",
         "error_type": "GuestRoutesDisabled",
@@ -295,22 +228,10 @@ async fn unknown_v2_routes_and_missing_records_answer_differently() {
         json!({"error": "Not Found", "error_type": "NotFound"})
     );
     let missing = "z".repeat(62);
-    let reveal = api
-        .json(
-            &format!("/api/v2/secret/{missing}/reveal"),
-            json!({"continue": true}),
-        )
-        .await;
-    assert_eq!(reveal.status, 404);
-    assert_eq!(reveal.json, json!({"error_type": "RecordNotFound"}));
-    let burn = api
-        .json(
-            &format!("/api/v2/receipt/{missing}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
-    assert_eq!(burn.status, 404);
-    assert_eq!(burn.json, json!({"error_type": "RecordNotFound"}));
+    let reveal = api.v2_reveal(&missing, json!({"continue": true})).await;
+    reveal.assert_record_not_found();
+    let burn = api.v2_burn(&missing, json!({"continue": true})).await;
+    burn.assert_record_not_found();
     let receipt = api.get(&format!("/api/v2/receipt/{missing}")).await;
     assert_eq!(receipt.status, 404);
     assert_eq!(
@@ -331,11 +252,7 @@ async fn v2_receipt_ttls_are_the_secrets_lifetime_and_realttl_ends_at_consumptio
     let before = api.get(&format!("/api/v2/receipt/{mk}")).await;
     assert_eq!(before.json["record"]["lifespan"], 3600);
     assert_eq!(before.json["details"]["secret_realttl"], 3600);
-    api.json(
-        &format!("/api/v2/secret/{sk}/reveal"),
-        json!({"continue": true}),
-    )
-    .await;
+    api.v2_reveal(&sk, json!({"continue": true})).await;
     let after = api.get(&format!("/api/v2/receipt/{mk}")).await;
     assert_eq!(after.json["details"]["secret_realttl"], Value::Null);
     assert_eq!(after.json["record"]["receipt_ttl"], 3600);
@@ -374,22 +291,12 @@ async fn fetching_the_secret_link_shows_on_the_receipt_as_access_telemetry() {
 #[tokio::test]
 async fn v2_status_takes_no_credentials_but_version_and_v1_authcheck_do() {
     let (_s, api) = start(config()).await;
-    let status = send(
-        api.http
-            .get(api.url("/api/v2/status"))
-            .basic_auth(EMAIL, Some("not-the-token")),
-    )
-    .await;
+    let status = api.get_with_token("/api/v2/status", "not-the-token").await;
     assert_eq!(
         status.json,
         json!({"success": true, "status": "nominal", "locale": "en"})
     );
-    let version = send(
-        api.http
-            .get(api.url("/api/v2/version"))
-            .basic_auth(EMAIL, Some("not-the-token")),
-    )
-    .await;
+    let version = api.get_with_token("/api/v2/version", "not-the-token").await;
     version.assert_auth_required("[CREDENTIALS_INVALID] Invalid credentials");
     api.get("/api/v2/version")
         .await
@@ -403,11 +310,7 @@ async fn v2_status_takes_no_credentials_but_version_and_v1_authcheck_do() {
 
 #[tokio::test]
 async fn max_secret_bytes_limits_v2_in_bytes_and_v1_keeps_ten_thousand() {
-    let (_s, api) = start(Config {
-        max_secret_bytes: 100,
-        ..config()
-    })
-    .await;
+    let (_s, api) = start_with(|c| c.max_secret_bytes = 100).await;
     let big = api.v2_conceal_raw(json!({"secret": "x".repeat(101)})).await;
     assert_eq!(big.status, 422);
     assert_eq!(
@@ -458,12 +361,7 @@ async fn v0_23_reports_a_failed_burn_as_http_500_with_a_message() {
     assert_eq!(c["record"]["metadata"]["metadata_ttl"], 7200);
     assert!(c["record"].get("receipt").is_none());
 
-    let shown = api
-        .json(
-            &format!("/api/v2/secret/{sk}/reveal"),
-            json!({"continue": true}),
-        )
-        .await;
+    let shown = api.v2_reveal(&sk, json!({"continue": true})).await;
     assert_eq!(shown.json["success"], true);
     assert_eq!(shown.json["record"]["secret_value"], "old");
     let burn = api
@@ -484,17 +382,10 @@ async fn v0_23_burns_answer_the_metadata_as_loaded_before_the_burn() {
     let (s, api) = start(with(Profile::V0_23, Plan::Paid)).await;
     let c = api.v2_conceal(json!({"secret": "old"})).await;
     let mk = c["record"]["metadata"]["key"].as_str().unwrap().to_owned();
-    let unconfirmed = api
-        .json(&format!("/api/v2/receipt/{mk}/burn"), json!({}))
-        .await;
+    let unconfirmed = api.v2_burn(&mk, json!({})).await;
     assert_eq!(unconfirmed.status, 500, "no continue, not greenlighted");
     assert_eq!(s.stats().live_secrets, 1);
-    let burn = api
-        .json(
-            &format!("/api/v2/receipt/{mk}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let burn = api.v2_burn(&mk, json!({"continue": true})).await;
     assert_eq!(burn.status, 200);
     assert_eq!(burn.json["success"], true);
     assert_eq!(burn.json["record"]["state"], "new");
@@ -531,24 +422,15 @@ async fn v0_23_validation_errors_are_422_with_shrimp_and_message() {
 async fn v0_23_missing_records_bad_credentials_and_unknown_routes() {
     let (_s, api) = start(with(Profile::V0_23, Plan::Paid)).await;
     let key = "k".repeat(31);
-    let reveal = api
-        .json(
-            &format!("/api/v2/secret/{key}/reveal"),
-            json!({"continue": true}),
-        )
-        .await;
+    let reveal = api.v2_reveal(&key, json!({"continue": true})).await;
     assert_eq!(reveal.status, 404);
     assert_eq!(
         reveal.json,
         json!({"message": "Unknown secret", "secret_key": key})
     );
-    let bad = send(
-        api.http
-            .post(api.url("/api/v2/secret/conceal"))
-            .basic_auth(EMAIL, Some("wrong"))
-            .json(&json!({"secret": {"secret": "x"}})),
-    )
-    .await;
+    let bad = api
+        .v2_conceal_with_token("wrong", json!({"secret": "x"}))
+        .await;
     assert_eq!(bad.status, 403);
     assert_eq!(bad.json, json!({"message": "Not authorized"}));
     let route = api.get("/api/v2/nope").await;
@@ -607,12 +489,7 @@ async fn v0_20_has_private_routes_only_and_answers_unknown_routes_with_message()
         assert_eq!(a.status, 404, "{path}");
         assert_eq!(a.json, json!({"message": "Not Found"}), "{path}");
     }
-    let burn_receipt = api
-        .json(
-            &format!("/api/v2/receipt/{mk}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let burn_receipt = api.v2_burn(&mk, json!({"continue": true})).await;
     assert_eq!(burn_receipt.json, json!({"message": "Not Found"}));
     let status_list = api
         .json("/api/v2/secret/status", json!({"identifiers": "x"}))
@@ -626,20 +503,11 @@ async fn v0_20_has_private_routes_only_and_answers_unknown_routes_with_message()
         m.json["record"]["metadata_url"],
         format!("{}/private/{mk}", s.url())
     );
-    let burn = api
-        .json(
-            &format!("/api/v2/private/{mk}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let private_burn = format!("/api/v2/private/{mk}/burn");
+    let burn = api.json(&private_burn, json!({"continue": true})).await;
     assert_eq!(burn.status, 200);
     assert_eq!(burn.json["success"], true);
-    let again = api
-        .json(
-            &format!("/api/v2/private/{mk}/burn"),
-            json!({"continue": true}),
-        )
-        .await;
+    let again = api.json(&private_burn, json!({"continue": true})).await;
     assert_eq!(again.status, 500);
     assert_eq!(again.json["message"], "Secret could not be burned.");
     assert_eq!(

@@ -3,8 +3,10 @@
 
 mod common;
 
-use common::{Api, EMAIL, TOKEN, config, send, server};
-use ots_testserver::{Config, TestServer};
+use common::{
+    Api, EMAIL, TOKEN, send, server, start_with, started, v1_burn_path, v1_private_path,
+    v1_secret_path,
+};
 use serde_json::Value;
 
 fn is_key(v: &Value, len: usize) -> bool {
@@ -28,8 +30,7 @@ async fn status_is_nominal_with_locale() {
 
 #[tokio::test]
 async fn share_answers_the_documented_receipt_object() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let r = api.v1_share(&[("secret", "s3cr3t"), ("ttl", "3600")]).await;
     assert_eq!(r["custid"], "anon");
     assert!(is_key(&r["metadata_key"], 62), "{r}");
@@ -58,8 +59,7 @@ async fn share_answers_the_documented_receipt_object() {
 
 #[tokio::test]
 async fn a_secret_is_revealed_exactly_once_and_the_receipt_follows() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let r = api.v1_share(&[("secret", "one time only")]).await;
     let sk = r["secret_key"].as_str().unwrap();
     let mk = r["metadata_key"].as_str().unwrap();
@@ -97,8 +97,7 @@ async fn a_secret_is_revealed_exactly_once_and_the_receipt_follows() {
 
 #[tokio::test]
 async fn receipts_answer_post_as_well_as_get() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let r = api.v1_share(&[("secret", "x")]).await;
     let mk = r["metadata_key"].as_str().unwrap();
     let m = api.form(&format!("/api/v1/private/{mk}"), &[]).await;
@@ -118,13 +117,12 @@ async fn create_is_an_alias_of_share() {
 
 #[tokio::test]
 async fn passphrase_gates_the_reveal_without_consuming_the_secret() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let r = api
         .v1_share(&[("secret", "guarded"), ("passphrase", "hunter22")])
         .await;
     assert_eq!(r["passphrase_required"], true);
-    let path = format!("/api/v1/secret/{}", r["secret_key"].as_str().unwrap());
+    let path = v1_secret_path(&r);
     api.form(&path, &[])
         .await
         .assert_v1_error("Unknown secret", None);
@@ -142,8 +140,7 @@ async fn passphrase_gates_the_reveal_without_consuming_the_secret() {
 
 #[tokio::test]
 async fn burn_destroys_an_unread_secret_and_reports_the_shortkey() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let r = api.v1_share(&[("secret", "burn me")]).await;
     let sk = r["secret_key"].as_str().unwrap();
     let mk = r["metadata_key"].as_str().unwrap();
@@ -167,30 +164,16 @@ async fn burn_destroys_an_unread_secret_and_reports_the_shortkey() {
 
 #[tokio::test]
 async fn a_received_secret_cannot_be_burned() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let r = api.v1_share(&[("secret", "x")]).await;
-    api.form(
-        &format!("/api/v1/secret/{}", r["secret_key"].as_str().unwrap()),
-        &[],
-    )
-    .await;
-    let b = api
-        .form(
-            &format!(
-                "/api/v1/private/{}/burn",
-                r["metadata_key"].as_str().unwrap()
-            ),
-            &[],
-        )
-        .await;
+    api.v1_reveal(&r, &[]).await;
+    let b = api.v1_burn(&r, &[]).await;
     b.assert_v1_error("Unknown secret", None);
 }
 
 #[tokio::test]
 async fn burning_a_protected_secret_needs_its_passphrase_even_for_the_owner() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let r = api
         .form_auth(
             "/api/v1/share",
@@ -198,10 +181,7 @@ async fn burning_a_protected_secret_needs_its_passphrase_even_for_the_owner() {
         )
         .await
         .json;
-    let burn = format!(
-        "/api/v1/private/{}/burn",
-        r["metadata_key"].as_str().unwrap()
-    );
+    let burn = v1_burn_path(&r);
     api.form_auth(&burn, &[])
         .await
         .assert_v1_error("Incorrect passphrase", Some("400"));
@@ -219,8 +199,7 @@ async fn burning_a_protected_secret_needs_its_passphrase_even_for_the_owner() {
 
 #[tokio::test]
 async fn bad_credentials_are_refused_on_every_route() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let r = api.v1_share(&[("secret", "x")]).await;
     let mk = r["metadata_key"].as_str().unwrap();
     let sk = r["secret_key"].as_str().unwrap();
@@ -253,8 +232,7 @@ async fn bad_credentials_are_refused_on_every_route() {
 
 #[tokio::test]
 async fn authcheck_and_recent_need_an_account() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     api.get("/api/v1/authcheck")
         .await
         .assert_v1_error("Not authorized", Some("401"));
@@ -269,8 +247,7 @@ async fn authcheck_and_recent_need_an_account() {
 
 #[tokio::test]
 async fn recent_lists_only_the_accounts_receipts_without_secret_keys() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let mine = api
         .form_auth("/api/v1/share", &[("secret", "mine")])
         .await
@@ -289,8 +266,7 @@ async fn recent_lists_only_the_accounts_receipts_without_secret_keys() {
 
 #[tokio::test]
 async fn validation_failures_have_the_documented_messages() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
         (vec![], "You did not provide anything to share"),
         (
@@ -340,17 +316,11 @@ async fn validation_failures_have_the_documented_messages() {
 
 #[tokio::test]
 async fn a_secret_of_exactly_10000_bytes_is_accepted() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     // Multi-byte characters count in bytes: 5000 × 2 bytes.
     let value = "é".repeat(5000);
     let r = api.v1_share(&[("secret", value.as_str())]).await;
-    let got = api
-        .form(
-            &format!("/api/v1/secret/{}", r["secret_key"].as_str().unwrap()),
-            &[],
-        )
-        .await;
+    let got = api.form(&v1_secret_path(&r), &[]).await;
     assert_eq!(got.json["value"], value.as_str());
     let over = format!("{value}x");
     api.form("/api/v1/share", &[("secret", over.as_str())])
@@ -363,8 +333,7 @@ async fn a_secret_of_exactly_10000_bytes_is_accepted() {
 
 #[tokio::test]
 async fn recipients_need_an_account_and_are_masked() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let r = api
         .form_auth(
             "/api/v1/share",
@@ -388,8 +357,7 @@ async fn recipients_need_an_account_and_are_masked() {
 
 #[tokio::test]
 async fn ttl_is_clamped_never_rejected() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     for (raw, want) in [
         ("", 60),
         ("0", 60),
@@ -418,13 +386,7 @@ async fn ttl_is_clamped_never_rejected() {
 
 #[tokio::test]
 async fn the_ttl_caps_come_from_the_config() {
-    let s = TestServer::start(Config {
-        ttl_max_anonymous: 3600,
-        ..config()
-    })
-    .await
-    .unwrap();
-    let api = Api::new(&s);
+    let (_s, api) = start_with(|c| c.ttl_max_anonymous = 3600).await;
     assert_eq!(api.v1_share(&[("secret", "x")]).await["ttl"], 3600);
     assert_eq!(
         api.v1_share(&[("secret", "x"), ("ttl", "7200")]).await["ttl"],
@@ -434,8 +396,7 @@ async fn the_ttl_caps_come_from_the_config() {
 
 #[tokio::test]
 async fn keys_shorter_than_20_characters_are_not_found() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     for path in [
         "/api/v1/secret/abc",
         "/api/v1/private/abc",
@@ -453,8 +414,7 @@ async fn keys_shorter_than_20_characters_are_not_found() {
 
 #[tokio::test]
 async fn unknown_keys_are_unknown_secrets_echoing_the_key() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let key = "k".repeat(62);
     let a = api.form(&format!("/api/v1/secret/{key}"), &[]).await;
     a.assert_v1_error("Unknown secret", None);
@@ -466,8 +426,7 @@ async fn unknown_keys_are_unknown_secrets_echoing_the_key() {
 
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods_are_not_found() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let key = "k".repeat(62);
     let cases = [
         ("GET", "/api/v1/nope".to_owned()),
@@ -492,56 +451,39 @@ async fn unknown_routes_and_wrong_methods_are_not_found() {
 
 #[tokio::test]
 async fn malformed_and_oversized_bodies_get_documented_errors() {
-    let s = server().await;
-    let api = Api::new(&s);
-    let bad_json = send(
-        api.http
-            .post(api.url("/api/v1/share"))
-            .header("content-type", "application/json")
-            .body("{\"secret\": "),
-    )
-    .await;
-    assert_eq!(bad_json.status, 404);
-    assert_eq!(
-        bad_json.header("x-ots-intended-status").as_deref(),
-        Some("400")
-    );
+    let (_s, api) = started().await;
+    let bad_json = api
+        .post_body("/api/v1/share", Some("application/json"), "{\"secret\": ")
+        .await;
+    bad_json.assert_v1_refused("400");
     assert!(bad_json.json["message"].is_string());
 
-    let bad_multipart = send(
-        api.http
-            .post(api.url("/api/v1/share"))
-            .header("content-type", "multipart/form-data; boundary=zz")
-            .body("garbage without boundaries"),
-    )
-    .await;
-    assert_eq!(bad_multipart.status, 404);
-    assert_eq!(
-        bad_multipart.header("x-ots-intended-status").as_deref(),
-        Some("400")
-    );
+    let bad_multipart = api
+        .post_body(
+            "/api/v1/share",
+            Some("multipart/form-data; boundary=zz"),
+            "garbage without boundaries",
+        )
+        .await;
+    bad_multipart.assert_v1_refused("400");
 
     let huge = "a".repeat(2 * 1024 * 1024);
-    let too_big = send(
-        api.http
-            .post(api.url("/api/v1/share"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("secret={huge}")),
-    )
-    .await;
-    assert_eq!(too_big.status, 404);
-    assert_eq!(
-        too_big.header("x-ots-intended-status").as_deref(),
-        Some("413")
-    );
+    let too_big = api
+        .post_body(
+            "/api/v1/share",
+            Some("application/x-www-form-urlencoded"),
+            format!("secret={huge}"),
+        )
+        .await;
+    too_big.assert_v1_refused("413");
 
-    let bad_utf8 = send(
-        api.http
-            .post(api.url("/api/v1/share"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(b"secret=%FF%FE&ttl=60".to_vec()),
-    )
-    .await;
+    let bad_utf8 = api
+        .post_body(
+            "/api/v1/share",
+            Some("application/x-www-form-urlencoded"),
+            b"secret=%FF%FE&ttl=60".to_vec(),
+        )
+        .await;
     assert_ne!(bad_utf8.status / 100, 5, "{bad_utf8:?}");
     // The server is still serving.
     assert_eq!(api.get("/api/v1/status").await.status, 200);
@@ -549,19 +491,10 @@ async fn malformed_and_oversized_bodies_get_documented_errors() {
 
 #[tokio::test]
 async fn parameters_are_read_from_every_encoding_real_clients_use() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let reveal = |r: Value| {
         let api = &api;
-        async move {
-            api.form(
-                &format!("/api/v1/secret/{}", r["secret_key"].as_str().unwrap()),
-                &[("passphrase", "pass-word")],
-            )
-            .await
-            .json["value"]
-                .clone()
-        }
+        async move { api.v1_reveal(&r, &[("passphrase", "pass-word")]).await.json["value"].clone() }
     };
 
     // Query string on a POST (corbaltcode, PowerShell, Java).
@@ -585,13 +518,13 @@ async fn parameters_are_read_from_every_encoding_real_clients_use() {
 
     // Multipart (bash with curl -F).
     let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"secret\"\r\n\r\nfrom multipart\r\n--XyZ\r\nContent-Disposition: form-data; name=\"ttl\"\r\n\r\n900\r\n--XyZ\r\nContent-Disposition: form-data; name=\"passphrase\"\r\n\r\npass-word\r\n--XyZ--\r\n";
-    let mp = send(
-        api.http
-            .post(api.url("/api/v1/share"))
-            .header("content-type", "multipart/form-data; boundary=XyZ")
-            .body(multipart),
-    )
-    .await;
+    let mp = api
+        .post_body(
+            "/api/v1/share",
+            Some("multipart/form-data; boundary=XyZ"),
+            multipart,
+        )
+        .await;
     assert_eq!(mp.json["ttl"], 900, "{mp:?}");
     assert_eq!(reveal(mp.json).await, "from multipart");
 
@@ -628,8 +561,7 @@ async fn parameters_are_read_from_every_encoding_real_clients_use() {
 
 #[tokio::test]
 async fn generate_returns_a_value_that_the_receipt_shows_once_within_a_minute() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let g = api.form("/api/v1/generate", &[]).await;
     assert_eq!(g.status, 200);
     let value = g.json["value"].as_str().unwrap().to_owned();
@@ -644,58 +576,25 @@ async fn generate_returns_a_value_that_the_receipt_shows_once_within_a_minute() 
     let late = api.form("/api/v1/generate", &[("length", "20")]).await;
     assert_eq!(late.json["value"].as_str().unwrap().len(), 20);
     s.advance_clock(std::time::Duration::from_secs(61));
-    let m = api
-        .get(&format!(
-            "/api/v1/private/{}",
-            late.json["metadata_key"].as_str().unwrap()
-        ))
-        .await;
+    let m = api.get(&v1_private_path(&late.json)).await;
     assert!(m.json.get("value").is_none(), "not after 60 s");
-    let revealed = api
-        .form(
-            &format!(
-                "/api/v1/secret/{}",
-                late.json["secret_key"].as_str().unwrap()
-            ),
-            &[],
-        )
-        .await;
+    let revealed = api.form(&v1_secret_path(&late.json), &[]).await;
     assert_eq!(revealed.json["value"], late.json["value"]);
 }
 
 #[tokio::test]
 async fn legacy_mode_issues_31_character_keys() {
-    let s = TestServer::start(Config {
-        legacy_keys: true,
-        ..config()
-    })
-    .await
-    .unwrap();
-    let api = Api::new(&s);
+    let (_s, api) = start_with(|c| c.legacy_keys = true).await;
     let r = api.v1_share(&[("secret", "x")]).await;
     assert!(is_key(&r["metadata_key"], 31), "{r}");
     assert!(is_key(&r["secret_key"], 31), "{r}");
-    let b = api
-        .form(
-            &format!(
-                "/api/v1/private/{}/burn",
-                r["metadata_key"].as_str().unwrap()
-            ),
-            &[],
-        )
-        .await;
+    let b = api.v1_burn(&r, &[]).await;
     assert_eq!(b.json["secret_shortkey"].as_str().unwrap().len(), 8);
 }
 
 #[tokio::test]
 async fn share_domain_other_than_the_site_is_kept_in_links() {
-    let s = TestServer::start(Config {
-        public_url: Some("https://ots.example.net".into()),
-        ..config()
-    })
-    .await
-    .unwrap();
-    let api = Api::new(&s);
+    let (_s, api) = start_with(|c| c.public_url = Some("https://ots.example.net".into())).await;
     let own = api
         .v1_share(&[("secret", "x"), ("share_domain", "ots.example.net")])
         .await;
@@ -709,11 +608,6 @@ async fn share_domain_other_than_the_site_is_kept_in_links() {
         .v1_share(&[("secret", "y"), ("share_domain", "secrets.example.org")])
         .await;
     assert_eq!(custom["share_domain"], "secrets.example.org");
-    let got = api
-        .form(
-            &format!("/api/v1/secret/{}", custom["secret_key"].as_str().unwrap()),
-            &[],
-        )
-        .await;
+    let got = api.form(&v1_secret_path(&custom), &[]).await;
     assert_eq!(got.json["share_domain"], "https://secrets.example.org");
 }

@@ -3,38 +3,18 @@
 
 mod common;
 
-use common::{Api, EMAIL, config, send, server};
-use ots_testserver::{Config, TestServer};
+use common::{EMAIL, send, start_with, started, v1_private_path, v2_keys};
 use serde_json::{Value, json};
-
-fn keys(body: &Value) -> (String, String) {
-    (
-        body["record"]["receipt"]["identifier"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        body["record"]["secret"]["identifier"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    )
-}
 
 #[tokio::test]
 async fn status_and_locales_are_public_version_needs_an_account() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let st = api.get("/api/v2/status").await;
     assert_eq!(
         st.json,
         json!({"success": true, "status": "nominal", "locale": "en"})
     );
-    let bad = send(
-        api.http
-            .get(api.url("/api/v2/status"))
-            .basic_auth(EMAIL, Some("wrong")),
-    )
-    .await;
+    let bad = api.get_with_token("/api/v2/status", "wrong").await;
     assert_eq!(bad.status, 200, "status takes no credentials");
     assert_eq!(
         api.get("/api/v2/supported-locales").await.json["locale"],
@@ -50,8 +30,7 @@ async fn status_and_locales_are_public_version_needs_an_account() {
 
 #[tokio::test]
 async fn conceal_answers_receipt_metadata_and_secret_records() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let body = api
         .v2_conceal(json!({"secret": "v2 value", "ttl": 3600}))
         .await;
@@ -80,10 +59,9 @@ async fn conceal_answers_receipt_metadata_and_secret_records() {
 
 #[tokio::test]
 async fn reveal_needs_continue_and_happens_once() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let body = api.v2_conceal(json!({"secret": "only once"})).await;
-    let (mk, sk) = keys(&body);
+    let (mk, sk) = v2_keys(&body);
     let path = format!("/api/v2/secret/{sk}/reveal");
 
     let peek = api.json(&path, json!({})).await;
@@ -104,11 +82,9 @@ async fn reveal_needs_continue_and_happens_once() {
     assert_eq!(shown.json["record"]["is_revealed"], true);
 
     let again = api.json(&path, json!({"continue": true})).await;
-    assert_eq!(again.status, 404);
-    assert_eq!(again.json, json!({"error_type": "RecordNotFound"}));
+    again.assert_record_not_found();
     let meta_gone = api.get(&format!("/api/v2/secret/{sk}")).await;
-    assert_eq!(meta_gone.status, 404);
-    assert_eq!(meta_gone.json, json!({"error_type": "RecordNotFound"}));
+    meta_gone.assert_record_not_found();
 
     let r = api.get(&format!("/api/v2/receipt/{mk}")).await;
     assert_eq!(r.json["record"]["state"], "revealed");
@@ -119,10 +95,9 @@ async fn reveal_needs_continue_and_happens_once() {
 
 #[tokio::test]
 async fn the_receipt_hides_the_secret_key_of_protected_secrets() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let plain = api.v2_conceal(json!({"secret": "a"})).await;
-    let (mk, sk) = keys(&plain);
+    let (mk, sk) = v2_keys(&plain);
     let r = api.get(&format!("/api/v2/receipt/{mk}")).await;
     assert_eq!(r.json["record"]["secret_identifier"], sk.as_str());
     assert_eq!(
@@ -138,7 +113,7 @@ async fn the_receipt_hides_the_secret_key_of_protected_secrets() {
     let guarded = api
         .v2_conceal(json!({"secret": "b", "passphrase": "pass-word"}))
         .await;
-    let (gmk, _) = keys(&guarded);
+    let (gmk, _) = v2_keys(&guarded);
     let g = api.get(&format!("/api/v2/private/{gmk}")).await;
     assert!(g.json["record"].get("secret_identifier").is_none());
     assert_eq!(g.json["details"]["has_passphrase"], true);
@@ -146,12 +121,11 @@ async fn the_receipt_hides_the_secret_key_of_protected_secrets() {
 
 #[tokio::test]
 async fn wrong_passphrases_are_refused_and_lock_the_client_after_five() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let body = api
         .v2_conceal(json!({"secret": "guarded", "passphrase": "right-one"}))
         .await;
-    let (_, sk) = keys(&body);
+    let (_, sk) = v2_keys(&body);
     let path = format!("/api/v2/secret/{sk}/reveal");
     for _ in 0..5 {
         let a = api
@@ -177,12 +151,11 @@ async fn wrong_passphrases_are_refused_and_lock_the_client_after_five() {
 
 #[tokio::test]
 async fn burn_needs_continue_and_the_passphrase_of_protected_secrets() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let body = api
         .v2_conceal(json!({"secret": "x", "passphrase": "pass-word"}))
         .await;
-    let (mk, sk) = keys(&body);
+    let (mk, sk) = v2_keys(&body);
     let path = format!("/api/v2/receipt/{mk}/burn");
     let wrong = api
         .json(&path, json!({"continue": true, "passphrase": "nope"}))
@@ -203,14 +176,8 @@ async fn burn_needs_continue_and_the_passphrase_of_protected_secrets() {
     assert_eq!(burned.json["record"]["state"], "new");
     assert_eq!(burned.json["record"]["is_burned"], false);
     assert_eq!(s.stats().live_secrets, 0);
-    let reveal = api
-        .json(
-            &format!("/api/v2/secret/{sk}/reveal"),
-            json!({"continue": true}),
-        )
-        .await;
-    assert_eq!(reveal.status, 404);
-    assert_eq!(reveal.json, json!({"error_type": "RecordNotFound"}));
+    let reveal = api.v2_reveal(&sk, json!({"continue": true})).await;
+    reveal.assert_record_not_found();
     // The receipt is still there, its secret is not: nothing to burn (§13.1).
     let again = api
         .json(&path, json!({"continue": true, "passphrase": "pass-word"}))
@@ -223,8 +190,7 @@ async fn burn_needs_continue_and_the_passphrase_of_protected_secrets() {
 
 #[tokio::test]
 async fn validation_errors_are_422_with_field() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (s, api) = started().await;
     let missing = api
         .json("/api/v2/secret/conceal", json!({"secret": {}}))
         .await;
@@ -290,28 +256,23 @@ async fn validation_errors_are_422_with_field() {
 
 #[tokio::test]
 async fn credentials_are_checked_and_guest_routes_ignore_them() {
-    let s = server().await;
-    let api = Api::new(&s);
-    let bad = send(
-        api.http
-            .post(api.url("/api/v2/secret/conceal"))
-            .basic_auth(EMAIL, Some("wrong"))
-            .json(&json!({"secret": {"secret": "x"}})),
-    )
-    .await;
+    let (_s, api) = started().await;
+    let bad = api
+        .v2_conceal_with_token("wrong", json!({"secret": "x"}))
+        .await;
     // Otto's auth layer answers before any logic (§11).
     bad.assert_auth_required("[CREDENTIALS_INVALID] Invalid credentials");
     api.get("/api/v2/receipt/recent")
         .await
         .assert_auth_required("[AUTH_HEADER_MISSING] No authorization header");
 
-    let guest = send(
-        api.http
-            .post(api.url("/api/v2/guest/secret/conceal"))
-            .basic_auth(EMAIL, Some("wrong"))
-            .json(&json!({"secret": {"secret": "guest"}})),
-    )
-    .await;
+    let guest = api
+        .json_with_token(
+            "/api/v2/guest/secret/conceal",
+            "wrong",
+            json!({"secret": {"secret": "guest"}}),
+        )
+        .await;
     assert_eq!(guest.status, 200, "{guest:?}");
     assert_eq!(guest.json["record"]["receipt"]["custid"], "anon");
 
@@ -343,8 +304,7 @@ async fn credentials_are_checked_and_guest_routes_ignore_them() {
 
 #[tokio::test]
 async fn ttl_is_clamped_like_v1() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     for (raw, want) in [
         (json!("0"), 60),
         (json!(""), 60),
@@ -362,14 +322,13 @@ async fn ttl_is_clamped_like_v1() {
 
 #[tokio::test]
 async fn generate_shows_the_value_once_on_the_receipt() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let g = api
         .json("/api/v2/secret/generate", json!({"secret": {"length": 16}}))
         .await;
     assert_eq!(g.status, 200, "{g:?}");
     assert_eq!(g.json["details"]["kind"], "generate");
-    let (mk, sk) = keys(&g.json);
+    let (mk, sk) = v2_keys(&g.json);
     let first = api.get(&format!("/api/v2/receipt/{mk}")).await;
     let value = first.json["details"]["secret_value"]
         .as_str()
@@ -378,21 +337,15 @@ async fn generate_shows_the_value_once_on_the_receipt() {
     assert_eq!(value.chars().count(), 16);
     let second = api.get(&format!("/api/v2/receipt/{mk}")).await;
     assert_eq!(second.json["details"]["secret_value"], Value::Null);
-    let revealed = api
-        .json(
-            &format!("/api/v2/secret/{sk}/reveal"),
-            json!({"continue": true}),
-        )
-        .await;
+    let revealed = api.v2_reveal(&sk, json!({"continue": true})).await;
     assert_eq!(revealed.json["record"]["secret_value"], value.as_str());
 }
 
 #[tokio::test]
 async fn secret_status_reports_unknown_without_error() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let body = api.v2_conceal(json!({"secret": "x"})).await;
-    let (_, sk) = keys(&body);
+    let (_, sk) = v2_keys(&body);
     let st = api.get(&format!("/api/v2/secret/{sk}/status")).await;
     assert_eq!(st.json["record"]["state"], "new");
     let list = api
@@ -402,11 +355,7 @@ async fn secret_status_reports_unknown_without_error() {
         )
         .await;
     assert_eq!(list.json["count"], 1);
-    api.json(
-        &format!("/api/v2/secret/{sk}/reveal"),
-        json!({"continue": true}),
-    )
-    .await;
+    api.v2_reveal(&sk, json!({"continue": true})).await;
     let gone = api.get(&format!("/api/v2/secret/{sk}/status")).await;
     assert_eq!(gone.status, 200);
     assert_eq!(gone.json, json!({"record": {"state": "unknown"}}));
@@ -414,8 +363,7 @@ async fn secret_status_reports_unknown_without_error() {
 
 #[tokio::test]
 async fn unknown_routes_wrong_methods_and_bad_json_get_v2_errors() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     for (method, path) in [
         ("GET", "/api/v2/nope"),
         ("GET", "/api/v2/authcheck"),
@@ -432,57 +380,42 @@ async fn unknown_routes_wrong_methods_and_bad_json_get_v2_errors() {
         );
         assert_eq!(a.status, 404);
     }
-    let bad = send(
-        api.http
-            .post(api.url("/api/v2/secret/conceal"))
-            .header("content-type", "application/json")
-            .body("{not json"),
-    )
-    .await;
+    let bad = api
+        .post_body(
+            "/api/v2/secret/conceal",
+            Some("application/json"),
+            "{not json",
+        )
+        .await;
     bad.assert_v2_error(400, "BadRequest");
-    let huge = send(
-        api.http
-            .post(api.url("/api/v2/secret/conceal"))
-            .header("content-type", "application/json")
-            .body(vec![b' '; 2 * 1024 * 1024]),
-    )
-    .await;
+    let huge = api
+        .post_body(
+            "/api/v2/secret/conceal",
+            Some("application/json"),
+            vec![b' '; 2 * 1024 * 1024],
+        )
+        .await;
     huge.assert_v2_error(413, "PayloadTooLarge");
 }
 
 #[tokio::test]
 async fn a_server_without_v2_answers_404_there_and_still_serves_v1() {
-    let s = TestServer::start(Config {
-        enable_v2: false,
-        ..config()
-    })
-    .await
-    .unwrap();
-    let api = Api::new(&s);
+    let (_s, api) = start_with(|c| c.enable_v2 = false).await;
     assert_eq!(api.get("/api/v2/status").await.status, 404);
     assert_eq!(api.get("/api/v1/status").await.status, 200);
 }
 
 #[tokio::test]
 async fn secrets_created_on_one_version_are_served_by_the_other() {
-    let s = server().await;
-    let api = Api::new(&s);
+    let (_s, api) = started().await;
     let v1 = api
         .v1_share(&[("secret", "cross"), ("passphrase", "pass-word")])
         .await;
     let sk = v1["secret_key"].as_str().unwrap();
     let v2 = api
-        .json(
-            &format!("/api/v2/secret/{sk}/reveal"),
-            json!({"continue": true, "passphrase": "pass-word"}),
-        )
+        .v2_reveal(sk, json!({"continue": true, "passphrase": "pass-word"}))
         .await;
     assert_eq!(v2.json["record"]["secret_value"], "cross");
-    let m = api
-        .get(&format!(
-            "/api/v1/private/{}",
-            v1["metadata_key"].as_str().unwrap()
-        ))
-        .await;
+    let m = api.get(&v1_private_path(&v1)).await;
     assert_eq!(m.json["state"], "received");
 }
