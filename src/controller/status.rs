@@ -106,14 +106,18 @@ pub fn shared_status(
         source_resource_version: shared.source_resource_version,
         reshare_token: reshare_token(obj),
         observed_generation: obj.meta().generation,
-        conditions: obj
-            .status
-            .as_ref()
-            .map(|s| s.conditions.clone())
-            .unwrap_or_default(),
+        conditions: conditions_now(obj),
     };
     set_ready(&mut status, obj, true, Reason::Shared, &message, now);
     status
+}
+
+/// The resource's conditions as they are, for a status written anew (so transition times stay).
+fn conditions_now(obj: &OneTimeShare) -> Vec<Condition> {
+    obj.status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default()
 }
 
 /// The `ots.dev/reshare` value a new link is made for: the one the resource carries now, so
@@ -246,11 +250,7 @@ pub fn restored_status(
         // The value the link was made for, not the annotation now (a pending reissue stays pending).
         reshare_token: record.reshare_token(obj),
         observed_generation: obj.meta().generation,
-        conditions: obj
-            .status
-            .as_ref()
-            .map(|s| s.conditions.clone())
-            .unwrap_or_default(),
+        conditions: conditions_now(obj),
     };
     set_ready(
         &mut status,

@@ -151,6 +151,21 @@ pub struct Reply {
     pub key_chars: Option<usize>,
 }
 
+#[cfg(test)]
+impl Reply {
+    /// An answer as a server would send it, about a key of 62 characters at `path`.
+    pub fn for_test(status: u16, intended_status: Option<u16>, body: &str, path: &str) -> Self {
+        Self {
+            status: StatusCode::from_u16(status).expect("a valid HTTP status"),
+            retry_after: None,
+            intended_status,
+            body: body.as_bytes().to_vec(),
+            path: path.into(),
+            key_chars: Some(62),
+        }
+    }
+}
+
 /// What every request to one server shares.
 pub struct Http {
     pub client: reqwest::Client,
@@ -176,6 +191,20 @@ impl Http {
             );
         }
         builder
+    }
+
+    /// Sends a request and reads its answer with the API's `check` (the JSON of a success, or the
+    /// error the answer stands for).
+    pub async fn call(
+        &self,
+        op: Op,
+        api: ResolvedApi,
+        key: Option<&str>,
+        request: RequestBuilder,
+        check: fn(Op, &Reply) -> Result<serde_json::Value, OtsError>,
+    ) -> Result<serde_json::Value, OtsError> {
+        let reply = self.send(op, api, key, request).await?;
+        check(op, &reply)
     }
 
     /// Sends a request and reads the whole reply; logs operation, status and latency at debug.

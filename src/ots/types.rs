@@ -304,6 +304,31 @@ impl fmt::Debug for Receipt {
     }
 }
 
+/// What a parsed receipt says, on one line (keys in full), for tests to compare whole receipts
+/// at a glance: `-` stands for a field the answer did not give.
+#[cfg(test)]
+pub fn receipt_line(r: &Receipt) -> String {
+    fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
+        v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+    }
+    format!(
+        "{} secret={} {:?} ttl={}/{}/{} created={} updated={} received={} opened={} passphrase={} url={} to={}",
+        r.metadata_key,
+        or_dash(r.secret_key.as_deref()),
+        r.state,
+        or_dash(r.ttl),
+        or_dash(r.secret_ttl),
+        or_dash(r.metadata_ttl),
+        or_dash(r.created),
+        or_dash(r.updated),
+        or_dash(r.received),
+        or_dash(r.first_access),
+        or_dash(r.passphrase_required),
+        or_dash(r.receipt_url.as_ref()),
+        r.recipients.join(","),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

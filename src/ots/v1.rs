@@ -40,12 +40,9 @@ const API: ResolvedApi = ResolvedApi::V1;
 
 /// `GET /status`.
 pub async fn status(http: &Http) -> Result<ServerStatus, OtsError> {
-    let op = Op::Status;
-    let reply = http
-        .send(op, API, None, http.request(Method::GET, API, &["status"]))
-        .await?;
-    let value = check(op, &reply)?;
-    json::server_status(op, &value, API)
+    let request = http.request(Method::GET, API, &["status"]);
+    let value = http.call(Op::Status, API, None, request, check).await?;
+    json::server_status(Op::Status, &value, API)
 }
 
 /// `POST /share` with `secret`, `passphrase`, `ttl`, `recipient` as a form.
@@ -60,8 +57,7 @@ pub async fn share(http: &Http, req: &ShareRequest, ttl: Option<u64>) -> Result<
         req.recipient.as_deref(),
     );
     let request = http.request(Method::POST, API, &["share"]).form(&form);
-    let reply = http.send(op, API, None, request).await?;
-    let value = check(op, &reply)?;
+    let value = http.call(op, API, None, request, check).await?;
     receipt_from(op, json::object(op.as_str(), "the receipt", &value)?)
 }
 
@@ -71,9 +67,9 @@ pub async fn generate(
     req: &GenerateRequest,
     ttl: Option<u64>,
 ) -> Result<(Receipt, SecretString), OtsError> {
-    let op = Op::Generate;
     let ttl = ttl.map(|secs| secs.to_string());
     let length = req.length.map(|n| n.to_string());
+    let op = Op::Generate;
     let mut form: Vec<(&str, &str)> = Vec::new();
     push_common(
         &mut form,
@@ -85,8 +81,7 @@ pub async fn generate(
         form.push(("length", length));
     }
     let request = http.request(Method::POST, API, &["generate"]).form(&form);
-    let reply = http.send(op, API, None, request).await?;
-    let mut value = check(op, &reply)?;
+    let mut value = http.call(op, API, None, request, check).await?;
     let obj = json::object_mut(op.as_str(), "the receipt", &mut value)?;
     let secret = json::take_string(obj, "value")
         .filter(|v| !v.is_empty())
@@ -109,13 +104,12 @@ pub async fn reveal(
     secret_key: &str,
     passphrase: Option<&SecretString>,
 ) -> Result<SecretString, OtsError> {
-    let op = Op::Reveal;
     let form = passphrase_form(passphrase);
+    let op = Op::Reveal;
     let request = http
         .request(Method::POST, API, &["secret", secret_key])
         .form(&form);
-    let reply = http.send(op, API, Some(secret_key), request).await?;
-    let mut value = check(op, &reply)?;
+    let mut value = http.call(op, API, Some(secret_key), request, check).await?;
     let obj = json::object_mut(op.as_str(), "the secret", &mut value)?;
     let secret = json::take_string(obj, "value").ok_or_else(|| missing(op, "value"))?;
     Ok(SecretString::from(secret))
@@ -125,8 +119,9 @@ pub async fn reveal(
 pub async fn receipt(http: &Http, metadata_key: &str) -> Result<Receipt, OtsError> {
     let op = Op::Receipt;
     let request = http.request(Method::GET, API, &["private", metadata_key]);
-    let reply = http.send(op, API, Some(metadata_key), request).await?;
-    let value = check(op, &reply)?;
+    let value = http
+        .call(op, API, Some(metadata_key), request, check)
+        .await?;
     receipt_from(op, json::object(op.as_str(), "the receipt", &value)?)
 }
 
@@ -143,8 +138,9 @@ pub async fn burn(
     let request = http
         .request(Method::POST, API, &["private", metadata_key, "burn"])
         .form(&form);
-    let reply = http.send(op, API, Some(metadata_key), request).await?;
-    let value = check(op, &reply)?;
+    let value = http
+        .call(op, API, Some(metadata_key), request, check)
+        .await?;
     let obj = json::object(op.as_str(), "the burn answer", &value)?;
     let state = obj.get("state").ok_or_else(|| missing(op, "state"))?;
     let mut receipt = receipt_from(op, json::object(op.as_str(), "the burned receipt", state)?)?;
@@ -155,23 +151,15 @@ pub async fn burn(
 /// `GET /authcheck`: the status answer, for valid credentials only.
 pub async fn verify(http: &Http) -> Result<(), OtsError> {
     let op = Op::Verify;
-    let reply = http
-        .send(
-            op,
-            API,
-            None,
-            http.request(Method::GET, API, &["authcheck"]),
-        )
-        .await?;
-    check(op, &reply).map(|_| ())
+    let request = http.request(Method::GET, API, &["authcheck"]);
+    http.call(op, API, None, request, check).await.map(|_| ())
 }
 
 /// `GET /private/recent` (authenticated only).
 pub async fn recent(http: &Http) -> Result<Vec<Receipt>, OtsError> {
     let op = Op::Recent;
     let request = http.request(Method::GET, API, &["private", "recent"]);
-    let reply = http.send(op, API, None, request).await?;
-    let value = check(op, &reply)?;
+    let value = http.call(op, API, None, request, check).await?;
     let items = value.as_array().ok_or_else(|| OtsError::Protocol {
         detail: format!("{op}: expected a JSON array of receipts"),
     })?;
@@ -326,14 +314,7 @@ mod tests {
     use std::time::Duration;
 
     fn reply(status: u16, intended: Option<u16>, body: &str) -> Reply {
-        Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            retry_after: None,
-            intended_status: intended,
-            body: body.as_bytes().to_vec(),
-            path: "/api/v1/private/abcdef…".into(),
-            key_chars: Some(62),
-        }
+        Reply::for_test(status, intended, body, "/api/v1/private/abcdef…")
     }
 
     #[test]
@@ -529,21 +510,11 @@ mod tests {
             "receipt_url":"https://host/receipt/mk1"
         }));
         let r = receipt_from(Op::Share, &o).unwrap();
-        assert_eq!(r.metadata_key, "mk1");
-        assert_eq!(r.secret_key.as_deref(), Some("sk1"));
-        assert_eq!(r.state, SecretState::New);
-        assert_eq!(r.ttl, Some(3600));
-        assert_eq!(r.secret_ttl, Some(3599));
-        assert_eq!(r.metadata_ttl, Some(7199));
-        assert_eq!(r.created, Some(1_767_225_600));
-        assert_eq!(r.updated, Some(1_767_225_600));
-        assert_eq!(r.received, None);
-        assert_eq!(r.passphrase_required, Some(true));
         assert_eq!(
-            r.receipt_url.as_ref().map(url::Url::as_str),
-            Some("https://host/receipt/mk1")
+            crate::ots::types::receipt_line(&r),
+            "mk1 secret=sk1 New ttl=3600/3599/7199 created=1767225600 updated=1767225600 \
+             received=- opened=- passphrase=true url=https://host/receipt/mk1 to=b*****@example.com"
         );
-        assert_eq!(r.recipients, vec!["b*****@example.com".to_string()]);
     }
 
     #[test]

@@ -88,12 +88,9 @@ impl<'a> ConfirmBody<'a> {
 
 /// `GET /status`.
 pub async fn status(http: &Http) -> Result<ServerStatus, OtsError> {
-    let op = Op::Status;
-    let reply = http
-        .send(op, API, None, http.request(Method::GET, API, &["status"]))
-        .await?;
-    let value = check(op, &reply)?;
-    status_from(op, &value)
+    let request = http.request(Method::GET, API, &["status"]);
+    let value = http.call(Op::Status, API, None, request, check).await?;
+    status_from(Op::Status, &value)
 }
 
 /// Reads a status answer (`{"success":true,"status":"nominal","locale":"en"}`).
@@ -116,8 +113,7 @@ pub async fn share(http: &Http, req: &ShareRequest, ttl: Option<u64>) -> Result<
     let request = http
         .request(Method::POST, API, &["secret", "conceal"])
         .json(&body);
-    let reply = http.send(op, API, None, request).await?;
-    let value = check(op, &reply)?;
+    let value = http.call(op, API, None, request, check).await?;
     created_receipt(op, &value)
 }
 
@@ -141,18 +137,16 @@ pub async fn generate(
     let request = http
         .request(Method::POST, API, &["secret", "generate"])
         .json(&body);
-    let reply = http.send(op, API, None, request).await?;
-    let mut value = check(op, &reply)?;
+    let mut value = http.call(op, API, None, request, check).await?;
     let receipt = created_receipt(op, &value)?;
     if let Some(secret) = take_secret_value(&mut value) {
         return Ok((receipt, secret));
     }
     // The real server only shows a generated value on the first receipt view within 60 s.
     let request = http.request(Method::GET, API, &["receipt", &receipt.metadata_key]);
-    let reply = http
-        .send(op, API, Some(&receipt.metadata_key), request)
+    let mut value = http
+        .call(op, API, Some(&receipt.metadata_key), request, check)
         .await?;
-    let mut value = check(op, &reply)?;
     let secret = take_secret_value(&mut value).ok_or_else(|| missing(op, "secret_value"))?;
     Ok((receipt, secret))
 }
@@ -167,8 +161,7 @@ pub async fn reveal(
     let request = http
         .request(Method::POST, API, &["secret", secret_key, "reveal"])
         .json(&ConfirmBody::new(passphrase));
-    let reply = http.send(op, API, Some(secret_key), request).await?;
-    let mut value = check(op, &reply)?;
+    let mut value = http.call(op, API, Some(secret_key), request, check).await?;
     if let Some(secret) = take_secret_value(&mut value) {
         return Ok(secret);
     }
@@ -340,8 +333,7 @@ pub async fn verify(http: &Http, route: &OnceCell<VerifyRoute>) -> Result<(), Ot
 pub async fn recent(http: &Http) -> Result<Vec<Receipt>, OtsError> {
     let op = Op::Recent;
     let request = http.request(Method::GET, API, &["receipt", "recent"]);
-    let reply = http.send(op, API, None, request).await?;
-    let value = check(op, &reply)?;
+    let value = http.call(op, API, None, request, check).await?;
     recent_from(op, &value)
 }
 
@@ -613,14 +605,7 @@ mod tests {
     use serde_json::json;
 
     fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            retry_after: None,
-            intended_status: None,
-            body: body.as_bytes().to_vec(),
-            path: "/api/v2/receipt/abcdef…".into(),
-            key_chars: Some(62),
-        }
+        Reply::for_test(status, None, body, "/api/v2/receipt/abcdef…")
     }
 
     #[test]
@@ -906,16 +891,11 @@ mod tests {
     #[test]
     fn v2_conceal_answer_parses_to_a_receipt() {
         let r = created_receipt(Op::Share, &conceal_answer()).unwrap();
-        assert_eq!(r.metadata_key, "mk2");
-        assert_eq!(r.secret_key.as_deref(), Some("sk2"));
-        assert_eq!(r.state, SecretState::New);
-        assert_eq!(r.ttl, Some(3600));
-        assert_eq!(r.secret_ttl, Some(3600));
-        assert_eq!(r.metadata_ttl, Some(7200));
-        assert_eq!(r.created, Some(1_767_225_600));
-        assert_eq!(r.updated, Some(1_767_225_600));
-        assert_eq!(r.passphrase_required, Some(true));
-        assert!(r.recipients.is_empty());
+        assert_eq!(
+            crate::ots::types::receipt_line(&r),
+            "mk2 secret=sk2 New ttl=3600/3600/7200 created=1767225600 updated=1767225600 \
+             received=- opened=- passphrase=true url=- to="
+        );
     }
 
     #[test]
