@@ -24,6 +24,7 @@ use kube::core::error_boundary::InvalidObject;
 use kube::runtime::events::{Event, EventType, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, PoisonError};
 
 /// Longest valid object name (a DNS subdomain).
@@ -33,27 +34,19 @@ const MAX_NOTE: usize = 1024;
 /// How long a published Event is remembered for counting repeats.
 const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
 
-/// What makes two Events "the same" for counting repeats.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Key {
-    warning: bool,
-    reason: String,
-    action: String,
-    note: Option<String>,
-    regarding: (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    ),
-}
+/// What makes two Events "the same" for counting repeats (type, reason, action, note and the
+/// object they are about), as a 128-bit digest: two keyed 64-bit hashes. A repeat is looked up by
+/// it, so only 16 bytes per recent Event are kept, not the strings; two different Events share a
+/// digest with odds far below one in 10^24 per pair (and would only share a series count).
+type Key = u128;
 
 /// What is remembered of a published Event to count its repeats: not the Event itself (an Event
-/// object is over a kilobyte, and every share publishes one).
-#[derive(Clone, Debug)]
+/// object is over a kilobyte, and every share publishes one), not even its name, which is rebuilt
+/// from the object's name and `first_seen` as it was made.
+#[derive(Clone, Copy, Debug)]
 struct Published {
-    /// The Event's name.
-    name: String,
+    /// When the Event was created (its name's suffix).
+    first_seen: Timestamp,
     /// Times it happened: its `series.count`, 1 while it has no series.
     count: i32,
     /// When it last happened (its `series.lastObservedTime`, else its `eventTime`).
@@ -65,6 +58,8 @@ pub struct Recorder {
     client: Client,
     reporter: Reporter,
     recent: Mutex<HashMap<Key, Published>>,
+    /// The two keys of the digest that names an Event in `recent`.
+    digest: (RandomState, RandomState),
     /// Undecodable objects already reported, by uid, with the resource version reported.
     reported_invalid: Mutex<HashMap<String, String>>,
 }
@@ -76,6 +71,7 @@ impl Recorder {
             client,
             reporter,
             recent: Mutex::new(HashMap::new()),
+            digest: (RandomState::new(), RandomState::new()),
             reported_invalid: Mutex::new(HashMap::new()),
         }
     }
@@ -88,22 +84,11 @@ impl Recorder {
         reference: &ObjectReference,
     ) -> Result<(), kube::Error> {
         let now = Timestamp::now();
-        let key = Key {
-            warning: event.type_ == EventType::Warning,
-            reason: event.reason.clone(),
-            action: event.action.clone(),
-            note: event.note.clone(),
-            regarding: (
-                reference.uid.clone(),
-                reference.namespace.clone(),
-                reference.name.clone(),
-                reference.kind.clone(),
-            ),
-        };
+        let key = self.key(event, reference);
         let repeat = {
             let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
             recent.retain(|_, e| e.last_seen + SERIES_WINDOW > now);
-            recent.get(&key).cloned()
+            recent.get(&key).copied()
         };
         let namespace = reference.namespace.as_deref().unwrap_or("default");
         let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
@@ -117,16 +102,16 @@ impl Recorder {
                         last_observed_time: MicroTime(now),
                     }
                 });
+                let name = event_name(
+                    self.base_name(reference),
+                    earlier.first_seen.as_nanosecond(),
+                );
                 match events
-                    .patch(
-                        &earlier.name,
-                        &PatchParams::default(),
-                        &Patch::Merge(&series),
-                    )
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&series))
                     .await
                 {
                     Ok(_) => Published {
-                        name: earlier.name,
+                        first_seen: earlier.first_seen,
                         count,
                         last_seen: now,
                     },
@@ -157,18 +142,40 @@ impl Recorder {
         let fresh = self.new_event(event, reference, now);
         events.create(&PostParams::default(), &fresh).await?;
         Ok(Published {
-            name: fresh.metadata.name.unwrap_or_default(),
+            first_seen: now,
             count: 1,
             last_seen: now,
         })
     }
 
-    fn new_event(&self, event: &Event, reference: &ObjectReference, now: Timestamp) -> K8sEvent {
-        let base = reference
+    /// The digest that tells repeats of `event` about `reference` (see [`Key`]).
+    fn key(&self, event: &Event, reference: &ObjectReference) -> Key {
+        let identity = (
+            event.type_ == EventType::Warning,
+            &event.reason,
+            &event.action,
+            &event.note,
+            &reference.uid,
+            &reference.namespace,
+            &reference.name,
+            &reference.kind,
+        );
+        let high = self.digest.0.hash_one(identity);
+        let low = self.digest.1.hash_one(identity);
+        (u128::from(high) << 64) | u128::from(low)
+    }
+
+    /// What an Event about `reference` is named after: the object's name, else the controller's.
+    fn base_name<'a>(&'a self, reference: &'a ObjectReference) -> &'a str {
+        reference
             .name
             .as_deref()
             .filter(|n| !n.is_empty())
-            .unwrap_or(&self.reporter.controller);
+            .unwrap_or(&self.reporter.controller)
+    }
+
+    fn new_event(&self, event: &Event, reference: &ObjectReference, now: Timestamp) -> K8sEvent {
+        let base = self.base_name(reference);
         K8sEvent {
             action: Some(event.action.clone()),
             reason: Some(event.reason.clone()),

@@ -36,15 +36,24 @@ pub enum RecordKnown {
     },
 }
 
+/// What is remembered of one resource. Every live share has one, so it is kept small: what only
+/// some resources need (failures, warnings, reissue tokens, link Secrets) is in [`Rare`].
 #[derive(Debug, Default, Clone)]
 struct Entry {
     record: RecordKnown,
     /// This process saw the server report the link received, burned or expired.
     spent: bool,
-    failures: u32,
     written: Option<Box<OneTimeShareStatus>>,
     next_check: Option<Instant>,
     interval: Option<Duration>,
+    rare: Option<Box<Rare>>,
+}
+
+/// The parts of an [`Entry`] only a resource in trouble, or with a reissue annotation or a link
+/// Secret, needs.
+#[derive(Debug, Default, Clone)]
+struct Rare {
+    failures: u32,
     last_warning: Option<(Reason, Instant)>,
     /// The `ots.dev/reshare` value the recorded link was made for, as the record says (`None`:
     /// not looked up yet).
@@ -53,16 +62,23 @@ struct Entry {
     link_secret_version: Option<String>,
 }
 
+impl Entry {
+    /// The rare parts, made when first needed.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_default()
+    }
+}
+
 /// Per-resource memory, keyed by the resource's uid.
 #[derive(Debug, Default)]
 pub struct Memory {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<Box<str>, Entry>>,
 }
 
 impl Memory {
     fn with<T>(&self, uid: &str, f: impl FnOnce(&mut Entry) -> T) -> T {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        f(map.entry(uid.to_owned()).or_default())
+        f(map.entry(Box::from(uid)).or_default())
     }
 
     /// Forgets a resource (it is gone).
@@ -75,7 +91,7 @@ impl Memory {
     /// with `deletionPolicy: Keep`), so memory does not grow with deleted resources.
     pub fn retain(&self, live: &std::collections::HashSet<String>) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|uid, _| live.contains(uid));
+        map.retain(|uid, _| live.contains(&**uid));
     }
 
     /// What is known of the resource's record.
@@ -149,7 +165,11 @@ impl Memory {
 
     /// A success: failures reset.
     pub fn succeeded(&self, uid: &str) {
-        self.update(uid, |e| e.failures = 0);
+        self.update(uid, |e| {
+            if let Some(rare) = &mut e.rare {
+                rare.failures = 0;
+            }
+        });
     }
 
     /// A failure: how long to wait before the next attempt.
@@ -160,8 +180,9 @@ impl Memory {
         retry_after: Option<Duration>,
     ) -> Option<Duration> {
         let failures = self.with(uid, |e| {
-            e.failures = e.failures.saturating_add(1);
-            e.failures
+            let rare = e.rare();
+            rare.failures = rare.failures.saturating_add(1);
+            rare.failures
         });
         let wait = match retry {
             Retry::Soon => Some(exponential(Duration::from_secs(2), failures, SOON_CAP)),
@@ -176,14 +197,14 @@ impl Memory {
     /// ten minutes passed, so a stuck resource does not write an Event per retry.
     pub fn should_warn(&self, uid: &str, reason: Reason) -> bool {
         let now = Instant::now();
-        self.with(uid, |e| match e.last_warning {
+        self.with(uid, |e| match e.rare().last_warning {
             Some((last, at))
                 if last == reason && now.duration_since(at) < Duration::from_secs(600) =>
             {
                 false
             }
             _ => {
-                e.last_warning = Some((reason, now));
+                e.rare().last_warning = Some((reason, now));
                 true
             }
         })
@@ -191,7 +212,11 @@ impl Memory {
 
     /// Clears the warning memory (the resource is healthy again).
     pub fn healthy(&self, uid: &str) {
-        self.update(uid, |e| e.last_warning = None);
+        self.update(uid, |e| {
+            if let Some(rare) = &mut e.rare {
+                rare.last_warning = None;
+            }
+        });
     }
 
     /// Time left until the link's state is due for a check; `None` when it is due now.
@@ -232,24 +257,28 @@ impl Memory {
     /// looked up yet).
     pub fn reshare_token(&self, uid: &str) -> Option<Option<String>> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(uid).and_then(|e| e.reshare_token.clone())
+        map.get(uid)
+            .and_then(|e| e.rare.as_ref())
+            .and_then(|r| r.reshare_token.clone())
     }
 
     /// Remembers the `ots.dev/reshare` value the recorded link was made for.
     pub fn set_reshare_token(&self, uid: &str, token: Option<String>) {
-        self.with(uid, |e| e.reshare_token = Some(token));
+        self.with(uid, |e| e.rare().reshare_token = Some(token));
     }
 
     /// The resourceVersion of the link Secret last seen to hold the recorded link.
     pub fn link_secret_version(&self, uid: &str) -> Option<String> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(uid).and_then(|e| e.link_secret_version.clone())
+        map.get(uid)
+            .and_then(|e| e.rare.as_ref())
+            .and_then(|r| r.link_secret_version.clone())
     }
 
     /// Remembers (or, with `None`, forgets) the link Secret's resourceVersion that holds the
     /// recorded link.
     pub fn set_link_secret_version(&self, uid: &str, version: Option<String>) {
-        self.with(uid, |e| e.link_secret_version = version);
+        self.with(uid, |e| e.rare().link_secret_version = version);
     }
 
     /// The metadata keys of every record this process knows of.

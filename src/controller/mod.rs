@@ -20,10 +20,11 @@
 //!
 //! Shared parts any stage may use, which call no stage: `status` (status values and the write),
 //! `records` (the operator's record of each link), `memory` (what this process remembers per
-//! resource), `link_secret` (the link Secret), `servers` (OTS clients per server), `events`,
+//! resource), `check_clock` (when each link's next check is due), `link_secret` (the link Secret), `servers` (OTS clients per server), `events`,
 //! `watch` (watch streams).
 
 mod burn;
+mod check_clock;
 mod cleanup;
 pub mod events;
 pub mod generate;
@@ -83,6 +84,8 @@ pub struct Context {
     pub throttle: Throttle,
     /// Per-resource memory.
     pub memory: Memory,
+    /// When each live link is next due for a check.
+    pub checks: check_clock::CheckClock,
     /// The operator's own records of its shares (the truth status is checked against).
     pub records: Records,
     /// The watch caches, once the controller runs (for counting live links per Secret).
@@ -136,6 +139,7 @@ impl Context {
             metrics,
             throttle,
             memory: Memory::default(),
+            checks: check_clock::CheckClock::default(),
             live_links: std::sync::atomic::AtomicUsize::new(0),
         })
     }
@@ -231,6 +235,13 @@ impl Context {
                 "could not list the share records; each is read when its resource is reconciled"
             ),
         }
+    }
+
+    /// Waits `wait` for the next check of `obj`'s link: the check clock wakes the controller
+    /// for it then (see `check_clock`), so the controller keeps no timer for it.
+    fn check_in(&self, obj: &OneTimeShare, wait: Duration) -> Action {
+        self.checks.wake_in(obj, wait);
+        Action::await_change()
     }
 
     /// Remembers a metadata key the server just answered with.
@@ -574,6 +585,7 @@ pub async fn run(
     };
     let mut stores = Vec::new();
     let mut runs = Vec::new();
+    let mut routes = Vec::new();
     for namespace in namespaces {
         let api: Api<Watched> = match &namespace {
             Some(ns) => Api::namespaced(ctx.client.clone(), ns),
@@ -591,7 +603,14 @@ pub async fn run(
         .modify(slim)
         .reflect(writer)
         .applied_objects();
+        // Links due for a check, from the check clock.
+        let (due_tx, due_rx) = tokio::sync::mpsc::unbounded_channel();
+        routes.push((namespace.clone(), due_tx));
+        let due = futures::stream::unfold(due_rx, |mut rx| async move {
+            rx.recv().await.map(|obj| (obj, rx))
+        });
         let controller = Controller::for_stream(objects, store.clone())
+            .reconcile_on(due)
             .with_config(RuntimeConfig::default().concurrency(ctx.config.concurrency))
             .graceful_shutdown_on(shutdown.clone());
         stores.push(store);
@@ -620,7 +639,8 @@ pub async fn run(
         readiness.set_watch_ready(true);
     };
     let phases = housekeeping(stores, ctx.clone(), shutdown.clone());
-    tokio::join!(futures::future::join_all(runs), readiness, phases);
+    let clock = ctx.checks.run(routes, shutdown.clone());
+    tokio::join!(futures::future::join_all(runs), readiness, phases, clock);
 }
 
 /// Whether a live link expires within a quarter of its lifetime (at most 24 h): time to remind

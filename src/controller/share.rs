@@ -178,7 +178,7 @@ async fn record(
     let wait = ctx
         .memory
         .schedule_check(&uid, refresh_min, refresh_max, Some(lifetime.granted()));
-    Ok(Action::requeue(wait))
+    Ok(ctx.check_in(obj, wait))
 }
 
 /// Writes the operator's record of a fresh link before status names it. If the record cannot be

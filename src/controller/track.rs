@@ -66,7 +66,7 @@ pub(super) async fn track(
         return Ok(Action::await_change());
     }
     if let Some(wait) = ctx.memory.check_due_in(&uid) {
-        return unless_failed(Action::requeue(wait), link_secret_error);
+        return unless_failed(ctx.check_in(obj, wait), link_secret_error);
     }
     if reshare && let Some(action) = reshare_if_changed(obj, &status, ctx).await? {
         return Ok(action);
@@ -122,7 +122,7 @@ pub(super) async fn track(
     let wait = ctx
         .memory
         .schedule_check(&uid, refresh_min, refresh_max, until_expiry);
-    unless_failed(Action::requeue(wait), link_secret_error)
+    unless_failed(ctx.check_in(obj, wait), link_secret_error)
 }
 
 /// `action`, unless the link Secret could not be written: then that error (Ready=False
