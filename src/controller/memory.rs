@@ -264,7 +264,13 @@ impl Memory {
 
     /// Remembers the `ots.dev/reshare` value the recorded link was made for.
     pub fn set_reshare_token(&self, uid: &str, token: Option<String>) {
-        self.with(uid, |e| e.rare().reshare_token = Some(token));
+        self.with(uid, |e| {
+            // "No token" needs no memory while nothing else is remembered in `rare`: a later
+            // lookup reads it from the record once (and most resources never ask).
+            if token.is_some() || e.rare.is_some() {
+                e.rare().reshare_token = Some(token);
+            }
+        });
     }
 
     /// The resourceVersion of the link Secret last seen to hold the recorded link.

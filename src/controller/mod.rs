@@ -92,7 +92,11 @@ pub struct Context {
     stores: std::sync::OnceLock<Vec<reflector::Store<Watched>>>,
     /// Metadata keys of answers this process received lately, while their record and status
     /// writes may still be on their way (so an orphan search never mistakes them for orphans).
-    known_keys: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    /// Kept as keyed 64-bit digests, not the keys: a share costs 24 bytes here, not a string; a
+    /// digest shared by two keys could only make an orphan look known (never burn a known link).
+    known_keys: std::sync::Mutex<std::collections::HashMap<u64, Instant>>,
+    /// The key of those digests.
+    key_digest: std::hash::RandomState,
     /// Share calls on their way to a server.
     share_calls: orphans::ShareCalls,
     /// Whether every record made before this process started is in memory, so a resource
@@ -132,6 +136,7 @@ impl Context {
             records_indexed: std::sync::atomic::AtomicBool::new(false),
             share_calls: orphans::ShareCalls::default(),
             known_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+            key_digest: std::hash::RandomState::new(),
             reservations: std::sync::Mutex::new(std::collections::HashMap::new()),
             client,
             recorder,
@@ -246,20 +251,23 @@ impl Context {
 
     /// Remembers a metadata key the server just answered with.
     fn learned_key(&self, metadata_key: &str) {
+        use std::hash::BuildHasher;
+        let digest = self.key_digest.hash_one(metadata_key);
         let mut keys = self.known_keys.lock().unwrap_or_else(|p| p.into_inner());
-        keys.insert(metadata_key.to_owned(), Instant::now());
+        keys.insert(digest, Instant::now());
     }
 
     /// Every metadata key this operator knows of: answers received lately and every status in
     /// the watch cache.
-    fn known_metadata_keys(&self) -> std::collections::HashSet<String> {
-        let mut known: std::collections::HashSet<String> = self
+    fn known_metadata_keys(&self) -> orphans::KnownKeys {
+        let lately = self
             .known_keys
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
-            .cloned()
+            .copied()
             .collect();
+        let mut known = orphans::KnownKeys::new(lately, self.key_digest.clone());
         // Links kept out of status (spec.linkSecretRef) are known by their records.
         known.extend(self.memory.recorded_keys());
         for store in self.stores.get().into_iter().flatten() {

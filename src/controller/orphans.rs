@@ -168,7 +168,7 @@ impl ShareCalls {
 }
 
 /// A live receipt that the ambiguous call may have made.
-fn is_candidate(receipt: &Receipt, attempt: &Attempt<'_>, known: &HashSet<String>) -> bool {
+fn is_candidate(receipt: &Receipt, attempt: &Attempt<'_>, known: &KnownKeys) -> bool {
     let (from, to) = attempt.window;
     let in_window = receipt
         .created
@@ -183,6 +183,37 @@ fn is_candidate(receipt: &Receipt, attempt: &Attempt<'_>, known: &HashSet<String
         && same_ttl
         && same_gate
         && !known.contains(&receipt.metadata_key)
+}
+
+/// The metadata keys the operator knows of: by name (statuses, records) or by the digest of a
+/// key a server answered lately (see `Context::known_keys`).
+pub(super) struct KnownKeys {
+    names: HashSet<String>,
+    lately: HashSet<u64>,
+    digest: std::hash::RandomState,
+}
+
+impl KnownKeys {
+    /// Keys answered lately, as digests made with `digest`.
+    pub(super) fn new(lately: HashSet<u64>, digest: std::hash::RandomState) -> Self {
+        Self {
+            names: HashSet::new(),
+            lately,
+            digest,
+        }
+    }
+
+    /// Adds keys known by name.
+    pub(super) fn extend(&mut self, names: impl IntoIterator<Item = String>) {
+        self.names.extend(names);
+    }
+
+    /// Whether `metadata_key` is known.
+    pub(super) fn contains(&self, metadata_key: &str) -> bool {
+        use std::hash::BuildHasher;
+        self.names.contains(metadata_key)
+            || self.lately.contains(&self.digest.hash_one(metadata_key))
+    }
 }
 
 /// With `--sweep-orphans`: burns every live receipt of the operator's own account (default server
@@ -295,7 +326,11 @@ mod tests {
             passphrase: None,
             window: (1_000, 1_010),
         };
-        let known: HashSet<String> = ["known".to_owned()].into();
+        // "known" from a status or record, "answered" from a share answer not yet written down.
+        let digest = std::hash::RandomState::new();
+        let lately = [std::hash::BuildHasher::hash_one(&digest, "answered")].into();
+        let mut known = KnownKeys::new(lately, digest);
+        known.extend(["known".to_owned()]);
         assert!(is_candidate(
             &receipt("a", 1_005, 3600, None),
             &attempt,
@@ -308,6 +343,11 @@ mod tests {
         ));
         assert!(!is_candidate(
             &receipt("known", 1_005, 3600, None),
+            &attempt,
+            &known
+        ));
+        assert!(!is_candidate(
+            &receipt("answered", 1_005, 3600, None),
             &attempt,
             &known
         ));
