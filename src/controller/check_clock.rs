@@ -14,9 +14,8 @@ use super::Watched;
 use crate::resource::OneTimeShare;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
@@ -26,17 +25,12 @@ type Key = Arc<str>;
 /// The due times of every share waiting for a check.
 #[derive(Default)]
 pub struct CheckClock {
-    state: Mutex<State>,
+    /// Wake-ups in time order. A share's wake-up is not replaced when its schedule moves: the
+    /// stale one costs one reconcile that finds the check not due (and asks for the wake-up it
+    /// already has, which is not added twice), so no index by share is kept.
+    due: Mutex<BTreeSet<(Instant, Key)>>,
     /// Told when a wake-up earlier than every other one is set.
     earlier: Notify,
-}
-
-#[derive(Default)]
-struct State {
-    /// Wake-ups in time order.
-    due: BTreeSet<(Instant, Key)>,
-    /// Each share's wake-up in `due`.
-    at: HashMap<Key, Instant>,
 }
 
 /// Where the clock sends objects that are due: the controller of their namespace (`None`: of
@@ -44,44 +38,38 @@ struct State {
 pub type Route = (Option<String>, mpsc::UnboundedSender<ObjectRef<Watched>>);
 
 impl CheckClock {
-    /// Wakes `obj`'s controller for it in `wait`, in place of any wake-up set before.
-    pub fn wake_in(&self, obj: &OneTimeShare, wait: Duration) {
-        let at = Instant::now() + wait;
+    /// Wakes `obj`'s controller for it at `at`.
+    pub fn wake_at(&self, obj: &OneTimeShare, at: Instant) {
         let key: Key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()).into();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(before) = state.at.insert(key.clone(), at) {
-            state.due.remove(&(before, key.clone()));
-        }
-        state.due.insert((at, key));
-        let first = state.due.first().map(|(first, _)| *first);
-        drop(state);
+        let mut due = self.due.lock().unwrap_or_else(PoisonError::into_inner);
+        due.insert((at, key));
+        let first = due.first().map(|(first, _)| *first);
+        drop(due);
         if first == Some(at) {
             self.earlier.notify_one();
         }
     }
 
-    /// How many shares wait for a wake-up.
+    /// How many wake-ups are waiting.
     pub fn waiting(&self) -> usize {
-        self.state
+        self.due
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .at
             .len()
     }
 
     /// Takes every wake-up that is due at `now`; tells when the next one is due.
     fn take_due(&self, now: Instant) -> (Vec<Key>, Option<Instant>) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut due = Vec::new();
-        while let Some((at, _)) = state.due.first()
+        let mut due = self.due.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut taken = Vec::new();
+        while let Some((at, _)) = due.first()
             && *at <= now
         {
-            if let Some((_, key)) = state.due.pop_first() {
-                state.at.remove(&key);
-                due.push(key);
+            if let Some((_, key)) = due.pop_first() {
+                taken.push(key);
             }
         }
-        (due, state.due.first().map(|(at, _)| *at))
+        (taken, due.first().map(|(at, _)| *at))
     }
 
     /// Sends each share to its controller when it is due, until `shutdown` completes.
@@ -128,6 +116,11 @@ fn send(routes: &[Route], key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn in_secs(secs: u64) -> Instant {
+        Instant::now() + Duration::from_secs(secs)
+    }
 
     fn share(namespace: &str, name: &str) -> OneTimeShare {
         let spec = serde_json::json!({"secretRef": {"name": "db"}});
@@ -141,7 +134,7 @@ mod tests {
         let clock = Arc::new(CheckClock::default());
         let (a_tx, mut a_rx) = mpsc::unbounded_channel();
         let (b_tx, mut b_rx) = mpsc::unbounded_channel();
-        clock.wake_in(&share("a", "one"), Duration::from_secs(30));
+        clock.wake_at(&share("a", "one"), in_secs(30));
         let running = clock.clone();
         let routes = vec![(Some("b".to_owned()), b_tx), (Some("a".to_owned()), a_tx)];
         tokio::spawn(async move { running.run(routes, std::future::pending()).await });
@@ -162,25 +155,29 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_new_wake_up_replaces_the_one_before_and_an_earlier_one_is_not_missed() {
+    async fn an_earlier_wake_up_is_not_missed_and_the_same_one_twice_fires_once() {
         let clock = Arc::new(CheckClock::default());
         let (tx, mut rx) = mpsc::unbounded_channel();
         let running = clock.clone();
         tokio::spawn(async move { running.run(vec![(None, tx)], std::future::pending()).await });
         tokio::time::sleep(Duration::from_secs(1)).await;
-        clock.wake_in(&share("a", "late"), Duration::from_secs(600));
-        clock.wake_in(&share("a", "moved"), Duration::from_secs(10));
-        clock.wake_in(&share("a", "moved"), Duration::from_secs(300));
+        clock.wake_at(&share("a", "late"), in_secs(600));
+        let moved = in_secs(300);
+        clock.wake_at(&share("a", "moved"), moved);
+        clock.wake_at(&share("a", "moved"), moved);
         // Set while the clock sleeps until the 300 s wake-up: it must wake earlier.
-        clock.wake_in(&share("b", "soon"), Duration::from_secs(5));
+        clock.wake_at(&share("b", "soon"), in_secs(5));
+        assert_eq!(clock.waiting(), 3);
         tokio::time::sleep(Duration::from_secs(6)).await;
         assert_eq!(rx.try_recv().ok(), Some(ObjectRef::new("soon").within("b")));
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        assert!(rx.try_recv().is_err(), "the 10 s wake-up was replaced");
-        tokio::time::sleep(Duration::from_secs(290)).await;
+        tokio::time::sleep(Duration::from_secs(300)).await;
         assert_eq!(
             rx.try_recv().ok(),
             Some(ObjectRef::new("moved").within("a"))
+        );
+        assert!(
+            rx.try_recv().is_err(),
+            "one wake-up for the same share and time"
         );
         assert_eq!(clock.waiting(), 1);
     }

@@ -24,7 +24,6 @@ use kube::core::error_boundary::InvalidObject;
 use kube::runtime::events::{Event, EventType, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, PoisonError};
 
 /// Longest valid object name (a DNS subdomain).
@@ -37,7 +36,7 @@ const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
 /// What makes two Events "the same" for counting repeats (type, reason, action, note and the
 /// object they are about), as a 128-bit digest: two keyed 64-bit hashes. A repeat is looked up by
 /// it, so only 16 bytes per recent Event are kept, not the strings; two different Events share a
-/// digest with odds far below one in 10^24 per pair (and would only share a series count).
+/// digest with odds far below one in 10^24 (and would only share a series count).
 type Key = u128;
 
 /// What is remembered of a published Event to count its repeats: not the Event itself (an Event
@@ -58,8 +57,8 @@ pub struct Recorder {
     client: Client,
     reporter: Reporter,
     recent: Mutex<HashMap<Key, Published>>,
-    /// The two keys of the digest that names an Event in `recent`.
-    digest: (RandomState, RandomState),
+    /// Names an Event in `recent`.
+    digest: super::memory::Digest,
     /// Undecodable objects already reported, by uid, with the resource version reported.
     reported_invalid: Mutex<HashMap<String, String>>,
 }
@@ -71,7 +70,7 @@ impl Recorder {
             client,
             reporter,
             recent: Mutex::new(HashMap::new()),
-            digest: (RandomState::new(), RandomState::new()),
+            digest: super::memory::Digest::default(),
             reported_invalid: Mutex::new(HashMap::new()),
         }
     }
@@ -160,9 +159,7 @@ impl Recorder {
             &reference.name,
             &reference.kind,
         );
-        let high = self.digest.0.hash_one(identity);
-        let low = self.digest.1.hash_one(identity);
-        (u128::from(high) << 64) | u128::from(low)
+        self.digest.of(identity)
     }
 
     /// What an Event about `reference` is named after: the object's name, else the controller's.

@@ -8,6 +8,7 @@ use crate::error::{Reason, Retry};
 use crate::resource::OneTimeShareStatus;
 use rand::Rng;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -72,32 +73,58 @@ impl Entry {
 /// Per-resource memory, keyed by the resource's uid.
 #[derive(Debug, Default)]
 pub struct Memory {
-    entries: Mutex<HashMap<Box<str>, Entry>>,
+    entries: Mutex<HashMap<Uid, Entry>>,
+    /// Keys uids in `entries`.
+    digest: Digest,
 }
 
+/// A keyed 128-bit digest (two keyed SipHash-1-3 hashes, keys drawn per process): what this
+/// process remembers many of is kept by digest, not by string.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Digest(RandomState, RandomState);
+
+impl Digest {
+    /// The digest of `value`.
+    pub(super) fn of(&self, value: impl std::hash::Hash + Copy) -> u128 {
+        (u128::from(self.0.hash_one(value)) << 64) | u128::from(self.1.hash_one(value))
+    }
+}
+
+/// A resource's uid as memory keys it: a 128-bit keyed digest, 16 bytes in the map instead of a
+/// 36-character string of its own (two uids share a digest with odds far below one in 10^24).
+type Uid = u128;
+
 impl Memory {
+    /// The key of `uid` in `entries`.
+    fn key(&self, uid: &str) -> Uid {
+        self.digest.of(uid)
+    }
+
     fn with<T>(&self, uid: &str, f: impl FnOnce(&mut Entry) -> T) -> T {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        f(map.entry(Box::from(uid)).or_default())
+        f(map.entry(self.key(uid)).or_default())
     }
 
     /// Forgets a resource (it is gone).
     pub fn forget(&self, uid: &str) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(uid);
+        map.remove(&self.key(uid));
     }
 
     /// Forgets every resource whose uid `live` does not hold (deleted without a cleanup, e.g.
     /// with `deletionPolicy: Keep`), so memory does not grow with deleted resources.
     pub fn retain(&self, live: &std::collections::HashSet<String>) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|uid, _| live.contains(&**uid));
+        let live: std::collections::HashSet<Uid> = live.iter().map(|uid| self.key(uid)).collect();
+        map.retain(|uid, _| live.contains(uid));
     }
 
     /// What is known of the resource's record.
     pub fn record(&self, uid: &str) -> RecordKnown {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(uid).map(|e| e.record.clone()).unwrap_or_default()
+        map.get(&self.key(uid))
+            .map(|e| e.record.clone())
+            .unwrap_or_default()
     }
 
     /// Remembers what the resource's record holds (after a write or a read).
@@ -114,7 +141,7 @@ impl Memory {
     /// believed: anyone allowed to write it could mark a live link received to spare it a burn.
     pub fn spent(&self, uid: &str) -> bool {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(uid).is_some_and(|e| e.spent)
+        map.get(&self.key(uid)).is_some_and(|e| e.spent)
     }
 
     /// Records a status this process wrote (or tried to write).
@@ -129,7 +156,7 @@ impl Memory {
         cached: Option<&OneTimeShareStatus>,
     ) -> Option<OneTimeShareStatus> {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(entry) = map.get_mut(uid) else {
+        let Some(entry) = map.get_mut(&self.key(uid)) else {
             return cached.cloned();
         };
         match (&entry.written, cached) {
@@ -158,7 +185,7 @@ impl Memory {
     /// Changes the entry of `uid` if there is one (most resources never need one).
     fn update(&self, uid: &str, f: impl FnOnce(&mut Entry)) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(entry) = map.get_mut(uid) {
+        if let Some(entry) = map.get_mut(&self.key(uid)) {
             f(entry);
         }
     }
@@ -219,14 +246,13 @@ impl Memory {
         });
     }
 
-    /// Time left until the link's state is due for a check; `None` when it is due now.
-    pub fn check_due_in(&self, uid: &str) -> Option<Duration> {
+    /// When the link's state is next due for a check; `None` when it is due now.
+    pub fn check_due_at(&self, uid: &str) -> Option<Instant> {
         let now = Instant::now();
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(uid)
+        map.get(&self.key(uid))
             .and_then(|e| e.next_check)
-            .and_then(|at| at.checked_duration_since(now))
-            .filter(|d| !d.is_zero())
+            .filter(|at| *at > now)
     }
 
     /// Schedules the next check: the interval starts at `min` and doubles up to `max`, with
@@ -257,7 +283,7 @@ impl Memory {
     /// looked up yet).
     pub fn reshare_token(&self, uid: &str) -> Option<Option<String>> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(uid)
+        map.get(&self.key(uid))
             .and_then(|e| e.rare.as_ref())
             .and_then(|r| r.reshare_token.clone())
     }
@@ -276,7 +302,7 @@ impl Memory {
     /// The resourceVersion of the link Secret last seen to hold the recorded link.
     pub fn link_secret_version(&self, uid: &str) -> Option<String> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(uid)
+        map.get(&self.key(uid))
             .and_then(|e| e.rare.as_ref())
             .and_then(|r| r.link_secret_version.clone())
     }
@@ -407,7 +433,7 @@ mod tests {
         assert!(third >= Duration::from_secs(32));
         let capped = m.schedule_check("u", min, max, Some(Duration::from_secs(3)));
         assert_eq!(capped, Duration::from_secs(4));
-        assert!(m.check_due_in("u").is_some());
+        assert!(m.check_due_at("u").is_some());
     }
 
     #[test]
@@ -417,7 +443,7 @@ mod tests {
         m.reset_schedule("deleted");
         m.retain(&["kept".to_owned()].into_iter().collect());
         assert_eq!(m.entries.lock().unwrap().len(), 1);
-        assert!(m.entries.lock().unwrap().contains_key("kept"));
+        assert!(m.entries.lock().unwrap().contains_key(&m.key("kept")));
     }
 
     #[test]

@@ -242,10 +242,12 @@ impl Context {
         }
     }
 
-    /// Waits `wait` for the next check of `obj`'s link: the check clock wakes the controller
-    /// for it then (see `check_clock`), so the controller keeps no timer for it.
-    fn check_in(&self, obj: &OneTimeShare, wait: Duration) -> Action {
-        self.checks.wake_in(obj, wait);
+    /// Waits for the next check of `obj`'s link, when memory says it is due: the check clock
+    /// wakes the controller for it then (see `check_clock`), so the controller keeps no timer.
+    fn check_when_due(&self, obj: &OneTimeShare) -> Action {
+        if let Some(at) = self.memory.check_due_at(&obj.uid().unwrap_or_default()) {
+            self.checks.wake_at(obj, at);
+        }
         Action::await_change()
     }
 

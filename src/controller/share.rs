@@ -175,10 +175,9 @@ async fn record(
             .await;
     }
     let (refresh_min, refresh_max) = ctx.refresh_bounds();
-    let wait = ctx
-        .memory
+    ctx.memory
         .schedule_check(&uid, refresh_min, refresh_max, Some(lifetime.granted()));
-    Ok(ctx.check_in(obj, wait))
+    Ok(ctx.check_when_due(obj))
 }
 
 /// Writes the operator's record of a fresh link before status names it. If the record cannot be

@@ -65,8 +65,8 @@ pub(super) async fn track(
     if !(live || watching_secret || renewing) {
         return Ok(Action::await_change());
     }
-    if let Some(wait) = ctx.memory.check_due_in(&uid) {
-        return unless_failed(ctx.check_in(obj, wait), link_secret_error);
+    if ctx.memory.check_due_at(&uid).is_some() {
+        return unless_failed(ctx.check_when_due(obj), link_secret_error);
     }
     if reshare && let Some(action) = reshare_if_changed(obj, &status, ctx).await? {
         return Ok(action);
@@ -119,10 +119,9 @@ pub(super) async fn track(
         (left > 0 && current.phase == Phase::Shared).then(|| Duration::from_secs(left as u64))
     });
     let (refresh_min, refresh_max) = ctx.refresh_bounds();
-    let wait = ctx
-        .memory
+    ctx.memory
         .schedule_check(&uid, refresh_min, refresh_max, until_expiry);
-    unless_failed(ctx.check_in(obj, wait), link_secret_error)
+    unless_failed(ctx.check_when_due(obj), link_secret_error)
 }
 
 /// `action`, unless the link Secret could not be written: then that error (Ready=False
