@@ -924,16 +924,28 @@ async fn examples_are_accepted_by_the_crd_schema_and_the_default_policy_refuses_
     // secrets.yaml holds Secrets; every other file holds one OneTimeShare.
     assert_eq!(created.items.len(), example_files.len() - 2);
 
-    let refused = kubectl(&[
-        "apply",
-        "--server-side",
-        "--namespace",
-        &namespace,
-        "-f",
-        &format!("examples/{RECIPIENT_EXAMPLE}"),
-    ])
-    .output()
-    .expect("run kubectl");
+    let apply_recipient = |dry_run: bool| {
+        let file = format!("examples/{RECIPIENT_EXAMPLE}");
+        let mut args = vec![
+            "apply",
+            "--server-side",
+            "--namespace",
+            &namespace,
+            "-f",
+            &file,
+        ];
+        if dry_run {
+            args.push("--dry-run=server");
+        }
+        kubectl(&args).output().expect("run kubectl")
+    };
+    // The chart's policy reaches the apiserver's admission a moment after it is written: wait
+    // until a server-side dry run is refused, then apply for real.
+    let deadline = std::time::Instant::now() + WAIT;
+    while apply_recipient(true).status.success() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let refused = apply_recipient(false);
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(
         !refused.status.success()
