@@ -20,8 +20,8 @@
 //!
 //! Shared parts any stage may use, which call no stage: `status` (status values and the write),
 //! `records` (the operator's record of each link), `memory` (what this process remembers per
-//! resource), `check_clock` (when each link's next check is due), `link_secret` (the link Secret), `servers` (OTS clients per server), `events`,
-//! `watch` (watch streams).
+//! resource), `check_clock` (when each link's next check is due), `link_secret` (the link
+//! Secret), `servers` (OTS clients per server), `events`, `watch` (watch streams).
 
 mod burn;
 mod check_clock;
