@@ -150,6 +150,13 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0)]
     pub max_live_shares_per_secret: u32,
 
+    /// Reissues (new `ots.dev/reshare` values) one share may make per rolling hour (1 to
+    /// 1000). A reissue over the limit waits with reason ReissueRefused until the oldest of the
+    /// hour's reissues is an hour old, so a loop that rewrites the annotation cannot turn the
+    /// operator into a burn-and-share loop against the server.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_reissues_per_hour: u32,
+
     /// Largest value, in bytes, the operator sends to Onetime Secret servers (checked before
     /// sharing). The default is the official servers' limit; raise it for a self-hosted server
     /// configured with a larger `SECRET_MAX_LENGTH`. The server's own refusal still wins.
@@ -193,6 +200,8 @@ pub struct ControllerConfig {
     pub admission_guard: bool,
     /// Live links per Secret at most; 0 means no limit.
     pub max_live_shares_per_secret: u32,
+    /// Reissues per share per rolling hour at most.
+    pub max_reissues_per_hour: u32,
     /// Whether the default account is dedicated to the operator (orphans may be burned).
     pub sweep_orphans: bool,
     /// CA certificates trusted for OTS servers besides the system's (`--ots-ca-file`).
@@ -253,6 +262,7 @@ impl RunArgs {
                 .unwrap_or_else(pod_namespace),
             admission_guard: self.admission_guard,
             max_live_shares_per_secret: self.max_live_shares_per_secret,
+            max_reissues_per_hour: self.max_reissues_per_hour,
             sweep_orphans: self.sweep_orphans,
             extra_roots: match &self.ots_ca_file {
                 Some(path) => read_ca_file(path)?,

@@ -89,12 +89,15 @@ pub enum Reason {
     LinkSecretNotWritten,
     /// `onExpiry: Reshare` made a new link after the old one expired unread (Normal Event).
     Renewed,
+    /// A reissue (`ots.dev/reshare`) was not carried out: its value is longer than the operator
+    /// acts on, or the share made as many reissues in the last hour as the operator allows.
+    ReissueRefused,
 }
 
 impl Reason {
     /// Every reason, in declaration order. A new variant belongs here too (a unit test checks
     /// the order and that none is missing before the last).
-    pub const ALL: [Reason; 36] = [
+    pub const ALL: [Reason; 37] = [
         Reason::Shared,
         Reason::Received,
         Reason::Burned,
@@ -131,6 +134,7 @@ impl Reason {
         Reason::GenerateFailed,
         Reason::LinkSecretNotWritten,
         Reason::Renewed,
+        Reason::ReissueRefused,
     ];
 
     /// The reason as written in conditions, Events and metric labels.
@@ -172,6 +176,7 @@ impl Reason {
             Reason::GenerateFailed => "GenerateFailed",
             Reason::LinkSecretNotWritten => "LinkSecretNotWritten",
             Reason::Renewed => "Renewed",
+            Reason::ReissueRefused => "ReissueRefused",
         }
     }
 }
@@ -390,6 +395,16 @@ pub enum Error {
         /// Secret name.
         name: String,
     },
+    /// See [`Reason::SecretNotOwned`]: made by the operator, but for another share.
+    #[error(
+        "Secret {name:?} was made by the ots-operator for another OneTimeShare and has no key {key:?}: spec.generate adds a key only to a Secret it made for this very OneTimeShare; name a new Secret, or a key that Secret already holds"
+    )]
+    GeneratedForAnother {
+        /// Secret name.
+        name: String,
+        /// The key this share would generate.
+        key: String,
+    },
     /// See [`Reason::SecretWriteForbidden`].
     #[error(
         "the operator may not write Secret {name:?} ({message}); spec.generate needs the chart's secretWrites.enabled=true, which lets the operator create and patch Secrets"
@@ -420,6 +435,25 @@ pub enum Error {
     LinkSecretNotOwned {
         /// Secret name.
         name: String,
+    },
+    /// See [`Reason::ReissueRefused`]: the annotation's value is too long to act on.
+    #[error(
+        "the ots.dev/reshare annotation's value is longer than the {max} characters the operator acts on; nothing was reissued. Set a shorter value (a timestamp, say) to reissue"
+    )]
+    ReshareTokenTooLong {
+        /// The longest value acted on, in characters.
+        max: usize,
+    },
+    /// See [`Reason::ReissueRefused`]: the share reissued as often as allowed this hour.
+    #[error(
+        "this OneTimeShare was reissued {max} time(s) in the last hour, the most the operator allows (--max-reissues-per-hour); the requested reissue is carried out in {}",
+        human_duration(Duration::from_secs(retry_in.as_secs().max(1)))
+    )]
+    ReissueLimited {
+        /// The configured limit per rolling hour.
+        max: u32,
+        /// When the oldest of the hour's reissues leaves the window.
+        retry_in: Duration,
     },
     /// An error from the Onetime Secret server or client.
     #[error(transparent)]
@@ -479,11 +513,16 @@ impl Error {
             Error::BurnUnconfirmed { .. } => Reason::ServerProtocolError,
             Error::AmbiguousShare { error, .. } => Error::ots_reason(error),
             Error::Ots(e) => Error::ots_reason(e),
-            Error::SecretNotOwned { .. } => Reason::SecretNotOwned,
+            Error::SecretNotOwned { .. } | Error::GeneratedForAnother { .. } => {
+                Reason::SecretNotOwned
+            }
             Error::SecretWriteForbidden { .. } => Reason::SecretWriteForbidden,
             Error::GenerateFailed(_) => Reason::GenerateFailed,
             Error::LinkSecretForbidden { .. } | Error::LinkSecretNotOwned { .. } => {
                 Reason::LinkSecretNotWritten
+            }
+            Error::ReshareTokenTooLong { .. } | Error::ReissueLimited { .. } => {
+                Reason::ReissueRefused
             }
             Error::Kube(_) => Reason::KubernetesError,
         }
@@ -535,12 +574,18 @@ impl Error {
             Error::TtlNotAllowed { .. } | Error::AnonymousNotAllowed => Handling::REFUSED,
             Error::BurnUnconfirmed { .. } => Handling::TRANSIENT,
             // The Secret or the operator's permissions must change: re-check rarely.
-            Error::SecretNotOwned { .. } | Error::SecretWriteForbidden { .. } => Handling::REFUSED,
+            Error::SecretNotOwned { .. }
+            | Error::GeneratedForAnother { .. }
+            | Error::SecretWriteForbidden { .. } => Handling::REFUSED,
             Error::GenerateFailed(_) => Handling::TRANSIENT,
             // The link is recorded: writing it again is cheap (no OTS call), so a fix of the
             // operator's rights is picked up within minutes; a Secret in the way may go any moment.
             Error::LinkSecretForbidden { .. } => Handling::TRANSIENT,
             Error::LinkSecretNotOwned { .. } => Handling::MISSING,
+            // Only a new annotation value can help; the link is tracked meanwhile.
+            Error::ReshareTokenTooLong { .. } => Handling::REFUSED,
+            // Comes by itself once the hour's oldest reissue leaves the window (see retry_after).
+            Error::ReissueLimited { .. } => Handling::MISSING,
             Error::Ots(e) => match e {
                 OtsError::RateLimited { .. }
                 | OtsError::Unavailable { .. }
@@ -591,6 +636,8 @@ impl Error {
                 | Error::InvalidPassphrase { .. }
                 | Error::CredentialsNotFound { .. }
                 | Error::SecretNotOwned { .. }
+                | Error::GeneratedForAnother { .. }
+                | Error::LinkSecretNotOwned { .. }
         )
     }
 
@@ -618,6 +665,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Ots(e) => e.retry_after(),
+            Error::ReissueLimited { retry_in, .. } => Some(*retry_in),
             _ => None,
         }
     }
@@ -715,6 +763,10 @@ pub(crate) fn examples() -> Vec<Error> {
             state: crate::ots::SecretState::New,
         },
         Error::SecretNotOwned { name: name() },
+        Error::GeneratedForAnother {
+            name: name(),
+            key: "k".into(),
+        },
         Error::SecretWriteForbidden {
             name: name(),
             message: "m".into(),
@@ -725,6 +777,11 @@ pub(crate) fn examples() -> Vec<Error> {
             message: "m".into(),
         },
         Error::LinkSecretNotOwned { name: name() },
+        Error::ReshareTokenTooLong { max: 63 },
+        Error::ReissueLimited {
+            max: 6,
+            retry_in: Duration::from_secs(60),
+        },
         Error::Kube(kube::Error::Service("connection refused".into())),
     ];
     errors.extend(ots.into_iter().map(Error::Ots));

@@ -20,6 +20,11 @@ pub const FINALIZER: &str = "ots.dev/burn";
 /// the link was received or expired. `status.reshareToken` holds the value last acted on.
 pub const RESHARE_ANNOTATION: &str = "ots.dev/reshare";
 
+/// Longest `ots.dev/reshare` value acted on, in characters (a label value's limit: room for any
+/// timestamp or commit hash). A longer one is refused at admission and by the operator, and is
+/// never copied into status or the operator's record.
+pub const MAX_RESHARE_TOKEN_CHARS: usize = 63;
+
 /// Label on every Secret the operator writes (its records, generated Secrets, link Secrets),
 /// with the value [`MANAGED_BY_VALUE`]. The operator writes only into Secrets that carry it, and
 /// the chart's admission policy refuses the operator's ServiceAccount any write to a Secret without it.

@@ -62,6 +62,14 @@ pub(super) async fn ensure(
         if existing.data.as_ref().is_some_and(|d| d.contains_key(key)) {
             return Ok(existing);
         }
+        // A key is added only to a Secret made for this very share: the requester was checked
+        // for the right to create this Secret, not to write into one made for somebody else.
+        if !made_for(&existing, obj) {
+            return Err(Error::GeneratedForAnother {
+                name: name.clone(),
+                key: key.to_owned(),
+            });
+        }
         // The key is added only to the version just read: a concurrent write makes the patch
         // fail (409) and the next reconcile looks again, so nothing is ever overwritten.
         let value = generate_value(generate.length, generate.charset)?;
@@ -91,6 +99,13 @@ pub(super) async fn ensure(
 fn made_by_operator(secret: &Secret) -> bool {
     secret.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
         && secret.type_.as_deref() != Some(RECORD_TYPE)
+}
+
+/// Whether the operator created this Secret for `obj` itself (its uid in the annotation the
+/// operator writes at creation).
+fn made_for(secret: &Secret, obj: &OneTimeShare) -> bool {
+    let uid = obj.uid();
+    uid.is_some() && secret.annotations().get(GENERATED_BY_UID_ANNOTATION) == uid.as_ref()
 }
 
 /// The Secret a share creates: the value under `key`, marked as the operator's, naming the share.

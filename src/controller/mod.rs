@@ -44,7 +44,10 @@ mod watch;
 use crate::config::ControllerConfig;
 use crate::error::{Error, Reason};
 use crate::ots::OtsError;
-use crate::resource::{DeletionPolicy, FINALIZER, OneTimeShare, OneTimeShareStatus};
+use crate::resource::{
+    DeletionPolicy, FINALIZER, MAX_RESHARE_TOKEN_CHARS, OneTimeShare, OneTimeShareStatus,
+    RESHARE_ANNOTATION,
+};
 use crate::runtime::metrics::{Metrics, ReconcileResult, StatusClass};
 use crate::runtime::readiness::Readiness;
 use crate::runtime::throttle::Throttle;
@@ -104,9 +107,10 @@ pub struct Context {
     records_indexed: std::sync::atomic::AtomicBool,
     /// Whether every watch cache has listed its objects once (records are collected only then).
     caches_ready: std::sync::atomic::AtomicBool,
-    /// Shares under way or just made whose status the cache may not show yet, per Secret.
+    /// Shares under way or just made whose status the cache may not show yet, per Secret: the
+    /// resources' uids and when each took its slot.
     reservations: std::sync::Mutex<
-        std::collections::HashMap<(String, String), std::collections::HashSet<String>>,
+        std::collections::HashMap<(String, String), std::collections::HashMap<String, Instant>>,
     >,
     /// Live links (phase Shared) in the watch cache, refreshed every few seconds.
     live_links: std::sync::atomic::AtomicUsize,
@@ -311,12 +315,21 @@ impl Context {
             .collect();
         let mut reservations = self.reservations.lock().unwrap_or_else(|p| p.into_inner());
         let key = (namespace, secret.clone());
-        holders.extend(reservations.get(&key).into_iter().flatten().cloned());
+        holders.extend(
+            reservations
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .map(|(u, _)| u.clone()),
+        );
         holders.remove(&uid);
         if holders.len() >= max as usize {
             return Err(Error::TooManyShares { name: secret, max });
         }
-        reservations.entry(key).or_default().insert(uid);
+        reservations
+            .entry(key)
+            .or_default()
+            .insert(uid, Instant::now());
         Ok(())
     }
 
@@ -327,11 +340,14 @@ impl Context {
     ) {
         let mut reservations = self.reservations.lock().unwrap_or_else(|p| p.into_inner());
         for uids in reservations.values_mut() {
-            uids.retain(|uid| {
-                matches!(
-                    cached.get(uid),
-                    Some(crate::resource::Phase::Pending | crate::resource::Phase::Failed)
-                )
+            // A new link of a resource that had one (a reissue of a received share, say) leaves
+            // the cache showing the old phase for a moment: fresh reservations stay regardless.
+            uids.retain(|uid, at| {
+                at.elapsed() < RESERVATION_GRACE
+                    || matches!(
+                        cached.get(uid),
+                        Some(crate::resource::Phase::Pending | crate::resource::Phase::Failed)
+                    )
             });
         }
         reservations.retain(|_, uids| !uids.is_empty());
@@ -342,7 +358,7 @@ fn action_of(reason: Reason) -> &'static str {
     match reason {
         Reason::Burned | Reason::BurnFailed => "Burn",
         Reason::Received | Reason::Expired => "Track",
-        Reason::Reshared | Reason::Renewed => "Reshare",
+        Reason::Reshared | Reason::Renewed | Reason::ReissueRefused => "Reshare",
         Reason::Generated => "Generate",
         _ => "Share",
     }
@@ -550,11 +566,28 @@ async fn save(obj: &OneTimeShare, ctx: &Context, status: &OneTimeShareStatus) ->
     status::write_status(&api, obj, status).await
 }
 
-/// Drops the parts of a cached object that reconciling never reads.
+/// Keeps of a cached object only what reconciling reads, bounded: the watch cache must not grow
+/// with what tenants put into metadata (annotations alone may hold 256 KiB per object).
+/// managedFields, labels and owner references go; of the annotations only `ots.dev/reshare`
+/// stays, cut to one character more than the operator acts on (so a longer value is still seen
+/// as too long, and refused). Finalizers stay whole: the finalizer patch tests the whole list.
 fn slim<K: Resource>(obj: &mut K) {
-    obj.managed_fields_mut().clear();
-    obj.annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    meta.labels = None;
+    meta.owner_references = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.retain(|key, _| key == RESHARE_ANNOTATION);
+        for value in annotations.values_mut() {
+            if let Some((cut, _)) = value.char_indices().nth(MAX_RESHARE_TOKEN_CHARS + 1) {
+                value.truncate(cut);
+                value.shrink_to_fit();
+            }
+        }
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
 }
 
 /// A watched OneTimeShare: decoded, or the metadata and decode error of one that is not.
@@ -603,11 +636,14 @@ pub async fn run(
         };
         let scope = namespace.as_deref().unwrap_or("all namespaces");
         let (store, writer) = reflector::store();
-        // The cache keeps only what reconciling needs: managedFields and kubectl's
-        // last-applied annotation are most of an object's size and none of its meaning.
+        // The cache keeps only what reconciling needs (see `slim`), and a (re-)list reads the
+        // objects in pages small enough that pages of tenants' largest objects stay far below
+        // the chart's memory limit. Not `any_semantic()`: the API server answers a list at
+        // resourceVersion 0 from its cache in one piece, ignoring the page size (1,000 shares
+        // with 250 KiB annotations each were one 250 MB answer).
         let objects = watch::watch(
             api,
-            watcher::Config::default().any_semantic(),
+            watcher::Config::default().page_size(LIST_PAGE_SIZE),
             readiness.watch_health(scope),
         )
         .modify(slim)
@@ -665,6 +701,17 @@ fn expires_soon(share: &OneTimeShare) -> bool {
     let left = expires_at.0.as_second() - now().as_second();
     left > 0 && left <= (ttl / 4).min(86_400)
 }
+
+/// Objects per list page of the watch. A OneTimeShare may carry up to 256 KiB of annotations
+/// (and more in labels), and a page is read whole, as text and as objects, before `slim` trims
+/// it: 500 (kube's default) of those make a 125 MiB page. 20 bound a page to about 5 MiB of text
+/// (the re-list of 1,000 such shares peaked at 119 MiB with pages of 50), and cost 250 list
+/// calls of a few milliseconds each for 5,000 shares.
+const LIST_PAGE_SIZE: u32 = 20;
+
+/// How long a live-link reservation counts even when the cache shows its resource without a
+/// live link (long enough for the new link's status write to reach the cache).
+const RESERVATION_GRACE: Duration = Duration::from_secs(30);
 
 /// How long an answered metadata key is remembered (its record and status are written by then).
 const KNOWN_KEY_TTL: Duration = Duration::from_secs(3600);

@@ -86,6 +86,11 @@ pub struct ShareRecord {
     /// before this was recorded (then `reshare_token` is unknown too).
     #[serde(default)]
     pub links_in_a_row: u32,
+    /// When this share was reissued (`ots.dev/reshare`) within the hour before its latest link,
+    /// as Unix seconds, oldest first: the count `--max-reissues-per-hour` is checked against,
+    /// carried from record to record (a reshare or a renewal does not reset it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reissued_at: Vec<i64>,
 }
 
 impl ShareRecord {
@@ -384,6 +389,7 @@ pub fn new_record(
         source_resource_version: status.source_resource_version.clone(),
         reshare_token: status.reshare_token.clone(),
         links_in_a_row: 1,
+        reissued_at: Vec::new(),
     })
 }
 
@@ -413,6 +419,7 @@ mod tests {
             source_resource_version: Some("7".into()),
             reshare_token: Some("2026-11-30".into()),
             links_in_a_row: 2,
+            reissued_at: vec![1_764_460_800],
         }
     }
 

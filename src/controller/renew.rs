@@ -51,6 +51,7 @@ pub(super) async fn renew(
         &prepared,
         Occasion::Renewed {
             links_in_a_row: made + 1,
+            reissued_at: stored.record.reissued_at.clone(),
         },
     )
     .await

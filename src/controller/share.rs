@@ -32,8 +32,11 @@ pub(super) async fn share_anew(
     prepared: &Prepared,
     occasion: Occasion,
 ) -> Result<Action, Error> {
+    // Every live link counts against --max-live-shares-per-secret, whatever made it (the
+    // resource's own old link does not: it is burned or spent by now).
+    ctx.reserve_live_slot(obj)?;
     let receipt = send(obj, ctx, prepared).await?;
-    if let Occasion::Renewed { links_in_a_row } = occasion {
+    if let Occasion::Renewed { links_in_a_row, .. } = occasion {
         tracing::info!(
             object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
             link = links_in_a_row,
@@ -87,15 +90,20 @@ async fn send(obj: &OneTimeShare, ctx: &Context, prepared: &Prepared) -> Result<
 pub(super) enum Occasion {
     /// The resource's first link.
     First,
-    /// A new link for a changed Secret; `note` says what became of the old one.
+    /// A new link for a changed Secret or on request (a reissue); `note` says what became of
+    /// the old one.
     Reshared {
         /// The Event's note.
         note: &'static str,
+        /// The reissues of the last hour to record (this one included, if it is one).
+        reissued_at: Vec<i64>,
     },
     /// A new link after the old one expired unread (`onExpiry: Reshare`).
     Renewed {
         /// How many links in a row this one is, counting the first.
         links_in_a_row: u32,
+        /// The reissues of the last hour, carried from the old link's record.
+        reissued_at: Vec<i64>,
     },
 }
 
@@ -131,11 +139,15 @@ async fn record(
         },
         now(),
     );
-    let links_in_a_row = match occasion {
-        Occasion::Renewed { links_in_a_row } => links_in_a_row,
-        _ => 1,
+    let (links_in_a_row, reissued_at) = match &occasion {
+        Occasion::First => (1, Vec::new()),
+        Occasion::Reshared { reissued_at, .. } => (1, reissued_at.clone()),
+        Occasion::Renewed {
+            links_in_a_row,
+            reissued_at,
+        } => (*links_in_a_row, reissued_at.clone()),
     };
-    let kept = keep_record(obj, ctx, prepared, &next, links_in_a_row).await?;
+    let kept = keep_record(obj, ctx, prepared, &next, links_in_a_row, reissued_at).await?;
     ctx.metrics.share_created();
     ctx.memory.reset_schedule(&uid);
     ctx.memory.healthy(&uid);
@@ -160,8 +172,8 @@ async fn record(
             Reason::Shared,
             format!("the Secret was shared; {whereabouts}"),
         ),
-        Occasion::Reshared { note } => (Reason::Reshared, format!("{note}; {whereabouts}")),
-        Occasion::Renewed { links_in_a_row } => (
+        Occasion::Reshared { note, .. } => (Reason::Reshared, format!("{note}; {whereabouts}")),
+        Occasion::Renewed { links_in_a_row, .. } => (
             Reason::Renewed,
             format!(
                 "the link expired unread; the Secret was shared anew under a new link (link {links_in_a_row} in a row of at most {}, onExpiry: Reshare); {whereabouts}",
@@ -188,6 +200,7 @@ async fn keep_record(
     prepared: &Prepared,
     status: &crate::resource::OneTimeShareStatus,
     links_in_a_row: u32,
+    reissued_at: Vec<i64>,
 ) -> Result<records::ShareRecord, Error> {
     let uid = obj.uid().unwrap_or_default();
     let Some(mut record) = records::new_record(obj, status) else {
@@ -196,6 +209,7 @@ async fn keep_record(
         });
     };
     record.links_in_a_row = links_in_a_row;
+    record.reissued_at = reissued_at;
     let stored = records::StoredRecord {
         record,
         passphrase: prepared.passphrase.clone(),

@@ -2,7 +2,9 @@
 
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, SecretState};
-use crate::resource::{OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION, Ttl};
+use crate::resource::{
+    MAX_RESHARE_TOKEN_CHARS, OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION, Ttl,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams};
@@ -121,9 +123,14 @@ fn conditions_now(obj: &OneTimeShare) -> Vec<Condition> {
 }
 
 /// The `ots.dev/reshare` value a new link is made for: the one the resource carries now, so
-/// that only a later change of the annotation reissues it.
+/// that only a later change of the annotation reissues it. A value longer than
+/// [`MAX_RESHARE_TOKEN_CHARS`] is never copied (into status or the record): a reissue it asks
+/// for is refused instead.
 pub fn reshare_token(obj: &OneTimeShare) -> Option<String> {
-    obj.annotations().get(RESHARE_ANNOTATION).cloned()
+    obj.annotations()
+        .get(RESHARE_ANNOTATION)
+        .filter(|token| token.chars().count() <= MAX_RESHARE_TOKEN_CHARS)
+        .cloned()
 }
 
 /// A sentence about a silent clamp of the lifetime, if the server granted less than asked.

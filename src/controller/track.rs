@@ -12,7 +12,8 @@ use super::{link_secret, renew};
 use crate::error::{Error, Reason};
 use crate::ots::{BurnOutcome, OtsError};
 use crate::resource::{
-    ExpiryPolicy, OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION, SecretChangePolicy,
+    ExpiryPolicy, MAX_RESHARE_TOKEN_CHARS, OneTimeShare, OneTimeShareStatus, Phase,
+    RESHARE_ANNOTATION, SecretChangePolicy,
 };
 use crate::runtime::metrics::BurnResult;
 use crate::runtime::throttle::IfFree;
@@ -29,7 +30,6 @@ pub(super) async fn track(
     metadata_key: &str,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    let uid = obj.uid().unwrap_or_default();
     let mut status = status;
     // The reissue token is decided on the record's word; status only reports it.
     let acted_on = acted_on_token(obj, &status, ctx).await?;
@@ -42,10 +42,38 @@ pub(super) async fn track(
         status.observed_generation = generation;
         save(obj, ctx, &status).await?;
     }
-    // A reissue is asked for by the user: it is done now, not on the link-check schedule.
+    // A reissue is asked for by the user: it is done now, not on the link-check schedule,
+    // unless it is refused (a value too long to act on, or too many reissues this hour): then
+    // the condition says why, the link is tracked as before, and the refusal is reported (a
+    // Warning, and a retry when the hour allows another reissue).
+    let mut refusal = None;
     if reissue_requested(obj, acted_on.as_ref()) {
-        return reissue(obj, &status, ctx).await;
+        match reissue_allowance(obj, ctx).await? {
+            Ok(reissued_at) => return reissue(obj, &status, ctx, reissued_at).await,
+            Err(refused) => {
+                let trigger = "a reissue was requested but is not carried out";
+                status = blocked_reshare(obj, &status, ctx, &refused, trigger).await;
+                refusal = Some(refused);
+            }
+        }
     }
+    match (follow(obj, status, metadata_key, ctx).await, refusal) {
+        // The link's next check stays on the check clock; the refusal decides the retry.
+        (Ok(_), Some(refused)) => Err(refused),
+        (tracked, _) => tracked,
+    }
+}
+
+/// Follows a link that needs no reissue: writes a link Secret that could not be written,
+/// checks the link's state when due, reshares a changed Secret and renews an expired link.
+async fn follow(
+    obj: &OneTimeShare,
+    status: OneTimeShareStatus,
+    metadata_key: &str,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    let mut status = status;
     // A link Secret that could not be written is written as soon as it can be. A failure to
     // write it never stops the link checks: it is reported after them.
     let mut link_secret_error = None;
@@ -225,7 +253,7 @@ async fn reshare_if_changed(
         gone: "the Secret changed: the old link was already gone (opened or expired); the new value is shared under a new link",
         spent: "the Secret changed after the old link was opened; the new value is shared under a new link",
     };
-    burn_and_reshare(obj, status, ctx, &source, NOTES)
+    burn_and_reshare(obj, status, ctx, &source, NOTES, None)
         .await
         .map(Some)
 }
@@ -295,6 +323,7 @@ async fn reissue(
     obj: &OneTimeShare,
     status: &OneTimeShareStatus,
     ctx: &Context,
+    reissued_at: Vec<i64>,
 ) -> Result<Action, Error> {
     const NOTES: Notes = Notes {
         blocked: "a reissue was requested, but the Secret's value cannot be shared",
@@ -303,7 +332,52 @@ async fn reissue(
         spent: "reissued on request: the old link was no longer live (opened, burned or expired); the Secret is shared anew under a new link",
     };
     let source = fetch_source(obj, ctx).await?;
-    burn_and_reshare(obj, status, ctx, &source, NOTES).await
+    burn_and_reshare(obj, status, ctx, &source, NOTES, Some(reissued_at)).await
+}
+
+/// Whether a requested reissue may be carried out now: the reissues of the last hour to record
+/// (this one included), or why not. The count lives in the operator's record, never in status.
+async fn reissue_allowance(
+    obj: &OneTimeShare,
+    ctx: &Context,
+) -> Result<Result<Vec<i64>, Error>, Error> {
+    let too_long = obj
+        .annotations()
+        .get(RESHARE_ANNOTATION)
+        .is_some_and(|token| token.chars().count() > MAX_RESHARE_TOKEN_CHARS);
+    if too_long {
+        return Ok(Err(Error::ReshareTokenTooLong {
+            max: MAX_RESHARE_TOKEN_CHARS,
+        }));
+    }
+    let uid = obj.uid().unwrap_or_default();
+    let earlier = match ctx.records.load(&uid).await? {
+        Some(stored) => stored.record.reissued_at,
+        None => Vec::new(),
+    };
+    Ok(within_hourly_limit(
+        earlier,
+        now().as_second(),
+        ctx.config.max_reissues_per_hour,
+    ))
+}
+
+/// The reissues of the hour before `now` plus one at `now`, if fewer than `max` were made in
+/// that hour; otherwise the refusal, with when the oldest of them leaves the hour.
+fn within_hourly_limit(earlier: Vec<i64>, now: i64, max: u32) -> Result<Vec<i64>, Error> {
+    const HOUR: i64 = 3600;
+    let mut recent: Vec<i64> = earlier
+        .into_iter()
+        .filter(|at| *at <= now && now - at < HOUR)
+        .collect();
+    recent.sort_unstable();
+    if recent.len() >= max as usize {
+        let oldest = recent.first().copied().unwrap_or(now);
+        let retry_in = Duration::from_secs((oldest + HOUR - now).max(1) as u64);
+        return Err(Error::ReissueLimited { max, retry_in });
+    }
+    recent.push(now);
+    Ok(recent)
 }
 
 /// Event notes of a reshare, by what became of the old link.
@@ -326,20 +400,30 @@ async fn burn_and_reshare(
     ctx: &Context,
     source: &k8s_openapi::api::core::v1::Secret,
     notes: Notes,
+    reissued_at: Option<Vec<i64>>,
 ) -> Result<Action, Error> {
-    let prepared = match prepare(obj, ctx, source, status.server_url.as_deref()).await {
+    // The new value is checked, and a live-link slot taken, before anything is burned.
+    let prepared = prepare(obj, ctx, source, status.server_url.as_deref())
+        .await
+        .and_then(|prepared| ctx.reserve_live_slot(obj).map(|()| prepared));
+    let prepared = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
             blocked_reshare(obj, status, ctx, &error, notes.blocked).await;
             return Err(error);
         }
     };
+    let uid = obj.uid().unwrap_or_default();
+    let stored = ctx.records.load(&uid).await?;
+    // A reshare of a changed Secret carries the hour's reissues on; a reissue adds itself.
+    let reissued_at = reissued_at
+        .or_else(|| stored.as_ref().map(|s| s.record.reissued_at.clone()))
+        .unwrap_or_default();
     let mut note = notes.spent;
     if status.phase == Phase::Shared {
         // The old link is burned with what it was shared with (the passphrase may have changed).
-        let uid = obj.uid().unwrap_or_default();
-        if let Some(stored) = ctx.records.load(&uid).await? {
-            let outcome = burn(ctx, &stored).await?;
+        if let Some(stored) = &stored {
+            let outcome = burn(ctx, stored).await?;
             tracing::info!(
                 object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
                 outcome = ?BurnResult::from(&outcome),
@@ -355,7 +439,8 @@ async fn burn_and_reshare(
         }
     }
 
-    share::share_anew(obj, ctx, &prepared, Occasion::Reshared { note }).await
+    let occasion = Occasion::Reshared { note, reissued_at };
+    share::share_anew(obj, ctx, &prepared, occasion).await
 }
 
 /// A reshare whose new value cannot be shared: the condition says so (the old link
@@ -366,7 +451,7 @@ async fn blocked_reshare(
     ctx: &Context,
     error: &Error,
     trigger: &str,
-) {
+) -> OneTimeShareStatus {
     let (reason, message) = error.shown(ctx.config.admission_guard);
     let live = if status.phase == Phase::Shared {
         "the previous link stays live"
@@ -388,6 +473,7 @@ async fn blocked_reshare(
     {
         tracing::warn!(error = %e, "could not write the blocked reshare to status");
     }
+    next
 }
 
 #[cfg(test)]
@@ -404,6 +490,29 @@ mod tests {
                 .insert(RESHARE_ANNOTATION.to_owned(), token.to_owned());
         }
         obj
+    }
+
+    #[test]
+    fn reissues_are_counted_over_a_rolling_hour() {
+        let now = 10_000;
+        // Fewer than the limit in the hour: allowed, and this one is added.
+        assert_eq!(
+            within_hourly_limit(vec![now - 100], now, 2).unwrap(),
+            vec![now - 100, now]
+        );
+        // Older than an hour (or from a clock ahead of ours) no longer counts.
+        assert_eq!(
+            within_hourly_limit(vec![now - 3600, now - 7200, now + 50], now, 1).unwrap(),
+            vec![now]
+        );
+        // At the limit: refused until the oldest of the hour is an hour old.
+        match within_hourly_limit(vec![now - 10, now - 600], now, 2) {
+            Err(Error::ReissueLimited { max, retry_in }) => {
+                assert_eq!(max, 2);
+                assert_eq!(retry_in, Duration::from_secs(3000));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 
     #[test]

@@ -252,7 +252,8 @@ fn is_error_reason(reason: Reason) -> bool {
         | Reason::SecretNotOwned
         | Reason::SecretWriteForbidden
         | Reason::GenerateFailed
-        | Reason::LinkSecretNotWritten => true,
+        | Reason::LinkSecretNotWritten
+        | Reason::ReissueRefused => true,
     }
 }
 
@@ -422,4 +423,104 @@ fn error_examples_cover_every_error_variant_reason() {
     for reason in Reason::ALL.into_iter().filter(|r| is_error_reason(*r)) {
         assert!(reasons.contains(&reason), "{reason}");
     }
+}
+
+#[tokio::test]
+async fn a_reshare_value_too_long_to_act_on_is_refused_and_never_copied() {
+    let h = Harness::new().await;
+    h.put_secret("db", &[("password", "hunter2")]);
+    shared(&h, "s", json!({})).await;
+    let huge = "r".repeat(200_000);
+    let obj = h.edit("s", |s| {
+        s.annotations_mut()
+            .insert(RESHARE_ANNOTATION.to_owned(), huge.clone());
+    });
+    h.reconcile(&obj).await;
+
+    assert_eq!(h.ots_shares(), 1, "nothing was reissued");
+    let status = h.status("s");
+    assert_eq!(
+        status.phase,
+        Phase::Shared,
+        "the link is still live and tracked"
+    );
+    assert_eq!(status.reshare_token, None);
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("a Ready condition");
+    assert_eq!(ready.reason, "ReissueRefused");
+    assert!(
+        ready
+            .message
+            .contains("longer than the 63 characters the operator acts on"),
+        "{}",
+        ready.message
+    );
+    assert!(
+        h.events()
+            .contains(&("Warning".to_owned(), "ReissueRefused".to_owned())),
+        "{:?}",
+        h.events()
+    );
+    let stored = h.record_text("s");
+    assert!(stored.contains("uid-s"), "the record exists: {stored}");
+    assert!(
+        !stored.contains("rrrrrrrrrr"),
+        "the record holds no part of it"
+    );
+    let written = serde_json::to_string(&h.status("s")).unwrap_or_default();
+    assert!(
+        !written.contains("rrrrrrrrrr"),
+        "status holds no part of it"
+    );
+}
+
+#[tokio::test]
+async fn reissues_beyond_the_hourly_limit_wait_while_the_link_is_still_tracked() {
+    let h = Harness::with(ots_testserver::Config::default(), |c| {
+        c.max_reissues_per_hour = 2
+    })
+    .await;
+    h.put_secret("db", &[("password", "hunter2")]);
+    shared(&h, "s", json!({})).await;
+    let reissue = |token: &'static str| {
+        h.edit("s", |s| {
+            s.annotations_mut()
+                .insert(RESHARE_ANNOTATION.to_owned(), token.to_owned());
+        })
+    };
+    for token in ["1", "2"] {
+        h.reconcile(&reissue(token)).await;
+        assert_eq!(h.status("s").reshare_token.as_deref(), Some(token));
+    }
+    assert_eq!(h.ots_shares(), 3);
+
+    let action = h.reconcile(&reissue("3")).await;
+    assert_eq!(h.ots_shares(), 3, "the third reissue within the hour waits");
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Shared);
+    assert_eq!(status.reshare_token.as_deref(), Some("2"));
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("a Ready condition");
+    assert_eq!(ready.reason, "ReissueRefused");
+    assert!(
+        ready
+            .message
+            .contains("reissued 2 time(s) in the last hour"),
+        "{}",
+        ready.message
+    );
+    // Retried when the hour allows it (a requeue of about an hour), not in a loop and not never.
+    assert_ne!(action, Action::await_change());
+    assert!(
+        h.events()
+            .contains(&("Warning".to_owned(), "ReissueRefused".to_owned())),
+        "{:?}",
+        h.events()
+    );
 }

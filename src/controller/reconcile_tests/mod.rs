@@ -242,6 +242,7 @@ fn test_config(ots: &TestServer) -> ControllerConfig {
         state_namespace: STATE_NAMESPACE.to_owned(),
         admission_guard: true,
         max_live_shares_per_secret: 0,
+        max_reissues_per_hour: 6,
         sweep_orphans: false,
         extra_roots: Vec::new(),
         sweep_interval: Duration::from_secs(300),
@@ -348,6 +349,31 @@ impl Harness {
             STATE_NAMESPACE.to_owned(),
             super::records::record_name(&format!("uid-{name}")),
         ))
+    }
+
+    /// The operator's record Secret for `name`, as text (its data decoded), empty when none.
+    pub fn record_text(&self, name: &str) -> String {
+        let key = (
+            STATE_NAMESPACE.to_owned(),
+            super::records::record_name(&format!("uid-{name}")),
+        );
+        self.api()
+            .secrets
+            .get(&key)
+            .map(|secret| {
+                let data = secret.data.clone().unwrap_or_default();
+                let decoded: Vec<String> = data
+                    .values()
+                    .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+                    .collect();
+                format!(
+                    "{:?} {} {:?}",
+                    secret.metadata,
+                    decoded.join(" "),
+                    secret.string_data
+                )
+            })
+            .unwrap_or_default()
     }
 
     /// Reconciles `obj` once.
