@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests in `tests/*.rs` (each test file says `mod support;`).
 #![allow(dead_code)]
 
+pub mod chart;
 pub mod cluster;
 pub mod operator;
 pub mod tls;
