@@ -10,58 +10,9 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use ots_testserver::Config;
 use serde_json::json;
-use support::cluster::{client as admin_client, kubeconfig_path, repo_root, tool_command};
+use support::cluster::{client as admin_client, repo_root, tool_command};
 use support::operator::*;
 
-/// Installs the chart (release `ots-operator` in namespace `ots-operator`) into the control plane.
-fn helm_install() {
-    let out = tool_command("helm")
-        .args(["install", "ots-operator"])
-        .arg(repo_root().join("deploy/helm/ots-operator"))
-        .args(["--namespace", "ots-operator", "--create-namespace"])
-        // The chart requires an explicit server choice; the operator under test is started
-        // outside the chart with the test server's URL.
-        .args(["--set", "ots.acceptPublicService=true"])
-        .output()
-        .expect("run helm");
-    assert!(
-        out.status.success(),
-        "helm install failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A kubeconfig that authenticates with a fresh token of the chart's ServiceAccount, as the pod would.
-async fn service_account_kubeconfig(admin: &Client) -> std::path::PathBuf {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "ots-operator");
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let token = accounts
-        .create_token_request("ots-operator", &PostParams::default(), &request)
-        .await
-        .expect("token request")
-        .status
-        .expect("token")
-        .token;
-    let text = std::fs::read_to_string(kubeconfig_path()).expect("admin kubeconfig");
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
-    for user in config["users"].as_sequence_mut().expect("users") {
-        user["user"] = serde_yaml::to_value(json!({ "token": token })).expect("value");
-    }
-    let path = std::env::temp_dir().join(format!("ots-sa-{}.kubeconfig", std::process::id()));
-    std::fs::write(&path, serde_yaml::to_string(&config).expect("yaml")).expect("write");
-    path
-}
-
-/// Whether the operator binary accepts `flag` (per `ots-operator run --help`).
-///
 fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) {
     match result {
         Err(kube::Error::Api(status)) if status.code == 403 => {}
@@ -72,10 +23,10 @@ fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) {
 #[tokio::test]
 async fn the_operator_works_with_exactly_the_rights_the_chart_grants() {
     let admin = admin_client().await;
-    helm_install();
+    support::chart::install(&[]);
     let ns = support::cluster::test_namespace(&admin, "chart-sa").await;
     let server = ots_server(Config::default());
-    let kubeconfig = service_account_kubeconfig(&admin).await;
+    let kubeconfig = support::chart::service_account_kubeconfig(&admin).await;
     let kubeconfig_text = kubeconfig.to_string_lossy().to_string();
 
     // Cluster-wide, leader-elected, as the chart runs it (the Lease lives in the release namespace).

@@ -20,11 +20,15 @@ use support::chart::{self, rule, tenant};
 use support::cluster::{self, with_controller_manager};
 use support::operator::*;
 
-/// The control plane with kube-controller-manager and the chart installed as the tests need it.
-async fn guarded_cluster() -> Client {
+/// The control plane with kube-controller-manager and the chart installed as the tests need it,
+/// and a namespace of its own for one test, holding Secret `db` (`password` = `value`).
+async fn guarded_namespace(prefix: &str, value: &[u8]) -> (Client, String) {
     with_controller_manager();
     chart::install(&["secretWrites.enabled=true"]);
-    cluster::client().await
+    let admin = cluster::client().await;
+    let ns = cluster::test_namespace(&admin, prefix).await;
+    create_secret(&admin, &ns, "db", &[("password", value)]).await;
+    (admin, ns)
 }
 
 /// Managing shares, as a namespace's developers may: everything on OneTimeShares.
@@ -113,9 +117,7 @@ fn ready_message(obj: &OneTimeShare) -> String {
 /// owner's keys with the planter's share. Now the name needs the right to create that Secret.
 #[tokio::test]
 async fn a_link_secret_may_only_be_named_by_someone_who_could_create_it() {
-    let admin = guarded_cluster().await;
-    let ns = cluster::test_namespace(&admin, "f1-plant").await;
-    create_secret(&admin, &ns, "db", &[("password", b"shared-on-purpose")]).await;
+    let (admin, ns) = guarded_namespace("f1-plant", b"shared-on-purpose").await;
     let planter = tenant(
         &admin,
         &ns,
@@ -183,9 +185,7 @@ async fn a_link_secret_may_only_be_named_by_someone_who_could_create_it() {
 /// the operator created for that very share.
 #[tokio::test]
 async fn generate_never_adds_a_key_to_a_secret_made_for_another_share() {
-    let admin = guarded_cluster().await;
-    let ns = cluster::test_namespace(&admin, "f4-addkey").await;
-    create_secret(&admin, &ns, "db", &[("password", b"for-the-link")]).await;
+    let (admin, ns) = guarded_namespace("f4-addkey", b"for-the-link").await;
     let alice = tenant(
         &admin,
         &ns,
@@ -279,9 +279,7 @@ async fn generate_never_adds_a_key_to_a_secret_made_for_another_share() {
 /// guarded like a create; edits that make none stay open.
 #[tokio::test]
 async fn reissuing_a_share_needs_get_on_its_secrets_like_creating_one() {
-    let admin = guarded_cluster().await;
-    let ns = cluster::test_namespace(&admin, "f2-reissue").await;
-    create_secret(&admin, &ns, "db", &[("password", b"not-for-the-patcher")]).await;
+    let (admin, ns) = guarded_namespace("f2-reissue", b"not-for-the-patcher").await;
     let patcher = tenant(&admin, &ns, "patcher", vec![manages_shares()]).await;
     let reader = tenant(
         &admin,
@@ -359,9 +357,7 @@ async fn reissuing_a_share_needs_get_on_its_secrets_like_creating_one() {
 /// to two live ones made four live links of one Secret. Now every live link counts.
 #[tokio::test]
 async fn the_live_link_limit_counts_reissued_links_too() {
-    let admin = guarded_cluster().await;
-    let ns = cluster::test_namespace(&admin, "f5-limit").await;
-    create_secret(&admin, &ns, "db", &[("password", b"at-most-two")]).await;
+    let (admin, ns) = guarded_namespace("f5-limit", b"at-most-two").await;
     let server = ots_server(Config::default());
     let _operator = chart::start_operator(
         &[&ns],
@@ -451,9 +447,7 @@ async fn the_live_link_limit_counts_reissued_links_too() {
 /// `a_reshare_value_too_long_to_act_on_is_refused_and_never_copied`).
 #[tokio::test]
 async fn a_reshare_value_longer_than_63_characters_is_refused_at_admission() {
-    let admin = guarded_cluster().await;
-    let ns = cluster::test_namespace(&admin, "f6-token").await;
-    create_secret(&admin, &ns, "db", &[("password", b"bounded")]).await;
+    let (admin, ns) = guarded_namespace("f6-token", b"bounded").await;
     let server = ots_server(Config::default());
     let _operator = chart::start_operator(&[&ns], &server.url(), &[]).await;
     create_share(
@@ -571,8 +565,7 @@ async fn wait_reconciled(operator: &Operator, count: f64, bound: Duration) {
 #[tokio::test]
 async fn memory_stays_under_the_charts_limit_with_1000_shares_carrying_250_kib_annotations() {
     use futures::StreamExt;
-    let admin = guarded_cluster().await;
-    let ns = cluster::test_namespace(&admin, "f6-memory").await;
+    let (admin, ns) = guarded_namespace("f6-memory", b"unused").await;
     let server = ots_server(Config::default());
     let mut operator = chart::start_operator(&[&ns], &server.url(), &[]).await;
     wait_reconciled(&operator, 0.0, Duration::from_secs(60)).await;

@@ -3,7 +3,7 @@
 use super::{Call, Harness, ready};
 use crate::error::{Error, Reason};
 use crate::resource::{FINALIZER, OneTimeShare, Phase, RESHARE_ANNOTATION};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -425,6 +425,15 @@ fn error_examples_cover_every_error_variant_reason() {
     }
 }
 
+/// The Ready condition of a status; fails the test without one.
+fn ready_condition(status: &crate::resource::OneTimeShareStatus) -> &Condition {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("a Ready condition")
+}
+
 #[tokio::test]
 async fn a_reshare_value_too_long_to_act_on_is_refused_and_never_copied() {
     let h = Harness::new().await;
@@ -445,11 +454,7 @@ async fn a_reshare_value_too_long_to_act_on_is_refused_and_never_copied() {
         "the link is still live and tracked"
     );
     assert_eq!(status.reshare_token, None);
-    let ready = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("a Ready condition");
+    let ready = ready_condition(&status);
     assert_eq!(ready.reason, "ReissueRefused");
     assert!(
         ready
@@ -502,11 +507,7 @@ async fn reissues_beyond_the_hourly_limit_wait_while_the_link_is_still_tracked()
     let status = h.status("s");
     assert_eq!(status.phase, Phase::Shared);
     assert_eq!(status.reshare_token.as_deref(), Some("2"));
-    let ready = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("a Ready condition");
+    let ready = ready_condition(&status);
     assert_eq!(ready.reason, "ReissueRefused");
     assert!(
         ready
