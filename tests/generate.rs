@@ -289,8 +289,11 @@ async fn a_secret_the_operator_did_not_make_is_refused_and_left_untouched() {
     assert_eq!(calls(&server, "share"), 0, "nothing was shared");
 }
 
+/// Issue 20 (F4) changed this contract: an absent key is filled only in the Secret the operator
+/// made for that very share (its key removed, say); a second share naming a new key of it is
+/// refused, since the right to create Secrets is not the right to write into someone else's.
 #[tokio::test]
-async fn an_absent_key_in_a_secret_the_operator_made_is_filled_and_other_keys_stay() {
+async fn an_absent_key_is_filled_only_in_the_secret_made_for_that_share_and_other_keys_stay() {
     with_controller_manager();
     let (client, ns) = setup("generate-fill").await;
     let server = ots_server(Config::default());
@@ -299,13 +302,42 @@ async fn an_absent_key_in_a_secret_the_operator_made_is_filled_and_other_keys_st
         &client,
         &ns,
         "api-key",
-        json!({"secretRef": {"name": "app", "key": "apiKey"}, "generate": {"charset": "Hex"}}),
+        json!({
+            "secretRef": {"name": "app", "key": "apiKey"},
+            "generate": {"charset": "Hex"},
+            "onSecretChange": "Reshare"
+        }),
     )
     .await;
-    wait_shared(&client, &ns, "api-key").await;
+    let first = wait_shared(&client, &ns, "api-key").await;
     let api_key = secret_value(&client, &ns, "app", "apiKey").await.unwrap();
     assert!(api_key.bytes().all(|b| b.is_ascii_hexdigit()), "hex");
 
+    // Someone replaces the key with another one: the share's own Secret gets a fresh value for
+    // its key (shared under a new link), and the other key stays.
+    let other = base64::engine::general_purpose::STANDARD.encode("kept");
+    get_secrets(&client, &ns)
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"apiKey": null, "other": other}})),
+        )
+        .await
+        .expect("replace the key");
+    let refilled = wait_for(&client, &ns, "api-key", "a new link for the refilled key", |o| {
+        phase(o) == "Shared" && metadata_key(o) != metadata_key(&first)
+    })
+    .await;
+    let fresh = secret_value(&client, &ns, "app", "apiKey").await.unwrap();
+    assert_ne!(fresh, api_key, "a fresh value");
+    assert_eq!(open_link(&server, &refilled).await, fresh);
+    assert_eq!(
+        secret_value(&client, &ns, "app", "other").await.as_deref(),
+        Some("kept"),
+        "the other key stays"
+    );
+
+    // Another share may not add its key to that Secret.
     create_share(
         &client,
         &ns,
@@ -316,16 +348,17 @@ async fn an_absent_key_in_a_secret_the_operator_made_is_filled_and_other_keys_st
         }),
     )
     .await;
-    let pin_share = wait_shared(&client, &ns, "pin").await;
-    let pin = secret_value(&client, &ns, "app", "pin").await.unwrap();
-    assert_eq!(pin.len(), 8);
-    assert!(pin.bytes().all(|b| b.is_ascii_digit()));
+    let refused = wait_for(&client, &ns, "pin", "reason SecretNotOwned", |o| {
+        ready_reason_is(o, "SecretNotOwned")
+    })
+    .await;
+    assert_eq!(phase(&refused), "Failed");
+    assert_eq!(secret_value(&client, &ns, "app", "pin").await, None, "no key was added");
     assert_eq!(
         secret_value(&client, &ns, "app", "apiKey").await.as_deref(),
-        Some(api_key.as_str()),
-        "the other key stays"
+        Some(fresh.as_str()),
+        "the share's own key stays"
     );
-    assert_eq!(open_link(&server, &pin_share).await, pin);
 }
 
 #[tokio::test]
