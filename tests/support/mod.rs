@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod node;
 pub mod operator;
 pub mod tls;
 pub mod tools;
