@@ -491,3 +491,32 @@ async fn a_share_through_the_pod_is_shared_revealed_once_and_burned_when_deleted
         "a burned link reveals nothing"
     );
 }
+
+/// Runs in every `cargo test`: a node that cannot start says why in one line, at once.
+#[test]
+fn node_up_without_root_fails_at_once_with_one_line_naming_what_is_missing() {
+    let up = concat!(env!("CARGO_MANIFEST_DIR"), "/testing/node/up");
+    let dir = std::env::temp_dir().join(format!("ots-node-not-root-{}", std::process::id()));
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let mut command = if root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", up]);
+        c
+    } else {
+        std::process::Command::new(up)
+    };
+    let started = Instant::now();
+    let output = command.arg(&dir).output().expect("run testing/node/up");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(
+        stderr.trim().lines().collect::<Vec<_>>(),
+        ["node: a node needs root (containers, network namespaces, iptables)"]
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(!dir.exists(), "a refused up leaves nothing behind");
+}
