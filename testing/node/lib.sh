@@ -36,8 +36,10 @@ node_is_built() { # BIN_DIR
 }
 
 # The base images the Dockerfile names, and the pause image; see build.
+# shellcheck disable=SC2034 # used by build and up
 PAUSE_IMAGE=registry.k8s.io/pause:3.10
 # Debian packages the node runs on: the container engine for builds, the runtime and CNI for pods.
+# shellcheck disable=SC2034 # used by build
 NODE_PACKAGES=(docker.io containerd runc containernetworking-plugins iptables debootstrap gcc libc6-dev)
 
 # The image builder's own dockerd: its data root is a cache (base images, BuildKit cache mounts), its
