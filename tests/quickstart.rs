@@ -1,7 +1,8 @@
 //! The README's "Quick start on a cluster" works as written, up to the point that needs a container
 //! engine: its `helm` and `kubectl` lines run unchanged against a real apiserver (the image build and
 //! `kind load`/`minikube image load` lines are only checked to be there). The Deployment is created
-//! with the locally built image; no pod runs, since the test control plane has no kubelet.
+//! with the locally built image; no pod runs, since the test control plane has no kubelet
+//! (tests/node_pod.rs runs the same lines on a real node, where the pod runs and shares).
 
 mod support;
 

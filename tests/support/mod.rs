@@ -3,6 +3,7 @@
 
 pub mod chart;
 pub mod cluster;
+pub mod node;
 pub mod operator;
 pub mod tls;
 pub mod tools;

@@ -127,13 +127,19 @@ impl TestServer {
     /// Binds 127.0.0.1 on a free port and serves from a runtime on its own thread, so
     /// non-async callers can use it and it can outlive a test's runtime.
     pub fn start_in_thread(config: Config) -> std::io::Result<TestServer> {
+        Self::start_in_thread_on(SocketAddr::from(([127, 0, 0, 1], 0)), config)
+    }
+
+    /// As [`TestServer::start_in_thread`], bound to `addr`: for clients that cannot reach this
+    /// machine's loopback, such as pods on a test node's bridge.
+    pub fn start_in_thread_on(addr: SocketAddr, config: Config) -> std::io::Result<TestServer> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .thread_name("ots-testserver")
             .build()?;
         // Bind with std so that callers inside another runtime (async tests) may use this too.
-        let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
