@@ -420,7 +420,12 @@ fn burn_answer(ctx: &Ctx<'_>, view: &ReceiptView, burned: bool) -> Value {
     let mut rec = receipt_dump(view);
     // The expiry fields come from `receipt.default_expiration`, which a loaded receipt does not
     // hold: the class default, 14 days (burn_secret.rb:166-168, models/receipt.rb:29).
-    rec.extend(links(ctx, view, RECEIPT_DEFAULT_EXPIRATION, Layout::Current));
+    rec.extend(links(
+        ctx,
+        view,
+        RECEIPT_DEFAULT_EXPIRATION,
+        Layout::Current,
+    ));
     json!({
         "success": burned,
         "record": rec,
@@ -626,10 +631,19 @@ pub(crate) fn links(
         Layout::Current => (
             "receipt",
             "",
-            if view.secret_live { view.secret_key.as_str() } else { "" },
+            if view.secret_live {
+                view.secret_key.as_str()
+            } else {
+                ""
+            },
             natural_duration(lifespan),
         ),
-        Layout::Legacy => ("private", "/", view.secret_key.as_str(), legacy_natural_duration(lifespan)),
+        Layout::Legacy => (
+            "private",
+            "/",
+            view.secret_key.as_str(),
+            legacy_natural_duration(lifespan),
+        ),
     };
     let share_path = format!("{lead}secret/{secret_key}");
     let receipt_path = format!("{lead}{root}/{}", view.metadata_key);

@@ -92,7 +92,10 @@ fn start_genuine() -> Option<Genuine> {
         println!("skipped: {}", stderr.lines().last().unwrap_or_default());
         return None;
     }
-    assert!(out.status.success(), "testing/real-ots/up failed:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "testing/real-ots/up failed:\n{stderr}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = |prefix: &str| {
         stdout
@@ -184,7 +187,12 @@ fn post_json(kind: &'static str, who: Who, path: &str, body: Value) -> Step {
 }
 
 fn conceal(kind: &'static str, who: Who, secret: Value) -> Step {
-    post_json(kind, who, "/api/v2/secret/conceal", json!({ "secret": secret }))
+    post_json(
+        kind,
+        who,
+        "/api/v2/secret/conceal",
+        json!({ "secret": secret }),
+    )
 }
 
 /// Captures a v2 create answer's receipt and secret identifiers as `{mk}` and `{sk}`.
@@ -198,6 +206,7 @@ fn keys(step: Step, mk: &'static str, sk: &'static str) -> Step {
 /// Every call the operator's client makes (`src/ots/v1.rs`, `src/ots/v2.rs`, `client.rs`'s
 /// probe), each in the cases it meets: anonymous and with an account, a wrong token, unknown keys,
 /// a consumed secret, a passphrase right and wrong, a ttl above the plan, a secret too large.
+#[rustfmt::skip] // one request a line: it reads as the table it is
 fn steps() -> Vec<Step> {
     use Who::*;
     let big = "x".repeat(20_000);
@@ -345,7 +354,10 @@ fn fill(path: &str, vars: &HashMap<&str, String>) -> String {
     }
     // A value an earlier step failed to capture.
     while let (Some(a), Some(b)) = (out.find('{'), out.find('}')) {
-        out.replace_range(a..=b, "missing0000000000000000000000000000000000000000000000000000000");
+        out.replace_range(
+            a..=b,
+            "missing0000000000000000000000000000000000000000000000000000000",
+        );
     }
     out
 }
@@ -360,14 +372,19 @@ async fn run(target: &Target, steps: &[Step]) -> Vec<Seen> {
         req = match step.who {
             Who::Anonymous => req,
             Who::Account => req.basic_auth(&target.email, Some(&target.token)),
-            Who::WrongToken => req.basic_auth(&target.email, Some("wrongtoken0000000000000000000000")),
+            Who::WrongToken => {
+                req.basic_auth(&target.email, Some("wrongtoken0000000000000000000000"))
+            }
         };
         req = match &step.body {
             Body::None => req,
             Body::Form(fields) => req.form(fields),
             Body::Json(value) => req.json(value),
         };
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{}: {e}", step.kind));
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", step.kind));
         let status = resp.status().as_u16();
         let intended = resp
             .headers()
@@ -376,13 +393,21 @@ async fn run(target: &Target, steps: &[Step]) -> Vec<Seen> {
             .map(str::to_owned);
         let text = resp.text().await.unwrap();
         if let Ok(dir) = std::env::var("OTS_DIFF_DUMP") {
-            let slug: String = step.kind.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+            let slug: String = step
+                .kind
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
             let file = format!("{dir}/{:02}-{slug}.{}.txt", seen.len(), target.name);
             let _ = std::fs::create_dir_all(&dir);
             let _ = std::fs::write(file, format!("{} {url}\n{status}\n{text}\n", step.method));
         }
-        let body = serde_json::from_str::<Value>(&text)
-            .unwrap_or_else(|_| Value::String(format!("<not JSON: {}>", text.chars().take(80).collect::<String>())));
+        let body = serde_json::from_str::<Value>(&text).unwrap_or_else(|_| {
+            Value::String(format!(
+                "<not JSON: {}>",
+                text.chars().take(80).collect::<String>()
+            ))
+        });
         for (name, pointer) in &step.capture {
             if let Some(v) = body.pointer(pointer).and_then(Value::as_str) {
                 vars.insert(name, v.to_owned());
@@ -403,13 +428,29 @@ async fn run(target: &Target, steps: &[Step]) -> Vec<Seen> {
 
 /// Fields whose values are times (Unix seconds, int or float) or random ids.
 const TIMES: &[&str] = &[
-    "created", "updated", "received", "revealed", "burned", "shared", "previewed", "viewed",
-    "first_access", "last_access", "timestamp", "expiration", "since", "now",
+    "created",
+    "updated",
+    "received",
+    "revealed",
+    "burned",
+    "shared",
+    "previewed",
+    "viewed",
+    "first_access",
+    "last_access",
+    "timestamp",
+    "expiration",
+    "since",
+    "now",
 ];
 const RANDOM: &[&str] = &["request_id", "owner_id", "objid", "extid", "custid_uuid"];
 /// Live lifetimes, which tick while the sequence runs: compared to the ten seconds.
 const LIVE_TTLS: &[&str] = &[
-    "metadata_ttl", "secret_ttl", "receipt_ttl", "expiration_in_seconds", "secret_realttl",
+    "metadata_ttl",
+    "secret_ttl",
+    "receipt_ttl",
+    "expiration_in_seconds",
+    "secret_realttl",
 ];
 
 fn mask(value: &Value, base: &str, random: &[&str], field: &str) -> Value {
@@ -419,17 +460,27 @@ fn mask(value: &Value, base: &str, random: &[&str], field: &str) -> Value {
                 .map(|(k, v)| (k.clone(), mask(v, base, random, k)))
                 .collect::<Map<_, _>>(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(|v| mask(v, base, random, field)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| mask(v, base, random, field)).collect())
+        }
         Value::Null => Value::Null,
         _ if random.contains(&field) || RANDOM.contains(&field) => json!("<random>"),
         Value::Number(n) if TIMES.contains(&field) => {
-            json!(if n.is_f64() { "<time: float>" } else { "<time: int>" })
+            json!(if n.is_f64() {
+                "<time: float>"
+            } else {
+                "<time: int>"
+            })
         }
         Value::Number(n) if LIVE_TTLS.contains(&field) && n.as_u64().is_some() => {
             json!((n.as_u64().unwrap() + 5) / 10 * 10)
         }
         Value::String(s) if field.ends_with("shortid") || field.ends_with("shortkey") => {
-            json!(if s.len() == 8 { "<8 chars>".to_owned() } else { format!("<{} chars>", s.len()) })
+            json!(if s.len() == 8 {
+                "<8 chars>".to_owned()
+            } else {
+                format!("<{} chars>", s.len())
+            })
         }
         Value::String(s) if is_uuid(s) => json!("<uuid>"),
         Value::String(s) => json!(mask_text(&s.replace(base, "<base>"))),
@@ -441,7 +492,9 @@ fn mask(value: &Value, base: &str, random: &[&str], field: &str) -> Value {
 fn is_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
-        && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+        && parts
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// Sorts every list by its items' JSON text, so that two lists with the same items compare equal.
@@ -497,7 +550,11 @@ fn type_name(v: &Value) -> &'static str {
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 70 { format!("{}…", &s[..70]) } else { s }
+    if s.len() > 70 {
+        format!("{}…", &s[..70])
+    } else {
+        s
+    }
 }
 
 /// (path, how it differs): genuine first, ots-testserver second.
@@ -513,7 +570,10 @@ fn diff(path: &str, genuine: &Value, test: &Value, out: &mut Vec<(String, String
             }
             for (k, tv) in t {
                 if !g.contains_key(k) {
-                    out.push((format!("{path}/{k}"), format!("only testserver: {}", short(tv))));
+                    out.push((
+                        format!("{path}/{k}"),
+                        format!("only testserver: {}", short(tv)),
+                    ));
                 }
             }
         }
@@ -527,7 +587,13 @@ fn diff(path: &str, genuine: &Value, test: &Value, out: &mut Vec<(String, String
         }
         (g, t) if type_name(g) != type_name(t) => out.push((
             path.to_owned(),
-            format!("{} {} vs {} {}", type_name(g), short(g), type_name(t), short(t)),
+            format!(
+                "{} {} vs {} {}",
+                type_name(g),
+                short(g),
+                type_name(t),
+                short(t)
+            ),
         )),
         (g, t) if g != t => out.push((path.to_owned(), format!("{} vs {}", short(g), short(t)))),
         _ => {}
@@ -537,7 +603,10 @@ fn diff(path: &str, genuine: &Value, test: &Value, out: &mut Vec<(String, String
 fn differences(genuine: &Seen, test: &Seen) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if genuine.status != test.status {
-        out.push(("status".to_owned(), format!("{} vs {}", genuine.status, test.status)));
+        out.push((
+            "status".to_owned(),
+            format!("{} vs {}", genuine.status, test.status),
+        ));
     }
     if genuine.intended != test.intended {
         out.push((
@@ -561,7 +630,11 @@ fn gist(seen: &Seen) -> String {
     let b = &seen.body;
     let pick = ["error_type", "error", "message", "state"]
         .iter()
-        .find_map(|f| b.get(*f).filter(|v| !v.is_null()).map(|v| format!("{f}={}", short(v))))
+        .find_map(|f| {
+            b.get(*f)
+                .filter(|v| !v.is_null())
+                .map(|v| format!("{f}={}", short(v)))
+        })
         .or_else(|| b.pointer("/record/state").map(|v| format!("state={v}")))
         .unwrap_or_default();
     format!("{} {pick}", seen.status)
@@ -616,7 +689,10 @@ async fn ots_testserver_answers_every_operator_call_as_the_genuine_server_does()
             continue;
         }
         differ += 1;
-        let open: Vec<_> = diffs.iter().filter(|(p, _)| explained(step.kind, p).is_none()).collect();
+        let open: Vec<_> = diffs
+            .iter()
+            .filter(|(p, _)| explained(step.kind, p).is_none())
+            .collect();
         if open.is_empty() {
             explained_kinds += 1;
         }
