@@ -13,22 +13,20 @@
 //! Without the genuine server's sources it passes with one line saying how to provide them.
 //! `OTS_DIFF_DUMP=DIR` writes every raw answer of both servers into DIR.
 
+mod common;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
+
+use common::genuine::{self, EMAIL};
 
 use ots_testserver::{Account, Config, TestServer};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-/// The account both servers get (the genuine one makes its own token).
-const EMAIL: &str = "ots-operator@example.com";
 /// A well-formed key (62 characters of `[0-9a-z]`) that no server issued.
 const UNKNOWN: &str = "unknownkey000000000000000000000000000000000000000000000000000x";
-/// Exit status of `testing/real-ots/up` and `build` when the sources are missing.
-const NO_SOURCES: i32 = 3;
 
 /// Differences that remain on purpose: (request kind, JSON path or `status`, why it cannot matter
 /// to the operator). A path matches itself and everything below it.
@@ -39,81 +37,6 @@ const EXPLAINED: &[(&str, &str, &str)] = &[(
      the 0.0.0-rc0 placeholder (releases patch it); the operator only asks /version whether the \
      credentials are good, never reads the number",
 )];
-
-// ---------------------------------------------------------------------------------------------
-// The genuine server
-
-struct Genuine {
-    /// The `up` directory; `None` for a server given by `OTS_REAL_SERVER`.
-    dir: Option<PathBuf>,
-    url: String,
-    email: String,
-    token: String,
-}
-
-impl Drop for Genuine {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.dir {
-            let _ = Command::new(script("down")).arg(dir).status();
-        }
-    }
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../real-ots")
-        .join(name)
-}
-
-/// The server named by `OTS_REAL_SERVER` (with `OTS_REAL_SERVER_ACCOUNT=EMAIL:TOKEN`), else one
-/// started by `testing/real-ots/up` (built on first use); `None` when its sources are missing.
-fn start_genuine() -> Option<Genuine> {
-    if let Ok(url) = std::env::var("OTS_REAL_SERVER") {
-        let account = std::env::var("OTS_REAL_SERVER_ACCOUNT")
-            .expect("OTS_REAL_SERVER needs OTS_REAL_SERVER_ACCOUNT=EMAIL:TOKEN");
-        let (email, token) = account.split_once(':').expect("EMAIL:TOKEN");
-        return Some(Genuine {
-            dir: None,
-            url: url.trim_end_matches('/').to_owned(),
-            email: email.to_owned(),
-            token: token.to_owned(),
-        });
-    }
-    let dir = std::env::temp_dir().join(format!("real-ots-differential-{}", std::process::id()));
-    let out = Command::new(script("up"))
-        .arg(&dir)
-        .arg("--watch-pid")
-        .arg(std::process::id().to_string())
-        .env("OTS_REAL_ACCOUNT", EMAIL)
-        .output()
-        .expect("run testing/real-ots/up");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(NO_SOURCES) {
-        println!("skipped: {}", stderr.lines().last().unwrap_or_default());
-        return None;
-    }
-    assert!(
-        out.status.success(),
-        "testing/real-ots/up failed:\n{stderr}"
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = |prefix: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{stdout}"))
-            .to_owned()
-    };
-    let url = line("url: ");
-    let account = line("account: ");
-    let (email, token) = account.split_once(':').expect("account: EMAIL:TOKEN");
-    Some(Genuine {
-        dir: Some(dir),
-        url,
-        email: email.to_owned(),
-        token: token.to_owned(),
-    })
-}
 
 // ---------------------------------------------------------------------------------------------
 // The sequence of requests
@@ -643,7 +566,7 @@ fn gist(seen: &Seen) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "runs the genuine Onetime Secret server (built on first use, ~15 min): -- --ignored"]
 async fn ots_testserver_answers_every_operator_call_as_the_genuine_server_does() {
-    let Some(genuine) = tokio::task::spawn_blocking(start_genuine).await.unwrap() else {
+    let Some(genuine) = tokio::task::spawn_blocking(genuine::start).await.unwrap() else {
         return;
     };
     // The genuine server runs self-hosted without billing: an account's v2 ttl is bounded only

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub mod genuine;
+
 use ots_testserver::{Account, Config, TestServer};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
