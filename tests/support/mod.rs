@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod operator;
+pub mod real_ots;
 pub mod tls;
 pub mod tools;
 pub mod world;
