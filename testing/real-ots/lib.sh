@@ -75,6 +75,31 @@ ro_is_built() { # SERVER_DIR
   [ -f "$1/.complete" ] && [ -f "$1/app/Gemfile.local.lock" ] && [ -L "$1/ruby" ] && [ -x "$1/ruby/bin/ruby" ]
 }
 
+# The server's environment, one VAR=value a line (the recipe of shared/real-ots/README.md).
+ro_server_env() { # SERVER_DIR REDIS_PORT SECRET SESSION_SECRET
+  printf '%s\n' \
+    "PATH=$1/ruby/bin:$PATH" \
+    "GEM_HOME=$1/gems" "GEM_PATH=$1/gems:$(ro_ruby_gem_dir "$1/ruby")" \
+    "BUNDLE_GEMFILE=$1/app/Gemfile.local" \
+    RACK_ENV=production \
+    "REDIS_URL=redis://127.0.0.1:$2/0" \
+    "SECRET=$3" "SESSION_SECRET=$4" \
+    SSL=false AUTHENTICATION_MODE=simple \
+    RUBYOPT=-rtime
+}
+
+# Makes (or renews) an account with an API token: `bin/ots apitoken`, which prints `API Token:`.
+ro_make_account() { # SERVER_DIR EMAIL ENV...
+  local server_dir=$1 email=$2
+  shift 2
+  cd "$server_dir/app" && exec env "$@" HOST=127.0.0.1 bundle exec bin/ots apitoken "$email" --create-or-update
+}
+
+# The token in bin/ots apitoken's output (stdin).
+ro_token() {
+  sed -n 's/.*API Token: *\([^ ]*\).*/\1/p' | tail -n1
+}
+
 # Start time of a live process (field 22 of /proc/PID/stat), which tells it from a later process
 # that got the same pid; nothing for a gone or zombie process.
 ro_starttime() { # PID
