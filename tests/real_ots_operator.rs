@@ -226,3 +226,268 @@ async fn v2_a_wrong_token_is_unauthorized() {
 async fn v1_a_wrong_token_is_unauthorized() {
     a_wrong_token_is_unauthorized("genuine-token-v1", "v1").await;
 }
+
+/// A value the operator lets through (`--ots-max-secret-bytes 20000`) but the genuine server
+/// refuses (10,000 bytes): SecretTooLarge, on v1 and v2.
+async fn a_value_too_large_for_the_server_is_secret_too_large(prefix: &str, api: &str) {
+    let Some(server) = genuine() else { return };
+    let (client, ns) = setup(prefix).await;
+    let _operator = Operator::start(
+        &ns,
+        &server.url,
+        &["--ots-api", api, "--ots-max-secret-bytes", "20000"],
+    );
+    create_secret(&client, &ns, "db", &[("password", &[b'x'; 15_000])]).await;
+    create_share(
+        &client,
+        &ns,
+        "db",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    let obj = wait_for(&client, &ns, "db", "SecretTooLarge", |o| {
+        ready_reason_is(o, "SecretTooLarge")
+    })
+    .await;
+    let (status, _, message) = ready(&obj).unwrap();
+    assert_eq!(status, "False", "{message}");
+    assert!(message.contains("10000"), "{message}");
+}
+
+#[tokio::test]
+#[ignore = "runs the genuine Onetime Secret server: -- --ignored"]
+async fn v2_a_value_too_large_for_the_server_is_secret_too_large() {
+    a_value_too_large_for_the_server_is_secret_too_large("genuine-large-v2", "v2").await;
+}
+
+#[tokio::test]
+#[ignore = "runs the genuine Onetime Secret server: -- --ignored"]
+async fn v1_a_value_too_large_for_the_server_is_secret_too_large() {
+    a_value_too_large_for_the_server_is_secret_too_large("genuine-large-v1", "v1").await;
+}
+
+/// A changed Secret with `onSecretChange: Reshare`: the old link is burned on the genuine
+/// server and the new one reveals the new value.
+#[tokio::test]
+#[ignore = "runs the genuine Onetime Secret server: -- --ignored"]
+async fn a_changed_secret_is_reshared_and_the_old_receipt_is_burned() {
+    let Some(server) = genuine() else { return };
+    let (client, ns) = setup("genuine-reshare").await;
+    let _operator = operator(&ns, server, "auto", Some(&server.token));
+    let first = shared_db(
+        &client,
+        &ns,
+        "db",
+        b"first",
+        json!({"ttl": "1h", "onSecretChange": "Reshare"}),
+    )
+    .await;
+    let old_key = metadata_key(&first);
+    update_secret(&client, &ns, "db", &[("password", b"second")]).await;
+    wait_event(&client, &ns, "db", "Normal", "Reshared").await;
+    let second = wait_for(&client, &ns, "db", "the new link", |o| {
+        phase(o) == "Shared"
+            && o.status.as_ref().and_then(|s| s.metadata_key.as_deref()) != Some(&old_key)
+    })
+    .await;
+    let old = ots(server, true)
+        .receipt(&old_key)
+        .await
+        .expect("the old receipt");
+    assert_eq!(old.state, SecretState::Burned, "{old:?}");
+    assert!(open(server, &link(&first), None).await.is_err());
+    assert_eq!(
+        open(server, &link(&second), None).await.as_deref(),
+        Ok("second")
+    );
+}
+
+/// `spec.generate`: the operator draws the value, and the genuine link reveals exactly it.
+#[tokio::test]
+#[ignore = "runs the genuine Onetime Secret server: -- --ignored"]
+async fn a_generated_value_is_what_the_genuine_link_reveals() {
+    let Some(server) = genuine() else { return };
+    let (client, ns) = setup("genuine-generate").await;
+    let _operator = operator(&ns, server, "auto", Some(&server.token));
+    create_share(
+        &client,
+        &ns,
+        "app-token",
+        json!({"secretRef": {"name": "app", "key": "token"}, "generate": {"length": 32}}),
+    )
+    .await;
+    let shared = wait_shared(&client, &ns, "app-token").await;
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), &ns);
+    let value = secrets
+        .get("app")
+        .await
+        .expect("the generated Secret")
+        .data
+        .unwrap()["token"]
+        .0
+        .clone();
+    let value = String::from_utf8(value).expect("text");
+    assert_eq!(value.len(), 32);
+    assert_eq!(open(server, &link(&shared), None).await, Ok(value));
+}
+
+/// A 60-second link nobody opens: the genuine server lets it expire, and the share says Expired.
+#[tokio::test]
+#[ignore = "runs the genuine Onetime Secret server: -- --ignored"]
+async fn a_short_link_left_unread_expires() {
+    let Some(server) = genuine() else { return };
+    let (client, ns) = setup("genuine-expiry").await;
+    let _operator = operator(&ns, server, "auto", Some(&server.token));
+    let shared = shared_db(&client, &ns, "db", b"short-lived", json!({"ttl": "60s"})).await;
+    assert_eq!(shared.status.as_ref().unwrap().ttl_seconds, Some(60));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
+    loop {
+        let obj = shares(&client, &ns).get("db").await.expect("get the share");
+        if phase(&obj) == "Expired" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not Expired 150 s after a 60 s link: {:?}",
+            obj.status
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    assert!(open(server, &link(&shared), None).await.is_err());
+}
+
+/// `spec.linkSecretRef`: the link goes into a Secret, not status, and reveals the value.
+#[tokio::test]
+#[ignore = "runs the genuine Onetime Secret server: -- --ignored"]
+async fn a_link_kept_in_a_secret_reveals_the_value() {
+    let Some(server) = genuine() else { return };
+    let (client, ns) = setup("genuine-link-secret").await;
+    let _operator = operator(&ns, server, "auto", Some(&server.token));
+    create_secret(&client, &ns, "db", &[("password", b"via-link-secret")]).await;
+    create_share(
+        &client,
+        &ns,
+        "handoff",
+        json!({"secretRef": {"name": "db", "key": "password"}, "linkSecretRef": {"name": "handoff-link"}}),
+    )
+    .await;
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), &ns);
+    let deadline = std::time::Instant::now() + WAIT;
+    let link = loop {
+        if let Some(secret) = secrets.get_opt("handoff-link").await.expect("get")
+            && let Some(link) = secret.data.as_ref().and_then(|d| d.get("link"))
+        {
+            break String::from_utf8(link.0.clone()).expect("text");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no link Secret in time"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(
+        link.starts_with(&format!("{}/secret/", server.url)),
+        "{link}"
+    );
+    let obj = wait_for(&client, &ns, "handoff", "Shared", |o| phase(o) == "Shared").await;
+    assert!(
+        obj.status.as_ref().unwrap().link.is_none(),
+        "no link in status"
+    );
+    assert_eq!(
+        open(server, &link, None).await.as_deref(),
+        Ok("via-link-secret")
+    );
+}
+
+/// The orphan sweep on a dedicated account: a live secret of the account that no share records
+/// is burned on the genuine server; the one a share records stays live.
+#[tokio::test]
+#[ignore = "runs the genuine Onetime Secret server: -- --ignored"]
+async fn the_orphan_sweep_burns_unrecorded_secrets_of_its_dedicated_account() {
+    let Some(server) = genuine() else { return };
+    let Some((user, token)) = server.account("sweeper@example.com") else {
+        println!("skipped: a second account needs the server of testing/real-ots/up");
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let robot = OtsClient::new(
+        ClientConfig::new(server.url.parse().expect("url")).with_credentials(Credentials::new(
+            user.clone(),
+            SecretString::from(token.clone()),
+        )),
+    )
+    .expect("client");
+    let orphan = robot
+        .share(&ots_operator::ots::ShareRequest::new("left-behind"))
+        .await
+        .expect("an orphan on the dedicated account");
+    let (client, ns) = setup("genuine-sweep").await;
+    let mut extra = vec!["--ots-api", "auto"];
+    extra.extend(sweeping_account(&user, &token, "1s", "2s"));
+    let _operator = Operator::start(&ns, &server.url, &extra);
+    let kept = shared_db(&client, &ns, "db", b"recorded", json!({"ttl": "1h"})).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let receipt = robot
+            .receipt(&orphan.metadata_key)
+            .await
+            .expect("the orphan's receipt");
+        if receipt.state == SecretState::Burned {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orphan is still {:?}",
+            receipt.state
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let recorded = robot
+        .receipt(&metadata_key(&kept))
+        .await
+        .expect("the kept receipt");
+    assert_eq!(recorded.state, SecretState::New, "{recorded:?}");
+    assert_eq!(
+        open(server, &link(&kept), None).await.as_deref(),
+        Ok("recorded")
+    );
+}
+
+/// `kubectl ots share --wait` against an operator on the genuine server: it prints the link,
+/// and the link reveals the value.
+#[tokio::test]
+#[ignore = "runs the genuine Onetime Secret server: -- --ignored"]
+async fn kubectl_ots_share_wait_prints_a_genuine_link() {
+    let Some(server) = genuine() else { return };
+    let (client, ns) = setup("genuine-plugin").await;
+    let _operator = operator(&ns, server, "auto", Some(&server.token));
+    create_secret(&client, &ns, "db", &[("password", b"from-the-plugin")]).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ots"))
+        .arg("--kubeconfig")
+        .arg(support::cluster::kubeconfig_path())
+        .args([
+            "-n", &ns, "share", "db", "--key", "password", "--ttl", "1h", "--wait",
+        ])
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .expect("run kubectl-ots");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("{}/secret/", server.url)))
+        .unwrap_or_else(|| panic!("no genuine link in: {stdout}"))
+        .to_owned();
+    assert_eq!(
+        open(server, &link, None).await.as_deref(),
+        Ok("from-the-plugin")
+    );
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use super::cluster::repo_root;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -17,6 +18,33 @@ pub struct Genuine {
     pub email: String,
     /// The account's API token.
     pub token: String,
+    /// The `up` directory; `None` for a server named by `OTS_REAL_SERVER`.
+    dir: Option<PathBuf>,
+}
+
+impl Genuine {
+    /// Another account (email, token) on this server, for a test that needs one of its own;
+    /// `None` on a server named by `OTS_REAL_SERVER`.
+    pub fn account(&self, email: &str) -> Option<(String, String)> {
+        let dir = self.dir.as_ref()?;
+        let out = Command::new(repo_root().join("testing/real-ots/account"))
+            .arg(dir)
+            .arg(email)
+            .output()
+            .expect("run testing/real-ots/account");
+        assert!(
+            out.status.success(),
+            "testing/real-ots/account failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let account = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("account: "))
+            .expect("an `account:` line");
+        let (email, token) = account.split_once(':').expect("EMAIL:TOKEN");
+        Some((email.to_owned(), token.to_owned()))
+    }
 }
 
 /// The genuine server of this test binary; `None` (after one line saying how to provide its
@@ -41,6 +69,7 @@ fn start() -> Option<Genuine> {
             url: url.trim_end_matches('/').to_owned(),
             email: email.to_owned(),
             token: token.to_owned(),
+            dir: None,
         });
     }
     let dir = std::env::temp_dir().join(format!("real-ots-operator-{}", std::process::id()));
@@ -74,5 +103,6 @@ fn start() -> Option<Genuine> {
         url,
         email: email.to_owned(),
         token: token.to_owned(),
+        dir: Some(dir),
     })
 }

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use common::genuine::{self, EMAIL};
+use common::genuine;
 
 use ots_testserver::{Account, Config, TestServer};
 use reqwest::Method;
