@@ -3,7 +3,7 @@
 //! account, v1, v2 and `auto`; share → reveal → Received; delete unread → the genuine receipt says
 //! burned; a passphrase; a ttl above what the server grants; a wrong token.
 //!
-//! Ignored by default (the genuine server's first build takes ~15–25 min on 2 cores):
+//! Ignored by default (the genuine server's first build takes about 11 min on 2 cores):
 //! `cargo test --test real_ots_operator -- --ignored`. Without the server's sources each test
 //! returns after one line saying how to provide them.
 

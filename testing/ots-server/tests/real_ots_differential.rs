@@ -8,7 +8,7 @@
 //! Every difference left is listed in `EXPLAINED` with why it cannot matter to the operator (and
 //! in the README's "Differences from the genuine server"); any other difference fails the test.
 //!
-//! Ignored by default (the first build of the genuine server takes ~15 min):
+//! Ignored by default (the first build of the genuine server takes about 11 min on 2 cores):
 //! `cargo test -p ots-testserver --test real_ots_differential -- --ignored --nocapture`.
 //! Without the genuine server's sources it passes with one line saying how to provide them.
 //! `OTS_DIFF_DUMP=DIR` writes every raw answer of both servers into DIR.
@@ -564,7 +564,7 @@ fn gist(seen: &Seen) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runs the genuine Onetime Secret server (built on first use, ~15 min): -- --ignored"]
+#[ignore = "runs the genuine Onetime Secret server (built on first use, ~11 min): -- --ignored"]
 async fn ots_testserver_answers_every_operator_call_as_the_genuine_server_does() {
     let Some(genuine) = tokio::task::spawn_blocking(genuine::start).await.unwrap() else {
         return;
@@ -648,4 +648,28 @@ async fn ots_testserver_answers_every_operator_call_as_the_genuine_server_does()
         "ots-testserver differs from the genuine server:\n{}",
         unexplained.join("\n")
     );
+}
+
+/// Without the genuine server's sources, `up` (and so every genuine-server test) stops at once
+/// with exit status 3 and one line saying how to provide them, and starts nothing.
+#[test]
+fn without_sources_up_says_in_one_line_how_to_provide_them() {
+    let empty = std::env::temp_dir().join(format!("real-ots-no-sources-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let dir = empty.join("state");
+    let out = std::process::Command::new(genuine::script("up"))
+        .arg(&dir)
+        .env("OTS_REAL_SOURCES", &empty)
+        .output()
+        .expect("run testing/real-ots/up");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("OTS_REAL_SOURCES") && stderr.contains("testing/real-ots/README.md"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(!dir.exists(), "nothing started, nothing written");
+    std::fs::remove_dir_all(&empty).unwrap();
 }

@@ -29,7 +29,7 @@ impl Drop for Genuine {
     }
 }
 
-fn script(name: &str) -> PathBuf {
+pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../real-ots")
         .join(name)
