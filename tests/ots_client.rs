@@ -306,8 +306,10 @@ async fn burning_a_passphrase_secret_needs_the_passphrase_even_for_its_owner() {
             .burn(&receipt.metadata_key, Some(&"not-it!".into()))
             .await
             .unwrap_err();
+        // The genuine server's words on v1 and v2 (burn_secret.rb asks the English locale for
+        // web.COMMON.error_passphrase), as real_ots_differential saw them.
         assert!(
-            matches!(&refused, OtsError::Validation { message } if message == "Incorrect passphrase"),
+            matches!(&refused, OtsError::Validation { message } if message == "Double check that passphrase"),
             "{api}: {refused:?}"
         );
         let burned = client
@@ -356,10 +358,13 @@ async fn the_receipt_link_is_the_servers_own_receipt_url() {
         let client = anon(&server, api);
         let receipt = client.share(&ShareRequest::new("x")).await.unwrap();
         let expected = format!("{}/receipt/{}", server.url(), receipt.metadata_key);
+        // The genuine v1 receipt view sends `BASE/receipt/` without the key
+        // (show_receipt.rb:38,270-277 at de53ff8f7): not taken, the link is built instead.
         let fetched = client.receipt(&receipt.metadata_key).await.unwrap();
+        let reported = (api != ApiVersion::V1).then_some(expected.as_str());
         assert_eq!(
             fetched.receipt_url.as_ref().map(url::Url::as_str),
-            Some(expected.as_str()),
+            reported,
             "{api}"
         );
         assert_eq!(fetched.receipt_link(client.base_url()).as_str(), expected);

@@ -174,6 +174,9 @@ const KNOWN_MESSAGES: &[&str] = &[
     "An account is required to send emails.",
     "Undeliverable email address: {email}",
     "Incorrect passphrase",
+    // A burn with a wrong passphrase: `web.COMMON.error_passphrase` of the compiled English
+    // locale (v1 and v2 `burn_secret.rb`; the genuine server answers it, real_ots_differential).
+    "Double check that passphrase",
     "Unknown type of secret",
     "Incorrect payload format",
     "Could not store your secret",
@@ -350,6 +353,7 @@ mod tests {
             "Passphrase must contain at least one uppercase letter, number",
             "Undeliverable email address: not-an-email",
             "Secret could not be burned.",
+            "Double check that passphrase",
             "Guest conceal is disabled",
             "Feature requires extended default expiration entitlement",
         ] {

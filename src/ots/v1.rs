@@ -188,9 +188,11 @@ fn push_common<'a>(
 
 /// A v1 receipt object (share, generate, metadata, burn's `state`, recent items).
 pub fn receipt_from(op: Op, obj: &Object) -> Result<Receipt, OtsError> {
+    let metadata_key = json::string(obj, &["metadata_key", "identifier", "key"])
+        .ok_or_else(|| missing(op, "metadata_key"))?;
     Ok(Receipt {
-        metadata_key: json::string(obj, &["metadata_key", "identifier", "key"])
-            .ok_or_else(|| missing(op, "metadata_key"))?,
+        receipt_url: receipt_url(obj, &metadata_key),
+        metadata_key,
         secret_key: json::string(obj, &["secret_key"]),
         state: SecretState::parse(
             &json::string(obj, &["state"]).ok_or_else(|| missing(op, "state"))?,
@@ -204,9 +206,16 @@ pub fn receipt_from(op: Op, obj: &Object) -> Result<Receipt, OtsError> {
         // v1 reports no access telemetry.
         first_access: None,
         passphrase_required: json::bool_field(obj, &["passphrase_required", "has_passphrase"]),
-        receipt_url: web_url(obj, &["receipt_url", "metadata_url"]),
         recipients: json::strings(obj, &["recipients", "recipient"]),
     })
+}
+
+/// The creator's link the server reported, when it names this receipt: the genuine server's
+/// v1 receipt view sends `https://HOST/receipt/` without the key (`show_receipt.rb:38,270-277`
+/// at de53ff8f7), which must never stand for the link.
+pub fn receipt_url(obj: &Object, metadata_key: &str) -> Option<url::Url> {
+    web_url(obj, &["receipt_url", "metadata_url"])
+        .filter(|url| url.path().ends_with(&format!("/{metadata_key}")))
 }
 
 /// An http(s) URL field; anything else is ignored.
@@ -531,6 +540,26 @@ mod tests {
         assert_eq!(r.received, Some(1_767_225_700));
         assert_eq!(r.passphrase_required, None);
         assert_eq!(r.receipt_url, None);
+    }
+
+    #[test]
+    fn a_receipt_link_without_the_key_is_not_taken() {
+        // The genuine v1 receipt view (GET /private/KEY) at de53ff8f7.
+        let o = obj(json!({
+            "metadata_key":"mk1","state":"new","metadata_url":"https://h/receipt/",
+            "receipt_url":"https://h/receipt/"
+        }));
+        assert_eq!(receipt_from(Op::Receipt, &o).unwrap().receipt_url, None);
+        let o =
+            obj(json!({"metadata_key":"mk1","state":"new","receipt_url":"https://h/receipt/mk1"}));
+        assert_eq!(
+            receipt_from(Op::Receipt, &o)
+                .unwrap()
+                .receipt_url
+                .map(String::from)
+                .as_deref(),
+            Some("https://h/receipt/mk1")
+        );
     }
 
     #[test]

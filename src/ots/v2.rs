@@ -44,7 +44,7 @@ use super::json::{self, Object, missing};
 use super::types::{
     BurnAnswer, GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus, ShareRequest,
 };
-use super::v1::web_url;
+use super::v1::receipt_url;
 
 const API: ResolvedApi = ResolvedApi::V2;
 
@@ -395,9 +395,11 @@ pub fn receipt_from(
     details: Option<&Object>,
 ) -> Result<Receipt, OtsError> {
     let from_secret = |f: &dyn Fn(&Object) -> Option<u64>| secret.and_then(f);
+    let metadata_key = json::string(record, &["identifier", "key", "metadata_key"])
+        .ok_or_else(|| missing(op, "identifier"))?;
     Ok(Receipt {
-        metadata_key: json::string(record, &["identifier", "key", "metadata_key"])
-            .ok_or_else(|| missing(op, "identifier"))?,
+        receipt_url: receipt_url(record, &metadata_key),
+        metadata_key,
         secret_key: json::string(record, &["secret_identifier", "secret_key"])
             .or_else(|| secret.and_then(|s| json::string(s, &["identifier", "key"]))),
         state: SecretState::parse(
@@ -423,7 +425,6 @@ pub fn receipt_from(
             .and_then(|d| json::i64_field(d, &["first_access"])),
         passphrase_required: json::bool_field(record, &["passphrase_required", "has_passphrase"])
             .or_else(|| secret.and_then(|s| json::bool_field(s, &["has_passphrase"]))),
-        receipt_url: web_url(record, &["receipt_url", "metadata_url"]),
         recipients: json::strings(record, &["recipients", "recipient"]),
     })
 }

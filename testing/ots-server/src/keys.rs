@@ -23,6 +23,33 @@ pub(crate) fn new_key(legacy: bool) -> String {
     base36(&buf, len)
 }
 
+/// A request id as the genuine server's Rack::RequestId makes them: 13 base-36 characters.
+pub(crate) fn request_id() -> String {
+    let mut buf = [0u8; 9];
+    rand::rng().fill_bytes(&mut buf);
+    base36(&buf, 13).chars().take(13).collect()
+}
+
+/// An account's objid, in the UUID form the genuine server gives its customers
+/// (`owner_id`, recent's `custid`), derived from the email so it is stable.
+pub(crate) fn objid(email: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (salt, email).hash(&mut h);
+        h.finish()
+    };
+    let (a, b) = (half(1), half(2));
+    format!(
+        "{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        (b >> 48) | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
 /// Big-endian bytes as a base-36 number, left-padded with zeros to `len` digits.
 fn base36(bytes: &[u8], len: usize) -> String {
     let mut num = bytes.to_vec();

@@ -186,6 +186,12 @@ fn receipt(ctx: &Ctx<'_>) -> Response {
         return unknown_secret(key);
     };
     let mut body = receipt_hash(ctx, &view);
+    // The receipt page's links are built from `receipt.key`, which a loaded receipt lacks, so
+    // they end in `/receipt/` (apps/api/v1/logic/secrets/show_receipt.rb:38,270-277 with
+    // helpers/uris.rb:39-45, de53ff8f7; seen on the genuine server by
+    // testing/ots-server/tests/real_ots_differential.rs). Share and recent carry the key.
+    let bare = format!("{}/receipt/", site_base(ctx, &view));
+    body.insert("metadata_url".into(), json!(bare));
     if view.secret_live {
         body.insert("passphrase_required".into(), json!(view.has_passphrase));
     }
@@ -220,9 +226,13 @@ fn burn(ctx: &Ctx<'_>) -> Response {
         // (apps/api/v1/controllers/index.rb:184-186).
         Ok((_, Burn::Lost | Burn::NotConfirmed)) => unknown_secret(key),
         Err(BurnError::NoReceipt | BurnError::SecretGone) => unknown_secret(key),
-        Err(BurnError::IncorrectPassphrase) => {
-            error("Incorrect passphrase", Some(StatusCode::BAD_REQUEST))
-        }
+        // `I18n.t('web.COMMON.error_passphrase', default: 'Incorrect passphrase')`
+        // (apps/api/v1/logic/secrets/burn_secret.rb:71): the compiled English locale has the
+        // key (generated/locales/en.json:50), so the default never shows.
+        Err(BurnError::IncorrectPassphrase) => error(
+            "Double check that passphrase",
+            Some(StatusCode::BAD_REQUEST),
+        ),
         Err(BurnError::Locked(_)) => unexpected(),
     }
 }
@@ -235,7 +245,13 @@ fn recent(ctx: &Ctx<'_>) -> Response {
     let items: Vec<Value> = views
         .iter()
         .map(|v| {
-            let mut h = add_aliases(receipt_hash(ctx, v));
+            // No live ttl is passed to `receipt_hsh` here, so `secret_ttl` is null
+            // (apps/api/v1/controllers/index.rb:143 with class_methods.rb:185,224-227).
+            let mut state = receipt_hash(ctx, v);
+            if state.contains_key("secret_ttl") {
+                state.insert("secret_ttl".into(), Value::Null);
+            }
+            let mut h = add_aliases(state);
             h.remove("secret_key");
             Value::Object(h)
         })
@@ -256,14 +272,18 @@ pub(crate) fn scheme_of(url: &str) -> &str {
     )
 }
 
-/// The v1 receipt object without the v0.24 alias fields.
-fn receipt_hash(ctx: &Ctx<'_>, v: &ReceiptView) -> Map<String, Value> {
-    let base = if v.share_domain.is_empty() {
+/// Scheme and host of a receipt's links: its share domain, else the site.
+fn site_base(ctx: &Ctx<'_>, v: &ReceiptView) -> String {
+    if v.share_domain.is_empty() {
         ctx.app.public_url.clone()
     } else {
         format!("{}{}", scheme_of(&ctx.app.public_url), v.share_domain)
-    };
-    let metadata_url = format!("{base}/receipt/{}", v.metadata_key);
+    }
+}
+
+/// The v1 receipt object without the v0.24 alias fields.
+fn receipt_hash(ctx: &Ctx<'_>, v: &ReceiptView) -> Map<String, Value> {
+    let metadata_url = format!("{}/receipt/{}", site_base(ctx, v), v.metadata_key);
     let mut m = Map::new();
     m.insert("custid".into(), json!(v.owner.as_deref().unwrap_or("anon")));
     m.insert("metadata_key".into(), json!(v.metadata_key));

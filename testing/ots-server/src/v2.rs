@@ -10,6 +10,7 @@ use crate::api::{Ctx, Operation, Route};
 use crate::auth::Caller;
 use crate::config::Plan;
 use crate::create::{self, CreateInput, Invalid, Refusal};
+use crate::keys;
 use crate::params::Params;
 use crate::store::{
     Burn, BurnError, GLOBAL_MAX_ATTEMPTS, GateInput, IP_MAX_ATTEMPTS, ReceiptView, RevealError,
@@ -17,8 +18,13 @@ use crate::store::{
 };
 use crate::v1::{host_of, scheme_of};
 
-/// Version reported by `GET /api/v2/version`.
-const VERSION: [u64; 3] = [0, 26, 6];
+/// A receipt's class-level `default_expiration` (14 days, `lib/onetime/models/receipt.rb:29`),
+/// which a receipt loaded from the store reports as its own.
+const RECEIPT_DEFAULT_EXPIRATION: u64 = 14 * 86_400;
+
+/// Version reported by `GET /api/v2/version`: strings, split from package.json's `version`
+/// (`lib/onetime/version.rb:13-16,39-46`, de53ff8f7).
+const VERSION: [&str; 3] = ["0", "26", "6"];
 
 /// Resolves a path below `/api/v2`; unknown paths and wrong methods are `NotFound`.
 pub(crate) fn route(method: &Method, rest: &str) -> Route {
@@ -83,11 +89,20 @@ pub(crate) fn error(status: StatusCode, message: &str, error_type: &str) -> Resp
     )
 }
 
+/// An error the app's handler rendered (a logic error, not Otto's auth layer or router): the
+/// request's id is echoed into the body (`ErrorCorrelation.apply`,
+/// lib/onetime/application/error_correlation.rb:83-94, de53ff8f7; the id is Rack::RequestId's,
+/// 13 base-36 characters on the genuine server).
+fn logic_error(status: StatusCode, mut body: Value) -> Response {
+    body["request_id"] = json!(keys::request_id());
+    json_response(status, &body)
+}
+
 /// v2's rate-limit answer (429; the caller adds `Retry-After`).
 pub(crate) fn rate_limited(retry_after_secs: u64) -> Response {
-    json_response(
+    logic_error(
         StatusCode::TOO_MANY_REQUESTS,
-        &json!({
+        json!({
             "error": "Rate limit exceeded",
             "error_type": "LimitExceeded",
             "retry_after": retry_after_secs,
@@ -114,34 +129,36 @@ fn authentication_required(reason: &str, now: u64) -> Response {
 }
 
 fn unauthorized(message: &str) -> Response {
-    error(StatusCode::UNAUTHORIZED, message, "Unauthorized")
+    logic_error(
+        StatusCode::UNAUTHORIZED,
+        json!({ "error": message, "error_type": "Unauthorized" }),
+    )
 }
 
 /// A missing secret or receipt on reveal, show and burn: `raise OT::MissingSecret` with no
 /// message (reveal_secret.rb:65, show_secret.rb:51, burn_secret.rb:50, de53ff8f7), so
 /// `RecordNotFound#to_h` drops the nil `error` (lib/onetime/errors.rb:185-191).
 fn record_not_found() -> Response {
-    json_response(
+    logic_error(
         StatusCode::NOT_FOUND,
-        &json!({ "error_type": "RecordNotFound" }),
+        json!({ "error_type": "RecordNotFound" }),
     )
 }
 
 /// A missing receipt on show/update: `raise OT::MissingSecret, "identifier: #{identifier}"`
 /// (show_receipt.rb:71, update_receipt.rb:29, de53ff8f7).
 fn receipt_not_found(key: &str) -> Response {
-    error(
+    logic_error(
         StatusCode::NOT_FOUND,
-        &format!("identifier: {key}"),
-        "RecordNotFound",
+        json!({ "error": format!("identifier: {key}"), "error_type": "RecordNotFound" }),
     )
 }
 
 /// Passphrase lockout: 429 with the lock's remaining time.
 fn locked(retry_after: u64, max_attempts: u32) -> Response {
-    let mut resp = json_response(
+    let mut resp = logic_error(
         StatusCode::TOO_MANY_REQUESTS,
-        &json!({
+        json!({
             "error": "Too many incorrect passphrase attempts. Please try again later.",
             "error_type": "LimitExceeded",
             "retry_after": retry_after,
@@ -164,7 +181,7 @@ fn form_error(message: &str, field: Option<&str>, error_type: Option<&str>) -> R
     if let Some(f) = field {
         body["field"] = json!(f);
     }
-    json_response(StatusCode::UNPROCESSABLE_ENTITY, &body)
+    logic_error(StatusCode::UNPROCESSABLE_ENTITY, body)
 }
 
 /// 403 for a ttl the plan does not cover: `EntitlementRequired#to_h`
@@ -172,9 +189,9 @@ fn form_error(message: &str, field: Option<&str>, error_type: Option<&str>) -> R
 /// names (`apps/web/billing/plan_helpers.rb:29-46`: the cheapest plan carrying
 /// `extended_default_expiration`, `identity_plus_v1`).
 fn entitlement_required(message: &str, plan: Plan) -> Response {
-    json_response(
+    logic_error(
         StatusCode::FORBIDDEN,
-        &json!({
+        json!({
             "error": message,
             "error_type": "EntitlementRequired",
             "entitlement": "extended_default_expiration",
@@ -189,9 +206,9 @@ fn entitlement_required(message: &str, plan: Plan) -> Response {
 /// (lib/onetime/errors.rb:322-335) raised by `require_guest_route_enabled!`
 /// (lib/onetime/logic/guest_route_gating.rb:52-58, de53ff8f7).
 fn guest_routes_disabled() -> Response {
-    json_response(
+    logic_error(
         StatusCode::FORBIDDEN,
-        &json!({
+        json!({
             "error": "Guest API access is disabled",
             "error_type": "GuestRoutesDisabled",
             "code": "GUEST_ROUTES_DISABLED",
@@ -329,11 +346,9 @@ fn receipt(ctx: &Ctx<'_>) -> Response {
     } else {
         rec.remove("secret_identifier");
     }
+    // The share link is built from the receipt's secret identifier whether or not the secret
+    // is shown; with the secret gone it ends in `secret/` (show_receipt.rb:322-331,356-358).
     rec.extend(links(ctx, &view, view.ttl, Layout::Current));
-    if !show_secret {
-        rec.insert("share_path".into(), Value::Null);
-        rec.insert("share_url".into(), Value::Null);
-    }
     rec.insert(
         "secret_state".into(),
         json!(view.secret_live.then_some("new")),
@@ -352,7 +367,8 @@ fn receipt(ctx: &Ctx<'_>) -> Response {
             "first_access": view.first_access.map(epoch_f),
             "last_access": view.last_access.map(epoch_f),
             "has_passphrase": view.secret_live && view.has_passphrase,
-            "can_decrypt": view.secret_live,
+            // `secret.can_decrypt?`: a ciphertext and no passphrase (models/secret.rb:115-117).
+            "can_decrypt": view.secret_live && !view.has_passphrase,
             "secret_value": value,
             "show_secret": show_secret,
             "show_secret_link": show_secret && view.recipients.is_empty(),
@@ -389,14 +405,27 @@ fn burn(ctx: &Ctx<'_>) -> Response {
         // any data (burn_secret.rb:54-56), which renders as `{"success": true}` (§13.1).
         Err(BurnError::SecretGone) => ok(json!({ "success": true })),
         Err(BurnError::NoReceipt) => record_not_found(),
-        Err(BurnError::IncorrectPassphrase) => form_error("Incorrect passphrase", None, None),
+        // `I18n.t('web.COMMON.error_passphrase', default: 'Incorrect passphrase')`
+        // (burn_secret.rb:141): the compiled English locale has the key
+        // (generated/locales/en.json:50), so the default never shows. Reveal asks for
+        // `web.COMMON.incorrect_passphrase`, which it lacks (reveal_secret.rb:228).
+        Err(BurnError::IncorrectPassphrase) => {
+            form_error("Double check that passphrase", None, None)
+        }
         Err(BurnError::Locked(left)) => locked(left, GLOBAL_MAX_ATTEMPTS.min(IP_MAX_ATTEMPTS)),
     }
 }
 
 fn burn_answer(ctx: &Ctx<'_>, view: &ReceiptView, burned: bool) -> Value {
     let mut rec = receipt_dump(view);
-    rec.extend(links(ctx, view, view.ttl, Layout::Current));
+    // The expiry fields come from `receipt.default_expiration`, which a loaded receipt does not
+    // hold: the class default, 14 days (burn_secret.rb:166-168, models/receipt.rb:29).
+    rec.extend(links(
+        ctx,
+        view,
+        RECEIPT_DEFAULT_EXPIRATION,
+        Layout::Current,
+    ));
     json!({
         "success": burned,
         "record": rec,
@@ -430,7 +459,8 @@ fn recent(ctx: &Ctx<'_>, caller: &Caller) -> Response {
     let now = ctx.app.store.clock.now();
     ok(json!({
         "success": true,
-        "custid": email,
+        // The account's objid (list_receipts.rb), not its email.
+        "custid": keys::objid(email),
         "count": records.len(),
         "records": records,
         "details": {
@@ -438,7 +468,7 @@ fn recent(ctx: &Ctx<'_>, caller: &Caller) -> Response {
             "scope": null,
             "scope_label": null,
             "since": now.saturating_sub(30 * 86_400),
-            "now": now,
+            "now": epoch_f(now),
             "has_items": !records.is_empty(),
             "revealed_receipts": done,
             "pending_receipts": pending,
@@ -558,7 +588,9 @@ pub(crate) fn revealed(
             "continue": confirm,
             "is_owner": caller.email().is_some() && r.view.owner.as_deref() == caller.email(),
             "show_secret": value.is_some(),
-            "correct_passphrase": !r.view.has_passphrase || passphrase.is_some_and(|p| !p.is_empty()),
+            // `secret.passphrase?(passphrase)`: false for a secret without one
+            // (reveal_secret.rb:80).
+            "correct_passphrase": r.view.has_passphrase && passphrase.is_some_and(|p| !p.is_empty()),
             "display_lines": display_lines(value.as_deref().unwrap_or_default()),
             "one_liner": value.as_deref().filter(|v| !v.is_empty()).map(|v| !v.contains('\n')),
         },
@@ -592,26 +624,44 @@ pub(crate) fn links(
     layout: Layout,
 ) -> Map<String, Value> {
     let base = base_url(ctx, &view.share_domain);
-    let root = match layout {
-        Layout::Current => "/receipt",
-        Layout::Legacy => "/private",
+    // Current: `build_path` joins with `/` and no leading one, `build_url` puts one between
+    // (apps/api/v2/logic/helpers/uris.rb), and the secret's identifier is nil once it is gone
+    // (show_receipt.rb:356-363, de53ff8f7).
+    let (root, lead, secret_key, natural) = match layout {
+        Layout::Current => (
+            "receipt",
+            "",
+            if view.secret_live {
+                view.secret_key.as_str()
+            } else {
+                ""
+            },
+            natural_duration(lifespan),
+        ),
+        Layout::Legacy => (
+            "private",
+            "/",
+            view.secret_key.as_str(),
+            legacy_natural_duration(lifespan),
+        ),
     };
-    let share_path = format!("/secret/{}", view.secret_key);
-    let receipt_path = format!("{root}/{}", view.metadata_key);
+    let share_path = format!("{lead}secret/{secret_key}");
+    let receipt_path = format!("{lead}{root}/{}", view.metadata_key);
     let burn_path = format!("{receipt_path}/burn");
+    let url = |path: &str| format!("{base}/{}", path.trim_start_matches('/'));
     let mut links = object(json!({
-        "natural_expiration": natural_duration(lifespan),
+        "natural_expiration": natural,
         "expiration": view.created + lifespan,
         "expiration_in_seconds": lifespan,
-        "share_url": format!("{base}{share_path}"),
+        "share_url": url(&share_path),
         "share_path": share_path,
-        "metadata_url": format!("{base}{receipt_path}"),
+        "metadata_url": url(&receipt_path),
         "metadata_path": receipt_path,
-        "burn_url": format!("{base}{burn_path}"),
+        "burn_url": url(&burn_path),
         "burn_path": burn_path,
     }));
     if layout == Layout::Current {
-        links.insert("receipt_url".into(), json!(format!("{base}{receipt_path}")));
+        links.insert("receipt_url".into(), json!(url(&receipt_path)));
         links.insert("receipt_path".into(), json!(receipt_path));
     }
     links
@@ -630,7 +680,24 @@ pub(crate) fn display_lines(value: &str) -> usize {
     lines.min(30)
 }
 
+/// `OT::Utils::TimeUtils.natural_duration` (lib/onetime/utils/time_utils.rb:35-45,
+/// de53ff8f7): up to a minute in seconds, up to an hour in minutes ("60 minutes"), up to a day
+/// in hours ("24 hours"), then days.
 pub(crate) fn natural_duration(secs: u64) -> String {
+    if secs <= 60 {
+        format!("{secs} seconds")
+    } else if secs <= 3600 {
+        format!("{} minutes", secs / 60)
+    } else if secs <= 86_400 {
+        format!("{} hours", secs / 3600)
+    } else {
+        format!("{} days", secs / 86_400)
+    }
+}
+
+/// The wording this server used before it was compared with the genuine one, kept for the
+/// v0.20/v0.23 profiles (not compared).
+fn legacy_natural_duration(secs: u64) -> String {
     let (n, unit) = if secs >= 86_400 {
         (secs / 86_400, "day")
     } else if secs >= 3600 {
@@ -656,11 +723,16 @@ fn receipt_dump(v: &ReceiptView) -> Map<String, Value> {
     let dump = json!({
         "identifier": v.metadata_key,
         "key": v.metadata_key,
-        "custid": v.owner.as_deref().unwrap_or("anon"),
-        "owner_id": v.owner,
+        // Records name their owner by `owner_id` (an objid); `custid` is no longer set
+        // (transcripts 32, 33 of shared/real-ots: null anonymous and with an account).
+        "custid": null,
+        "owner_id": v.owner.as_deref().map(keys::objid),
         "state": v.state.v2_name(),
         "secret_shortid": v.secret_key.chars().take(8).collect::<String>(),
-        "secret_identifier": v.secret_live.then(|| v.secret_key.clone()),
+        // Cleared to "" when the secret is revealed, burned, expired or orphaned
+        // (receipt/features/deprecated_fields.rb:163,197,228,261, dumped by
+        // safe_dump_fields.rb:79).
+        "secret_identifier": if v.secret_live { v.secret_key.as_str() } else { "" },
         // metadata_ttl, receipt_ttl and lifespan are the secret's lifetime, not the
         // receipt's (lib/onetime/models/receipt/features/safe_dump_fields.rb:90-93).
         "secret_ttl": v.ttl,
@@ -693,7 +765,8 @@ fn receipt_dump(v: &ReceiptView) -> Map<String, Value> {
         "is_destroyed": destroyed,
         "has_passphrase": v.has_passphrase,
         "kind": v.kind.name(),
-        "source": null,
+        // Every API-made receipt is `standard` (an incoming one would say so).
+        "source": "standard",
     });
     object(dump)
 }

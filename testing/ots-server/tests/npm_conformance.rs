@@ -1,7 +1,8 @@
 //! Third-party conformance: the npm package `onetimesecret-api` 1.1.3, which no one here wrote,
 //! runs status → share → metadata → reveal → second reveal (fails) → burn of another secret
 //! (and more) against the test server; its script checks every answer against the fact sheet.
-//! Needs `node` and `npm` on PATH; `npm ci` runs when `node_modules` is missing.
+//! Needs `node` and `npm` on PATH; `npm ci` runs when `node_modules` is missing. The ignored
+//! test runs the same script against the genuine server.
 
 mod common;
 
@@ -44,12 +45,16 @@ fn ensure_installed() {
 }
 
 fn run_script(server: &TestServer, key_len: usize) -> String {
+    run_script_at(&server.url(), USER, TOKEN, key_len)
+}
+
+fn run_script_at(url: &str, user: &str, token: &str, key_len: usize) -> String {
     let out = Command::new("node")
         .arg("conformance.js")
         .current_dir(conformance_dir())
-        .env("OTS_URL", server.url())
-        .env("OTS_USERNAME", USER)
-        .env("OTS_API_TOKEN", TOKEN)
+        .env("OTS_URL", url)
+        .env("OTS_USERNAME", user)
+        .env("OTS_API_TOKEN", token)
         .env("OTS_KEY_LEN", key_len.to_string())
         .output()
         .expect("node must be on PATH for the conformance test");
@@ -117,4 +122,19 @@ fn the_npm_client_sees_the_same_v1_on_the_old_profiles() {
         assert!(!stdout.contains("not ok"), "{profile}: {stdout}");
         assert!(server.stats().by_operation["burn"] >= 2, "{profile}");
     }
+}
+
+/// The same script against the genuine server (`testing/real-ots`): what it expects of
+/// ots-testserver is what the genuine server answers. Ignored by default, like
+/// `real_ots_differential`: `cargo test -p ots-testserver --test npm_conformance -- --ignored`.
+#[test]
+#[ignore = "runs the genuine Onetime Secret server: -- --ignored"]
+fn the_npm_client_sees_the_same_v1_on_the_genuine_server() {
+    let Some(server) = common::genuine::start() else {
+        return;
+    };
+    ensure_installed();
+    let stdout = run_script_at(&server.url, &server.email, &server.token, 62);
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    assert!(!stdout.contains("not ok"), "{stdout}");
 }

@@ -182,12 +182,14 @@ async fn burning_a_protected_secret_needs_its_passphrase_even_for_the_owner() {
         .await
         .json;
     let burn = v1_burn_path(&r);
+    // burn_secret.rb:71 reads the locale key web.COMMON.error_passphrase, which is there
+    // ("Double check that passphrase", as the genuine server answers).
     api.form_auth(&burn, &[])
         .await
-        .assert_v1_error("Incorrect passphrase", Some("400"));
+        .assert_v1_error("Double check that passphrase", Some("400"));
     api.form_auth(&burn, &[("passphrase", "nope")])
         .await
-        .assert_v1_error("Incorrect passphrase", Some("400"));
+        .assert_v1_error("Double check that passphrase", Some("400"));
     let ok = api.form_auth(&burn, &[("passphrase", "pass1234")]).await;
     assert_eq!(ok.status, 200, "{ok:?}");
     assert_eq!(
