@@ -10,7 +10,9 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use ots_testserver::Config;
 use serde_json::json;
-use support::cluster::{client as admin_client, kubeconfig_path, repo_root, tool_command};
+use support::cluster::{
+    client as admin_client, repo_root, service_account_kubeconfig, tool_command,
+};
 use support::operator::*;
 
 /// Installs the chart (release `ots-operator` in namespace `ots-operator`) into the control plane.
@@ -31,35 +33,6 @@ fn helm_install() {
     );
 }
 
-/// A kubeconfig that authenticates with a fresh token of the chart's ServiceAccount, as the pod would.
-async fn service_account_kubeconfig(admin: &Client) -> std::path::PathBuf {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "ots-operator");
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let token = accounts
-        .create_token_request("ots-operator", &PostParams::default(), &request)
-        .await
-        .expect("token request")
-        .status
-        .expect("token")
-        .token;
-    let text = std::fs::read_to_string(kubeconfig_path()).expect("admin kubeconfig");
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
-    for user in config["users"].as_sequence_mut().expect("users") {
-        user["user"] = serde_yaml::to_value(json!({ "token": token })).expect("value");
-    }
-    let path = std::env::temp_dir().join(format!("ots-sa-{}.kubeconfig", std::process::id()));
-    std::fs::write(&path, serde_yaml::to_string(&config).expect("yaml")).expect("write");
-    path
-}
-
 /// Whether the operator binary accepts `flag` (per `ots-operator run --help`).
 ///
 fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) {
@@ -75,7 +48,7 @@ async fn the_operator_works_with_exactly_the_rights_the_chart_grants() {
     helm_install();
     let ns = support::cluster::test_namespace(&admin, "chart-sa").await;
     let server = ots_server(Config::default());
-    let kubeconfig = service_account_kubeconfig(&admin).await;
+    let kubeconfig = service_account_kubeconfig(&admin, "ots-operator", "ots-operator").await;
     let kubeconfig_text = kubeconfig.to_string_lossy().to_string();
 
     // Cluster-wide, leader-elected, as the chart runs it (the Lease lives in the release namespace).
