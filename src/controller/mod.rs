@@ -47,7 +47,7 @@ use crate::ots::OtsError;
 use crate::resource::{DeletionPolicy, FINALIZER, OneTimeShare, OneTimeShareStatus};
 use crate::runtime::metrics::{Metrics, ReconcileResult, StatusClass};
 use crate::runtime::readiness::Readiness;
-use crate::runtime::throttle::Throttle;
+use crate::runtime::throttle::{Throttle, Turn};
 use events::Recorder;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -171,12 +171,14 @@ impl Context {
         obj: &OneTimeShare,
         status: &OneTimeShareStatus,
     ) -> Result<Server, Error> {
-        let secrets = self.secrets(&obj.namespace().unwrap_or_default());
+        let namespace = obj.namespace().unwrap_or_default();
+        let secrets = self.secrets(&namespace);
         self.servers
             .resolve(
                 &secrets,
                 obj.spec.server.as_ref(),
                 status.server_url.as_deref(),
+                &Turn::share(&namespace),
             )
             .await
     }

@@ -3,6 +3,7 @@
 use super::{Call, Harness, ready};
 use crate::error::{Error, Reason};
 use crate::resource::{FINALIZER, OneTimeShare, Phase, RESHARE_ANNOTATION};
+use crate::runtime::throttle::Turn;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -344,7 +345,7 @@ async fn each_step_of_a_links_life_reaches_its_condition_and_event() {
     let server = h
         .ctx
         .servers
-        .resolve_recorded(&h.ots.url(), None)
+        .resolve_recorded(&h.ots.url(), None, &Turn::share("test"))
         .await
         .expect("the test server");
     server
