@@ -70,6 +70,9 @@ pub struct Servers {
     max_secret_bytes: usize,
     /// What was learned per server (base URL).
     learned: Mutex<HashMap<String, Learned>>,
+    /// Per server (base URL): held while its API version is asked, so that concurrent
+    /// reconciles wait for the one answer instead of each taking a turn of the OTS budget.
+    probes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Credential verdicts per identity; the inner lock makes concurrent reconciles of one
     /// identity wait for a single verification.
     verdicts: Mutex<HashMap<Identity, Arc<tokio::sync::Mutex<Option<Verdict>>>>>,
@@ -92,6 +95,7 @@ impl Servers {
             allowed: config.allowed_servers.clone(),
             max_secret_bytes: config.max_secret_bytes,
             learned: Mutex::new(HashMap::new()),
+            probes: Mutex::new(HashMap::new()),
             verdicts: Mutex::new(HashMap::new()),
             token_hasher: RandomState::new(),
             throttle,
@@ -185,10 +189,21 @@ impl Servers {
             .clone();
         let client = OtsClient::with_learned(config, self.http.clone(), learned)?;
         if self.api == ApiVersion::Auto && client.learned_api().is_none() {
-            // Asked once per server (the answer is kept in `learned`), within the OTS budget.
-            self.throttle
-                .call(&server_key, "status", turn.clone(), client.api_version())
-                .await?;
+            // Asked once per server (the answer is kept in `learned`), within the OTS budget;
+            // reconciles that need it meanwhile wait for that answer, not for turns of their own.
+            let probe = self
+                .probes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(server_key.clone())
+                .or_default()
+                .clone();
+            let _asking = probe.lock().await;
+            if client.learned_api().is_none() {
+                self.throttle
+                    .call(&server_key, "status", turn.clone(), client.api_version())
+                    .await?;
+            }
         }
         if let Some(credentials) = &credentials {
             self.verify(&server_key, credentials, &client, turn).await?;

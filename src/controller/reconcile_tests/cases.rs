@@ -424,3 +424,22 @@ fn error_examples_cover_every_error_variant_reason() {
         assert!(reasons.contains(&reason), "{reason}");
     }
 }
+
+#[tokio::test]
+async fn reconciles_that_need_the_api_version_at_once_take_one_turn_of_the_budget_for_it() {
+    let h = Harness::with(ots_testserver::Config::default(), |c| {
+        c.ots_api = crate::ots::ApiVersion::Auto
+    })
+    .await;
+    let url = h.ots.url();
+    let turn = Turn::share("test");
+    let resolving = (0..20).map(|_| h.ctx.servers.resolve_recorded(&url, None, &turn));
+    for server in futures::future::join_all(resolving).await {
+        server.expect("the test server");
+    }
+    assert_eq!(
+        h.metric(r#"ots_operator_ots_requests_total{operation="status",status_class="2xx"}"#),
+        Some(1.0),
+        "one call asked, the others waited for its answer"
+    );
+}
