@@ -109,9 +109,15 @@ pub struct RunArgs {
     #[arg(long, default_value = "5m", value_parser = humantime_duration)]
     pub burn_timeout: Duration,
 
-    /// Resources reconciled at once.
+    /// Resources reconciled at once, all namespaces together. Slots go to deletions first, then
+    /// to the namespaces in turn.
     #[arg(long, default_value_t = 32)]
     pub concurrency: u16,
+
+    /// Resources of one namespace reconciled at once (default: half of --concurrency), so that
+    /// one namespace's backlog (or a server that holds its calls back) never takes every slot.
+    #[arg(long)]
+    pub concurrency_per_namespace: Option<u16>,
 
     /// Namespace where the operator keeps one record Secret per share (the metadata key and
     /// what a burn needs). Default: the pod's namespace, else "default". Only the operator
@@ -192,8 +198,10 @@ pub struct ControllerConfig {
     pub burn_timeout: Duration,
     /// OTS request timeout.
     pub ots_timeout: Duration,
-    /// Reconciles at once.
+    /// Reconciles at once, all namespaces together.
     pub concurrency: u16,
+    /// Reconciles of one namespace at once (at most `concurrency`).
+    pub concurrency_per_namespace: u16,
     /// Namespace of the operator's share records.
     pub state_namespace: String,
     /// Whether admission checked that creators may read the Secrets they name.
@@ -239,6 +247,9 @@ impl RunArgs {
         if self.ots_max_secret_bytes == 0 {
             return Err("--ots-max-secret-bytes must be positive".into());
         }
+        if self.concurrency == 0 || self.concurrency_per_namespace == Some(0) {
+            return Err("--concurrency and --concurrency-per-namespace must be at least 1".into());
+        }
         Ok(ControllerConfig {
             ots_url: self.ots_url.clone(),
             ots_api: self.ots_api,
@@ -255,6 +266,10 @@ impl RunArgs {
             burn_timeout: self.burn_timeout,
             ots_timeout: self.ots_timeout,
             concurrency: self.concurrency,
+            concurrency_per_namespace: self
+                .concurrency_per_namespace
+                .unwrap_or((self.concurrency / 2).max(1))
+                .min(self.concurrency),
             state_namespace: self
                 .state_namespace
                 .clone()
@@ -366,6 +381,28 @@ mod tests {
         );
         let cli = Cli::try_parse_from(["x", "--ots-max-secret-bytes", "0"]).unwrap();
         assert!(cli.run.controller_config().is_err());
+    }
+
+    #[test]
+    fn one_namespace_gets_half_the_reconcile_slots_unless_told_otherwise() {
+        let config = |args: &[&str]| {
+            let mut argv = vec!["x"];
+            argv.extend(args);
+            Cli::try_parse_from(argv).unwrap().run.controller_config()
+        };
+        let default = config(&[]).unwrap();
+        assert_eq!(
+            (default.concurrency, default.concurrency_per_namespace),
+            (32, 16)
+        );
+        let one = config(&["--concurrency", "1"]).unwrap();
+        assert_eq!(one.concurrency_per_namespace, 1);
+        let set = config(&["--concurrency", "8", "--concurrency-per-namespace", "3"]).unwrap();
+        assert_eq!(set.concurrency_per_namespace, 3);
+        let capped = config(&["--concurrency", "8", "--concurrency-per-namespace", "20"]).unwrap();
+        assert_eq!(capped.concurrency_per_namespace, 8);
+        assert!(config(&["--concurrency", "0"]).is_err());
+        assert!(config(&["--concurrency-per-namespace", "0"]).is_err());
     }
 
     #[test]

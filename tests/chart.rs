@@ -213,6 +213,19 @@ fn default_render_runs_a_hardened_leader_elected_operator_with_probes() {
             .any(|arg| arg.starts_with("--max-live-shares-per-secret")),
         "no live-share limit unless admissionPolicy.maxLiveSharesPerSecret is set: {args:?}"
     );
+    assert!(
+        !args.iter().any(|arg| {
+            [
+                "--ots-rate",
+                "--ots-burst",
+                "--ots-max-in-flight",
+                "--concurrency",
+            ]
+            .iter()
+            .any(|flag| arg.starts_with(flag))
+        }),
+        "the operator's own defaults for the OTS budget and reconcile slots: {args:?}"
+    );
 
     let security = &container["securityContext"];
     assert_eq!(security["runAsNonRoot"], true);
@@ -257,6 +270,12 @@ fn ots_values_become_flags_and_credentials_come_only_from_the_named_secret() {
         "--set",
         "ots.burst=10",
         "--set",
+        "ots.maxInFlight=4",
+        "--set",
+        "concurrency=20",
+        "--set",
+        "concurrencyPerNamespace=5",
+        "--set",
         "leaderElection.enabled=false",
         "--set",
         "logFormat=text",
@@ -274,6 +293,9 @@ fn ots_values_become_flags_and_credentials_come_only_from_the_named_secret() {
         "--allow-server-url=https://b.example.com",
         "--ots-rate=5",
         "--ots-burst=10",
+        "--ots-max-in-flight=4",
+        "--concurrency=20",
+        "--concurrency-per-namespace=5",
         "--log-format=text",
         "--some-flag",
         "--max-live-shares-per-secret=3",

@@ -324,9 +324,13 @@ async fn an_absent_key_is_filled_only_in_the_secret_made_for_that_share_and_othe
         )
         .await
         .expect("replace the key");
-    let refilled = wait_for(&client, &ns, "api-key", "a new link for the refilled key", |o| {
-        phase(o) == "Shared" && metadata_key(o) != metadata_key(&first)
-    })
+    let refilled = wait_for(
+        &client,
+        &ns,
+        "api-key",
+        "a new link for the refilled key",
+        |o| phase(o) == "Shared" && metadata_key(o) != metadata_key(&first),
+    )
     .await;
     let fresh = secret_value(&client, &ns, "app", "apiKey").await.unwrap();
     assert_ne!(fresh, api_key, "a fresh value");
@@ -353,7 +357,11 @@ async fn an_absent_key_is_filled_only_in_the_secret_made_for_that_share_and_othe
     })
     .await;
     assert_eq!(phase(&refused), "Failed");
-    assert_eq!(secret_value(&client, &ns, "app", "pin").await, None, "no key was added");
+    assert_eq!(
+        secret_value(&client, &ns, "app", "pin").await,
+        None,
+        "no key was added"
+    );
     assert_eq!(
         secret_value(&client, &ns, "app", "apiKey").await.as_deref(),
         Some(fresh.as_str()),

@@ -4,7 +4,7 @@
 //! the server did not do while the receipt still shows the secret live is not gone; the finalizer
 //! stays and the burn is retried with backoff until `--burn-timeout`.
 
-use super::burn::burn;
+use super::burn::revoke;
 use super::{Context, now, records};
 use crate::error::{BurnFailure, Error, Reason};
 use crate::ots::BurnOutcome;
@@ -48,7 +48,7 @@ pub(super) async fn cleanup(obj: &OneTimeShare, ctx: &Context) -> Result<Action,
     // Only a link this process saw spent is spared the burn; a status saying so is not enough
     // (a burn of a spent link costs one call and is answered "already gone").
     if !ctx.memory.spent(&uid) {
-        match burn(ctx, &stored).await {
+        match revoke(ctx, &stored).await {
             Ok(outcome) => {
                 ctx.metrics.burn(BurnResult::from(&outcome));
                 if matches!(outcome, BurnOutcome::Burned(_)) {

@@ -7,6 +7,7 @@ use super::{Context, Server};
 use crate::error::Error;
 use crate::ots::SecretString;
 use crate::resource::{OneTimeShare, SecretKeyRef, Ttl};
+use crate::runtime::throttle::Turn;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use std::collections::BTreeMap;
@@ -57,7 +58,12 @@ pub(super) async fn prepare(
     };
     let server = ctx
         .servers
-        .resolve(&secrets, obj.spec.server.as_ref(), recorded_server)
+        .resolve(
+            &secrets,
+            obj.spec.server.as_ref(),
+            recorded_server,
+            &Turn::share(&obj.namespace().unwrap_or_default()),
+        )
         .await?;
     // The schema refuses a malformed ttl; one that got past it (another CRD version, say) is
     // refused here, before the server is called.

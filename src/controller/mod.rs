@@ -50,7 +50,8 @@ use crate::resource::{
 };
 use crate::runtime::metrics::{Metrics, ReconcileResult, StatusClass};
 use crate::runtime::readiness::Readiness;
-use crate::runtime::throttle::Throttle;
+use crate::runtime::slots::Slots;
+use crate::runtime::throttle::{Class, Throttle, Turn};
 use events::Recorder;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -85,6 +86,9 @@ pub struct Context {
     /// [`Throttle::call`], which records its outcome; a 429 from a server holds back later calls
     /// to it, not to other servers.
     pub throttle: Throttle,
+    /// Reconciles at once: every reconcile takes a slot first, deletions before the others,
+    /// namespaces in turn (see [`Slots`]).
+    pub slots: Slots,
     /// Per-resource memory.
     pub memory: Memory,
     /// When each live link is next due for a check.
@@ -134,6 +138,10 @@ impl Context {
         );
         Ok(Context {
             servers: Servers::new(&config, throttle.clone())?,
+            slots: Slots::new(
+                usize::from(config.concurrency),
+                usize::from(config.concurrency_per_namespace),
+            ),
             records: Records::new(client.clone(), &config.state_namespace),
             stores: std::sync::OnceLock::new(),
             caches_ready: std::sync::atomic::AtomicBool::new(false),
@@ -175,12 +183,14 @@ impl Context {
         obj: &OneTimeShare,
         status: &OneTimeShareStatus,
     ) -> Result<Server, Error> {
-        let secrets = self.secrets(&obj.namespace().unwrap_or_default());
+        let namespace = obj.namespace().unwrap_or_default();
+        let secrets = self.secrets(&namespace);
         self.servers
             .resolve(
                 &secrets,
                 obj.spec.server.as_ref(),
                 status.server_url.as_deref(),
+                &Turn::share(&namespace),
             )
             .await
     }
@@ -605,6 +615,33 @@ async fn reconcile_watched(obj: Arc<Watched>, ctx: Arc<Context>) -> Result<Actio
     }
 }
 
+/// Reconciles a watched object once it has a reconcile slot (a deletion's before others', the
+/// namespaces in turn: see [`Slots`]), as the watch cache shows it by then; at shutdown, a
+/// reconcile still waiting for its slot ends without doing anything.
+async fn reconcile_in_turn(
+    obj: Arc<Watched>,
+    ctx: Arc<Context>,
+    cache: reflector::Store<Watched>,
+) -> Result<Action, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let class = if obj.meta().deletion_timestamp.is_some() {
+        Class::Revoke
+    } else {
+        Class::Share
+    };
+    let slots = ctx.slots.clone();
+    let reconciled = slots
+        .run(&namespace, class, move || async move {
+            // The object may have changed (or gone) while it waited.
+            match cache.get(&reflector::ObjectRef::from_obj(&*obj)) {
+                Some(latest) => reconcile_watched(latest, ctx).await,
+                None => Ok(Action::await_change()),
+            }
+        })
+        .await;
+    reconciled.unwrap_or_else(|| Ok(Action::await_change()))
+}
+
 /// The error policy for errors that escape [`reconcile`] (none do today): back off.
 fn error_policy(_obj: Arc<Watched>, _error: &Error, _ctx: Arc<Context>) -> Action {
     Action::requeue(memory::jitter(Duration::from_secs(5)))
@@ -655,13 +692,21 @@ pub async fn run(
         let due = futures::stream::unfold(due_rx, |mut rx| async move {
             rx.recv().await.map(|obj| (obj, rx))
         });
+        // Unbounded here: `ctx.slots` bounds reconciles, fairly across namespaces (kube's own
+        // bound starts them first come first served, so one namespace's backlog could hold
+        // every slot).
         let controller = Controller::for_stream(objects, store.clone())
             .reconcile_on(due)
-            .with_config(RuntimeConfig::default().concurrency(ctx.config.concurrency))
+            .with_config(RuntimeConfig::default())
             .graceful_shutdown_on(shutdown.clone());
+        let cache = store.clone();
         stores.push(store);
         let run = controller
-            .run(reconcile_watched, error_policy, ctx.clone())
+            .run(
+                move |obj, ctx| reconcile_in_turn(obj, ctx, cache.clone()),
+                error_policy,
+                ctx.clone(),
+            )
             .for_each(|result| async move {
                 // Watch errors are reported (once per transition) by the watch's health.
                 if let Err(e) = result {
@@ -686,7 +731,19 @@ pub async fn run(
     };
     let phases = housekeeping(stores, ctx.clone(), shutdown.clone());
     let clock = ctx.checks.run(routes, shutdown.clone());
-    tokio::join!(futures::future::join_all(runs), readiness, phases, clock);
+    // Reconciles still waiting for a slot at shutdown end at once; those running finish.
+    let slots = ctx.slots.clone();
+    let close = async move {
+        shutdown.await;
+        slots.close();
+    };
+    tokio::join!(
+        futures::future::join_all(runs),
+        readiness,
+        phases,
+        clock,
+        close
+    );
 }
 
 /// Whether a live link expires within a quarter of its lifetime (at most 24 h): time to remind

@@ -6,7 +6,7 @@
 use super::{Context, Server};
 use crate::error::Error;
 use crate::ots::{OtsError, Receipt, SecretState, SecretString};
-use crate::runtime::throttle::Wait;
+use crate::runtime::throttle::{Turn, Wait};
 use std::collections::HashSet;
 
 /// Slack around a call's window for the server's clock.
@@ -14,6 +14,8 @@ const CLOCK_SLACK_SECS: i64 = 30;
 
 /// What a share call that may have been carried out was.
 pub(super) struct Attempt<'a> {
+    /// The namespace of the resource it was for (whose turns the search and burn take).
+    pub namespace: &'a str,
     /// The server and identity it was sent to.
     pub server: &'a Server,
     /// The lifetime asked for, in seconds.
@@ -55,7 +57,12 @@ pub(super) async fn after_ambiguous_share(
         .await;
     let recent = match ctx
         .throttle
-        .call(&attempt.server.url, "recent", Wait, client.recent())
+        .call(
+            &attempt.server.url,
+            "recent",
+            Turn::share(attempt.namespace),
+            client.recent(),
+        )
         .await
     {
         Ok(recent) => recent,
@@ -82,6 +89,7 @@ pub(super) async fn after_ambiguous_share(
                 attempt.server,
                 &orphan.metadata_key,
                 attempt.passphrase,
+                Turn::share(attempt.namespace),
             )
             .await
             {
@@ -221,7 +229,7 @@ impl KnownKeys {
 /// `--sweep-grace`. Passphrase-protected ones cannot be burned without their passphrase and are
 /// counted instead.
 pub(super) async fn sweep(ctx: &Context) -> Result<(), Error> {
-    let Some(server) = ctx.servers.default_authenticated().await? else {
+    let Some(server) = ctx.servers.default_authenticated(&Turn::operator()).await? else {
         return Ok(());
     };
     let recent = ctx
@@ -243,7 +251,9 @@ pub(super) async fn sweep(ctx: &Context) -> Result<(), Error> {
             ctx.metrics.orphans_possible(1);
             continue;
         }
-        match super::burn::burn_link(ctx, &server, &receipt.metadata_key, None).await {
+        let burned =
+            super::burn::burn_link(ctx, &server, &receipt.metadata_key, None, Turn::operator());
+        match burned.await {
             Ok(_) => {
                 ctx.metrics.orphan_burned();
                 tracing::info!(
@@ -321,6 +331,7 @@ mod tests {
             per_share_credentials: None,
         };
         let attempt = Attempt {
+            namespace: "ns",
             server: &server,
             ttl: 3600,
             passphrase: None,

@@ -11,7 +11,7 @@ use super::{Context, now, save, status};
 use crate::error::{Error, Reason};
 use crate::ots::{OtsError, SecretState};
 use crate::resource::{OneTimeShare, OneTimeShareStatus};
-use crate::runtime::throttle::Wait;
+use crate::runtime::throttle::Turn;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
@@ -73,7 +73,7 @@ async fn expired_on_the_server(
         .call(
             &server.url,
             "receipt",
-            Wait,
+            Turn::share(&obj.namespace().unwrap_or_default()),
             server.client.receipt(metadata_key),
         )
         .await

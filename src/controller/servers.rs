@@ -17,7 +17,7 @@ use crate::ots::{
     ApiVersion, ClientConfig, Credentials, ExposeSecret, Learned, OtsClient, OtsError, SecretString,
 };
 use crate::resource::ServerSpec;
-use crate::runtime::throttle::{Throttle, Wait};
+use crate::runtime::throttle::{Throttle, Turn};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use std::collections::HashMap;
@@ -70,6 +70,9 @@ pub struct Servers {
     max_secret_bytes: usize,
     /// What was learned per server (base URL).
     learned: Mutex<HashMap<String, Learned>>,
+    /// Per server (base URL): held while its API version is asked, so that concurrent
+    /// reconciles wait for the one answer instead of each taking a turn of the OTS budget.
+    probes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Credential verdicts per identity; the inner lock makes concurrent reconciles of one
     /// identity wait for a single verification.
     verdicts: Mutex<HashMap<Identity, Arc<tokio::sync::Mutex<Option<Verdict>>>>>,
@@ -92,13 +95,15 @@ impl Servers {
             allowed: config.allowed_servers.clone(),
             max_secret_bytes: config.max_secret_bytes,
             learned: Mutex::new(HashMap::new()),
+            probes: Mutex::new(HashMap::new()),
             verdicts: Mutex::new(HashMap::new()),
             token_hasher: RandomState::new(),
             throttle,
         })
     }
 
-    /// The server a resource uses.
+    /// The server a resource uses. What must be asked first (its API version, the credentials'
+    /// check) waits for the OTS budget with `turn`, the resource's.
     ///
     /// `recorded_url` (from status) wins over the spec so that an existing link is always
     /// burned or tracked on the server that holds it.
@@ -107,13 +112,14 @@ impl Servers {
         secrets: &Api<Secret>,
         spec: Option<&ServerSpec>,
         recorded_url: Option<&str>,
+        turn: &Turn,
     ) -> Result<Server, Error> {
         let url = self.allowed_url(recorded_url.or(spec.and_then(|s| s.url.as_deref())))?;
         let per_share = match spec.and_then(|s| s.credentials_secret_ref.as_ref()) {
             Some(reference) => Some(read_credentials(secrets, &reference.name).await?),
             None => None,
         };
-        self.client_for(url, per_share).await
+        self.client_for(url, per_share, turn).await
     }
 
     /// The server of a recorded link, with the credentials recorded for it (no Secret is read).
@@ -121,18 +127,19 @@ impl Servers {
         &self,
         url: &str,
         per_share: Option<Credentials>,
+        turn: &Turn,
     ) -> Result<Server, Error> {
         let url = self.allowed_url(Some(url))?;
-        self.client_for(url, per_share).await
+        self.client_for(url, per_share, turn).await
     }
 
     /// The default server with the operator's own credentials; `None` when it has none.
-    pub async fn default_authenticated(&self) -> Result<Option<Server>, Error> {
+    pub async fn default_authenticated(&self, turn: &Turn) -> Result<Option<Server>, Error> {
         if self.default_credentials.is_none() {
             return Ok(None);
         }
         let url = self.default_url.clone();
-        self.client_for(url, None).await.map(Some)
+        self.client_for(url, None, turn).await.map(Some)
     }
 
     /// The URL to use (`None`: the default server), if the allowlist has it.
@@ -152,7 +159,12 @@ impl Servers {
 
     /// A client for an allowed server: per-share credentials, else the operator's own for its
     /// default server, else anonymous; the server's facts learned once, credentials verified.
-    async fn client_for(&self, url: Url, per_share: Option<Credentials>) -> Result<Server, Error> {
+    async fn client_for(
+        &self,
+        url: Url,
+        per_share: Option<Credentials>,
+        turn: &Turn,
+    ) -> Result<Server, Error> {
         let server_origin = origin(&url);
         let credentials = match &per_share {
             Some(credentials) => Some(credentials.clone()),
@@ -177,13 +189,24 @@ impl Servers {
             .clone();
         let client = OtsClient::with_learned(config, self.http.clone(), learned)?;
         if self.api == ApiVersion::Auto && client.learned_api().is_none() {
-            // Asked once per server (the answer is kept in `learned`), within the OTS budget.
-            self.throttle
-                .call(&server_key, "status", Wait, client.api_version())
-                .await?;
+            // Asked once per server (the answer is kept in `learned`), within the OTS budget;
+            // reconciles that need it meanwhile wait for that answer, not for turns of their own.
+            let probe = self
+                .probes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(server_key.clone())
+                .or_default()
+                .clone();
+            let _asking = probe.lock().await;
+            if client.learned_api().is_none() {
+                self.throttle
+                    .call(&server_key, "status", turn.clone(), client.api_version())
+                    .await?;
+            }
         }
         if let Some(credentials) = &credentials {
-            self.verify(&server_key, credentials, &client).await?;
+            self.verify(&server_key, credentials, &client, turn).await?;
         }
         Ok(Server {
             client,
@@ -199,6 +222,7 @@ impl Servers {
         server: &str,
         credentials: &Credentials,
         client: &OtsClient,
+        turn: &Turn,
     ) -> Result<(), Error> {
         let identity = (
             server.to_owned(),
@@ -226,7 +250,7 @@ impl Servers {
         let was_refused = verdict.is_some_and(|v| !v.accepted);
         match self
             .throttle
-            .call(server, "verify", Wait, client.verify_credentials())
+            .call(server, "verify", turn.clone(), client.verify_credentials())
             .await
         {
             Ok(()) => {

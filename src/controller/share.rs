@@ -10,7 +10,7 @@ use super::{orphans, records};
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, ShareRequest};
 use crate::resource::OneTimeShare;
-use crate::runtime::throttle::Wait;
+use crate::runtime::throttle::Turn;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -67,14 +67,16 @@ async fn send(obj: &OneTimeShare, ctx: &Context, prepared: &Prepared) -> Result<
         }
         answer
     };
+    let namespace = obj.namespace().unwrap_or_default();
     match ctx
         .throttle
-        .call(&prepared.server.url, "share", Wait, call)
+        .call(&prepared.server.url, "share", Turn::share(&namespace), call)
         .await
     {
         Ok(receipt) => Ok(receipt),
         Err(error) if error.may_have_been_carried_out() => {
             let attempt = orphans::Attempt {
+                namespace: &namespace,
                 server: &prepared.server,
                 ttl: ttl.0.as_secs(),
                 passphrase: prepared.passphrase.as_ref(),
@@ -221,11 +223,13 @@ async fn keep_record(
             error = %error,
             "could not record the new link; burning it so that no unrecorded link stays live"
         );
+        // A live link nobody can find: taken back before any share.
         let burned = burn::burn_link(
             ctx,
             &prepared.server,
             &stored.record.metadata_key,
             prepared.passphrase.as_ref(),
+            Turn::revoke(&stored.record.namespace),
         )
         .await;
         if burned.is_err() {

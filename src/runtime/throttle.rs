@@ -10,6 +10,15 @@
 //! passed, and its calls then resume at the steady rate, not as a burst. Calls to other servers go on
 //! as before: one server's rate limit must not hold back burns on a healthy one.
 //!
+//! Calls that wait take turns, and the budget is shared fairly among tenants: each waits with a
+//! [`Turn`], its namespace and [`Class`]. A deletion's burn ([`Turn::revoke`]) goes before every
+//! other waiting call; otherwise the namespaces take turns, first come first served within one
+//! (see [`crate::runtime::fair`]). So one tenant's backlog of hundreds of shares or reissues delays
+//! another tenant's call by at most one call per namespace that is waiting too, and a burn that
+//! takes a live link back waits only for other burns. A turn is decided when a slot is free, never
+//! reserved ahead, so a burn that comes behind a queue takes the very next slot. Background calls
+//! ([`IfFree`]) go only when nobody waits.
+//!
 //! The throttle does not retry. A failed call goes back to the controller, which requeues the resource
 //! with capped, jittered backoff (see [`crate::backoff`]); the retry then passes through the throttle
 //! again, so even a long outage cannot drive the request rate above `rate`.
@@ -24,9 +33,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::time::{Instant, sleep_until};
 
+pub use crate::runtime::fair::Class;
+use crate::runtime::fair::{FairQueue, TicketId};
 use crate::runtime::metrics::{Metrics, StatusClass};
 
 /// What the throttle needs to know about a failed OTS call. The OTS client's error implements it.
@@ -144,9 +155,18 @@ struct State {
     bucket: TokenBucket,
     /// Servers that asked to slow down, by [`server_key`].
     paused: HashMap<String, ServerPause>,
+    /// Calls waiting for their turn, each with what wakes it.
+    queue: FairQueue<Arc<Notify>>,
 }
 
 impl State {
+    /// Wakes the call whose turn is next, if one waits.
+    fn wake_next(&self) {
+        if let Some((_, woken)) = self.queue.head() {
+            woken.notify_one();
+        }
+    }
+
     /// The pause record of a server, if it still matters as of `now`.
     fn server(&mut self, key: &str, now: Instant) -> Option<&mut ServerPause> {
         if self
@@ -176,7 +196,7 @@ pub struct Busy {
     pub retry_in: Duration,
 }
 
-/// How a call waits for its turn at [`Throttle::call`]: [`Wait`] or [`IfFree`].
+/// How a call waits for its turn at [`Throttle::call`]: [`Turn`] (or [`Wait`]) or [`IfFree`].
 pub trait Patience: sealed::Sealed + Send {
     /// What [`Throttle::call`] answers for a call that ends in `Result<T, E>`.
     type Answer<T, E>;
@@ -198,10 +218,69 @@ pub trait Patience: sealed::Sealed + Send {
 mod sealed {
     pub trait Sealed {}
     impl Sealed for super::Wait {}
+    impl Sealed for super::Turn {}
     impl Sealed for super::IfFree {}
 }
 
-/// Wait for a turn however long the limits say (shares, burns, and what they need first).
+/// The lane of calls made for no namespace (the orphan sweep): no namespace has an empty name.
+const OPERATOR_LANE: &str = "";
+
+/// Wait for a turn however long the limits say, in the lane of a resource's namespace, as its
+/// class says: the patience of every call made for a resource (shares, burns, and what they need
+/// first). See the module docs for the order turns are given in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    lane: String,
+    class: Class,
+}
+
+impl Turn {
+    /// A call of `class` for a resource of `namespace`.
+    pub fn new(namespace: &str, class: Class) -> Self {
+        Self {
+            lane: namespace.to_owned(),
+            class,
+        }
+    }
+
+    /// The burn that takes a deleted resource's live link back: before every other waiting call.
+    pub fn revoke(namespace: &str) -> Self {
+        Self::new(namespace, Class::Revoke)
+    }
+
+    /// Any other call for a resource of `namespace`: shares, the burn and share of a reissue,
+    /// reshare or renewal, and what they need first (the server's version, a credential check).
+    pub fn share(namespace: &str) -> Self {
+        Self::new(namespace, Class::Share)
+    }
+
+    /// A call the operator makes for no resource (the orphan sweep's): a lane of its own, as
+    /// [`Class::Share`]. What [`Wait`] waits with.
+    pub fn operator() -> Self {
+        Self::new(OPERATOR_LANE, Class::Share)
+    }
+}
+
+impl Patience for Turn {
+    type Answer<T, E> = Result<T, E>;
+    type Refused = Infallible;
+
+    async fn admit<'a>(
+        self,
+        throttle: &'a Throttle,
+        key: &'a str,
+    ) -> Result<Option<SemaphorePermit<'a>>, Infallible> {
+        Ok(throttle.wait_turn(key, &self).await)
+    }
+
+    fn answer<T, E>(ran: Result<Result<T, E>, Infallible>) -> Result<T, E> {
+        Wait::answer(ran)
+    }
+}
+
+/// Wait for a turn however long the limits say, as the operator itself: in a lane of its own,
+/// as [`Class::Share`] (calls made for no resource, such as the orphan sweep's). A call made for
+/// a resource waits with its [`Turn`] instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wait;
 
@@ -214,7 +293,7 @@ impl Patience for Wait {
         throttle: &'a Throttle,
         key: &'a str,
     ) -> Result<Option<SemaphorePermit<'a>>, Infallible> {
-        Ok(throttle.wait_turn(key).await)
+        Ok(throttle.wait_turn(key, &Turn::operator()).await)
     }
 
     fn answer<T, E>(ran: Result<Result<T, E>, Infallible>) -> Result<T, E> {
@@ -289,6 +368,7 @@ impl Throttle {
                 state: Mutex::new(State {
                     bucket,
                     paused: HashMap::new(),
+                    queue: FairQueue::default(),
                 }),
                 metrics,
             }),
@@ -310,8 +390,8 @@ impl Throttle {
     /// The one door of every OTS call: runs `call` to `server` (its base URL) once the limits
     /// allow it, and records it as `operation` (a fixed name such as `share`, `receipt`, `burn`).
     ///
-    /// `patience` says what happens when the limits say "not yet": [`Wait`] waits its turn and
-    /// answers the call's own `Result<T, E>`; [`IfFree`] sends nothing and answers
+    /// `patience` says what happens when the limits say "not yet": a [`Turn`] (or [`Wait`]) waits
+    /// its turn and answers the call's own `Result<T, E>`; [`IfFree`] sends nothing and answers
     /// `Err(`[`Busy`]`)` with when to try again.
     ///
     /// `call` must not have started its request yet (futures are lazy, so pass e.g.
@@ -337,16 +417,15 @@ impl Throttle {
         P::answer(Ok(self.send(&key, operation, call).await))
     }
 
-    /// Waits until all limits let a call to `key` go; the in-flight permit it holds, if any.
-    async fn wait_turn(&self, key: &str) -> Option<SemaphorePermit<'_>> {
+    /// Waits until it is `turn`'s turn and all limits let a call to `key` go; the in-flight
+    /// permit it holds, if any.
+    async fn wait_turn(&self, key: &str, turn: &Turn) -> Option<SemaphorePermit<'_>> {
         let queued = Instant::now();
-        // A call waits out its server's pause without an in-flight permit: calls held back by one
-        // server must not use up the permits that calls to other servers need.
+        // A call waits out its server's pause outside the queue and without an in-flight permit:
+        // calls held back by one server must not hold back calls to others.
         let permit = loop {
-            self.wait_for_turn(key).await;
-            // Never closed, so acquiring cannot fail; without a permit the call would still be paced.
-            let permit = self.shared.in_flight.acquire().await.ok();
-            if self.take_slot(key).await {
+            self.wait_for_server(key).await;
+            if let Some(permit) = self.take_turn(key, turn).await {
                 break permit;
             }
         };
@@ -355,6 +434,63 @@ impl Throttle {
             self.shared.metrics.limiter_waited(waited);
         }
         permit
+    }
+
+    /// Queues `turn` and waits until it is served: once it is the next turn, it holds an
+    /// in-flight permit and the bucket has a slot *now* (`Some`, with the permit). `None` when
+    /// its server is held back meanwhile (a pause began, or the server's recovering bucket has no
+    /// slot): the call leaves the queue, so that calls to other servers go on.
+    async fn take_turn(&self, key: &str, turn: &Turn) -> Option<Option<SemaphorePermit<'_>>> {
+        let ticket = Ticket::queue(self, turn);
+        // `Some` once the call holds a permit (`Some(None)`: the semaphore closed, which it never
+        // does; the call would still be paced).
+        let mut permit = None;
+        loop {
+            match self.try_serve(ticket.id, key, permit.is_some()) {
+                Serve::Go => return Some(permit.flatten()),
+                Serve::NotNext => {
+                    // Another call's turn came first: the permit is for it.
+                    permit = None;
+                    ticket.woken.notified().await;
+                }
+                Serve::NeedsPermit => permit = Some(self.shared.in_flight.acquire().await.ok()),
+                // Woken early when another call's turn comes first (a burn, say).
+                Serve::At(at) => tokio::select! {
+                    () = sleep_until(at) => {}
+                    () = ticket.woken.notified() => {}
+                },
+                Serve::ServerHeld => return None,
+            }
+        }
+    }
+
+    /// Serves ticket `id` for a call to `key` if it is next and every limit allows it now.
+    fn try_serve(&self, id: TicketId, key: &str, has_permit: bool) -> Serve {
+        let now = Instant::now();
+        let mut state = self.state();
+        if state.queue.head().map(|(head, _)| head) != Some(id) {
+            return Serve::NotNext;
+        }
+        if state
+            .server(key, now)
+            .is_some_and(|server| server.until > now || server.bucket.free_at(now) > now)
+        {
+            return Serve::ServerHeld;
+        }
+        if !has_permit {
+            return Serve::NeedsPermit;
+        }
+        let at = state.bucket.free_at(now);
+        if at > now {
+            return Serve::At(at);
+        }
+        state.bucket.reserve(now);
+        if let Some(server) = state.server(key, now) {
+            server.bucket.reserve(now);
+        }
+        state.queue.serve(id);
+        state.wake_next();
+        Serve::Go
     }
 
     /// Lets a call to `key` go only if it would not wait for a pause, the rate limit or an
@@ -372,6 +508,12 @@ impl Throttle {
             });
         };
         let mut state = self.state();
+        // What is free now belongs to the calls waiting their turn.
+        if !state.queue.is_empty() {
+            return Err(Busy {
+                retry_in: self.shared.interval,
+            });
+        }
         // A server that is recovering from a pause has its own bucket; both must have a slot.
         let server_at = state.server(key, now).map(|s| s.bucket.free_at(now));
         if let Some(at) = server_at.filter(|at| *at > now) {
@@ -462,9 +604,9 @@ impl Throttle {
     }
 
     /// Sleeps until `key` has no pause on and, while it recovers from one, a slot in its own bucket
-    /// is free. Takes nothing: several callers may wake for one slot, and [`Throttle::take_slot`]
+    /// is free. Takes nothing: several callers may wake for one slot, and [`Throttle::take_turn`]
     /// decides.
-    async fn wait_for_turn(&self, key: &str) {
+    async fn wait_for_server(&self, key: &str) {
         loop {
             let now = Instant::now();
             let free_at = match self.state().server(key, now) {
@@ -478,26 +620,62 @@ impl Throttle {
             sleep_until(free_at).await;
         }
     }
+}
 
-    /// Takes a slot in the server's bucket (while it recovers from a pause) and in the process-wide
-    /// bucket, and waits for the latter. `false` when the server is paused or its slot was taken
-    /// by another caller meanwhile: the caller lets go of its permit and waits its turn again.
-    async fn take_slot(&self, key: &str) -> bool {
-        let now = Instant::now();
-        let at = {
-            let mut state = self.state();
-            if let Some(server) = state.server(key, now)
-                && (server.until > now || server.bucket.try_reserve(now).is_err())
-            {
-                return false;
+/// What [`Throttle::try_serve`] found.
+#[derive(Debug)]
+enum Serve {
+    /// Served: the call goes now.
+    Go,
+    /// Another call's turn comes first.
+    NotNext,
+    /// Next, but it needs an in-flight permit first.
+    NeedsPermit,
+    /// Next, with a permit; the bucket's next slot is at this time.
+    At(Instant),
+    /// Next, but its server holds its calls back (a pause, or no slot while it recovers).
+    ServerHeld,
+}
+
+/// A call's place in the queue. Dropped unserved (the call gave up, or its server held it back),
+/// it leaves the queue and the next call's turn comes.
+struct Ticket<'a> {
+    throttle: &'a Throttle,
+    id: TicketId,
+    /// Notified when this call's turn may have come (or gone to a call that came later).
+    woken: Arc<Notify>,
+}
+
+impl<'a> Ticket<'a> {
+    /// Queues `turn`. When it goes before the call that was next (a burn before shares), both
+    /// are woken: the one to take its turn, the other to let go of its permit.
+    fn queue(throttle: &'a Throttle, turn: &Turn) -> Self {
+        let woken = Arc::new(Notify::new());
+        let mut state = throttle.state();
+        let before = state.queue.head().map(|(id, w)| (id, w.clone()));
+        let id = state.queue.push(turn.class, &turn.lane, woken.clone());
+        let after = state.queue.head().map(|(head, _)| head);
+        if before.as_ref().map(|(head, _)| *head) != after {
+            state.wake_next();
+            if let Some((_, displaced)) = before {
+                displaced.notify_one();
             }
-            state.bucket.reserve(now)
-        };
-        if at > now {
-            sleep_until(at).await;
         }
-        // A pause that began while this call waited for its slot holds it back too.
-        self.paused_until(key, Instant::now()).is_none()
+        drop(state);
+        Ticket {
+            throttle,
+            id,
+            woken,
+        }
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        let mut state = self.throttle.state();
+        if state.queue.remove(self.id).is_some() {
+            state.wake_next();
+        }
     }
 }
 
@@ -956,5 +1134,110 @@ mod tests {
         for task in waiting {
             assert!(task.await.unwrap() - start >= Duration::from_secs(60));
         }
+    }
+
+    /// Starts one call to `A` per turn, each queued after the one before; each answers when it
+    /// was sent.
+    async fn queue_calls(t: &Throttle, turns: Vec<Turn>) -> Vec<tokio::task::JoinHandle<Instant>> {
+        let mut tasks = Vec::new();
+        for turn in turns {
+            let t = t.clone();
+            tasks.push(tokio::spawn(async move {
+                t.call(A, "share", turn, async { Ok::<_, Failure>(Instant::now()) })
+                    .await
+                    .unwrap()
+            }));
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+        }
+        tasks
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_delays_another_namespaces_call_by_one_turn_per_namespace_waiting() {
+        let t = throttle(2.0, 1, 100);
+        let start = Instant::now();
+        let mut flood = queue_calls(&t, vec![Turn::share("a"); 50]).await;
+        flood.extend(queue_calls(&t, vec![Turn::share("c"); 50]).await);
+        let mut calm = queue_calls(&t, vec![Turn::share("b")]).await;
+        let sent = calm.remove(0).await.unwrap() - start;
+        // a's first call went at once and its second was next; then c had its turn, then b:
+        // 1.5 s, where first come first served would have been 50 s.
+        assert_eq!(sent, ms(1500));
+        for task in flood {
+            task.abort();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_revocation_takes_the_next_slot_before_every_queued_share() {
+        let t = throttle(2.0, 1, 100);
+        let start = Instant::now();
+        let mut shares = queue_calls(&t, vec![Turn::share("a"); 20]).await;
+        shares.extend(queue_calls(&t, vec![Turn::share("b"); 20]).await);
+        let revoke = queue_calls(&t, vec![Turn::revoke("b")]).await;
+        for task in revoke {
+            assert_eq!(task.await.unwrap() - start, ms(500));
+        }
+        // The share that was next goes right after.
+        assert_eq!(shares.remove(1).await.unwrap() - start, ms(1000));
+        for task in shares {
+            task.abort();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_of_one_namespace_go_in_the_order_they_came() {
+        let t = throttle(2.0, 1, 100);
+        let start = Instant::now();
+        let tasks = queue_calls(&t, vec![Turn::share("a"); 5]).await;
+        let mut sent = Vec::new();
+        for task in tasks {
+            sent.push(task.await.unwrap() - start);
+        }
+        assert_eq!(sent, vec![ms(0), ms(500), ms(1000), ms(1500), ms(2000)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_given_up_while_queued_passes_its_turn_on() {
+        let t = throttle(2.0, 1, 100);
+        let start = Instant::now();
+        let mut tasks = queue_calls(&t, vec![Turn::share("a"); 3]).await;
+        tokio::time::sleep(ms(100)).await;
+        tasks.remove(1).abort();
+        let sent: Vec<_> = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(|at| at.unwrap() - start)
+            .collect();
+        assert_eq!(sent, vec![ms(0), ms(500)]);
+        assert!(t.state().queue.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_revocation_held_back_by_its_servers_pause_holds_back_no_other_server() {
+        let t = throttle(2.0, 1, 1);
+        t.pause(B, "share", Duration::from_secs(60));
+        let start = Instant::now();
+        let revoke = {
+            let t = t.clone();
+            tokio::spawn(async move {
+                t.call(B, "burn", Turn::revoke("x"), async {
+                    Ok::<_, Failure>(Instant::now())
+                })
+                .await
+                .unwrap()
+            })
+        };
+        tokio::task::yield_now().await;
+        let share = t
+            .call(A, "share", Turn::share("y"), async {
+                Ok::<_, Failure>(Instant::now())
+            })
+            .await
+            .unwrap();
+        assert_eq!(share, start);
+        assert_eq!(revoke.await.unwrap() - start, Duration::from_secs(60));
     }
 }

@@ -2,12 +2,11 @@
 //! RBAC, its admission policies), the operator started with a token of the chart's
 //! ServiceAccount, and tenants as ServiceAccounts with only the rights a test gives them.
 
-use super::cluster::{client, impersonating_client, kubeconfig_path, repo_root, tool_command};
+use super::cluster::{client, impersonating_client, repo_root, tool_command};
 use super::operator::{Operator, fast_args};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
@@ -51,32 +50,7 @@ pub fn install(values: &[&str]) {
 /// A kubeconfig that authenticates with a fresh token of the chart's ServiceAccount, as the
 /// operator's pod would.
 pub async fn service_account_kubeconfig(admin: &Client) -> PathBuf {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), RELEASE);
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let token = accounts
-        .create_token_request(RELEASE, &PostParams::default(), &request)
-        .await
-        .expect("token request")
-        .status
-        .expect("token")
-        .token;
-    let text = std::fs::read_to_string(kubeconfig_path()).expect("admin kubeconfig");
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
-    for user in config["users"].as_sequence_mut().expect("users") {
-        user["user"] = serde_yaml::to_value(serde_json::json!({ "token": token })).expect("value");
-    }
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("ots-sa-{}-{n}.kubeconfig", std::process::id()));
-    std::fs::write(&path, serde_yaml::to_string(&config).expect("yaml")).expect("write");
-    path
+    super::cluster::service_account_kubeconfig(admin, RELEASE, RELEASE).await
 }
 
 /// Starts the operator as the chart runs it: with the chart's ServiceAccount token, records in

@@ -220,6 +220,41 @@ pub async fn service_account_token_client(admin: &Client, namespace: &str, name:
     Client::try_from(config).expect("build the service account client")
 }
 
+/// A kubeconfig file that authenticates with a fresh TokenRequest token of ServiceAccount
+/// `namespace/name` (the admin kubeconfig's cluster, that token as the user), for a process that
+/// must run as that account, as a pod would.
+pub async fn service_account_kubeconfig(admin: &Client, namespace: &str, name: &str) -> PathBuf {
+    let service_accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let token = service_accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("request a service account token")
+        .status
+        .expect("the token request has a status")
+        .token
+        .expect("the token request returned a token");
+    let text = std::fs::read_to_string(kubeconfig_path()).expect("read the admin kubeconfig");
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
+    for user in config["users"].as_sequence_mut().expect("kubeconfig users") {
+        user["user"] =
+            serde_yaml::to_value(serde_json::json!({ "token": token })).expect("a YAML value");
+    }
+    let path = std::env::temp_dir().join(format!(
+        "ots-sa-{}-{namespace}-{name}.kubeconfig",
+        std::process::id()
+    ));
+    std::fs::write(&path, serde_yaml::to_string(&config).expect("YAML"))
+        .expect("write the kubeconfig");
+    path
+}
+
 /// Creates a namespace named after `prefix` and unique within this control plane, and returns its
 /// name. Tests run in their own namespaces so they never see each other's objects.
 pub async fn test_namespace(client: &Client, prefix: &str) -> String {

@@ -3,6 +3,7 @@
 use super::{Call, Harness, ready};
 use crate::error::{Error, Reason};
 use crate::resource::{FINALIZER, OneTimeShare, Phase, RESHARE_ANNOTATION};
+use crate::runtime::throttle::Turn;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -345,7 +346,7 @@ async fn each_step_of_a_links_life_reaches_its_condition_and_event() {
     let server = h
         .ctx
         .servers
-        .resolve_recorded(&h.ots.url(), None)
+        .resolve_recorded(&h.ots.url(), None, &Turn::share("test"))
         .await
         .expect("the test server");
     server
@@ -523,5 +524,24 @@ async fn reissues_beyond_the_hourly_limit_wait_while_the_link_is_still_tracked()
             .contains(&("Warning".to_owned(), "ReissueRefused".to_owned())),
         "{:?}",
         h.events()
+    );
+}
+
+#[tokio::test]
+async fn reconciles_that_need_the_api_version_at_once_take_one_turn_of_the_budget_for_it() {
+    let h = Harness::with(ots_testserver::Config::default(), |c| {
+        c.ots_api = crate::ots::ApiVersion::Auto
+    })
+    .await;
+    let url = h.ots.url();
+    let turn = Turn::share("test");
+    let resolving = (0..20).map(|_| h.ctx.servers.resolve_recorded(&url, None, &turn));
+    for server in futures::future::join_all(resolving).await {
+        server.expect("the test server");
+    }
+    assert_eq!(
+        h.metric(r#"ots_operator_ots_requests_total{operation="status",status_class="2xx"}"#),
+        Some(1.0),
+        "one call asked, the others waited for its answer"
     );
 }

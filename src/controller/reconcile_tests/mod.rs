@@ -239,6 +239,7 @@ fn test_config(ots: &TestServer) -> ControllerConfig {
         burn_timeout: Duration::from_secs(300),
         ots_timeout: Duration::from_secs(5),
         concurrency: 4,
+        concurrency_per_namespace: 2,
         state_namespace: STATE_NAMESPACE.to_owned(),
         admission_guard: true,
         max_live_shares_per_secret: 0,

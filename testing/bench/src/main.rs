@@ -220,6 +220,9 @@ fn operator_args(plan: &Plan, server: &TestServer, namespaces: &[&str]) -> Vec<S
         plan.concurrency.to_string(),
         "--concurrency".into(),
         plan.concurrency.to_string(),
+        // One namespace, as the floor loop: all of the slots, not the default half.
+        "--concurrency-per-namespace".into(),
+        plan.concurrency.to_string(),
     ];
     for ns in namespaces {
         args.push("--namespace".into());
@@ -249,7 +252,8 @@ async fn throughput(plan: &Plan, figures: &mut Figures) -> Result<(), BenchError
     );
     println!(
         "   operator: {} --ots-rate {} --ots-burst 100000 --ots-max-in-flight {c} --concurrency {c} \
-         --refresh-min {} --refresh-max {} (the default --ots-rate 2 is for the public service)",
+         --concurrency-per-namespace {c} --refresh-min {} --refresh-max {} (the default \
+         --ots-rate 2 is for the public service)",
         plan.operator.display(),
         plan.ots_rate,
         plan.refresh_min,
