@@ -452,16 +452,19 @@ async fn a_share_through_the_pod_is_shared_revealed_once_and_burned_when_deleted
     let started = Instant::now();
     let shared = wait_shared(&client, "default", "db-password-for-alice").await;
     eprintln!("example share Shared {:.1?} after apply", started.elapsed());
-    let listing = node.shell("kubectl get ots -o wide");
-    eprintln!("{listing}");
-    assert!(listing.contains("Shared"), "{listing}");
-    let server = server();
-    assert_eq!(open_link(server, &shared).await, "s3cr3t");
     let link = shared
         .status
         .as_ref()
         .and_then(|s| s.link.clone())
         .expect("link");
+    // What the README's user sees, with the link itself kept out of the test's output.
+    let listing = node
+        .shell("kubectl get ots -o wide")
+        .replace(&link, "<link>");
+    eprintln!("{listing}");
+    assert!(listing.contains("Shared"), "{listing}");
+    let server = server();
+    assert_eq!(open_link(server, &shared).await, "s3cr3t");
     assert!(
         reveal(server, &link, None).await.is_err(),
         "a link opens once"
