@@ -357,6 +357,33 @@ async fn a_short_link_left_unread_expires() {
     assert!(open(server, &link(&shared), None).await.is_err());
 }
 
+/// No `secretRef.key`: every key of the Secret is shared, and the genuine link reveals them as
+/// sorted KEY=VALUE lines, exactly.
+#[tokio::test]
+#[ignore = "runs the genuine Onetime Secret server: -- --ignored"]
+async fn all_keys_reveal_as_sorted_key_value_lines() {
+    let Some(server) = genuine() else { return };
+    let (client, ns) = setup("genuine-all-keys").await;
+    let _operator = operator(&ns, server, "v2", Some(&server.token));
+    create_secret(
+        &client,
+        &ns,
+        "db",
+        &[
+            ("username", b"app"),
+            ("password", b"s3cr3t=with=equals"),
+            ("host", b"db.internal:5432"),
+        ],
+    )
+    .await;
+    create_share(&client, &ns, "db", json!({"secretRef": {"name": "db"}})).await;
+    let shared = wait_shared(&client, &ns, "db").await;
+    assert_eq!(
+        open(server, &link(&shared), None).await.as_deref(),
+        Ok("host=db.internal:5432\npassword=s3cr3t=with=equals\nusername=app")
+    );
+}
+
 /// `spec.linkSecretRef`: the link goes into a Secret, not status, and reveals the value.
 #[tokio::test]
 #[ignore = "runs the genuine Onetime Secret server: -- --ignored"]
