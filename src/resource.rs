@@ -487,6 +487,10 @@ pub struct OneTimeShareStatus {
     pub observed_generation: Option<i64>,
 
     /// Standard conditions. Ready says whether the share is in place, and its reason says why not.
+    /// Besides it, as kstatus (Flux's health checks) expects, at most one of: Reconciling=True
+    /// while the operator is still at work (Pending, or retrying after a transient failure), and
+    /// Stalled=True when nothing more happens without a user (Failed: fix the spec or the
+    /// Secrets; Burned or Expired: reissue with the ots.dev/reshare annotation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -69,4 +69,8 @@ fn the_crd_and_every_example_apply_without_a_warning_and_explain_reads_well() {
     let max_shares = explain("onetimeshare.spec.maxShares");
     assert!(max_shares.contains("<integer>"), "{max_shares}");
     assert!(max_shares.contains("maxShares"), "{max_shares}");
+    let conditions = explain("onetimeshare.status.conditions");
+    for word in ["Ready", "Reconciling", "Stalled", "kstatus"] {
+        assert!(conditions.contains(word), "{word}: {conditions}");
+    }
 }
