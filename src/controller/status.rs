@@ -196,12 +196,12 @@ pub fn refreshed_status(
         Phase::Burned => (
             false,
             Reason::Burned,
-            "the secret was burned before anyone opened the link; re-create this OneTimeShare to share again",
+            "the secret was burned before anyone opened the link; reissue it (a new ots.dev/reshare value, or kubectl ots reissue) to share again",
         ),
         Phase::Expired => (
             false,
             Reason::Expired,
-            "the link expired before anyone opened it; re-create this OneTimeShare to share again",
+            "the link expired before anyone opened it; reissue it (a new ots.dev/reshare value, or kubectl ots reissue) to share again",
         ),
         _ => (true, Reason::Shared, "the link is ready to hand out"),
     };
