@@ -207,8 +207,9 @@ fn expected(row: &str) -> Expected {
     }
 }
 
-/// Hand-written objects in testdata/ whose shapes the apiserver would refuse: health.lua and the
-/// actions must judge them without a Lua error, as Progressing or Unknown where the status is odd.
+/// Hand-written objects in testdata/: shapes the apiserver would refuse, which health.lua and
+/// the actions must judge without a Lua error (Progressing or Unknown where the status is odd),
+/// and one state too brief to export.
 const ODD: &[(&str, &str, &str)] = &[
     (
         "odd-status-not-an-object",
@@ -227,6 +228,12 @@ const ODD: &[(&str, &str, &str)] = &[
         "status has no Ready condition: waiting for the ots-operator",
     ),
     ("odd-condition-entries", "Degraded", "Sharing failed"),
+    // expired.yaml as status.rs writes it with onExpiry: Reshare, before the next link.
+    (
+        "expired-renewing",
+        "Progressing",
+        "the link expired before anyone opened it; reissue it (a new ots.dev/reshare value, or kubectl ots reissue) to share again",
+    ),
     // Only the metadata is odd: the status is the operator's.
     (
         "odd-annotations-not-a-map",
