@@ -182,6 +182,7 @@ pub struct OneTimeShareSpec {
     /// reissue (the ots.dev/reshare annotation) or a reshare of a changed Secret starts a new count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
+    #[schemars(transform = crate::resource::kubernetes_integer_format)]
     pub max_shares: Option<u32>,
 
     /// Keep the link out of status: the link, the metadata key and the metadata link are written
@@ -200,6 +201,7 @@ pub struct GenerateSpec {
     /// Number of characters, 8 to 1024. Default 32.
     #[serde(default = "default_generate_length")]
     #[schemars(range(min = 8, max = 1024))]
+    #[schemars(transform = crate::resource::kubernetes_integer_format)]
     pub length: u32,
 
     /// The characters drawn from, each equally likely. Alphanumeric (default): A-Z, a-z, 0-9.
@@ -217,6 +219,19 @@ pub struct GenerateSpec {
 
 fn default_generate_length() -> u32 {
     32
+}
+
+/// Publishes an unsigned field (`u32`, which schemars calls `uint32`) with a format Kubernetes
+/// knows, so that `kubectl apply` of the CRD does not warn `unrecognized format "uint32"`:
+/// `int32` for the small unsigned types (every such field's range lies far inside it, and its
+/// `minimum` keeps out negatives), `int64` for the others. Other formats stay as they are.
+pub fn kubernetes_integer_format(schema: &mut schemars::Schema) {
+    let known = match schema.get("format").and_then(|format| format.as_str()) {
+        Some("uint8" | "uint16" | "uint32") => "int32",
+        Some(format) if format.starts_with("uint") => "int64",
+        _ => return,
+    };
+    schema.insert("format".to_owned(), known.into());
 }
 
 /// The characters a generated value is drawn from.
@@ -472,6 +487,10 @@ pub struct OneTimeShareStatus {
     pub observed_generation: Option<i64>,
 
     /// Standard conditions. Ready says whether the share is in place, and its reason says why not.
+    /// Besides it, as kstatus (Flux's health checks) expects, at most one of: Reconciling=True
+    /// while the operator is still at work (Pending, or retrying after a transient failure), and
+    /// Stalled=True when nothing more happens without a user (Failed: fix the spec or the
+    /// Secrets; Burned or Expired: reissue with the ots.dev/reshare annotation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -51,3 +51,80 @@ fn every_spec_and_status_field_is_documented_for_kubectl_explain() {
         "fields without a description: {missing:?}"
     );
 }
+
+#[test]
+fn every_schema_format_is_one_kubernetes_knows() {
+    // The formats the apiserver validates; any other makes `kubectl apply` of the CRD print
+    // `Warning: unrecognized format` (apiextensions-apiserver's supported formats).
+    const KNOWN: &[&str] = &[
+        "bsonobjectid",
+        "uri",
+        "email",
+        "hostname",
+        "ipv4",
+        "ipv6",
+        "cidr",
+        "mac",
+        "uuid",
+        "uuid3",
+        "uuid4",
+        "uuid5",
+        "isbn",
+        "isbn10",
+        "isbn13",
+        "creditcard",
+        "ssn",
+        "hexcolor",
+        "rgbcolor",
+        "byte",
+        "password",
+        "date",
+        "duration",
+        "datetime",
+        "date-time",
+        "int32",
+        "int64",
+        "float",
+        "double",
+    ];
+    let out = Command::new(env!("CARGO_BIN_EXE_ots-operator"))
+        .arg("crd")
+        .output()
+        .expect("run ots-operator crd");
+    let crd: serde_json::Value = serde_yaml::from_slice(&out.stdout).expect("yaml");
+    fn walk(path: &str, node: &serde_json::Value, found: &mut Vec<(String, String)>) {
+        match node {
+            serde_json::Value::Object(map) => {
+                if let Some(format) = map.get("format").and_then(|f| f.as_str()) {
+                    found.push((path.to_owned(), format.to_owned()));
+                }
+                for (key, child) in map {
+                    walk(&format!("{path}.{key}"), child, found);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(&format!("{path}[{i}]"), child, found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk("", &crd["spec"], &mut found);
+    let unknown: Vec<_> = found
+        .iter()
+        .filter(|(_, format)| !KNOWN.contains(&format.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "formats Kubernetes does not know: {unknown:?}"
+    );
+    // The two unsigned fields are published as int32.
+    assert!(
+        found
+            .iter()
+            .any(|(path, format)| path.ends_with("maxShares") && format == "int32"),
+        "{found:?}"
+    );
+}

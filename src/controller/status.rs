@@ -3,7 +3,8 @@
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, SecretState};
 use crate::resource::{
-    MAX_RESHARE_TOKEN_CHARS, OneTimeShare, OneTimeShareStatus, Phase, RESHARE_ANNOTATION, Ttl,
+    ExpiryPolicy, MAX_RESHARE_TOKEN_CHARS, OneTimeShare, OneTimeShareStatus, Phase,
+    RESHARE_ANNOTATION, Ttl,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -195,16 +196,20 @@ pub fn refreshed_status(
         Phase::Burned => (
             false,
             Reason::Burned,
-            "the secret was burned before anyone opened the link; re-create this OneTimeShare to share again",
+            "the secret was burned before anyone opened the link; reissue it (a new ots.dev/reshare value, or kubectl ots reissue) to share again",
         ),
         Phase::Expired => (
             false,
             Reason::Expired,
-            "the link expired before anyone opened it; re-create this OneTimeShare to share again",
+            "the link expired before anyone opened it; reissue it (a new ots.dev/reshare value, or kubectl ots reissue) to share again",
         ),
         _ => (true, Reason::Shared, "the link is ready to hand out"),
     };
     set_ready(&mut next, obj, ready, reason, message, now);
+    if phase == Phase::Expired && obj.spec.on_expiry == ExpiryPolicy::Reshare {
+        // A new link follows at once, unless maxShares was reached (then it is Stalled).
+        set_progress(&mut next, obj, Progress::Working, reason, message, now);
+    }
     Some(next)
 }
 
@@ -228,6 +233,13 @@ pub fn error_status(
     }
     next.observed_generation = obj.meta().generation;
     set_ready(&mut next, obj, false, reason, message, now);
+    // Whether anything happens without a user is the error's to say, whatever the phase.
+    let progress = if needs_user_fix {
+        Progress::Stuck
+    } else {
+        Progress::Working
+    };
+    set_progress(&mut next, obj, progress, reason, message, now);
     (next != *current).then_some(next)
 }
 
@@ -270,7 +282,41 @@ pub fn restored_status(
     status
 }
 
-/// Sets the Ready condition, keeping lastTransitionTime when its status did not change.
+/// kstatus's condition for work under way: True while the operator is still getting the share
+/// in place (Pending, or a retry after a transient failure); absent otherwise.
+pub const RECONCILING: &str = "Reconciling";
+
+/// kstatus's condition for a share that cannot get further on its own: True while it is Failed
+/// (a fix of the spec or the Secrets is needed), Burned or Expired (a reissue is needed); absent
+/// otherwise.
+pub const STALLED: &str = "Stalled";
+
+/// Where the work on a share stands, as kstatus (Flux, cli-utils) reads it from the conditions
+/// Reconciling and Stalled besides Ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Ready, nothing under way: neither condition.
+    Settled,
+    /// The operator is still working on it: Reconciling=True.
+    Working,
+    /// Nothing more happens without a user: Stalled=True.
+    Stuck,
+}
+
+impl Progress {
+    /// The usual reading of a Ready value in a phase: Ready is settled; not Ready is stuck in
+    /// Failed, Burned and Expired, and under way in the other phases.
+    pub fn of(ready: bool, phase: Phase) -> Progress {
+        match (ready, phase) {
+            (true, _) => Progress::Settled,
+            (false, Phase::Failed | Phase::Burned | Phase::Expired) => Progress::Stuck,
+            (false, _) => Progress::Working,
+        }
+    }
+}
+
+/// Sets the Ready condition, keeping lastTransitionTime when its status did not change, and
+/// Reconciling or Stalled as [`Progress::of`] reads it (see [`set_progress`]).
 pub fn set_ready(
     status: &mut OneTimeShareStatus,
     obj: &OneTimeShare,
@@ -295,6 +341,44 @@ pub fn set_ready(
     };
     status.conditions.retain(|c| c.type_ != "Ready");
     status.conditions.push(condition);
+    let progress = Progress::of(ready, status.phase);
+    set_progress(status, obj, progress, reason, message, now);
+}
+
+/// Sets kstatus's abnormal-true conditions for `progress`: Reconciling=True while working,
+/// Stalled=True while stuck (with Ready's reason and message), and neither once settled, so
+/// that Flux's health check and `kstatus` tell a share that will get there from one that will
+/// not. lastTransitionTime stays while a condition stays.
+pub fn set_progress(
+    status: &mut OneTimeShareStatus,
+    obj: &OneTimeShare,
+    progress: Progress,
+    reason: Reason,
+    message: &str,
+    now: Timestamp,
+) {
+    let wanted = match progress {
+        Progress::Settled => None,
+        Progress::Working => Some(RECONCILING),
+        Progress::Stuck => Some(STALLED),
+    };
+    let last_transition_time = wanted
+        .and_then(|kind| status.conditions.iter().find(|c| c.type_ == kind))
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    status
+        .conditions
+        .retain(|c| c.type_ != RECONCILING && c.type_ != STALLED);
+    if let Some(kind) = wanted {
+        status.conditions.push(Condition {
+            type_: kind.to_owned(),
+            status: "True".to_owned(),
+            reason: reason.as_str().to_owned(),
+            message: truncate(message, 1024),
+            observed_generation: obj.meta().generation,
+            last_transition_time,
+        });
+    }
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -385,6 +469,153 @@ mod tests {
         assert_eq!(phase_of(&SecretState::Burned), Phase::Burned);
         assert_eq!(phase_of(&SecretState::Expired), Phase::Expired);
         assert_eq!(phase_of(&SecretState::Orphaned), Phase::Expired);
+    }
+
+    fn share(spec: serde_json::Value) -> OneTimeShare {
+        let mut obj = OneTimeShare::new("x", serde_json::from_value(spec).unwrap());
+        obj.metadata.generation = Some(3);
+        obj
+    }
+
+    fn condition<'a>(status: &'a OneTimeShareStatus, kind: &str) -> Option<&'a Condition> {
+        status.conditions.iter().find(|c| c.type_ == kind)
+    }
+
+    /// The kinds of conditions, in order, with their status and reason.
+    fn kinds(status: &OneTimeShareStatus) -> Vec<(String, String, String)> {
+        status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+            .collect()
+    }
+
+    fn cond(kind: &str, value: &str, reason: &str) -> (String, String, String) {
+        (kind.to_owned(), value.to_owned(), reason.to_owned())
+    }
+
+    #[test]
+    fn kstatus_reads_working_stuck_and_settled_from_the_conditions() {
+        let obj = share(serde_json::json!({"secretRef": {"name": "db"}}));
+        let now = Timestamp::from_second(1_000).unwrap();
+        let pending = OneTimeShareStatus::default();
+        let waiting = error_status(
+            &obj,
+            &pending,
+            Reason::ServerUnavailable,
+            "the server did not answer",
+            false,
+            now,
+        )
+        .unwrap();
+        assert_eq!(waiting.phase, Phase::Pending);
+        assert_eq!(
+            kinds(&waiting),
+            [
+                cond("Ready", "False", "ServerUnavailable"),
+                cond(RECONCILING, "True", "ServerUnavailable")
+            ]
+        );
+        let reconciling = condition(&waiting, RECONCILING).unwrap();
+        assert_eq!(reconciling.observed_generation, Some(3));
+        assert_eq!(reconciling.message, "the server did not answer");
+
+        let later = Timestamp::from_second(2_000).unwrap();
+        let failed = error_status(
+            &obj,
+            &waiting,
+            Reason::KeyNotFound,
+            "the Secret has no such key",
+            true,
+            later,
+        )
+        .unwrap();
+        assert_eq!(failed.phase, Phase::Failed);
+        assert_eq!(
+            kinds(&failed),
+            [
+                cond("Ready", "False", "KeyNotFound"),
+                cond(STALLED, "True", "KeyNotFound")
+            ]
+        );
+        // Ready stayed False: its transition time stays; Stalled is new.
+        assert_eq!(
+            condition(&failed, "Ready").unwrap().last_transition_time,
+            Time(now)
+        );
+        assert_eq!(
+            condition(&failed, STALLED).unwrap().last_transition_time,
+            Time(later)
+        );
+        // The same error again changes nothing (no status write).
+        assert_eq!(
+            error_status(
+                &obj,
+                &failed,
+                Reason::KeyNotFound,
+                "the Secret has no such key",
+                true,
+                later
+            ),
+            None
+        );
+
+        // Ready: neither kstatus condition is left.
+        let mut shared = failed.clone();
+        shared.phase = Phase::Shared;
+        set_ready(&mut shared, &obj, true, Reason::Shared, "ready", later);
+        assert_eq!(kinds(&shared), [cond("Ready", "True", "Shared")]);
+    }
+
+    #[test]
+    fn an_expired_link_is_stalled_unless_a_new_one_follows() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let live = OneTimeShareStatus {
+            phase: Phase::Shared,
+            secret_state: Some("new".into()),
+            ..Default::default()
+        };
+        let keep = share(serde_json::json!({"secretRef": {"name": "db"}}));
+        let expired =
+            refreshed_status(&keep, &live, &SecretState::Expired, None, None, now).unwrap();
+        assert_eq!(
+            kinds(&expired),
+            [
+                cond("Ready", "False", "Expired"),
+                cond(STALLED, "True", "Expired")
+            ]
+        );
+        let standing =
+            share(serde_json::json!({"secretRef": {"name": "db"}, "onExpiry": "Reshare"}));
+        let renewing =
+            refreshed_status(&standing, &live, &SecretState::Expired, None, None, now).unwrap();
+        assert_eq!(
+            kinds(&renewing),
+            [
+                cond("Ready", "False", "Expired"),
+                cond(RECONCILING, "True", "Expired")
+            ]
+        );
+        // At maxShares the renewal stops: Stalled.
+        let mut bound = renewing.clone();
+        set_ready(
+            &mut bound,
+            &standing,
+            false,
+            Reason::Expired,
+            "maxShares",
+            now,
+        );
+        assert_eq!(
+            kinds(&bound),
+            [
+                cond("Ready", "False", "Expired"),
+                cond(STALLED, "True", "Expired")
+            ]
+        );
+        let received =
+            refreshed_status(&keep, &live, &SecretState::Received, Some(900), None, now).unwrap();
+        assert_eq!(kinds(&received), [cond("Ready", "True", "Received")]);
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub(super) async fn track(
                 refusal = Some(refused);
             }
         }
+    } else if let Some(settled) = reissue_dropped(obj, &status) {
+        save(obj, ctx, &settled).await?;
+        status = settled;
     }
     match (follow(obj, status, metadata_key, ctx).await, refusal) {
         // The link's next check stays on the check clock; the refusal decides the retry.
@@ -269,6 +272,32 @@ fn reissue_requested(obj: &OneTimeShare, acted_on: Option<&Option<String>>) -> b
         .is_some_and(|token| !token.is_empty() && acted_on.as_ref() != Some(token))
 }
 
+/// The status of a live, Ready share whose Reconciling or Stalled condition was left by a
+/// reissue that is no longer asked for (the annotation was removed or set back): settled again,
+/// so that kstatus does not wait for a reissue that will not come. `None` when nothing is to
+/// settle, and with `onSecretChange: Reshare`, whose blocked reshares set them too and are retried.
+fn reissue_dropped(obj: &OneTimeShare, current: &OneTimeShareStatus) -> Option<OneTimeShareStatus> {
+    let ready = current
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let unsettled = current
+        .conditions
+        .iter()
+        .any(|c| c.type_ == status::RECONCILING || c.type_ == status::STALLED);
+    if current.phase != Phase::Shared
+        || !ready
+        || !unsettled
+        || obj.spec.on_secret_change == SecretChangePolicy::Reshare
+    {
+        return None;
+    }
+    let mut next = current.clone();
+    let settled = status::Progress::Settled;
+    status::set_progress(&mut next, obj, settled, Reason::Shared, "", now());
+    Some(next)
+}
+
 /// The `ots.dev/reshare` value the recorded link was made for, from memory or the record (one
 /// read). Looked up only when the annotation or status names one; `None` otherwise.
 async fn acted_on_token(
@@ -414,7 +443,10 @@ async fn burn_and_reshare(
         }
     };
     let uid = obj.uid().unwrap_or_default();
-    let stored = ctx.records.load(&uid).await?;
+    let stored = match ctx.records.load(&uid).await {
+        Ok(stored) => stored,
+        Err(error) => return Err(reshare_retried(obj, status, ctx, error).await),
+    };
     // A reshare of a changed Secret carries the hour's reissues on; a reissue adds itself.
     let reissued_at = reissued_at
         .or_else(|| stored.as_ref().map(|s| s.record.reissued_at.clone()))
@@ -423,7 +455,10 @@ async fn burn_and_reshare(
     if status.phase == Phase::Shared {
         // The old link is burned with what it was shared with (the passphrase may have changed).
         if let Some(stored) = &stored {
-            let outcome = burn(ctx, stored).await?;
+            let outcome = match burn(ctx, stored).await {
+                Ok(outcome) => outcome,
+                Err(error) => return Err(reshare_retried(obj, status, ctx, error).await),
+            };
             tracing::info!(
                 object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
                 outcome = ?BurnResult::from(&outcome),
@@ -441,6 +476,34 @@ async fn burn_and_reshare(
 
     let occasion = Occasion::Reshared { note, reissued_at };
     share::share_anew(obj, ctx, &prepared, occasion).await
+}
+
+/// A reshare that failed before its new link was made (the server down while burning the old
+/// one, say) is retried with the error policy's backoff. Status keeps the link it shows, and
+/// Ready with it (the Warning Event says what failed), but says that a new link is still to
+/// come: Reconciling=True, or Stalled=True when only a fix helps, so that kstatus (Flux) does
+/// not take the old link for the outcome. Returns the error.
+async fn reshare_retried(
+    obj: &OneTimeShare,
+    status: &OneTimeShareStatus,
+    ctx: &Context,
+    error: Error,
+) -> Error {
+    let (reason, message) = error.shown(ctx.config.admission_guard);
+    let progress = if error.needs_user_fix() {
+        status::Progress::Stuck
+    } else {
+        status::Progress::Working
+    };
+    let message = format!("a new link is not made yet and is retried ({message})");
+    let mut next = status.clone();
+    status::set_progress(&mut next, obj, progress, reason, &message, now());
+    if next != *status
+        && let Err(e) = save(obj, ctx, &next).await
+    {
+        tracing::warn!(error = %e, "could not write the retried reshare to status");
+    }
+    error
 }
 
 /// A reshare whose new value cannot be shared: the condition says so (the old link
@@ -468,6 +531,14 @@ async fn blocked_reshare(
         &message,
         now(),
     );
+    // The reshare asked for is not done: under way while it is retried, stuck when only a fix
+    // helps (kstatus reads these, whatever Ready says of the old link).
+    let progress = if error.needs_user_fix() {
+        status::Progress::Stuck
+    } else {
+        status::Progress::Working
+    };
+    status::set_progress(&mut next, obj, progress, reason, &message, now());
     if next != *status
         && let Err(e) = save(obj, ctx, &next).await
     {
