@@ -17,6 +17,7 @@ use ots_testserver::{Config, TestServer};
 use serde_json::Value;
 use support::node::{self, Node, proc_environ, proc_mounts, proc_status};
 use support::operator::{create_secret, delete_share, open_link, reveal, wait_gone, wait_shared};
+use support::readme::quick_start_commands;
 
 const IMAGE: &str = "ots-operator:dev";
 const NAMESPACE: &str = "ots-operator";
@@ -74,38 +75,6 @@ fn installed() -> &'static Installed {
         eprintln!("operator pod Ready {ready_after:.1?} after helm install");
         Installed { ready_after, pod }
     })
-}
-
-/// The commands of the quick start's first `sh` block: continuation lines joined, comments dropped.
-fn quick_start_commands(readme: &str) -> Vec<String> {
-    let start = readme
-        .find("## Quick start on a cluster\n")
-        .expect("README has a quick start");
-    let block = &readme[start..];
-    let block = &block[block.find("```sh\n").expect("a sh block") + 6..];
-    let block = &block[..block.find("```").expect("closed")];
-    let mut commands = Vec::new();
-    let mut current = String::new();
-    for line in block.lines() {
-        let line = if line.trim_start().starts_with('#') {
-            ""
-        } else {
-            line.find(" #").map_or(line, |comment| &line[..comment])
-        };
-        let line = line.trim_end();
-        match line.strip_suffix('\\') {
-            Some(continued) => current.push_str(continued),
-            None => {
-                current.push_str(line);
-                let command = current.split_whitespace().collect::<Vec<_>>().join(" ");
-                if !command.is_empty() {
-                    commands.push(command);
-                }
-                current.clear();
-            }
-        }
-    }
-    commands
 }
 
 fn operator_pods(node: &Node) -> Vec<Value> {

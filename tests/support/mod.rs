@@ -5,6 +5,7 @@ pub mod chart;
 pub mod cluster;
 pub mod node;
 pub mod operator;
+pub mod readme;
 pub mod real_ots;
 pub mod tls;
 pub mod tools;
