@@ -413,7 +413,10 @@ impl Phase {
 }
 
 /// What the operator observed: the link, its state on the server, and why.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+///
+/// Its `Debug` output (and so a `OneTimeShare`'s) shows whether the link, the metadata key and the
+/// metadata link are set, never what they are: each is a capability.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct OneTimeShareStatus {
     /// Pending, Shared, Received, Burned, Expired or Failed.
@@ -496,6 +499,34 @@ pub struct OneTimeShareStatus {
     pub conditions: Vec<Condition>,
 }
 
+impl std::fmt::Debug for OneTimeShareStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        /// A capability shown only as present or absent.
+        fn redacted(value: &Option<String>) -> Option<&'static str> {
+            value.as_ref().map(|_| "<redacted>")
+        }
+        f.debug_struct("OneTimeShareStatus")
+            .field("phase", &self.phase)
+            .field("link", &redacted(&self.link))
+            .field("metadata_key", &redacted(&self.metadata_key))
+            .field("metadata_link", &redacted(&self.metadata_link))
+            .field("link_secret_name", &self.link_secret_name)
+            .field("server_url", &self.server_url)
+            .field("secret_state", &self.secret_state)
+            .field("ttl_seconds", &self.ttl_seconds)
+            .field("shared_at", &self.shared_at)
+            .field("expires_at", &self.expires_at)
+            .field("received_at", &self.received_at)
+            .field("opened_at", &self.opened_at)
+            .field("passphrase_protected", &self.passphrase_protected)
+            .field("source_resource_version", &self.source_resource_version)
+            .field("reshare_token", &self.reshare_token)
+            .field("observed_generation", &self.observed_generation)
+            .field("conditions", &self.conditions)
+            .finish()
+    }
+}
+
 /// A parsed `spec.ttl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ttl(pub Duration);
@@ -554,6 +585,33 @@ impl OneTimeShareSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_of_a_share_never_shows_its_link_or_metadata_key() {
+        let link = "https://ots.example/secret/abcdefghijklmnop0123456789";
+        let key = "metadatakey0123456789abcdefghij";
+        let receipt = "https://ots.example/receipt/metadatakey0123456789abcdefghij";
+        let mut share = OneTimeShare::new(
+            "db",
+            serde_json::from_value(serde_json::json!({"secretRef": {"name": "db"}})).unwrap(),
+        );
+        share.status = Some(OneTimeShareStatus {
+            phase: Phase::Shared,
+            link: Some(link.to_owned()),
+            metadata_key: Some(key.to_owned()),
+            metadata_link: Some(receipt.to_owned()),
+            secret_state: Some("new".to_owned()),
+            ..Default::default()
+        });
+        for shown in [format!("{share:?}"), format!("{share:#?}")] {
+            for capability in [link, key, receipt, "abcdefghijklmnop", "metadatakey"] {
+                assert!(!shown.contains(capability), "{capability} in {shown}");
+            }
+            assert!(
+                shown.contains("<redacted>") && shown.contains("Shared") && shown.contains("new")
+            );
+        }
+    }
 
     #[test]
     fn ttl_accepts_every_documented_unit() {
