@@ -503,7 +503,7 @@ impl std::fmt::Debug for OneTimeShareStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         /// A capability shown only as present or absent.
         fn redacted(value: &Option<String>) -> Option<&'static str> {
-            value.as_ref().map(|_| "<redacted>")
+            value.as_ref().map(|_| "[redacted]")
         }
         f.debug_struct("OneTimeShareStatus")
             .field("phase", &self.phase)
@@ -608,7 +608,7 @@ mod tests {
                 assert!(!shown.contains(capability), "{capability} in {shown}");
             }
             assert!(
-                shown.contains("<redacted>") && shown.contains("Shared") && shown.contains("new")
+                shown.contains("[redacted]") && shown.contains("Shared") && shown.contains("new")
             );
         }
     }
