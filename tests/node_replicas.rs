@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -16,7 +15,7 @@ use kube::api::{Api, DeleteParams, ListParams};
 use ots_testserver::{Config, TestServer};
 use serde_json::Value;
 use support::node;
-use support::operator::{create_secret, create_share, shares};
+use support::operator::{create_secret, create_share, wait_each_shared_exactly_once};
 
 const IMAGE: &str = "ots-operator:dev";
 const NAMESPACE: &str = "ots-operator";
@@ -122,52 +121,10 @@ async fn deleting_the_leader_pod_during_a_burst_of_100_shares_shares_each_exactl
     eprintln!("takeover after the leader pod's deletion: {takeover:.1?} (goal ≤ 15 s)");
 
     // Every share Shared, with a link of its own; the server made exactly 100 secrets.
-    let api = shares(&client, ns);
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let all = loop {
-        let list = api.list(&ListParams::default()).await.expect("list shares");
-        let shared = list
-            .items
-            .iter()
-            .filter(|s| s.status.as_ref().and_then(|s| s.link.as_ref()).is_some())
-            .count();
-        if shared == SHARES {
-            break list.items;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{shared} of {SHARES} shares Shared after 180 s"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let done = wait_each_shared_exactly_once(&client, ns, &server, SHARES).await;
     eprintln!(
         "all {SHARES} shares Shared {:.1?} after the leader's deletion",
-        deleted_at.elapsed()
-    );
-    let links: BTreeSet<String> = all
-        .iter()
-        .filter_map(|s| s.status.as_ref()?.link.clone())
-        .collect();
-    assert_eq!(links.len(), SHARES, "no two shares got the same link");
-    let keys: BTreeSet<String> = all
-        .iter()
-        .filter_map(|s| s.status.as_ref()?.metadata_key.clone())
-        .collect();
-    let live: BTreeSet<String> = server
-        .live_receipts()
-        .into_iter()
-        .map(|r| r.metadata_key)
-        .collect();
-    let orphans: Vec<&String> = live.difference(&keys).collect();
-    assert!(
-        orphans.is_empty(),
-        "secrets on the server that no share names: {orphans:?}"
-    );
-    let stats = server.stats();
-    assert_eq!(
-        stats.by_operation.get("share").copied().unwrap_or_default() as usize,
-        SHARES,
-        "each share was made exactly once: {stats:?}"
+        done - deleted_at
     );
     // The deleted pod was replaced, and both pods are Ready again.
     node.kubectl(&[

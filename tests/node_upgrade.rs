@@ -7,13 +7,12 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use kube::api::ListParams;
 use ots_testserver::{Config, TestServer};
 use serde_json::Value;
 use support::node::{self, Node};
-use support::operator::{create_secret, create_share, shares};
+use support::operator::{create_secret, create_share, wait_each_shared_exactly_once};
 
 const NAMESPACE: &str = "ots-operator";
 const SHARES: usize = 100;
@@ -110,49 +109,10 @@ async fn helm_upgrade_to_a_new_image_tag_during_a_burst_loses_and_duplicates_no_
         .collect();
     assert_eq!(images, BTreeSet::from(["ots-operator:next".to_owned()]));
 
-    let api = shares(&client, ns);
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let all = loop {
-        let list = api.list(&ListParams::default()).await.expect("list shares");
-        let shared = list
-            .items
-            .iter()
-            .filter(|s| s.status.as_ref().and_then(|s| s.link.as_ref()).is_some())
-            .count();
-        if shared == SHARES {
-            break list.items;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{shared} of {SHARES} shares Shared after 180 s"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let done = wait_each_shared_exactly_once(&client, ns, &server, SHARES).await;
     eprintln!(
         "all {SHARES} shares Shared {:.1?} after helm upgrade",
-        upgraded_at.elapsed()
-    );
-    let links: BTreeSet<String> = all
-        .iter()
-        .filter_map(|s| s.status.as_ref()?.link.clone())
-        .collect();
-    assert_eq!(links.len(), SHARES, "no lost and no duplicate link");
-    let keys: BTreeSet<String> = all
-        .iter()
-        .filter_map(|s| s.status.as_ref()?.metadata_key.clone())
-        .collect();
-    let live: BTreeSet<String> = server
-        .live_receipts()
-        .into_iter()
-        .map(|r| r.metadata_key)
-        .collect();
-    let orphans: Vec<&String> = live.difference(&keys).collect();
-    assert!(orphans.is_empty(), "secrets no share names: {orphans:?}");
-    let stats = server.stats();
-    assert_eq!(
-        stats.by_operation.get("share").copied().unwrap_or_default() as usize,
-        SHARES,
-        "each share was made exactly once: {stats:?}"
+        done - upgraded_at
     );
 
     // A drain of the node: the first operator pod may go, the PDB (maxUnavailable 1) holds the

@@ -546,3 +546,60 @@ pub fn calls(server: &TestServer, operation: &str) -> u64 {
         .copied()
         .unwrap_or_default()
 }
+
+/// Waits (up to 180 s) until all `count` shares of `namespace` have a link, then checks what a
+/// disruption (a leader's deletion, a rolling upgrade) must not cause: every link distinct, no
+/// secret on `server` that no share names, and exactly `count` share calls. Returns when the last
+/// share got its link.
+pub async fn wait_each_shared_exactly_once(
+    client: &Client,
+    namespace: &str,
+    server: &TestServer,
+    count: usize,
+) -> Instant {
+    let api = shares(client, namespace);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let all = loop {
+        let list = api.list(&ListParams::default()).await.expect("list shares");
+        let shared = list
+            .items
+            .iter()
+            .filter(|s| s.status.as_ref().and_then(|s| s.link.as_ref()).is_some())
+            .count();
+        if shared == count {
+            break list.items;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{shared} of {count} shares Shared after 180 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let done = Instant::now();
+    let links: std::collections::BTreeSet<String> = all
+        .iter()
+        .filter_map(|s| s.status.as_ref()?.link.clone())
+        .collect();
+    assert_eq!(links.len(), count, "no lost and no duplicate link");
+    let keys: std::collections::BTreeSet<String> = all
+        .iter()
+        .filter_map(|s| s.status.as_ref()?.metadata_key.clone())
+        .collect();
+    let live: std::collections::BTreeSet<String> = server
+        .live_receipts()
+        .into_iter()
+        .map(|r| r.metadata_key)
+        .collect();
+    let orphans: Vec<&String> = live.difference(&keys).collect();
+    assert!(
+        orphans.is_empty(),
+        "secrets on the server that no share names: {orphans:?}"
+    );
+    let stats = server.stats();
+    assert_eq!(
+        stats.by_operation.get("share").copied().unwrap_or_default() as usize,
+        count,
+        "each share was made exactly once: {stats:?}"
+    );
+    done
+}
