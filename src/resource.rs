@@ -413,9 +413,6 @@ impl Phase {
 }
 
 /// What the operator observed: the link, its state on the server, and why.
-///
-/// Its `Debug` output (and so a `OneTimeShare`'s) shows whether the link, the metadata key and the
-/// metadata link are set, never what they are: each is a capability.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct OneTimeShareStatus {
@@ -499,6 +496,8 @@ pub struct OneTimeShareStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// Shows whether the link, the metadata key and the metadata link are set, never what they are:
+/// each is a capability. A `OneTimeShare`'s `Debug` goes through this, so neither prints them.
 impl std::fmt::Debug for OneTimeShareStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         /// A capability shown only as present or absent.
