@@ -104,6 +104,11 @@ struct Args {
     /// Skip the memory run.
     #[arg(long)]
     skip_memory: bool,
+    /// The binaries are an unoptimized dev build (`run --dev-build`, what CI's smoke run uses to
+    /// skip a release build): times and memory are printed but judged against no target; the
+    /// request counts per share are judged as usual, since the build does not change them.
+    #[arg(long)]
+    unoptimized: bool,
 }
 
 /// Sizes of one run.
@@ -172,7 +177,15 @@ async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let result = async {
         let plan = plan(&args)?;
-        let mut figures = Figures::default();
+        let mut figures = Figures {
+            unoptimized: args.unoptimized,
+            ..Figures::default()
+        };
+        if args.unoptimized {
+            println!(
+                "== unoptimized dev build: times and memory below show the benchmark works, not how fast or lean the operator is (testing/bench/run measures that)"
+            );
+        }
         if !args.skip_throughput {
             throughput(&plan, &mut figures).await?;
         }
