@@ -497,7 +497,14 @@ fn reveal(ctx: &Ctx<'_>, caller: &Caller, op: Operation) -> Response {
         ctx.app.store.record_access(ctx.key());
     }
     match result {
-        Ok(r) => ok(revealed(&r, confirm, passphrase, caller, secret_dump)),
+        Ok(r) => ok(revealed(
+            &r,
+            confirm,
+            passphrase,
+            caller,
+            secret_dump,
+            op == Operation::Secret,
+        )),
         Err(RevealError::Unknown) => record_not_found(),
         Err(RevealError::WrongPassphrase) => {
             if op == Operation::Reveal {
@@ -571,6 +578,7 @@ pub(crate) fn revealed(
     passphrase: Option<&str>,
     caller: &Caller,
     dump: SecretDump,
+    show: bool,
 ) -> Value {
     let state = if r.view.revealed {
         State::Received
@@ -588,13 +596,25 @@ pub(crate) fn revealed(
             "continue": confirm,
             "is_owner": caller.email().is_some() && r.view.owner.as_deref() == caller.email(),
             "show_secret": value.is_some(),
-            // `secret.passphrase?(passphrase)`: false for a secret without one
-            // (reveal_secret.rb:80).
-            "correct_passphrase": r.view.has_passphrase && passphrase.is_some_and(|p| !p.is_empty()),
+            "correct_passphrase": correct_passphrase(r, passphrase, show),
             "display_lines": display_lines(value.as_deref().unwrap_or_default()),
             "one_liner": value.as_deref().filter(|v| !v.is_empty()).map(|v| !v.contains('\n')),
         },
     })
+}
+
+/// `details.correct_passphrase` of a reveal or show that found the secret (a wrong passphrase
+/// never gets here). The reveal says `secret.passphrase?(passphrase)`, false for a secret without
+/// one (reveal_secret.rb:80); the show (`GET /secret/:id`, the recipient's page before the click)
+/// says `!secret.has_passphrase? || secret.passphrase?(passphrase)`, true for one without
+/// (show_secret.rb:66).
+fn correct_passphrase(r: &Revealed, passphrase: Option<&str>, show: bool) -> bool {
+    let given = passphrase.is_some_and(|p| !p.is_empty());
+    if show {
+        !r.view.has_passphrase || given
+    } else {
+        r.view.has_passphrase && given
+    }
 }
 
 /// Every receipt dumped, in the order given.

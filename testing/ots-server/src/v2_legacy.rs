@@ -403,7 +403,14 @@ fn reveal(ctx: &Ctx<'_>, caller: &Caller) -> Response {
         count_missing: true,
     };
     match ctx.app.store.reveal(ctx.key(), gate, confirm) {
-        Ok(r) => records_ok(revealed(&r, confirm, passphrase, caller, secret_dump)),
+        Ok(r) => records_ok(revealed(
+            &r,
+            confirm,
+            passphrase,
+            caller,
+            secret_dump,
+            false,
+        )),
         Err(RevealError::Unknown) => unknown_secret(ctx.key()),
         Err(RevealError::WrongPassphrase) => form_error("Incorrect passphrase"),
         Err(RevealError::Locked(_)) => rate_limited(),

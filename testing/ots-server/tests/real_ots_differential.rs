@@ -237,6 +237,20 @@ fn steps() -> Vec<Step> {
         post_json("v2 reveal, right passphrase", Anonymous, "/api/v2/secret/{f_sk}/reveal", json!({"continue": true, "passphrase": passphrase})),
         keys(conceal("v2 conceal, passphrase (to burn)", Account, json!({"secret": "v2-protected-2", "ttl": 3600, "passphrase": passphrase})), "h_mk", "h_sk"),
         post_json("v2 burn, right passphrase", Account, "/api/v2/receipt/{h_mk}/burn", json!({"continue": true, "passphrase": passphrase})),
+        // The batch status route (list_secret_status.rb) that tracking many links rests on: the
+        // live secrets among the identifiers, whatever else was asked.
+        keys(conceal("v2 conceal, live, for the batch status", Account, json!({"secret": "v2-live", "ttl": 3600})), "l_mk", "l_sk"),
+        keys(conceal("v2 conceal, to be previewed", Account, json!({"secret": "v2-previewed", "ttl": 3600})), "m_mk", "m_sk"),
+        get("v2 secret page opened, not revealed (the recipient's preview)", Anonymous, "/api/v2/secret/{m_sk}"),
+        form("v2 batch status: live, revealed, burned, generated, passphrase, previewed, unknown", Account, "/api/v2/secret/status",
+             &[("identifiers", &format!("{{l_sk}},{{d_sk}},{{c_sk}},{{e_sk}},{{f_sk}},{{h_sk}},{{m_sk}},{UNKNOWN}"))]),
+        post_json("v2 batch status, JSON body", Account, "/api/v2/secret/status", json!({"identifiers": "{e_sk},{l_sk}"})),
+        form("v2 batch status, anonymous", Anonymous, "/api/v2/secret/status", &[("identifiers", "{l_sk}")]),
+        form("v2 batch status, wrong token", WrongToken, "/api/v2/secret/status", &[("identifiers", "{l_sk}")]),
+        form("v2 batch status, blanks, empty items and a repeat", Account, "/api/v2/secret/status", &[("identifiers", " {l_sk} ,, ,{l_sk},")]),
+        form("v2 batch status, no identifiers", Account, "/api/v2/secret/status", &[]),
+        form("v2 batch status, garbage", Account, "/api/v2/secret/status", &[("identifiers", "../x,%00,<b>,*,{l_sk}")]),
+        get("v2 batch status leaves the secret unread", Account, "/api/v2/receipt/{l_mk}"),
         get("v2 unknown route", Anonymous, "/api/v2/nothing-here"),
     ]
 }
@@ -270,11 +284,17 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-fn fill(path: &str, vars: &HashMap<&str, String>) -> String {
-    let mut out = path.to_owned();
+/// `text` with every `{name}` of a captured value replaced by it.
+fn fill_vars(text: &str, vars: &HashMap<&str, String>) -> String {
+    let mut out = text.to_owned();
     for (name, value) in vars {
         out = out.replace(&format!("{{{name}}}"), value);
     }
+    out
+}
+
+fn fill(path: &str, vars: &HashMap<&str, String>) -> String {
+    let mut out = fill_vars(path, vars);
     // A value an earlier step failed to capture.
     while let (Some(a), Some(b)) = (out.find('{'), out.find('}')) {
         out.replace_range(
@@ -301,8 +321,17 @@ async fn run(target: &Target, steps: &[Step]) -> Vec<Seen> {
         };
         req = match &step.body {
             Body::None => req,
-            Body::Form(fields) => req.form(fields),
-            Body::Json(value) => req.json(value),
+            Body::Form(fields) => {
+                let fields: Vec<(&str, String)> = fields
+                    .iter()
+                    .map(|(k, v)| (*k, fill_vars(v, &vars)))
+                    .collect();
+                req.form(&fields)
+            }
+            Body::Json(value) => {
+                let text = fill_vars(&value.to_string(), &vars);
+                req.json(&serde_json::from_str::<Value>(&text).unwrap())
+            }
         };
         let resp = req
             .send()
