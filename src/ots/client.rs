@@ -16,7 +16,7 @@ use super::error::OtsError;
 use super::http::{self, Http, Op};
 use super::types::{
     BurnAnswer, BurnOutcome, GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus,
-    ShareRequest,
+    ShareRequest, Unread,
 };
 use super::v2::{ReceiptLayout, VerifyRoute};
 use super::{v1, v2, validate};
@@ -370,6 +370,30 @@ impl OtsClient {
             }
         })
         .await
+    }
+
+    /// Which of `secret_keys` (the links' last parts) are still unread, in one call that reads
+    /// nothing: v2 `POST /secret/status`. One [`Unread`] per key, in order; a key reported
+    /// [`Unread::Left`] was revealed, burned or expired, and only its receipt tells which.
+    ///
+    /// A v1 server, or a v2 server without the route (before v0.24), answers
+    /// [`OtsError::RouteNotFound`]: track those links one receipt at a time.
+    pub async fn unread_among(&self, secret_keys: &[&str]) -> Result<Vec<Unread>, OtsError> {
+        for key in secret_keys {
+            validate::key(key)?;
+        }
+        if secret_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let http = &self.inner.http;
+        let result = match self.call_api().await {
+            Ok(ResolvedApi::V1) => Err(OtsError::RouteNotFound {
+                path: "/api/v1/secret/status (v1 has no batch status)".into(),
+            }),
+            Ok(ResolvedApi::V2) => v2::unread_among(http, secret_keys).await,
+            Err(e) => Err(e),
+        };
+        self.scrub(result, &[])
     }
 
     /// Burns an unread secret. A passphrase-protected secret needs its passphrase, even for its

@@ -112,6 +112,8 @@ pub enum Op {
     Burn,
     Recent,
     Verify,
+    /// v2 `POST /secret/status`: which of many secrets are still unread.
+    BatchStatus,
 }
 
 impl Op {
@@ -126,6 +128,7 @@ impl Op {
             Self::Burn => "burn",
             Self::Recent => "recent",
             Self::Verify => "verify",
+            Self::BatchStatus => "batch_status",
         }
     }
 }

@@ -35,4 +35,5 @@ pub use http::{USER_AGENT, build_client_with_roots as http_client_with_roots};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use types::{
     BurnOutcome, GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus, ShareRequest,
+    Unread,
 };

@@ -221,6 +221,21 @@ pub(crate) enum BurnAnswer {
     NotBurned,
 }
 
+/// What a batch status call (v2 `POST /secret/status`) says of one secret it was asked about.
+///
+/// The answer lists only the secrets still unread; one it leaves out was revealed, burned or
+/// has expired (or never existed), and only its receipt tells which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unread {
+    /// Listed: nobody has revealed it yet.
+    Yes {
+        /// The server marked it previewed (its page was opened, the secret not revealed).
+        previewed: bool,
+    },
+    /// Not listed: read the receipt to learn what happened.
+    Left,
+}
+
 /// What the creator of a secret can see about it (the "metadata" or "receipt").
 ///
 /// `Debug` shows only short prefixes of the keys: both are bearer capabilities.

@@ -43,6 +43,7 @@ use super::http::{Http, Op, Reply};
 use super::json::{self, Object, missing};
 use super::types::{
     BurnAnswer, GenerateRequest, Receipt, ResolvedApi, SecretState, ServerStatus, ShareRequest,
+    Unread,
 };
 use super::v1::receipt_url;
 
@@ -337,6 +338,64 @@ pub async fn recent(http: &Http) -> Result<Vec<Receipt>, OtsError> {
     recent_from(op, &value)
 }
 
+/// `POST /secret/status` with `identifiers` (comma-separated secret keys): one [`Unread`] per key,
+/// in the order given. Reads nothing (`list_secret_status.rb`: the live secrets among the
+/// identifiers, each `safe_dump`ed; a repeat is listed twice, an unknown key not at all).
+pub async fn unread_among(http: &Http, secret_keys: &[&str]) -> Result<Vec<Unread>, OtsError> {
+    let op = Op::BatchStatus;
+    let request = http
+        .request(Method::POST, API, &["secret", "status"])
+        .json(&serde_json::json!({ "identifiers": secret_keys.join(",") }));
+    let value = http.call(op, API, None, request, check).await?;
+    unread_from(op, &value, secret_keys)
+}
+
+/// Reads a batch status answer (`{"records":[{identifier, state, is_previewed, …}], "count"}`)
+/// for `asked`. A record is believed only for a key that was asked and an unread state (`new`,
+/// `previewed`); anything else in the list is ignored, so an answer that lists garbage or leaves a live
+/// secret out never makes a link look live that is gone: the caller reads the receipt of every
+/// key reported [`Unread::Left`].
+pub fn unread_from(op: Op, value: &Value, asked: &[&str]) -> Result<Vec<Unread>, OtsError> {
+    let items = value
+        .get("records")
+        .and_then(Value::as_array)
+        .ok_or_else(|| missing(op, "records"))?;
+    let mut listed: std::collections::HashMap<&str, bool> = std::collections::HashMap::new();
+    for item in items {
+        let Some(record) = item.as_object() else {
+            continue;
+        };
+        let Some(key) = ["identifier", "key"]
+            .iter()
+            .find_map(|field| record.get(*field).and_then(Value::as_str))
+        else {
+            continue;
+        };
+        let state = record
+            .get("state")
+            .and_then(Value::as_str)
+            .map(SecretState::parse);
+        // Only an unread state is believed; a final, unknown or missing one is the receipt's
+        // to explain.
+        let previewed = match state {
+            Some(SecretState::New) => record.get("is_previewed") == Some(&Value::Bool(true)),
+            Some(SecretState::Viewed) => true,
+            _ => continue,
+        };
+        let seen = listed.entry(key).or_default();
+        *seen |= previewed;
+    }
+    Ok(asked
+        .iter()
+        .map(|key| match listed.get(key) {
+            Some(previewed) => Unread::Yes {
+                previewed: *previewed,
+            },
+            None => Unread::Left,
+        })
+        .collect())
+}
+
 /// Reads a recent list: `{"records":[…]}` (or a bare array).
 pub fn recent_from(op: Op, value: &Value) -> Result<Vec<Receipt>, OtsError> {
     let items = value
@@ -604,6 +663,41 @@ pub fn error(op: Op, reply: &Reply) -> OtsError {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_batch_answer_is_believed_only_for_asked_keys_in_an_unread_state() {
+        let asked = ["aaa", "bbb", "ccc", "ddd", "eee"];
+        let answer = json!({"count": 7, "records": [
+            {"identifier": "aaa", "state": "new", "is_previewed": false},
+            // A lie or garbage: a final state, no state, not an object, a key nobody asked.
+            {"identifier": "bbb", "state": "revealed"},
+            {"identifier": "ccc"},
+            "ddd",
+            {"identifier": "zzz", "state": "new"},
+            {"key": "eee", "state": "previewed"},
+            {"identifier": "aaa", "state": "new", "is_previewed": true},
+        ]});
+        assert_eq!(
+            unread_from(Op::BatchStatus, &answer, &asked).unwrap(),
+            [
+                Unread::Yes { previewed: true },
+                Unread::Left,
+                Unread::Left,
+                Unread::Left,
+                Unread::Yes { previewed: true },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_batch_answer_without_its_list_is_an_error_not_every_link_gone() {
+        for answer in [json!({"count": 0}), json!({"records": "none"}), json!([])] {
+            assert!(matches!(
+                unread_from(Op::BatchStatus, &answer, &["aaa"]),
+                Err(OtsError::Protocol { .. })
+            ));
+        }
+    }
 
     fn reply(status: u16, body: &str) -> Reply {
         Reply::for_test(status, None, body, "/api/v2/receipt/abcdef…")
