@@ -20,6 +20,9 @@ pub struct Faults {
     /// A fault that strikes a create (v1 share/create/generate, v2 conceal/generate) *after*
     /// its secret is stored, so the secret exists but the client gets no usable answer.
     pub after_store: Option<AfterStoreFault>,
+    /// The batch status route (`POST /api/v2/secret/status`) lies: it lists none of the
+    /// secrets asked about, as if every one had been read, burned or expired.
+    pub batch_status_omits: bool,
 }
 
 /// A fault that strikes after a create has stored its secret (the secret stays live and

@@ -559,7 +559,11 @@ pub(crate) fn secret_status_body(view: Option<&SecretView>, dump: SecretDump) ->
 /// The body of `POST /secret/status`: the live secrets among the comma-separated
 /// `identifiers` (without the layout's envelope).
 pub(crate) fn secret_status_list(ctx: &Ctx<'_>, dump: SecretDump) -> Value {
-    let ids = ctx.params.get("identifiers").unwrap_or_default().to_owned();
+    let ids = if ctx.app.faults().batch_status_omits {
+        String::new()
+    } else {
+        ctx.params.get("identifiers").unwrap_or_default().to_owned()
+    };
     let records: Vec<Value> = ids
         .split(',')
         .map(str::trim)
