@@ -50,6 +50,16 @@ impl CheckClock {
         }
     }
 
+    /// Wakes the controller of the share `key` (`namespace/name`) names, now.
+    pub fn wake_now(&self, key: Arc<str>) {
+        let now = Instant::now();
+        self.due
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((now, key));
+        self.earlier.notify_one();
+    }
+
     /// How many wake-ups are waiting.
     pub fn waiting(&self) -> usize {
         self.due

@@ -29,6 +29,7 @@ pub(super) async fn cleanup(obj: &OneTimeShare, ctx: &Context) -> Result<Action,
     if obj.spec.deletion_policy == DeletionPolicy::Keep {
         ctx.records.delete(&uid).await?;
         ctx.memory.forget(&uid);
+        ctx.tracker.forget(&uid);
         return Ok(Action::await_change());
     }
     let Some(stored) = ctx.records.load(&uid).await? else {
@@ -43,6 +44,7 @@ pub(super) async fn cleanup(obj: &OneTimeShare, ctx: &Context) -> Result<Action,
                 .await;
         }
         ctx.memory.forget(&uid);
+        ctx.tracker.forget(&uid);
         return Ok(Action::await_change());
     };
     // Only a link this process saw spent is spared the burn; a status saying so is not enough
@@ -80,6 +82,7 @@ pub(super) async fn cleanup(obj: &OneTimeShare, ctx: &Context) -> Result<Action,
     }
     ctx.records.delete(&uid).await?;
     ctx.memory.forget(&uid);
+    ctx.tracker.forget(&uid);
     Ok(Action::await_change())
 }
 

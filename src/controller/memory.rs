@@ -47,7 +47,21 @@ struct Entry {
     written: Option<Box<OneTimeShareStatus>>,
     next_check: Option<Instant>,
     interval: Option<Duration>,
+    /// Where the batch tracker stands with the live link (see `batch_track`).
+    batch: Batched,
     rare: Option<Box<Rare>>,
+}
+
+/// Where the batch tracker stands with a share's live link.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Batched {
+    /// Not handed to it (a new link, a restart, or a server checked one link at a time).
+    #[default]
+    No,
+    /// Checked in batches; its own checks come at the slow end of the schedule.
+    Tracked,
+    /// The tracker saw the link leave the batch answer (or get previewed): read the receipt.
+    Woken,
 }
 
 /// The parts of an [`Entry`] only a resource in trouble, or with a reissue annotation or a link
@@ -134,7 +148,10 @@ impl Memory {
 
     /// Remembers that the server reported the link spent (nothing left to burn).
     pub fn saw_spent(&self, uid: &str) {
-        self.with(uid, |e| e.spent = true);
+        self.with(uid, |e| {
+            e.spent = true;
+            e.batch = Batched::No;
+        });
     }
 
     /// Whether this process saw the server report the link spent. Status alone is not
@@ -324,11 +341,42 @@ impl Memory {
             .collect()
     }
 
+    /// Where the batch tracker stands with the share's link.
+    pub fn batched(&self, uid: &str) -> Batched {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&self.key(uid)).map(|e| e.batch).unwrap_or_default()
+    }
+
+    /// The share's link is checked in batches from now on (its own checks become rare).
+    pub fn batch_tracked(&self, uid: &str) {
+        self.with(uid, |e| e.batch = Batched::Tracked);
+    }
+
+    /// The next check is due once `wait` has passed (and a second more), not on a doubling
+    /// schedule.
+    pub fn check_after(&self, uid: &str, wait: Duration) {
+        self.with(uid, |e| {
+            e.interval = None;
+            e.next_check = Some(Instant::now() + wait + Duration::from_secs(1));
+        });
+    }
+
+    /// The batch tracker found the link gone from its answer, or previewed: its receipt is
+    /// read at the next reconcile.
+    pub fn batch_woken(&self, uid: &str) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = map.get_mut(&self.key(uid)) {
+            e.batch = Batched::Woken;
+            e.next_check = None;
+        }
+    }
+
     /// Restarts the check schedule (a new link was shared).
     pub fn reset_schedule(&self, uid: &str) {
         self.with(uid, |e| {
             e.interval = None;
             e.next_check = None;
+            e.batch = Batched::No;
         });
     }
 }

@@ -23,6 +23,7 @@
 //! resource), `check_clock` (when each link's next check is due), `link_secret` (the link
 //! Secret), `servers` (OTS clients per server), `events`, `watch` (watch streams).
 
+mod batch_track;
 mod burn;
 mod check_clock;
 mod cleanup;
@@ -93,6 +94,8 @@ pub struct Context {
     pub memory: Memory,
     /// When each live link is next due for a check.
     pub checks: check_clock::CheckClock,
+    /// Live links on servers with the batch status route, checked many per call.
+    pub tracker: batch_track::BatchTracker,
     /// The operator's own records of its shares (the truth status is checked against).
     pub records: Records,
     /// The watch caches, once the controller runs (for counting live links per Secret).
@@ -157,6 +160,7 @@ impl Context {
             throttle,
             memory: Memory::default(),
             checks: check_clock::CheckClock::default(),
+            tracker: batch_track::BatchTracker::default(),
             live_links: std::sync::atomic::AtomicUsize::new(0),
         })
     }
@@ -170,6 +174,15 @@ impl Context {
             self.config.refresh_min.max(floor),
             self.config.refresh_max.max(floor),
         )
+    }
+
+    /// The interval of a batch-tracked link's own checks: the slow end of the schedule
+    /// (`--refresh-max`), stretched so that all live links' own checks together use at most a
+    /// quarter of `--ots-rate`, leaving the batch calls (and shares and burns) the rest.
+    fn batched_refresh(&self) -> Duration {
+        let live = self.live_links.load(std::sync::atomic::Ordering::Relaxed);
+        let floor = Duration::from_secs_f64(live as f64 / (0.25 * self.throttle.rate()));
+        self.config.refresh_max.max(floor)
     }
 
     /// Publishes an Event about `obj`; failures are logged, never fatal.
@@ -731,6 +744,7 @@ pub async fn run(
     };
     let phases = housekeeping(stores, ctx.clone(), shutdown.clone());
     let clock = ctx.checks.run(routes, shutdown.clone());
+    let batches = track_batches(ctx.clone(), shutdown.clone());
     // Reconciles still waiting for a slot at shutdown end at once; those running finish.
     let slots = ctx.slots.clone();
     let close = async move {
@@ -742,8 +756,42 @@ pub async fn run(
         readiness,
         phases,
         clock,
+        batches,
         close
     );
+}
+
+/// Runs the batch tracker: each batch call goes through the throttle with capacity nobody else
+/// waits for, and a link that left the answer wakes its share through the check clock.
+async fn track_batches(ctx: Arc<Context>, shutdown: impl Future<Output = ()>) {
+    use crate::runtime::throttle::IfFree;
+    use batch_track::{Checked, Wake};
+    let interval = || ctx.config.refresh_min;
+    let check = |group: batch_track::Group, client: crate::ots::OtsClient, keys: Vec<String>| {
+        let ctx = ctx.clone();
+        async move {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            match ctx
+                .throttle
+                .call(
+                    &group.url,
+                    "batch_status",
+                    IfFree,
+                    client.unread_among(&keys),
+                )
+                .await
+            {
+                Err(busy) => Checked::Busy(busy.retry_in),
+                Ok(Ok(answers)) => Checked::Answered(answers),
+                Ok(Err(error)) => Checked::Failed(error),
+            }
+        }
+    };
+    let wake = |wake: Wake| {
+        ctx.memory.batch_woken(&wake.uid);
+        ctx.checks.wake_now(wake.share);
+    };
+    ctx.tracker.run(interval, check, wake, shutdown).await;
 }
 
 /// Whether a live link expires within a quarter of its lifetime (at most 24 h): time to remind
@@ -854,6 +902,7 @@ async fn housekeeping(
             // would drop what the records index told (and could lead to a second share).
             if ctx.caches_ready.load(std::sync::atomic::Ordering::Relaxed) {
                 ctx.memory.retain(&live);
+                ctx.tracker.retain(&live);
             }
             let shared = counts
                 .get(&crate::resource::Phase::Shared)

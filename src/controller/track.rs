@@ -1,16 +1,19 @@
-//! Tracking: keep the link's state current on a bounded, jittered schedule until it is final,
-//! reshare a changed Secret when the resource asks for it, and reissue a share whose
-//! `ots.dev/reshare` annotation got a new value.
+//! Tracking: keep the link's state current until it is final (in batches where the server
+//! has the batch status route, see `batch_track`; else one receipt at a time on a bounded,
+//! jittered schedule), reshare a changed Secret when the resource asks for it, and reissue a
+//! share whose `ots.dev/reshare` annotation got a new value.
 
+use super::batch_track::{self, Group};
 use super::burn::burn;
 use super::inputs::{fetch_source, prepare};
+use super::memory::Batched;
 use super::share::{self, Occasion};
 use super::status;
 use super::status::refreshed_status;
 use super::{Context, now, save};
 use super::{link_secret, renew};
 use crate::error::{Error, Reason};
-use crate::ots::{BurnOutcome, OtsError};
+use crate::ots::{BurnOutcome, OtsError, ResolvedApi};
 use crate::resource::{
     ExpiryPolicy, MAX_RESHARE_TOKEN_CHARS, OneTimeShare, OneTimeShareStatus, Phase,
     RESHARE_ANNOTATION, SecretChangePolicy,
@@ -96,7 +99,22 @@ async fn follow(
     if !(live || watching_secret || renewing) {
         return Ok(Action::await_change());
     }
-    if ctx.memory.check_due_at(&uid).is_some() {
+    // A live link the batch tracker does not check yet is handed to it without a read of its
+    // own (after a share, a reshare or a restart); a server without the route keeps the
+    // one-receipt schedule below.
+    let batch = ctx.memory.batched(&uid);
+    if live
+        && link_secret_error.is_none()
+        && batch == Batched::No
+        && let Some(key) = status.link.as_deref().and_then(batch_track::secret_key_of)
+        && batched(obj, &status, key, ctx).await?
+    {
+        return Ok(ctx.check_when_due(obj));
+    }
+    // Status left Shared while the tracker holds the link and no server said so (someone
+    // else wrote it): the server's word is asked now, not at the next wake-up.
+    let status_moved = batch == Batched::Tracked && !live;
+    if !status_moved && ctx.memory.check_due_at(&uid).is_some() {
         return unless_failed(ctx.check_when_due(obj), link_secret_error);
     }
     if reshare && let Some(action) = reshare_if_changed(obj, &status, ctx).await? {
@@ -108,22 +126,17 @@ async fn follow(
         return renew::renew(obj, &status, metadata_key, ctx, false).await;
     }
     if live && link_secret_error.is_none() {
-        match link_secret::ensure(obj, ctx, None).await {
-            Ok(true) => tracing::info!(
-                object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
-                "the link Secret was missing or changed; rewrote it from the operator's record"
-            ),
-            Ok(false) => {}
-            Err(error) => link_secret_error = Some(error),
-        }
+        link_secret_error = rewrite_link_secret(obj, ctx).await;
     }
     let mut current = status;
+    let mut read_key = None;
     if live {
         match refresh(obj, &current, metadata_key, ctx).await? {
-            Refresh::Unchanged => {}
+            Refresh::Unchanged(secret_key) => read_key = secret_key,
             Refresh::Changed(next) => {
                 if next.phase != Phase::Shared {
                     ctx.memory.saw_spent(&uid);
+                    ctx.tracker.forget(&uid);
                 }
                 save(obj, ctx, &next).await?;
                 announce(obj, ctx, &next).await;
@@ -149,10 +162,91 @@ async fn follow(
         let left = t.0.as_second() - now().as_second();
         (left > 0 && current.phase == Phase::Shared).then(|| Duration::from_secs(left as u64))
     });
+    // Still live: the next check is the batch tracker's where the server has the route (the
+    // key from status, or from the receipt just read when a link Secret keeps it out of status).
+    let secret_key = current
+        .link
+        .as_deref()
+        .and_then(batch_track::secret_key_of)
+        .map(str::to_owned)
+        .or(read_key);
+    if current.phase == Phase::Shared
+        && let Some(key) = secret_key
+        && batched(obj, &current, &key, ctx).await?
+    {
+        return unless_failed(ctx.check_when_due(obj), link_secret_error);
+    }
     let (refresh_min, refresh_max) = ctx.refresh_bounds();
     ctx.memory
         .schedule_check(&uid, refresh_min, refresh_max, until_expiry);
     unless_failed(ctx.check_when_due(obj), link_secret_error)
+}
+
+/// Hands a live link to the batch tracker when its server has the batch status route (v2,
+/// not found without it yet); whether it did. The tracker wakes the share as soon as the link
+/// leaves its answer (read, burned, expired); the share's own check, which reads the receipt
+/// for what the batch answer does not carry (`openedAt` of a page opened but not revealed) and
+/// looks after its link Secret and its Secret, comes at the slow end of the schedule
+/// ([`Context::batched_refresh`]).
+async fn batched(
+    obj: &OneTimeShare,
+    status: &OneTimeShareStatus,
+    secret_key: &str,
+    ctx: &Context,
+) -> Result<bool, Error> {
+    let Some(url) = status.server_url.as_deref() else {
+        return Ok(false);
+    };
+    if !ctx.tracker.serves(url) {
+        return Ok(false);
+    }
+    let server = ctx.link_server(obj, status).await?;
+    if server.client.learned_api() != Some(ResolvedApi::V2) {
+        return Ok(false);
+    }
+    let username = match &server.per_share_credentials {
+        Some(credentials) => Some(credentials.username.clone()),
+        // The operator's own account, whichever it is: one group.
+        None => server.client.is_authenticated().then(String::new),
+    };
+    let group = Group {
+        url: server.url.clone(),
+        username,
+    };
+    let uid = obj.uid().unwrap_or_default();
+    let share = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+    ctx.tracker
+        .watch(&uid, &share, group, &server.client, secret_key);
+    let until_expiry = status
+        .expires_at
+        .as_ref()
+        .map(|t| Duration::from_secs((t.0.as_second() - now().as_second()).max(0) as u64));
+    ctx.memory.batch_tracked(&uid);
+    let until_expiry = until_expiry.unwrap_or(BATCHED_RECHECK);
+    ctx.memory.check_after(
+        &uid,
+        super::memory::jitter(ctx.batched_refresh()).min(until_expiry),
+    );
+    Ok(true)
+}
+
+/// How long a batch-tracked link with no known expiry goes at most without a check of its own.
+const BATCHED_RECHECK: Duration = Duration::from_secs(24 * 3600);
+
+/// Rewrites the link Secret from the operator's record when it is missing or changed (nothing
+/// to do without one); the error when it cannot be written.
+async fn rewrite_link_secret(obj: &OneTimeShare, ctx: &Context) -> Option<Error> {
+    match link_secret::ensure(obj, ctx, None).await {
+        Ok(true) => {
+            tracing::info!(
+                object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+                "the link Secret was missing or changed; rewrote it from the operator's record"
+            );
+            None
+        }
+        Ok(false) => None,
+        Err(error) => Some(error),
+    }
 }
 
 /// `action`, unless the link Secret could not be written: then that error (Ready=False
@@ -166,8 +260,8 @@ fn unless_failed(action: Action, link_secret_error: Option<Error>) -> Result<Act
 
 /// What a link-state check found.
 enum Refresh {
-    /// Nothing changed.
-    Unchanged,
+    /// Nothing changed; the receipt's secret key, when it showed one.
+    Unchanged(Option<String>),
     /// The link reached a new state.
     Changed(Box<OneTimeShareStatus>),
     /// No OTS capacity was free for a background check; try again after this long.
@@ -182,6 +276,7 @@ async fn refresh(
     ctx: &Context,
 ) -> Result<Refresh, Error> {
     let server = ctx.link_server(obj, status).await?;
+    let mut secret_key = None;
     let state = match ctx
         .throttle
         .call(
@@ -193,7 +288,10 @@ async fn refresh(
         .await
     {
         Err(busy) => return Ok(Refresh::Busy(busy.retry_in)),
-        Ok(Ok(receipt)) => Some((receipt.state, receipt.received, receipt.first_access)),
+        Ok(Ok(receipt)) => {
+            secret_key = receipt.secret_key;
+            Some((receipt.state, receipt.received, receipt.first_access))
+        }
         // The server says the receipt itself is gone (v2 `RecordNotFound`, v1 `Unknown
         // secret`; it lives twice the secret's lifetime): the link is dead. Only that answer:
         // an unknown route (`RouteNotFound`, a wrong URL or an old server) or any odd answer is
@@ -206,7 +304,7 @@ async fn refresh(
     Ok(
         match refreshed_status(obj, status, &state, received, first_access, now()) {
             Some(next) => Refresh::Changed(Box::new(next)),
-            None => Refresh::Unchanged,
+            None => Refresh::Unchanged(secret_key),
         },
     )
 }

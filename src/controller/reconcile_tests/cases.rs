@@ -43,8 +43,11 @@ fn delete(h: &Harness, name: &str) -> Arc<OneTimeShare> {
 }
 
 /// Makes the link of `name` due for a state check now.
+/// Makes the link's check due now, as its schedule or the batch tracker's wake-up would.
 fn check_now(h: &Harness, name: &str) {
-    h.ctx.memory.reset_schedule(&format!("uid-{name}"));
+    let uid = format!("uid-{name}");
+    h.ctx.memory.reset_schedule(&uid);
+    h.ctx.memory.batch_woken(&uid);
 }
 
 fn position(calls: &[Call], what: impl Fn(&Call) -> bool) -> Option<usize> {

@@ -1,0 +1,149 @@
+//! Live links checked in batches (issue 24) on a real control plane: the v2 batch status call
+//! (`POST /api/v2/secret/status`) covers every live link of a server, and a receipt is read only
+//! for a link that left its answer. A server without the route, and a server whose batch answer
+//! lies, fall back to receipts without losing or misjudging a link.
+
+mod support;
+
+use ots_testserver::{Config, Faults, Profile};
+use serde_json::json;
+use support::operator::{Operator, fast_args, ots_server};
+use support::world::World;
+
+/// Waits until the server has answered `n` more batch status calls than `before`.
+async fn batch_calls_after(w: &World, before: u64, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while w.calls("secret_status_list") < before + n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no batch status call came ({} so far)",
+            w.calls("secret_status_list")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// An operator whose links' own checks are rare (`--refresh-max 10m`): whatever it sees within
+/// a test comes from the batch calls, made every `--refresh-min` (1 s).
+async fn rare_own_checks(prefix: &str) -> World {
+    World::with_operator(prefix, ots_server(Config::default()), |ns, url| {
+        let mut args = fast_args(ns, url);
+        let at = args.iter().position(|a| a == "--refresh-max").unwrap();
+        args[at + 1] = "10m".into();
+        Operator::start_with(&args, &[("RUST_LOG", "info,ots_operator=debug")])
+    })
+    .await
+}
+
+#[tokio::test]
+async fn live_links_are_checked_together_and_only_a_revealed_one_reads_its_receipt() {
+    let w = rare_own_checks("batch").await;
+    w.secret("db", &[("password", b"s3cret")]).await;
+    let names: Vec<String> = (0..12).map(|i| format!("share-{i}")).collect();
+    for name in &names {
+        w.share(
+            name,
+            json!({"secretRef": {"name": "db", "key": "password"}}),
+        )
+        .await;
+    }
+    let mut links = Vec::new();
+    for name in &names {
+        links.push(w.shared(name).await.status.unwrap().link.unwrap());
+    }
+    // Every link handed to the tracker: a few rounds of checks read no receipt at all.
+    let receipts = w.calls("receipt");
+    let batches = w.calls("secret_status_list");
+    batch_calls_after(&w, batches, 3).await;
+    assert_eq!(
+        w.calls("receipt"),
+        receipts,
+        "no link read its own receipt while it stayed unread"
+    );
+
+    for link in &links[..3] {
+        assert_eq!(w.reveal_link(link, None).await.expect("reveal"), "s3cret");
+    }
+    for name in &names[..3] {
+        w.wait_phase(name, "Received").await;
+    }
+    assert_eq!(
+        w.calls("receipt"),
+        receipts + 3,
+        "one receipt read per revealed link, none for the others"
+    );
+    let batches = w.calls("secret_status_list");
+    batch_calls_after(&w, batches, 2).await;
+    for name in &names[3..] {
+        let share = w.shared(name).await;
+        assert_eq!(share.status.unwrap().phase.as_str(), "Shared", "{name}");
+    }
+    assert_eq!(
+        w.calls("receipt"),
+        receipts + 3,
+        "the rest still read nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_server_without_the_batch_route_has_each_link_read_by_its_receipt() {
+    // v0.20 answers v2 but has no batch status route.
+    let w = World::with(
+        "batch-old",
+        Config {
+            profile: Profile::V0_20,
+            ..Config::default()
+        },
+        &[],
+    )
+    .await;
+    w.secret("db", &[("password", b"old-server")]).await;
+    w.share("s", json!({"secretRef": {"name": "db", "key": "password"}}))
+        .await;
+    let link = w.shared("s").await.status.unwrap().link.unwrap();
+    assert_eq!(
+        w.reveal_link(&link, None).await.expect("reveal"),
+        "old-server"
+    );
+    w.wait_phase("s", "Received").await;
+    assert_eq!(
+        w.calls("secret_status_list"),
+        0,
+        "the server has no such route"
+    );
+    assert!(w.calls("receipt") >= 1, "the receipt told");
+}
+
+#[tokio::test]
+async fn a_batch_answer_that_lies_never_turns_a_live_link_received() {
+    let w = World::start("batch-lie").await;
+    w.server.set_faults(Faults {
+        batch_status_omits: true,
+        ..Faults::default()
+    });
+    w.secret("db", &[("password", b"still-here")]).await;
+    w.share("s", json!({"secretRef": {"name": "db", "key": "password"}}))
+        .await;
+    let link = w.shared("s").await.status.unwrap().link.unwrap();
+    let receipts = w.calls("receipt");
+    let batches = w.calls("secret_status_list");
+    batch_calls_after(&w, batches, 3).await;
+    let share = w.shared("s").await;
+    let status = share.status.unwrap();
+    assert_eq!(
+        status.phase.as_str(),
+        "Shared",
+        "the receipt said it is unread"
+    );
+    assert!(
+        w.calls("receipt") > receipts,
+        "each omission was checked against the receipt"
+    );
+    // The link still works, and its reveal is still seen.
+    w.server.set_faults(Faults::default());
+    assert_eq!(
+        w.reveal_link(&link, None).await.expect("reveal"),
+        "still-here"
+    );
+    w.wait_phase("s", "Received").await;
+}
