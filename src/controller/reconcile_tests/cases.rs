@@ -2,7 +2,7 @@
 
 use super::{Call, Harness, ready};
 use crate::error::{Error, Reason};
-use crate::resource::{FINALIZER, OneTimeShare, Phase, RESHARE_ANNOTATION};
+use crate::resource::{BURN_ANNOTATION, FINALIZER, OneTimeShare, Phase, RESHARE_ANNOTATION};
 use crate::runtime::throttle::Turn;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::controller::Action;
@@ -254,7 +254,8 @@ fn is_error_reason(reason: Reason) -> bool {
         | Reason::SecretWriteForbidden
         | Reason::GenerateFailed
         | Reason::LinkSecretNotWritten
-        | Reason::ReissueRefused => true,
+        | Reason::ReissueRefused
+        | Reason::BurnRefused => true,
     }
 }
 
@@ -480,6 +481,73 @@ async fn a_reshare_value_too_long_to_act_on_is_refused_and_never_copied() {
     assert!(
         !written.contains("rrrrrrrrrr"),
         "status holds no part of it"
+    );
+}
+
+#[tokio::test]
+async fn a_burn_value_too_long_to_act_on_is_refused_and_never_copied() {
+    let h = Harness::new().await;
+    h.put_secret("db", &[("password", "hunter2")]);
+    shared(&h, "s", json!({})).await;
+    let huge = "b".repeat(200_000);
+    let obj = h.edit("s", |s| {
+        s.annotations_mut()
+            .insert(BURN_ANNOTATION.to_owned(), huge.clone());
+    });
+    h.reconcile(&obj).await;
+
+    let burns = h
+        .ots
+        .requests()
+        .iter()
+        .filter(|r| r.operation == "burn")
+        .count();
+    assert_eq!(burns, 0, "nothing was burned");
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Shared, "the link is live and tracked");
+    assert_eq!(status.burn_token, None);
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .expect("Stalled says why nothing was burned");
+    assert_eq!(stalled.reason, "BurnRefused");
+    assert!(
+        stalled
+            .message
+            .contains("ots.dev/burn annotation's value is longer than the 63 characters"),
+        "{}",
+        stalled.message
+    );
+    assert!(
+        h.events()
+            .contains(&("Warning".to_owned(), "BurnRefused".to_owned())),
+        "{:?}",
+        h.events()
+    );
+    let stored = h.record_text("s");
+    assert!(
+        !stored.contains("bbbbbbbbbb"),
+        "the record holds no part of it"
+    );
+    let written = serde_json::to_string(&h.status("s")).unwrap_or_default();
+    assert!(
+        !written.contains("bbbbbbbbbb"),
+        "status holds no part of it"
+    );
+    // A value the operator acts on burns the link.
+    let obj = h.edit("s", |s| {
+        s.annotations_mut()
+            .insert(BURN_ANNOTATION.to_owned(), "b".repeat(63));
+    });
+    h.reconcile(&obj).await;
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Burned);
+    assert_eq!(status.burn_token, Some("b".repeat(63)));
+    assert!(
+        !status.conditions.iter().any(|c| c.reason == "BurnRefused"),
+        "{:?}",
+        status.conditions
     );
 }
 
