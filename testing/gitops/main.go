@@ -28,7 +28,7 @@ type Verdict struct {
 	Actions []Action `json:"actions,omitempty"`
 	// The ots.dev/reshare value the reissue action sets.
 	Reissue string `json:"reissue,omitempty"`
-	// spec.deletionPolicy after the burn action.
+	// The ots.dev/burn value the burn action sets.
 	Burn string `json:"burn,omitempty"`
 	// Whether each action changed nothing but its own field.
 	ActionsTouchOnlyTheirField bool     `json:"actionsTouchOnlyTheirField"`
@@ -104,28 +104,28 @@ func Evaluate(c Customization, path string) Verdict {
 	} else {
 		verdict.Actions = actions
 	}
-	if reissued, err := c.Act("reissue", runtimeDeepCopy(obj)); err != nil {
-		fail("reissue", err)
-	} else {
-		value, _, _ := unstructured.NestedString(reissued, "metadata", "annotations", "ots.dev/reshare")
-		verdict.Reissue = value
-		field := []string{"metadata", "annotations", "ots.dev/reshare"}
-		if !reflect.DeepEqual(without(reissued, field...), without(obj, field...)) {
+	for _, action := range []struct {
+		name, annotation string
+		into             *string
+	}{
+		{"reissue", "ots.dev/reshare", &verdict.Reissue},
+		{"burn", "ots.dev/burn", &verdict.Burn},
+	} {
+		acted, err := c.Act(action.name, runtimeDeepCopy(obj))
+		if err != nil {
+			fail(action.name, err)
+			continue
+		}
+		field := []string{"metadata", "annotations", action.annotation}
+		value, _, _ := unstructured.NestedString(acted, field...)
+		*action.into = value
+		if !reflect.DeepEqual(without(acted, field...), without(obj, field...)) {
 			// An object without annotations gets an annotations map holding only this one.
-			bare := without(reissued, field...)
+			bare := without(acted, field...)
 			annotations, found, _ := unstructured.NestedMap(bare, "metadata", "annotations")
 			if !(found && len(annotations) == 0 && reflect.DeepEqual(without(bare, "metadata", "annotations"), without(obj, "metadata", "annotations"))) {
 				verdict.ActionsTouchOnlyTheirField = false
 			}
-		}
-	}
-	if burned, err := c.Act("burn", runtimeDeepCopy(obj)); err != nil {
-		fail("burn", err)
-	} else {
-		value, _, _ := unstructured.NestedString(burned, "spec", "deletionPolicy")
-		verdict.Burn = value
-		if !reflect.DeepEqual(without(burned, "spec", "deletionPolicy"), without(obj, "spec", "deletionPolicy")) {
-			verdict.ActionsTouchOnlyTheirField = false
 		}
 	}
 	if kstatus, err := ComputeKstatus(obj); err != nil {
