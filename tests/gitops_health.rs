@@ -596,6 +596,49 @@ fn refresh_testdata(rows: &[Exported], verdicts: &[Value], odd: &[Value]) {
     write(dir.join("actions/action_test.yaml"), &actions);
 }
 
+/// deploy/argocd/argocd-cm.yaml (scripts/render-argocd-cm) holds each script exactly, under the
+/// keys and in the shape Argo CD reads: the health script as one value, the actions as a YAML
+/// document with `discovery.lua` and a `definitions` entry (name, `action.lua`) per action.
+#[test]
+fn the_argocd_cm_snippet_holds_every_script_as_it_is() {
+    let dir = repo_root().join(CUSTOMIZATION);
+    let read = |path: PathBuf| std::fs::read_to_string(&path).expect("read a script");
+    let cm: Value = serde_yaml::from_str(&read(repo_root().join("deploy/argocd/argocd-cm.yaml")))
+        .expect("argocd-cm.yaml is YAML");
+    assert_eq!(cm["kind"], "ConfigMap");
+    assert_eq!(cm["metadata"]["name"], "argocd-cm");
+    let data = &cm["data"];
+    assert_eq!(
+        data["resource.customizations.health.ots.dev_OneTimeShare"],
+        read(dir.join("health.lua")),
+        "the health script"
+    );
+    let actions: Value = serde_yaml::from_str(
+        data["resource.customizations.actions.ots.dev_OneTimeShare"]
+            .as_str()
+            .expect("the actions key"),
+    )
+    .expect("the actions value is YAML");
+    assert_eq!(
+        actions["discovery.lua"],
+        read(dir.join("actions/discovery.lua"))
+    );
+    let definitions = actions["definitions"].as_array().expect("definitions");
+    let names: Vec<&str> = definitions
+        .iter()
+        .map(|d| d["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["burn", "reissue"]);
+    for definition in definitions {
+        let name = definition["name"].as_str().unwrap_or("");
+        assert_eq!(
+            definition["action.lua"],
+            read(dir.join(format!("actions/{name}/action.lua"))),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn argo_cd_style_tests_of_the_customization_pass_in_argo_cds_lua_environment() {
     let out = Command::new(gitops_check())
