@@ -3,6 +3,8 @@
 //! - Argo CD: deploy/argocd/ots.dev/OneTimeShare (health.lua and the actions), run in Argo CD's
 //!   Lua environment (testing/gitops, gopher-lua set up as argo-cd's util/lua/lua.go does);
 //! - kstatus: sigs.k8s.io/cli-utils `status.Compute`, what Flux's health checks use;
+//! - Flux's `healthCheckExprs`: the Kustomization example in deploy/argocd/README.md, evaluated
+//!   with Flux's own CEL code (github.com/fluxcd/pkg/runtime/cel, testing/gitops/flux.go);
 //! - `kubectl wait --for=condition=Ready`.
 //!
 //! The test prints the table (phase × verdicts) that deploy/argocd/README.md shows, and asserts
@@ -42,6 +44,27 @@ fn gitops_check() -> &'static Path {
             String::from_utf8_lossy(&out.stderr)
         );
         PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
+/// The Flux Kustomization example of deploy/argocd/README.md (the first `yaml` block under
+/// "## Flux"), written to a file for gitops-check: the test evaluates what users copy.
+fn flux_example() -> &'static Path {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let readme = std::fs::read_to_string(repo_root().join("deploy/argocd/README.md"))
+            .expect("read deploy/argocd/README.md");
+        let flux = readme.find("\n## Flux").expect("a Flux section");
+        let start = readme[flux..].find("```yaml\n").expect("a yaml block") + flux + 8;
+        let end = readme[start..].find("```").expect("the block's end") + start;
+        let block = &readme[start..end];
+        assert!(block.contains("healthCheckExprs"), "{block}");
+        let path = std::env::temp_dir().join(format!(
+            "ots-gitops-flux-kustomization-{}.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&path, block).expect("write the Flux example");
+        path
     })
 }
 
@@ -163,47 +186,87 @@ enum Message {
     Reconciling,
 }
 
-/// What each row must show: Argo CD's health, kstatus' status, `kubectl wait`, and where the
-/// health message comes from.
+/// What each row must show: Argo CD's health, kstatus' status, the README's Flux
+/// `healthCheckExprs`, `kubectl wait`, and where the health message comes from.
 struct Expected {
     health: &'static str,
     kstatus: &'static str,
+    flux: &'static str,
     wait: &'static str,
     message: Message,
 }
 
+/// Flux's verdict as the table shows it: the status its CEL code computes, or `Unknown` when the
+/// expressions cannot be evaluated on the object (kustomize-controller's status reader reports
+/// an evaluation error as Unknown, and its wait goes on until Current, Failed or the timeout).
+fn flux_cell(verdict: &Value) -> String {
+    if let Some(status) = verdict["flux"]["status"].as_str() {
+        return status.to_owned();
+    }
+    let error = verdict["errors"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .filter_map(Value::as_str)
+                .find(|e| e.starts_with("flux: "))
+        })
+        .unwrap_or("");
+    assert!(
+        !error.is_empty(),
+        "no Flux verdict and no Flux error: {verdict}"
+    );
+    "Unknown (CEL error)".to_owned()
+}
+
 fn expected(row: &str) -> Expected {
-    let (health, kstatus, wait, message) = match row {
+    let (health, kstatus, flux, wait, message) = match row {
         // kstatus cannot know that a status is still to come: an object without one is Current
-        // to it (see deploy/argocd/README.md, Flux); Argo CD and kubectl wait know better.
+        // to it (see deploy/argocd/README.md, Flux); Argo CD and kubectl wait know better, and
+        // so does Flux with the README's healthCheckExprs: CEL cannot name a status that is not
+        // there, the evaluation fails, and Flux waits (Unknown).
         "fresh" => (
             "Progressing",
             "Current",
+            "Unknown (CEL error)",
             "timed out",
             Message::Fixed("Waiting for the ots-operator to share the Secret"),
         ),
         "tampered" => (
             "Progressing",
             "Current",
+            "InProgress",
             "timed out",
             Message::Fixed("status has no Ready condition: waiting for the ots-operator"),
         ),
-        "pending" => ("Progressing", "InProgress", "timed out", Message::Ready),
-        "failed" => ("Degraded", "Failed", "timed out", Message::Ready),
-        "shared" => ("Healthy", "Current", "met", Message::Ready),
-        "received" => ("Healthy", "Current", "met", Message::Ready),
-        "burned" => ("Suspended", "Failed", "timed out", Message::Ready),
+        "pending" => (
+            "Progressing",
+            "InProgress",
+            "InProgress",
+            "timed out",
+            Message::Ready,
+        ),
+        "failed" => ("Degraded", "Failed", "Failed", "timed out", Message::Ready),
+        "shared" => ("Healthy", "Current", "Current", "met", Message::Ready),
+        "received" => ("Healthy", "Current", "Current", "met", Message::Ready),
+        "burned" => ("Suspended", "Failed", "Failed", "timed out", Message::Ready),
         // Argo CD's burn action (the ots.dev/burn annotation): the same verdicts.
-        "burned-by-action" => ("Suspended", "Failed", "timed out", Message::Ready),
-        "expired" => ("Degraded", "Failed", "timed out", Message::Ready),
+        "burned-by-action" => ("Suspended", "Failed", "Failed", "timed out", Message::Ready),
+        "expired" => ("Degraded", "Failed", "Failed", "timed out", Message::Ready),
         // The old link stays live and Ready until the new one is made.
-        "reshare-under-way" => ("Progressing", "InProgress", "met", Message::Reconciling),
-        "reissued" => ("Healthy", "Current", "met", Message::Ready),
+        "reshare-under-way" => (
+            "Progressing",
+            "InProgress",
+            "InProgress",
+            "met",
+            Message::Reconciling,
+        ),
+        "reissued" => ("Healthy", "Current", "Current", "met", Message::Ready),
         other => panic!("no expectation for row {other}"),
     };
     Expected {
         health,
         kstatus,
+        flux,
         wait,
         message,
     }
@@ -256,6 +319,8 @@ const ODD: &[(&str, &str, &str)] = &[
 fn verdicts(files: &[&Path]) -> Vec<Value> {
     let out = Command::new(gitops_check())
         .arg("eval")
+        .arg("--flux")
+        .arg(flux_example())
         .arg(repo_root().join(CUSTOMIZATION))
         .args(files)
         .output()
@@ -434,12 +499,23 @@ async fn argo_cd_kstatus_and_kubectl_wait_tell_the_truth_in_every_phase() {
     let all = verdicts(&files);
     assert_eq!(all.len(), rows.len());
     let mut table = vec![
-        "| object | phase | Ready | Reconciling/Stalled | Argo CD health | Argo CD message | kstatus | kubectl wait |".to_owned(),
-        "|---|---|---|---|---|---|---|---|".to_owned(),
+        "| object | phase | Ready | Reconciling/Stalled | Argo CD health | Argo CD message | kstatus | Flux healthCheckExprs | kubectl wait |".to_owned(),
+        "|---|---|---|---|---|---|---|---|---|".to_owned(),
     ];
     for (row, verdict) in rows.iter().zip(&all) {
         let want = expected(row.row);
-        assert_eq!(verdict["errors"], Value::Null, "{}: {verdict}", row.row);
+        let flux = flux_cell(verdict);
+        assert_eq!(flux, want.flux, "{}: Flux healthCheckExprs", row.row);
+        // Only Flux's CEL may fail to evaluate (on an object with no status yet).
+        let errors: Vec<&Value> = verdict["errors"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter(|e| !e.as_str().unwrap_or("").starts_with("flux: "))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(errors.is_empty(), "{}: {verdict}", row.row);
         let health = verdict["health"]["status"].as_str().unwrap_or("");
         let message = verdict["health"]["message"].as_str().unwrap_or("");
         let kstatus = verdict["kstatus"]["status"].as_str().unwrap_or("");
@@ -484,7 +560,7 @@ async fn argo_cd_kstatus_and_kubectl_wait_tell_the_truth_in_every_phase() {
         );
 
         table.push(format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.row,
             if phase.is_empty() { "-" } else { phase },
             ready_cell(&row.object),
@@ -492,6 +568,7 @@ async fn argo_cd_kstatus_and_kubectl_wait_tell_the_truth_in_every_phase() {
             health,
             message,
             kstatus,
+            flux,
             row.wait
         ));
     }
@@ -509,7 +586,10 @@ async fn argo_cd_kstatus_and_kubectl_wait_tell_the_truth_in_every_phase() {
             .as_array()
             .map(|all| {
                 all.iter()
-                    .filter(|e| !e.as_str().unwrap_or("").starts_with("kstatus"))
+                    .filter(|e| {
+                        let e = e.as_str().unwrap_or("");
+                        !e.starts_with("kstatus") && !e.starts_with("flux: ")
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -517,8 +597,9 @@ async fn argo_cd_kstatus_and_kubectl_wait_tell_the_truth_in_every_phase() {
         assert_eq!(verdict["health"]["status"], *health, "{name}");
         assert_eq!(verdict["health"]["message"], *message, "{name}");
         let kstatus = verdict["kstatus"]["status"].as_str().unwrap_or("(error)");
+        let flux = flux_cell(verdict);
         table.push(format!(
-            "| {name} (hand-written) | - | - | - | {health} | {message} | {kstatus} | - |"
+            "| {name} (hand-written) | - | - | - | {health} | {message} | {kstatus} | {flux} | - |"
         ));
     }
     println!("{}", table.join("\n"));
