@@ -307,6 +307,14 @@ const ODD: &[(&str, &str, &str)] = &[
         "Degraded",
         "a burn was requested but is not carried out (the ots.dev/burn annotation's value is longer than the 63 characters the operator acts on; nothing was burned. Set a shorter value (a timestamp, say) to burn the link); the link stays live",
     ),
+    // shared.yaml with an ots.dev/burn value the server could not act on yet (down), and the
+    // Reconciling condition the operator writes then (the reconcile test
+    // `a_burn_the_server_cannot_do_yet_keeps_the_link_and_says_it_is_retried`).
+    (
+        "burn-retried",
+        "Progressing",
+        "the burn asked for (ots.dev/burn) is not done yet and is retried (server unavailable: burn: HTTP 503); the link is still live",
+    ),
     // Only the metadata is odd: the status is the operator's.
     (
         "odd-annotations-not-a-map",

@@ -378,7 +378,10 @@ async fn burn_on_request(
     };
     let mut next = status.clone();
     let note = if status.phase == Phase::Shared {
-        let outcome = revoke(ctx, &stored).await?;
+        let outcome = match revoke(ctx, &stored).await {
+            Ok(outcome) => outcome,
+            Err(error) => return Err(burn_retried(obj, &status, ctx, error).await),
+        };
         ctx.memory.saw_spent(&uid);
         tracing::info!(
             object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
@@ -407,8 +410,8 @@ async fn burn_on_request(
         }
     } else {
         format!(
-            "a burn was requested (ots.dev/burn), but there was nothing to burn: the link is no longer live (phase {:?})",
-            status.phase
+            "a burn was requested (ots.dev/burn), but there was nothing to burn: the link is no longer live (phase {})",
+            status.phase.as_str()
         )
     };
     // An expired link renewed by onExpiry: Reshare stays without a new link from now on.
@@ -431,6 +434,35 @@ async fn burn_on_request(
     ctx.event(obj, EventType::Normal, Reason::Burned, note)
         .await;
     Ok(next)
+}
+
+/// A burn on request that failed (the server down, say) is retried with the error policy's
+/// backoff. The link is still live, so status keeps it and Ready, but says that the burn is
+/// still to come: Reconciling=True, or Stalled=True when only a fix helps, so that kstatus
+/// (Flux) does not take the live link for the outcome. Returns the error.
+async fn burn_retried(
+    obj: &OneTimeShare,
+    status: &OneTimeShareStatus,
+    ctx: &Context,
+    error: Error,
+) -> Error {
+    let (reason, message) = error.shown(ctx.config.admission_guard);
+    let progress = if error.needs_user_fix() {
+        status::Progress::Stuck
+    } else {
+        status::Progress::Working
+    };
+    let message = format!(
+        "the burn asked for (ots.dev/burn) is not done yet and is retried ({message}); the link is still live"
+    );
+    let mut next = status.clone();
+    status::set_progress(&mut next, obj, progress, reason, &message, now());
+    if next != *status
+        && let Err(e) = save(obj, ctx, &next).await
+    {
+        tracing::warn!(error = %e, "could not write the retried burn to status");
+    }
+    error
 }
 
 /// A burn asked for with a value too long to act on: Stalled says why (Ready, and the link, stay

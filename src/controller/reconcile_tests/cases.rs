@@ -552,6 +552,49 @@ async fn a_burn_value_too_long_to_act_on_is_refused_and_never_copied() {
 }
 
 #[tokio::test]
+async fn a_burn_the_server_cannot_do_yet_keeps_the_link_and_says_it_is_retried() {
+    let h = Harness::new().await;
+    h.put_secret("db", &[("password", "hunter2")]);
+    shared(&h, "s", json!({})).await;
+    h.ots.set_faults(ots_testserver::Faults {
+        outage: true,
+        ..ots_testserver::Faults::default()
+    });
+    let obj = h.edit("s", |s| {
+        s.annotations_mut()
+            .insert(BURN_ANNOTATION.to_owned(), "b1".to_owned());
+    });
+    h.reconcile(&obj).await;
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Shared, "the link is still live");
+    assert_eq!(status.burn_token, None, "not acted on yet");
+    let reconciling = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Reconciling")
+        .expect("Reconciling says the burn is still to come");
+    assert!(
+        reconciling
+            .message
+            .contains("the burn asked for (ots.dev/burn) is not done yet"),
+        "{}",
+        reconciling.message
+    );
+
+    // Once the server answers, the burn is done and the share is Burned.
+    h.ots.set_faults(ots_testserver::Faults::default());
+    h.reconcile(&h.current("s")).await;
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Burned);
+    assert_eq!(status.burn_token.as_deref(), Some("b1"));
+    assert!(
+        !status.conditions.iter().any(|c| c.type_ == "Reconciling"),
+        "{:?}",
+        status.conditions
+    );
+}
+
+#[tokio::test]
 async fn reissues_beyond_the_hourly_limit_wait_while_the_link_is_still_tracked() {
     let h = Harness::with(ots_testserver::Config::default(), |c| {
         c.max_reissues_per_hour = 2

@@ -109,7 +109,9 @@ if phase == "Shared" and burn ~= nil and burn ~= field(status, "burnToken") then
   if is_true(stalled) then
     return result("Degraded", text(stalled.message) or "The burn asked for by " .. BURN .. " is refused")
   end
-  return result("Progressing", "Burn requested: the ots-operator burns the link")
+  -- Retried (the server down, say): Reconciling says why.
+  local retried = (is_true(reconciling) and text(reconciling.message)) or nil
+  return result("Progressing", retried or "Burn requested: the ots-operator burns the link")
 end
 
 if phase == "Pending" then
