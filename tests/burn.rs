@@ -219,3 +219,44 @@ async fn a_burn_and_a_reissue_at_once_burn_first_then_reissue() {
     assert!(reshared.starts_with("reissued on request"), "{reshared}");
     assert_eq!(w.reveal(&reissued).await, "both");
 }
+
+#[tokio::test]
+async fn a_burned_standing_hand_off_is_not_renewed() {
+    let w = World::start("burn-on-expiry").await;
+    w.secret("db", &[("password", b"standing")]).await;
+    w.share(
+        "handoff",
+        json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "60s",
+               "onExpiry": "Reshare", "maxShares": 1}),
+    )
+    .await;
+    w.shared("handoff").await;
+    w.server.advance_clock(Duration::from_secs(120));
+    w.wait_for("handoff", "Expired at maxShares", |o| {
+        phase(o) == "Expired" && condition(o, "Stalled").is_some()
+    })
+    .await;
+
+    set_annotations(&w, "handoff", json!({"ots.dev/burn": "stop"})).await;
+    w.wait_for("handoff", "burned on request", |o| {
+        phase(o) == "Burned" && burn_token(o).as_deref() == Some("stop")
+    })
+    .await;
+    assert_eq!(w.calls("burn"), 0, "an expired link needs no burn call");
+
+    // Raising maxShares would renew an Expired share; a burned one stays without a link.
+    w.shares()
+        .patch(
+            "handoff",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"maxShares": 3}})),
+        )
+        .await
+        .expect("raise maxShares");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        phase(&w.shares().get("handoff").await.expect("get")),
+        "Burned"
+    );
+    assert_eq!(w.calls("share"), 1, "no renewal after the burn");
+}
