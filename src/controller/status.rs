@@ -241,6 +241,9 @@ pub fn error_status(
         } else {
             Phase::Pending
         };
+        // No link, nothing to burn: an ots.dev/burn value is reported as seen, and the first
+        // link made takes it as acted on.
+        next.burn_token = burn_token(obj);
     }
     next.observed_generation = obj.meta().generation;
     set_ready(&mut next, obj, false, reason, message, now);

@@ -552,6 +552,41 @@ async fn a_burn_value_too_long_to_act_on_is_refused_and_never_copied() {
 }
 
 #[tokio::test]
+async fn a_burn_value_on_a_share_with_no_link_is_reported_and_burns_nothing() {
+    let h = Harness::new().await;
+    h.create("s", spec(json!({})));
+    let obj = h.edit("s", |s| {
+        s.annotations_mut()
+            .insert(BURN_ANNOTATION.to_owned(), "b1".to_owned());
+    });
+    h.reconcile(&obj).await;
+    // The first reconcile may only add the finalizer.
+    h.reconcile(&h.current("s")).await;
+    let status = h.status("s");
+    assert!(!status.phase.has_link(), "{:?}", status.phase);
+    assert_eq!(
+        status.burn_token.as_deref(),
+        Some("b1"),
+        "the value is reported"
+    );
+    let burns = h
+        .ots
+        .requests()
+        .iter()
+        .filter(|r| r.operation == "burn")
+        .count();
+    assert_eq!(burns, 0);
+    // Once the Secret exists the share is made, and the value counts as acted on.
+    h.put_secret("db", &[("password", "hunter2")]);
+    h.reconcile(&h.current("s")).await;
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Shared);
+    assert_eq!(status.burn_token.as_deref(), Some("b1"));
+    h.reconcile(&h.current("s")).await;
+    assert_eq!(h.status("s").phase, Phase::Shared, "not burned");
+}
+
+#[tokio::test]
 async fn a_burn_the_server_cannot_do_yet_keeps_the_link_and_says_it_is_retried() {
     let h = Harness::new().await;
     h.put_secret("db", &[("password", "hunter2")]);
