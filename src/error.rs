@@ -92,12 +92,15 @@ pub enum Reason {
     /// A reissue (`ots.dev/reshare`) was not carried out: its value is longer than the operator
     /// acts on, or the share made as many reissues in the last hour as the operator allows.
     ReissueRefused,
+    /// A burn on request (`ots.dev/burn`) was not carried out: its value is longer than the
+    /// operator acts on.
+    BurnRefused,
 }
 
 impl Reason {
     /// Every reason, in declaration order. A new variant belongs here too (a unit test checks
     /// the order and that none is missing before the last).
-    pub const ALL: [Reason; 37] = [
+    pub const ALL: [Reason; 38] = [
         Reason::Shared,
         Reason::Received,
         Reason::Burned,
@@ -135,6 +138,7 @@ impl Reason {
         Reason::LinkSecretNotWritten,
         Reason::Renewed,
         Reason::ReissueRefused,
+        Reason::BurnRefused,
     ];
 
     /// The reason as written in conditions, Events and metric labels.
@@ -177,6 +181,7 @@ impl Reason {
             Reason::LinkSecretNotWritten => "LinkSecretNotWritten",
             Reason::Renewed => "Renewed",
             Reason::ReissueRefused => "ReissueRefused",
+            Reason::BurnRefused => "BurnRefused",
         }
     }
 }
@@ -444,6 +449,14 @@ pub enum Error {
         /// The longest value acted on, in characters.
         max: usize,
     },
+    /// See [`Reason::BurnRefused`]: the annotation's value is too long to act on.
+    #[error(
+        "the ots.dev/burn annotation's value is longer than the {max} characters the operator acts on; nothing was burned. Set a shorter value (a timestamp, say) to burn the link"
+    )]
+    BurnTokenTooLong {
+        /// The longest value acted on, in characters.
+        max: usize,
+    },
     /// See [`Reason::ReissueRefused`]: the share reissued as often as allowed this hour.
     #[error(
         "this OneTimeShare was reissued {max} time(s) in the last hour, the most the operator allows (--max-reissues-per-hour); the requested reissue is carried out in {}",
@@ -524,6 +537,7 @@ impl Error {
             Error::ReshareTokenTooLong { .. } | Error::ReissueLimited { .. } => {
                 Reason::ReissueRefused
             }
+            Error::BurnTokenTooLong { .. } => Reason::BurnRefused,
             Error::Kube(_) => Reason::KubernetesError,
         }
     }
@@ -584,6 +598,8 @@ impl Error {
             Error::LinkSecretNotOwned { .. } => Handling::MISSING,
             // Only a new annotation value can help; the link is tracked meanwhile.
             Error::ReshareTokenTooLong { .. } => Handling::REFUSED,
+            // Only a new annotation value can help; the link is tracked meanwhile.
+            Error::BurnTokenTooLong { .. } => Handling::REFUSED,
             // Comes by itself once the hour's oldest reissue leaves the window (see retry_after).
             Error::ReissueLimited { .. } => Handling::MISSING,
             Error::Ots(e) => match e {
@@ -778,6 +794,7 @@ pub(crate) fn examples() -> Vec<Error> {
         },
         Error::LinkSecretNotOwned { name: name() },
         Error::ReshareTokenTooLong { max: 63 },
+        Error::BurnTokenTooLong { max: 63 },
         Error::ReissueLimited {
             max: 6,
             retry_in: Duration::from_secs(60),

@@ -25,6 +25,16 @@ pub const RESHARE_ANNOTATION: &str = "ots.dev/reshare";
 /// never copied into status or the operator's record.
 pub const MAX_RESHARE_TOKEN_CHARS: usize = 63;
 
+/// Annotation that burns a share's live link without deleting the share: setting it to a new
+/// value (a timestamp, say) burns the link on the server if it is still live; the share then
+/// stays in phase Burned, with no new link (not even by `onExpiry: Reshare`), until a new
+/// `ots.dev/reshare` value reissues it. A value is acted on once: `status.burnToken` reports the
+/// last one. Longer than [`MAX_BURN_TOKEN_CHARS`]: refused at admission and by the operator.
+pub const BURN_ANNOTATION: &str = "ots.dev/burn";
+
+/// Longest `ots.dev/burn` value acted on, in characters (as for `ots.dev/reshare`).
+pub const MAX_BURN_TOKEN_CHARS: usize = MAX_RESHARE_TOKEN_CHARS;
+
 /// Label on every Secret the operator writes (its records, generated Secrets, link Secrets),
 /// with the value [`MANAGED_BY_VALUE`]. The operator writes only into Secrets that carry it, and
 /// the chart's admission policy refuses the operator's ServiceAccount any write to a Secret without it.
@@ -482,6 +492,12 @@ pub struct OneTimeShareStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reshare_token: Option<String>,
 
+    /// The value of the `ots.dev/burn` annotation last acted on (a report: the operator acts on
+    /// its own record of it). Setting the annotation to any other value burns the link if it is
+    /// still live; a value present when a link is made counts as acted on (nothing was live).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn_token: Option<String>,
+
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -520,6 +536,7 @@ impl std::fmt::Debug for OneTimeShareStatus {
             .field("passphrase_protected", &self.passphrase_protected)
             .field("source_resource_version", &self.source_resource_version)
             .field("reshare_token", &self.reshare_token)
+            .field("burn_token", &self.burn_token)
             .field("observed_generation", &self.observed_generation)
             .field("conditions", &self.conditions)
             .finish()

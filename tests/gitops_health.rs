@@ -3,6 +3,8 @@
 //! - Argo CD: deploy/argocd/ots.dev/OneTimeShare (health.lua and the actions), run in Argo CD's
 //!   Lua environment (testing/gitops, gopher-lua set up as argo-cd's util/lua/lua.go does);
 //! - kstatus: sigs.k8s.io/cli-utils `status.Compute`, what Flux's health checks use;
+//! - Flux's `healthCheckExprs`: the Kustomization example in deploy/argocd/README.md, evaluated
+//!   with Flux's own CEL code (github.com/fluxcd/pkg/runtime/cel, testing/gitops/flux.go);
 //! - `kubectl wait --for=condition=Ready`.
 //!
 //! The test prints the table (phase × verdicts) that deploy/argocd/README.md shows, and asserts
@@ -42,6 +44,27 @@ fn gitops_check() -> &'static Path {
             String::from_utf8_lossy(&out.stderr)
         );
         PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
+/// The Flux Kustomization example of deploy/argocd/README.md (the first `yaml` block under
+/// "## Flux"), written to a file for gitops-check: the test evaluates what users copy.
+fn flux_example() -> &'static Path {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let readme = std::fs::read_to_string(repo_root().join("deploy/argocd/README.md"))
+            .expect("read deploy/argocd/README.md");
+        let flux = readme.find("\n## Flux").expect("a Flux section");
+        let start = readme[flux..].find("```yaml\n").expect("a yaml block") + flux + 8;
+        let end = readme[start..].find("```").expect("the block's end") + start;
+        let block = &readme[start..end];
+        assert!(block.contains("healthCheckExprs"), "{block}");
+        let path = std::env::temp_dir().join(format!(
+            "ots-gitops-flux-kustomization-{}.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&path, block).expect("write the Flux example");
+        path
     })
 }
 
@@ -163,45 +186,87 @@ enum Message {
     Reconciling,
 }
 
-/// What each row must show: Argo CD's health, kstatus' status, `kubectl wait`, and where the
-/// health message comes from.
+/// What each row must show: Argo CD's health, kstatus' status, the README's Flux
+/// `healthCheckExprs`, `kubectl wait`, and where the health message comes from.
 struct Expected {
     health: &'static str,
     kstatus: &'static str,
+    flux: &'static str,
     wait: &'static str,
     message: Message,
 }
 
+/// Flux's verdict as the table shows it: the status its CEL code computes, or `Unknown` when the
+/// expressions cannot be evaluated on the object (kustomize-controller's status reader reports
+/// an evaluation error as Unknown, and its wait goes on until Current, Failed or the timeout).
+fn flux_cell(verdict: &Value) -> String {
+    if let Some(status) = verdict["flux"]["status"].as_str() {
+        return status.to_owned();
+    }
+    let error = verdict["errors"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .filter_map(Value::as_str)
+                .find(|e| e.starts_with("flux: "))
+        })
+        .unwrap_or("");
+    assert!(
+        !error.is_empty(),
+        "no Flux verdict and no Flux error: {verdict}"
+    );
+    "Unknown (CEL error)".to_owned()
+}
+
 fn expected(row: &str) -> Expected {
-    let (health, kstatus, wait, message) = match row {
+    let (health, kstatus, flux, wait, message) = match row {
         // kstatus cannot know that a status is still to come: an object without one is Current
-        // to it (see deploy/argocd/README.md, Flux); Argo CD and kubectl wait know better.
+        // to it (see deploy/argocd/README.md, Flux); Argo CD and kubectl wait know better, and
+        // so does Flux with the README's healthCheckExprs: CEL cannot name a status that is not
+        // there, the evaluation fails, and Flux waits (Unknown).
         "fresh" => (
             "Progressing",
             "Current",
+            "Unknown (CEL error)",
             "timed out",
             Message::Fixed("Waiting for the ots-operator to share the Secret"),
         ),
         "tampered" => (
             "Progressing",
             "Current",
+            "InProgress",
             "timed out",
             Message::Fixed("status has no Ready condition: waiting for the ots-operator"),
         ),
-        "pending" => ("Progressing", "InProgress", "timed out", Message::Ready),
-        "failed" => ("Degraded", "Failed", "timed out", Message::Ready),
-        "shared" => ("Healthy", "Current", "met", Message::Ready),
-        "received" => ("Healthy", "Current", "met", Message::Ready),
-        "burned" => ("Suspended", "Failed", "timed out", Message::Ready),
-        "expired" => ("Degraded", "Failed", "timed out", Message::Ready),
+        "pending" => (
+            "Progressing",
+            "InProgress",
+            "InProgress",
+            "timed out",
+            Message::Ready,
+        ),
+        "failed" => ("Degraded", "Failed", "Failed", "timed out", Message::Ready),
+        "shared" => ("Healthy", "Current", "Current", "met", Message::Ready),
+        "received" => ("Healthy", "Current", "Current", "met", Message::Ready),
+        "burned" => ("Suspended", "Failed", "Failed", "timed out", Message::Ready),
+        // Argo CD's burn action (the ots.dev/burn annotation): the same verdicts.
+        "burned-by-action" => ("Suspended", "Failed", "Failed", "timed out", Message::Ready),
+        "expired" => ("Degraded", "Failed", "Failed", "timed out", Message::Ready),
         // The old link stays live and Ready until the new one is made.
-        "reshare-under-way" => ("Progressing", "InProgress", "met", Message::Reconciling),
-        "reissued" => ("Healthy", "Current", "met", Message::Ready),
+        "reshare-under-way" => (
+            "Progressing",
+            "InProgress",
+            "InProgress",
+            "met",
+            Message::Reconciling,
+        ),
+        "reissued" => ("Healthy", "Current", "Current", "met", Message::Ready),
         other => panic!("no expectation for row {other}"),
     };
     Expected {
         health,
         kstatus,
+        flux,
         wait,
         message,
     }
@@ -234,6 +299,22 @@ const ODD: &[(&str, &str, &str)] = &[
         "Progressing",
         "the link expired before anyone opened it; reissue it (a new ots.dev/reshare value, or kubectl ots reissue) to share again",
     ),
+    // shared.yaml with a 64-character ots.dev/burn value, and the Stalled condition the operator
+    // writes then (the reconcile test `a_burn_value_too_long_to_act_on_is_refused_and_never_copied`):
+    // admission refuses such a value, so it cannot be exported from a guarded cluster.
+    (
+        "burn-refused",
+        "Degraded",
+        "a burn was requested but is not carried out (the ots.dev/burn annotation's value is longer than the 63 characters the operator acts on; nothing was burned. Set a shorter value (a timestamp, say) to burn the link); the link stays live",
+    ),
+    // shared.yaml with an ots.dev/burn value the server could not act on yet (down), and the
+    // Reconciling condition the operator writes then (the reconcile test
+    // `a_burn_the_server_cannot_do_yet_keeps_the_link_and_says_it_is_retried`).
+    (
+        "burn-retried",
+        "Progressing",
+        "the burn asked for (ots.dev/burn) is not done yet and is retried (server unavailable: burn: HTTP 503); the link is still live",
+    ),
     // Only the metadata is odd: the status is the operator's.
     (
         "odd-annotations-not-a-map",
@@ -246,6 +327,8 @@ const ODD: &[(&str, &str, &str)] = &[
 fn verdicts(files: &[&Path]) -> Vec<Value> {
     let out = Command::new(gitops_check())
         .arg("eval")
+        .arg("--flux")
+        .arg(flux_example())
         .arg(repo_root().join(CUSTOMIZATION))
         .args(files)
         .output()
@@ -326,6 +409,44 @@ async fn argo_cd_kstatus_and_kubectl_wait_tell_the_truth_in_every_phase() {
     w.wait_phase("burned", "Burned").await;
     rows.push(export(&dir, ns, "burned", "burned"));
 
+    // Argo CD's burn action on a live share, applied as Argo CD would (a patch of the
+    // annotation): the operator burns the link on the server and keeps the resource.
+    w.share("burned-by-action", spec("password", json!({})))
+        .await;
+    let live = w.shared("burned-by-action").await;
+    let before = export(&dir, ns, "burned-by-action", "burned-by-action");
+    let burn_token = verdicts(&[before.file.as_path()])[0]["burn"]
+        .as_str()
+        .expect("the burn action sets ots.dev/burn")
+        .to_owned();
+    w.shares()
+        .patch(
+            "burned-by-action",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"ots.dev/burn": burn_token}}})),
+        )
+        .await
+        .expect("apply the burn action");
+    w.wait_for("burned-by-action", "burned by the action", |o| {
+        phase(o) == "Burned"
+            && o.status.as_ref().and_then(|s| s.burn_token.as_deref()) == Some(burn_token.as_str())
+    })
+    .await;
+    assert!(
+        !live_keys(&w.server).contains(&metadata_key(&live)),
+        "the burn action burned the link on the server"
+    );
+    let old_link = live
+        .status
+        .as_ref()
+        .and_then(|s| s.link.clone())
+        .expect("a link");
+    assert!(
+        w.reveal_link(&old_link, None).await.is_err(),
+        "the link no longer reveals the value"
+    );
+    rows.push(export(&dir, ns, "burned-by-action", "burned-by-action"));
+
     w.share("expired", spec("password", json!({"ttl": "60s"})))
         .await;
     w.shared("expired").await;
@@ -386,12 +507,23 @@ async fn argo_cd_kstatus_and_kubectl_wait_tell_the_truth_in_every_phase() {
     let all = verdicts(&files);
     assert_eq!(all.len(), rows.len());
     let mut table = vec![
-        "| object | phase | Ready | Reconciling/Stalled | Argo CD health | Argo CD message | kstatus | kubectl wait |".to_owned(),
-        "|---|---|---|---|---|---|---|---|".to_owned(),
+        "| object | phase | Ready | Reconciling/Stalled | Argo CD health | Argo CD message | kstatus | Flux healthCheckExprs | kubectl wait |".to_owned(),
+        "|---|---|---|---|---|---|---|---|---|".to_owned(),
     ];
     for (row, verdict) in rows.iter().zip(&all) {
         let want = expected(row.row);
-        assert_eq!(verdict["errors"], Value::Null, "{}: {verdict}", row.row);
+        let flux = flux_cell(verdict);
+        assert_eq!(flux, want.flux, "{}: Flux healthCheckExprs", row.row);
+        // Only Flux's CEL may fail to evaluate (on an object with no status yet).
+        let errors: Vec<&Value> = verdict["errors"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter(|e| !e.as_str().unwrap_or("").starts_with("flux: "))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(errors.is_empty(), "{}: {verdict}", row.row);
         let health = verdict["health"]["status"].as_str().unwrap_or("");
         let message = verdict["health"]["message"].as_str().unwrap_or("");
         let kstatus = verdict["kstatus"]["status"].as_str().unwrap_or("");
@@ -412,22 +544,23 @@ async fn argo_cd_kstatus_and_kubectl_wait_tell_the_truth_in_every_phase() {
             row.row
         );
 
-        // The actions: reissue once the share had a link, burn only where deleting keeps.
+        // The actions: reissue once the share had a link, burn while the link is live.
         let phase = row.object["status"]["phase"].as_str().unwrap_or("");
         let had_link = ["Shared", "Received", "Burned", "Expired"].contains(&phase);
         assert_eq!(
             verdict["actions"],
-            json!([{"name": "burn", "disabled": true}, {"name": "reissue", "disabled": !had_link}]),
+            json!([{"name": "burn", "disabled": phase != "Shared"}, {"name": "reissue", "disabled": !had_link}]),
             "{}: actions",
             row.row
         );
-        let value = verdict["reissue"].as_str().unwrap_or("");
-        assert!(
-            value.len() == 20 && value.ends_with('Z') && value.chars().count() <= 63,
-            "{}: reissue value {value:?}",
-            row.row
-        );
-        assert_eq!(verdict["burn"], "Burn", "{}", row.row);
+        for action in ["reissue", "burn"] {
+            let value = verdict[action].as_str().unwrap_or("");
+            assert!(
+                value.len() == 20 && value.ends_with('Z') && value.chars().count() <= 63,
+                "{}: {action} value {value:?}",
+                row.row
+            );
+        }
         assert_eq!(
             verdict["actionsTouchOnlyTheirField"], true,
             "{}: an action changed more than its field",
@@ -435,7 +568,7 @@ async fn argo_cd_kstatus_and_kubectl_wait_tell_the_truth_in_every_phase() {
         );
 
         table.push(format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.row,
             if phase.is_empty() { "-" } else { phase },
             ready_cell(&row.object),
@@ -443,6 +576,7 @@ async fn argo_cd_kstatus_and_kubectl_wait_tell_the_truth_in_every_phase() {
             health,
             message,
             kstatus,
+            flux,
             row.wait
         ));
     }
@@ -460,7 +594,10 @@ async fn argo_cd_kstatus_and_kubectl_wait_tell_the_truth_in_every_phase() {
             .as_array()
             .map(|all| {
                 all.iter()
-                    .filter(|e| !e.as_str().unwrap_or("").starts_with("kstatus"))
+                    .filter(|e| {
+                        let e = e.as_str().unwrap_or("");
+                        !e.starts_with("kstatus") && !e.starts_with("flux: ")
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -468,8 +605,9 @@ async fn argo_cd_kstatus_and_kubectl_wait_tell_the_truth_in_every_phase() {
         assert_eq!(verdict["health"]["status"], *health, "{name}");
         assert_eq!(verdict["health"]["message"], *message, "{name}");
         let kstatus = verdict["kstatus"]["status"].as_str().unwrap_or("(error)");
+        let flux = flux_cell(verdict);
         table.push(format!(
-            "| {name} (hand-written) | - | - | - | {health} | {message} | {kstatus} | - |"
+            "| {name} (hand-written) | - | - | - | {health} | {message} | {kstatus} | {flux} | - |"
         ));
     }
     println!("{}", table.join("\n"));
@@ -506,12 +644,9 @@ fn refresh_testdata(rows: &[Exported], verdicts: &[Value], odd: &[Value]) {
     let mut reissued = shared.clone();
     reissued["metadata"]["annotations"] = json!({"ots.dev/reshare": "2026-01-01T00:00:00Z"});
     write(testdata.join("shared-reissue.yaml"), &reissued);
-    let mut kept = shared;
-    kept["spec"]["deletionPolicy"] = json!("Keep");
-    write(testdata.join("kept.yaml"), &kept);
-    let mut burn = kept.clone();
-    burn["spec"]["deletionPolicy"] = json!("Burn");
-    write(testdata.join("kept-burn.yaml"), &burn);
+    let mut burn = shared;
+    burn["metadata"]["annotations"] = json!({"ots.dev/burn": "2026-01-01T00:00:00Z"});
+    write(testdata.join("shared-burn.yaml"), &burn);
 
     let names: Vec<String> = rows
         .iter()
@@ -530,7 +665,7 @@ fn refresh_testdata(rows: &[Exported], verdicts: &[Value], odd: &[Value]) {
         })
         .collect();
     write(dir.join("health_test.yaml"), &json!({ "tests": health }));
-    let mut discovery: Vec<Value> = names
+    let discovery: Vec<Value> = names
         .iter()
         .zip(&judged)
         .map(|(name, verdict)| {
@@ -540,73 +675,57 @@ fn refresh_testdata(rows: &[Exported], verdicts: &[Value], odd: &[Value]) {
             })
         })
         .collect();
-    discovery.push(json!({
-        "inputPath": "../testdata/kept.yaml",
-        "result": [{"name": "burn", "disabled": false}, {"name": "reissue", "disabled": false}],
-    }));
     let actions = json!({
         "discoveryTests": discovery,
         "actionTests": [
             {"action": "reissue", "inputPath": "../testdata/shared.yaml", "expectedOutputPath": "../testdata/shared-reissue.yaml"},
-            {"action": "burn", "inputPath": "../testdata/kept.yaml", "expectedOutputPath": "../testdata/kept-burn.yaml"},
+            {"action": "burn", "inputPath": "../testdata/shared.yaml", "expectedOutputPath": "../testdata/shared-burn.yaml"},
         ],
     });
     write(dir.join("actions/action_test.yaml"), &actions);
 }
 
-#[tokio::test]
-async fn the_burn_action_makes_deleting_burn_a_share_that_kept_its_link() {
-    let w = World::start("gitops-burn").await;
-    let dir = std::env::temp_dir().join(format!("ots-gitops-burn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create the export dir");
-    let live = w
-        .shared_db("kept", b"value", json!({"deletionPolicy": "Keep"}))
-        .await;
-    let exported = export(&dir, &w.ns, "kept", "kept");
-    let verdict = &verdicts(&[exported.file.as_path()])[0];
+/// deploy/argocd/argocd-cm.yaml (scripts/render-argocd-cm) holds each script exactly, under the
+/// keys and in the shape Argo CD reads: the health script as one value, the actions as a YAML
+/// document with `discovery.lua` and a `definitions` entry (name, `action.lua`) per action.
+#[test]
+fn the_argocd_cm_snippet_holds_every_script_as_it_is() {
+    let dir = repo_root().join(CUSTOMIZATION);
+    let read = |path: PathBuf| std::fs::read_to_string(&path).expect("read a script");
+    let cm: Value = serde_yaml::from_str(&read(repo_root().join("deploy/argocd/argocd-cm.yaml")))
+        .expect("argocd-cm.yaml is YAML");
+    assert_eq!(cm["kind"], "ConfigMap");
+    assert_eq!(cm["metadata"]["name"], "argocd-cm");
+    let data = &cm["data"];
     assert_eq!(
-        verdict["actions"],
-        json!([{"name": "burn", "disabled": false}, {"name": "reissue", "disabled": false}])
+        data["resource.customizations.health.ots.dev_OneTimeShare"],
+        read(dir.join("health.lua")),
+        "the health script"
     );
-    assert_eq!(verdict["burn"], "Burn");
-    assert_eq!(verdict["actionsTouchOnlyTheirField"], true);
-
-    // Argo CD applies the action's object as a patch; then the resource is deleted.
-    w.shares()
-        .patch(
-            "kept",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"deletionPolicy": verdict["burn"]}})),
-        )
-        .await
-        .expect("apply the burn action");
-    // The operator takes charge of burning (its finalizer) before the delete.
-    w.wait_for("kept", "the burn finalizer", |o| {
-        o.metadata
-            .finalizers
-            .as_ref()
-            .is_some_and(|f| f.iter().any(|f| f == "ots.dev/burn"))
-    })
-    .await;
-    w.delete_share("kept").await;
-    w.wait_gone("kept").await;
-    assert!(
-        !live_keys(&w.server).contains(&metadata_key(&live)),
-        "deleting after the burn action burned the link"
+    let actions: Value = serde_yaml::from_str(
+        data["resource.customizations.actions.ots.dev_OneTimeShare"]
+            .as_str()
+            .expect("the actions key"),
+    )
+    .expect("the actions value is YAML");
+    assert_eq!(
+        actions["discovery.lua"],
+        read(dir.join("actions/discovery.lua"))
     );
-    assert!(
-        w.reveal_link(
-            live.status
-                .as_ref()
-                .and_then(|s| s.link.as_deref())
-                .unwrap_or_default(),
-            None
-        )
-        .await
-        .is_err(),
-        "the link no longer reveals the value"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    let definitions = actions["definitions"].as_array().expect("definitions");
+    let names: Vec<&str> = definitions
+        .iter()
+        .map(|d| d["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["burn", "reissue"]);
+    for definition in definitions {
+        let name = definition["name"].as_str().unwrap_or("");
+        assert_eq!(
+            definition["action.lua"],
+            read(dir.join(format!("actions/{name}/action.lua"))),
+            "{name}"
+        );
+    }
 }
 
 #[test]

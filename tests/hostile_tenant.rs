@@ -483,6 +483,58 @@ async fn a_reshare_value_longer_than_63_characters_is_refused_at_admission() {
     assert_eq!(calls(&server, "share"), 2);
 }
 
+/// Burning a share without deleting it (`ots.dev/burn`, Argo CD's `burn` action) makes no link,
+/// so it needs no Secret rights (whoever may update the share could delete it, which burns it
+/// too): the F2 rule does not apply to it. Its value is bounded like the reshare value's.
+#[tokio::test]
+async fn a_burn_needs_no_secret_rights_and_its_value_is_bounded_at_admission() {
+    let (admin, ns) = guarded_namespace("burn-rights", b"burn-without-reading").await;
+    let patcher = tenant(&admin, &ns, "burner", vec![manages_shares()]).await;
+    chart::wait_policy_active(&patcher, &ns).await;
+    let server = ots_server(Config::default());
+    let _operator = chart::start_operator(&[&ns], &server.url(), &[]).await;
+    create_share(
+        &admin,
+        &ns,
+        "handoff",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    let shared = wait_shared(&admin, &ns, "handoff").await;
+    let huge = "b".repeat(64);
+    assert_refused(
+        try_patch(
+            &patcher,
+            &ns,
+            "handoff",
+            json!({"metadata": {"annotations": {"ots.dev/burn": huge}}}),
+        )
+        .await,
+        "a 64-character burn value",
+        &[
+            "metadata.annotations[ots.dev/burn]: at most 63 characters",
+            "this value has 64",
+        ],
+    );
+    let longest = "t".repeat(63);
+    try_patch(
+        &patcher,
+        &ns,
+        "handoff",
+        json!({"metadata": {"annotations": {"ots.dev/burn": longest}}}),
+    )
+    .await
+    .expect("someone who may not read db may still burn the share");
+    let burned = wait_for(&admin, &ns, "handoff", "burned", |o| {
+        phase(o) == "Burned"
+            && o.status.as_ref().and_then(|s| s.burn_token.as_deref()) == Some(longest.as_str())
+    })
+    .await;
+    assert_eq!(calls(&server, "burn"), 1);
+    assert_eq!(server.stats().live_secrets, 0);
+    assert_eq!(metadata_key(&burned), metadata_key(&shared));
+}
+
 /// Resident and peak resident memory of a process, in bytes (`VmRSS`, `VmHWM`).
 fn memory_of(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");

@@ -329,6 +329,43 @@ async fn burn_deletes_the_share_and_says_the_link_was_burned() {
 }
 
 #[tokio::test]
+async fn burn_keep_burns_the_link_and_keeps_the_share() {
+    let w = World::start("plugin-burn-keep").await;
+    w.secret("db", &[("password", b"keep-me-burned")]).await;
+    w.share("live", json!({"secretRef": {"name": "db"}})).await;
+    w.share("spent", json!({"secretRef": {"name": "db"}})).await;
+    let live = w.shared("live").await;
+    let spent = w.shared("spent").await;
+    w.reveal(&spent).await;
+    w.wait_phase("spent", "Received").await;
+
+    let out = kubectl_ots(&["-n", &w.ns, "burn", "live", "--keep"]).await;
+    assert_ok(&out);
+    assert!(stdout(&out).starts_with("burned"), "{}", stdout(&out));
+    let kept = w.shares().get("live").await.expect("the share is kept");
+    assert_eq!(phase(&kept), "Burned");
+    let link = live.status.unwrap().link.unwrap();
+    assert!(
+        w.reveal_link(&link, None).await.is_err(),
+        "the link no longer works"
+    );
+    assert_eq!(w.calls("burn"), 1);
+
+    let out = kubectl_ots(&["-n", &w.ns, "burn", "spent", "--keep"]).await;
+    assert_ok(&out);
+    assert!(
+        stdout(&out).starts_with("nothing to burn"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        phase(&w.shares().get("spent").await.expect("kept")),
+        "Received"
+    );
+    assert_eq!(w.calls("burn"), 1, "nothing live, no burn call");
+}
+
+#[tokio::test]
 async fn bad_flags_are_refused_before_anything_is_created() {
     let (client, ns) = setup("plugin-flags").await;
     install_crd();

@@ -1,7 +1,7 @@
 //! The operator end to end (real control plane) against the genuine Onetime Secret server
 //! (onetimesecret main de53ff8f7, started by `testing/real-ots/up`): anonymous and with an
 //! account, v1, v2 and `auto`; share → reveal → Received; delete unread → the genuine receipt says
-//! burned; a passphrase; a ttl above what the server grants; a wrong token.
+//! burned; an `ots.dev/burn` value → burned too, the resource kept; a passphrase; a ttl above what the server grants; a wrong token.
 //!
 //! Ignored by default (the genuine server's first build takes about 11 min on 2 cores):
 //! `cargo test --test real_ots_operator -- --ignored`. Without the server's sources each test
@@ -130,6 +130,34 @@ async fn v2_deleting_an_unread_share_burns_it() {
 #[ignore = "runs the genuine Onetime Secret server: -- --ignored"]
 async fn v1_deleting_an_unread_share_burns_it() {
     deleting_an_unread_share_burns_it("genuine-burn-v1", "v1").await;
+}
+
+/// A new `ots.dev/burn` value burns the unread secret and keeps the resource (Burned): the
+/// genuine receipt says burned, and the link reveals nothing.
+#[tokio::test]
+#[ignore = "runs the genuine Onetime Secret server: -- --ignored"]
+async fn v2_the_burn_annotation_burns_an_unread_share_and_keeps_it() {
+    let Some(server) = genuine() else { return };
+    let (client, ns) = setup("genuine-burn-annotation").await;
+    let _operator = operator(&ns, server, "v2", Some(&server.token));
+    let shared = shared_db(&client, &ns, "db", b"burn-me-too", json!({"ttl": "1h"})).await;
+    let key = metadata_key(&shared);
+    shares(&client, &ns)
+        .patch(
+            "db",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"annotations": {"ots.dev/burn": "b1"}}})),
+        )
+        .await
+        .expect("annotate");
+    wait_for(&client, &ns, "db", "Burned", |o| {
+        phase(o) == "Burned"
+            && o.status.as_ref().and_then(|s| s.burn_token.as_deref()) == Some("b1")
+    })
+    .await;
+    let receipt = ots(server, true).receipt(&key).await.expect("the receipt");
+    assert_eq!(receipt.state, SecretState::Burned, "{receipt:?}");
+    assert!(open(server, &link(&shared), None).await.is_err());
 }
 
 /// Deleting a share whose link was just opened releases it; no BurnFailed (nothing to burn).

@@ -2,8 +2,8 @@
 //! burn primitive that sharing (a fresh link that could not be recorded), tracking (the old
 //! link before a reshare), deletion and the orphan search all use.
 //!
-//! A burn that takes a live link back (a deletion's, or a fresh link's that could not be
-//! recorded) waits for the OTS budget as a [`Class::Revoke`], before every share; the burn of a
+//! A burn that takes a live link back (a deletion's, one asked for with `ots.dev/burn`, or a
+//! fresh link's that could not be recorded) waits for the OTS budget as a [`Class::Revoke`], before every share; the burn of a
 //! link being replaced (a reshare, a reissue) is part of making the new one, a [`Class::Share`].
 //!
 //! "Already gone" is the server's word, confirmed by the receipt (see `OtsClient::burn`): a burn
@@ -51,8 +51,9 @@ pub(super) async fn burn(
     burn_recorded(ctx, stored, Class::Share).await
 }
 
-/// Burns the recorded link of a deleted resource with the recorded material: a
-/// [`Class::Revoke`] turn, before every share, since the link stays openable until it is done.
+/// Burns the recorded link of a deleted resource, or of one whose `ots.dev/burn` annotation asks
+/// for it, with the recorded material: a [`Class::Revoke`] turn, before every share, since the
+/// link stays openable until it is done.
 pub(super) async fn revoke(
     ctx: &Context,
     stored: &records::StoredRecord,

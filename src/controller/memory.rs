@@ -73,6 +73,8 @@ struct Rare {
     /// The `ots.dev/reshare` value the recorded link was made for, as the record says (`None`:
     /// not looked up yet).
     reshare_token: Option<Option<String>>,
+    /// The `ots.dev/burn` value last acted on, as the record says (`None`: not looked up yet).
+    burn_token: Option<Option<String>>,
     /// resourceVersion of the link Secret last seen to hold the recorded link.
     link_secret_version: Option<String>,
 }
@@ -303,6 +305,24 @@ impl Memory {
         map.get(&self.key(uid))
             .and_then(|e| e.rare.as_ref())
             .and_then(|r| r.reshare_token.clone())
+    }
+
+    /// The `ots.dev/burn` value last acted on, if known (outer `None`: not looked up yet).
+    pub fn burn_token(&self, uid: &str) -> Option<Option<String>> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&self.key(uid))
+            .and_then(|e| e.rare.as_ref())
+            .and_then(|r| r.burn_token.clone())
+    }
+
+    /// Remembers the `ots.dev/burn` value last acted on, as the record now says.
+    pub fn set_burn_token(&self, uid: &str, token: Option<String>) {
+        self.with(uid, |e| {
+            // As for reshare tokens: "none" needs no memory until something else is remembered.
+            if token.is_some() || e.rare.is_some() {
+                e.rare().burn_token = Some(token);
+            }
+        });
     }
 
     /// Remembers the `ots.dev/reshare` value the recorded link was made for.

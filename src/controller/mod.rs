@@ -46,8 +46,8 @@ use crate::config::ControllerConfig;
 use crate::error::{Error, Reason};
 use crate::ots::OtsError;
 use crate::resource::{
-    DeletionPolicy, FINALIZER, MAX_RESHARE_TOKEN_CHARS, OneTimeShare, OneTimeShareStatus,
-    RESHARE_ANNOTATION,
+    BURN_ANNOTATION, DeletionPolicy, FINALIZER, MAX_BURN_TOKEN_CHARS, MAX_RESHARE_TOKEN_CHARS,
+    OneTimeShare, OneTimeShareStatus, RESHARE_ANNOTATION,
 };
 use crate::runtime::metrics::{Metrics, ReconcileResult, StatusClass};
 use crate::runtime::readiness::Readiness;
@@ -174,6 +174,13 @@ impl Context {
             self.config.refresh_min.max(floor),
             self.config.refresh_max.max(floor),
         )
+    }
+
+    /// The server reported the share's link spent (read, burned or expired): nothing is left to
+    /// burn or to track.
+    fn link_spent(&self, uid: &str) {
+        self.memory.saw_spent(uid);
+        self.tracker.forget(uid);
     }
 
     /// The interval of a batch-tracked link's own checks: the slow end of the schedule
@@ -379,7 +386,7 @@ impl Context {
 
 fn action_of(reason: Reason) -> &'static str {
     match reason {
-        Reason::Burned | Reason::BurnFailed => "Burn",
+        Reason::Burned | Reason::BurnFailed | Reason::BurnRefused => "Burn",
         Reason::Received | Reason::Expired => "Track",
         Reason::Reshared | Reason::Renewed | Reason::ReissueRefused => "Reshare",
         Reason::Generated => "Generate",
@@ -591,18 +598,19 @@ async fn save(obj: &OneTimeShare, ctx: &Context, status: &OneTimeShareStatus) ->
 
 /// Keeps of a cached object only what reconciling reads, bounded: the watch cache must not grow
 /// with what tenants put into metadata (annotations alone may hold 256 KiB per object).
-/// managedFields, labels and owner references go; of the annotations only `ots.dev/reshare`
-/// stays, cut to one character more than the operator acts on (so a longer value is still seen
-/// as too long, and refused). Finalizers stay whole: the finalizer patch tests the whole list.
+/// managedFields, labels and owner references go; of the annotations only `ots.dev/reshare` and
+/// `ots.dev/burn` stay, each cut to one character more than the operator acts on (so a longer
+/// value is still seen as too long, and refused). Finalizers stay whole: the finalizer patch tests the whole list.
 fn slim<K: Resource>(obj: &mut K) {
     let meta = obj.meta_mut();
     meta.managed_fields = None;
     meta.labels = None;
     meta.owner_references = None;
     if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.retain(|key, _| key == RESHARE_ANNOTATION);
+        annotations.retain(|key, _| key == RESHARE_ANNOTATION || key == BURN_ANNOTATION);
         for value in annotations.values_mut() {
-            if let Some((cut, _)) = value.char_indices().nth(MAX_RESHARE_TOKEN_CHARS + 1) {
+            let max = MAX_RESHARE_TOKEN_CHARS.max(MAX_BURN_TOKEN_CHARS);
+            if let Some((cut, _)) = value.char_indices().nth(max + 1) {
                 value.truncate(cut);
                 value.shrink_to_fit();
             }

@@ -91,6 +91,12 @@ pub struct ShareRecord {
     /// carried from record to record (a reshare or a renewal does not reset it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reissued_at: Vec<i64>,
+    /// The `ots.dev/burn` annotation's value last acted on for this share: the token a burn on
+    /// request is decided on (status.burnToken is only a report). Written after the burn it
+    /// asked for, so a crash in between burns again (a no-op), never skips the burn. A new link's
+    /// record takes the value the share carries then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn_token: Option<String>,
 }
 
 impl ShareRecord {
@@ -390,6 +396,7 @@ pub fn new_record(
         reshare_token: status.reshare_token.clone(),
         links_in_a_row: 1,
         reissued_at: Vec::new(),
+        burn_token: status.burn_token.clone(),
     })
 }
 
@@ -420,6 +427,7 @@ mod tests {
             reshare_token: Some("2026-11-30".into()),
             links_in_a_row: 2,
             reissued_at: vec![1_764_460_800],
+            burn_token: Some("2026-12-05T06:00:00Z".into()),
         }
     }
 

@@ -247,5 +247,7 @@ async fn keep_record(
     );
     ctx.memory
         .set_reshare_token(&uid, stored.record.reshare_token.clone());
+    ctx.memory
+        .set_burn_token(&uid, stored.record.burn_token.clone());
     Ok(stored.record)
 }

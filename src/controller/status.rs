@@ -3,8 +3,8 @@
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, SecretState};
 use crate::resource::{
-    ExpiryPolicy, MAX_RESHARE_TOKEN_CHARS, OneTimeShare, OneTimeShareStatus, Phase,
-    RESHARE_ANNOTATION, Ttl,
+    BURN_ANNOTATION, ExpiryPolicy, MAX_BURN_TOKEN_CHARS, MAX_RESHARE_TOKEN_CHARS, OneTimeShare,
+    OneTimeShareStatus, Phase, RESHARE_ANNOTATION, Ttl,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -108,6 +108,7 @@ pub fn shared_status(
         passphrase_protected: Some(shared.passphrase_protected),
         source_resource_version: shared.source_resource_version,
         reshare_token: reshare_token(obj),
+        burn_token: burn_token(obj),
         observed_generation: obj.meta().generation,
         conditions: conditions_now(obj),
     };
@@ -131,6 +132,16 @@ pub fn reshare_token(obj: &OneTimeShare) -> Option<String> {
     obj.annotations()
         .get(RESHARE_ANNOTATION)
         .filter(|token| token.chars().count() <= MAX_RESHARE_TOKEN_CHARS)
+        .cloned()
+}
+
+/// The `ots.dev/burn` value a new link is made for: the one the resource carries now, which
+/// counts as acted on (no link was live when it was set, or the link it burned is replaced). A
+/// value longer than [`MAX_BURN_TOKEN_CHARS`] is never copied; a burn it asks for is refused.
+pub fn burn_token(obj: &OneTimeShare) -> Option<String> {
+    obj.annotations()
+        .get(BURN_ANNOTATION)
+        .filter(|token| !token.is_empty() && token.chars().count() <= MAX_BURN_TOKEN_CHARS)
         .cloned()
 }
 
@@ -230,6 +241,9 @@ pub fn error_status(
         } else {
             Phase::Pending
         };
+        // No link, nothing to burn: an ots.dev/burn value is reported as seen, and the first
+        // link made takes it as acted on.
+        next.burn_token = burn_token(obj);
     }
     next.observed_generation = obj.meta().generation;
     set_ready(&mut next, obj, false, reason, message, now);
@@ -268,6 +282,8 @@ pub fn restored_status(
         source_resource_version: record.source_resource_version.clone(),
         // The value the link was made for, not the annotation now (a pending reissue stays pending).
         reshare_token: record.reshare_token(obj),
+        // The burn value last acted on for this share, on the record's word.
+        burn_token: record.burn_token.clone(),
         observed_generation: obj.meta().generation,
         conditions: conditions_now(obj),
     };

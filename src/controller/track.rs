@@ -1,10 +1,11 @@
 //! Tracking: keep the link's state current until it is final (in batches where the server
 //! has the batch status route, see `batch_track`; else one receipt at a time on a bounded,
-//! jittered schedule), reshare a changed Secret when the resource asks for it, and reissue a
-//! share whose `ots.dev/reshare` annotation got a new value.
+//! jittered schedule), reshare a changed Secret when the resource asks for it, reissue a share
+//! whose `ots.dev/reshare` annotation got a new value, and burn the link of a share whose
+//! `ots.dev/burn` annotation got one.
 
 use super::batch_track::{self, Group};
-use super::burn::burn;
+use super::burn::{burn, revoke};
 use super::inputs::{fetch_source, prepare};
 use super::memory::Batched;
 use super::share::{self, Occasion};
@@ -15,8 +16,8 @@ use super::{link_secret, renew};
 use crate::error::{Error, Reason};
 use crate::ots::{BurnOutcome, OtsError, ResolvedApi};
 use crate::resource::{
-    ExpiryPolicy, MAX_RESHARE_TOKEN_CHARS, OneTimeShare, OneTimeShareStatus, Phase,
-    RESHARE_ANNOTATION, SecretChangePolicy,
+    BURN_ANNOTATION, ExpiryPolicy, MAX_BURN_TOKEN_CHARS, MAX_RESHARE_TOKEN_CHARS, OneTimeShare,
+    OneTimeShareStatus, Phase, RESHARE_ANNOTATION, SecretChangePolicy,
 };
 use crate::runtime::metrics::BurnResult;
 use crate::runtime::throttle::IfFree;
@@ -45,6 +46,18 @@ pub(super) async fn track(
         status.observed_generation = generation;
         save(obj, ctx, &status).await?;
     }
+    // A burn is asked for by the user: done first, so that a reissue asked for at the same time
+    // (or refused, or failing) never leaves the old link live. A value too long to act on is
+    // refused like a reissue's: the condition says why, and the link is tracked as before.
+    let mut burn_refusal = None;
+    match burn_request(obj, ctx).await? {
+        BurnRequest::Nothing => {}
+        BurnRequest::New(token) => status = burn_on_request(obj, status, ctx, token).await?,
+        BurnRequest::TooLong(refused) => {
+            status = refused_burn(obj, &status, ctx, &refused).await;
+            burn_refusal = Some(refused);
+        }
+    }
     // A reissue is asked for by the user: it is done now, not on the link-check schedule,
     // unless it is refused (a value too long to act on, or too many reissues this hour): then
     // the condition says why, the link is tracked as before, and the refusal is reported (a
@@ -59,11 +72,16 @@ pub(super) async fn track(
                 refusal = Some(refused);
             }
         }
-    } else if let Some(settled) = reissue_dropped(obj, &status) {
+    } else if burn_refusal.is_none()
+        && let Some(settled) = reissue_dropped(obj, &status)
+    {
         save(obj, ctx, &settled).await?;
         status = settled;
     }
-    match (follow(obj, status, metadata_key, ctx).await, refusal) {
+    match (
+        follow(obj, status, metadata_key, ctx).await,
+        refusal.or(burn_refusal),
+    ) {
         // The link's next check stays on the check clock; the refusal decides the retry.
         (Ok(_), Some(refused)) => Err(refused),
         (tracked, _) => tracked,
@@ -135,8 +153,7 @@ async fn follow(
             Refresh::Unchanged(secret_key) => read_key = secret_key,
             Refresh::Changed(next) => {
                 if next.phase != Phase::Shared {
-                    ctx.memory.saw_spent(&uid);
-                    ctx.tracker.forget(&uid);
+                    ctx.link_spent(&uid);
                 }
                 save(obj, ctx, &next).await?;
                 announce(obj, ctx, &next).await;
@@ -394,6 +411,187 @@ fn reissue_dropped(obj: &OneTimeShare, current: &OneTimeShareStatus) -> Option<O
     let settled = status::Progress::Settled;
     status::set_progress(&mut next, obj, settled, Reason::Shared, "", now());
     Some(next)
+}
+
+/// What the `ots.dev/burn` annotation asks for.
+enum BurnRequest {
+    /// Nothing: no value, an empty one, or the one last acted on.
+    Nothing,
+    /// A burn: a value not acted on yet.
+    New(String),
+    /// A value too long to act on: refused.
+    TooLong(Error),
+}
+
+/// Whether the `ots.dev/burn` annotation holds a value not acted on yet, on the record's word
+/// (from memory, or one record read).
+async fn burn_request(obj: &OneTimeShare, ctx: &Context) -> Result<BurnRequest, Error> {
+    let Some(token) = obj
+        .annotations()
+        .get(BURN_ANNOTATION)
+        .filter(|token| !token.is_empty())
+    else {
+        return Ok(BurnRequest::Nothing);
+    };
+    if token.chars().count() > MAX_BURN_TOKEN_CHARS {
+        return Ok(BurnRequest::TooLong(Error::BurnTokenTooLong {
+            max: MAX_BURN_TOKEN_CHARS,
+        }));
+    }
+    let uid = obj.uid().unwrap_or_default();
+    let acted_on = match ctx.memory.burn_token(&uid) {
+        Some(known) => known,
+        None => {
+            let Some(stored) = ctx.records.load(&uid).await? else {
+                return Ok(BurnRequest::Nothing);
+            };
+            let known = stored.record.burn_token;
+            ctx.memory.set_burn_token(&uid, known.clone());
+            known
+        }
+    };
+    Ok(if acted_on.as_ref() == Some(token) {
+        BurnRequest::Nothing
+    } else {
+        BurnRequest::New(token.clone())
+    })
+}
+
+/// Burns the link on request (a new `ots.dev/burn` value): a live link is burned on the server
+/// at once, before any share waiting for the OTS budget (as a deletion's burn is), and the
+/// share becomes Burned, Stalled until a reissue; a link no longer live is left alone. Either
+/// way the value is recorded as acted on (after the burn: a crash in between burns again, which
+/// finds the link gone) and an Event says what happened. Returns the new status.
+async fn burn_on_request(
+    obj: &OneTimeShare,
+    status: OneTimeShareStatus,
+    ctx: &Context,
+    token: String,
+) -> Result<OneTimeShareStatus, Error> {
+    const BURNED: &str = "burned on request (ots.dev/burn): nobody can open the link any more; reissue it (a new ots.dev/reshare value, or kubectl ots reissue) to share again";
+    let uid = obj.uid().unwrap_or_default();
+    let Some(mut stored) = ctx.records.load(&uid).await? else {
+        return Ok(status);
+    };
+    let mut next = status.clone();
+    let note = if status.phase == Phase::Shared {
+        let outcome = match revoke(ctx, &stored).await {
+            Ok(outcome) => outcome,
+            Err(error) => return Err(burn_retried(obj, &status, ctx, error).await),
+        };
+        ctx.link_spent(&uid);
+        tracing::info!(
+            object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+            outcome = ?BurnResult::from(&outcome),
+            "burned the link on request"
+        );
+        match outcome {
+            BurnOutcome::Burned(_) => {
+                ctx.metrics.burn(BurnResult::Burned);
+                let state = crate::ots::SecretState::Burned;
+                if let Some(burned) = refreshed_status(obj, &status, &state, None, None, now()) {
+                    next = burned;
+                }
+                status::set_ready(&mut next, obj, false, Reason::Burned, BURNED, now());
+                "the link was burned on request (ots.dev/burn); reissue it (a new ots.dev/reshare value) to share again".to_owned()
+            }
+            BurnOutcome::AlreadyGone { state, received } => {
+                if let Some(gone) = refreshed_status(obj, &status, &state, received, None, now()) {
+                    next = gone;
+                }
+                format!(
+                    "a burn was requested (ots.dev/burn), but there was nothing to burn: the server reports the link {}",
+                    state.as_str()
+                )
+            }
+        }
+    } else {
+        format!(
+            "a burn was requested (ots.dev/burn), but there was nothing to burn: the link is no longer live (phase {})",
+            status.phase.as_str()
+        )
+    };
+    // An expired link renewed by onExpiry: Reshare stays without a new link from now on.
+    if next.phase == Phase::Expired && obj.spec.on_expiry == ExpiryPolicy::Reshare {
+        next.phase = Phase::Burned;
+        status::set_ready(
+            &mut next,
+            obj,
+            false,
+            Reason::Burned,
+            "the link expired unread and a burn was requested (ots.dev/burn): no new link is made; reissue it (a new ots.dev/reshare value, or kubectl ots reissue) to share again",
+            now(),
+        );
+    }
+    next.burn_token = Some(token.clone());
+    stored.record.burn_token = Some(token.clone());
+    ctx.records.save(&stored).await?;
+    ctx.memory.set_burn_token(&uid, Some(token));
+    save(obj, ctx, &next).await?;
+    ctx.event(obj, EventType::Normal, Reason::Burned, note)
+        .await;
+    Ok(next)
+}
+
+/// A burn on request that failed (the server down, say) is retried with the error policy's
+/// backoff. The link is still live, so status keeps it and Ready, but says that the burn is
+/// still to come: Reconciling=True, or Stalled=True when only a fix helps, so that kstatus
+/// (Flux) does not take the live link for the outcome. Returns the error.
+async fn burn_retried(
+    obj: &OneTimeShare,
+    status: &OneTimeShareStatus,
+    ctx: &Context,
+    error: Error,
+) -> Error {
+    let (reason, message) = error.shown(ctx.config.admission_guard);
+    let progress = if error.needs_user_fix() {
+        status::Progress::Stuck
+    } else {
+        status::Progress::Working
+    };
+    let message = format!(
+        "the burn asked for (ots.dev/burn) is not done yet and is retried ({message}); the link is still live"
+    );
+    let mut next = status.clone();
+    status::set_progress(&mut next, obj, progress, reason, &message, now());
+    if next != *status
+        && let Err(e) = save(obj, ctx, &next).await
+    {
+        tracing::warn!(error = %e, "could not write the retried burn to status");
+    }
+    error
+}
+
+/// A burn asked for with a value too long to act on: Stalled says why (Ready, and the link, stay
+/// as they are), so the user sees why nothing was burned.
+async fn refused_burn(
+    obj: &OneTimeShare,
+    status: &OneTimeShareStatus,
+    ctx: &Context,
+    error: &Error,
+) -> OneTimeShareStatus {
+    let (reason, message) = error.shown(ctx.config.admission_guard);
+    let live = if status.phase == Phase::Shared {
+        "the link stays live"
+    } else {
+        "nothing was burned"
+    };
+    let message = format!("a burn was requested but is not carried out ({message}); {live}");
+    let mut next = status.clone();
+    status::set_progress(
+        &mut next,
+        obj,
+        status::Progress::Stuck,
+        reason,
+        &message,
+        now(),
+    );
+    if next != *status
+        && let Err(e) = save(obj, ctx, &next).await
+    {
+        tracing::warn!(error = %e, "could not write the refused burn to status");
+    }
+    next
 }
 
 /// The `ots.dev/reshare` value the recorded link was made for, from memory or the record (one

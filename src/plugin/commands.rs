@@ -7,6 +7,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
+use ots_operator::resource::BURN_ANNOTATION;
 use ots_operator::resource::{
     Charset, DeletionPolicy, GenerateSpec, GeneratedSecretPolicy, MANAGED_BY_LABEL,
     MANAGED_BY_VALUE, OneTimeShare, OneTimeShareSpec, OneTimeShareStatus, Phase,
@@ -477,6 +478,51 @@ pub async fn reissue(
         };
         eprintln!(
             "onetimeshare.ots.dev/{name} has a new link ({whereabouts}; the old one no longer works)"
+        );
+    }
+    Ok(())
+}
+
+/// `kubectl ots burn NAME --keep`: a new `ots.dev/burn` value (the current time), then a wait
+/// until the operator has acted on it; says `burned` (the link was live) or `nothing to burn`.
+pub async fn burn_and_keep(
+    target: &Target,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), PluginError> {
+    let share = get_share(target, name).await?;
+    let phase = share.status.map(|s| s.phase).unwrap_or_default();
+    if !phase.has_link() {
+        // The operator acts on the annotation only once a link exists; none does yet.
+        println!(
+            "nothing to burn: no link was made yet (phase {}); delete the OneTimeShare to stop it sharing",
+            phase.as_str()
+        );
+        return Ok(());
+    }
+    let token = Timestamp::now().to_string();
+    let patch = json!({"metadata": {"annotations": {BURN_ANNOTATION: token}}});
+    let action = format!("patch OneTimeShare {}/{name}", target.namespace);
+    if let Err(e) = shares(target)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        return Err(share_error(target, name, action, e).await);
+    }
+    eprintln!("onetimeshare.ots.dev/{name} burn requested ({BURN_ANNOTATION}={token})");
+    let acted_on = wait_for(target, name, "the burn", timeout, |status| {
+        status.burn_token.as_deref() == Some(&token)
+    })
+    .await?;
+    let phase = acted_on.status.map(|s| s.phase).unwrap_or_default();
+    if phase == Phase::Burned {
+        println!(
+            "burned: the link no longer works; the OneTimeShare stays (kubectl ots reissue {name} shares it again)"
+        );
+    } else {
+        println!(
+            "nothing to burn: the link was no longer live (phase {})",
+            phase.as_str()
         );
     }
     Ok(())

@@ -56,10 +56,15 @@ enum Command {
         #[arg(long, default_value = "60s", value_parser = parse_timeout)]
         timeout: Duration,
     },
-    /// Delete a OneTimeShare so that its unread link is burned, and wait until it is gone.
+    /// Delete a OneTimeShare so that its unread link is burned, and wait until it is gone; with
+    /// --keep, burn the link and keep the OneTimeShare.
     Burn {
         /// The OneTimeShare's name.
         name: String,
+        /// Keep the OneTimeShare: burn its live link now (the ots.dev/burn annotation) and leave
+        /// it Burned until a reissue, instead of deleting it.
+        #[arg(long)]
+        keep: bool,
         /// How long to wait for the burn, e.g. 90s or 5m.
         #[arg(long, default_value = "60s", value_parser = parse_timeout)]
         timeout: Duration,
@@ -257,7 +262,16 @@ async fn run(cli: Cli) -> Result<(), PluginError> {
             wait,
             timeout,
         } => commands::reissue(&target, &name, wait.then_some(timeout)).await,
-        Command::Burn { name, timeout } => commands::burn(&target, &name, timeout).await,
+        Command::Burn {
+            name,
+            keep: false,
+            timeout,
+        } => commands::burn(&target, &name, timeout).await,
+        Command::Burn {
+            name,
+            keep: true,
+            timeout,
+        } => commands::burn_and_keep(&target, &name, timeout).await,
         Command::Generate(args) => commands::generate(&target, args).await,
         Command::Completion { .. } => Ok(()),
     }

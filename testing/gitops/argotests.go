@@ -35,8 +35,11 @@ type actionTests struct {
 	} `json:"actionTests"`
 }
 
-// A reissue value: the UTC time to the second (the test compares the rest of the object).
+// A reissue or burn value: the UTC time to the second (the test compares the rest of the object).
 var reissueValue = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$`)
+
+// The actions that set an annotation to the time of the run, and that annotation.
+var timedActions = map[string]string{"reissue": "ots.dev/reshare", "burn": "ots.dev/burn"}
 
 func readYAML(path string, into interface{}) error {
 	data, err := os.ReadFile(path)
@@ -114,12 +117,12 @@ func RunArgoTests(c Customization) ([]string, int) {
 			failf("%s on %s: %v", test.Action, test.InputPath, err)
 			continue
 		}
-		if test.Action == "reissue" {
+		if annotation, timed := timedActions[test.Action]; timed {
 			// The value is the time of the run: its form is checked, then the expected one used.
-			field := []string{"metadata", "annotations", "ots.dev/reshare"}
+			field := []string{"metadata", "annotations", annotation}
 			value, _, _ := unstructured.NestedString(got, field...)
 			if !reissueValue.MatchString(value) {
-				failf("reissue on %s: ots.dev/reshare is %q, not a UTC time", test.InputPath, value)
+				failf("%s on %s: %s is %q, not a UTC time", test.Action, test.InputPath, annotation, value)
 				continue
 			}
 			expected, _, _ := unstructured.NestedString(want, field...)

@@ -1,8 +1,12 @@
 // Command gitops-check judges OneTimeShare objects as GitOps tools do: Argo CD's health and
 // actions (the Lua customizations in deploy/argocd, run in Argo CD's Lua environment, see
-// argocd.go) and kstatus (sigs.k8s.io/cli-utils' status.Compute, what Flux's health checks use).
+// argocd.go), kstatus (sigs.k8s.io/cli-utils' status.Compute, what Flux's health checks use) and
+// Flux's healthCheckExprs (github.com/fluxcd/pkg/runtime/cel, see flux.go).
 //
-//	gitops-check eval CUSTOMIZATION_DIR OBJECT...   one JSON line per object (JSON or YAML file)
+//	gitops-check eval [--flux KUSTOMIZATION] CUSTOMIZATION_DIR OBJECT...
+//	                                                one JSON line per object (JSON or YAML file);
+//	                                                with --flux, also the verdict of that
+//	                                                Kustomization's healthCheckExprs (flux.go)
 //	gitops-check argocd-tests CUSTOMIZATION_DIR     runs health_test.yaml and action_test.yaml
 //
 // The operator's integration test tests/gitops_health.rs runs both on objects exported from a
@@ -28,12 +32,14 @@ type Verdict struct {
 	Actions []Action `json:"actions,omitempty"`
 	// The ots.dev/reshare value the reissue action sets.
 	Reissue string `json:"reissue,omitempty"`
-	// spec.deletionPolicy after the burn action.
+	// The ots.dev/burn value the burn action sets.
 	Burn string `json:"burn,omitempty"`
 	// Whether each action changed nothing but its own field.
 	ActionsTouchOnlyTheirField bool     `json:"actionsTouchOnlyTheirField"`
 	Kstatus                    *Kstatus `json:"kstatus,omitempty"`
-	Errors                     []string `json:"errors,omitempty"`
+	// Flux's healthCheckExprs verdict (eval --flux only).
+	Flux   *Kstatus `json:"flux,omitempty"`
+	Errors []string `json:"errors,omitempty"`
 }
 
 // Kstatus is kstatus' verdict.
@@ -84,7 +90,7 @@ func runtimeDeepCopy(obj map[string]interface{}) map[string]interface{} {
 }
 
 // Evaluate gives the verdicts on one object.
-func Evaluate(c Customization, path string) Verdict {
+func Evaluate(c Customization, flux *FluxCheck, path string) Verdict {
 	verdict := Verdict{File: path, ActionsTouchOnlyTheirField: true}
 	fail := func(what string, err error) {
 		verdict.Errors = append(verdict.Errors, fmt.Sprintf("%s: %v", what, err))
@@ -104,34 +110,41 @@ func Evaluate(c Customization, path string) Verdict {
 	} else {
 		verdict.Actions = actions
 	}
-	if reissued, err := c.Act("reissue", runtimeDeepCopy(obj)); err != nil {
-		fail("reissue", err)
-	} else {
-		value, _, _ := unstructured.NestedString(reissued, "metadata", "annotations", "ots.dev/reshare")
-		verdict.Reissue = value
-		field := []string{"metadata", "annotations", "ots.dev/reshare"}
-		if !reflect.DeepEqual(without(reissued, field...), without(obj, field...)) {
+	for _, action := range []struct {
+		name, annotation string
+		into             *string
+	}{
+		{"reissue", "ots.dev/reshare", &verdict.Reissue},
+		{"burn", "ots.dev/burn", &verdict.Burn},
+	} {
+		acted, err := c.Act(action.name, runtimeDeepCopy(obj))
+		if err != nil {
+			fail(action.name, err)
+			continue
+		}
+		field := []string{"metadata", "annotations", action.annotation}
+		value, _, _ := unstructured.NestedString(acted, field...)
+		*action.into = value
+		if !reflect.DeepEqual(without(acted, field...), without(obj, field...)) {
 			// An object without annotations gets an annotations map holding only this one.
-			bare := without(reissued, field...)
+			bare := without(acted, field...)
 			annotations, found, _ := unstructured.NestedMap(bare, "metadata", "annotations")
 			if !(found && len(annotations) == 0 && reflect.DeepEqual(without(bare, "metadata", "annotations"), without(obj, "metadata", "annotations"))) {
 				verdict.ActionsTouchOnlyTheirField = false
 			}
 		}
 	}
-	if burned, err := c.Act("burn", runtimeDeepCopy(obj)); err != nil {
-		fail("burn", err)
-	} else {
-		value, _, _ := unstructured.NestedString(burned, "spec", "deletionPolicy")
-		verdict.Burn = value
-		if !reflect.DeepEqual(without(burned, "spec", "deletionPolicy"), without(obj, "spec", "deletionPolicy")) {
-			verdict.ActionsTouchOnlyTheirField = false
-		}
-	}
 	if kstatus, err := ComputeKstatus(obj); err != nil {
 		fail("kstatus", err)
 	} else {
 		verdict.Kstatus = &kstatus
+	}
+	if flux != nil {
+		if judged, err := flux.Evaluate(runtimeDeepCopy(obj)); err != nil {
+			fail("flux", err)
+		} else {
+			verdict.Flux = &judged
+		}
 	}
 	return verdict
 }
@@ -141,12 +154,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: gitops-check eval CUSTOMIZATION_DIR OBJECT... | gitops-check argocd-tests CUSTOMIZATION_DIR")
 		os.Exit(2)
 	}
-	c := Customization{Dir: os.Args[2]}
+	args := os.Args[2:]
+	var flux *FluxCheck
+	if os.Args[1] == "eval" && len(args) >= 3 && args[0] == "--flux" {
+		check, err := LoadFluxCheck(args[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		flux = check
+		args = args[2:]
+	}
+	c := Customization{Dir: args[0]}
 	switch os.Args[1] {
 	case "eval":
 		out := json.NewEncoder(os.Stdout)
-		for _, path := range os.Args[3:] {
-			if err := out.Encode(Evaluate(c, path)); err != nil {
+		for _, path := range args[1:] {
+			if err := out.Encode(Evaluate(c, flux, path)); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)
 			}

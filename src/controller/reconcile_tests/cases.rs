@@ -2,7 +2,7 @@
 
 use super::{Call, Harness, ready};
 use crate::error::{Error, Reason};
-use crate::resource::{FINALIZER, OneTimeShare, Phase, RESHARE_ANNOTATION};
+use crate::resource::{BURN_ANNOTATION, FINALIZER, OneTimeShare, Phase, RESHARE_ANNOTATION};
 use crate::runtime::throttle::Turn;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::controller::Action;
@@ -257,7 +257,8 @@ fn is_error_reason(reason: Reason) -> bool {
         | Reason::SecretWriteForbidden
         | Reason::GenerateFailed
         | Reason::LinkSecretNotWritten
-        | Reason::ReissueRefused => true,
+        | Reason::ReissueRefused
+        | Reason::BurnRefused => true,
     }
 }
 
@@ -483,6 +484,151 @@ async fn a_reshare_value_too_long_to_act_on_is_refused_and_never_copied() {
     assert!(
         !written.contains("rrrrrrrrrr"),
         "status holds no part of it"
+    );
+}
+
+#[tokio::test]
+async fn a_burn_value_too_long_to_act_on_is_refused_and_never_copied() {
+    let h = Harness::new().await;
+    h.put_secret("db", &[("password", "hunter2")]);
+    shared(&h, "s", json!({})).await;
+    let huge = "b".repeat(200_000);
+    let obj = h.edit("s", |s| {
+        s.annotations_mut()
+            .insert(BURN_ANNOTATION.to_owned(), huge.clone());
+    });
+    h.reconcile(&obj).await;
+
+    let burns = h
+        .ots
+        .requests()
+        .iter()
+        .filter(|r| r.operation == "burn")
+        .count();
+    assert_eq!(burns, 0, "nothing was burned");
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Shared, "the link is live and tracked");
+    assert_eq!(status.burn_token, None);
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .expect("Stalled says why nothing was burned");
+    assert_eq!(stalled.reason, "BurnRefused");
+    assert!(
+        stalled
+            .message
+            .contains("ots.dev/burn annotation's value is longer than the 63 characters"),
+        "{}",
+        stalled.message
+    );
+    assert!(
+        h.events()
+            .contains(&("Warning".to_owned(), "BurnRefused".to_owned())),
+        "{:?}",
+        h.events()
+    );
+    let stored = h.record_text("s");
+    assert!(
+        !stored.contains("bbbbbbbbbb"),
+        "the record holds no part of it"
+    );
+    let written = serde_json::to_string(&h.status("s")).unwrap_or_default();
+    assert!(
+        !written.contains("bbbbbbbbbb"),
+        "status holds no part of it"
+    );
+    // A value the operator acts on burns the link.
+    let obj = h.edit("s", |s| {
+        s.annotations_mut()
+            .insert(BURN_ANNOTATION.to_owned(), "b".repeat(63));
+    });
+    h.reconcile(&obj).await;
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Burned);
+    assert_eq!(status.burn_token, Some("b".repeat(63)));
+    assert!(
+        !status.conditions.iter().any(|c| c.reason == "BurnRefused"),
+        "{:?}",
+        status.conditions
+    );
+}
+
+#[tokio::test]
+async fn a_burn_value_on_a_share_with_no_link_is_reported_and_burns_nothing() {
+    let h = Harness::new().await;
+    h.create("s", spec(json!({})));
+    let obj = h.edit("s", |s| {
+        s.annotations_mut()
+            .insert(BURN_ANNOTATION.to_owned(), "b1".to_owned());
+    });
+    h.reconcile(&obj).await;
+    // The first reconcile may only add the finalizer.
+    h.reconcile(&h.current("s")).await;
+    let status = h.status("s");
+    assert!(!status.phase.has_link(), "{:?}", status.phase);
+    assert_eq!(
+        status.burn_token.as_deref(),
+        Some("b1"),
+        "the value is reported"
+    );
+    let burns = h
+        .ots
+        .requests()
+        .iter()
+        .filter(|r| r.operation == "burn")
+        .count();
+    assert_eq!(burns, 0);
+    // Once the Secret exists the share is made, and the value counts as acted on.
+    h.put_secret("db", &[("password", "hunter2")]);
+    h.reconcile(&h.current("s")).await;
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Shared);
+    assert_eq!(status.burn_token.as_deref(), Some("b1"));
+    h.reconcile(&h.current("s")).await;
+    assert_eq!(h.status("s").phase, Phase::Shared, "not burned");
+}
+
+#[tokio::test]
+async fn a_burn_the_server_cannot_do_yet_keeps_the_link_and_says_it_is_retried() {
+    let h = Harness::new().await;
+    h.put_secret("db", &[("password", "hunter2")]);
+    shared(&h, "s", json!({})).await;
+    h.ots.set_faults(ots_testserver::Faults {
+        outage: true,
+        ..ots_testserver::Faults::default()
+    });
+    let obj = h.edit("s", |s| {
+        s.annotations_mut()
+            .insert(BURN_ANNOTATION.to_owned(), "b1".to_owned());
+    });
+    h.reconcile(&obj).await;
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Shared, "the link is still live");
+    assert_eq!(status.burn_token, None, "not acted on yet");
+    let reconciling = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Reconciling")
+        .expect("Reconciling says the burn is still to come");
+    assert!(
+        reconciling
+            .message
+            .contains("the burn asked for (ots.dev/burn) is not done yet"),
+        "{}",
+        reconciling.message
+    );
+
+    // Once the server answers, the burn is done and the share is Burned.
+    h.ots.set_faults(ots_testserver::Faults::default());
+    h.reconcile(&h.current("s")).await;
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Burned);
+    assert_eq!(status.burn_token.as_deref(), Some("b1"));
+    assert!(
+        !status.conditions.iter().any(|c| c.type_ == "Reconciling"),
+        "{:?}",
+        status.conditions
     );
 }
 

@@ -1,10 +1,13 @@
 -- Argo CD health of a OneTimeShare (ots.dev/v1alpha1), from the status the ots-operator writes.
---   Progressing  no status yet, Pending, a reissue (ots.dev/reshare) not yet carried out, the
---                operator not yet caught up with the spec, or a retry after a transient failure
+--   Progressing  no status yet, Pending, a reissue (ots.dev/reshare) or a burn (ots.dev/burn)
+--                not yet carried out, the operator not yet caught up with the spec, or a retry
+--                after a transient failure
 --   Healthy      Shared (the link is live) or Received (the recipient opened it)
 --   Degraded     Failed (fix the spec or the Secrets), Expired unread (reissue to share again),
---                a reissue the operator refuses, or a share stuck on an error it cannot fix alone
---   Suspended    Burned before anyone opened it (someone chose to stop the hand-off)
+--                a reissue or burn the operator refuses, or a share stuck on an error it
+--                cannot fix alone
+--   Suspended    Burned before anyone opened it (someone chose to stop the hand-off: the holder
+--                of the receipt, or the burn action / ots.dev/burn annotation)
 --   Unknown      a phase this script does not know (a newer operator?)
 -- The message is the Ready condition's (the operator's words; never a secret or a link).
 -- It never fails on a missing or odd status: every field is checked before it is used. It uses
@@ -13,6 +16,7 @@
 local hs = {}
 
 local RESHARE = "ots.dev/reshare"
+local BURN = "ots.dev/burn"
 
 local function field(tbl, key)
   if type(tbl) ~= "table" then
@@ -96,6 +100,18 @@ if has_link and wanted ~= nil and wanted ~= field(status, "reshareToken") then
   end
   local under_way = (is_true(reconciling) and text(reconciling.message)) or nil
   return result("Progressing", under_way or "Reissue requested: the ots-operator shares the Secret anew")
+end
+
+-- A burn asked for with the ots.dev/burn annotation and not carried out yet: the link is live
+-- until the operator has burned it, or stays live when the value is refused (Stalled says why).
+local burn = text(field(field(field(obj, "metadata"), "annotations"), BURN))
+if phase == "Shared" and burn ~= nil and burn ~= field(status, "burnToken") then
+  if is_true(stalled) then
+    return result("Degraded", text(stalled.message) or "The burn asked for by " .. BURN .. " is refused")
+  end
+  -- Retried (the server down, say): Reconciling says why.
+  local retried = (is_true(reconciling) and text(reconciling.message)) or nil
+  return result("Progressing", retried or "Burn requested: the ots-operator burns the link")
 end
 
 if phase == "Pending" then

@@ -1,9 +1,8 @@
 -- Argo CD actions of a OneTimeShare (see deploy/argocd/README.md):
 --   reissue  burn the live link, if any, and share the same spec anew under a new link
 --            (sets the ots.dev/reshare annotation); offered once the share has had a link
---   burn     make deleting the resource burn its unread secret (spec.deletionPolicy: Burn);
---            offered while deletionPolicy is Keep. Argo CD actions cannot delete: deleting
---            the resource (Argo CD's Delete, or kubectl ots burn) is what burns.
+--   burn     burn the live link now and keep the resource, Burned until a reissue (sets the
+--            ots.dev/burn annotation); offered while the link is live (phase Shared)
 local actions = {}
 
 local status = nil
@@ -14,10 +13,5 @@ local phase = status and status.phase
 local has_link = phase == "Shared" or phase == "Received" or phase == "Burned" or phase == "Expired"
 actions["reissue"] = {["disabled"] = not has_link}
 
-local policy = nil
-if type(obj.spec) == "table" then
-  policy = obj.spec.deletionPolicy
-end
--- Burn is the default: without the field, deleting already burns.
-actions["burn"] = {["disabled"] = policy == nil or policy == "Burn"}
+actions["burn"] = {["disabled"] = phase ~= "Shared"}
 return actions

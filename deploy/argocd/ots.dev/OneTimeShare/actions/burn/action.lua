@@ -1,9 +1,13 @@
--- Burn: deleting the resource burns its unread secret once spec.deletionPolicy is Burn (the
--- default). Argo CD actions can change a resource but not delete it, so this action sets the
--- policy; then delete the resource (Argo CD's Delete, or `kubectl ots burn NAME`) and the
--- ots-operator burns the link before the resource goes.
-if type(obj.spec) ~= "table" then
-  obj.spec = {}
+-- Burn: a new value of the ots.dev/burn annotation makes the ots-operator burn the live link on
+-- the server at once, without deleting the resource; the share then stays Burned (no new link,
+-- no onExpiry renewal) until a reissue. status.burnToken then shows the value. The value is the
+-- current UTC time to the second (20 characters; the operator acts on values of at most 63).
+local os = require("os")
+if type(obj.metadata) ~= "table" then
+  obj.metadata = {}
 end
-obj.spec.deletionPolicy = "Burn"
+if type(obj.metadata.annotations) ~= "table" then
+  obj.metadata.annotations = {}
+end
+obj.metadata.annotations["ots.dev/burn"] = os.date("!%Y-%m-%dT%H:%M:%SZ")
 return obj
