@@ -359,3 +359,19 @@ async fn a_deleted_share_link_shows_the_refusal_not_the_value() {
     let seen = visit(&link(&shared), &[], true, &shots, "01-deleted").await;
     assert_refused(&seen, value);
 }
+
+/// The README shows the picture a test took of the recipient's page (not a drawing).
+#[test]
+fn the_readme_shows_the_recipient_page_a_test_took() {
+    let readme = support::readme::readme();
+    assert!(
+        readme.contains(&format!("]({README_PICTURE})")),
+        "README.md does not show {README_PICTURE}"
+    );
+    let picture = std::fs::read(support::cluster::repo_root().join(README_PICTURE))
+        .expect("the README's picture of the recipient's page");
+    assert!(
+        picture.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{README_PICTURE} is not a PNG"
+    );
+}
