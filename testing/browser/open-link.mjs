@@ -14,12 +14,14 @@
 // "value" is what the page's text box holds after the reveal: the only place a value is printed.
 // Anything wrong: exit status 2 and one line on stderr (never the link or a value).
 //
-// Environment: OTS_CHROMIUM (default /usr/lib/chromium/chromium), OTS_BROWSER_TIMEOUT_MS (30000).
+// Environment: OTS_CHROMIUM (default /usr/lib/chromium/chromium), OTS_BROWSER_TIMEOUT_MS (each
+// wait, 30000), OTS_BROWSER_VISIT_MS (the whole visit, 75000).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const chromiumPath = process.env.OTS_CHROMIUM || '/usr/lib/chromium/chromium';
 const timeout = Number(process.env.OTS_BROWSER_TIMEOUT_MS || 30000);
+const visitLimit = Number(process.env.OTS_BROWSER_VISIT_MS || 75000);
 
 function fail(line) {
   process.stderr.write(`browser: ${line}\n`);
@@ -80,6 +82,10 @@ function scrub(e) {
   const first = String(e && e.message ? e.message : e).split('\n')[0];
   return first.split(url).join('[link]').replace(/\/secret\/[0-9a-z]+/gi, '/secret/[key]');
 }
+
+// A visit that hangs ends itself (closing its browser: Playwright kills the Chromium it
+// launched when node exits), before the test's own limit of 90 s stops it.
+setTimeout(() => fail(`the visit took longer than ${visitLimit} ms`), visitLimit).unref();
 
 const browser = await chromium.launch({
   executablePath: chromiumPath,

@@ -1,6 +1,6 @@
 //! The recipient's browser: Debian's Chromium, headless, driven by `testing/browser/open-link.mjs`
 //! (playwright-core from npm). One short `node` process per visit, so every visit is a fresh
-//! browser; it is killed by pid if it overstays.
+//! browser; a visit ends itself after 75 s, and the test stops it by pid after 90 s.
 #![allow(dead_code)]
 
 use super::cluster::repo_root;
@@ -94,6 +94,15 @@ pub fn require_browser(server: &Genuine) {
     }
 }
 
+/// Everything a child wrote to one of its pipes.
+async fn read_to_end(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut buf).await;
+    }
+    buf
+}
+
 /// The screenshots' directory of one test: `$CARGO_TARGET_DIR/test-artifacts/real_ots_browser/TEST`
 /// (`target/` of the repository without `CARGO_TARGET_DIR`), emptied first.
 pub fn shots_dir(test: &str) -> PathBuf {
@@ -140,12 +149,34 @@ pub async fn visit(
         .await
         .expect("send the visit");
     drop(stdin);
-    let out = match tokio::time::timeout(VISIT_TIMEOUT, child.wait_with_output()).await {
-        Ok(out) => out.expect("wait for open-link.mjs"),
-        // Dropping the child (kill_on_drop) killed it: that pid, nothing else.
-        Err(_) => panic!(
-            "visit {name}: open-link.mjs (pid {pid:?}) did not finish within {VISIT_TIMEOUT:?}; killed"
-        ),
+    // Read while waiting, so that a full pipe never holds the visit up.
+    let stdout = tokio::spawn(read_to_end(child.stdout.take()));
+    let stderr = tokio::spawn(read_to_end(child.stderr.take()));
+    let status = match tokio::time::timeout(VISIT_TIMEOUT, child.wait()).await {
+        Ok(status) => status.expect("wait for open-link.mjs"),
+        Err(_) => {
+            // That pid only: TERM lets Playwright close its Chromium; KILL if it is still there
+            // after 5 s (Chromium, driven over a pipe, exits when node's end closes: seen here).
+            if let Some(pid) = pid {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+            panic!(
+                "visit {name}: open-link.mjs (pid {pid:?}) did not finish within {VISIT_TIMEOUT:?}; stopped"
+            );
+        }
+    };
+    let out = std::process::Output {
+        status,
+        stdout: stdout.await.unwrap_or_default(),
+        stderr: stderr.await.unwrap_or_default(),
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
