@@ -292,7 +292,8 @@ pub struct SecretSourceRef {
     #[x_kube(validation = secret_name_rule())]
     pub name: String,
 
-    /// The key whose value is shared. Without it, every key is shared as sorted KEY=VALUE lines.
+    /// The key whose value is shared. Without it, every key is shared as sorted KEY=VALUE lines,
+    /// a value with a line break as a here-document (KEY<<EOF, its lines, EOF).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     #[x_kube(validation = secret_key_rule())]

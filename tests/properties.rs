@@ -34,6 +34,27 @@ fn text_value() -> impl Strategy<Value = String> {
     "[ -~\u{e9}\u{4e2d}\n]{0,40}".prop_map(|s| format!("VALUE-MARK{s}"))
 }
 
+/// Reads the all-keys form back as a person (or a script) would: `KEY=VALUE` lines, and
+/// `KEY<<MARKER` here-documents whose value is every line up to the first line that is MARKER.
+fn read_all_keys(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut lines = text.split('\n');
+    while let Some(line) = lines.next() {
+        let end = line
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "_.-".contains(c)))
+            .expect("a key, then = or <<");
+        let (key, rest) = line.split_at(end);
+        if let Some(value) = rest.strip_prefix('=') {
+            out.insert(key.to_owned(), value.to_owned());
+        } else {
+            let marker = rest.strip_prefix("<<").expect("= or <<");
+            let body: Vec<&str> = lines.by_ref().take_while(|l| *l != marker).collect();
+            out.insert(key.to_owned(), body.join("\n"));
+        }
+    }
+    out
+}
+
 fn bytes_of(data: &BTreeMap<String, String>) -> BTreeMap<String, Vec<u8>> {
     data.iter()
         .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
@@ -68,10 +89,17 @@ proptest! {
     }
 
     #[test]
-    fn all_keys_are_shared_as_sorted_key_value_lines(data in btree_map(key(), text_value(), 1..6)) {
-        let expected: Vec<String> = data.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    fn all_keys_are_shared_as_sorted_entries_that_read_back_exactly(
+        data in btree_map(key(), text_value(), 1..6),
+    ) {
         let value = build_value("s", &bytes_of(&data), None).expect("a text value");
-        prop_assert_eq!(value.expose_secret(), expected.join("\n"));
+        let text = value.expose_secret();
+        prop_assert_eq!(read_all_keys(text), data.clone());
+        // Values without a line break stay plain sorted KEY=VALUE lines.
+        if data.values().all(|v| !v.contains('\n')) {
+            let expected: Vec<String> = data.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            prop_assert_eq!(text, expected.join("\n"));
+        }
     }
 
     #[test]

@@ -16,8 +16,9 @@ pub const PASSPHRASE_CHARS: std::ops::RangeInclusive<usize> =
 
 /// Builds the value to share from a Secret's data.
 ///
-/// With `key`, that key's value as is; without, every key as `KEY=VALUE` lines in key order,
-/// joined by newlines. The value must be non-empty UTF-8 text of at most 10,000 bytes.
+/// With `key`, that key's value as is; without, every key in key order, one entry per key,
+/// joined by newlines: `KEY=VALUE`, or for a value with a line break a here-document (see
+/// [`ALL_KEYS_MARKER`]). The value must be non-empty UTF-8 text of at most 10,000 bytes.
 pub fn build_value(
     secret_name: &str,
     data: &BTreeMap<String, Vec<u8>>,
@@ -48,9 +49,7 @@ pub fn build_value_within(
                 if !out.is_empty() {
                     out.push('\n');
                 }
-                out.push_str(key);
-                out.push('=');
-                out.push_str(value);
+                push_entry(&mut out, key, value);
                 // Stop early: a huge Secret should not be copied whole just to be refused.
                 if out.len() > max_bytes {
                     break;
@@ -108,10 +107,62 @@ fn as_text<'a>(secret_name: &str, key: &str, bytes: &'a [u8]) -> Result<&'a str,
     })
 }
 
+/// The here-document marker of a multi-line value in the all-keys form. The recipient reads that
+/// form on the server's page: as `KEY=VALUE` lines, a multi-line value (a PEM certificate, a
+/// config file) read as if its later lines were keys of their own (a base64 line ending in `=`
+/// looks exactly like one) and could not be copied out without cutting `KEY=` off its first line.
+/// So such a value is written as a shell here-document: `KEY<<EOF`, the value's lines as they
+/// are, `EOF`. The marker gets a number (`EOF1`, `EOF2`, ...) when a line of the value is the
+/// marker itself; the value is exactly what lies between the first line and the marker line (a
+/// value that ends with a line break shows an empty line before the marker).
+pub const ALL_KEYS_MARKER: &str = "EOF";
+
+/// Appends one key of the all-keys form: `KEY=VALUE`, or `KEY<<EOF`, VALUE, `EOF` for a value
+/// with a line break.
+fn push_entry(out: &mut String, key: &str, value: &str) {
+    out.push_str(key);
+    if !value.contains('\n') {
+        out.push('=');
+        out.push_str(value);
+        return;
+    }
+    let marker = here_doc_marker(value.as_bytes());
+    out.push_str("<<");
+    out.push_str(&marker);
+    out.push('\n');
+    out.push_str(value);
+    out.push('\n');
+    out.push_str(&marker);
+}
+
+/// [`ALL_KEYS_MARKER`], numbered until no line of `value` equals it.
+fn here_doc_marker(value: &[u8]) -> String {
+    let mut marker = ALL_KEYS_MARKER.to_owned();
+    let mut n = 0;
+    while value
+        .split(|b| *b == b'\n')
+        .any(|line| line == marker.as_bytes())
+    {
+        n += 1;
+        marker = format!("{ALL_KEYS_MARKER}{n}");
+    }
+    marker
+}
+
+/// Size of one key's entry in the all-keys form, without building it.
+fn entry_len(key: &str, value: &[u8]) -> usize {
+    if value.contains(&b'\n') {
+        let marker = here_doc_marker(value).len();
+        key.len() + 2 + marker + 1 + value.len() + 1 + marker
+    } else {
+        key.len() + 1 + value.len()
+    }
+}
+
 /// Size of the all-keys form without building it.
 fn all_keys_len(data: &BTreeMap<String, Vec<u8>>) -> usize {
-    let lines: usize = data.iter().map(|(k, v)| k.len() + 1 + v.len()).sum();
-    lines + data.len().saturating_sub(1)
+    let entries: usize = data.iter().map(|(k, v)| entry_len(k, v)).sum();
+    entries + data.len().saturating_sub(1)
 }
 
 #[cfg(test)]
@@ -143,6 +194,35 @@ mod tests {
         ]);
         let v = build_value("db", &d, None).unwrap();
         assert_eq!(v.expose_secret(), "host=db:5432\npassword=pw\nuser=alice");
+    }
+
+    #[test]
+    fn a_multi_line_value_is_a_here_document_among_the_lines() {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIBszCC=\n-----END CERTIFICATE-----";
+        let d = data(&[
+            ("ca.crt", pem.as_bytes()),
+            ("host", b"db:5432"),
+            ("tail", b"ends-with-newline\n"),
+        ]);
+        let v = build_value("db", &d, None).unwrap();
+        assert_eq!(
+            v.expose_secret(),
+            "ca.crt<<EOF\n-----BEGIN CERTIFICATE-----\nMIIBszCC=\n-----END CERTIFICATE-----\nEOF\n\
+             host=db:5432\n\
+             tail<<EOF\nends-with-newline\n\nEOF"
+        );
+        assert_eq!(v.expose_secret().len(), all_keys_len(&d));
+    }
+
+    #[test]
+    fn the_marker_is_numbered_past_lines_of_the_value() {
+        let d = data(&[("script", b"cat <<EOF\nhi\nEOF\nEOF1")]);
+        let v = build_value("s", &d, None).unwrap();
+        assert_eq!(
+            v.expose_secret(),
+            "script<<EOF2\ncat <<EOF\nhi\nEOF\nEOF1\nEOF2"
+        );
+        assert_eq!(v.expose_secret().len(), all_keys_len(&d));
     }
 
     #[test]

@@ -99,7 +99,8 @@ struct LinkArgs {
 struct ShareArgs {
     /// The Secret to share (in the namespace).
     secret: String,
-    /// Share only this key's value (default: every key, as sorted KEY=VALUE lines).
+    /// Share only this key's value (default: every key, as sorted KEY=VALUE lines; a multi-line
+    /// value as KEY<<EOF, its lines, EOF).
     #[arg(long, value_name = "K")]
     key: Option<String>,
     /// How long the link stays valid: 90s, 30m, 24h, 7d (at least 60s; default 7d).

@@ -76,6 +76,10 @@ ro_is_built() { # SERVER_DIR
 }
 
 # The server's environment, one VAR=value a line (the recipe of shared/real-ots/README.md).
+# CSP_ENABLED=false: with it on, every HTML page (the recipient's too) answers 500 "unknown
+# keyword: :env": the app passes env: to otto 2.9's CSP Writer.apply, which the otto 2.8.0 built
+# here lacks (apps/web/core/middleware/request_setup.rb, web pages only). It drops the
+# Content-Security-Policy header of those pages; the JSON APIs answered alike with it on.
 ro_server_env() { # SERVER_DIR REDIS_PORT SECRET SESSION_SECRET
   printf '%s\n' \
     "PATH=$1/ruby/bin:$PATH" \
@@ -84,7 +88,7 @@ ro_server_env() { # SERVER_DIR REDIS_PORT SECRET SESSION_SECRET
     RACK_ENV=production \
     "REDIS_URL=redis://127.0.0.1:$2/0" \
     "SECRET=$3" "SESSION_SECRET=$4" \
-    SSL=false AUTHENTICATION_MODE=simple \
+    SSL=false AUTHENTICATION_MODE=simple CSP_ENABLED=false \
     RUBYOPT=-rtime
 }
 
@@ -121,4 +125,32 @@ ro_alive() { # PID START
 ro_env_value() { # DIR NAME
   [ -f "$1/env" ] || return 0
   sed -n "s/^$2=//p" "$1/env" | head -n1
+}
+
+# The frontend's toolchain (build-web): the versions its package.json asks for (pnpm 11.10.0 is its
+# `packageManager`; pnpm 11 needs Node >= 22.13).
+RO_NODE_VERSION=22.23.3
+RO_PNPM_VERSION=11.10.0
+
+ro_web_tools_dir() {
+  echo "${XDG_CACHE_HOME:-$HOME/.cache}/ots-operator/node-${RO_NODE_VERSION}_pnpm-${RO_PNPM_VERSION}"
+}
+
+ro_pnpm_store() {
+  echo "${XDG_CACHE_HOME:-$HOME/.cache}/ots-operator/pnpm-store"
+}
+
+# The frontend's build: the app's tarball, node and pnpm versions and build-web itself.
+ro_web_dir() { # SOURCES
+  local hash
+  hash=$( (
+    echo "node $RO_NODE_VERSION pnpm $RO_PNPM_VERSION"
+    cat "$RO_HERE/build-web"
+    sha256sum <"$1/onetimesecret-$RO_OTS_COMMIT.tar.gz"
+  ) | sha256sum | cut -c1-12)
+  echo "${XDG_CACHE_HOME:-$HOME/.cache}/ots-operator/real-ots-${RO_OTS_COMMIT}/web_${hash}"
+}
+
+ro_web_is_built() { # WEB_DIR
+  [ -f "$1/.complete" ] && [ -f "$1/public/web/dist/.vite/manifest.json" ]
 }

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests in `tests/*.rs` (each test file says `mod support;`).
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod chart;
 pub mod cluster;
 pub mod node;

@@ -20,9 +20,17 @@ pub struct Genuine {
     pub token: String,
     /// The `up` directory; `None` for a server named by `OTS_REAL_SERVER`.
     dir: Option<PathBuf>,
+    /// Whether it serves the recipient's web page (`up` printed `web: DIR`, not `web: none`); a
+    /// server named by `OTS_REAL_SERVER` is taken to (the published image does).
+    web: bool,
 }
 
 impl Genuine {
+    /// Whether the recipient's web page is served (the frontend `testing/real-ots/build-web` built).
+    pub fn serves_web(&self) -> bool {
+        self.web
+    }
+
     /// Another account (email, token) on this server, for a test that needs one of its own;
     /// `None` on a server named by `OTS_REAL_SERVER`.
     pub fn account(&self, email: &str) -> Option<(String, String)> {
@@ -70,6 +78,7 @@ fn start() -> Option<Genuine> {
             email: email.to_owned(),
             token: token.to_owned(),
             dir: None,
+            web: true,
         });
     }
     let dir = std::env::temp_dir().join(format!("real-ots-operator-{}", std::process::id()));
@@ -99,10 +108,15 @@ fn start() -> Option<Genuine> {
     let url = line("url: ");
     let account = line("account: ");
     let (email, token) = account.split_once(':').expect("account: EMAIL:TOKEN");
+    let web = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("web: "))
+        .is_some_and(|w| w != "none");
     Some(Genuine {
         url,
         email: email.to_owned(),
         token: token.to_owned(),
         dir: Some(dir),
+        web,
     })
 }
