@@ -134,6 +134,8 @@ async fn main() -> std::io::Result<()> {
                 }),
                 None => None,
             },
+            // The batch status faults have no flag: `PUT /_admin/faults` sets them.
+            ..Faults::default()
         },
         public_url: args.public_url,
         profile: args.profile,
