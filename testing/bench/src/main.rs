@@ -342,7 +342,7 @@ async fn throughput(plan: &Plan, figures: &mut Figures) -> Result<(), BenchError
     )
     .await?;
     report::line(
-        "floor with the contract's writes (+ finalizer patch, + Event)",
+        "floor with the contract's writes (+ finalizer patch, + record Secret, + Event)",
         n,
         contract,
     );
