@@ -86,6 +86,9 @@ struct ModeRun {
     mode: Mode,
     /// Per revealed link: reveal → Received, `None` when not seen within the cap.
     reveal: Vec<Option<Duration>>,
+    /// Per revealed link the operator read the receipt of: reveal → that read reached the
+    /// server, and the read → Received.
+    reads: (Vec<Duration>, Vec<Duration>),
     probes: Probes,
     /// OTS calls by operation from the tracking operator's start to the end (reveals excluded).
     ots: Counts,
@@ -179,6 +182,7 @@ async fn one_mode(
     let cp = ControlPlane::up(&format!("live-{}", mode.label()))?;
     let client = cp.client().await?;
     let server = crate::test_server()?;
+    let server_started = Instant::now();
     if mode == Mode::PerLink {
         server.set_faults(Faults {
             batch_status_missing: true,
@@ -322,6 +326,7 @@ async fn one_mode(
                 .filter(|d| *d <= live.cap)
         })
         .collect();
+    let reads = receipt_reads(&server, server_started, &links_ns, &revealed);
     let period = began.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let api = audit::operator_requests(&cp.audit_log, mark, cp.audit_mark())?;
@@ -331,6 +336,7 @@ async fn one_mode(
     let run = ModeRun {
         mode,
         reveal,
+        reads,
         probes,
         ots: ots_all,
         api,
@@ -356,6 +362,44 @@ async fn one_mode(
     drop(server);
     drop(cp);
     Ok(run)
+}
+
+/// Per revealed link, from the server's request log: reveal → the operator's first read of its
+/// receipt after the reveal (the link was found spent and its share woken, or its own check
+/// came), and that read → `Received` observed. Tells detection from what follows it.
+fn receipt_reads(
+    server: &TestServer,
+    server_started: Instant,
+    links: &Timeline,
+    revealed: &HashMap<String, Instant>,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let log = server.requests();
+    let receipts: Vec<(Instant, &str)> = log
+        .iter()
+        .filter(|r| r.operation == "receipt")
+        .map(|r| (server_started + r.at, r.path.as_str()))
+        .collect();
+    let (mut detect, mut then) = (Vec::new(), Vec::new());
+    for (name, at) in revealed {
+        let Some(times) = links.get(name) else {
+            continue;
+        };
+        let Some(key) = times.metadata_key.as_deref() else {
+            continue;
+        };
+        let first = receipts
+            .iter()
+            .filter(|(t, path)| *t >= *at && path.ends_with(key))
+            .map(|(t, _)| *t)
+            .min();
+        if let Some(first) = first {
+            detect.push(first.saturating_duration_since(*at));
+            if let Some(received) = times.received {
+                then.push(received.saturating_duration_since(first));
+            }
+        }
+    }
+    (detect, then)
 }
 
 /// Reveals each scheduled link through the server at its moment.
@@ -454,6 +498,9 @@ struct Times {
     gone: Option<Instant>,
     /// The link (a capability: used to reveal, never printed).
     link: Option<String>,
+    /// The receipt's metadata key (a capability: matched against the server's request log,
+    /// never printed).
+    metadata_key: Option<String>,
 }
 
 /// A watch of one namespace's shares that timestamps what happens to each.
@@ -489,6 +536,7 @@ impl Timeline {
                 if workload::is_shared(&obj) && entry.shared.is_none() {
                     entry.shared = Some(now);
                     entry.link = obj.status.as_ref().and_then(|s| s.link.clone());
+                    entry.metadata_key = obj.status.as_ref().and_then(|s| s.metadata_key.clone());
                 }
                 if obj
                     .status
@@ -652,6 +700,25 @@ fn table(live: &LivePlan, idle: &Idle, runs: &[ModeRun]) {
     });
     row("reveal → Received max", "–".into(), &|r| {
         capped(&r.reveal, 1.0)
+    });
+    row(
+        "reveal → receipt read p50 / p95 (n)",
+        "–".into(),
+        &|r| {
+            format!(
+                "{} / {} ({})",
+                secs(percentile(&r.reads.0, 0.5)),
+                secs(percentile(&r.reads.0, 0.95)),
+                r.reads.0.len()
+            )
+        },
+    );
+    row("receipt read → Received p50 / p95", "–".into(), &|r| {
+        format!(
+            "{} / {}",
+            secs(percentile(&r.reads.1, 0.5)),
+            secs(percentile(&r.reads.1, 0.95))
+        )
     });
     row(
         "revealed links not Received within cap",
