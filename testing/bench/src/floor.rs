@@ -124,6 +124,7 @@ fn status_for(
         passphrase_protected: Some(false),
         source_resource_version,
         reshare_token: None,
+        burn_token: None,
         observed_generation: Some(1),
         conditions: vec![Condition {
             type_: "Ready".into(),
