@@ -134,6 +134,8 @@ async fn main() -> std::io::Result<()> {
                 }),
                 None => None,
             },
+            // Faults with no flag (the batch route's lie) are set through the admin API.
+            ..Faults::default()
         },
         public_url: args.public_url,
         profile: args.profile,
