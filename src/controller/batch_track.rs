@@ -182,8 +182,10 @@ impl BatchTracker {
         remove(&mut self.state(), uid);
     }
 
-    /// The next batch due: the group, its client and up to [`BATCH`] links not seen for
-    /// `interval`, least recently seen first; else when the next one is due.
+    /// The next batch due: once a group's least recently seen link has not been seen for
+    /// `interval`, that group, its client and up to [`BATCH`] links least recently seen first,
+    /// taking along those due within half an interval (links made one after another would
+    /// otherwise each come due alone and cost a call each); else when the next one is due.
     fn next_batch(&self, interval: Duration, now: Instant) -> Result<Batch, Option<Instant>> {
         let state = self.state();
         let mut soonest: Option<Instant> = None;
@@ -207,7 +209,7 @@ impl BatchTracker {
         let links = members
             .order
             .iter()
-            .take_while(|(seen, _)| *seen + interval <= now)
+            .take_while(|(seen, _)| *seen + interval <= now + interval / 2)
             .take(BATCH)
             .filter_map(|(_, uid)| {
                 let link = state.links.get(uid)?;
@@ -454,6 +456,33 @@ mod tests {
         tracker.settle(&second, &Checked::Answered(answers), now);
         let third = tracker.next_batch(INTERVAL, now).ok().unwrap();
         assert_eq!(third.links.len(), 50);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn links_made_one_after_another_are_asked_about_together() {
+        let tracker = BatchTracker::default();
+        for n in 0..10 {
+            tracker.watch(
+                &format!("uid{n}"),
+                &format!("ns/s{n}"),
+                group("a"),
+                &client(),
+                &key(n),
+            );
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        // The first is due 30 s after it was made; the other nine come due within 9 s.
+        tokio::time::advance(INTERVAL - Duration::from_secs(10)).await;
+        let now = Instant::now();
+        let batch = tracker.next_batch(INTERVAL, now).ok().unwrap();
+        assert_eq!(batch.links.len(), 10, "one call for all ten");
+        let answers = vec![Unread::Yes { previewed: false }; 10];
+        tracker.settle(&batch, &Checked::Answered(answers), now);
+        assert_eq!(
+            tracker.next_batch(INTERVAL, now).err(),
+            Some(Some(now + INTERVAL)),
+            "and the next one a whole interval later"
+        );
     }
 
     #[tokio::test(start_paused = true)]
