@@ -23,7 +23,7 @@
 //! resource), `check_clock` (when each link's next check is due), `link_secret` (the link
 //! Secret), `servers` (OTS clients per server), `events`, `watch` (watch streams).
 
-mod batch_track;
+pub mod batch_track;
 mod burn;
 mod check_clock;
 mod cleanup;
