@@ -299,9 +299,14 @@ impl BatchTracker {
     /// Checks the tracked links until `shutdown` completes: `check` makes one batch call (with
     /// the group's client, through the throttle), `wake` hands a share to its reconcile. The
     /// interval is asked anew for each batch (it may follow the configuration).
+    ///
+    /// Each share woken costs a receipt read from the same spare capacity the batch calls use:
+    /// after a batch that woke `n` shares, the next batch waits `n` × `per_call` (the time the
+    /// budget takes to earn one call), so those reads are not crowded out by batch calls.
     pub async fn run<C, F, W>(
         &self,
         interval: impl Fn() -> Duration,
+        per_call: Duration,
         check: C,
         wake: W,
         shutdown: impl Future<Output = ()>,
@@ -325,15 +330,19 @@ impl BatchTracker {
                                 "a batch check of live links failed; they are asked again later"
                             );
                         }
-                        let pause = match &checked {
+                        let busy = match &checked {
                             Checked::Busy(retry_in) => Some(*retry_in),
                             _ => None,
                         };
-                        for wake_up in self.settle(&batch, &checked, Instant::now()) {
+                        let wakes = self.settle(&batch, &checked, Instant::now());
+                        let reads = u32::try_from(wakes.len()).unwrap_or(u32::MAX);
+                        for wake_up in wakes {
                             wake(wake_up);
                         }
-                        if let Some(pause) = pause {
+                        if let Some(pause) = busy {
                             tokio::time::sleep(pause.max(Duration::from_millis(50))).await;
+                        } else if reads > 0 {
+                            tokio::time::sleep(per_call.saturating_mul(reads)).await;
                         }
                     }
                     Err(Some(at)) => {
@@ -591,6 +600,7 @@ mod tests {
             running
                 .run(
                     || INTERVAL,
+                    Duration::from_millis(500),
                     |_, _, keys: Vec<String>| {
                         counted.fetch_add(1, Ordering::SeqCst);
                         async move {

@@ -164,7 +164,14 @@ async fn follow(
             }
             // The OTS budget is taken by shares and burns: check later, still due.
             Refresh::Busy(retry_in) => {
-                let wait = retry_in.max(ctx.config.refresh_min);
+                // A link the batch tracker saw leave is asked about again soon: the tracker
+                // holds back its next batch for it (see `batch_track`).
+                let floor = if batch == Batched::Woken {
+                    Duration::from_secs(1)
+                } else {
+                    ctx.config.refresh_min
+                };
+                let wait = retry_in.max(floor);
                 return unless_failed(
                     Action::requeue(super::memory::jitter(wait)),
                     link_secret_error,

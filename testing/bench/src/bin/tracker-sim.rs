@@ -140,6 +140,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracker
                 .run(
                     || interval,
+                    Duration::from_secs_f64(1.0 / args.rate),
                     |_group, client: OtsClient, keys: Vec<String>| {
                         let (calls, pace) = (calls.clone(), pace.clone());
                         async move {
