@@ -182,8 +182,10 @@ impl BatchTracker {
         remove(&mut self.state(), uid);
     }
 
-    /// The next batch due: the group, its client and up to [`BATCH`] links not seen for
-    /// `interval`, least recently seen first; else when the next one is due.
+    /// The next batch due: once a group's least recently seen link has not been seen for
+    /// `interval`, that group, its client and up to [`BATCH`] links least recently seen first,
+    /// taking along those due within half an interval (links made one after another would
+    /// otherwise each come due alone and cost a call each); else when the next one is due.
     fn next_batch(&self, interval: Duration, now: Instant) -> Result<Batch, Option<Instant>> {
         let state = self.state();
         let mut soonest: Option<Instant> = None;
@@ -207,7 +209,7 @@ impl BatchTracker {
         let links = members
             .order
             .iter()
-            .take_while(|(seen, _)| *seen + interval <= now)
+            .take_while(|(seen, _)| *seen + interval <= now + interval / 2)
             .take(BATCH)
             .filter_map(|(_, uid)| {
                 let link = state.links.get(uid)?;
@@ -297,9 +299,14 @@ impl BatchTracker {
     /// Checks the tracked links until `shutdown` completes: `check` makes one batch call (with
     /// the group's client, through the throttle), `wake` hands a share to its reconcile. The
     /// interval is asked anew for each batch (it may follow the configuration).
+    ///
+    /// Each share woken costs a receipt read from the same spare capacity the batch calls use:
+    /// after a batch that woke `n` shares, the next batch waits `n` × `per_call` (the time the
+    /// budget takes to earn one call), so those reads are not crowded out by batch calls.
     pub async fn run<C, F, W>(
         &self,
         interval: impl Fn() -> Duration,
+        per_call: Duration,
         check: C,
         wake: W,
         shutdown: impl Future<Output = ()>,
@@ -323,15 +330,19 @@ impl BatchTracker {
                                 "a batch check of live links failed; they are asked again later"
                             );
                         }
-                        let pause = match &checked {
+                        let busy = match &checked {
                             Checked::Busy(retry_in) => Some(*retry_in),
                             _ => None,
                         };
-                        for wake_up in self.settle(&batch, &checked, Instant::now()) {
+                        let wakes = self.settle(&batch, &checked, Instant::now());
+                        let reads = u32::try_from(wakes.len()).unwrap_or(u32::MAX);
+                        for wake_up in wakes {
                             wake(wake_up);
                         }
-                        if let Some(pause) = pause {
+                        if let Some(pause) = busy {
                             tokio::time::sleep(pause.max(Duration::from_millis(50))).await;
+                        } else if reads > 0 {
+                            tokio::time::sleep(per_call.saturating_mul(reads)).await;
                         }
                     }
                     Err(Some(at)) => {
@@ -457,6 +468,33 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn links_made_one_after_another_are_asked_about_together() {
+        let tracker = BatchTracker::default();
+        for n in 0..10 {
+            tracker.watch(
+                &format!("uid{n}"),
+                &format!("ns/s{n}"),
+                group("a"),
+                &client(),
+                &key(n),
+            );
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        // The first is due 30 s after it was made; the other nine come due within 9 s.
+        tokio::time::advance(INTERVAL - Duration::from_secs(10)).await;
+        let now = Instant::now();
+        let batch = tracker.next_batch(INTERVAL, now).ok().unwrap();
+        assert_eq!(batch.links.len(), 10, "one call for all ten");
+        let answers = vec![Unread::Yes { previewed: false }; 10];
+        tracker.settle(&batch, &Checked::Answered(answers), now);
+        assert_eq!(
+            tracker.next_batch(INTERVAL, now).err(),
+            Some(Some(now + INTERVAL)),
+            "and the next one a whole interval later"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_link_that_left_the_answer_wakes_its_share_once_and_is_no_longer_tracked() {
         let tracker = BatchTracker::default();
         tracker.watch("u1", "ns/one", group("a"), &client(), &key(1));
@@ -562,6 +600,7 @@ mod tests {
             running
                 .run(
                     || INTERVAL,
+                    Duration::from_millis(500),
                     |_, _, keys: Vec<String>| {
                         counted.fetch_add(1, Ordering::SeqCst);
                         async move {

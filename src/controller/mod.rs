@@ -23,7 +23,7 @@
 //! resource), `check_clock` (when each link's next check is due), `link_secret` (the link
 //! Secret), `servers` (OTS clients per server), `events`, `watch` (watch streams).
 
-mod batch_track;
+pub mod batch_track;
 mod burn;
 mod check_clock;
 mod cleanup;
@@ -799,7 +799,10 @@ async fn track_batches(ctx: Arc<Context>, shutdown: impl Future<Output = ()>) {
         ctx.memory.batch_woken(&wake.uid);
         ctx.checks.wake_now(wake.share);
     };
-    ctx.tracker.run(interval, check, wake, shutdown).await;
+    let per_call = Duration::from_secs_f64(1.0 / ctx.throttle.rate().max(0.001));
+    ctx.tracker
+        .run(interval, per_call, check, wake, shutdown)
+        .await;
 }
 
 /// Whether a live link expires within a quarter of its lifetime (at most 24 h): time to remind

@@ -164,7 +164,14 @@ async fn follow(
             }
             // The OTS budget is taken by shares and burns: check later, still due.
             Refresh::Busy(retry_in) => {
-                let wait = retry_in.max(ctx.config.refresh_min);
+                // A link the batch tracker saw leave is asked about again soon: the tracker
+                // holds back its next batch for it (see `batch_track`).
+                let floor = if batch == Batched::Woken {
+                    Duration::from_secs(1)
+                } else {
+                    ctx.config.refresh_min
+                };
+                let wait = retry_in.max(floor);
                 return unless_failed(
                     Action::requeue(super::memory::jitter(wait)),
                     link_secret_error,
@@ -543,23 +550,12 @@ async fn burn_retried(
     ctx: &Context,
     error: Error,
 ) -> Error {
-    let (reason, message) = error.shown(ctx.config.admission_guard);
-    let progress = if error.needs_user_fix() {
-        status::Progress::Stuck
-    } else {
-        status::Progress::Working
-    };
-    let message = format!(
-        "the burn asked for (ots.dev/burn) is not done yet and is retried ({message}); the link is still live"
-    );
-    let mut next = status.clone();
-    status::set_progress(&mut next, obj, progress, reason, &message, now());
-    if next != *status
-        && let Err(e) = save(obj, ctx, &next).await
-    {
-        tracing::warn!(error = %e, "could not write the retried burn to status");
-    }
-    error
+    retried(obj, status, ctx, error, |message| {
+        format!(
+            "the burn asked for (ots.dev/burn) is not done yet and is retried ({message}); the link is still live"
+        )
+    })
+    .await
 }
 
 /// A burn asked for with a value too long to act on: Stalled says why (Ready, and the link, stay
@@ -785,19 +781,35 @@ async fn reshare_retried(
     ctx: &Context,
     error: Error,
 ) -> Error {
+    retried(obj, status, ctx, error, |message| {
+        format!("a new link is not made yet and is retried ({message})")
+    })
+    .await
+}
+
+/// Writes that a step failed and is retried, in words `describe` makes of the error's message:
+/// Reconciling=True, or Stalled=True when only a fix helps (Ready and the link as they are).
+/// Returns the error.
+async fn retried(
+    obj: &OneTimeShare,
+    status: &OneTimeShareStatus,
+    ctx: &Context,
+    error: Error,
+    describe: impl FnOnce(&str) -> String,
+) -> Error {
     let (reason, message) = error.shown(ctx.config.admission_guard);
     let progress = if error.needs_user_fix() {
         status::Progress::Stuck
     } else {
         status::Progress::Working
     };
-    let message = format!("a new link is not made yet and is retried ({message})");
+    let message = describe(&message);
     let mut next = status.clone();
     status::set_progress(&mut next, obj, progress, reason, &message, now());
     if next != *status
         && let Err(e) = save(obj, ctx, &next).await
     {
-        tracing::warn!(error = %e, "could not write the retried reshare to status");
+        tracing::warn!(error = %e, "could not write the retry to status");
     }
     error
 }
