@@ -1,7 +1,9 @@
 //! The floor: the API calls a share needs (get the Secret, share the value, write the status),
 //! issued by a bare loop with the same concurrency and no controller machinery. The `Contract`
-//! variant also makes the two writes the operator's contract adds: the `ots.dev/burn` finalizer
-//! before the share and a `Shared` Event after it.
+//! variant also makes the three writes the operator's contract adds: the `ots.dev/burn`
+//! finalizer before the share, the record Secret (in the state namespace, before the status,
+//! with the operator's own `Records::save`) and a `Shared` Event after it: 5 apiserver requests
+//! per share, as the operator makes.
 
 use crate::BenchError;
 use crate::workload::{secret_name, share_name};
@@ -14,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use ots_operator::controller::records::{Records, ShareRecord, StoredRecord};
 use ots_operator::controller::value::build_value;
 use ots_operator::ots::{OtsClient, ShareRequest};
 use ots_operator::resource::{OneTimeShare, OneTimeShareStatus, Phase};
@@ -28,9 +31,14 @@ const TTL: Duration = Duration::from_secs(7 * 86400);
 pub enum Calls {
     /// Get the Secret, share, write the status.
     Bare,
-    /// Also add the finalizer first and publish an Event last, as the operator's contract does.
+    /// Also add the finalizer first, write the record Secret before the status and publish an
+    /// Event last, as the operator's contract does.
     Contract,
 }
+
+/// Where the operator keeps its records when it runs outside a pod (`--state-namespace`'s
+/// default there).
+pub const STATE_NAMESPACE: &str = "default";
 
 /// Shares `count` resources of `ns` with `concurrency` in flight; returns the elapsed time.
 pub async fn run(
@@ -41,6 +49,7 @@ pub async fn run(
     concurrency: usize,
     calls: Calls,
 ) -> Result<Duration, BenchError> {
+    let records = Records::new(client.clone(), STATE_NAMESPACE);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let shares: Api<OneTimeShare> = Api::namespaced(client.clone(), ns);
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
@@ -48,24 +57,27 @@ pub async fn run(
     let started = Instant::now();
     futures::stream::iter((0..count).map(Ok::<_, BenchError>))
         .try_for_each_concurrent(concurrency, |i| {
-            let (secrets, shares, events, params) = (
+            let (secrets, shares, events, params, records) = (
                 secrets.clone(),
                 shares.clone(),
                 events.clone(),
                 params.clone(),
+                records.clone(),
             );
             async move {
+                let mut uid = None;
                 if calls == Calls::Contract {
                     let finalizer = serde_json::json!({
                         "metadata": { "finalizers": ["ots.dev/burn"] }
                     });
-                    shares
+                    let patched = shares
                         .patch(
                             &share_name(i),
                             &PatchParams::default(),
                             &Patch::Merge(&finalizer),
                         )
                         .await?;
+                    uid = patched.metadata.uid;
                 }
                 let secret = secrets.get(&secret_name(i)).await?;
                 let data: BTreeMap<String, Vec<u8>> = secret
@@ -77,6 +89,9 @@ pub async fn run(
                 let value = build_value(&secret_name(i), &data, Some("value"))?;
                 let receipt = ots.share(&ShareRequest::new(value).with_ttl(TTL)).await?;
                 let status = status_for(ots, &receipt, secret.metadata.resource_version);
+                if let Some(uid) = uid {
+                    records.save(&record_for(uid, ns, i, &status)).await?;
+                }
                 let patch = serde_json::json!({
                     "apiVersion": "ots.dev/v1alpha1",
                     "kind": "OneTimeShare",
@@ -134,6 +149,33 @@ fn status_for(
             observed_generation: Some(1),
             last_transition_time: Time(now),
         }],
+    }
+}
+
+/// The record the operator writes for a first link (no passphrase, its own credentials).
+fn record_for(uid: String, ns: &str, i: usize, status: &OneTimeShareStatus) -> StoredRecord {
+    let seconds = |t: &Option<Time>| t.as_ref().map_or(0, |t| t.0.as_second());
+    StoredRecord {
+        record: ShareRecord {
+            uid,
+            namespace: ns.to_owned(),
+            name: share_name(i),
+            metadata_key: status.metadata_key.clone().unwrap_or_default(),
+            server_url: status.server_url.clone().unwrap_or_default(),
+            link: status.link.clone().unwrap_or_default(),
+            metadata_link: status.metadata_link.clone().unwrap_or_default(),
+            ttl_seconds: status.ttl_seconds.unwrap_or_default(),
+            shared_at: seconds(&status.shared_at),
+            expires_at: seconds(&status.expires_at),
+            passphrase_protected: false,
+            source_resource_version: status.source_resource_version.clone(),
+            reshare_token: None,
+            links_in_a_row: 1,
+            reissued_at: Vec::new(),
+            burn_token: None,
+        },
+        passphrase: None,
+        credentials: None,
     }
 }
 

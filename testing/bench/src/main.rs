@@ -7,6 +7,8 @@
 //! - API economy: the operator's apiserver requests (audit log, by impersonated user) and OTS
 //!   requests (test server counters) per share: while sharing, while tracking, on receipt.
 //! - Memory: the operator's RSS idle, with M shares, and with U unrelated 100 KiB Secrets.
+//! - Live links (`--live-links N`, a run of its own): N live links tracked at the default OTS
+//!   rate, batch mode side by side with per-link mode (see `live.rs`).
 //!
 //! Usually started by `testing/bench/run`, which builds the release operator first.
 
@@ -14,6 +16,7 @@ mod audit;
 mod cluster;
 mod cpu;
 mod floor;
+mod live;
 mod operator;
 mod report;
 mod workload;
@@ -109,6 +112,32 @@ struct Args {
     /// request counts per share are judged as usual, since the build does not change them.
     #[arg(long)]
     unoptimized: bool,
+    /// Run only the live-links scenario with this many live links per mode (issue 24): batch
+    /// mode, then per-link mode (the server without the batch route), at --ots-rate 2.
+    #[arg(long)]
+    live_links: Option<usize>,
+    /// Live links: seconds of the window in which links are revealed and probes run.
+    #[arg(long, default_value_t = 300)]
+    live_window: u64,
+    /// Live links: links revealed at random moments during the window.
+    #[arg(long, default_value_t = 200)]
+    live_reveals: usize,
+    /// Live links: probe shares created (and deleted once Shared) during the window.
+    #[arg(long, default_value_t = 20)]
+    live_probes: usize,
+    /// Live links: seconds a revealed link may take to be Received before it counts as "not
+    /// seen within cap".
+    #[arg(long, default_value_t = 600)]
+    live_cap: u64,
+    /// Live links: seconds after the tracking operator is ready before anything is counted.
+    #[arg(long, default_value_t = 60)]
+    live_settle: u64,
+    /// Live links: seconds of the quiet spell (nothing happens; requests per idle link).
+    #[arg(long, default_value_t = 60)]
+    live_quiet: u64,
+    /// Live links: only this mode (`batch` or `per-link`); default both.
+    #[arg(long)]
+    live_mode: Option<String>,
 }
 
 /// Sizes of one run.
@@ -185,6 +214,30 @@ async fn main() -> std::process::ExitCode {
             println!(
                 "== unoptimized dev build: times and memory below show the benchmark works, not how fast or lean the operator is (testing/bench/run measures that)"
             );
+        }
+        if let Some(links) = args.live_links {
+            let modes = match args.live_mode.as_deref() {
+                None => vec![live::Mode::Batch, live::Mode::PerLink],
+                Some("batch") => vec![live::Mode::Batch],
+                Some("per-link") => vec![live::Mode::PerLink],
+                Some(other) => {
+                    return Err(BenchError::Failed(format!(
+                        "--live-mode {other:?}: expected batch or per-link"
+                    )));
+                }
+            };
+            let live = live::LivePlan {
+                links,
+                window: Duration::from_secs(args.live_window),
+                reveals: args.live_reveals,
+                probes: args.live_probes,
+                cap: Duration::from_secs(args.live_cap),
+                settle: Duration::from_secs(args.live_settle),
+                quiet: Duration::from_secs(args.live_quiet),
+                modes,
+                refresh: (args.refresh_min.clone(), args.refresh_max.clone()),
+            };
+            return live::run(&plan, &live).await;
         }
         if !args.skip_throughput {
             throughput(&plan, &mut figures).await?;
@@ -342,7 +395,7 @@ async fn throughput(plan: &Plan, figures: &mut Figures) -> Result<(), BenchError
     )
     .await?;
     report::line(
-        "floor with the contract's writes (+ finalizer patch, + Event)",
+        "floor with the contract's writes (+ finalizer patch, + record Secret, + Event)",
         n,
         contract,
     );

@@ -151,6 +151,13 @@ pub(crate) async fn handle(
         }
         ApiVersion::V2 => v2::route(&method, rest),
     };
+    // A server without the batch status route resolves it as any unknown path, the way the
+    // v0.20 profile does: the same 404, counted as `not_found`.
+    let route = if route.op == Operation::SecretStatusList && app.faults().batch_status_missing {
+        Route::new(Operation::NotFound)
+    } else {
+        route
+    };
     let op = route.op;
 
     let latency = app.faults().latency_ms;

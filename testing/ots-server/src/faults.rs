@@ -23,6 +23,10 @@ pub struct Faults {
     /// The batch status route (`POST /api/v2/secret/status`) lies: it lists none of the
     /// secrets asked about, as if every one had been read, burned or expired.
     pub batch_status_omits: bool,
+    /// The batch status route (`POST /api/v2/secret/status`) does not exist: it is answered
+    /// as an unknown route (404), as a server before v0.24 (the `v0.20` profile) answers it,
+    /// so a client goes back to reading one receipt per link.
+    pub batch_status_missing: bool,
 }
 
 /// A fault that strikes after a create has stored its secret (the secret stays live and

@@ -134,7 +134,7 @@ async fn main() -> std::io::Result<()> {
                 }),
                 None => None,
             },
-            // Faults with no flag (the batch route's lie) are set through the admin API.
+            // The batch status faults have no flag: `PUT /_admin/faults` sets them.
             ..Faults::default()
         },
         public_url: args.public_url,

@@ -196,6 +196,49 @@ async fn an_outage_fails_every_api_request_but_not_the_admin_api() {
 }
 
 #[tokio::test]
+async fn batch_status_missing_answers_the_batch_route_as_an_unknown_one() {
+    let (s, api) = started().await;
+    let body = api.v2_conceal(json!({"secret": "x"})).await;
+    let (_, secret_key) = common::v2_keys(&body);
+    let ask = json!({ "identifiers": secret_key });
+    let served = api.json_auth("/api/v2/secret/status", ask.clone()).await;
+    assert_eq!(served.status, 200);
+    assert_eq!(served.json["count"], 1);
+    s.set_faults(Faults {
+        batch_status_missing: true,
+        ..Faults::default()
+    });
+    let missing = api.json_auth("/api/v2/secret/status", ask.clone()).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.json,
+        json!({"error": "Not Found", "error_type": "NotFound"})
+    );
+    let unknown = api
+        .json_auth("/api/v2/secret/nothing/here", ask.clone())
+        .await;
+    assert_eq!(
+        (unknown.status, &unknown.json),
+        (missing.status, &missing.json),
+        "the same answer as any unknown route"
+    );
+    let stats = s.stats();
+    assert_eq!(stats.by_operation["not_found"], 2);
+    assert_eq!(
+        stats.by_operation["secret_status_list"], 1,
+        "only the call before the fault"
+    );
+    // Only that route: the secret's own status and its reveal still work.
+    let one = api
+        .get_auth(&format!("/api/v2/secret/{secret_key}/status"))
+        .await;
+    assert_eq!(one.json["record"]["state"], "new");
+    s.set_faults(Faults::default());
+    let back = api.json_auth("/api/v2/secret/status", ask).await;
+    assert_eq!(back.status, 200);
+}
+
+#[tokio::test]
 async fn an_error_rate_of_one_fails_every_request_with_a_5xx() {
     let (s, api) = started().await;
     s.set_faults(Faults {
