@@ -5,21 +5,23 @@
 
 mod support;
 
-use ots_testserver::{Config, Faults, Profile};
+use std::time::{Duration, Instant};
+
+use ots_testserver::{BatchStatusFault, Config, Faults, Profile};
 use serde_json::json;
 use support::operator::{Operator, fast_args, ots_server};
 use support::world::World;
 
 /// Waits until the server has answered `n` more batch status calls than `before`.
 async fn batch_calls_after(w: &World, before: u64, n: u64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while w.calls("secret_status_list") < before + n {
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "no batch status call came ({} so far)",
             w.calls("secret_status_list")
         );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -146,4 +148,105 @@ async fn a_batch_answer_that_lies_never_turns_a_live_link_received() {
         "still-here"
     );
     w.wait_phase("s", "Received").await;
+}
+
+/// The time a share or a burn may take while every batch call fails: the test server answers
+/// in milliseconds and the operator's budget is 100 calls/s, so this is the slack of a loaded CI
+/// machine, not a wait for tracking (a 429's `Retry-After` is 2 s).
+const UNSTALLED: Duration = Duration::from_secs(10);
+
+/// Every batch call fails as `fault` while a link is live: nothing is concluded (the link stays
+/// Shared, no receipt is read on the failure's word), a new share and a deletion's burn go
+/// through within [`UNSTALLED`], and once the route answers again the link's reveal is seen
+/// through it.
+async fn failing_batch_calls_conclude_nothing_and_stall_nothing(
+    prefix: &str,
+    fault: BatchStatusFault,
+) {
+    let w = rare_own_checks(prefix).await;
+    w.secret("db", &[("password", b"kept")]).await;
+    for name in ["live", "doomed"] {
+        w.share(
+            name,
+            json!({"secretRef": {"name": "db", "key": "password"}}),
+        )
+        .await;
+    }
+    let link = w.shared("live").await.status.unwrap().link.unwrap();
+    w.shared("doomed").await;
+    let receipts = w.calls("receipt");
+
+    w.server.set_faults(Faults {
+        batch_status_fails: Some(fault),
+        ..Faults::default()
+    });
+    let batches = w.calls("secret_status_list");
+    batch_calls_after(&w, batches, 2).await;
+
+    let started = Instant::now();
+    w.share(
+        "fresh",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    w.shared("fresh").await;
+    let share_took = started.elapsed();
+    let burns = w.calls("burn");
+    let started = Instant::now();
+    w.delete_share("doomed").await;
+    w.wait_gone("doomed").await;
+    let burn_took = started.elapsed();
+    assert_eq!(w.calls("burn"), burns + 1, "the deletion burned its link");
+    assert!(
+        share_took < UNSTALLED && burn_took < UNSTALLED,
+        "failing batch calls held a share ({share_took:?}) or a burn ({burn_took:?}) back"
+    );
+
+    let batches = w.calls("secret_status_list");
+    batch_calls_after(&w, batches, 2).await;
+    let live = w.shared("live").await.status.unwrap();
+    assert_eq!(
+        live.phase.as_str(),
+        "Shared",
+        "a failure says nothing about a link"
+    );
+    assert_eq!(
+        w.calls("receipt"),
+        receipts,
+        "no receipt was read on a failed batch call's word"
+    );
+
+    w.server.set_faults(Faults::default());
+    assert_eq!(w.reveal_link(&link, None).await.expect("reveal"), "kept");
+    w.wait_phase("live", "Received").await;
+}
+
+#[tokio::test]
+async fn a_batch_call_answered_500_concludes_nothing_and_stalls_nothing() {
+    failing_batch_calls_conclude_nothing_and_stall_nothing(
+        "batch-500",
+        BatchStatusFault::Status500,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_batch_call_answered_429_concludes_nothing_and_stalls_nothing() {
+    failing_batch_calls_conclude_nothing_and_stall_nothing(
+        "batch-429",
+        BatchStatusFault::RateLimited,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_batch_call_that_times_out_concludes_nothing_and_stalls_nothing() {
+    failing_batch_calls_conclude_nothing_and_stall_nothing("batch-hang", BatchStatusFault::Hang)
+        .await;
+}
+
+#[tokio::test]
+async fn a_batch_call_answered_with_garbage_concludes_nothing_and_stalls_nothing() {
+    failing_batch_calls_conclude_nothing_and_stall_nothing("batch-html", BatchStatusFault::Garbage)
+        .await;
 }

@@ -168,7 +168,10 @@ pub(crate) async fn handle(
     {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    let injected = app.decide_fault();
+    let injected = match (op, app.faults().batch_status_fails) {
+        (Operation::SecretStatusList, Some(fault)) => fault.injected(),
+        _ => app.decide_fault(),
+    };
     let record = |status: u16, authenticated: bool| RequestRecord {
         method: method.to_string(),
         path: path.clone(),
@@ -220,12 +223,7 @@ pub(crate) async fn handle(
             }
             AfterStoreKind::Garbage => {
                 app.record(struck(200));
-                (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                    "<html><body><h1>Welcome</h1><p>Please log in to continue.</p></body></html>",
-                )
-                    .into_response()
+                garbage_page()
             }
             AfterStoreKind::Reset => {
                 // Logged with status 0: no answer was sent.
@@ -318,6 +316,7 @@ fn fault_response(app: &App, version: ApiVersion, injected: Injected) -> Respons
     match injected {
         Injected::Nothing | Injected::Hang => plain(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout"),
         Injected::Outage => plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+        Injected::Garbage => garbage_page(),
         Injected::ServerError(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             plain(status, status.canonical_reason().unwrap_or("Server Error"))
@@ -334,6 +333,16 @@ fn fault_response(app: &App, version: ApiVersion, injected: Injected) -> Respons
             resp
         }
     }
+}
+
+/// HTTP 200 with an HTML page where JSON belongs, as a captive portal or login page sends.
+fn garbage_page() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<html><body><h1>Welcome</h1><p>Please log in to continue.</p></body></html>",
+    )
+        .into_response()
 }
 
 /// A bare text answer, as a proxy or load balancer in front of the server would send.

@@ -27,6 +27,40 @@ pub struct Faults {
     /// as an unknown route (404), as a server before v0.24 (the `v0.20` profile) answers it,
     /// so a client goes back to reading one receipt per link.
     pub batch_status_missing: bool,
+    /// Every batch status call (`POST /api/v2/secret/status`) fails this way, and no other
+    /// request: tracking in trouble while shares and burns are served.
+    pub batch_status_fails: Option<BatchStatusFault>,
+}
+
+/// How the batch status route fails under [`Faults::batch_status_fails`].
+///
+/// JSON: `"status_500"`, `"rate_limited"`, `"hang"` or `"garbage"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatusFault {
+    /// A bare `500 Internal Server Error`.
+    #[serde(rename = "status_500")]
+    Status500,
+    /// The API version's rate-limit answer, with `Retry-After: 2`.
+    RateLimited,
+    /// Hang far past any client timeout (120 s), then 504.
+    Hang,
+    /// HTTP 200 with a non-JSON (HTML) body, as a captive portal or error page sends.
+    Garbage,
+}
+
+impl BatchStatusFault {
+    /// What the request is answered with.
+    pub(crate) fn injected(self) -> Injected {
+        match self {
+            BatchStatusFault::Status500 => Injected::ServerError(500),
+            BatchStatusFault::RateLimited => Injected::RateLimited {
+                retry_after_secs: 2,
+            },
+            BatchStatusFault::Hang => Injected::Hang,
+            BatchStatusFault::Garbage => Injected::Garbage,
+        }
+    }
 }
 
 /// A fault that strikes after a create has stored its secret (the secret stays live and
@@ -124,6 +158,8 @@ pub(crate) enum Injected {
     Hang,
     /// Answer a bare server error with this status.
     ServerError(u16),
+    /// Answer 200 with an HTML page instead of JSON.
+    Garbage,
 }
 
 impl Injected {
@@ -135,6 +171,7 @@ impl Injected {
             Injected::RateLimited { .. } => Some("rate_limit"),
             Injected::Hang => Some("timeout"),
             Injected::ServerError(_) => Some("error"),
+            Injected::Garbage => Some("garbage"),
         }
     }
 }

@@ -46,7 +46,7 @@ pub use config::{
     Account, AccountParseError, BODY_LIMIT_BYTES, Config, DEFAULT_TTL, FREE_TTL, MIN_TTL,
     ParseChoiceError, Plan, Profile, SECRET_MAX_BYTES,
 };
-pub use faults::{AfterStoreFault, AfterStoreKind, Faults, RateLimitFault};
+pub use faults::{AfterStoreFault, AfterStoreKind, BatchStatusFault, Faults, RateLimitFault};
 pub use keys::{KEY_LEN, LEGACY_KEY_LEN, SHORTKEY_LEN};
 pub use server::TestServer;
 pub use stats::{ApiVersion, RequestRecord, Stats};
