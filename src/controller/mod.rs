@@ -31,6 +31,7 @@ pub mod events;
 pub mod generate;
 mod inputs;
 mod link_secret;
+mod live_slots;
 mod memory;
 mod orphans;
 pub mod records;
@@ -114,11 +115,9 @@ pub struct Context {
     records_indexed: std::sync::atomic::AtomicBool,
     /// Whether every watch cache has listed its objects once (records are collected only then).
     caches_ready: std::sync::atomic::AtomicBool,
-    /// Shares under way or just made whose status the cache may not show yet, per Secret: the
-    /// resources' uids and when each took its slot.
-    reservations: std::sync::Mutex<
-        std::collections::HashMap<(String, String), std::collections::HashMap<String, Instant>>,
-    >,
+    /// Live-link slots per Secret (`--max-live-shares-per-secret`): shares under way or just
+    /// made whose status the cache may not show yet, and shares waiting for a slot.
+    live_slots: live_slots::LiveSlots,
     /// Live links (phase Shared) in the watch cache, refreshed every few seconds.
     live_links: std::sync::atomic::AtomicUsize,
 }
@@ -152,7 +151,7 @@ impl Context {
             share_calls: orphans::ShareCalls::default(),
             known_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
             key_digest: std::hash::RandomState::new(),
-            reservations: std::sync::Mutex::new(std::collections::HashMap::new()),
+            live_slots: live_slots::LiveSlots::new(config.max_live_shares_per_secret),
             client,
             recorder,
             config,
@@ -320,14 +319,12 @@ impl Context {
     /// Takes a slot for a new link of `obj`'s Secret under `--max-live-shares-per-secret`:
     /// live links in the watch cache plus shares under way, not counting `obj` itself.
     fn reserve_live_slot(&self, obj: &OneTimeShare) -> Result<(), Error> {
-        let max = self.config.max_live_shares_per_secret;
-        if max == 0 {
+        if self.config.max_live_shares_per_secret == 0 {
             return Ok(());
         }
         let namespace = obj.namespace().unwrap_or_default();
-        let secret = obj.spec.secret_ref.name.clone();
-        let uid = obj.uid().unwrap_or_default();
-        let mut holders: std::collections::HashSet<String> = self
+        let secret = &obj.spec.secret_ref.name;
+        let shared = self
             .stores
             .get()
             .into_iter()
@@ -336,51 +333,14 @@ impl Context {
             .filter_map(|o| o.0.as_ref().ok().cloned())
             .filter(|o| {
                 o.namespace().as_deref() == Some(namespace.as_str())
-                    && o.spec.secret_ref.name == secret
+                    && o.spec.secret_ref.name == *secret
                     && o.status
                         .as_ref()
                         .is_some_and(|s| s.phase == crate::resource::Phase::Shared)
             })
             .filter_map(|o| o.uid())
             .collect();
-        let mut reservations = self.reservations.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (namespace, secret.clone());
-        holders.extend(
-            reservations
-                .get(&key)
-                .into_iter()
-                .flatten()
-                .map(|(u, _)| u.clone()),
-        );
-        holders.remove(&uid);
-        if holders.len() >= max as usize {
-            return Err(Error::TooManyShares { name: secret, max });
-        }
-        reservations
-            .entry(key)
-            .or_default()
-            .insert(uid, Instant::now());
-        Ok(())
-    }
-
-    /// Drops reservations the watch cache has caught up with (or whose resource is gone).
-    fn prune_reservations(
-        &self,
-        cached: &std::collections::HashMap<String, crate::resource::Phase>,
-    ) {
-        let mut reservations = self.reservations.lock().unwrap_or_else(|p| p.into_inner());
-        for uids in reservations.values_mut() {
-            // A new link of a resource that had one (a reissue of a received share, say) leaves
-            // the cache showing the old phase for a moment: fresh reservations stay regardless.
-            uids.retain(|uid, at| {
-                at.elapsed() < RESERVATION_GRACE
-                    || matches!(
-                        cached.get(uid),
-                        Some(crate::resource::Phase::Pending | crate::resource::Phase::Failed)
-                    )
-            });
-        }
-        reservations.retain(|_, uids| !uids.is_empty());
+        self.live_slots.take(obj, shared)
     }
 }
 
@@ -825,10 +785,6 @@ fn expires_soon(share: &OneTimeShare) -> bool {
 /// calls of a few milliseconds each for 5,000 shares.
 const LIST_PAGE_SIZE: u32 = 20;
 
-/// How long a live-link reservation counts even when the cache shows its resource without a
-/// live link (long enough for the new link's status write to reach the cache).
-const RESERVATION_GRACE: Duration = Duration::from_secs(30);
-
 /// How long an answered metadata key is remembered (its record and status are written by then).
 const KNOWN_KEY_TTL: Duration = Duration::from_secs(3600);
 
@@ -854,7 +810,12 @@ async fn housekeeping(
                 .map(|p| (p, 0))
                 .collect();
             let mut live = std::collections::HashSet::new();
-            let mut phases = std::collections::HashMap::new();
+            let mut cached = std::collections::HashMap::new();
+            let awaited = ctx.live_slots.awaited();
+            let mut shared_of_awaited: std::collections::HashMap<
+                live_slots::SecretId,
+                std::collections::HashSet<String>,
+            > = std::collections::HashMap::new();
             let mut expiring = 0;
             for store in &stores {
                 for obj in store.state() {
@@ -872,11 +833,27 @@ async fn housekeeping(
                         if let Some(status) = &share.status {
                             ctx.memory.cache_shows(&uid, status);
                         }
-                        phases.insert(uid, phase);
+                        if phase == crate::resource::Phase::Shared && !awaited.is_empty() {
+                            let secret = (
+                                share.namespace().unwrap_or_default(),
+                                share.spec.secret_ref.name.clone(),
+                            );
+                            if awaited.contains(&secret) {
+                                shared_of_awaited
+                                    .entry(secret)
+                                    .or_default()
+                                    .insert(uid.clone());
+                            }
+                        }
+                        let shared_at = share.status.as_ref().and_then(|s| s.shared_at.clone());
+                        cached.insert(uid, live_slots::Cached { phase, shared_at });
                     }
                 }
             }
-            ctx.prune_reservations(&phases);
+            // A share waiting for a live-link slot goes as soon as one is free.
+            for share in ctx.live_slots.prune(&cached, &shared_of_awaited) {
+                ctx.checks.wake_now(share);
+            }
             ctx.metrics.set_links_expiring_unread(expiring);
             ctx.known_keys
                 .lock()
