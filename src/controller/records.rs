@@ -24,7 +24,7 @@ use crate::resource::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, OneTimeShare};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, PartialObjectMeta, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -296,42 +296,57 @@ impl Records {
         }
     }
 
-    /// Every record's (uid, metadata key, server URL), from one metadata list (no data read).
+    /// One page of the records' metadata (no data read), and the token of the next page.
+    async fn metadata_page(
+        &self,
+        token: Option<&str>,
+    ) -> Result<(Vec<PartialObjectMeta<Secret>>, Option<String>), Error> {
+        let list = self.api.list_metadata(&record_page(token)).await?;
+        Ok((list.items, next_page(list.metadata.continue_)))
+    }
+
+    /// Every record's (uid, metadata key, server URL), from a metadata list (no data read).
     /// Records without the annotations (none are written so) are left out; they are read one
     /// by one when needed.
     pub async fn index(&self) -> Result<Vec<(String, String, String)>, Error> {
-        let list = self
-            .api
-            .list_metadata(&ListParams::default().labels(&format!("{RECORD_LABEL}=true")))
-            .await?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter_map(|meta| {
+        let mut index = Vec::new();
+        let mut token = None;
+        loop {
+            let (items, next) = self.metadata_page(token.as_deref()).await?;
+            index.extend(items.into_iter().filter_map(|meta| {
                 let uid = meta.name_any().strip_prefix("ots-share-")?.to_owned();
                 let annotations = meta.annotations();
                 let key = annotations.get(METADATA_KEY_ANNOTATION)?.clone();
                 let server = annotations.get(SERVER_ANNOTATION)?.clone();
                 Some((uid, key, server))
-            })
-            .collect())
+            }));
+            token = next;
+            if token.is_none() {
+                return Ok(index);
+            }
+        }
     }
 
     /// The metadata keys of every record.
     pub async fn metadata_keys(&self) -> Result<HashSet<String>, Error> {
-        let list = self
-            .api
-            .list(&ListParams::default().labels(&format!("{RECORD_LABEL}=true")))
-            .await?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter_map(|secret| {
-                let raw = secret.data?.remove(RECORD_KEY)?;
-                serde_json::from_slice::<ShareRecord>(&raw.0).ok()
-            })
-            .map(|record| record.metadata_key)
-            .collect())
+        let mut keys = HashSet::new();
+        let mut token: Option<String> = None;
+        loop {
+            let list = self.api.list(&record_page(token.as_deref())).await?;
+            keys.extend(
+                list.items
+                    .into_iter()
+                    .filter_map(|secret| {
+                        let raw = secret.data?.remove(RECORD_KEY)?;
+                        serde_json::from_slice::<ShareRecord>(&raw.0).ok()
+                    })
+                    .map(|record| record.metadata_key),
+            );
+            token = next_page(list.metadata.continue_);
+            if token.is_none() {
+                return Ok(keys);
+            }
+        }
     }
 
     /// Deletes the records of resources that are gone: in `namespaces` (all when empty), not in
@@ -343,33 +358,58 @@ impl Records {
         live: &HashSet<String>,
         min_age: std::time::Duration,
     ) -> Result<usize, Error> {
-        let list = self
-            .api
-            .list_metadata(&ListParams::default().labels(&format!("{RECORD_LABEL}=true")))
-            .await?;
         let now = k8s_openapi::jiff::Timestamp::now().as_second();
         let mut deleted = 0;
-        for meta in list.items {
-            let name = meta.name_any();
-            let Some(uid) = name.strip_prefix("ots-share-") else {
-                continue;
-            };
-            let namespace = meta.labels().get(NAMESPACE_LABEL).cloned();
-            let watched = namespaces.is_empty()
-                || namespace.as_ref().is_some_and(|ns| namespaces.contains(ns));
-            let age = meta
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| now - t.0.as_second())
-                .unwrap_or(0);
-            if watched && !live.contains(uid) && age >= min_age.as_secs() as i64 {
-                self.delete(uid).await?;
-                deleted += 1;
+        let mut gone = Vec::new();
+        let mut token = None;
+        loop {
+            let (items, next) = self.metadata_page(token.as_deref()).await?;
+            gone.extend(items.into_iter().filter_map(|meta| {
+                let uid = meta.name_any().strip_prefix("ots-share-")?.to_owned();
+                let namespace = meta.labels().get(NAMESPACE_LABEL);
+                let watched =
+                    namespaces.is_empty() || namespace.is_some_and(|ns| namespaces.contains(ns));
+                let age = meta
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| now - t.0.as_second())
+                    .unwrap_or(0);
+                (watched && !live.contains(&uid) && age >= min_age.as_secs() as i64).then_some(uid)
+            }));
+            token = next;
+            if token.is_none() {
+                break;
             }
+        }
+        for uid in gone {
+            self.delete(&uid).await?;
+            deleted += 1;
         }
         Ok(deleted)
     }
+}
+
+/// Records per list page. A record's metadata (annotations, labels, managed fields) is ~1.2 KB
+/// of JSON: 10,000 records listed at once make one answer of ~12 MB, read and parsed whole
+/// (managed fields as JSON values) every 5 minutes by the record collector; a page of 500 is
+/// ~0.6 MB.
+const RECORD_PAGE: u32 = 500;
+
+/// The records' list request for the page after `token` (the first page without one).
+fn record_page(token: Option<&str>) -> ListParams {
+    let page = ListParams::default()
+        .labels(&format!("{RECORD_LABEL}=true"))
+        .limit(RECORD_PAGE);
+    match token {
+        Some(token) => page.continue_token(token),
+        None => page,
+    }
+}
+
+/// The continue token of a list answer, if more pages follow.
+fn next_page(token: Option<String>) -> Option<String> {
+    token.filter(|t| !t.is_empty())
 }
 
 /// The record a fresh link gets.
