@@ -64,6 +64,9 @@ struct State {
     groups: HashMap<Group, Members>,
     /// Servers (base URLs) found without the batch route.
     without_route: HashSet<String>,
+    /// Shares woken to read their receipt that have not read it yet, and when each was woken:
+    /// no batch call is made while one is owed (for at most [`OWED_WAIT`]).
+    owed: HashMap<Arc<str>, Instant>,
 }
 
 /// What became of a link, for the share's reconcile to act on.
@@ -85,11 +88,17 @@ pub enum Checked {
     Failed(OtsError),
 }
 
+/// How long the next batch call waits at most for a woken share's receipt read: long enough
+/// for its reconcile to get a slot and the throttle's next free call; a share that never reads
+/// (deleted meanwhile, say) does not hold tracking up for longer.
+pub const OWED_WAIT: Duration = Duration::from_secs(10);
+
 /// The links checked by batch, per server.
 #[derive(Default)]
 pub struct BatchTracker {
     state: Mutex<State>,
-    /// Told when a link is added to an empty schedule or a wake-up may be due sooner.
+    /// Told when a link is added to an empty schedule, a wake-up may be due sooner, or an owed
+    /// receipt read was made.
     added: Notify,
 }
 
@@ -179,7 +188,27 @@ impl BatchTracker {
 
     /// Stops tracking the share `uid` (its link is spent, replaced or gone).
     pub fn forget(&self, uid: &str) {
-        remove(&mut self.state(), uid);
+        let mut state = self.state();
+        remove(&mut state, uid);
+        if state.owed.remove(uid).is_some() {
+            drop(state);
+            self.added.notify_one();
+        }
+    }
+
+    /// The share `uid`, woken, has read its receipt (whatever it said): batch calls may go on.
+    pub fn read_done(&self, uid: &str) {
+        if self.state().owed.remove(uid).is_some() {
+            self.added.notify_one();
+        }
+    }
+
+    /// Until when the next batch call waits for owed receipt reads (`None`: it need not).
+    /// Reads owed for [`OWED_WAIT`] are waited for no longer.
+    fn owed_until(&self, now: Instant) -> Option<Instant> {
+        let mut state = self.state();
+        state.owed.retain(|_, woken| *woken + OWED_WAIT > now);
+        state.owed.values().min().map(|woken| *woken + OWED_WAIT)
     }
 
     /// The next batch due: once a group's least recently seen link has not been seen for
@@ -242,6 +271,7 @@ impl BatchTracker {
                             let share = link.share.clone();
                             touch(&mut state, uid, now);
                             if newly_previewed {
+                                state.owed.insert(uid.clone(), now);
                                 wakes.push(Wake {
                                     uid: uid.clone(),
                                     share,
@@ -251,6 +281,7 @@ impl BatchTracker {
                         Unread::Left => {
                             let share = link.share.clone();
                             remove(&mut state, uid);
+                            state.owed.insert(uid.clone(), now);
                             wakes.push(Wake {
                                 uid: uid.clone(),
                                 share,
@@ -300,13 +331,14 @@ impl BatchTracker {
     /// the group's client, through the throttle), `wake` hands a share to its reconcile. The
     /// interval is asked anew for each batch (it may follow the configuration).
     ///
-    /// Each share woken costs a receipt read from the same spare capacity the batch calls use:
-    /// after a batch that woke `n` shares, the next batch waits `n` × `per_call` (the time the
-    /// budget takes to earn one call), so those reads are not crowded out by batch calls.
+    /// Each share woken owes a receipt read from the same spare capacity the batch calls use,
+    /// and goes first: no batch call is made until the woken shares have read (see
+    /// [`Self::read_done`]) or [`OWED_WAIT`] has passed. Otherwise a batch loop that takes every
+    /// free call as soon as it comes would crowd the reads out, and a revealed link would be
+    /// seen gone within one pass but shown `Received` only minutes later.
     pub async fn run<C, F, W>(
         &self,
         interval: impl Fn() -> Duration,
-        per_call: Duration,
         check: C,
         wake: W,
         shutdown: impl Future<Output = ()>,
@@ -318,6 +350,13 @@ impl BatchTracker {
         let work = async {
             loop {
                 let added = self.added.notified();
+                if let Some(until) = self.owed_until(Instant::now()) {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {}
+                        () = added => {}
+                    }
+                    continue;
+                }
                 match self.next_batch(interval(), Instant::now()) {
                     Ok(batch) => {
                         let keys = batch.links.iter().map(|(_, key)| key.clone()).collect();
@@ -334,15 +373,11 @@ impl BatchTracker {
                             Checked::Busy(retry_in) => Some(*retry_in),
                             _ => None,
                         };
-                        let wakes = self.settle(&batch, &checked, Instant::now());
-                        let reads = u32::try_from(wakes.len()).unwrap_or(u32::MAX);
-                        for wake_up in wakes {
+                        for wake_up in self.settle(&batch, &checked, Instant::now()) {
                             wake(wake_up);
                         }
                         if let Some(pause) = busy {
                             tokio::time::sleep(pause.max(Duration::from_millis(50))).await;
-                        } else if reads > 0 {
-                            tokio::time::sleep(per_call.saturating_mul(reads)).await;
                         }
                     }
                     Err(Some(at)) => {
@@ -600,7 +635,6 @@ mod tests {
             running
                 .run(
                     || INTERVAL,
-                    Duration::from_millis(500),
                     |_, _, keys: Vec<String>| {
                         counted.fetch_add(1, Ordering::SeqCst);
                         async move {
@@ -637,6 +671,66 @@ mod tests {
             "the live one again, one interval later"
         );
         assert_eq!(tracker.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_batch_call_goes_before_a_woken_share_reads_its_receipt_or_gives_up() {
+        let tracker = Arc::new(BatchTracker::default());
+        for n in 1..=3 {
+            tracker.watch(
+                &format!("u{n}"),
+                &format!("ns/s{n}"),
+                group("a"),
+                &client(),
+                &key(n),
+            );
+        }
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (running, counted) = (tracker.clone(), calls.clone());
+        let every = Duration::from_secs(1);
+        tokio::spawn(async move {
+            running
+                .run(
+                    move || every,
+                    |_, _, keys: Vec<String>| {
+                        // u1 is read on the first call, u2 on the second; u3 stays unread.
+                        let call = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                        async move {
+                            Checked::Answered(
+                                keys.iter()
+                                    .map(|k| {
+                                        if *k == key(1) || (*k == key(2) && call >= 2) {
+                                            Unread::Left
+                                        } else {
+                                            Unread::Yes { previewed: false }
+                                        }
+                                    })
+                                    .collect(),
+                            )
+                        }
+                    },
+                    |_| {},
+                    std::future::pending(),
+                )
+                .await;
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the first batch woke u1");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "u2 and u3 are due again, but u1 has not read its receipt"
+        );
+        tracker.read_done("u1");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "u1 read: the batch goes");
+        // u2 was woken and never reads (its share was deleted, say): tracking waits no
+        // longer than OWED_WAIT for it.
+        tokio::time::sleep(OWED_WAIT - Duration::from_secs(1)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "u3 is asked about again");
     }
 
     #[test]

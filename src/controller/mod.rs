@@ -759,10 +759,7 @@ async fn track_batches(ctx: Arc<Context>, shutdown: impl Future<Output = ()>) {
         ctx.memory.batch_woken(&wake.uid);
         ctx.checks.wake_now(wake.share);
     };
-    let per_call = Duration::from_secs_f64(1.0 / ctx.throttle.rate().max(0.001));
-    ctx.tracker
-        .run(interval, per_call, check, wake, shutdown)
-        .await;
+    ctx.tracker.run(interval, check, wake, shutdown).await;
 }
 
 /// Whether a live link expires within a quarter of its lifetime (at most 24 h): time to remind

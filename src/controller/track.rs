@@ -149,7 +149,12 @@ async fn follow(
     let mut current = status;
     let mut read_key = None;
     if live {
-        match refresh(obj, &current, metadata_key, ctx).await? {
+        let refreshed = refresh(obj, &current, metadata_key, ctx).await;
+        if batch == Batched::Woken && !matches!(refreshed, Ok(Refresh::Busy(_))) {
+            // The read the tracker holds its next batch back for was made (or failed).
+            ctx.tracker.read_done(&uid);
+        }
+        match refreshed? {
             Refresh::Unchanged(secret_key) => read_key = secret_key,
             Refresh::Changed(next) => {
                 if next.phase != Phase::Shared {
@@ -164,18 +169,15 @@ async fn follow(
             }
             // The OTS budget is taken by shares and burns: check later, still due.
             Refresh::Busy(retry_in) => {
-                // A link the batch tracker saw leave is asked about again soon: the tracker
-                // holds back its next batch for it (see `batch_track`).
-                let floor = if batch == Batched::Woken {
-                    Duration::from_secs(1)
+                // A link the batch tracker saw leave is asked about again as soon as a call is
+                // free: the tracker holds its next batch back for this read (see
+                // `batch_track`), so the next free call is this read's.
+                let wait = if batch == Batched::Woken {
+                    retry_in + Duration::from_millis(20)
                 } else {
-                    ctx.config.refresh_min
+                    super::memory::jitter(retry_in.max(ctx.config.refresh_min))
                 };
-                let wait = retry_in.max(floor);
-                return unless_failed(
-                    Action::requeue(super::memory::jitter(wait)),
-                    link_secret_error,
-                );
+                return unless_failed(Action::requeue(wait), link_secret_error);
             }
         }
     }
