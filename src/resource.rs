@@ -484,8 +484,9 @@ pub struct OneTimeShareStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burned_at: Option<Time>,
 
-    /// When the current link expired unread: its expiresAt, or when the server first reported it
-    /// expired if that came earlier. Empty for a new link.
+    /// When the current link expired unread: its expiresAt (the server's clock, like sharedAt),
+    /// or, when the server dropped it early (orphaned), when the operator learned of it. Empty
+    /// for a new link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expired_at: Option<Time>,
 

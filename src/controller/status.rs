@@ -193,37 +193,42 @@ pub fn refreshed_status(
     next.phase = phase;
     next.secret_state = Some(state.as_str().to_owned());
     next.opened_at = opened_at;
-    let ended = match phase {
-        Phase::Received => {
-            let at = received
-                .and_then(|s| Timestamp::from_second(s).ok())
-                .unwrap_or(now);
-            next.received_at = Some(Time(at));
-            // Received means opened: at the latest then.
-            if next.opened_at.is_none() {
-                next.opened_at = Some(Time(at));
+    let ended =
+        match phase {
+            Phase::Received => {
+                let at = received
+                    .and_then(|s| Timestamp::from_second(s).ok())
+                    .map(Time)
+                    .unwrap_or_else(|| not_before_shared(current, now));
+                next.received_at = Some(at.clone());
+                // Received means opened: at the latest then.
+                if next.opened_at.is_none() {
+                    next.opened_at = Some(at.clone());
+                }
+                Some((LinkEnd::Received, at))
             }
-            Some((LinkEnd::Received, Time(at)))
-        }
-        Phase::Burned => {
-            let at = current.burned_at.clone().unwrap_or(Time(now));
-            next.burned_at = Some(at.clone());
-            Some((LinkEnd::Burned, at))
-        }
-        Phase::Expired => {
-            // The link's own expiry time, unless the server ended it earlier (orphaned, say).
-            let at = current
-                .expired_at
-                .clone()
-                .unwrap_or_else(|| match &current.expires_at {
-                    Some(expires) if expires.0 <= now => expires.clone(),
-                    _ => Time(now),
+            Phase::Burned => {
+                let at = current
+                    .burned_at
+                    .clone()
+                    .unwrap_or_else(|| not_before_shared(current, now));
+                next.burned_at = Some(at.clone());
+                Some((LinkEnd::Burned, at))
+            }
+            Phase::Expired => {
+                // Expired: at expiresAt, on the server's clock as sharedAt and expiresAt are (the
+                // operator's may be behind or ahead). Dropped early (orphaned): when first seen.
+                let at = current.expired_at.clone().unwrap_or_else(|| {
+                    match (&current.expires_at, state) {
+                        (Some(expires), SecretState::Expired) => expires.clone(),
+                        _ => not_before_shared(current, now),
+                    }
                 });
-            next.expired_at = Some(at.clone());
-            Some((LinkEnd::Expired, at))
-        }
-        _ => None,
-    };
+                next.expired_at = Some(at.clone());
+                Some((LinkEnd::Expired, at))
+            }
+            _ => None,
+        };
     if let Some((end, at)) = ended
         && (current.phase == Phase::Shared || !link_in_history(current))
     {
@@ -254,6 +259,15 @@ pub fn refreshed_status(
         set_progress(&mut next, obj, Progress::Working, reason, message, now);
     }
     Some(next)
+}
+
+/// `now`, or the link's sharedAt when that is later: sharedAt is the server's time, and the
+/// operator's clock may be behind it; an end is never before its link's start.
+fn not_before_shared(status: &OneTimeShareStatus, now: Timestamp) -> Time {
+    match &status.shared_at {
+        Some(shared) if shared.0 > now => shared.clone(),
+        _ => Time(now),
+    }
 }
 
 /// Whether `status.history` already ends with an entry for the current link (same sharedAt).
@@ -288,9 +302,12 @@ pub fn history_for_new_link(previous: &OneTimeShareStatus, now: Timestamp) -> Ve
         history: previous.history.clone(),
         ..Default::default()
     };
-    let at = |time: &Option<Time>| time.clone().unwrap_or(Time(now));
+    let at = |time: &Option<Time>| {
+        time.clone()
+            .unwrap_or_else(|| not_before_shared(previous, now))
+    };
     let end = match previous.phase {
-        Phase::Shared => Some((LinkEnd::Reshared, Time(now))),
+        Phase::Shared => Some((LinkEnd::Reshared, not_before_shared(previous, now))),
         _ if link_in_history(previous) => None,
         Phase::Received => Some((LinkEnd::Received, at(&previous.received_at))),
         Phase::Burned => Some((LinkEnd::Burned, at(&previous.burned_at))),
@@ -772,6 +789,20 @@ mod tests {
         let orphaned =
             refreshed_status(&obj, &early, &SecretState::Orphaned, None, None, now).unwrap();
         assert_eq!(orphaned.expired_at, Some(Time(now)));
+
+        // The server's clock ahead of the operator's: no end before its link's start, and an
+        // expiry at expiresAt on the server's clock.
+        let ahead = live(7_000, 10_600, Vec::new());
+        let early_burn =
+            refreshed_status(&obj, &ahead, &SecretState::Burned, None, None, now).unwrap();
+        assert_eq!(early_burn.burned_at, Some(at(7_000)));
+        let late_expiry =
+            refreshed_status(&obj, &ahead, &SecretState::Expired, None, None, now).unwrap();
+        assert_eq!(late_expiry.expired_at, Some(at(10_600)));
+        assert_eq!(
+            history_for_new_link(&ahead, now),
+            [entry(7_000, LinkEnd::Reshared, 7_000)]
+        );
 
         // A link that stays live, or a second look at an ended one, adds nothing.
         let opened =
