@@ -298,48 +298,33 @@ async fn transitions_are_logged_once_each_and_neither_log_nor_history_holds_a_se
     w.wait_phase("late", "Expired").await;
 
     let lines = transition_lines(&w.operator.logs());
-    let of = |name: &str| -> Vec<(String, String, String)> {
-        steps(&lines)
+    // Exactly these transitions, in this order, once each.
+    let expected: [(&str, &[(&str, &str)]); 5] = [
+        ("read", &[("Shared", "Shared"), ("Received", "Received")]),
+        (
+            "gated",
+            &[
+                ("Shared", "Shared"),
+                ("Shared", "Reshared"),
+                ("Burned", "Burned"),
+            ],
+        ),
+        ("late", &[("Shared", "Shared"), ("Expired", "Expired")]),
+        ("gone", &[("Shared", "Shared"), ("Burned", "Burned")]),
+        ("broken", &[("Failed", "InvalidPassphrase")]),
+    ];
+    for (name, want) in expected {
+        let got: Vec<(String, String)> = steps(&lines)
             .into_iter()
             .filter(|(n, _, _)| n == name)
-            .collect()
-    };
-    let step = |name: &str, phase: &str, reason: &str| {
-        (name.to_owned(), phase.to_owned(), reason.to_owned())
-    };
-    assert_eq!(
-        of("read"),
-        [
-            step("read", "Shared", "Shared"),
-            step("read", "Received", "Received")
-        ]
-    );
-    assert_eq!(
-        of("gated"),
-        [
-            step("gated", "Shared", "Shared"),
-            step("gated", "Shared", "Reshared"),
-            step("gated", "Burned", "Burned")
-        ]
-    );
-    assert_eq!(
-        of("late"),
-        [
-            step("late", "Shared", "Shared"),
-            step("late", "Expired", "Expired")
-        ]
-    );
-    assert_eq!(
-        of("gone"),
-        [
-            step("gone", "Shared", "Shared"),
-            step("gone", "Burned", "Burned")
-        ]
-    );
-    assert_eq!(
-        of("broken"),
-        [step("broken", "Failed", "InvalidPassphrase")]
-    );
+            .map(|(_, phase, reason)| (phase, reason))
+            .collect();
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(phase, reason)| (phase.to_string(), reason.to_string()))
+            .collect();
+        assert_eq!(got, want, "the transitions of {name}");
+    }
 
     // Each line carries the resource's identity, times and server; the reshare names the end
     // of the link it replaced; the deletion's burn says so.

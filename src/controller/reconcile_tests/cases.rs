@@ -345,19 +345,7 @@ async fn each_step_of_a_links_life_reaches_its_condition_and_event() {
 
     // Received: the recipient opens the link.
     let opened = shared(&h, "opened", json!({})).await;
-    let link = h.status("opened").link.expect("a link");
-    let secret_key = link.rsplit('/').next().expect("a key").to_owned();
-    let server = h
-        .ctx
-        .servers
-        .resolve_recorded(&h.ots.url(), None, &Turn::share("test"))
-        .await
-        .expect("the test server");
-    server
-        .client
-        .reveal(&secret_key, None)
-        .await
-        .expect("the link opens");
+    open(&h, "opened").await;
     check_now(&h, "opened");
     h.reconcile(&opened).await;
     assert_eq!(
