@@ -700,6 +700,14 @@ mod tests {
     }
 
     #[test]
+    fn a_full_history_costs_well_under_a_kibibyte_in_the_watch_cache() {
+        // Two timestamps and a one-byte enum: 10 entries stay far inside the 4 KiB per share.
+        let entry = std::mem::size_of::<PastLink>();
+        assert!(entry <= 40, "{entry} bytes per entry");
+        assert!(MAX_HISTORY * entry + std::mem::size_of::<Vec<PastLink>>() < 512);
+    }
+
+    #[test]
     fn ttl_accepts_every_documented_unit() {
         assert_eq!(Ttl::parse("90s"), Ok(Ttl(Duration::from_secs(90))));
         assert_eq!(Ttl::parse("30m"), Ok(Ttl(Duration::from_secs(1800))));
