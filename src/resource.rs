@@ -479,6 +479,26 @@ pub struct OneTimeShareStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opened_at: Option<Time>,
 
+    /// When the current link was burned (on request with the ots.dev/burn annotation, or by
+    /// someone holding its metadata key), as first seen by the operator. Empty for a new link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burned_at: Option<Time>,
+
+    /// When the current link expired unread: its expiresAt (the server's clock, like sharedAt),
+    /// or, when the server dropped it early (orphaned), when the operator learned of it. Empty
+    /// for a new link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_at: Option<Time>,
+
+    /// The links of this share that have ended, oldest first: when each was shared, and when and
+    /// how it ended (Received, Burned, Expired, or Reshared: replaced by a new link while still
+    /// live). The live link, if any, is not listed (see sharedAt and expiresAt). At most 10
+    /// entries: the oldest is dropped first. Never holds a link or a key. Kept in the operator's
+    /// record too, so it survives a wiped status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub history: Vec<PastLink>,
+
     /// Whether the reader must type a passphrase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passphrase_protected: Option<bool>,
@@ -534,6 +554,9 @@ impl std::fmt::Debug for OneTimeShareStatus {
             .field("expires_at", &self.expires_at)
             .field("received_at", &self.received_at)
             .field("opened_at", &self.opened_at)
+            .field("burned_at", &self.burned_at)
+            .field("expired_at", &self.expired_at)
+            .field("history", &self.history)
             .field("passphrase_protected", &self.passphrase_protected)
             .field("source_resource_version", &self.source_resource_version)
             .field("reshare_token", &self.reshare_token)
@@ -542,6 +565,52 @@ impl std::fmt::Debug for OneTimeShareStatus {
             .field("conditions", &self.conditions)
             .finish()
     }
+}
+
+/// Most entries `status.history` keeps (the oldest go first). As many as the default
+/// `maxShares`, so a standing hand-off's default run of links fits whole; about 80 bytes of JSON
+/// each, so a full history stays far inside the operator's memory budget of 4 KiB per share.
+pub const MAX_HISTORY: usize = 10;
+
+// The schema's maxItems on status.history says the same.
+const _: () = assert!(MAX_HISTORY == 10);
+
+/// How a link ended.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkEnd {
+    /// The recipient opened the link and the secret was revealed.
+    Received,
+    /// The secret was burned before anyone opened the link.
+    Burned,
+    /// The link expired before anyone opened it.
+    Expired,
+    /// The link was replaced by a new one while still live (a reissue, or a reshare of a
+    /// changed Secret); it was burned.
+    Reshared,
+}
+
+impl LinkEnd {
+    /// The end as written in status and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkEnd::Received => "Received",
+            LinkEnd::Burned => "Burned",
+            LinkEnd::Expired => "Expired",
+            LinkEnd::Reshared => "Reshared",
+        }
+    }
+}
+
+/// One ended link of a share (`status.history`): times and outcome only, never the link or a key.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PastLink {
+    /// When the link was shared.
+    pub shared_at: Time,
+    /// How the link ended: Received, Burned, Expired or Reshared.
+    pub ended: LinkEnd,
+    /// When the link ended (for Received, when the secret was revealed).
+    pub ended_at: Time,
 }
 
 /// A parsed `spec.ttl`.
@@ -628,6 +697,14 @@ mod tests {
                 shown.contains("[redacted]") && shown.contains("Shared") && shown.contains("new")
             );
         }
+    }
+
+    #[test]
+    fn a_full_history_costs_well_under_a_kibibyte_in_the_watch_cache() {
+        // Two timestamps and a one-byte enum: 10 entries stay far inside the 4 KiB per share.
+        let entry = std::mem::size_of::<PastLink>();
+        assert!(entry <= 40, "{entry} bytes per entry");
+        assert!(MAX_HISTORY * entry + std::mem::size_of::<Vec<PastLink>>() < 512);
     }
 
     #[test]

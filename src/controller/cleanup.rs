@@ -5,7 +5,8 @@
 //! stays and the burn is retried with backoff until `--burn-timeout`.
 
 use super::burn::revoke;
-use super::{Context, now, records};
+use super::transition::Transition;
+use super::{Context, now, records, status};
 use crate::error::{BurnFailure, Error, Reason};
 use crate::ots::BurnOutcome;
 use crate::resource::{DeletionPolicy, OneTimeShare, Phase};
@@ -54,6 +55,14 @@ pub(super) async fn cleanup(obj: &OneTimeShare, ctx: &Context) -> Result<Action,
             Ok(outcome) => {
                 ctx.metrics.burn(BurnResult::from(&outcome));
                 if matches!(outcome, BurnOutcome::Burned(_)) {
+                    // The status is not written again (the resource goes), but the audit trail
+                    // says how its link ended.
+                    let state = crate::ots::SecretState::Burned;
+                    if let Some(burned) =
+                        status::refreshed_status(obj, &status, &state, None, None, now())
+                    {
+                        Transition::of(obj, &status, &burned, Reason::Burned, now()).log();
+                    }
                     ctx.event(
                         obj,
                         EventType::Normal,

@@ -21,7 +21,8 @@
 //! Shared parts any stage may use, which call no stage: `status` (status values and the write),
 //! `records` (the operator's record of each link), `memory` (what this process remembers per
 //! resource), `check_clock` (when each link's next check is due), `link_secret` (the link
-//! Secret), `servers` (OTS clients per server), `events`, `watch` (watch streams).
+//! Secret), `servers` (OTS clients per server), `events`, `transition` (the audit line of each
+//! transition), `watch` (watch streams).
 
 pub mod batch_track;
 mod burn;
@@ -40,6 +41,7 @@ mod servers;
 mod share;
 mod status;
 mod track;
+pub mod transition;
 pub mod value;
 mod watch;
 
@@ -541,6 +543,9 @@ async fn report_error(obj: &OneTimeShare, api: &Api<OneTimeShare>, error: &Error
         ctx.memory.wrote(&uid, &next);
         if let Err(e) = status::write_status(api, obj, &next).await {
             tracing::warn!(error = %e, "could not write the error to status");
+        }
+        if next.phase == crate::resource::Phase::Failed && current.phase != next.phase {
+            transition::Transition::of(obj, &current, &next, reason, now()).log();
         }
     }
     if ctx.memory.should_warn(&uid, reason) {

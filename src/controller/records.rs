@@ -97,6 +97,10 @@ pub struct ShareRecord {
     /// record takes the value the share carries then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burn_token: Option<String>,
+    /// The share's links that had ended when this link was made (`status.history` then):
+    /// restored with status, so a wiped status does not lose them. Times only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<crate::resource::PastLink>,
 }
 
 impl ShareRecord {
@@ -437,6 +441,7 @@ pub fn new_record(
         links_in_a_row: 1,
         reissued_at: Vec::new(),
         burn_token: status.burn_token.clone(),
+        history: status.history.clone(),
     })
 }
 
@@ -468,6 +473,15 @@ mod tests {
             links_in_a_row: 2,
             reissued_at: vec![1_764_460_800],
             burn_token: Some("2026-12-05T06:00:00Z".into()),
+            history: vec![crate::resource::PastLink {
+                shared_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::from_second(1_764_460_000).unwrap(),
+                ),
+                ended: crate::resource::LinkEnd::Reshared,
+                ended_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::from_second(1_764_460_800).unwrap(),
+                ),
+            }],
         }
     }
 

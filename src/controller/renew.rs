@@ -7,6 +7,7 @@
 
 use super::inputs::{fetch_source, prepare};
 use super::share::{self, Occasion};
+use super::transition::Transition;
 use super::{Context, now, save, status};
 use crate::error::{Error, Reason};
 use crate::ots::{OtsError, SecretState};
@@ -53,6 +54,7 @@ pub(super) async fn renew(
             links_in_a_row: made + 1,
             reissued_at: stored.record.reissued_at.clone(),
         },
+        status,
     )
     .await
 }
@@ -99,6 +101,10 @@ async fn expired_on_the_server(
             "status said Expired but the server does not; corrected it from the receipt"
         );
         save(obj, ctx, &next).await?;
+        if next.phase != status.phase && next.phase != crate::resource::Phase::Shared {
+            let reason = super::transition::end_reason(next.phase);
+            Transition::of(obj, status, &next, reason, now()).log();
+        }
     }
     Ok(false)
 }

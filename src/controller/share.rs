@@ -5,11 +5,12 @@
 
 use super::inputs::{self, Prepared};
 use super::status::{self, Lifetime, SharedLink};
+use super::transition::Transition;
 use super::{Context, RecordKnown, burn, now, save};
 use super::{orphans, records};
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, ShareRequest};
-use crate::resource::OneTimeShare;
+use crate::resource::{OneTimeShare, OneTimeShareStatus};
 use crate::runtime::throttle::Turn;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
@@ -21,16 +22,23 @@ pub(super) async fn share(obj: &OneTimeShare, ctx: &Context) -> Result<Action, E
     let prepared = inputs::prepare(obj, ctx, &source, None).await?;
     ctx.reserve_live_slot(obj)?;
     let receipt = send(obj, ctx, &prepared).await?;
-    record(obj, ctx, &prepared, &receipt, Occasion::First).await
+    // No link before, but a history may be known (from a status the record was lost for).
+    let previous = ctx
+        .memory
+        .effective(&obj.uid().unwrap_or_default(), obj.status.as_ref())
+        .unwrap_or_default();
+    record(obj, ctx, &prepared, &receipt, Occasion::First, &previous).await
 }
 
 /// Shares `prepared` under a new link for a resource that had one before, and records it.
-/// Whatever became of the old link was settled by the caller.
+/// Whatever became of the old link was settled by the caller; `previous` is the status that
+/// says so (its history goes on in the new link's status).
 pub(super) async fn share_anew(
     obj: &OneTimeShare,
     ctx: &Context,
     prepared: &Prepared,
     occasion: Occasion,
+    previous: &OneTimeShareStatus,
 ) -> Result<Action, Error> {
     // Every live link counts against --max-live-shares-per-secret, whatever made it (the
     // resource's own old link does not: it is burned or spent by now).
@@ -44,7 +52,7 @@ pub(super) async fn share_anew(
             "the link expired unread; shared anew (onExpiry: Reshare)"
         );
     }
-    record(obj, ctx, prepared, &receipt, occasion).await
+    record(obj, ctx, prepared, &receipt, occasion, previous).await
 }
 
 /// Calls the server's share operation.
@@ -116,9 +124,11 @@ async fn record(
     prepared: &Prepared,
     receipt: &Receipt,
     occasion: Occasion,
+    previous: &OneTimeShareStatus,
 ) -> Result<Action, Error> {
     let uid = obj.uid().unwrap_or_default();
     let lifetime = Lifetime::new(prepared.ttl, receipt.ttl);
+    let history = status::history_for_new_link(previous, now());
     let client = &prepared.server.client;
     let link = receipt
         .secret_link(client.base_url())
@@ -138,6 +148,7 @@ async fn record(
             source_resource_version: prepared.source_resource_version.clone(),
             passphrase_protected: prepared.passphrase.is_some(),
             lifetime: &lifetime,
+            history,
         },
         now(),
     );
@@ -162,6 +173,12 @@ async fn record(
     let next = super::link_secret::public_status(obj, next);
     let published = super::link_secret::ensure(obj, ctx, Some(&kept)).await;
     save(obj, ctx, &next).await?;
+    let reason = match &occasion {
+        Occasion::First => Reason::Shared,
+        Occasion::Reshared { .. } => Reason::Reshared,
+        Occasion::Renewed { .. } => Reason::Renewed,
+    };
+    Transition::of(obj, previous, &next, reason, now()).log();
     // The link is recorded: a failed link Secret write is retried from the record, never by
     // sharing again.
     published?;
@@ -169,18 +186,12 @@ async fn record(
         Some(name) => format!("the link is in Secret {name:?}"),
         None => "the link is in status.link".to_owned(),
     };
-    let (reason, note) = match occasion {
-        Occasion::First => (
-            Reason::Shared,
-            format!("the Secret was shared; {whereabouts}"),
-        ),
-        Occasion::Reshared { note, .. } => (Reason::Reshared, format!("{note}; {whereabouts}")),
-        Occasion::Renewed { links_in_a_row, .. } => (
-            Reason::Renewed,
-            format!(
-                "the link expired unread; the Secret was shared anew under a new link (link {links_in_a_row} in a row of at most {}, onExpiry: Reshare); {whereabouts}",
-                obj.spec.max_shares()
-            ),
+    let note = match occasion {
+        Occasion::First => format!("the Secret was shared; {whereabouts}"),
+        Occasion::Reshared { note, .. } => format!("{note}; {whereabouts}"),
+        Occasion::Renewed { links_in_a_row, .. } => format!(
+            "the link expired unread; the Secret was shared anew under a new link (link {links_in_a_row} in a row of at most {}, onExpiry: Reshare); {whereabouts}",
+            obj.spec.max_shares()
         ),
     };
     ctx.event(obj, EventType::Normal, reason, note).await;

@@ -3,8 +3,9 @@
 use crate::error::{Error, Reason};
 use crate::ots::{Receipt, SecretState};
 use crate::resource::{
-    BURN_ANNOTATION, ExpiryPolicy, MAX_BURN_TOKEN_CHARS, MAX_RESHARE_TOKEN_CHARS, OneTimeShare,
-    OneTimeShareStatus, Phase, RESHARE_ANNOTATION, Ttl,
+    BURN_ANNOTATION, ExpiryPolicy, LinkEnd, MAX_BURN_TOKEN_CHARS, MAX_HISTORY,
+    MAX_RESHARE_TOKEN_CHARS, OneTimeShare, OneTimeShareStatus, PastLink, Phase, RESHARE_ANNOTATION,
+    Ttl,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -42,6 +43,8 @@ pub struct SharedLink<'a> {
     pub passphrase_protected: bool,
     /// The lifetime asked for and granted.
     pub lifetime: &'a Lifetime,
+    /// The share's ended links, the one this link replaces included (see [`history_for_new_link`]).
+    pub history: Vec<PastLink>,
 }
 
 /// The lifetime of a fresh link, worked out once per share: what was asked for, what the
@@ -105,6 +108,9 @@ pub fn shared_status(
         expires_at: Some(Time(expires_at)),
         received_at: None,
         opened_at: None,
+        burned_at: None,
+        expired_at: None,
+        history: shared.history,
         passphrase_protected: Some(shared.passphrase_protected),
         source_resource_version: shared.source_resource_version,
         reshare_token: reshare_token(obj),
@@ -187,15 +193,46 @@ pub fn refreshed_status(
     next.phase = phase;
     next.secret_state = Some(state.as_str().to_owned());
     next.opened_at = opened_at;
-    if phase == Phase::Received {
-        let at = received
-            .and_then(|s| Timestamp::from_second(s).ok())
-            .unwrap_or(now);
-        next.received_at = Some(Time(at));
-        // Received means opened: at the latest then.
-        if next.opened_at.is_none() {
-            next.opened_at = Some(Time(at));
-        }
+    let ended =
+        match phase {
+            Phase::Received => {
+                let at = received
+                    .and_then(|s| Timestamp::from_second(s).ok())
+                    .map(Time)
+                    .unwrap_or_else(|| not_before_shared(current, now));
+                next.received_at = Some(at.clone());
+                // Received means opened: at the latest then.
+                if next.opened_at.is_none() {
+                    next.opened_at = Some(at.clone());
+                }
+                Some((LinkEnd::Received, at))
+            }
+            Phase::Burned => {
+                let at = current
+                    .burned_at
+                    .clone()
+                    .unwrap_or_else(|| not_before_shared(current, now));
+                next.burned_at = Some(at.clone());
+                Some((LinkEnd::Burned, at))
+            }
+            Phase::Expired => {
+                // Expired: at expiresAt, on the server's clock as sharedAt and expiresAt are (the
+                // operator's may be behind or ahead). Dropped early (orphaned): when first seen.
+                let at = current.expired_at.clone().unwrap_or_else(|| {
+                    match (&current.expires_at, state) {
+                        (Some(expires), SecretState::Expired) => expires.clone(),
+                        _ => not_before_shared(current, now),
+                    }
+                });
+                next.expired_at = Some(at.clone());
+                Some((LinkEnd::Expired, at))
+            }
+            _ => None,
+        };
+    if let Some((end, at)) = ended
+        && (current.phase == Phase::Shared || !link_in_history(current))
+    {
+        note_end(&mut next, end, at);
     }
     next.observed_generation = obj.meta().generation;
     let (ready, reason, message) = match phase {
@@ -222,6 +259,65 @@ pub fn refreshed_status(
         set_progress(&mut next, obj, Progress::Working, reason, message, now);
     }
     Some(next)
+}
+
+/// `now`, or the link's sharedAt when that is later: sharedAt is the server's time, and the
+/// operator's clock may be behind it; an end is never before its link's start.
+fn not_before_shared(status: &OneTimeShareStatus, now: Timestamp) -> Time {
+    match &status.shared_at {
+        Some(shared) if shared.0 > now => shared.clone(),
+        _ => Time(now),
+    }
+}
+
+/// Whether `status.history` already ends with an entry for the current link (same sharedAt).
+fn link_in_history(status: &OneTimeShareStatus) -> bool {
+    status
+        .history
+        .last()
+        .is_some_and(|last| Some(&last.shared_at) == status.shared_at.as_ref())
+}
+
+/// Adds the current link's end to `status.history` (nothing without a sharedAt), dropping the
+/// oldest entries beyond [`MAX_HISTORY`].
+pub fn note_end(status: &mut OneTimeShareStatus, end: LinkEnd, at: Time) {
+    let Some(shared_at) = status.shared_at.clone() else {
+        return;
+    };
+    status.history.push(PastLink {
+        shared_at,
+        ended: end,
+        ended_at: at,
+    });
+    let excess = status.history.len().saturating_sub(MAX_HISTORY);
+    status.history.drain(..excess);
+}
+
+/// The history a new link's status carries: `previous`'s, plus the end of the link it had if
+/// that is not listed yet: Reshared when it was still live (a reissue or a reshare burns it),
+/// else as its phase says (a status written before history was kept). Bounded by [`MAX_HISTORY`].
+pub fn history_for_new_link(previous: &OneTimeShareStatus, now: Timestamp) -> Vec<PastLink> {
+    let mut status = OneTimeShareStatus {
+        shared_at: previous.shared_at.clone(),
+        history: previous.history.clone(),
+        ..Default::default()
+    };
+    let at = |time: &Option<Time>| {
+        time.clone()
+            .unwrap_or_else(|| not_before_shared(previous, now))
+    };
+    let end = match previous.phase {
+        Phase::Shared => Some((LinkEnd::Reshared, not_before_shared(previous, now))),
+        _ if link_in_history(previous) => None,
+        Phase::Received => Some((LinkEnd::Received, at(&previous.received_at))),
+        Phase::Burned => Some((LinkEnd::Burned, at(&previous.burned_at))),
+        Phase::Expired => Some((LinkEnd::Expired, at(&previous.expired_at))),
+        Phase::Pending | Phase::Failed => None,
+    };
+    if let Some((end, at)) = end {
+        note_end(&mut status, end, at);
+    }
+    status.history
 }
 
 /// Status after an error: Ready=False with the reason and message users see. `None` when
@@ -278,6 +374,11 @@ pub fn restored_status(
         expires_at: time(record.expires_at),
         received_at: None,
         opened_at: None,
+        burned_at: None,
+        expired_at: None,
+        // The record's history: the links that ended before the recorded one (its own end is
+        // seen again by the next check).
+        history: record.history.clone(),
         passphrase_protected: Some(record.passphrase_protected),
         source_resource_version: record.source_resource_version.clone(),
         // The value the link was made for, not the annotation now (a pending reissue stays pending).
@@ -632,6 +733,209 @@ mod tests {
         let received =
             refreshed_status(&keep, &live, &SecretState::Received, Some(900), None, now).unwrap();
         assert_eq!(kinds(&received), [cond("Ready", "True", "Received")]);
+    }
+
+    fn at(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap())
+    }
+
+    /// A live link shared at `shared` that expires at `expires`, after `history`.
+    fn live(shared: i64, expires: i64, history: Vec<PastLink>) -> OneTimeShareStatus {
+        OneTimeShareStatus {
+            phase: Phase::Shared,
+            secret_state: Some("new".into()),
+            shared_at: Some(at(shared)),
+            expires_at: Some(at(expires)),
+            history,
+            ..Default::default()
+        }
+    }
+
+    fn entry(shared: i64, ended: LinkEnd, ended_at: i64) -> PastLink {
+        PastLink {
+            shared_at: at(shared),
+            ended,
+            ended_at: at(ended_at),
+        }
+    }
+
+    #[test]
+    fn each_end_of_a_link_sets_its_time_and_one_history_entry() {
+        let obj = share(serde_json::json!({"secretRef": {"name": "db"}}));
+        let now = Timestamp::from_second(5_000).unwrap();
+        let link = live(1_000, 4_600, Vec::new());
+
+        let received =
+            refreshed_status(&obj, &link, &SecretState::Received, Some(2_000), None, now).unwrap();
+        assert_eq!(received.received_at, Some(at(2_000)));
+        assert_eq!(
+            (received.burned_at.clone(), received.expired_at.clone()),
+            (None, None)
+        );
+        assert_eq!(received.history, [entry(1_000, LinkEnd::Received, 2_000)]);
+
+        let burned = refreshed_status(&obj, &link, &SecretState::Burned, None, None, now).unwrap();
+        assert_eq!(burned.burned_at, Some(Time(now)));
+        assert_eq!(burned.received_at, None);
+        assert_eq!(burned.history, [entry(1_000, LinkEnd::Burned, 5_000)]);
+
+        // Expired: at the link's own expiry time, not when the operator noticed.
+        let expired =
+            refreshed_status(&obj, &link, &SecretState::Expired, None, None, now).unwrap();
+        assert_eq!(expired.expired_at, Some(at(4_600)));
+        assert_eq!(expired.history, [entry(1_000, LinkEnd::Expired, 4_600)]);
+        // Ended early on the server's word (orphaned, say): when it said so.
+        let early = live(1_000, 9_000, Vec::new());
+        let orphaned =
+            refreshed_status(&obj, &early, &SecretState::Orphaned, None, None, now).unwrap();
+        assert_eq!(orphaned.expired_at, Some(Time(now)));
+
+        // The server's clock ahead of the operator's: no end before its link's start, and an
+        // expiry at expiresAt on the server's clock.
+        let ahead = live(7_000, 10_600, Vec::new());
+        let early_burn =
+            refreshed_status(&obj, &ahead, &SecretState::Burned, None, None, now).unwrap();
+        assert_eq!(early_burn.burned_at, Some(at(7_000)));
+        let late_expiry =
+            refreshed_status(&obj, &ahead, &SecretState::Expired, None, None, now).unwrap();
+        assert_eq!(late_expiry.expired_at, Some(at(10_600)));
+        assert_eq!(
+            history_for_new_link(&ahead, now),
+            [entry(7_000, LinkEnd::Reshared, 7_000)]
+        );
+
+        // A link that stays live, or a second look at an ended one, adds nothing.
+        let opened =
+            refreshed_status(&obj, &link, &SecretState::Viewed, None, Some(1_500), now).unwrap();
+        assert!(opened.history.is_empty());
+        let later = Timestamp::from_second(6_000).unwrap();
+        let again =
+            refreshed_status(&obj, &expired, &SecretState::Orphaned, None, None, later).unwrap();
+        assert_eq!(again.history, expired.history);
+        assert_eq!(again.expired_at, expired.expired_at);
+    }
+
+    #[test]
+    fn a_new_link_carries_the_history_with_the_old_links_end() {
+        let now = Timestamp::from_second(9_000).unwrap();
+        let before = vec![entry(100, LinkEnd::Expired, 200)];
+        // Live when replaced: Reshared, now.
+        assert_eq!(
+            history_for_new_link(&live(1_000, 4_600, before.clone()), now),
+            [before[0].clone(), entry(1_000, LinkEnd::Reshared, 9_000)]
+        );
+        // Ended and noted already (received, then reshared on a changed Secret): as it is.
+        let mut received = live(1_000, 4_600, before.clone());
+        received.phase = Phase::Received;
+        received.received_at = Some(at(2_000));
+        received
+            .history
+            .push(entry(1_000, LinkEnd::Received, 2_000));
+        assert_eq!(history_for_new_link(&received, now), received.history);
+        // Ended before history was kept: noted as its phase says.
+        received.history.pop();
+        assert_eq!(
+            history_for_new_link(&received, now),
+            [before[0].clone(), entry(1_000, LinkEnd::Received, 2_000)]
+        );
+        // No link before: nothing to add.
+        assert!(history_for_new_link(&OneTimeShareStatus::default(), now).is_empty());
+    }
+
+    #[test]
+    fn history_keeps_the_newest_entries_up_to_the_bound() {
+        let mut status = OneTimeShareStatus::default();
+        for n in 0..(MAX_HISTORY as i64 + 5) {
+            status.shared_at = Some(at(n * 100));
+            note_end(&mut status, LinkEnd::Reshared, at(n * 100 + 50));
+        }
+        assert_eq!(status.history.len(), MAX_HISTORY);
+        assert_eq!(
+            status.history[0].shared_at,
+            at(500),
+            "the oldest went first"
+        );
+        assert_eq!(
+            status.history.last().map(|e| e.shared_at.clone()),
+            Some(at((MAX_HISTORY as i64 + 4) * 100))
+        );
+        // A full history of the longest timestamps stays small in JSON (the watch cache's
+        // budget is 4 KiB per share, all of status included).
+        let json = serde_json::to_string(&status.history).unwrap();
+        assert!(json.len() < 1_000, "{} bytes: {json}", json.len());
+    }
+
+    #[test]
+    fn a_new_link_resets_the_ends_of_the_old_one() {
+        let obj = share(serde_json::json!({"secretRef": {"name": "db"}}));
+        let receipt = Receipt {
+            metadata_key: "m".into(),
+            secret_key: Some("s".into()),
+            state: SecretState::New,
+            ttl: Some(3600),
+            secret_ttl: None,
+            metadata_ttl: None,
+            created: Some(9_000),
+            updated: None,
+            received: None,
+            first_access: None,
+            passphrase_required: None,
+            receipt_url: None,
+            recipients: Vec::new(),
+        };
+        let lifetime = Lifetime::new(Ttl(Duration::from_secs(3600)), Some(3600));
+        let history = vec![entry(1_000, LinkEnd::Expired, 4_600)];
+        let status = shared_status(
+            &obj,
+            SharedLink {
+                receipt: &receipt,
+                link: "https://ots.example/secret/s".into(),
+                metadata_link: "https://ots.example/receipt/m".into(),
+                server_url: "https://ots.example".into(),
+                source_resource_version: None,
+                passphrase_protected: false,
+                lifetime: &lifetime,
+                history: history.clone(),
+            },
+            Timestamp::from_second(9_000).unwrap(),
+        );
+        assert_eq!(status.history, history);
+        assert_eq!(status.shared_at, Some(at(9_000)));
+        assert_eq!(
+            (status.received_at, status.burned_at, status.expired_at),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn a_status_restored_from_the_record_keeps_the_recorded_history() {
+        let obj = share(serde_json::json!({"secretRef": {"name": "db"}}));
+        let history = vec![
+            entry(100, LinkEnd::Expired, 200),
+            entry(300, LinkEnd::Reshared, 400),
+        ];
+        let record = super::super::records::ShareRecord {
+            uid: "u".into(),
+            namespace: "team".into(),
+            name: "x".into(),
+            metadata_key: "m".into(),
+            server_url: "https://ots.example".into(),
+            link: "https://ots.example/secret/s".into(),
+            metadata_link: String::new(),
+            ttl_seconds: 3600,
+            shared_at: 400,
+            expires_at: 4_000,
+            passphrase_protected: false,
+            source_resource_version: None,
+            reshare_token: None,
+            links_in_a_row: 1,
+            reissued_at: Vec::new(),
+            burn_token: None,
+            history: history.clone(),
+        };
+        let restored = restored_status(&obj, &record, Timestamp::from_second(500).unwrap());
+        assert_eq!(restored.history, history);
+        assert_eq!(restored.shared_at, Some(at(400)));
     }
 
     #[test]

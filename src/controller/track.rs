@@ -11,6 +11,7 @@ use super::memory::Batched;
 use super::share::{self, Occasion};
 use super::status;
 use super::status::refreshed_status;
+use super::transition::Transition;
 use super::{Context, now, save};
 use super::{link_secret, renew};
 use crate::error::{Error, Reason};
@@ -161,7 +162,7 @@ async fn follow(
                     ctx.link_spent(&uid);
                 }
                 save(obj, ctx, &next).await?;
-                announce(obj, ctx, &next).await;
+                announce(obj, ctx, &current, &next).await;
                 current = *next;
                 if current.phase == Phase::Expired && obj.spec.on_expiry == ExpiryPolicy::Reshare {
                     return renew::renew(obj, &current, metadata_key, ctx, true).await;
@@ -335,8 +336,13 @@ async fn refresh(
     )
 }
 
-/// Normal or Warning Event for a state the link reached.
-async fn announce(obj: &OneTimeShare, ctx: &Context, status: &OneTimeShareStatus) {
+/// Normal or Warning Event, and the transition's log line, for a state the link reached.
+async fn announce(
+    obj: &OneTimeShare,
+    ctx: &Context,
+    before: &OneTimeShareStatus,
+    status: &OneTimeShareStatus,
+) {
     let (kind, reason, note) = match status.phase {
         Phase::Received => (
             EventType::Normal,
@@ -355,6 +361,7 @@ async fn announce(obj: &OneTimeShare, ctx: &Context, status: &OneTimeShareStatus
         ),
         _ => return,
     };
+    Transition::of(obj, before, status, reason, now()).log();
     ctx.event(obj, kind, reason, note.to_owned()).await;
 }
 
@@ -537,6 +544,10 @@ async fn burn_on_request(
     ctx.records.save(&stored).await?;
     ctx.memory.set_burn_token(&uid, Some(token));
     save(obj, ctx, &next).await?;
+    if next.phase != status.phase {
+        let reason = super::transition::end_reason(next.phase);
+        Transition::of(obj, &status, &next, reason, now()).log();
+    }
     ctx.event(obj, EventType::Normal, Reason::Burned, note)
         .await;
     Ok(next)
@@ -746,6 +757,8 @@ async fn burn_and_reshare(
         .or_else(|| stored.as_ref().map(|s| s.record.reissued_at.clone()))
         .unwrap_or_default();
     let mut note = notes.spent;
+    // The status whose link the new one replaces, with how that link ended.
+    let mut ended = status.clone();
     if status.phase == Phase::Shared {
         // The old link is burned with what it was shared with (the passphrase may have changed).
         if let Some(stored) = &stored {
@@ -763,13 +776,20 @@ async fn burn_and_reshare(
                     ctx.metrics.burn(BurnResult::Burned);
                     notes.burned
                 }
-                BurnOutcome::AlreadyGone { .. } => notes.gone,
+                BurnOutcome::AlreadyGone { state, received } => {
+                    // Its history entry says how it really ended, not Reshared.
+                    if let Some(gone) = refreshed_status(obj, status, &state, received, None, now())
+                    {
+                        ended = gone;
+                    }
+                    notes.gone
+                }
             };
         }
     }
 
     let occasion = Occasion::Reshared { note, reissued_at };
-    share::share_anew(obj, ctx, &prepared, occasion).await
+    share::share_anew(obj, ctx, &prepared, occasion, &ended).await
 }
 
 /// A reshare that failed before its new link was made (the server down while burning the old

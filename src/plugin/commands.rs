@@ -421,11 +421,57 @@ fn print_table(rows: &[[String; 6]]) -> Result<(), PluginError> {
     Ok(())
 }
 
-/// `kubectl ots get NAME`.
+/// The ended links of a share as lines of a table, oldest first: when each was shared, how it
+/// ended and when (never the link). `None` when no link has ended yet.
+fn history_lines(status: &OneTimeShareStatus) -> Option<Vec<String>> {
+    if status.history.is_empty() {
+        return None;
+    }
+    let header = ["SHARED", "ENDED", "AT"].map(String::from);
+    let rows: Vec<[String; 3]> = status
+        .history
+        .iter()
+        .map(|past| {
+            [
+                past.shared_at.0.to_string(),
+                past.ended.as_str().to_owned(),
+                past.ended_at.0.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = [0usize; 3];
+    for r in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut lines = vec![format!(
+        "History (ended links, oldest first; at most {}):",
+        ots_operator::resource::MAX_HISTORY
+    )];
+    for r in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        lines.push(format!("  {}", cells.join("   ").trim_end()));
+    }
+    Some(lines)
+}
+
+/// `kubectl ots get NAME`: the share's row, then its history of ended links.
 pub async fn get(target: &Target, name: &str) -> Result<(), PluginError> {
     let share = get_share(target, name).await?;
     print_table(&[row(&share)])?;
     let status = share.status.unwrap_or_default();
+    if let Some(lines) = history_lines(&status) {
+        let mut out = std::io::stdout().lock();
+        writeln!(out)?;
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+    }
     let (reason, message) = ready(&status);
     if !reason.is_empty() {
         eprintln!("Ready: {reason}: {message}");
@@ -619,4 +665,47 @@ async fn burn_outcome(target: &Target, uid: &str) -> String {
         );
     }
     "nothing to burn: the link had already been opened, burned or had expired".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use ots_operator::resource::{LinkEnd, PastLink};
+
+    fn at(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap())
+    }
+
+    #[test]
+    fn the_history_reads_as_a_table_of_ended_links_without_the_link() {
+        assert_eq!(history_lines(&OneTimeShareStatus::default()), None);
+        let status = OneTimeShareStatus {
+            link: Some("https://ots.example/secret/linkKEY123".into()),
+            history: vec![
+                PastLink {
+                    shared_at: at(1_764_900_000),
+                    ended: LinkEnd::Reshared,
+                    ended_at: at(1_764_900_060),
+                },
+                PastLink {
+                    shared_at: at(1_764_900_060),
+                    ended: LinkEnd::Expired,
+                    ended_at: at(1_764_903_660),
+                },
+            ],
+            ..Default::default()
+        };
+        let lines = history_lines(&status).unwrap();
+        assert_eq!(
+            lines,
+            [
+                "History (ended links, oldest first; at most 10):",
+                "  SHARED                 ENDED      AT",
+                "  2025-12-05T02:00:00Z   Reshared   2025-12-05T02:01:00Z",
+                "  2025-12-05T02:01:00Z   Expired    2025-12-05T03:01:00Z",
+            ]
+        );
+        assert!(!lines.concat().contains("linkKEY123"));
+    }
 }

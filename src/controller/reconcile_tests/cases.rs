@@ -345,19 +345,7 @@ async fn each_step_of_a_links_life_reaches_its_condition_and_event() {
 
     // Received: the recipient opens the link.
     let opened = shared(&h, "opened", json!({})).await;
-    let link = h.status("opened").link.expect("a link");
-    let secret_key = link.rsplit('/').next().expect("a key").to_owned();
-    let server = h
-        .ctx
-        .servers
-        .resolve_recorded(&h.ots.url(), None, &Turn::share("test"))
-        .await
-        .expect("the test server");
-    server
-        .client
-        .reveal(&secret_key, None)
-        .await
-        .expect("the link opens");
+    open(&h, "opened").await;
     check_now(&h, "opened");
     h.reconcile(&opened).await;
     assert_eq!(
@@ -693,4 +681,113 @@ async fn reconciles_that_need_the_api_version_at_once_take_one_turn_of_the_budge
         Some(1.0),
         "one call asked, the others waited for its answer"
     );
+}
+
+/// Opens the live link of `name` as its recipient would.
+async fn open(h: &Harness, name: &str) {
+    let link = h.status(name).link.expect("a link");
+    let secret_key = link.rsplit('/').next().expect("a key").to_owned();
+    let server = h
+        .ctx
+        .servers
+        .resolve_recorded(&h.ots.url(), None, &Turn::share("test"))
+        .await
+        .expect("the test server");
+    server
+        .client
+        .reveal(&secret_key, None)
+        .await
+        .expect("the link opens");
+}
+
+#[tokio::test]
+async fn each_link_ends_once_in_history_with_its_time_and_the_record_keeps_it() {
+    use crate::resource::LinkEnd;
+    let h = Harness::new().await;
+    h.put_secret("db", &[("password", "hunter2")]);
+    shared(&h, "h", json!({"ttl": "1h"})).await;
+    let annotate = |key: &'static str, value: &'static str| {
+        h.edit("h", |s| {
+            s.annotations_mut().insert(key.to_owned(), value.to_owned());
+        })
+    };
+    let ends =
+        |h: &Harness| -> Vec<LinkEnd> { h.status("h").history.iter().map(|e| e.ended).collect() };
+
+    // A reissue ends the live link: Reshared, shared at the old link's time.
+    let first = h.status("h");
+    h.reconcile(&annotate(RESHARE_ANNOTATION, "1")).await;
+    let second = h.status("h");
+    assert_eq!(ends(&h), [LinkEnd::Reshared]);
+    assert_eq!(
+        second.history[0].shared_at,
+        first.shared_at.clone().unwrap()
+    );
+
+    // Received: receivedAt, and its entry at that time.
+    open(&h, "h").await;
+    check_now(&h, "h");
+    h.reconcile(&h.current("h")).await;
+    let received = h.status("h");
+    assert_eq!(received.phase, Phase::Received);
+    assert_eq!(ends(&h), [LinkEnd::Reshared, LinkEnd::Received]);
+    assert_eq!(
+        Some(received.history[1].ended_at.clone()),
+        received.received_at
+    );
+    assert_eq!(received.history[1].shared_at, second.shared_at.unwrap());
+
+    // A reissue of a received link adds nothing for it, and clears the old link's times.
+    h.reconcile(&annotate(RESHARE_ANNOTATION, "2")).await;
+    let third = h.status("h");
+    assert_eq!(third.phase, Phase::Shared);
+    assert_eq!(ends(&h), [LinkEnd::Reshared, LinkEnd::Received]);
+    assert_eq!(third.received_at, None);
+    // The record of the new link keeps the history (a wiped status gets it back).
+    let record = h.record_text("h");
+    assert!(record.contains(r#""ended":"Received""#), "{record}");
+
+    // Burned on request: burnedAt, and its entry.
+    h.reconcile(&annotate(BURN_ANNOTATION, "b")).await;
+    let burned = h.status("h");
+    assert_eq!(burned.phase, Phase::Burned);
+    assert!(burned.burned_at.is_some());
+    assert_eq!(
+        ends(&h),
+        [LinkEnd::Reshared, LinkEnd::Received, LinkEnd::Burned]
+    );
+    assert_eq!(Some(burned.history[2].ended_at.clone()), burned.burned_at);
+
+    // Expired: expiredAt is set (the link's expiry time or, as here where only the server's
+    // clock moved on, when the server first said so: never later than expiresAt).
+    h.reconcile(&annotate(RESHARE_ANNOTATION, "3")).await;
+    let fourth = h.status("h");
+    assert_eq!((fourth.phase, fourth.burned_at), (Phase::Shared, None));
+    h.ots.advance_clock(Duration::from_secs(2 * 3600));
+    check_now(&h, "h");
+    h.reconcile(&h.current("h")).await;
+    let expired = h.status("h");
+    assert_eq!(expired.phase, Phase::Expired);
+    let expired_at = expired.expired_at.clone().expect("expiredAt");
+    assert!(Some(&expired_at) <= fourth.expires_at.as_ref());
+    assert_eq!(expired.history[3].ended_at, expired_at);
+    assert_eq!(
+        ends(&h),
+        [
+            LinkEnd::Reshared,
+            LinkEnd::Received,
+            LinkEnd::Burned,
+            LinkEnd::Expired
+        ]
+    );
+    // Looking again changes nothing.
+    check_now(&h, "h");
+    h.reconcile(&h.current("h")).await;
+    assert_eq!(h.status("h").history, expired.history);
+    // Nothing in the history is a capability.
+    let json = serde_json::to_string(&expired.history).unwrap();
+    for capability in [expired.link.unwrap(), expired.metadata_key.unwrap()] {
+        let key = capability.rsplit('/').next().unwrap().to_owned();
+        assert!(!json.contains(&key), "{json}");
+    }
 }
