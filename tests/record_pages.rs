@@ -30,6 +30,7 @@ fn record(namespace: &str, n: usize) -> StoredRecord {
             links_in_a_row: 1,
             reissued_at: Vec::new(),
             burn_token: None,
+            history: Vec::new(),
         },
         passphrase: None,
         credentials: None,
