@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use crate::ots::validate::MIN_TTL_SECS;
 
+pub mod server;
+pub use server::{ClusterOtsServer, OtsServer, OtsServerStatus};
+
 /// Name of the finalizer that burns an unread secret before the resource goes away.
 pub const FINALIZER: &str = "ots.dev/burn";
 
