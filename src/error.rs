@@ -95,12 +95,14 @@ pub enum Reason {
     /// A burn on request (`ots.dev/burn`) was not carried out: its value is longer than the
     /// operator acts on.
     BurnRefused,
+    /// An OtsServer or ClusterOtsServer answers and accepts its credentials (its Ready reason).
+    Verified,
 }
 
 impl Reason {
     /// Every reason, in declaration order. A new variant belongs here too (a unit test checks
     /// the order and that none is missing before the last).
-    pub const ALL: [Reason; 38] = [
+    pub const ALL: [Reason; 39] = [
         Reason::Shared,
         Reason::Received,
         Reason::Burned,
@@ -139,6 +141,7 @@ impl Reason {
         Reason::Renewed,
         Reason::ReissueRefused,
         Reason::BurnRefused,
+        Reason::Verified,
     ];
 
     /// The reason as written in conditions, Events and metric labels.
@@ -182,6 +185,7 @@ impl Reason {
             Reason::Renewed => "Renewed",
             Reason::ReissueRefused => "ReissueRefused",
             Reason::BurnRefused => "BurnRefused",
+            Reason::Verified => "Verified",
         }
     }
 }

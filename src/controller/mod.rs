@@ -22,6 +22,9 @@
 //! `records` (the operator's record of each link), `memory` (what this process remembers per
 //! resource), `check_clock` (when each link's next check is due), `link_secret` (the link
 //! Secret), `servers` (OTS clients per server), `events`, `watch` (watch streams).
+//!
+//! Beside the stages, `server_status` runs the status controllers of OtsServers and
+//! ClusterOtsServers (it uses `servers`' allowlist and HTTP pool, and calls no stage).
 
 pub mod batch_track;
 mod burn;
@@ -35,6 +38,7 @@ mod memory;
 mod orphans;
 pub mod records;
 mod renew;
+pub mod server_status;
 mod servers;
 mod share;
 mod status;
@@ -753,6 +757,7 @@ pub async fn run(
     let phases = housekeeping(stores, ctx.clone(), shutdown.clone());
     let clock = ctx.checks.run(routes, shutdown.clone());
     let batches = track_batches(ctx.clone(), shutdown.clone());
+    let servers = server_status::run(ctx.clone(), shutdown.clone());
     // Reconciles still waiting for a slot at shutdown end at once; those running finish.
     let slots = ctx.slots.clone();
     let close = async move {
@@ -765,6 +770,7 @@ pub async fn run(
         phases,
         clock,
         batches,
+        servers,
         close
     );
 }

@@ -142,6 +142,16 @@ impl Servers {
         self.client_for(url, None, turn).await.map(Some)
     }
 
+    /// A server object's URL, if the allowlist has it (the check every URL passes before a call).
+    pub fn allowed(&self, text: &str) -> Result<Url, Error> {
+        self.allowed_url(Some(text))
+    }
+
+    /// The shared HTTP client (one connection pool, the operator's trusted roots).
+    pub fn http(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
     /// The URL to use (`None`: the default server), if the allowlist has it.
     fn allowed_url(&self, text: Option<&str>) -> Result<Url, Error> {
         let url = match text {
