@@ -97,12 +97,14 @@ pub enum Reason {
     BurnRefused,
     /// An OtsServer or ClusterOtsServer answers and accepts its credentials (its Ready reason).
     Verified,
+    /// `spec.serverRef` names an OtsServer or ClusterOtsServer that does not exist (yet).
+    ServerNotFound,
 }
 
 impl Reason {
     /// Every reason, in declaration order. A new variant belongs here too (a unit test checks
     /// the order and that none is missing before the last).
-    pub const ALL: [Reason; 39] = [
+    pub const ALL: [Reason; 40] = [
         Reason::Shared,
         Reason::Received,
         Reason::Burned,
@@ -142,6 +144,7 @@ impl Reason {
         Reason::ReissueRefused,
         Reason::BurnRefused,
         Reason::Verified,
+        Reason::ServerNotFound,
     ];
 
     /// The reason as written in conditions, Events and metric labels.
@@ -186,6 +189,7 @@ impl Reason {
             Reason::ReissueRefused => "ReissueRefused",
             Reason::BurnRefused => "BurnRefused",
             Reason::Verified => "Verified",
+            Reason::ServerNotFound => "ServerNotFound",
         }
     }
 }
@@ -337,6 +341,27 @@ pub enum Error {
     ServerNotAllowed {
         /// The refused URL.
         url: String,
+    },
+    /// See [`Reason::ServerNotAllowed`]: a ClusterOtsServer whose conditions do not name the
+    /// share's namespace.
+    #[error(
+        "{kind} {name:?} may not be used by namespace {namespace:?}: none of its conditions matches the namespace (its namespaceSelector, namespaces and namespaceRegexes); ask the cluster's administrators to allow it, or name another server in spec.serverRef"
+    )]
+    ServerRefNotAllowed {
+        /// The kind named (ClusterOtsServer).
+        kind: &'static str,
+        /// The server object's name.
+        name: String,
+        /// The share's namespace.
+        namespace: String,
+    },
+    /// See [`Reason::ServerNotFound`].
+    #[error("{kind} {name:?} not found; the share proceeds once it exists")]
+    ServerRefNotFound {
+        /// The kind named (OtsServer or ClusterOtsServer).
+        kind: &'static str,
+        /// The server object's name.
+        name: String,
     },
     /// See [`Reason::InvalidSpec`].
     #[error("invalid spec: {0}")]
@@ -521,6 +546,8 @@ impl Error {
             Error::InvalidPassphrase { .. } => Reason::InvalidPassphrase,
             Error::CredentialsNotFound { .. } => Reason::CredentialsNotFound,
             Error::ServerNotAllowed { .. } => Reason::ServerNotAllowed,
+            Error::ServerRefNotAllowed { .. } => Reason::ServerNotAllowed,
+            Error::ServerRefNotFound { .. } => Reason::ServerNotFound,
             Error::InvalidSpec(_) => Reason::InvalidSpec,
             Error::StatusTampered { .. } => Reason::StatusTampered,
             Error::TooManyShares { .. } => Reason::TooManyShares,
@@ -576,7 +603,10 @@ impl Error {
             Error::SecretNotFound { .. }
             | Error::KeyNotFound { .. }
             | Error::PassphraseNotFound { .. }
-            | Error::CredentialsNotFound { .. } => Handling::MISSING,
+            | Error::CredentialsNotFound { .. }
+            | Error::ServerRefNotFound { .. } => Handling::MISSING,
+            // The cluster's administrators may allow the namespace: re-check rarely, no OTS call.
+            Error::ServerRefNotAllowed { .. } => Handling::REFUSED,
             // The user must change a referenced Secret: re-check rarely, without calling the server.
             Error::SecretEmpty { .. }
             | Error::SecretTooLarge { .. }
@@ -763,6 +793,15 @@ pub(crate) fn examples() -> Vec<Error> {
         Error::CredentialsNotFound { name: name() },
         Error::ServerNotAllowed {
             url: "https://x".into(),
+        },
+        Error::ServerRefNotAllowed {
+            kind: "ClusterOtsServer",
+            name: "eu".into(),
+            namespace: "team".into(),
+        },
+        Error::ServerRefNotFound {
+            kind: "OtsServer",
+            name: "eu".into(),
         },
         Error::InvalidSpec("x".into()),
         Error::StatusTampered { detail: "d".into() },

@@ -541,7 +541,6 @@ fn cluster_servers_role_grants_only_cluster_servers(objects: &[Value]) {
         .expect("the cluster servers' ClusterRole has rules")
         .iter()
         .flat_map(|rule| {
-            assert_eq!(strings(&rule["apiGroups"]), ["ots.dev"], "{rule}");
             let verbs = strings(&rule["verbs"]);
             strings(&rule["resources"])
                 .into_iter()
@@ -556,8 +555,17 @@ fn cluster_servers_role_grants_only_cluster_servers(objects: &[Value]) {
             ("clusterotsservers", "watch"),
             ("clusterotsservers/status", "patch"),
             ("clusterotsservers/status", "update"),
+            ("namespaces", "get"),
         ])
     );
+    for rule in role["rules"].as_array().into_iter().flatten() {
+        let group = if strings(&rule["resources"]) == ["namespaces"] {
+            ""
+        } else {
+            "ots.dev"
+        };
+        assert_eq!(strings(&rule["apiGroups"]), [group], "{rule}");
+    }
     let binding = find(
         objects,
         "ClusterRoleBinding",

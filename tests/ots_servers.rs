@@ -343,3 +343,150 @@ async fn a_policy_whose_default_ttl_exceeds_its_maximum_is_refused_at_apply() {
         .await
         .expect("a consistent policy is accepted");
 }
+
+#[tokio::test]
+async fn each_share_goes_to_the_server_it_names_and_a_namespace_not_allowed_fails_without_a_call() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    const USER_B: &str = "platform@example.com";
+    const TOKEN_B: &str = "the-platform-token-9e2d";
+    let server_b = ots_server(Config {
+        accounts: vec![Account::new(USER_B, TOKEN_B)],
+        ..Config::default()
+    });
+    let (_, ns_b) = support::operator::setup("servers-team-b").await;
+    let w = World::with(
+        "servers-team-a",
+        account_server(),
+        &["--namespace", &ns_b, "--allow-server-url", &server_b.url()],
+    )
+    .await;
+    let ns_a = w.ns.clone();
+    let url_a = w.server.url();
+
+    // Team A's own server, and the platform's ClusterOtsServer (the default) for team B only;
+    // its Secret lives in the operator's namespace (the test operator's is team A's).
+    w.secret(
+        "a-creds",
+        &[
+            ("username", USER.as_bytes()),
+            ("apiToken", TOKEN.as_bytes()),
+        ],
+    )
+    .await;
+    w.secret(
+        "b-creds",
+        &[
+            ("username", USER_B.as_bytes()),
+            ("apiToken", TOKEN_B.as_bytes()),
+        ],
+    )
+    .await;
+    create_server(
+        &w,
+        "team-a",
+        json!({"url": url_a, "credentialsSecretRef": {"name": "a-creds"}}),
+    )
+    .await;
+    let platform = format!("{ns_a}-platform");
+    let cluster_servers = Api::<ClusterOtsServer>::all(w.client.clone());
+    let mut object = ClusterOtsServer::new(
+        &platform,
+        serde_json::from_value(json!({
+            "url": server_b.url(),
+            "credentialsSecretRef": {"name": "b-creds"},
+            "conditions": [{"namespaces": [ns_b]}]
+        }))
+        .expect("a ClusterOtsServer spec"),
+    );
+    object.metadata.annotations = Some(
+        [("ots.dev/default-server".to_owned(), "true".to_owned())]
+            .into_iter()
+            .collect(),
+    );
+    cluster_servers
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("create the ClusterOtsServer");
+
+    for ns in [&ns_a, &ns_b] {
+        support::operator::create_secret(&w.client, ns, "db", &[("password", b"pw")]).await;
+    }
+    let cluster_ref = json!({"kind": "ClusterOtsServer", "name": platform});
+    w.share(
+        "to-a",
+        json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "OtsServer", "name": "team-a"}}),
+    )
+    .await;
+    support::operator::create_share(
+        &w.client,
+        &ns_b,
+        "to-b",
+        json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": cluster_ref}),
+    )
+    .await;
+    support::operator::create_share(
+        &w.client,
+        &ns_b,
+        "by-default",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    w.share(
+        "refused",
+        json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": cluster_ref}),
+    )
+    .await;
+    w.share(
+        "no-such-server",
+        json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "OtsServer", "name": "absent"}}),
+    )
+    .await;
+
+    let to_a = w.shared("to-a").await;
+    let link_a = to_a.status.clone().unwrap().link.unwrap();
+    assert!(link_a.starts_with(&format!("{url_a}/secret/")), "{link_a}");
+    for name in ["to-b", "by-default"] {
+        let shared = support::operator::wait_shared(&w.client, &ns_b, name).await;
+        let link = shared.status.unwrap().link.unwrap();
+        assert!(
+            link.starts_with(&format!("{}/secret/", server_b.url())),
+            "{name}: {link}"
+        );
+    }
+    let refused = w.wait_phase("refused", "Failed").await;
+    assert!(support::operator::ready_reason_is(
+        &refused,
+        "ServerNotAllowed"
+    ));
+    let note = w.wait_event("refused", "Warning", "ServerNotAllowed").await;
+    assert!(note.contains(&platform) && note.contains(&ns_a), "{note}");
+    let missing = w
+        .wait_for("no-such-server", "reason ServerNotFound", |o| {
+            support::operator::ready_reason_is(o, "ServerNotFound")
+        })
+        .await;
+    assert_eq!(support::operator::phase(&missing), "Pending");
+
+    // Each server got exactly its own shares: the refused one never reached server B.
+    assert_eq!(w.calls("share"), 1, "server A: team A's share");
+    assert_eq!(
+        support::operator::calls(&server_b, "share"),
+        2,
+        "server B: team B's two shares, nothing of team A's"
+    );
+    // Each under its server's account.
+    let owners = |server: &ots_testserver::TestServer| -> Vec<String> {
+        server
+            .live_receipts()
+            .into_iter()
+            .map(|r| r.custid)
+            .collect()
+    };
+    assert_eq!(owners(&w.server), [USER]);
+    assert_eq!(owners(&server_b), [USER_B, USER_B]);
+
+    cluster_servers
+        .delete(&platform, &Default::default())
+        .await
+        .expect("delete the ClusterOtsServer");
+}

@@ -38,6 +38,7 @@ mod memory;
 mod orphans;
 pub mod records;
 mod renew;
+mod server_ref;
 pub mod server_status;
 mod servers;
 mod share;
@@ -125,6 +126,9 @@ pub struct Context {
     >,
     /// Live links (phase Shared) in the watch cache, refreshed every few seconds.
     live_links: std::sync::atomic::AtomicUsize,
+    /// The ClusterOtsServers' watch cache, once the server status controller runs (for the
+    /// default server and serverRefs without a read).
+    cluster_servers: std::sync::OnceLock<reflector::Store<crate::resource::ClusterOtsServer>>,
 }
 
 impl Context {
@@ -166,6 +170,7 @@ impl Context {
             checks: check_clock::CheckClock::default(),
             tracker: batch_track::BatchTracker::default(),
             live_links: std::sync::atomic::AtomicUsize::new(0),
+            cluster_servers: std::sync::OnceLock::new(),
         })
     }
 
@@ -207,16 +212,32 @@ impl Context {
         obj: &OneTimeShare,
         status: &OneTimeShareStatus,
     ) -> Result<Server, Error> {
-        let namespace = obj.namespace().unwrap_or_default();
-        let secrets = self.secrets(&namespace);
-        self.servers
-            .resolve(
-                &secrets,
-                obj.spec.server.as_ref(),
-                status.server_url.as_deref(),
-                &Turn::share(&namespace),
-            )
+        let secrets = self.secrets(&obj.namespace().unwrap_or_default());
+        self.resolve_server(obj, &secrets, status.server_url.as_deref())
             .await
+    }
+
+    /// The server a share uses (see [`server_ref::choose`]); `recorded_url` (from status) wins
+    /// over the spec so that an existing link is always burned or tracked where it lives.
+    async fn resolve_server(
+        &self,
+        obj: &OneTimeShare,
+        secrets: &Api<Secret>,
+        recorded_url: Option<&str>,
+    ) -> Result<Server, Error> {
+        let turn = Turn::share(&obj.namespace().unwrap_or_default());
+        match server_ref::choose(self, obj).await? {
+            server_ref::ServerChoice::Inline(spec) => {
+                self.servers
+                    .resolve(secrets, spec, recorded_url, &turn)
+                    .await
+            }
+            server_ref::ServerChoice::Object(server) => {
+                self.servers
+                    .resolve_object(server, recorded_url, &turn)
+                    .await
+            }
+        }
     }
 
     fn secrets(&self, namespace: &str) -> Api<Secret> {

@@ -565,26 +565,38 @@ pub async fn run(
     for api in namespaced {
         runs.push(run_kind(api, state.clone(), shutdown.clone()).boxed());
     }
-    runs.push(
-        run_kind(
-            Api::<ClusterOtsServer>::all(ctx.client.clone()),
-            state,
-            shutdown,
-        )
-        .boxed(),
+    let cluster = Controller::new(
+        Api::<ClusterOtsServer>::all(ctx.client.clone()),
+        watcher::Config::default(),
     );
+    // Shares read the default server and their ClusterOtsServers from this cache.
+    let _ = ctx.cluster_servers.set(cluster.store());
+    runs.push(run_controller(cluster, state, shutdown).boxed());
     futures::future::join_all(runs).await;
 }
 
-/// Runs one kind's controller. A failure (a missing CRD, a watch or status write refused) is
-/// logged as a warning once, then at debug level until something works again: the watch retries
-/// with kube's backoff (at most every 30 s), which must not flood the log.
 async fn run_kind<K: ServerObject>(
     api: Api<K>,
     state: Arc<ServerStatus>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
-    let mut results = Controller::new(api, watcher::Config::default())
+    run_controller(
+        Controller::new(api, watcher::Config::default()),
+        state,
+        shutdown,
+    )
+    .await;
+}
+
+/// Runs one kind's controller. A failure (a missing CRD, a watch or status write refused) is
+/// logged as a warning once, then at debug level until something works again: the watch retries
+/// with kube's backoff (at most every 30 s), which must not flood the log.
+async fn run_controller<K: ServerObject>(
+    controller: Controller<K>,
+    state: Arc<ServerStatus>,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    let mut results = controller
         .graceful_shutdown_on(shutdown)
         .run(
             |obj: Arc<K>, state: Arc<ServerStatus>| async move {

@@ -122,6 +122,20 @@ impl Servers {
         self.client_for(url, per_share, turn).await
     }
 
+    /// The server a share's server object names (`recorded_url`, from status, wins as in
+    /// [`Self::resolve`]); its credentials are kept in the share's record like inline ones.
+    pub async fn resolve_object(
+        &self,
+        server: super::server_ref::ObjectServer,
+        recorded_url: Option<&str>,
+        turn: &Turn,
+    ) -> Result<Server, Error> {
+        let url = self.allowed_url(Some(recorded_url.unwrap_or(&server.url)))?;
+        // A server object without credentials is anonymous, even at the operator's own server.
+        self.client_for_api(url, server.credentials, server.api, false, turn)
+            .await
+    }
+
     /// The server of a recorded link, with the credentials recorded for it (no Secret is read).
     pub async fn resolve_recorded(
         &self,
@@ -175,16 +189,32 @@ impl Servers {
         per_share: Option<Credentials>,
         turn: &Turn,
     ) -> Result<Server, Error> {
+        self.client_for_api(url, per_share, self.api, true, turn)
+            .await
+    }
+
+    /// [`Self::client_for`] with the API version to speak, and whether the operator's own
+    /// credentials stand in for missing ones at its default server.
+    async fn client_for_api(
+        &self,
+        url: Url,
+        per_share: Option<Credentials>,
+        api: ApiVersion,
+        own_at_default: bool,
+        turn: &Turn,
+    ) -> Result<Server, Error> {
         let server_origin = origin(&url);
         let credentials = match &per_share {
             Some(credentials) => Some(credentials.clone()),
-            None if server_origin == origin(&self.default_url) => self.default_credentials.clone(),
+            None if own_at_default && server_origin == origin(&self.default_url) => {
+                self.default_credentials.clone()
+            }
             None => None,
         };
         let mut config = ClientConfig::new(url.clone())
             .with_timeout(self.timeout)
             .with_max_secret_bytes(self.max_secret_bytes)
-            .with_api(self.api);
+            .with_api(api);
         if let Some(credentials) = &credentials {
             config = config.with_credentials(credentials.clone());
         }
@@ -198,7 +228,7 @@ impl Servers {
             .or_default()
             .clone();
         let client = OtsClient::with_learned(config, self.http.clone(), learned)?;
-        if self.api == ApiVersion::Auto && client.learned_api().is_none() {
+        if api == ApiVersion::Auto && client.learned_api().is_none() {
             // Asked once per server (the answer is kept in `learned`), within the OTS budget;
             // reconciles that need it meanwhile wait for that answer, not for turns of their own.
             let probe = self

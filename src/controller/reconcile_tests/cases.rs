@@ -259,6 +259,7 @@ fn is_error_reason(reason: Reason) -> bool {
         | Reason::GenerateFailed
         | Reason::LinkSecretNotWritten
         | Reason::ReissueRefused
+        | Reason::ServerNotFound
         | Reason::BurnRefused => true,
     }
 }

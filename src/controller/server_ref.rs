@@ -1,0 +1,303 @@
+//! Which server a share uses when it names a server object (`spec.serverRef`), or names none and
+//! a ClusterOtsServer is the default: the object's URL, API version and credentials, once the
+//! object allows the share's namespace. A namespace a ClusterOtsServer does not allow is refused
+//! here, before anything is read from its Secrets or sent to its server.
+
+use super::Context;
+use crate::error::Error;
+use crate::ots::{ApiVersion, Credentials, SecretString};
+use crate::resource::server::{CredentialsSecretRef, NamespaceCondition, ServerSettings};
+use crate::resource::{ClusterOtsServer, OneTimeShare, OtsServer, ServerKind, ServerSpec};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::runtime::reflector::Store;
+use kube::{Api, ResourceExt};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long a share without a server waits for the first list of ClusterOtsServers (to know
+/// whether one is the default) before it uses the operator's configured server.
+const DEFAULT_LIST_WAIT: Duration = Duration::from_secs(10);
+
+/// The server a share uses.
+pub(super) enum ServerChoice<'a> {
+    /// The inline `spec.server`, or nothing: the operator's configured server.
+    Inline(Option<&'a ServerSpec>),
+    /// A server object's URL, API version and credentials.
+    Object(ObjectServer),
+}
+
+/// What a server object says about how to reach its server.
+pub struct ObjectServer {
+    /// The server's base URL (still checked against the allowlist before any call).
+    pub url: String,
+    /// The API version to speak.
+    pub api: ApiVersion,
+    /// The account, read from the object's credentials Secret; `None`: anonymous.
+    pub credentials: Option<Credentials>,
+}
+
+/// The server `obj` uses: its serverRef's object, else its inline server, else the default
+/// ClusterOtsServer, else the operator's configured server.
+pub(super) async fn choose<'a>(
+    ctx: &Context,
+    obj: &'a OneTimeShare,
+) -> Result<ServerChoice<'a>, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    if let Some(reference) = &obj.spec.server_ref {
+        let not_found = || Error::ServerRefNotFound {
+            kind: reference.kind.as_str(),
+            name: reference.name.clone(),
+        };
+        return match reference.kind {
+            ServerKind::OtsServer => {
+                let server = Api::<OtsServer>::namespaced(ctx.client.clone(), &namespace)
+                    .get_opt(&reference.name)
+                    .await?
+                    .ok_or_else(not_found)?;
+                object_server(ctx, &server.spec.settings, &namespace).await
+            }
+            ServerKind::ClusterOtsServer => {
+                let server = match ctx.cluster_servers.get() {
+                    Some(store) if store.wait_until_ready().await.is_ok() => store
+                        .get(&kube::runtime::reflector::ObjectRef::new(&reference.name))
+                        .map(|s| (*s).clone()),
+                    _ => {
+                        Api::<ClusterOtsServer>::all(ctx.client.clone())
+                            .get_opt(&reference.name)
+                            .await?
+                    }
+                }
+                .ok_or_else(not_found)?;
+                cluster_server(ctx, &server, &namespace).await
+            }
+        }
+        .map(ServerChoice::Object);
+    }
+    if obj.spec.server.is_some() {
+        return Ok(ServerChoice::Inline(obj.spec.server.as_ref()));
+    }
+    match default_cluster_server(ctx.cluster_servers.get()).await {
+        Some(server) => cluster_server(ctx, &server, &namespace)
+            .await
+            .map(ServerChoice::Object),
+        None => Ok(ServerChoice::Inline(None)),
+    }
+}
+
+/// The ClusterOtsServer annotated as the default (the oldest, should several be).
+async fn default_cluster_server(
+    store: Option<&Store<ClusterOtsServer>>,
+) -> Option<ClusterOtsServer> {
+    let store = store?;
+    if tokio::time::timeout(DEFAULT_LIST_WAIT, store.wait_until_ready())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "ClusterOtsServers are not listed yet (is their CRD installed?): a share without a server uses the operator's configured server"
+        );
+        return None;
+    }
+    store
+        .state()
+        .into_iter()
+        .filter(|s| s.is_default())
+        .min_by_key(|s| {
+            (
+                s.metadata.creation_timestamp.clone().map(|t| t.0),
+                s.name_any(),
+            )
+        })
+        .map(|s| (*s).clone())
+}
+
+/// A ClusterOtsServer's server, when it allows `namespace`; its Secrets are in the operator's.
+async fn cluster_server(
+    ctx: &Context,
+    server: &ClusterOtsServer,
+    namespace: &str,
+) -> Result<ObjectServer, Error> {
+    if !allows(ctx, &server.spec.conditions, namespace).await? {
+        return Err(Error::ServerRefNotAllowed {
+            kind: ServerKind::ClusterOtsServer.as_str(),
+            name: server.name_any(),
+            namespace: namespace.to_owned(),
+        });
+    }
+    object_server(ctx, &server.spec.settings, &ctx.config.state_namespace).await
+}
+
+/// Whether any condition matches the namespace (no conditions: every namespace).
+async fn allows(
+    ctx: &Context,
+    conditions: &[NamespaceCondition],
+    namespace: &str,
+) -> Result<bool, Error> {
+    if conditions.is_empty() {
+        return Ok(true);
+    }
+    let by_name = conditions.iter().any(|c| {
+        c.namespaces.iter().any(|n| n == namespace)
+            || c.namespace_regexes.iter().any(|r| full_match(r, namespace))
+    });
+    if by_name {
+        return Ok(true);
+    }
+    let selectors: Vec<&LabelSelector> = conditions
+        .iter()
+        .filter_map(|c| c.namespace_selector.as_ref())
+        .collect();
+    if selectors.is_empty() {
+        return Ok(false);
+    }
+    let labels = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(namespace)
+        .await?
+        .and_then(|n| n.metadata.labels)
+        .unwrap_or_default();
+    Ok(selectors.into_iter().any(|s| selects(s, &labels)))
+}
+
+/// Whether a regular expression matches the whole name; one that does not compile matches
+/// nothing.
+fn full_match(pattern: &str, name: &str) -> bool {
+    regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|r| r.is_match(name))
+}
+
+/// Whether a label selector selects these labels (matchLabels and matchExpressions, all of them).
+fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let by_label = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_expression = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.as_deref().unwrap_or_default();
+        let value = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    by_label && by_expression
+}
+
+/// A server object's settings, with its credentials read from `namespace`.
+async fn object_server(
+    ctx: &Context,
+    settings: &ServerSettings,
+    namespace: &str,
+) -> Result<ObjectServer, Error> {
+    let credentials = match &settings.credentials_secret_ref {
+        Some(reference) => Some(
+            read_credentials(&Api::namespaced(ctx.client.clone(), namespace), reference).await?,
+        ),
+        None => None,
+    };
+    Ok(ObjectServer {
+        url: settings.url.clone(),
+        api: settings.api.into(),
+        credentials,
+    })
+}
+
+async fn read_credentials(
+    secrets: &Api<Secret>,
+    reference: &CredentialsSecretRef,
+) -> Result<Credentials, Error> {
+    let missing = || Error::CredentialsNotFound {
+        name: reference.name.clone(),
+    };
+    let data = secrets
+        .get_opt(&reference.name)
+        .await?
+        .ok_or_else(missing)?
+        .data
+        .unwrap_or_default();
+    let text = |key: &str| {
+        data.get(key)
+            .and_then(|v| std::str::from_utf8(&v.0).ok())
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(missing)
+    };
+    Ok(Credentials::new(
+        text(&reference.username_key)?,
+        SecretString::from(text(&reference.api_token_key)?),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_selector_needs_every_label_and_every_expression() {
+        let selector = LabelSelector {
+            match_labels: Some(labels(&[("tier", "prod")])),
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "team".into(),
+                operator: "In".into(),
+                values: Some(vec!["a".into(), "b".into()]),
+            }]),
+        };
+        assert!(selects(
+            &selector,
+            &labels(&[("tier", "prod"), ("team", "a")])
+        ));
+        assert!(!selects(
+            &selector,
+            &labels(&[("tier", "prod"), ("team", "c")])
+        ));
+        assert!(!selects(&selector, &labels(&[("team", "a")])));
+        let absent = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "restricted".into(),
+                operator: "DoesNotExist".into(),
+                values: None,
+            }]),
+        };
+        assert!(selects(&absent, &labels(&[])));
+        assert!(!selects(&absent, &labels(&[("restricted", "yes")])));
+        let unknown = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "x".into(),
+                operator: "Gt".into(),
+                values: None,
+            }]),
+        };
+        assert!(
+            !selects(&unknown, &labels(&[("x", "1")])),
+            "an unknown operator selects nothing"
+        );
+    }
+
+    #[test]
+    fn a_namespace_regex_matches_the_whole_name_and_a_broken_one_nothing() {
+        assert!(full_match("team-.*", "team-a"));
+        assert!(
+            !full_match("team-.*", "old-team-a"),
+            "anchored at both ends"
+        );
+        assert!(!full_match("team", "team-a"));
+        assert!(full_match("team-a|team-b", "team-b"));
+        assert!(
+            !full_match("team-(", "team-("),
+            "does not compile: matches nothing"
+        );
+    }
+}
