@@ -99,12 +99,15 @@ pub enum Reason {
     Verified,
     /// `spec.serverRef` names an OtsServer or ClusterOtsServer that does not exist (yet).
     ServerNotFound,
+    /// The share asks for what its server object's policy does not allow (a ttl over maxTtl, no
+    /// passphrase where one is required, a recipient outside the allowed domains).
+    PolicyViolation,
 }
 
 impl Reason {
     /// Every reason, in declaration order. A new variant belongs here too (a unit test checks
     /// the order and that none is missing before the last).
-    pub const ALL: [Reason; 40] = [
+    pub const ALL: [Reason; 41] = [
         Reason::Shared,
         Reason::Received,
         Reason::Burned,
@@ -145,6 +148,7 @@ impl Reason {
         Reason::BurnRefused,
         Reason::Verified,
         Reason::ServerNotFound,
+        Reason::PolicyViolation,
     ];
 
     /// The reason as written in conditions, Events and metric labels.
@@ -190,6 +194,7 @@ impl Reason {
             Reason::BurnRefused => "BurnRefused",
             Reason::Verified => "Verified",
             Reason::ServerNotFound => "ServerNotFound",
+            Reason::PolicyViolation => "PolicyViolation",
         }
     }
 }
@@ -354,6 +359,14 @@ pub enum Error {
         name: String,
         /// The share's namespace.
         namespace: String,
+    },
+    /// See [`Reason::PolicyViolation`].
+    #[error("{server} does not allow this share: {rule}")]
+    PolicyViolation {
+        /// The server object, kind and name.
+        server: String,
+        /// The rule broken, and how to meet it.
+        rule: String,
     },
     /// See [`Reason::ServerNotFound`].
     #[error("{kind} {name:?} not found; the share proceeds once it exists")]
@@ -548,6 +561,7 @@ impl Error {
             Error::ServerNotAllowed { .. } => Reason::ServerNotAllowed,
             Error::ServerRefNotAllowed { .. } => Reason::ServerNotAllowed,
             Error::ServerRefNotFound { .. } => Reason::ServerNotFound,
+            Error::PolicyViolation { .. } => Reason::PolicyViolation,
             Error::InvalidSpec(_) => Reason::InvalidSpec,
             Error::StatusTampered { .. } => Reason::StatusTampered,
             Error::TooManyShares { .. } => Reason::TooManyShares,
@@ -606,7 +620,7 @@ impl Error {
             | Error::CredentialsNotFound { .. }
             | Error::ServerRefNotFound { .. } => Handling::MISSING,
             // The cluster's administrators may allow the namespace: re-check rarely, no OTS call.
-            Error::ServerRefNotAllowed { .. } => Handling::REFUSED,
+            Error::ServerRefNotAllowed { .. } | Error::PolicyViolation { .. } => Handling::REFUSED,
             // The user must change a referenced Secret: re-check rarely, without calling the server.
             Error::SecretEmpty { .. }
             | Error::SecretTooLarge { .. }
@@ -802,6 +816,10 @@ pub(crate) fn examples() -> Vec<Error> {
         Error::ServerRefNotFound {
             kind: "OtsServer",
             name: "eu".into(),
+        },
+        Error::PolicyViolation {
+            server: "OtsServer \"eu\"".into(),
+            rule: "r".into(),
         },
         Error::InvalidSpec("x".into()),
         Error::StatusTampered { detail: "d".into() },

@@ -490,3 +490,75 @@ async fn each_share_goes_to_the_server_it_names_and_a_namespace_not_allowed_fail
         .await
         .expect("delete the ClusterOtsServer");
 }
+
+#[tokio::test]
+async fn each_server_objects_policy_applies_to_its_shares_before_any_share_call() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::with("servers-policy", Config::default(), &[]).await;
+    let url = w.server.url();
+    create_server(
+        &w,
+        "strict",
+        json!({"url": url, "policy": {"maxTtl": "1h", "passphraseRequired": true, "allowedRecipientDomains": ["example.com"]}}),
+    )
+    .await;
+    create_server(
+        &w,
+        "lenient",
+        json!({"url": url, "policy": {"defaultTtl": "2h"}}),
+    )
+    .await;
+    w.secret("db", &[("password", b"pw")]).await;
+    w.secret("pass", &[("phrase", b"correct horse")]).await;
+    let spec = |server: &str, extra: serde_json::Value| {
+        let mut spec = json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "OtsServer", "name": server}});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        spec
+    };
+    let passphrase = json!({"name": "pass", "key": "phrase"});
+    w.share(
+        "too-long",
+        spec(
+            "strict",
+            json!({"ttl": "2h", "passphraseSecretRef": passphrase}),
+        ),
+    )
+    .await;
+    w.share("no-passphrase", spec("strict", json!({"ttl": "30m"})))
+        .await;
+    w.share(
+        "fine",
+        spec(
+            "strict",
+            json!({"ttl": "30m", "passphraseSecretRef": passphrase}),
+        ),
+    )
+    .await;
+    w.share("defaulted", spec("lenient", json!({}))).await;
+
+    for (name, rule) in [("too-long", "maxTtl"), ("no-passphrase", "passphrase")] {
+        let failed = w.wait_phase(name, "Failed").await;
+        let (_, reason, message) = support::operator::ready(&failed).unwrap();
+        assert_eq!(reason, "PolicyViolation");
+        assert!(
+            message.contains("OtsServer \"strict\"") && message.contains(rule),
+            "{message}"
+        );
+        w.wait_event(name, "Warning", "PolicyViolation").await;
+    }
+    let fine = w.shared("fine").await;
+    assert_eq!(fine.status.unwrap().ttl_seconds, Some(1800));
+    let defaulted = w.shared("defaulted").await;
+    assert_eq!(
+        defaulted.status.unwrap().ttl_seconds,
+        Some(7200),
+        "the lenient server's defaultTtl"
+    );
+    assert_eq!(
+        w.calls("share"),
+        2,
+        "the refused shares never reached the server"
+    );
+}

@@ -55,13 +55,7 @@ pub(super) async fn prepare(
         Some(reference) => Some(read_passphrase(&secrets, reference).await?),
         None => None,
     };
-    let server = ctx.resolve_server(obj, &secrets, recorded_server).await?;
-    // The schema refuses a malformed ttl; one that got past it (another CRD version, say) is
-    // refused here, before the server is called.
-    let ttl = obj
-        .spec
-        .ttl()
-        .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let (server, ttl) = ctx.resolve_server(obj, &secrets, recorded_server).await?;
     Ok(Prepared {
         server,
         value,

@@ -215,27 +215,40 @@ impl Context {
         let secrets = self.secrets(&obj.namespace().unwrap_or_default());
         self.resolve_server(obj, &secrets, status.server_url.as_deref())
             .await
+            .map(|(server, _)| server)
     }
 
-    /// The server a share uses (see [`server_ref::choose`]); `recorded_url` (from status) wins
+    /// The server a share uses (see [`server_ref::choose`]) and the lifetime to ask it for (a
+    /// server object's policy checked first, before any call); `recorded_url` (from status) wins
     /// over the spec so that an existing link is always burned or tracked where it lives.
     async fn resolve_server(
         &self,
         obj: &OneTimeShare,
         secrets: &Api<Secret>,
         recorded_url: Option<&str>,
-    ) -> Result<Server, Error> {
+    ) -> Result<(Server, crate::resource::Ttl), Error> {
         let turn = Turn::share(&obj.namespace().unwrap_or_default());
         match server_ref::choose(self, obj).await? {
             server_ref::ServerChoice::Inline(spec) => {
-                self.servers
+                // The schema refuses a malformed ttl; one that got past it (another CRD
+                // version, say) is refused here, before the server is called.
+                let ttl = obj
+                    .spec
+                    .ttl()
+                    .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+                let server = self
+                    .servers
                     .resolve(secrets, spec, recorded_url, &turn)
-                    .await
+                    .await?;
+                Ok((server, ttl))
             }
             server_ref::ServerChoice::Object(server) => {
-                self.servers
+                let ttl = server.admit(obj)?;
+                let server = self
+                    .servers
                     .resolve_object(server, recorded_url, &turn)
-                    .await
+                    .await?;
+                Ok((server, ttl))
             }
         }
     }

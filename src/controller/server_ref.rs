@@ -6,8 +6,10 @@
 use super::Context;
 use crate::error::Error;
 use crate::ots::{ApiVersion, Credentials, SecretString};
-use crate::resource::server::{CredentialsSecretRef, NamespaceCondition, ServerSettings};
-use crate::resource::{ClusterOtsServer, OneTimeShare, OtsServer, ServerKind, ServerSpec};
+use crate::resource::server::{
+    CredentialsSecretRef, NamespaceCondition, ServerPolicy, ServerSettings,
+};
+use crate::resource::{ClusterOtsServer, OneTimeShare, OtsServer, ServerKind, ServerSpec, Ttl};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::runtime::reflector::Store;
@@ -35,6 +37,57 @@ pub struct ObjectServer {
     pub api: ApiVersion,
     /// The account, read from the object's credentials Secret; `None`: anonymous.
     pub credentials: Option<Credentials>,
+    /// What its shares may ask for.
+    pub policy: Option<ServerPolicy>,
+    /// Kind and name, for messages (`ClusterOtsServer "eu"`).
+    pub named: String,
+}
+
+impl ObjectServer {
+    /// Checks a new share against the server's policy, before anything is sent, and returns
+    /// the lifetime to ask for (the share's ttl, else the policy's default, else the default).
+    pub fn admit(&self, obj: &OneTimeShare) -> Result<Ttl, Error> {
+        let refused = |rule: String| Error::PolicyViolation {
+            server: self.named.clone(),
+            rule,
+        };
+        let policy = self.policy.clone().unwrap_or_default();
+        let ttl = match (&obj.spec.ttl, &policy.default_ttl) {
+            (None, Some(default)) => Ttl::parse(default),
+            _ => obj.spec.ttl(),
+        }
+        .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+        if let Some(max) = &policy.max_ttl {
+            let max = Ttl::parse(max).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+            if ttl.0 > max.0 {
+                return Err(refused(format!(
+                    "ttl {}s is longer than its maxTtl of {}s",
+                    ttl.0.as_secs(),
+                    max.0.as_secs()
+                )));
+            }
+        }
+        if policy.passphrase_required && obj.spec.passphrase_secret_ref.is_none() {
+            return Err(refused(
+                "it requires a passphrase: set spec.passphraseSecretRef".to_owned(),
+            ));
+        }
+        if let Some(recipient) = &obj.spec.recipient
+            && !policy.allowed_recipient_domains.is_empty()
+        {
+            let domain = recipient
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
+            if !policy.allowed_recipient_domains.contains(&domain) {
+                return Err(refused(format!(
+                    "recipients must be at one of its allowed domains ({})",
+                    policy.allowed_recipient_domains.join(", ")
+                )));
+            }
+        }
+        Ok(ttl)
+    }
 }
 
 /// The server `obj` uses: its serverRef's object, else its inline server, else the default
@@ -55,7 +108,8 @@ pub(super) async fn choose<'a>(
                     .get_opt(&reference.name)
                     .await?
                     .ok_or_else(not_found)?;
-                object_server(ctx, &server.spec.settings, &namespace).await
+                let named = format!("OtsServer {:?}", reference.name);
+                object_server(ctx, &server.spec.settings, &namespace, named).await
             }
             ServerKind::ClusterOtsServer => {
                 let server = match ctx.cluster_servers.get() {
@@ -125,7 +179,14 @@ async fn cluster_server(
             namespace: namespace.to_owned(),
         });
     }
-    object_server(ctx, &server.spec.settings, &ctx.config.state_namespace).await
+    let named = format!("ClusterOtsServer {:?}", server.name_any());
+    object_server(
+        ctx,
+        &server.spec.settings,
+        &ctx.config.state_namespace,
+        named,
+    )
+    .await
 }
 
 /// Whether any condition matches the namespace (no conditions: every namespace).
@@ -191,6 +252,7 @@ async fn object_server(
     ctx: &Context,
     settings: &ServerSettings,
     namespace: &str,
+    named: String,
 ) -> Result<ObjectServer, Error> {
     let credentials = match &settings.credentials_secret_ref {
         Some(reference) => Some(
@@ -202,6 +264,8 @@ async fn object_server(
         url: settings.url.clone(),
         api: settings.api.into(),
         credentials,
+        policy: settings.policy.clone(),
+        named,
     })
 }
 
@@ -283,6 +347,69 @@ mod tests {
         assert!(
             !selects(&unknown, &labels(&[("x", "1")])),
             "an unknown operator selects nothing"
+        );
+    }
+
+    fn with_policy(policy: serde_json::Value) -> ObjectServer {
+        ObjectServer {
+            url: "https://eu.onetimesecret.com".into(),
+            api: ApiVersion::Auto,
+            credentials: None,
+            policy: Some(serde_json::from_value(policy).unwrap()),
+            named: "OtsServer \"eu\"".into(),
+        }
+    }
+
+    fn share(spec: serde_json::Value) -> OneTimeShare {
+        OneTimeShare::new("s", serde_json::from_value(spec).unwrap())
+    }
+
+    #[test]
+    fn a_policy_gives_its_default_ttl_and_refuses_what_it_does_not_allow() {
+        let server = with_policy(serde_json::json!({
+            "maxTtl": "1h", "defaultTtl": "30m", "passphraseRequired": true,
+            "allowedRecipientDomains": ["example.com"]
+        }));
+        let pass = serde_json::json!({"name": "p", "key": "k"});
+        let ok =
+            share(serde_json::json!({"secretRef": {"name": "db"}, "passphraseSecretRef": pass}));
+        assert_eq!(server.admit(&ok).unwrap(), Ttl(Duration::from_secs(1800)));
+        let long = share(
+            serde_json::json!({"secretRef": {"name": "db"}, "passphraseSecretRef": pass, "ttl": "2h"}),
+        );
+        let refused = server.admit(&long).unwrap_err();
+        assert_eq!(refused.reason(), crate::error::Reason::PolicyViolation);
+        assert!(refused.to_string().contains("maxTtl"), "{refused}");
+        let bare = share(serde_json::json!({"secretRef": {"name": "db"}}));
+        assert!(
+            server
+                .admit(&bare)
+                .unwrap_err()
+                .to_string()
+                .contains("passphrase")
+        );
+        let elsewhere = share(
+            serde_json::json!({"secretRef": {"name": "db"}, "passphraseSecretRef": pass, "recipient": "eve@example.org"}),
+        );
+        assert!(
+            server
+                .admit(&elsewhere)
+                .unwrap_err()
+                .to_string()
+                .contains("example.com")
+        );
+        let inside = share(
+            serde_json::json!({"secretRef": {"name": "db"}, "passphraseSecretRef": pass, "recipient": "alice@Example.com"}),
+        );
+        assert!(server.admit(&inside).is_ok());
+        // Without a policy: the share's own ttl, else the default.
+        let open = ObjectServer {
+            policy: None,
+            ..with_policy(serde_json::json!({}))
+        };
+        assert_eq!(
+            open.admit(&bare).unwrap(),
+            Ttl(Duration::from_secs(7 * 86400))
         );
     }
 

@@ -260,6 +260,7 @@ fn is_error_reason(reason: Reason) -> bool {
         | Reason::LinkSecretNotWritten
         | Reason::ReissueRefused
         | Reason::ServerNotFound
+        | Reason::PolicyViolation
         | Reason::BurnRefused => true,
     }
 }
