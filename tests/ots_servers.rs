@@ -562,3 +562,65 @@ async fn each_server_objects_policy_applies_to_its_shares_before_any_share_call(
         "the refused shares never reached the server"
     );
 }
+
+#[tokio::test]
+async fn a_servers_own_ca_is_trusted_for_it_alone_and_without_it_the_server_is_tls_untrusted() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let upstream = ots_server(Config::default());
+    let front = support::tls::tls_front(upstream.addr()).await;
+    let front = front.as_str().trim_end_matches('/').to_owned();
+    let w = World::with(
+        "servers-tls",
+        Config::default(),
+        &["--allow-server-url", &front],
+    )
+    .await;
+    w.secret(
+        "private-ca",
+        &[("ca.crt", support::tls::PRIVATE_CA_CERT.as_bytes())],
+    )
+    .await;
+    create_server(
+        &w,
+        "trusted",
+        json!({"url": front, "caBundleSecretRef": {"name": "private-ca", "key": "ca.crt"}}),
+    )
+    .await;
+    create_server(&w, "untrusted", json!({"url": front})).await;
+    wait_ready(&w, "trusted", "True", "Verified").await;
+    let untrusted = wait_ready(&w, "untrusted", "False", "TlsUntrusted").await;
+    assert!(
+        ready_message(&untrusted).contains("127.0.0.1"),
+        "{}",
+        ready_message(&untrusted)
+    );
+
+    w.secret("db", &[("password", b"pw")]).await;
+    for server in ["trusted", "untrusted"] {
+        w.share(
+            &format!("via-{server}"),
+            json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "OtsServer", "name": server}}),
+        )
+        .await;
+    }
+    let shared = w.shared("via-trusted").await;
+    let link = shared.status.unwrap().link.unwrap();
+    assert!(link.starts_with(&format!("{front}/secret/")), "{link}");
+    let refused = w
+        .wait_for("via-untrusted", "reason TlsUntrusted", |o| {
+            support::operator::ready_reason_is(o, "TlsUntrusted")
+        })
+        .await;
+    assert_ne!(support::operator::phase(&refused), "Shared");
+    assert_eq!(
+        support::operator::calls(&upstream, "share"),
+        1,
+        "only through the trusted server"
+    );
+
+    // Deleting the share burns its link through the same trust (the record keeps no CA).
+    w.delete_share("via-trusted").await;
+    w.wait_gone("via-trusted").await;
+    assert_eq!(upstream.stats().live_secrets, 0, "the link was burned");
+    assert!(support::operator::calls(&upstream, "burn") >= 1);
+}

@@ -227,7 +227,8 @@ impl Context {
         secrets: &Api<Secret>,
         recorded_url: Option<&str>,
     ) -> Result<(Server, crate::resource::Ttl), Error> {
-        let turn = Turn::share(&obj.namespace().unwrap_or_default());
+        let namespace = obj.namespace().unwrap_or_default();
+        let turn = Turn::share(&namespace);
         match server_ref::choose(self, obj).await? {
             server_ref::ServerChoice::Inline(spec) => {
                 // The schema refuses a malformed ttl; one that got past it (another CRD
@@ -246,7 +247,7 @@ impl Context {
                 let ttl = server.admit(obj)?;
                 let server = self
                     .servers
-                    .resolve_object(server, recorded_url, &turn)
+                    .resolve_object(server, recorded_url, &namespace, &turn)
                     .await?;
                 Ok((server, ttl))
             }

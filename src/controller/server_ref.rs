@@ -37,6 +37,8 @@ pub struct ObjectServer {
     pub api: ApiVersion,
     /// The account, read from the object's credentials Secret; `None`: anonymous.
     pub credentials: Option<Credentials>,
+    /// The CA certificates it trusts besides the operator's (`caBundleSecretRef`).
+    pub ca: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
     /// What its shares may ask for.
     pub policy: Option<ServerPolicy>,
     /// Kind and name, for messages (`ClusterOtsServer "eu"`).
@@ -254,19 +256,54 @@ async fn object_server(
     namespace: &str,
     named: String,
 ) -> Result<ObjectServer, Error> {
+    let secrets = Api::namespaced(ctx.client.clone(), namespace);
     let credentials = match &settings.credentials_secret_ref {
-        Some(reference) => Some(
-            read_credentials(&Api::namespaced(ctx.client.clone(), namespace), reference).await?,
-        ),
+        Some(reference) => Some(read_credentials(&secrets, reference).await?),
+        None => None,
+    };
+    let ca = match &settings.ca_bundle_secret_ref {
+        Some(reference) => Some(read_ca(&secrets, reference).await?),
         None => None,
     };
     Ok(ObjectServer {
         url: settings.url.clone(),
         api: settings.api.into(),
         credentials,
+        ca,
         policy: settings.policy.clone(),
         named,
     })
+}
+
+/// The PEM certificates of a server object's CA bundle.
+async fn read_ca(
+    secrets: &Api<Secret>,
+    reference: &crate::resource::SecretKeyRef,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Error> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = secrets
+        .get_opt(&reference.name)
+        .await?
+        .ok_or_else(|| Error::SecretNotFound {
+            name: reference.name.clone(),
+        })?
+        .data
+        .unwrap_or_default()
+        .remove(&reference.key)
+        .ok_or_else(|| Error::KeyNotFound {
+            name: reference.name.clone(),
+            key: reference.key.clone(),
+        })?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem.0)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_default();
+    if certs.is_empty() {
+        return Err(Error::InvalidSpec(format!(
+            "key {:?} of the server's CA bundle Secret {:?} holds no PEM certificate",
+            reference.key, reference.name
+        )));
+    }
+    Ok(certs)
 }
 
 async fn read_credentials(
@@ -355,6 +392,7 @@ mod tests {
             url: "https://eu.onetimesecret.com".into(),
             api: ApiVersion::Auto,
             credentials: None,
+            ca: None,
             policy: Some(serde_json::from_value(policy).unwrap()),
             named: "OtsServer \"eu\"".into(),
         }

@@ -231,7 +231,11 @@ impl ServerStatus {
         }
         let verdict = match read {
             Err(verdict) => verdict,
-            Ok(read) => self.check(settings, read).await,
+            // An OtsServer's CA is trusted for its namespace's recorded links (see `Servers`).
+            Ok(read) => {
+                self.check(settings, read, obj.meta().namespace.as_deref())
+                    .await
+            }
         };
         let changed = previous.as_ref().is_none_or(|last| {
             last.verdict.ready != verdict.ready || last.verdict.reason != verdict.reason
@@ -301,19 +305,22 @@ impl ServerStatus {
 
     /// Asks the server: its status route (the API version on the way), then the credentials.
     /// A URL off the allowlist is never called.
-    async fn check(&self, settings: &ServerSettings, read: SecretInputs) -> Verdict {
+    async fn check(
+        &self,
+        settings: &ServerSettings,
+        read: SecretInputs,
+        trusted_by: Option<&str>,
+    ) -> Verdict {
         let url = match self.ctx.servers.allowed(&settings.url) {
             Ok(url) => url,
             Err(e) => return Verdict::not_ready(e.reason(), e.to_string()),
         };
         let http = match read.ca {
             None => self.ctx.servers.http(),
-            Some(roots) => {
-                match crate::ots::http_client_with_roots(self.ctx.config.ots_timeout, roots) {
-                    Ok(http) => http,
-                    Err(e) => return verdict_of(e),
-                }
-            }
+            Some(roots) => match self.ctx.servers.trust(trusted_by, url.as_str(), &roots) {
+                Ok(http) => http,
+                Err(e) => return Verdict::not_ready(e.reason(), e.to_string()),
+            },
         };
         let mut config = ClientConfig::new(url)
             .with_timeout(self.ctx.config.ots_timeout)
