@@ -485,6 +485,29 @@ async fn each_share_goes_to_the_server_it_names_and_a_namespace_not_allowed_fail
     assert_eq!(owners(&w.server), [USER]);
     assert_eq!(owners(&server_b), [USER_B, USER_B]);
 
+    // Each server object counts the live links of the shares that use it (the default server's
+    // include the share that named none).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let team_a = Api::<OtsServer>::namespaced(w.client.clone(), &ns_a)
+            .get("team-a")
+            .await
+            .expect("get the OtsServer");
+        let platform_server = cluster_servers
+            .get(&platform)
+            .await
+            .expect("get the ClusterOtsServer");
+        let counts = (
+            team_a.status.and_then(|s| s.live_shares),
+            platform_server.status.and_then(|s| s.live_shares),
+        );
+        if counts == (Some(1), Some(2)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "live shares: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     cluster_servers
         .delete(&platform, &Default::default())
         .await

@@ -16,7 +16,7 @@ use super::Context;
 use crate::error::{Error, Reason};
 use crate::ots::{ClientConfig, Credentials, OtsClient, OtsError, ResolvedApi, SecretString};
 use crate::resource::server::{CredentialsSecretRef, ServerSettings};
-use crate::resource::{ClusterOtsServer, OtsServer, OtsServerStatus, SecretKeyRef};
+use crate::resource::{ClusterOtsServer, OtsServer, OtsServerStatus, SecretKeyRef, ServerKind};
 use crate::runtime::throttle::Wait;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
@@ -40,6 +40,9 @@ pub const RECHECK: Duration = Duration::from_secs(300);
 /// How soon an unreachable (or rate-limiting) server is checked again.
 pub const RETRY_UNAVAILABLE: Duration = Duration::from_secs(30);
 
+/// How often a server object's live-share count is brought up to date (from the watch cache).
+pub const LIVE_SHARES_REFRESH: Duration = Duration::from_secs(15);
+
 /// The field manager of server status writes.
 const FIELD_MANAGER: &str = "ots-operator-servers";
 
@@ -56,6 +59,10 @@ pub trait ServerObject:
 {
     /// The kind, for logs.
     const KIND: &'static str;
+    /// The kind as `spec.serverRef` names it.
+    const REF_KIND: ServerKind;
+    /// Whether shares that name no server use it (the default ClusterOtsServer).
+    fn serves_unnamed(&self) -> bool;
     /// The server, its credentials, trust and policy.
     fn settings(&self) -> &ServerSettings;
     /// What the operator last wrote.
@@ -68,6 +75,10 @@ pub trait ServerObject:
 
 impl ServerObject for OtsServer {
     const KIND: &'static str = "OtsServer";
+    const REF_KIND: ServerKind = ServerKind::OtsServer;
+    fn serves_unnamed(&self) -> bool {
+        false
+    }
     fn settings(&self) -> &ServerSettings {
         &self.spec.settings
     }
@@ -90,6 +101,10 @@ impl ServerObject for OtsServer {
 
 impl ServerObject for ClusterOtsServer {
     const KIND: &'static str = "ClusterOtsServer";
+    const REF_KIND: ServerKind = ServerKind::ClusterOtsServer;
+    fn serves_unnamed(&self) -> bool {
+        self.is_default()
+    }
     fn settings(&self) -> &ServerSettings {
         &self.spec.settings
     }
@@ -226,7 +241,16 @@ impl ServerStatus {
                     .as_ref()
                     .is_some_and(|last| shows(status, &last.verdict))
         });
-        if !due && published {
+        let live = self.live_shares(&*obj);
+        if !due
+            && published
+            && let Some(last) = &previous
+        {
+            // Nothing to check; the live-share count may still have moved.
+            let shown = obj.server_status().and_then(|s| s.live_shares);
+            if live.is_some() && live != shown {
+                self.write_status(&*obj, &last.verdict, live, false).await?;
+            }
             return Ok(next_visit(polls_secrets, previous.as_ref()));
         }
         let verdict = match read {
@@ -243,7 +267,7 @@ impl ServerStatus {
         if changed {
             log_verdict::<K>(&obj, &verdict);
         }
-        self.write_status(&*obj, &verdict).await?;
+        self.write_status(&*obj, &verdict, live, true).await?;
         let checked = Checked {
             inputs,
             verdict,
@@ -255,6 +279,53 @@ impl ServerStatus {
             .unwrap_or_else(|p| p.into_inner())
             .insert(uid, checked);
         Ok(action)
+    }
+
+    /// Live links (phase Shared) of the shares that use a server object, from the watch cache
+    /// (no API call): those that name it in serverRef, and for the default ClusterOtsServer those
+    /// that name no server and were shared to its URL. `None` until the cache is complete.
+    fn live_shares<K: ServerObject>(&self, obj: &K) -> Option<i64> {
+        if !self
+            .ctx
+            .caches_ready
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return None;
+        }
+        let stores = self.ctx.stores.get()?;
+        let name = obj.name_any();
+        let namespace = obj.meta().namespace.as_deref();
+        let url = obj.settings().url.trim_end_matches('/');
+        let unnamed = obj.serves_unnamed();
+        let mut live = 0;
+        for store in stores {
+            for watched in store.state() {
+                let Ok(share) = &watched.0 else { continue };
+                let Some(status) = &share.status else {
+                    continue;
+                };
+                if status.phase != crate::resource::Phase::Shared {
+                    continue;
+                }
+                let uses = match &share.spec.server_ref {
+                    Some(reference) => {
+                        reference.kind == K::REF_KIND
+                            && reference.name == name
+                            && namespace
+                                .is_none_or(|ns| share.metadata.namespace.as_deref() == Some(ns))
+                    }
+                    None => {
+                        unnamed
+                            && share.spec.server.is_none()
+                            && status.server_url.as_deref() == Some(url)
+                    }
+                };
+                if uses {
+                    live += 1;
+                }
+            }
+        }
+        Some(live)
     }
 
     fn last_check(&self, uid: &str) -> Option<Checked> {
@@ -367,7 +438,13 @@ impl ServerStatus {
     }
 
     /// Writes status: Ready with the verdict, the API version, the generation checked.
-    async fn write_status<K: ServerObject>(&self, obj: &K, verdict: &Verdict) -> Result<(), Error> {
+    async fn write_status<K: ServerObject>(
+        &self,
+        obj: &K,
+        verdict: &Verdict,
+        live: Option<i64>,
+        checked_now: bool,
+    ) -> Result<(), Error> {
         let now = super::now();
         let previous = obj
             .server_status()
@@ -383,8 +460,12 @@ impl ServerStatus {
                 .api
                 .map(|a| a.as_str().to_owned())
                 .or_else(|| obj.server_status().and_then(|s| s.api.clone())),
-            live_shares: obj.server_status().and_then(|s| s.live_shares),
-            last_checked_at: Some(Time(now)),
+            live_shares: live.or_else(|| obj.server_status().and_then(|s| s.live_shares)),
+            last_checked_at: if checked_now {
+                Some(Time(now))
+            } else {
+                obj.server_status().and_then(|s| s.last_checked_at.clone())
+            },
             conditions: vec![Condition {
                 type_: "Ready".to_owned(),
                 status: value.to_owned(),
@@ -426,7 +507,7 @@ fn next_visit(polls_secrets: bool, last: Option<&Checked>) -> Action {
     } else {
         due_in
     };
-    Action::requeue(wait.max(Duration::from_secs(1)))
+    Action::requeue(wait.clamp(Duration::from_secs(1), LIVE_SHARES_REFRESH))
 }
 
 fn log_verdict<K: ServerObject>(obj: &K, verdict: &Verdict) {

@@ -300,7 +300,8 @@ pub struct OtsServerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api: Option<String>,
 
-    /// Live links on this server made by shares that use this object.
+    /// Live links of the shares that use this object: those that name it in serverRef, and for
+    /// the default ClusterOtsServer those that name no server (updated every 15 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_shares: Option<i64>,
 
