@@ -129,6 +129,9 @@ pub struct Context {
     /// The ClusterOtsServers' watch cache, once the server status controller runs (for the
     /// default server and serverRefs without a read).
     cluster_servers: std::sync::OnceLock<reflector::Store<crate::resource::ClusterOtsServer>>,
+    /// Set when the ClusterOtsServers could not be listed (the watch failed, or a share waited
+    /// in vain): shares without a server then stop waiting for the list.
+    cluster_servers_unlisted: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
@@ -171,6 +174,7 @@ impl Context {
             tracker: batch_track::BatchTracker::default(),
             live_links: std::sync::atomic::AtomicUsize::new(0),
             cluster_servers: std::sync::OnceLock::new(),
+            cluster_servers_unlisted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

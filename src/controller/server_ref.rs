@@ -10,11 +10,13 @@ use crate::resource::server::{
     CredentialsSecretRef, NamespaceCondition, ServerPolicy, ServerSettings,
 };
 use crate::resource::{ClusterOtsServer, OneTimeShare, OtsServer, ServerKind, ServerSpec, Ttl};
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How long a share without a server waits for the first list of ClusterOtsServers (to know
@@ -133,7 +135,7 @@ pub(super) async fn choose<'a>(
     if obj.spec.server.is_some() {
         return Ok(ServerChoice::Inline(obj.spec.server.as_ref()));
     }
-    match default_cluster_server(ctx.cluster_servers.get()).await {
+    match default_cluster_server(ctx).await {
         Some(server) => cluster_server(ctx, &server, &namespace)
             .await
             .map(ServerChoice::Object),
@@ -141,19 +143,31 @@ pub(super) async fn choose<'a>(
     }
 }
 
-/// The ClusterOtsServer annotated as the default (the oldest, should several be).
-async fn default_cluster_server(
-    store: Option<&Store<ClusterOtsServer>>,
-) -> Option<ClusterOtsServer> {
-    let store = store?;
-    if tokio::time::timeout(DEFAULT_LIST_WAIT, store.wait_until_ready())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "ClusterOtsServers are not listed yet (is their CRD installed?): a share without a server uses the operator's configured server"
-        );
-        return None;
+/// The ClusterOtsServer annotated as the default (the oldest, should several be). Before the
+/// first list a share waits for it, at most [`DEFAULT_LIST_WAIT`] and only once per process:
+/// after a wait in vain, or once the watch failed (no CRD, no rights), shares without a server
+/// use the operator's configured server without waiting, until the list arrives.
+async fn default_cluster_server(ctx: &Context) -> Option<ClusterOtsServer> {
+    let store: &Store<ClusterOtsServer> = ctx.cluster_servers.get()?;
+    let listed = store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok());
+    if !listed {
+        if ctx.cluster_servers_unlisted.load(Ordering::Relaxed) {
+            return None;
+        }
+        let waited = tokio::time::timeout(DEFAULT_LIST_WAIT, store.wait_until_ready())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !waited {
+            if !ctx.cluster_servers_unlisted.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "ClusterOtsServers are not listed yet (is their CRD installed?): shares without a server use the operator's configured server"
+                );
+            }
+            return None;
+        }
     }
     store
         .state()

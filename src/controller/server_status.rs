@@ -684,6 +684,7 @@ async fn run_controller<K: ServerObject>(
     state: Arc<ServerStatus>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
+    let ctx = state.ctx.clone();
     let mut results = controller
         .graceful_shutdown_on(shutdown)
         .run(
@@ -713,6 +714,11 @@ async fn run_controller<K: ServerObject>(
             }
             Err(e) => {
                 failing = true;
+                if K::REF_KIND == ServerKind::ClusterOtsServer {
+                    // Shares without a server stop waiting for a list that may not come.
+                    ctx.cluster_servers_unlisted
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 tracing::warn!(
                     kind = K::KIND,
                     error = %e,
