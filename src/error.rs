@@ -95,12 +95,19 @@ pub enum Reason {
     /// A burn on request (`ots.dev/burn`) was not carried out: its value is longer than the
     /// operator acts on.
     BurnRefused,
+    /// An OtsServer or ClusterOtsServer answers and accepts its credentials (its Ready reason).
+    Verified,
+    /// `spec.serverRef` names an OtsServer or ClusterOtsServer that does not exist (yet).
+    ServerNotFound,
+    /// The share asks for what its server object's policy does not allow (a ttl over maxTtl, no
+    /// passphrase where one is required, a recipient outside the allowed domains).
+    PolicyViolation,
 }
 
 impl Reason {
     /// Every reason, in declaration order. A new variant belongs here too (a unit test checks
     /// the order and that none is missing before the last).
-    pub const ALL: [Reason; 38] = [
+    pub const ALL: [Reason; 41] = [
         Reason::Shared,
         Reason::Received,
         Reason::Burned,
@@ -139,6 +146,9 @@ impl Reason {
         Reason::Renewed,
         Reason::ReissueRefused,
         Reason::BurnRefused,
+        Reason::Verified,
+        Reason::ServerNotFound,
+        Reason::PolicyViolation,
     ];
 
     /// The reason as written in conditions, Events and metric labels.
@@ -182,6 +192,9 @@ impl Reason {
             Reason::Renewed => "Renewed",
             Reason::ReissueRefused => "ReissueRefused",
             Reason::BurnRefused => "BurnRefused",
+            Reason::Verified => "Verified",
+            Reason::ServerNotFound => "ServerNotFound",
+            Reason::PolicyViolation => "PolicyViolation",
         }
     }
 }
@@ -333,6 +346,35 @@ pub enum Error {
     ServerNotAllowed {
         /// The refused URL.
         url: String,
+    },
+    /// See [`Reason::ServerNotAllowed`]: a ClusterOtsServer whose conditions do not name the
+    /// share's namespace.
+    #[error(
+        "{kind} {name:?} may not be used by namespace {namespace:?}: none of its conditions matches the namespace (its namespaceSelector, namespaces and namespaceRegexes); ask the cluster's administrators to allow it, or name another server in spec.serverRef"
+    )]
+    ServerRefNotAllowed {
+        /// The kind named (ClusterOtsServer).
+        kind: &'static str,
+        /// The server object's name.
+        name: String,
+        /// The share's namespace.
+        namespace: String,
+    },
+    /// See [`Reason::PolicyViolation`].
+    #[error("{server} does not allow this share: {rule}")]
+    PolicyViolation {
+        /// The server object, kind and name.
+        server: String,
+        /// The rule broken, and how to meet it.
+        rule: String,
+    },
+    /// See [`Reason::ServerNotFound`].
+    #[error("{kind} {name:?} not found; the share proceeds once it exists")]
+    ServerRefNotFound {
+        /// The kind named (OtsServer or ClusterOtsServer).
+        kind: &'static str,
+        /// The server object's name.
+        name: String,
     },
     /// See [`Reason::InvalidSpec`].
     #[error("invalid spec: {0}")]
@@ -517,6 +559,9 @@ impl Error {
             Error::InvalidPassphrase { .. } => Reason::InvalidPassphrase,
             Error::CredentialsNotFound { .. } => Reason::CredentialsNotFound,
             Error::ServerNotAllowed { .. } => Reason::ServerNotAllowed,
+            Error::ServerRefNotAllowed { .. } => Reason::ServerNotAllowed,
+            Error::ServerRefNotFound { .. } => Reason::ServerNotFound,
+            Error::PolicyViolation { .. } => Reason::PolicyViolation,
             Error::InvalidSpec(_) => Reason::InvalidSpec,
             Error::StatusTampered { .. } => Reason::StatusTampered,
             Error::TooManyShares { .. } => Reason::TooManyShares,
@@ -572,7 +617,10 @@ impl Error {
             Error::SecretNotFound { .. }
             | Error::KeyNotFound { .. }
             | Error::PassphraseNotFound { .. }
-            | Error::CredentialsNotFound { .. } => Handling::MISSING,
+            | Error::CredentialsNotFound { .. }
+            | Error::ServerRefNotFound { .. } => Handling::MISSING,
+            // The cluster's administrators may allow the namespace: re-check rarely, no OTS call.
+            Error::ServerRefNotAllowed { .. } | Error::PolicyViolation { .. } => Handling::REFUSED,
             // The user must change a referenced Secret: re-check rarely, without calling the server.
             Error::SecretEmpty { .. }
             | Error::SecretTooLarge { .. }
@@ -759,6 +807,19 @@ pub(crate) fn examples() -> Vec<Error> {
         Error::CredentialsNotFound { name: name() },
         Error::ServerNotAllowed {
             url: "https://x".into(),
+        },
+        Error::ServerRefNotAllowed {
+            kind: "ClusterOtsServer",
+            name: "eu".into(),
+            namespace: "team".into(),
+        },
+        Error::ServerRefNotFound {
+            kind: "OtsServer",
+            name: "eu".into(),
+        },
+        Error::PolicyViolation {
+            server: "OtsServer \"eu\"".into(),
+            rule: "r".into(),
         },
         Error::InvalidSpec("x".into()),
         Error::StatusTampered { detail: "d".into() },

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;
 use ots_operator::config::RunArgs;
-use ots_operator::resource::OneTimeShare;
+use ots_operator::resource::{ClusterOtsServer, OneTimeShare, OtsServer};
 use std::process::ExitCode;
 
 /// mimalloc returns freed pages to the system; glibc's malloc kept most of what a burst of shares
@@ -23,14 +23,31 @@ struct Cli {
 enum Command {
     /// Run the controller.
     Run(Box<RunArgs>),
-    /// Print the OneTimeShare CustomResourceDefinition as YAML.
-    Crd,
+    /// Print a CustomResourceDefinition as YAML: OneTimeShare's, or the named kind's.
+    Crd {
+        /// The kind: OneTimeShare (default), OtsServer or ClusterOtsServer.
+        #[arg(default_value = "OneTimeShare")]
+        kind: CrdKind,
+    },
+}
+
+/// The kinds whose CRD `crd` prints.
+#[derive(Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "verbatim")]
+enum CrdKind {
+    OneTimeShare,
+    OtsServer,
+    ClusterOtsServer,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => match serde_yaml::to_string(&OneTimeShare::crd()) {
+        Command::Crd { kind } => match serde_yaml::to_string(&match kind {
+            CrdKind::OneTimeShare => OneTimeShare::crd(),
+            CrdKind::OtsServer => OtsServer::crd(),
+            CrdKind::ClusterOtsServer => ClusterOtsServer::crd(),
+        }) {
             Ok(yaml) => {
                 print!("{yaml}");
                 ExitCode::SUCCESS

@@ -453,10 +453,13 @@ fn cluster_wide_mode_binds_one_cluster_role_and_a_lease_role_in_the_release_name
             "onetimeshares",
             "onetimeshares/status",
             "onetimeshares/finalizers",
+            "otsservers",
+            "otsservers/status",
             "secrets",
             "events"
         ])
     );
+    cluster_servers_role_grants_only_cluster_servers(&objects);
     let binding = find(&objects, "ClusterRoleBinding", "chart-test-ots-operator");
     assert_eq!(binding["subjects"][0]["name"], "chart-test-ots-operator");
     assert_eq!(binding["subjects"][0]["namespace"], "ots-system");
@@ -473,18 +476,30 @@ fn cluster_wide_mode_binds_one_cluster_role_and_a_lease_role_in_the_release_name
 }
 
 #[test]
-fn namespace_scoped_mode_renders_roles_per_namespace_and_no_operator_cluster_role() {
+fn namespace_scoped_mode_renders_roles_per_namespace_and_a_cluster_role_only_for_cluster_servers() {
     let objects = render(&["--set", "watchNamespaces={team-a,team-b}"]);
-    let cluster_roles: Vec<&str> = of_kind(&objects, "ClusterRole")
+    let cluster_roles: BTreeSet<&str> = of_kind(&objects, "ClusterRole")
         .into_iter()
         .map(name_of)
         .collect();
     assert_eq!(
         cluster_roles,
-        ["chart-test-ots-operator-edit"],
-        "only the aggregated user role stays cluster-wide"
+        BTreeSet::from([
+            "chart-test-ots-operator-cluster-servers",
+            "chart-test-ots-operator-edit"
+        ]),
+        "only the aggregated user role and the cluster-scoped servers' role stay cluster-wide"
     );
-    assert!(of_kind(&objects, "ClusterRoleBinding").is_empty());
+    let cluster_bindings: Vec<&str> = of_kind(&objects, "ClusterRoleBinding")
+        .into_iter()
+        .map(name_of)
+        .collect();
+    assert_eq!(
+        cluster_bindings,
+        ["chart-test-ots-operator-cluster-servers"],
+        "the operator's only cluster-wide rights are on ClusterOtsServers"
+    );
+    cluster_servers_role_grants_only_cluster_servers(&objects);
 
     for namespace in ["team-a", "team-b"] {
         let role = objects
@@ -513,6 +528,54 @@ fn namespace_scoped_mode_renders_roles_per_namespace_and_no_operator_cluster_rol
     assert!(args.contains(&"--namespace=team-a") && args.contains(&"--namespace=team-b"));
 }
 
+/// The operator's ClusterRole for ClusterOtsServers (in every mode) grants nothing but watching
+/// them and writing their status, and is bound to the operator's ServiceAccount.
+fn cluster_servers_role_grants_only_cluster_servers(objects: &[Value]) {
+    let role = find(
+        objects,
+        "ClusterRole",
+        "chart-test-ots-operator-cluster-servers",
+    );
+    let granted: BTreeSet<(&str, &str)> = role["rules"]
+        .as_array()
+        .expect("the cluster servers' ClusterRole has rules")
+        .iter()
+        .flat_map(|rule| {
+            let verbs = strings(&rule["verbs"]);
+            strings(&rule["resources"])
+                .into_iter()
+                .flat_map(move |resource| verbs.clone().into_iter().map(move |v| (resource, v)))
+        })
+        .collect();
+    assert_eq!(
+        granted,
+        BTreeSet::from([
+            ("clusterotsservers", "get"),
+            ("clusterotsservers", "list"),
+            ("clusterotsservers", "watch"),
+            ("clusterotsservers/status", "patch"),
+            ("clusterotsservers/status", "update"),
+            ("namespaces", "get"),
+        ])
+    );
+    for rule in role["rules"].as_array().into_iter().flatten() {
+        let group = if strings(&rule["resources"]) == ["namespaces"] {
+            ""
+        } else {
+            "ots.dev"
+        };
+        assert_eq!(strings(&rule["apiGroups"]), [group], "{rule}");
+    }
+    let binding = find(
+        objects,
+        "ClusterRoleBinding",
+        "chart-test-ots-operator-cluster-servers",
+    );
+    assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
+    assert_eq!(binding["subjects"][0]["name"], "chart-test-ots-operator");
+    assert_eq!(binding["subjects"][0]["namespace"], "ots-system");
+}
+
 #[test]
 fn share_rights_aggregate_into_admin_and_edit_but_not_view() {
     let objects = render(&[]);
@@ -537,6 +600,14 @@ fn share_rights_aggregate_into_admin_and_edit_but_not_view() {
         strings(&role["rules"][0]["resources"]) == ["onetimeshares"],
         "users never write a share's status"
     );
+    // A namespace's own servers aggregate too; never their status, never ClusterOtsServers.
+    let resources: BTreeSet<&str> = role["rules"]
+        .as_array()
+        .expect("the edit ClusterRole has rules")
+        .iter()
+        .flat_map(|rule| strings(&rule["resources"]))
+        .collect();
+    assert_eq!(resources, BTreeSet::from(["onetimeshares", "otsservers"]));
 }
 
 #[test]
@@ -582,6 +653,29 @@ fn chart_crd_template_matches_the_generated_crd_and_survives_uninstall() {
         find(&unkept, "CustomResourceDefinition", CRD_NAME)["metadata"]
             .get("annotations")
             .is_none()
+    );
+
+    // The servers' CRDs ship the same way.
+    for name in ["otsservers.ots.dev", "clusterotsservers.ots.dev"] {
+        let file = format!("crds/{name}.yaml");
+        let generated = yaml_documents(
+            &std::fs::read_to_string(repo_path(&file)).expect("read the generated CRD"),
+        );
+        assert_eq!(generated.len(), 1);
+        let crd = find(&objects, "CustomResourceDefinition", name);
+        assert_eq!(
+            crd["spec"], generated[0]["spec"],
+            "the chart's {name} differs from {file}"
+        );
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+    }
+    assert_eq!(
+        of_kind(&objects, "CustomResourceDefinition").len(),
+        3,
+        "OneTimeShare, OtsServer and ClusterOtsServer"
     );
 }
 

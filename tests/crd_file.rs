@@ -1,33 +1,51 @@
-//! The checked-in CRD is exactly what the Rust types generate (`ots-operator crd`).
+//! The checked-in CRDs are exactly what the Rust types generate (`ots-operator crd [KIND]`).
 
 use std::process::Command;
 
+/// Each kind `ots-operator crd` prints, with its file under `crds/`.
+const KINDS: [(&str, &str); 3] = [
+    ("OneTimeShare", "onetimeshares.ots.dev.yaml"),
+    ("OtsServer", "otsservers.ots.dev.yaml"),
+    ("ClusterOtsServer", "clusterotsservers.ots.dev.yaml"),
+];
+
+fn generated(kind: &str) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_ots-operator"))
+        .args(["crd", kind])
+        .output()
+        .expect("run ots-operator crd");
+    assert!(out.status.success(), "ots-operator crd {kind}");
+    out.stdout
+}
+
 #[test]
-fn the_checked_in_crd_matches_the_rust_types() {
+fn the_checked_in_crds_match_the_rust_types() {
+    for (kind, file) in KINDS {
+        let generated = String::from_utf8(generated(kind)).expect("utf-8");
+        let path = format!("{}/crds/{file}", env!("CARGO_MANIFEST_DIR"));
+        let checked_in = std::fs::read_to_string(path).expect("read the CRD file");
+        assert!(
+            generated == checked_in,
+            "crds/{file} is stale: run `cargo run -- crd {kind} > crds/{file}`"
+        );
+    }
+    // Without a kind: OneTimeShare's, as before.
     let out = Command::new(env!("CARGO_BIN_EXE_ots-operator"))
         .arg("crd")
         .output()
         .expect("run ots-operator crd");
-    assert!(out.status.success());
-    let generated = String::from_utf8(out.stdout).expect("utf-8");
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/crds/onetimeshares.ots.dev.yaml"
-    );
-    let checked_in = std::fs::read_to_string(path).expect("read the CRD file");
-    assert!(
-        generated == checked_in,
-        "crds/onetimeshares.ots.dev.yaml is stale: run `cargo run -- crd > crds/onetimeshares.ots.dev.yaml`"
-    );
+    assert_eq!(out.stdout, generated("OneTimeShare"));
 }
 
 #[test]
 fn every_spec_and_status_field_is_documented_for_kubectl_explain() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ots-operator"))
-        .arg("crd")
-        .output()
-        .expect("run ots-operator crd");
-    let crd: serde_json::Value = serde_yaml::from_slice(&out.stdout).expect("yaml");
+    for (kind, _) in KINDS {
+        every_field_of_is_documented(kind);
+    }
+}
+
+fn every_field_of_is_documented(kind: &str) {
+    let crd: serde_json::Value = serde_yaml::from_slice(&generated(kind)).expect("yaml");
     let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
     fn walk(path: &str, node: &serde_json::Value, missing: &mut Vec<String>) {
         if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
@@ -48,7 +66,7 @@ fn every_spec_and_status_field_is_documented_for_kubectl_explain() {
     walk("", schema, &mut missing);
     assert!(
         missing.is_empty(),
-        "fields without a description: {missing:?}"
+        "{kind}: fields without a description: {missing:?}"
     );
 }
 
@@ -87,11 +105,6 @@ fn every_schema_format_is_one_kubernetes_knows() {
         "float",
         "double",
     ];
-    let out = Command::new(env!("CARGO_BIN_EXE_ots-operator"))
-        .arg("crd")
-        .output()
-        .expect("run ots-operator crd");
-    let crd: serde_json::Value = serde_yaml::from_slice(&out.stdout).expect("yaml");
     fn walk(path: &str, node: &serde_json::Value, found: &mut Vec<(String, String)>) {
         match node {
             serde_json::Value::Object(map) => {
@@ -111,7 +124,10 @@ fn every_schema_format_is_one_kubernetes_knows() {
         }
     }
     let mut found = Vec::new();
-    walk("", &crd["spec"], &mut found);
+    for (kind, _) in KINDS {
+        let crd: serde_json::Value = serde_yaml::from_slice(&generated(kind)).expect("yaml");
+        walk(kind, &crd["spec"], &mut found);
+    }
     let unknown: Vec<_> = found
         .iter()
         .filter(|(_, format)| !KNOWN.contains(&format.as_str()))
@@ -120,11 +136,13 @@ fn every_schema_format_is_one_kubernetes_knows() {
         unknown.is_empty(),
         "formats Kubernetes does not know: {unknown:?}"
     );
-    // The two unsigned fields are published as int32.
-    assert!(
-        found
-            .iter()
-            .any(|(path, format)| path.ends_with("maxShares") && format == "int32"),
-        "{found:?}"
-    );
+    // The unsigned fields are published as int32.
+    for field in ["maxShares", "maxLiveSharesPerSecret", "requestsPerSecond"] {
+        assert!(
+            found
+                .iter()
+                .any(|(path, format)| path.ends_with(field) && format == "int32"),
+            "{field}: {found:?}"
+        );
+    }
 }

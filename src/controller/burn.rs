@@ -69,7 +69,12 @@ async fn burn_recorded(
     let turn = Turn::new(&stored.record.namespace, class);
     let server = ctx
         .servers
-        .resolve_recorded(&stored.record.server_url, stored.credentials.clone(), &turn)
+        .resolve_recorded_in(
+            &stored.record.namespace,
+            &stored.record.server_url,
+            stored.credentials.clone(),
+            &turn,
+        )
         .await?;
     burn_link(
         ctx,

@@ -7,7 +7,6 @@ use super::{Context, Server};
 use crate::error::Error;
 use crate::ots::SecretString;
 use crate::resource::{OneTimeShare, SecretKeyRef, Ttl};
-use crate::runtime::throttle::Turn;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use std::collections::BTreeMap;
@@ -56,21 +55,7 @@ pub(super) async fn prepare(
         Some(reference) => Some(read_passphrase(&secrets, reference).await?),
         None => None,
     };
-    let server = ctx
-        .servers
-        .resolve(
-            &secrets,
-            obj.spec.server.as_ref(),
-            recorded_server,
-            &Turn::share(&obj.namespace().unwrap_or_default()),
-        )
-        .await?;
-    // The schema refuses a malformed ttl; one that got past it (another CRD version, say) is
-    // refused here, before the server is called.
-    let ttl = obj
-        .spec
-        .ttl()
-        .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let (server, ttl) = ctx.resolve_server(obj, &secrets, recorded_server).await?;
     Ok(Prepared {
         server,
         value,

@@ -23,6 +23,9 @@
 //! resource), `check_clock` (when each link's next check is due), `link_secret` (the link
 //! Secret), `servers` (OTS clients per server), `events`, `transition` (the audit line of each
 //! transition), `watch` (watch streams).
+//!
+//! Beside the stages, `server_status` runs the status controllers of OtsServers and
+//! ClusterOtsServers (it uses `servers`' allowlist and HTTP pool, and calls no stage).
 
 pub mod batch_track;
 mod burn;
@@ -37,6 +40,8 @@ mod memory;
 mod orphans;
 pub mod records;
 mod renew;
+mod server_ref;
+pub mod server_status;
 mod servers;
 mod share;
 mod status;
@@ -122,6 +127,12 @@ pub struct Context {
     live_slots: live_slots::LiveSlots,
     /// Live links (phase Shared) in the watch cache, refreshed every few seconds.
     live_links: std::sync::atomic::AtomicUsize,
+    /// The ClusterOtsServers' watch cache, once the server status controller runs (for the
+    /// default server and serverRefs without a read).
+    cluster_servers: std::sync::OnceLock<reflector::Store<crate::resource::ClusterOtsServer>>,
+    /// Set when the ClusterOtsServers could not be listed (the watch failed, or a share waited
+    /// in vain): shares without a server then stop waiting for the list.
+    cluster_servers_unlisted: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
@@ -163,6 +174,8 @@ impl Context {
             checks: check_clock::CheckClock::default(),
             tracker: batch_track::BatchTracker::default(),
             live_links: std::sync::atomic::AtomicUsize::new(0),
+            cluster_servers: std::sync::OnceLock::new(),
+            cluster_servers_unlisted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -204,16 +217,46 @@ impl Context {
         obj: &OneTimeShare,
         status: &OneTimeShareStatus,
     ) -> Result<Server, Error> {
-        let namespace = obj.namespace().unwrap_or_default();
-        let secrets = self.secrets(&namespace);
-        self.servers
-            .resolve(
-                &secrets,
-                obj.spec.server.as_ref(),
-                status.server_url.as_deref(),
-                &Turn::share(&namespace),
-            )
+        let secrets = self.secrets(&obj.namespace().unwrap_or_default());
+        self.resolve_server(obj, &secrets, status.server_url.as_deref())
             .await
+            .map(|(server, _)| server)
+    }
+
+    /// The server a share uses (see [`server_ref::choose`]) and the lifetime to ask it for (a
+    /// server object's policy checked first, before any call); `recorded_url` (from status) wins
+    /// over the spec so that an existing link is always burned or tracked where it lives.
+    async fn resolve_server(
+        &self,
+        obj: &OneTimeShare,
+        secrets: &Api<Secret>,
+        recorded_url: Option<&str>,
+    ) -> Result<(Server, crate::resource::Ttl), Error> {
+        let namespace = obj.namespace().unwrap_or_default();
+        let turn = Turn::share(&namespace);
+        match server_ref::choose(self, obj).await? {
+            server_ref::ServerChoice::Inline(spec) => {
+                // The schema refuses a malformed ttl; one that got past it (another CRD
+                // version, say) is refused here, before the server is called.
+                let ttl = obj
+                    .spec
+                    .ttl()
+                    .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+                let server = self
+                    .servers
+                    .resolve(secrets, spec, recorded_url, &turn)
+                    .await?;
+                Ok((server, ttl))
+            }
+            server_ref::ServerChoice::Object(server) => {
+                let ttl = server.admit(obj)?;
+                let server = self
+                    .servers
+                    .resolve_object(server, recorded_url, &namespace, &turn)
+                    .await?;
+                Ok((server, ttl))
+            }
+        }
     }
 
     fn secrets(&self, namespace: &str) -> Api<Secret> {
@@ -718,6 +761,7 @@ pub async fn run(
     let phases = housekeeping(stores, ctx.clone(), shutdown.clone());
     let clock = ctx.checks.run(routes, shutdown.clone());
     let batches = track_batches(ctx.clone(), shutdown.clone());
+    let servers = server_status::run(ctx.clone(), shutdown.clone());
     // Reconciles still waiting for a slot at shutdown end at once; those running finish.
     let slots = ctx.slots.clone();
     let close = async move {
@@ -730,6 +774,7 @@ pub async fn run(
         phases,
         clock,
         batches,
+        servers,
         close
     );
 }

@@ -62,6 +62,14 @@ pub struct Server {
 /// Builds clients for the operator's servers.
 pub struct Servers {
     http: reqwest::Client,
+    /// One HTTP client per CA bundle of a server object (by a digest of its certificates),
+    /// besides the operator's roots; a handful at most, so kept while the process runs.
+    ca_clients: Mutex<HashMap<u64, reqwest::Client>>,
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Per namespace and server (base URL): the client of the CA bundle a server object last
+    /// gave it, so that the burn of a recorded link (which keeps no CA) trusts the server as its
+    /// share did. Per namespace: a CA one tenant gives never decides whom another's calls trust.
+    trust_by_url: Mutex<HashMap<(String, String), reqwest::Client>>,
     default_url: Url,
     default_credentials: Option<Credentials>,
     api: ApiVersion,
@@ -94,6 +102,9 @@ impl Servers {
             timeout: config.ots_timeout,
             allowed: config.allowed_servers.clone(),
             max_secret_bytes: config.max_secret_bytes,
+            ca_clients: Mutex::new(HashMap::new()),
+            extra_roots: config.extra_roots.clone(),
+            trust_by_url: Mutex::new(HashMap::new()),
             learned: Mutex::new(HashMap::new()),
             probes: Mutex::new(HashMap::new()),
             verdicts: Mutex::new(HashMap::new()),
@@ -122,6 +133,96 @@ impl Servers {
         self.client_for(url, per_share, turn).await
     }
 
+    /// The server a share's server object names (`recorded_url`, from status, wins as in
+    /// [`Self::resolve`]); its credentials are kept in the share's record like inline ones.
+    pub async fn resolve_object(
+        &self,
+        server: super::server_ref::ObjectServer,
+        recorded_url: Option<&str>,
+        namespace: &str,
+        turn: &Turn,
+    ) -> Result<Server, Error> {
+        let url = self.allowed_url(Some(recorded_url.unwrap_or(&server.url)))?;
+        let http = match &server.ca {
+            Some(roots) => self.trust(Some(namespace), url.as_str(), roots)?,
+            None => self.http.clone(),
+        };
+        // A server object without credentials is anonymous, even at the operator's own server.
+        self.client_for_api(url, server.credentials, server.api, false, http, turn)
+            .await
+    }
+
+    /// The client of a server object's CA bundle, kept for the namespace (when it is one
+    /// namespace's) and URL, see `trust_by_url`.
+    pub fn trust(
+        &self,
+        namespace: Option<&str>,
+        url: &str,
+        roots: &[rustls::pki_types::CertificateDer<'static>],
+    ) -> Result<reqwest::Client, Error> {
+        let client = self.http_trusting(roots)?;
+        if let Some(namespace) = namespace {
+            self.trust_by_url
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    (namespace.to_owned(), url.trim_end_matches('/').to_owned()),
+                    client.clone(),
+                );
+        }
+        Ok(client)
+    }
+
+    /// The client for a recorded link of a namespace: one that trusts the CA a server object
+    /// gave that namespace's shares of this server, else the shared one.
+    fn http_for(&self, namespace: &str, url: &str) -> reqwest::Client {
+        self.trust_by_url
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(namespace.to_owned(), url.trim_end_matches('/').to_owned()))
+            .cloned()
+            .unwrap_or_else(|| self.http.clone())
+    }
+
+    /// [`Self::resolve_recorded`] for a link of `namespace`, trusting what its server object
+    /// trusted (a burn of a link made through a server object with its own CA bundle).
+    pub async fn resolve_recorded_in(
+        &self,
+        namespace: &str,
+        url: &str,
+        per_share: Option<Credentials>,
+        turn: &Turn,
+    ) -> Result<Server, Error> {
+        let url = self.allowed_url(Some(url))?;
+        let http = self.http_for(namespace, url.as_str());
+        self.client_for_api(url, per_share, self.api, true, http, turn)
+            .await
+    }
+
+    /// An HTTP client that trusts a server object's CA bundle besides the operator's roots.
+    pub fn http_trusting(
+        &self,
+        roots: &[rustls::pki_types::CertificateDer<'static>],
+    ) -> Result<reqwest::Client, Error> {
+        let digest = {
+            use std::hash::{DefaultHasher, Hash, Hasher};
+            let mut hasher = DefaultHasher::new();
+            for root in roots {
+                root.as_ref().hash(&mut hasher);
+            }
+            hasher.finish()
+        };
+        let mut clients = self.ca_clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(&digest) {
+            return Ok(client.clone());
+        }
+        let mut all = self.extra_roots.clone();
+        all.extend(roots.iter().cloned());
+        let client = crate::ots::http_client_with_roots(self.timeout, all)?;
+        clients.insert(digest, client.clone());
+        Ok(client)
+    }
+
     /// The server of a recorded link, with the credentials recorded for it (no Secret is read).
     pub async fn resolve_recorded(
         &self,
@@ -140,6 +241,16 @@ impl Servers {
         }
         let url = self.default_url.clone();
         self.client_for(url, None, turn).await.map(Some)
+    }
+
+    /// A server object's URL, if the allowlist has it (the check every URL passes before a call).
+    pub fn allowed(&self, text: &str) -> Result<Url, Error> {
+        self.allowed_url(Some(text))
+    }
+
+    /// The shared HTTP client (one connection pool, the operator's trusted roots).
+    pub fn http(&self) -> reqwest::Client {
+        self.http.clone()
     }
 
     /// The URL to use (`None`: the default server), if the allowlist has it.
@@ -165,16 +276,33 @@ impl Servers {
         per_share: Option<Credentials>,
         turn: &Turn,
     ) -> Result<Server, Error> {
+        self.client_for_api(url, per_share, self.api, true, self.http.clone(), turn)
+            .await
+    }
+
+    /// [`Self::client_for`] with the API version to speak, and whether the operator's own
+    /// credentials stand in for missing ones at its default server.
+    async fn client_for_api(
+        &self,
+        url: Url,
+        per_share: Option<Credentials>,
+        api: ApiVersion,
+        own_at_default: bool,
+        http: reqwest::Client,
+        turn: &Turn,
+    ) -> Result<Server, Error> {
         let server_origin = origin(&url);
         let credentials = match &per_share {
             Some(credentials) => Some(credentials.clone()),
-            None if server_origin == origin(&self.default_url) => self.default_credentials.clone(),
+            None if own_at_default && server_origin == origin(&self.default_url) => {
+                self.default_credentials.clone()
+            }
             None => None,
         };
         let mut config = ClientConfig::new(url.clone())
             .with_timeout(self.timeout)
             .with_max_secret_bytes(self.max_secret_bytes)
-            .with_api(self.api);
+            .with_api(api);
         if let Some(credentials) = &credentials {
             config = config.with_credentials(credentials.clone());
         }
@@ -187,8 +315,8 @@ impl Servers {
             .entry(server_key.clone())
             .or_default()
             .clone();
-        let client = OtsClient::with_learned(config, self.http.clone(), learned)?;
-        if self.api == ApiVersion::Auto && client.learned_api().is_none() {
+        let client = OtsClient::with_learned(config, http, learned)?;
+        if api == ApiVersion::Auto && client.learned_api().is_none() {
             // Asked once per server (the answer is kept in `learned`), within the OTS budget;
             // reconciles that need it meanwhile wait for that answer, not for turns of their own.
             let probe = self

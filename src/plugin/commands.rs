@@ -164,6 +164,7 @@ pub async fn share(target: &Target, args: ShareArgs) -> Result<(), PluginError> 
         passphrase_secret_ref: passphrase,
         recipient: args.recipient.clone(),
         server: None,
+        server_ref: None,
         deletion_policy: DeletionPolicy::Burn,
         on_secret_change: Default::default(),
         generate: None,
@@ -282,6 +283,7 @@ pub async fn generate(target: &Target, args: GenerateArgs) -> Result<(), PluginE
         passphrase_secret_ref: None,
         recipient: None,
         server: None,
+        server_ref: None,
         deletion_policy: DeletionPolicy::Burn,
         on_secret_change: Default::default(),
         generate: Some(GenerateSpec {

@@ -23,20 +23,21 @@ use std::time::{Duration, Instant};
 /// How long waits for the operator last before a test fails (generous: 2 busy cores).
 pub const WAIT: Duration = Duration::from_secs(60);
 
-/// Installs the CRD from `crds/` once per test binary and waits until it is established.
+/// Installs the CRDs from `crds/` once per test binary and waits until they are established.
 pub fn install_crd() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let crd = repo_root().join("crds/onetimeshares.ots.dev.yaml");
         run_ok(
             tool_command("kubectl")
                 .args(["apply", "--server-side", "-f"])
-                .arg(&crd),
+                .arg(repo_root().join("crds")),
         );
         run_ok(tool_command("kubectl").args([
             "wait",
             "--for=condition=Established",
             "crd/onetimeshares.ots.dev",
+            "crd/otsservers.ots.dev",
+            "crd/clusterotsservers.ots.dev",
             "--timeout=60s",
         ]));
     });

@@ -230,6 +230,7 @@ fn is_error_reason(reason: Reason) -> bool {
         | Reason::BurnFailed
         | Reason::Generated
         | Reason::Renewed
+        | Reason::Verified
         | Reason::SecretNotUsable => false,
         Reason::TtlNotAllowed
         | Reason::AnonymousNotAllowed
@@ -258,6 +259,8 @@ fn is_error_reason(reason: Reason) -> bool {
         | Reason::GenerateFailed
         | Reason::LinkSecretNotWritten
         | Reason::ReissueRefused
+        | Reason::ServerNotFound
+        | Reason::PolicyViolation
         | Reason::BurnRefused => true,
     }
 }

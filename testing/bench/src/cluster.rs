@@ -94,14 +94,14 @@ impl ControlPlane {
             "apply",
             "--server-side",
             "-f",
-            &repo_root()
-                .join("crds/onetimeshares.ots.dev.yaml")
-                .to_string_lossy(),
+            &repo_root().join("crds").to_string_lossy(),
         ])?;
         cp.kubectl_ok(&[
             "wait",
             "--for=condition=Established",
             "crd/onetimeshares.ots.dev",
+            "crd/otsservers.ots.dev",
+            "crd/clusterotsservers.ots.dev",
             "--timeout=60s",
         ])?;
         Ok(cp)

@@ -80,6 +80,14 @@ and the per-namespace Roles (watchNamespaces), so both modes grant exactly the s
 - apiGroups: ["ots.dev"]
   resources: ["onetimeshares/finalizers"]
   verbs: ["update"]
+# Watch OtsServers (the server status controller's informer) and write their status (Ready,
+# the resolved API version). The operator never creates, changes or deletes a server.
+- apiGroups: ["ots.dev"]
+  resources: ["otsservers"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["ots.dev"]
+  resources: ["otsservers/status"]
+  verbs: ["patch", "update"]
 # Read the one Secret a share names (and its passphrase and server-credentials Secrets) by a
 # targeted get. Deliberately no list/watch: the operator never caches the cluster's Secrets, so
 # neither its memory nor its rights grow with them.

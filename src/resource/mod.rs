@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use crate::ots::validate::MIN_TTL_SECS;
 
+pub mod server;
+pub use server::{ClusterOtsServer, OtsServer, OtsServerStatus};
+
 /// Name of the finalizer that burns an unread secret before the resource goes away.
 pub const FINALIZER: &str = "ots.dev/burn";
 
@@ -129,6 +132,8 @@ const _: () = assert!(MIN_TTL_SECS == 60);
 #[x_kube(validation = Rule::new("has(self.passphraseSecretRef) == has(oldSelf.passphraseSecretRef) && (!has(self.passphraseSecretRef) || self.passphraseSecretRef == oldSelf.passphraseSecretRef)").message("passphraseSecretRef is immutable: create a new OneTimeShare to change the passphrase"))]
 #[x_kube(validation = Rule::new("has(self.recipient) == has(oldSelf.recipient) && (!has(self.recipient) || self.recipient == oldSelf.recipient)").message("recipient is immutable: create a new OneTimeShare for another recipient"))]
 #[x_kube(validation = Rule::new("has(self.server) == has(oldSelf.server) && (!has(self.server) || self.server == oldSelf.server)").message("server is immutable: create a new OneTimeShare to use another server"))]
+#[x_kube(validation = Rule::new("has(self.serverRef) == has(oldSelf.serverRef) && (!has(self.serverRef) || self.serverRef == oldSelf.serverRef)").message("serverRef is immutable: create a new OneTimeShare to use another server"))]
+#[x_kube(validation = Rule::new("!has(self.server) || !has(self.serverRef)").message("name the server either by serverRef or inline by server, not both"))]
 #[x_kube(validation = Rule::new("has(self.generate) == has(oldSelf.generate) && (!has(self.generate) || self.generate == oldSelf.generate)").message("generate is immutable: create a new OneTimeShare to generate another value"))]
 #[x_kube(validation = Rule::new("!has(self.generate) || has(self.secretRef.key)").message("generate needs secretRef.key: the key of the Secret the generated value is written to"))]
 #[x_kube(validation = Rule::new("has(self.linkSecretRef) == has(oldSelf.linkSecretRef) && (!has(self.linkSecretRef) || self.linkSecretRef == oldSelf.linkSecretRef)").message("linkSecretRef is immutable: create a new OneTimeShare to keep the link elsewhere"))]
@@ -162,6 +167,14 @@ pub struct OneTimeShareSpec {
     /// operator's configured server and credentials are used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerSpec>,
+
+    /// The server to use, by reference: an OtsServer of this namespace or a ClusterOtsServer
+    /// that allows this namespace (otherwise the share fails with reason ServerNotAllowed and
+    /// the server is never called). It brings the server's URL, credentials and API version.
+    /// Without serverRef and server, a ClusterOtsServer annotated ots.dev/default-server: "true"
+    /// is used, else the operator's configured server. Replaces the older inline server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_ref: Option<ServerRef>,
 
     /// What deleting this OneTimeShare does to its link. Burn (default): an unread secret is
     /// destroyed so the link stops working. Keep: the link stays valid until it expires.
@@ -331,6 +344,38 @@ pub struct ServerSpec {
     /// credentials (anonymous use) with any other server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<LocalSecretRef>,
+}
+
+/// An OtsServer of the share's namespace or a ClusterOtsServer, by name.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerRef {
+    /// OtsServer (of this namespace) or ClusterOtsServer.
+    pub kind: ServerKind,
+
+    /// Name of the server object.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(format!("self.matches('{SECRET_NAME_PATTERN}')")).message("name must be a valid object name: lower-case letters, digits, '-' and '.'"))]
+    pub name: String,
+}
+
+/// The kinds `spec.serverRef` may name.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    /// A namespaced OtsServer, in the share's namespace.
+    OtsServer,
+    /// A cluster-wide ClusterOtsServer whose conditions allow the share's namespace.
+    ClusterOtsServer,
+}
+
+impl ServerKind {
+    /// The kind's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerKind::OtsServer => "OtsServer",
+            ServerKind::ClusterOtsServer => "ClusterOtsServer",
+        }
+    }
 }
 
 /// A Secret in the same namespace.

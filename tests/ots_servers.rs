@@ -1,0 +1,649 @@
+//! OtsServers and ClusterOtsServers on a real control plane: each server object's Ready
+//! condition says whether its server answers and accepts its credentials, with a distinct reason
+//! for each way it does not, a URL off the allowlist is never called, and a rotated token is
+//! picked up within seconds without a restart.
+
+mod support;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::PostParams;
+use kube::{Api, Resource};
+use ots_operator::resource::{ClusterOtsServer, OtsServer};
+use ots_testserver::{Account, Config};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use support::operator::{WAIT, ots_server};
+use support::world::World;
+
+const USER: &str = "ops@example.com";
+const TOKEN: &str = "the-right-token-4f9a";
+const WRONG_TOKEN: &str = "a-wrong-token-77c1";
+
+/// Every ClusterOtsServer is seen by every operator on the control plane, and each operator
+/// reads a ClusterOtsServer's Secrets in its own namespace: the tests of this binary take turns,
+/// so that only one operator at a time writes a server's status.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A server an unreachable port (nothing listens on port 1 of the loopback).
+const UNREACHABLE: &str = "http://127.0.0.1:1";
+
+fn account_server() -> Config {
+    Config {
+        accounts: vec![Account::new(USER, TOKEN)],
+        ..Config::default()
+    }
+}
+
+async fn create_server(w: &World, name: &str, spec: serde_json::Value) {
+    let spec = serde_json::from_value(spec).expect("an OtsServer spec");
+    Api::<OtsServer>::namespaced(w.client.clone(), &w.ns)
+        .create(&PostParams::default(), &OtsServer::new(name, spec))
+        .await
+        .expect("create the OtsServer");
+}
+
+fn ready_of<'a>(conditions: impl IntoIterator<Item = &'a Condition>) -> Option<&'a Condition> {
+    conditions.into_iter().find(|c| c.type_ == "Ready")
+}
+
+/// Polls an OtsServer until its Ready condition has `status` and `reason`; returns it.
+async fn wait_ready(w: &World, name: &str, status: &str, reason: &str) -> OtsServer {
+    let api = Api::<OtsServer>::namespaced(w.client.clone(), &w.ns);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let server = api.get(name).await.expect("get the OtsServer");
+        let conditions = server.status.iter().flat_map(|s| s.conditions.iter());
+        if ready_of(conditions).is_some_and(|c| c.status == status && c.reason == reason) {
+            return server;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "OtsServer {name} never became Ready={status} ({reason}): {:?}\n{}",
+            server.status,
+            w.operator.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn ready_message(server: &OtsServer) -> String {
+    let status = server.status.as_ref().expect("a status");
+    ready_of(&status.conditions)
+        .expect("a Ready condition")
+        .message
+        .clone()
+}
+
+#[tokio::test]
+async fn each_way_a_server_fails_has_its_own_reason_and_a_url_off_the_allowlist_is_never_called() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // A second server the operator's allowlist does not name.
+    let elsewhere = ots_server(account_server());
+    let w = World::with(
+        "servers-reasons",
+        account_server(),
+        &["--allow-server-url", UNREACHABLE],
+    )
+    .await;
+    let url = w.server.url();
+    w.secret(
+        "good",
+        &[
+            ("username", USER.as_bytes()),
+            ("apiToken", TOKEN.as_bytes()),
+        ],
+    )
+    .await;
+    w.secret(
+        "wrong",
+        &[
+            ("username", USER.as_bytes()),
+            ("apiToken", WRONG_TOKEN.as_bytes()),
+        ],
+    )
+    .await;
+    w.secret("no-token", &[("username", USER.as_bytes())]).await;
+    w.secret(
+        "renamed-keys",
+        &[("email", USER.as_bytes()), ("token", TOKEN.as_bytes())],
+    )
+    .await;
+
+    create_server(
+        &w,
+        "works",
+        json!({"url": url, "credentialsSecretRef": {"name": "good"}}),
+    )
+    .await;
+    create_server(
+        &w,
+        "own-keys",
+        json!({"url": url, "api": "v1", "credentialsSecretRef": {"name": "renamed-keys", "usernameKey": "email", "apiTokenKey": "token"}}),
+    )
+    .await;
+    create_server(&w, "anonymous", json!({"url": url})).await;
+    create_server(
+        &w,
+        "rejected",
+        json!({"url": url, "credentialsSecretRef": {"name": "wrong"}}),
+    )
+    .await;
+    create_server(
+        &w,
+        "missing-key",
+        json!({"url": url, "credentialsSecretRef": {"name": "no-token"}}),
+    )
+    .await;
+    create_server(
+        &w,
+        "missing-secret",
+        json!({"url": url, "credentialsSecretRef": {"name": "absent"}}),
+    )
+    .await;
+    create_server(&w, "unreachable", json!({"url": UNREACHABLE})).await;
+    create_server(
+        &w,
+        "not-allowed",
+        json!({"url": elsewhere.url(), "credentialsSecretRef": {"name": "good"}}),
+    )
+    .await;
+
+    let works = wait_ready(&w, "works", "True", "Verified").await;
+    let status = works.status.clone().unwrap();
+    assert_eq!(
+        status.api.as_deref(),
+        Some("v2"),
+        "auto resolves to v2 on this server"
+    );
+    assert_eq!(status.observed_generation, works.meta().generation);
+    assert!(status.last_checked_at.is_some());
+    assert!(ready_message(&works).contains("accepts the credentials"));
+    let own_keys = wait_ready(&w, "own-keys", "True", "Verified").await;
+    assert_eq!(
+        own_keys.status.unwrap().api.as_deref(),
+        Some("v1"),
+        "spec.api v1 is kept"
+    );
+    let anonymous = wait_ready(&w, "anonymous", "True", "Verified").await;
+    assert!(ready_message(&anonymous).contains("anonymous"));
+
+    let rejected = wait_ready(&w, "rejected", "False", "Unauthorized").await;
+    let missing_key = wait_ready(&w, "missing-key", "False", "CredentialsNotFound").await;
+    assert!(ready_message(&missing_key).contains("\"apiToken\""));
+    let missing_secret = wait_ready(&w, "missing-secret", "False", "CredentialsNotFound").await;
+    assert!(ready_message(&missing_secret).contains("\"absent\""));
+    let unreachable = wait_ready(&w, "unreachable", "False", "ServerUnavailable").await;
+    let not_allowed = wait_ready(&w, "not-allowed", "False", "ServerNotAllowed").await;
+    assert!(ready_message(&not_allowed).contains("allowlist"));
+
+    // The server off the allowlist was never called, not even to ask its version.
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the operator called a server off its allowlist: {:?}",
+        elsewhere.requests()
+    );
+    // Credentials were checked on the allowed server (v2 version route, v1 authcheck).
+    assert!(w.calls("version") + w.calls("authcheck") >= 2);
+
+    // No token reaches a status message or a log line.
+    let messages = [
+        &works,
+        &anonymous,
+        &rejected,
+        &missing_key,
+        &missing_secret,
+        &unreachable,
+        &not_allowed,
+    ]
+    .map(ready_message)
+    .join("\n");
+    let logs = w.operator.logs();
+    for token in [TOKEN, WRONG_TOKEN] {
+        assert!(!messages.contains(token), "a token in a status message");
+        assert!(!logs.contains(token), "a token in the operator's log");
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_token_makes_the_server_ready_again_within_10_seconds_without_a_restart() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut w = World::with("servers-rotation", account_server(), &[]).await;
+    w.secret(
+        "creds",
+        &[
+            ("username", USER.as_bytes()),
+            ("apiToken", WRONG_TOKEN.as_bytes()),
+        ],
+    )
+    .await;
+    create_server(
+        &w,
+        "rotating",
+        json!({"url": w.server.url(), "credentialsSecretRef": {"name": "creds"}}),
+    )
+    .await;
+    wait_ready(&w, "rotating", "False", "Unauthorized").await;
+
+    let rotated = Instant::now();
+    w.update_secret(
+        "creds",
+        &[
+            ("username", USER.as_bytes()),
+            ("apiToken", TOKEN.as_bytes()),
+        ],
+    )
+    .await;
+    wait_ready(&w, "rotating", "True", "Verified").await;
+    let took = rotated.elapsed();
+    assert!(
+        took <= Duration::from_secs(10),
+        "Ready again after {took:?}"
+    );
+    assert!(w.operator.is_running(), "no restart");
+
+    // And back: a revoked token is noticed as quickly.
+    let revoked = Instant::now();
+    w.update_secret(
+        "creds",
+        &[
+            ("username", USER.as_bytes()),
+            ("apiToken", WRONG_TOKEN.as_bytes()),
+        ],
+    )
+    .await;
+    wait_ready(&w, "rotating", "False", "Unauthorized").await;
+    assert!(
+        revoked.elapsed() <= Duration::from_secs(10),
+        "{:?}",
+        revoked.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_server_reads_its_credentials_in_the_operators_namespace() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // The test operator's own namespace (its --state-namespace) is the test namespace.
+    let w = World::with("servers-cluster", account_server(), &[]).await;
+    w.secret(
+        "platform-creds",
+        &[
+            ("username", USER.as_bytes()),
+            ("apiToken", TOKEN.as_bytes()),
+        ],
+    )
+    .await;
+    let name = format!("{}-eu", w.ns);
+    let api = Api::<ClusterOtsServer>::all(w.client.clone());
+    let spec = serde_json::from_value(json!({
+        "url": w.server.url(),
+        "credentialsSecretRef": {"name": "platform-creds"},
+        "conditions": [{"namespaces": [w.ns]}],
+        "policy": {"maxTtl": "7d", "defaultTtl": "1d", "passphraseRequired": true}
+    }))
+    .expect("a ClusterOtsServer spec");
+    api.create(&PostParams::default(), &ClusterOtsServer::new(&name, spec))
+        .await
+        .expect("create the ClusterOtsServer");
+
+    let deadline = Instant::now() + WAIT;
+    let server = loop {
+        let server = api.get(&name).await.expect("get the ClusterOtsServer");
+        let conditions = server.status.iter().flat_map(|s| s.conditions.iter());
+        if ready_of(conditions).is_some_and(|c| c.status == "True" && c.reason == "Verified") {
+            break server;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ClusterOtsServer never became Ready: {:?}\n{}",
+            server.status,
+            w.operator.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(server.status.unwrap().api.as_deref(), Some("v2"));
+    api.delete(&name, &Default::default())
+        .await
+        .expect("delete the ClusterOtsServer");
+}
+
+#[tokio::test]
+async fn a_policy_whose_default_ttl_exceeds_its_maximum_is_refused_at_apply() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (client, ns) = support::operator::setup("servers-cel").await;
+    support::operator::install_crd();
+    let api = Api::<OtsServer>::namespaced(client, &ns);
+    let refused = |spec: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let spec = serde_json::from_value(spec).expect("an OtsServer spec");
+            match api
+                .create(&PostParams::default(), &OtsServer::new("bad", spec))
+                .await
+            {
+                Err(kube::Error::Api(status)) => status.message,
+                other => panic!("accepted: {other:?}"),
+            }
+        }
+    };
+    let message = refused(json!({"url": "https://eu.onetimesecret.com", "policy": {"maxTtl": "1d", "defaultTtl": "2d"}})).await;
+    assert!(
+        message.contains("defaultTtl must not be longer than policy.maxTtl"),
+        "{message}"
+    );
+    let message = refused(json!({"url": "https://eu.onetimesecret.com/some/path"})).await;
+    assert!(message.contains("url must be a base URL"), "{message}");
+    let message = refused(json!({"url": "ftp://eu.onetimesecret.com"})).await;
+    assert!(message.contains("url must be a base URL"), "{message}");
+    // Within the maximum: accepted.
+    let spec = serde_json::from_value(
+        json!({"url": "https://eu.onetimesecret.com", "policy": {"maxTtl": "2d", "defaultTtl": "48h"}}),
+    )
+    .expect("an OtsServer spec");
+    api.create(&PostParams::default(), &OtsServer::new("fine", spec))
+        .await
+        .expect("a consistent policy is accepted");
+}
+
+#[tokio::test]
+async fn each_share_goes_to_the_server_it_names_and_a_namespace_not_allowed_fails_without_a_call() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    const USER_B: &str = "platform@example.com";
+    const TOKEN_B: &str = "the-platform-token-9e2d";
+    let server_b = ots_server(Config {
+        accounts: vec![Account::new(USER_B, TOKEN_B)],
+        ..Config::default()
+    });
+    let (_, ns_b) = support::operator::setup("servers-team-b").await;
+    let w = World::with(
+        "servers-team-a",
+        account_server(),
+        &["--namespace", &ns_b, "--allow-server-url", &server_b.url()],
+    )
+    .await;
+    let ns_a = w.ns.clone();
+    let url_a = w.server.url();
+
+    // Team A's own server, and the platform's ClusterOtsServer (the default) for team B only;
+    // its Secret lives in the operator's namespace (the test operator's is team A's).
+    w.secret(
+        "a-creds",
+        &[
+            ("username", USER.as_bytes()),
+            ("apiToken", TOKEN.as_bytes()),
+        ],
+    )
+    .await;
+    w.secret(
+        "b-creds",
+        &[
+            ("username", USER_B.as_bytes()),
+            ("apiToken", TOKEN_B.as_bytes()),
+        ],
+    )
+    .await;
+    create_server(
+        &w,
+        "team-a",
+        json!({"url": url_a, "credentialsSecretRef": {"name": "a-creds"}}),
+    )
+    .await;
+    let platform = format!("{ns_a}-platform");
+    let cluster_servers = Api::<ClusterOtsServer>::all(w.client.clone());
+    let mut object = ClusterOtsServer::new(
+        &platform,
+        serde_json::from_value(json!({
+            "url": server_b.url(),
+            "credentialsSecretRef": {"name": "b-creds"},
+            "conditions": [{"namespaces": [ns_b]}]
+        }))
+        .expect("a ClusterOtsServer spec"),
+    );
+    object.metadata.annotations = Some(
+        [("ots.dev/default-server".to_owned(), "true".to_owned())]
+            .into_iter()
+            .collect(),
+    );
+    cluster_servers
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("create the ClusterOtsServer");
+
+    for ns in [&ns_a, &ns_b] {
+        support::operator::create_secret(&w.client, ns, "db", &[("password", b"pw")]).await;
+    }
+    let cluster_ref = json!({"kind": "ClusterOtsServer", "name": platform});
+    w.share(
+        "to-a",
+        json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "OtsServer", "name": "team-a"}}),
+    )
+    .await;
+    support::operator::create_share(
+        &w.client,
+        &ns_b,
+        "to-b",
+        json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": cluster_ref}),
+    )
+    .await;
+    support::operator::create_share(
+        &w.client,
+        &ns_b,
+        "by-default",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    w.share(
+        "refused",
+        json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": cluster_ref}),
+    )
+    .await;
+    w.share(
+        "no-such-server",
+        json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "OtsServer", "name": "absent"}}),
+    )
+    .await;
+
+    let to_a = w.shared("to-a").await;
+    let link_a = to_a.status.clone().unwrap().link.unwrap();
+    assert!(link_a.starts_with(&format!("{url_a}/secret/")), "{link_a}");
+    for name in ["to-b", "by-default"] {
+        let shared = support::operator::wait_shared(&w.client, &ns_b, name).await;
+        let link = shared.status.unwrap().link.unwrap();
+        assert!(
+            link.starts_with(&format!("{}/secret/", server_b.url())),
+            "{name}: {link}"
+        );
+    }
+    let refused = w.wait_phase("refused", "Failed").await;
+    assert!(support::operator::ready_reason_is(
+        &refused,
+        "ServerNotAllowed"
+    ));
+    let note = w.wait_event("refused", "Warning", "ServerNotAllowed").await;
+    assert!(note.contains(&platform) && note.contains(&ns_a), "{note}");
+    let missing = w
+        .wait_for("no-such-server", "reason ServerNotFound", |o| {
+            support::operator::ready_reason_is(o, "ServerNotFound")
+        })
+        .await;
+    assert_eq!(support::operator::phase(&missing), "Pending");
+
+    // Each server got exactly its own shares: the refused one never reached server B.
+    assert_eq!(w.calls("share"), 1, "server A: team A's share");
+    assert_eq!(
+        support::operator::calls(&server_b, "share"),
+        2,
+        "server B: team B's two shares, nothing of team A's"
+    );
+    // Each under its server's account.
+    let owners = |server: &ots_testserver::TestServer| -> Vec<String> {
+        server
+            .live_receipts()
+            .into_iter()
+            .map(|r| r.custid)
+            .collect()
+    };
+    assert_eq!(owners(&w.server), [USER]);
+    assert_eq!(owners(&server_b), [USER_B, USER_B]);
+
+    // Each server object counts the live links of the shares that use it (the default server's
+    // include the share that named none).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let team_a = Api::<OtsServer>::namespaced(w.client.clone(), &ns_a)
+            .get("team-a")
+            .await
+            .expect("get the OtsServer");
+        let platform_server = cluster_servers
+            .get(&platform)
+            .await
+            .expect("get the ClusterOtsServer");
+        let counts = (
+            team_a.status.and_then(|s| s.live_shares),
+            platform_server.status.and_then(|s| s.live_shares),
+        );
+        if counts == (Some(1), Some(2)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "live shares: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    cluster_servers
+        .delete(&platform, &Default::default())
+        .await
+        .expect("delete the ClusterOtsServer");
+}
+
+#[tokio::test]
+async fn each_server_objects_policy_applies_to_its_shares_before_any_share_call() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::with("servers-policy", Config::default(), &[]).await;
+    let url = w.server.url();
+    create_server(
+        &w,
+        "strict",
+        json!({"url": url, "policy": {"maxTtl": "1h", "passphraseRequired": true, "allowedRecipientDomains": ["example.com"]}}),
+    )
+    .await;
+    create_server(
+        &w,
+        "lenient",
+        json!({"url": url, "policy": {"defaultTtl": "2h"}}),
+    )
+    .await;
+    w.secret("db", &[("password", b"pw")]).await;
+    w.secret("pass", &[("phrase", b"correct horse")]).await;
+    let spec = |server: &str, extra: serde_json::Value| {
+        let mut spec = json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "OtsServer", "name": server}});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        spec
+    };
+    let passphrase = json!({"name": "pass", "key": "phrase"});
+    w.share(
+        "too-long",
+        spec(
+            "strict",
+            json!({"ttl": "2h", "passphraseSecretRef": passphrase}),
+        ),
+    )
+    .await;
+    w.share("no-passphrase", spec("strict", json!({"ttl": "30m"})))
+        .await;
+    w.share(
+        "fine",
+        spec(
+            "strict",
+            json!({"ttl": "30m", "passphraseSecretRef": passphrase}),
+        ),
+    )
+    .await;
+    w.share("defaulted", spec("lenient", json!({}))).await;
+
+    for (name, rule) in [("too-long", "maxTtl"), ("no-passphrase", "passphrase")] {
+        let failed = w.wait_phase(name, "Failed").await;
+        let (_, reason, message) = support::operator::ready(&failed).unwrap();
+        assert_eq!(reason, "PolicyViolation");
+        assert!(
+            message.contains("OtsServer \"strict\"") && message.contains(rule),
+            "{message}"
+        );
+        w.wait_event(name, "Warning", "PolicyViolation").await;
+    }
+    let fine = w.shared("fine").await;
+    assert_eq!(fine.status.unwrap().ttl_seconds, Some(1800));
+    let defaulted = w.shared("defaulted").await;
+    assert_eq!(
+        defaulted.status.unwrap().ttl_seconds,
+        Some(7200),
+        "the lenient server's defaultTtl"
+    );
+    assert_eq!(
+        w.calls("share"),
+        2,
+        "the refused shares never reached the server"
+    );
+}
+
+#[tokio::test]
+async fn a_servers_own_ca_is_trusted_for_it_alone_and_without_it_the_server_is_tls_untrusted() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let upstream = ots_server(Config::default());
+    let front = support::tls::tls_front(upstream.addr()).await;
+    let front = front.as_str().trim_end_matches('/').to_owned();
+    let w = World::with(
+        "servers-tls",
+        Config::default(),
+        &["--allow-server-url", &front],
+    )
+    .await;
+    w.secret(
+        "private-ca",
+        &[("ca.crt", support::tls::PRIVATE_CA_CERT.as_bytes())],
+    )
+    .await;
+    create_server(
+        &w,
+        "trusted",
+        json!({"url": front, "caBundleSecretRef": {"name": "private-ca", "key": "ca.crt"}}),
+    )
+    .await;
+    create_server(&w, "untrusted", json!({"url": front})).await;
+    wait_ready(&w, "trusted", "True", "Verified").await;
+    let untrusted = wait_ready(&w, "untrusted", "False", "TlsUntrusted").await;
+    assert!(
+        ready_message(&untrusted).contains("127.0.0.1"),
+        "{}",
+        ready_message(&untrusted)
+    );
+
+    w.secret("db", &[("password", b"pw")]).await;
+    for server in ["trusted", "untrusted"] {
+        w.share(
+            &format!("via-{server}"),
+            json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "OtsServer", "name": server}}),
+        )
+        .await;
+    }
+    let shared = w.shared("via-trusted").await;
+    let link = shared.status.unwrap().link.unwrap();
+    assert!(link.starts_with(&format!("{front}/secret/")), "{link}");
+    let refused = w
+        .wait_for("via-untrusted", "reason TlsUntrusted", |o| {
+            support::operator::ready_reason_is(o, "TlsUntrusted")
+        })
+        .await;
+    assert_ne!(support::operator::phase(&refused), "Shared");
+    assert_eq!(
+        support::operator::calls(&upstream, "share"),
+        1,
+        "only through the trusted server"
+    );
+
+    // Deleting the share burns its link through the same trust (the record keeps no CA).
+    w.delete_share("via-trusted").await;
+    w.wait_gone("via-trusted").await;
+    assert_eq!(upstream.stats().live_secrets, 0, "the link was burned");
+    assert!(support::operator::calls(&upstream, "burn") >= 1);
+}
