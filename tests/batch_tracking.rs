@@ -7,9 +7,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use ots_operator::ots::BurnOutcome;
 use ots_testserver::{BatchStatusFault, Config, Faults, Profile};
 use serde_json::json;
-use support::operator::{Operator, fast_args, ots_server};
+use support::operator::{Operator, fast_args, ots_client, ots_server};
 use support::world::World;
 
 /// Waits until the server has answered `n` more batch status calls than `before`.
@@ -249,4 +250,65 @@ async fn a_batch_call_that_times_out_concludes_nothing_and_stalls_nothing() {
 async fn a_batch_call_answered_with_garbage_concludes_nothing_and_stalls_nothing() {
     failing_batch_calls_conclude_nothing_and_stall_nothing("batch-html", BatchStatusFault::Garbage)
         .await;
+}
+
+/// The batch answer only says a link left; its one receipt read says how: a link revealed turns
+/// Received, one burned by its creator elsewhere (on the server, with the metadata key) Burned,
+/// and one that outlived its ttl Expired, each with exactly one receipt read and the link beside
+/// them still Shared.
+#[tokio::test]
+async fn a_revealed_a_burned_and_an_expired_link_are_each_told_apart_by_one_receipt_read() {
+    let w = rare_own_checks("batch-ends").await;
+    w.secret("db", &[("password", b"three-ways")]).await;
+    for name in ["revealed", "burned", "stays"] {
+        w.share(
+            name,
+            json!({"secretRef": {"name": "db", "key": "password"}}),
+        )
+        .await;
+    }
+    w.share(
+        "expires",
+        json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "60s"}),
+    )
+    .await;
+    let mut status = std::collections::HashMap::new();
+    for name in ["revealed", "burned", "stays", "expires"] {
+        status.insert(name, w.shared(name).await.status.unwrap());
+    }
+    let batches = w.calls("secret_status_list");
+    batch_calls_after(&w, batches, 2).await;
+    let receipts = w.calls("receipt");
+
+    let link = status["revealed"].link.clone().unwrap();
+    assert_eq!(
+        w.reveal_link(&link, None).await.expect("reveal"),
+        "three-ways"
+    );
+    let key = status["burned"].metadata_key.clone().unwrap();
+    match ots_client(&w.server).burn(&key, None).await.expect("burn") {
+        BurnOutcome::Burned(_) => {}
+        other => panic!("the creator's burn found the secret gone: {other:?}"),
+    }
+    w.server.advance_clock(Duration::from_secs(61));
+
+    w.wait_phase("revealed", "Received").await;
+    w.wait_phase("burned", "Burned").await;
+    w.wait_phase("expires", "Expired").await;
+    assert_eq!(
+        w.calls("receipt"),
+        receipts + 3,
+        "one receipt read per link that left the answer"
+    );
+    let batches = w.calls("secret_status_list");
+    batch_calls_after(&w, batches, 2).await;
+    assert_eq!(
+        w.shared("stays").await.status.unwrap().phase.as_str(),
+        "Shared"
+    );
+    assert_eq!(
+        w.calls("receipt"),
+        receipts + 3,
+        "and none for the live one"
+    );
 }
