@@ -659,9 +659,21 @@ pub async fn run(
     );
     // Shares read the default server and their ClusterOtsServers from this cache.
     let _ = ctx.cluster_servers.set(cluster.store());
-    runs.push(run_controller(cluster, state, shutdown).boxed());
-    futures::future::join_all(runs).await;
+    runs.push(run_controller(cluster, state, shutdown.clone()).boxed());
+    // kube's graceful shutdown does not end a controller whose watch keeps failing (its CRD
+    // not installed: an image upgraded alone, or only the OneTimeShare CRD applied): the checks
+    // in flight get a few seconds after the signal, then the controllers end regardless.
+    tokio::select! {
+        _ = futures::future::join_all(runs) => {}
+        () = async {
+            shutdown.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {}
+    }
 }
+
+/// How long server checks in flight may take to finish after the shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 async fn run_kind<K: ServerObject>(
     api: Api<K>,

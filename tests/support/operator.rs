@@ -108,6 +108,11 @@ impl Operator {
     /// Starts `ots-operator run ARGS` with extra environment variables.
     pub fn start_with(args: &[String], env: &[(&str, &str)]) -> Operator {
         install_crd();
+        Operator::spawn(args, env)
+    }
+
+    /// Starts the operator like [`Operator::start_with`] without installing any CRD first.
+    pub fn spawn(args: &[String], env: &[(&str, &str)]) -> Operator {
         let dir = std::env::temp_dir().join("ots-operator-test-logs");
         std::fs::create_dir_all(&dir).expect("create the log dir");
         let log_path = dir.join(format!("operator-{}-{}.log", std::process::id(), unique()));
@@ -177,6 +182,25 @@ impl Operator {
             let _ = child.wait();
         }
         started.elapsed()
+    }
+
+    /// Sends SIGTERM and waits at most `limit` for the exit: how long it took, or `None` when
+    /// the process was still running then (it is killed with SIGKILL).
+    pub fn terminate_within(&mut self, limit: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        while started.elapsed() < limit {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     /// Kills the process with SIGKILL.
