@@ -647,3 +647,135 @@ async fn a_servers_own_ca_is_trusted_for_it_alone_and_without_it_the_server_is_t
     assert_eq!(upstream.stats().live_secrets, 0, "the link was burned");
     assert!(support::operator::calls(&upstream, "burn") >= 1);
 }
+
+/// An operator whose ClusterOtsServer watch cannot list (its ClusterRole, say of an older
+/// chart, grants `get` on them but not `list`/`watch`): a share naming a ClusterOtsServer is
+/// still shared through it (read from the API server), never left waiting for a cache that will
+/// not fill, and a share naming one that does not exist says so.
+#[tokio::test]
+async fn a_share_names_a_cluster_server_even_while_the_operator_cannot_list_them() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (admin, ns) = support::operator::setup("servers-unlisted").await;
+    support::operator::install_crd();
+    let server = ots_server(account_server());
+    let default_server = ots_server(Config::default());
+
+    // The rights the operator needs, with ClusterOtsServers only to read one by one.
+    let role_name = format!("{ns}-operator");
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": role_name},
+        "rules": [
+            {"apiGroups": [""], "resources": ["secrets", "namespaces", "events", "configmaps"], "verbs": ["*"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["*"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
+            {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+            {"apiGroups": ["ots.dev"], "resources": ["onetimeshares", "onetimeshares/status", "otsservers", "otsservers/status"], "verbs": ["*"]},
+            {"apiGroups": ["ots.dev"], "resources": ["clusterotsservers"], "verbs": ["get"]},
+            {"apiGroups": ["ots.dev"], "resources": ["clusterotsservers/status"], "verbs": ["get", "patch", "update"]}
+        ]
+    }))
+    .expect("a ClusterRole");
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create the ClusterRole");
+    support::cluster::create_service_account(&admin, &ns, "operator").await;
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": role_name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": ns}]
+    }))
+    .expect("a ClusterRoleBinding");
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create the ClusterRoleBinding");
+    let kubeconfig = support::cluster::service_account_kubeconfig(&admin, &ns, "operator").await;
+    let kubeconfig = kubeconfig.to_string_lossy().to_string();
+
+    support::operator::create_secret(
+        &admin,
+        &ns,
+        "platform-creds",
+        &[
+            ("username", USER.as_bytes()),
+            ("apiToken", TOKEN.as_bytes()),
+        ],
+    )
+    .await;
+    let name = format!("{ns}-platform");
+    let cluster_servers = Api::<ClusterOtsServer>::all(admin.clone());
+    let spec = serde_json::from_value(json!({
+        "url": server.url(),
+        "credentialsSecretRef": {"name": "platform-creds"},
+        "conditions": [{"namespaces": [ns]}]
+    }))
+    .expect("a ClusterOtsServer spec");
+    cluster_servers
+        .create(&PostParams::default(), &ClusterOtsServer::new(&name, spec))
+        .await
+        .expect("create the ClusterOtsServer");
+
+    let mut args = support::operator::fast_args(&ns, &default_server.url());
+    args.extend(["--allow-server-url".to_owned(), server.url()]);
+    let operator = support::operator::Operator::start_with(
+        &args,
+        &[
+            ("KUBECONFIG", kubeconfig.as_str()),
+            ("RUST_LOG", "info,ots_operator=debug"),
+        ],
+    );
+    support::operator::create_secret(&admin, &ns, "db", &[("password", b"pw")]).await;
+    support::operator::create_share(
+        &admin,
+        &ns,
+        "through-platform",
+        json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "ClusterOtsServer", "name": name}}),
+    )
+    .await;
+    support::operator::create_share(
+        &admin,
+        &ns,
+        "through-nothing",
+        json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "ClusterOtsServer", "name": format!("{ns}-absent")}}),
+    )
+    .await;
+
+    let shared = support::operator::wait_shared(&admin, &ns, "through-platform").await;
+    let link = shared.status.and_then(|s| s.link).expect("a link");
+    assert!(
+        link.starts_with(&format!("{}/secret/", server.url())),
+        "{link}"
+    );
+    assert_eq!(support::operator::calls(&server, "share"), 1);
+    let missing = support::operator::wait_for(
+        &admin,
+        &ns,
+        "through-nothing",
+        "reason ServerNotFound",
+        |o| support::operator::ready_reason_is(o, "ServerNotFound"),
+    )
+    .await;
+    assert_eq!(support::operator::phase(&missing), "Pending");
+    assert_eq!(support::operator::calls(&default_server, "share"), 0);
+    // The watch that cannot list is reported, once.
+    let logs = operator.logs();
+    assert!(
+        logs.contains("server status controller failed"),
+        "the failing ClusterOtsServer watch is not reported:\n{logs}"
+    );
+
+    cluster_servers
+        .delete(&name, &Default::default())
+        .await
+        .expect("delete the ClusterOtsServer");
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .delete(&role_name, &Default::default())
+        .await
+        .expect("delete the ClusterRoleBinding");
+    Api::<ClusterRole>::all(admin)
+        .delete(&role_name, &Default::default())
+        .await
+        .expect("delete the ClusterRole");
+}

@@ -116,17 +116,13 @@ pub(super) async fn choose<'a>(
                 object_server(ctx, &server.spec.settings, &namespace, named).await
             }
             ServerKind::ClusterOtsServer => {
-                let server = match ctx.cluster_servers.get() {
-                    Some(store) if store.wait_until_ready().await.is_ok() => store
-                        .get(&kube::runtime::reflector::ObjectRef::new(&reference.name))
-                        .map(|s| (*s).clone()),
-                    _ => {
-                        Api::<ClusterOtsServer>::all(ctx.client.clone())
-                            .get_opt(&reference.name)
-                            .await?
-                    }
-                }
-                .ok_or_else(not_found)?;
+                let server = match cached_cluster_server(ctx, &reference.name) {
+                    Some(server) => server,
+                    None => Api::<ClusterOtsServer>::all(ctx.client.clone())
+                        .get_opt(&reference.name)
+                        .await?
+                        .ok_or_else(not_found)?,
+                };
                 cluster_server(ctx, &server, &namespace).await
             }
         }
@@ -141,6 +137,24 @@ pub(super) async fn choose<'a>(
             .map(ServerChoice::Object),
         None => Ok(ServerChoice::Inline(None)),
     }
+}
+
+/// A ClusterOtsServer from the cache, when the cache has listed them and holds it. Never waits:
+/// the cache may not list yet (just started, the watch failing or its CRD missing) or may not
+/// have seen an object created a moment ago, and a share must not hang on either; the caller
+/// then reads the object from the API server.
+fn cached_cluster_server(ctx: &Context, name: &str) -> Option<ClusterOtsServer> {
+    let store = ctx.cluster_servers.get()?;
+    let listed = store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok());
+    if !listed {
+        return None;
+    }
+    store
+        .get(&kube::runtime::reflector::ObjectRef::new(name))
+        .map(|s| (*s).clone())
 }
 
 /// The ClusterOtsServer annotated as the default (the oldest, should several be). Before the

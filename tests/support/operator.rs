@@ -17,7 +17,7 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long waits for the operator last before a test fails (generous: 2 busy cores).
@@ -134,6 +134,7 @@ impl Operator {
             command.env(k, v);
         }
         let child = command.spawn().expect("start ots-operator");
+        running_logs().push(log_path.clone());
         Operator {
             child: Some(child),
             log_path,
@@ -223,7 +224,34 @@ impl Operator {
 impl Drop for Operator {
     fn drop(&mut self) {
         self.kill();
+        running_logs().retain(|p| p != &self.log_path);
     }
+}
+
+/// The log files of the operators this test binary runs now.
+fn running_logs() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    static LOGS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    LOGS.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The last lines each running operator logged, for the message of a wait that timed out: a
+/// failure in CI then says what the operator was doing (its logs hold no secret; tests check).
+pub fn running_operator_logs() -> String {
+    const LINES: usize = 60;
+    let mut out = String::new();
+    for path in running_logs().iter() {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(LINES)..];
+        out.push_str(&format!(
+            "\n--- last {} lines of {} ---\n{}\n",
+            tail.len(),
+            path.display(),
+            tail.join("\n")
+        ));
+    }
+    out
 }
 
 fn unique() -> u64 {
@@ -366,8 +394,9 @@ pub async fn wait_for(
         }
         assert!(
             Instant::now() < deadline,
-            "timed out waiting for {what}; last seen: {:#?}",
-            current.map(|o| o.status)
+            "timed out waiting for {what}; last seen: {:#?}{}",
+            current.map(|o| o.status),
+            running_operator_logs()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -388,7 +417,8 @@ pub async fn wait_gone(client: &Client, namespace: &str, name: &str) {
     while api.get_opt(name).await.expect("get").is_some() {
         assert!(
             Instant::now() < deadline,
-            "{namespace}/{name} was not deleted in time"
+            "{namespace}/{name} was not deleted in time{}",
+            running_operator_logs()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
