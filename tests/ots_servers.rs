@@ -635,13 +635,25 @@ async fn a_servers_own_ca_is_trusted_for_it_alone_and_without_it_the_server_is_t
         })
         .await;
     assert_ne!(support::operator::phase(&refused), "Shared");
+    // The share says which server object is at fault.
+    let message = refused
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter())
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains(r#"OtsServer "untrusted""#),
+        "the share does not name its server object: {message}"
+    );
     assert_eq!(
         support::operator::calls(&upstream, "share"),
         1,
         "only through the trusted server"
     );
 
-    // Deleting the share burns its link through the same trust (the record keeps no CA).
+    // Deleting the share burns its link through the same trust (its record keeps the CA).
     w.delete_share("via-trusted").await;
     w.wait_gone("via-trusted").await;
     assert_eq!(upstream.stats().live_secrets, 0, "the link was burned");
@@ -778,4 +790,92 @@ async fn a_share_names_a_cluster_server_even_while_the_operator_cannot_list_them
         .delete(&role_name, &Default::default())
         .await
         .expect("delete the ClusterRole");
+}
+
+/// Deleting a server object (and its Secrets) while shares use it, in any order: the shares'
+/// links stay tracked (a reveal is still seen) and are burned when the shares are deleted, with
+/// the credentials and the CA the shares' records keep, across an operator restart too.
+#[tokio::test]
+async fn a_deleted_server_leaves_its_links_tracked_and_burned_even_after_a_restart() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let upstream = ots_server(account_server());
+    let front = support::tls::tls_front(upstream.addr()).await;
+    let front = front.as_str().trim_end_matches('/').to_owned();
+    let extra = ["--allow-server-url", front.as_str()];
+    let mut w = World::with("servers-deleted", Config::default(), &extra).await;
+    w.secret(
+        "creds",
+        &[
+            ("username", USER.as_bytes()),
+            ("apiToken", TOKEN.as_bytes()),
+        ],
+    )
+    .await;
+    w.secret(
+        "private-ca",
+        &[("ca.crt", support::tls::PRIVATE_CA_CERT.as_bytes())],
+    )
+    .await;
+    create_server(
+        &w,
+        "team",
+        json!({
+            "url": front,
+            "credentialsSecretRef": {"name": "creds"},
+            "caBundleSecretRef": {"name": "private-ca", "key": "ca.crt"}
+        }),
+    )
+    .await;
+    w.secret("db", &[("password", b"pw")]).await;
+    let names = ["revealed", "deleted-first", "deleted-after-restart"];
+    for name in names {
+        w.share(
+            name,
+            json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "OtsServer", "name": "team"}}),
+        )
+        .await;
+    }
+    for name in names {
+        w.shared(name).await;
+    }
+    assert_eq!(upstream.stats().live_secrets, 3);
+
+    // The platform team removes the server and its Secrets first.
+    Api::<OtsServer>::namespaced(w.client.clone(), &w.ns)
+        .delete("team", &Default::default())
+        .await
+        .expect("delete the OtsServer");
+    w.delete_secret("creds").await;
+    w.delete_secret("private-ca").await;
+
+    // A reveal is still seen: the link is tracked where it lives.
+    let revealed = w.shared("revealed").await;
+    assert_eq!(
+        support::operator::open_link(&upstream, &revealed).await,
+        "pw"
+    );
+    w.wait_phase("revealed", "Received").await;
+    assert_eq!(
+        support::operator::phase(&w.shared("deleted-first").await),
+        "Shared"
+    );
+
+    w.delete_share("deleted-first").await;
+    w.wait_gone("deleted-first").await;
+    assert_eq!(upstream.stats().live_secrets, 1, "deleted-first was burned");
+
+    // After a restart nothing in memory remembers the server's CA: the record must.
+    w.operator.kill();
+    w.operator = support::operator::Operator::start(&w.ns, &w.server.url(), &extra);
+    w.delete_share("deleted-after-restart").await;
+    w.wait_gone("deleted-after-restart").await;
+    assert_eq!(
+        upstream.stats().live_secrets,
+        0,
+        "deleted-after-restart was burned"
+    );
+    assert!(
+        !w.operator.logs().contains(TOKEN),
+        "the API token appears in the log"
+    );
 }

@@ -34,6 +34,7 @@ fn record(namespace: &str, n: usize) -> StoredRecord {
         },
         passphrase: None,
         credentials: None,
+        ca: None,
     }
 }
 

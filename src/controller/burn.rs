@@ -73,6 +73,7 @@ async fn burn_recorded(
             &stored.record.namespace,
             &stored.record.server_url,
             stored.credentials.clone(),
+            stored.ca.as_deref(),
             &turn,
         )
         .await?;

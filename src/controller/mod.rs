@@ -217,10 +217,49 @@ impl Context {
         obj: &OneTimeShare,
         status: &OneTimeShareStatus,
     ) -> Result<Server, Error> {
-        let secrets = self.secrets(&obj.namespace().unwrap_or_default());
-        self.resolve_server(obj, &secrets, status.server_url.as_deref())
+        let namespace = obj.namespace().unwrap_or_default();
+        let secrets = self.secrets(&namespace);
+        let error = match self
+            .resolve_server(obj, &secrets, status.server_url.as_deref())
             .await
-            .map(|(server, _)| server)
+        {
+            Ok((server, _)) => return Ok(server),
+            Err(error) => error,
+        };
+        // The server object, its Secrets or its consent are gone; the link is not. It is
+        // tracked (and later burned) with what its record keeps: URL, credentials and CA.
+        let object_gone = matches!(
+            error,
+            Error::ServerRefNotFound { .. }
+                | Error::ServerRefNotAllowed { .. }
+                | Error::CredentialsNotFound { .. }
+                | Error::SecretNotFound { .. }
+                | Error::KeyNotFound { .. }
+        );
+        let uid = obj.uid().unwrap_or_default();
+        if !object_gone || status.metadata_key.is_none() || uid.is_empty() {
+            return Err(error);
+        }
+        let Some(stored) = self.records.load(&uid).await? else {
+            return Err(error);
+        };
+        if Some(stored.record.metadata_key.as_str()) != status.metadata_key.as_deref() {
+            return Err(error);
+        }
+        tracing::debug!(
+            object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
+            reason = ?error.reason(),
+            "the share's server object is unusable: its link is tracked with its record"
+        );
+        self.servers
+            .resolve_recorded_in(
+                &namespace,
+                &stored.record.server_url,
+                stored.credentials,
+                stored.ca.as_deref(),
+                &Turn::share(&namespace),
+            )
+            .await
     }
 
     /// The server a share uses (see [`server_ref::choose`]) and the lifetime to ask it for (a
@@ -567,6 +606,7 @@ async fn report_error(obj: &OneTimeShare, api: &Api<OneTimeShare>, error: &Error
         .effective(&uid, obj.status.as_ref())
         .unwrap_or_default();
     let (reason, message) = error.shown(ctx.config.admission_guard);
+    let message = at_fault(obj, error, message);
     // With a live link the status stays as it is; the Event tells about the failed check.
     let no_link_or_deleting = (current.metadata_key.is_none()
         && current.link_secret_name.is_none())
@@ -593,6 +633,22 @@ async fn report_error(obj: &OneTimeShare, api: &Api<OneTimeShare>, error: &Error
     }
     if ctx.memory.should_warn(&uid, reason) {
         ctx.event(obj, EventType::Warning, reason, message).await;
+    }
+}
+
+/// A failure of the server a share's server object names says which object that is, so the
+/// user knows whose status (and whose administrators) to look at.
+fn at_fault(obj: &OneTimeShare, error: &Error, message: String) -> String {
+    match (&obj.spec.server_ref, error) {
+        (
+            Some(server),
+            Error::Ots(_) | Error::CredentialsNotFound { .. } | Error::ServerNotAllowed { .. },
+        ) => format!(
+            "{message} (the server of {} {:?}; see its status)",
+            server.kind.as_str(),
+            server.name
+        ),
+        _ => message,
     }
 }
 

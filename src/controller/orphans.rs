@@ -329,6 +329,7 @@ mod tests {
             .unwrap(),
             url: "http://127.0.0.1:9".into(),
             per_share_credentials: None,
+            ca: None,
         };
         let attempt = Attempt {
             namespace: "ns",

@@ -47,6 +47,8 @@ const RECORD_KEY: &str = "record";
 const PASSPHRASE_KEY: &str = "passphrase";
 const USERNAME_KEY: &str = "username";
 const API_TOKEN_KEY: &str = "apiToken";
+/// The CA certificates (PEM) a server object gave the link's server; public material.
+const CA_KEY: &str = "ca.crt";
 
 /// What the operator knows about a link it made: enough to verify status, restore it, and burn.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +130,22 @@ impl fmt::Debug for ShareRecord {
     }
 }
 
+/// Certificates as PEM text.
+fn pem(certs: &[rustls::pki_types::CertificateDer<'_>]) -> String {
+    use base64::Engine;
+    let mut out = String::new();
+    for cert in certs {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in encoded.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
+}
+
 /// A record with the material a burn needs.
 #[derive(Clone)]
 pub struct StoredRecord {
@@ -137,6 +155,9 @@ pub struct StoredRecord {
     pub passphrase: Option<SecretString>,
     /// The per-share credentials it was shared with (`None`: the operator's own, or anonymous).
     pub credentials: Option<Credentials>,
+    /// The CA certificates its server object gave, besides the operator's roots: a burn then
+    /// trusts the server as the share did, after a restart and after the object is deleted.
+    pub ca: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
 }
 
 impl fmt::Debug for StoredRecord {
@@ -148,6 +169,7 @@ impl fmt::Debug for StoredRecord {
                 &self.passphrase.as_ref().map(|_| "[REDACTED]"),
             )
             .field("credentials", &self.credentials)
+            .field("ca", &self.ca.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -204,6 +226,9 @@ impl Records {
                 API_TOKEN_KEY.to_owned(),
                 ByteString(credentials.api_token.expose_secret().as_bytes().to_vec()),
             );
+        }
+        if let Some(ca) = &stored.ca {
+            data.insert(CA_KEY.to_owned(), ByteString(pem(ca).into_bytes()));
         }
         let name = record_name(&record.uid);
         let secret = Secret {
@@ -280,10 +305,21 @@ impl Records {
             (Some(user), Some(token)) => Some(Credentials::new(user, SecretString::from(token))),
             _ => None,
         };
+        let ca = match data.get(CA_KEY) {
+            Some(raw) => {
+                use rustls::pki_types::pem::PemObject;
+                let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&raw.0)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| unreadable("malformed CA certificates"))?;
+                Some(certs)
+            }
+            None => None,
+        };
         Ok(Some(StoredRecord {
             record,
             passphrase: text(PASSPHRASE_KEY).map(SecretString::from),
             credentials,
+            ca,
         }))
     }
 
@@ -486,11 +522,28 @@ mod tests {
     }
 
     #[test]
+    fn ca_certificates_written_as_pem_read_back_the_same() {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let certs = vec![
+            CertificateDer::from((0u8..=255).cycle().take(700).collect::<Vec<u8>>()),
+            CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x01]),
+        ];
+        let text = pem(&certs);
+        assert!(text.lines().all(|l| l.len() <= 64), "{text}");
+        let back = CertificateDer::pem_slice_iter(text.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(back, certs);
+    }
+
+    #[test]
     fn debug_shows_neither_link_nor_key_nor_material() {
         let stored = StoredRecord {
             record: record(),
             passphrase: Some(SecretString::from("pass-PHRASE-1")),
             credentials: Some(Credentials::new("a@b.c", "tok-TOKEN-2")),
+            ca: None,
         };
         let text = format!("{stored:?}");
         for secret in [

@@ -57,6 +57,9 @@ pub struct Server {
     /// Credentials read from the resource's `credentialsSecretRef` (kept in the share's record,
     /// so a burn works after that Secret is gone); `None` for the operator's own or anonymous.
     pub per_share_credentials: Option<Credentials>,
+    /// The CA certificates a server object gave besides the operator's roots (kept in the
+    /// share's record, so a burn trusts the server after a restart or the object's deletion).
+    pub ca: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
 }
 
 /// Builds clients for the operator's servers.
@@ -148,8 +151,11 @@ impl Servers {
             None => self.http.clone(),
         };
         // A server object without credentials is anonymous, even at the operator's own server.
-        self.client_for_api(url, server.credentials, server.api, false, http, turn)
-            .await
+        let mut resolved = self
+            .client_for_api(url, server.credentials, server.api, false, http, turn)
+            .await?;
+        resolved.ca = server.ca;
+        Ok(resolved)
     }
 
     /// The client of a server object's CA bundle, kept for the namespace (when it is one
@@ -185,16 +191,21 @@ impl Servers {
     }
 
     /// [`Self::resolve_recorded`] for a link of `namespace`, trusting what its server object
-    /// trusted (a burn of a link made through a server object with its own CA bundle).
+    /// trusted: the CA its record keeps (`ca`), else the one a server object last gave the
+    /// namespace for this URL (a record written before records kept it).
     pub async fn resolve_recorded_in(
         &self,
         namespace: &str,
         url: &str,
         per_share: Option<Credentials>,
+        ca: Option<&[rustls::pki_types::CertificateDer<'static>]>,
         turn: &Turn,
     ) -> Result<Server, Error> {
         let url = self.allowed_url(Some(url))?;
-        let http = self.http_for(namespace, url.as_str());
+        let http = match ca {
+            Some(roots) => self.trust(Some(namespace), url.as_str(), roots)?,
+            None => self.http_for(namespace, url.as_str()),
+        };
         self.client_for_api(url, per_share, self.api, true, http, turn)
             .await
     }
@@ -340,6 +351,7 @@ impl Servers {
             client,
             url: url.as_str().trim_end_matches('/').to_owned(),
             per_share_credentials: per_share,
+            ca: None,
         })
     }
 

@@ -227,6 +227,7 @@ async fn keep_record(
         record,
         passphrase: prepared.passphrase.clone(),
         credentials: prepared.server.per_share_credentials.clone(),
+        ca: prepared.server.ca.clone(),
     };
     if let Err(error) = ctx.records.save(&stored).await {
         tracing::warn!(

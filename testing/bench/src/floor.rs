@@ -180,6 +180,7 @@ fn record_for(uid: String, ns: &str, i: usize, status: &OneTimeShareStatus) -> S
         },
         passphrase: None,
         credentials: None,
+        ca: None,
     }
 }
 
