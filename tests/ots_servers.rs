@@ -223,6 +223,11 @@ async fn a_rotated_token_makes_the_server_ready_again_within_10_seconds_without_
     )
     .await;
     wait_ready(&w, "rotating", "False", "Unauthorized").await;
+    // The server object's Events tell each change of its Ready condition, never the token.
+    let refused =
+        support::operator::wait_event(&w.client, &w.ns, "rotating", "Warning", "Unauthorized")
+            .await;
+    assert!(!refused.contains(WRONG_TOKEN), "{refused}");
 
     let rotated = Instant::now();
     w.update_secret(
@@ -240,6 +245,9 @@ async fn a_rotated_token_makes_the_server_ready_again_within_10_seconds_without_
         "Ready again after {took:?}"
     );
     assert!(w.operator.is_running(), "no restart");
+    let verified =
+        support::operator::wait_event(&w.client, &w.ns, "rotating", "Normal", "Verified").await;
+    assert!(!verified.contains(TOKEN), "{verified}");
 
     // And back: a revoked token is noticed as quickly.
     let revoked = Instant::now();

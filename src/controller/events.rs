@@ -282,6 +282,27 @@ async fn publish_about(
     }
 }
 
+/// Publishes the outcome of a server object's check (action `Check`), when what its Ready
+/// condition shows changes: the note names Secrets and keys, never their data.
+pub(super) async fn publish_check<K: Resource<DynamicType = ()>>(
+    recorder: &Recorder,
+    obj: &K,
+    kind: EventType,
+    reason: Reason,
+    note: String,
+) {
+    let event = Event {
+        type_: kind,
+        reason: reason.as_str().to_owned(),
+        note: Some(note),
+        action: "Check".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, reason = reason.as_str(), "could not publish event");
+    }
+}
+
 /// Reports a OneTimeShare the operator cannot decode (for example written through a newer CRD
 /// version): one warn log line and one Warning Event per version of the object. The object is then
 /// left alone until it changes.

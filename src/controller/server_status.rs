@@ -267,6 +267,22 @@ impl ServerStatus {
         if changed {
             log_verdict::<K>(&obj, &verdict);
         }
+        // An Event when what the object shows changes (not again after a restart).
+        if !obj.server_status().is_some_and(|s| shows(s, &verdict)) {
+            let kind = if verdict.ready {
+                kube::runtime::events::EventType::Normal
+            } else {
+                kube::runtime::events::EventType::Warning
+            };
+            super::events::publish_check(
+                &self.ctx.recorder,
+                &*obj,
+                kind,
+                verdict.reason,
+                verdict.message.clone(),
+            )
+            .await;
+        }
         self.write_status(&*obj, &verdict, live, true).await?;
         let checked = Checked {
             inputs,

@@ -77,6 +77,10 @@ struct Args {
     /// Shares held by the operator in the memory run.
     #[arg(long)]
     memory_shares: Option<usize>,
+    /// OtsServers in the memory run, share i naming server i mod N (issue 23: 100 servers and
+    /// 5,000 shares within the per-share memory bar); 0: the shares name no server.
+    #[arg(long, default_value_t = 0)]
+    memory_servers: usize,
     /// Unrelated Secrets added in the memory run.
     #[arg(long)]
     unrelated: Option<usize>,
@@ -145,6 +149,7 @@ struct Plan {
     shares: usize,
     script_sample: usize,
     memory_shares: usize,
+    memory_servers: usize,
     unrelated: usize,
     unrelated_bytes: usize,
     tracking: Duration,
@@ -183,6 +188,7 @@ fn plan(args: &Args) -> Result<Plan, BenchError> {
         shares: pick(args.shares, 50, 500),
         script_sample: pick(args.script_sample, 5, 25),
         memory_shares: pick(args.memory_shares, 300, 5000),
+        memory_servers: args.memory_servers,
         unrelated: pick(args.unrelated, 100, 5000),
         unrelated_bytes: args.unrelated_kib * 1024,
         tracking: Duration::from_secs(args.tracking_secs.unwrap_or(if smoke { 20 } else { 120 })),
@@ -627,8 +633,28 @@ async fn memory(plan: &Plan, figures: &mut Figures) -> Result<(), BenchError> {
     workload::namespace(&client, "mem-shares").await?;
     workload::namespace(&client, "mem-unrelated").await?;
     let watch = Watch::start(&client, "mem-shares", workload::is_shared);
+    if plan.memory_servers > 0 {
+        workload::create_servers(
+            &client,
+            "mem-shares",
+            plan.memory_servers,
+            &server.url(),
+            (OTS_USER, OTS_TOKEN),
+        )
+        .await?;
+        println!(
+            "   ({} OtsServers; share i names server i mod {})",
+            plan.memory_servers, plan.memory_servers
+        );
+    }
     workload::create_sources(&client, "mem-shares", 0..plan.memory_shares).await?;
-    workload::create_shares(&client, "mem-shares", 0..plan.memory_shares).await?;
+    workload::create_shares_via(
+        &client,
+        "mem-shares",
+        0..plan.memory_shares,
+        plan.memory_servers,
+    )
+    .await?;
     watch.wait_for(plan.memory_shares, WAIT).await?;
     drop(watch);
     tokio::time::sleep(Duration::from_secs(10)).await;

@@ -60,12 +60,64 @@ fn secret(name: String, key: &str, data: Vec<u8>) -> Secret {
 
 /// The OneTimeShare `i`, sharing key `value` of Secret `i` with the defaults.
 pub fn share(i: usize) -> Result<OneTimeShare, BenchError> {
+    share_via(i, 0)
+}
+
+/// The OneTimeShare `i`, naming OtsServer `server-{i mod servers}` (none when `servers` is 0).
+fn share_via(i: usize, servers: usize) -> Result<OneTimeShare, BenchError> {
+    let mut spec = serde_json::json!({ "secretRef": { "name": secret_name(i), "key": "value" } });
+    if servers > 0 {
+        spec["serverRef"] =
+            serde_json::json!({ "kind": "OtsServer", "name": server_name(i % servers) });
+    }
     Ok(serde_json::from_value(serde_json::json!({
         "apiVersion": "ots.dev/v1alpha1",
         "kind": "OneTimeShare",
         "metadata": { "name": share_name(i) },
-        "spec": { "secretRef": { "name": secret_name(i), "key": "value" } },
+        "spec": spec,
     }))?)
+}
+
+/// Name of OtsServer `j`.
+pub fn server_name(j: usize) -> String {
+    format!("server-{j}")
+}
+
+/// Creates `count` OtsServers of `url`, each with the account of Secret `server-creds` (made
+/// here): as many server objects as a platform team's, all at the benchmark's one test server.
+pub async fn create_servers(
+    client: &Client,
+    ns: &str,
+    count: usize,
+    url: &str,
+    (username, token): (&str, &str),
+) -> Result<(), BenchError> {
+    let mut creds = secret(
+        "server-creds".to_owned(),
+        "username",
+        username.as_bytes().to_vec(),
+    );
+    if let Some(data) = creds.data.as_mut() {
+        data.insert("apiToken".to_owned(), ByteString(token.as_bytes().to_vec()));
+    }
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &creds)
+        .await?;
+    let api: Api<ots_operator::resource::OtsServer> = Api::namespaced(client.clone(), ns);
+    futures::stream::iter((0..count).map(Ok::<_, BenchError>))
+        .try_for_each_concurrent(CREATE_CONCURRENCY, |j| {
+            let api = api.clone();
+            async move {
+                let spec = serde_json::from_value(serde_json::json!({
+                    "url": url,
+                    "credentialsSecretRef": { "name": "server-creds" },
+                }))?;
+                let server = ots_operator::resource::OtsServer::new(&server_name(j), spec);
+                api.create(&PostParams::default(), &server).await?;
+                Ok(())
+            }
+        })
+        .await
 }
 
 /// Creates the source Secrets `range`.
@@ -116,6 +168,16 @@ pub async fn create_shares(
     ns: &str,
     range: std::ops::Range<usize>,
 ) -> Result<HashMap<String, Instant>, BenchError> {
+    create_shares_via(client, ns, range, 0).await
+}
+
+/// [`create_shares`], share `i` naming OtsServer `i mod servers` (none when `servers` is 0).
+pub async fn create_shares_via(
+    client: &Client,
+    ns: &str,
+    range: std::ops::Range<usize>,
+    servers: usize,
+) -> Result<HashMap<String, Instant>, BenchError> {
     let api: Api<OneTimeShare> = Api::namespaced(client.clone(), ns);
     let sent = Arc::new(Mutex::new(HashMap::new()));
     futures::stream::iter(range.map(Ok::<_, BenchError>))
@@ -123,7 +185,7 @@ pub async fn create_shares(
             let api = api.clone();
             let sent = sent.clone();
             async move {
-                let obj = share(i)?;
+                let obj = share_via(i, servers)?;
                 let at = Instant::now();
                 api.create(&PostParams::default(), &obj).await?;
                 if let Ok(mut map) = sent.lock() {
