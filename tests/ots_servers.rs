@@ -592,6 +592,45 @@ async fn each_server_objects_policy_applies_to_its_shares_before_any_share_call(
         2,
         "the refused shares never reached the server"
     );
+
+    // A server that allows one live link per Secret: a second share of it waits, and goes
+    // once the first link is gone.
+    create_server(
+        &w,
+        "single",
+        json!({"url": url, "policy": {"maxLiveSharesPerSecret": 1}}),
+    )
+    .await;
+    w.secret("token", &[("value", b"t0k3n")]).await;
+    for name in ["one", "two"] {
+        w.share(
+            name,
+            json!({"secretRef": {"name": "token", "key": "value"}, "serverRef": {"kind": "OtsServer", "name": "single"}}),
+        )
+        .await;
+    }
+    let deadline = Instant::now() + WAIT;
+    let (live, waiting) = loop {
+        let one = w.shares().get("one").await.expect("get one");
+        let two = w.shares().get("two").await.expect("get two");
+        let waits = |o: &ots_operator::resource::OneTimeShare| {
+            support::operator::ready_reason_is(o, "TooManyShares")
+        };
+        match (
+            support::operator::phase(&one),
+            support::operator::phase(&two),
+        ) {
+            ("Shared", _) if waits(&two) => break ("one", "two"),
+            (_, "Shared") if waits(&one) => break ("two", "one"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "one live, one waiting: never");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(w.calls("share"), 3, "the waiting share was not sent");
+    w.delete_share(live).await;
+    w.shared(waiting).await;
+    assert_eq!(w.calls("share"), 4);
 }
 
 #[tokio::test]

@@ -20,6 +20,8 @@ pub(super) struct Prepared {
     pub source_resource_version: Option<String>,
     /// The lifetime asked for (`spec.ttl`, or the default).
     pub ttl: Ttl,
+    /// Live links per Secret its server object allows (`policy.maxLiveSharesPerSecret`).
+    pub max_live: Option<u32>,
 }
 
 /// Reads the Secret to share with one targeted get (Secrets are never listed or watched); with
@@ -55,13 +57,14 @@ pub(super) async fn prepare(
         Some(reference) => Some(read_passphrase(&secrets, reference).await?),
         None => None,
     };
-    let (server, ttl) = ctx.resolve_server(obj, &secrets, recorded_server).await?;
+    let (server, admitted) = ctx.resolve_server(obj, &secrets, recorded_server).await?;
     Ok(Prepared {
         server,
         value,
         passphrase,
         source_resource_version: source.metadata.resource_version.clone(),
-        ttl,
+        ttl: admitted.ttl,
+        max_live: admitted.max_live,
     })
 }
 

@@ -44,6 +44,8 @@ struct Reservation {
 /// A share refused for want of a slot.
 struct Waiter {
     secret: SecretId,
+    /// The limit it waits under (the operator's, or its server object's when lower).
+    max: u32,
     /// `namespace/name`, as the check clock names it.
     share: Arc<str>,
 }
@@ -77,8 +79,30 @@ impl LiveSlots {
 
     /// Takes a slot for a new link of `obj`'s Secret: `shared` are the uids the cache shows
     /// Shared with a link of that Secret; `obj` itself never counts. Refused: `obj` waits.
+    #[cfg(test)]
     pub(super) fn take(&self, obj: &OneTimeShare, shared: HashSet<String>) -> Result<(), Error> {
-        if self.max == 0 {
+        self.take_under(obj, shared, None)
+    }
+
+    /// The limit for a share whose server object allows at most `server_max` live links per
+    /// Secret: the lower of it and the operator's (0: none).
+    pub(super) fn limit(&self, server_max: Option<u32>) -> u32 {
+        match (self.max, server_max) {
+            (0, Some(server)) => server,
+            (operator, Some(server)) => operator.min(server),
+            (operator, None) => operator,
+        }
+    }
+
+    /// [`Self::take`] under [`Self::limit`]`(server_max)`.
+    pub(super) fn take_under(
+        &self,
+        obj: &OneTimeShare,
+        shared: HashSet<String>,
+        server_max: Option<u32>,
+    ) -> Result<(), Error> {
+        let max = self.limit(server_max);
+        if max == 0 {
             return Ok(());
         }
         let secret: SecretId = (
@@ -97,14 +121,11 @@ impl LiveSlots {
                 .cloned(),
         );
         holders.remove(&uid);
-        if holders.len() >= self.max as usize {
+        if holders.len() >= max as usize {
             let share = format!("{}/{}", secret.0, obj.name_any()).into();
             let name = secret.1.clone();
-            state.waiting.insert(uid, Waiter { secret, share });
-            return Err(Error::TooManyShares {
-                name,
-                max: self.max,
-            });
+            state.waiting.insert(uid, Waiter { secret, share, max });
+            return Err(Error::TooManyShares { name, max });
         }
         state.waiting.remove(&uid);
         let shared_at_before = obj.status.as_ref().and_then(|s| s.shared_at.clone());
@@ -165,9 +186,10 @@ impl LiveSlots {
                     .flat_map(HashMap::keys)
                     .cloned(),
             );
-            if holders.len() < self.max as usize {
+            let held = holders.len();
+            {
                 state.waiting.retain(|_, w| {
-                    if w.secret == secret {
+                    if w.secret == secret && held < w.max as usize {
                         free.push(w.share.clone());
                         false
                     } else {

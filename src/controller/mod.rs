@@ -135,6 +135,14 @@ pub struct Context {
     cluster_servers_unlisted: std::sync::atomic::AtomicBool,
 }
 
+/// What a share's server (its object's policy) admits for a new link.
+pub(super) struct Admitted {
+    /// The lifetime to ask for.
+    pub ttl: crate::resource::Ttl,
+    /// Live links per Secret the server object allows (`policy.maxLiveSharesPerSecret`).
+    pub max_live: Option<u32>,
+}
+
 impl Context {
     /// A context for the given settings.
     pub fn new(
@@ -262,7 +270,7 @@ impl Context {
             .await
     }
 
-    /// The server a share uses (see [`server_ref::choose`]) and the lifetime to ask it for (a
+    /// The server a share uses (see [`server_ref::choose`]) and what its policy admits (a
     /// server object's policy checked first, before any call); `recorded_url` (from status) wins
     /// over the spec so that an existing link is always burned or tracked where it lives.
     async fn resolve_server(
@@ -270,7 +278,7 @@ impl Context {
         obj: &OneTimeShare,
         secrets: &Api<Secret>,
         recorded_url: Option<&str>,
-    ) -> Result<(Server, crate::resource::Ttl), Error> {
+    ) -> Result<(Server, Admitted), Error> {
         let namespace = obj.namespace().unwrap_or_default();
         let turn = Turn::share(&namespace);
         match server_ref::choose(self, obj).await? {
@@ -285,15 +293,20 @@ impl Context {
                     .servers
                     .resolve(secrets, spec, recorded_url, &turn)
                     .await?;
-                Ok((server, ttl))
+                let max_live = None;
+                Ok((server, Admitted { ttl, max_live }))
             }
             server_ref::ServerChoice::Object(server) => {
                 let ttl = server.admit(obj)?;
+                let max_live = server
+                    .policy
+                    .as_ref()
+                    .and_then(|p| p.max_live_shares_per_secret);
                 let server = self
                     .servers
                     .resolve_object(server, recorded_url, &namespace, &turn)
                     .await?;
-                Ok((server, ttl))
+                Ok((server, Admitted { ttl, max_live }))
             }
         }
     }
@@ -400,10 +413,11 @@ impl Context {
         known
     }
 
-    /// Takes a slot for a new link of `obj`'s Secret under `--max-live-shares-per-secret`:
-    /// live links in the watch cache plus shares under way, not counting `obj` itself.
-    fn reserve_live_slot(&self, obj: &OneTimeShare) -> Result<(), Error> {
-        if self.config.max_live_shares_per_secret == 0 {
+    /// Takes a slot for a new link of `obj`'s Secret under `--max-live-shares-per-secret`, or
+    /// its server object's `policy.maxLiveSharesPerSecret` when lower: live links in the watch
+    /// cache plus shares under way, not counting `obj` itself.
+    fn reserve_live_slot(&self, obj: &OneTimeShare, server_max: Option<u32>) -> Result<(), Error> {
+        if self.live_slots.limit(server_max) == 0 {
             return Ok(());
         }
         let namespace = obj.namespace().unwrap_or_default();
@@ -424,7 +438,7 @@ impl Context {
             })
             .filter_map(|o| o.uid())
             .collect();
-        self.live_slots.take(obj, shared)
+        self.live_slots.take_under(obj, shared, server_max)
     }
 }
 

@@ -20,7 +20,7 @@ use kube::runtime::events::EventType;
 pub(super) async fn share(obj: &OneTimeShare, ctx: &Context) -> Result<Action, Error> {
     let source = inputs::fetch_source(obj, ctx).await?;
     let prepared = inputs::prepare(obj, ctx, &source, None).await?;
-    ctx.reserve_live_slot(obj)?;
+    ctx.reserve_live_slot(obj, prepared.max_live)?;
     let receipt = send(obj, ctx, &prepared).await?;
     // No link before, but a history may be known (from a status the record was lost for).
     let previous = ctx
@@ -42,7 +42,7 @@ pub(super) async fn share_anew(
 ) -> Result<Action, Error> {
     // Every live link counts against --max-live-shares-per-secret, whatever made it (the
     // resource's own old link does not: it is burned or spent by now).
-    ctx.reserve_live_slot(obj)?;
+    ctx.reserve_live_slot(obj, prepared.max_live)?;
     let receipt = send(obj, ctx, prepared).await?;
     if let Occasion::Renewed { links_in_a_row, .. } = occasion {
         tracing::info!(

@@ -739,7 +739,10 @@ async fn burn_and_reshare(
     // The new value is checked, and a live-link slot taken, before anything is burned.
     let prepared = prepare(obj, ctx, source, status.server_url.as_deref())
         .await
-        .and_then(|prepared| ctx.reserve_live_slot(obj).map(|()| prepared));
+        .and_then(|prepared| {
+            ctx.reserve_live_slot(obj, prepared.max_live)
+                .map(|()| prepared)
+        });
     let prepared = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
