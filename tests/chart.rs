@@ -486,9 +486,10 @@ fn namespace_scoped_mode_renders_roles_per_namespace_and_a_cluster_role_only_for
         cluster_roles,
         BTreeSet::from([
             "chart-test-ots-operator-cluster-servers",
-            "chart-test-ots-operator-edit"
+            "chart-test-ots-operator-edit",
+            "chart-test-ots-operator-view"
         ]),
-        "only the aggregated user role and the cluster-scoped servers' role stay cluster-wide"
+        "only the aggregated user roles and the cluster-scoped servers' role stay cluster-wide"
     );
     let cluster_bindings: Vec<&str> = of_kind(&objects, "ClusterRoleBinding")
         .into_iter()
@@ -1007,12 +1008,46 @@ async fn install_notes_show_a_first_share_that_the_crd_accepts() {
 /// (`tests/admission.rs` shows it admitted once its domain is allowed).
 const RECIPIENT_EXAMPLE: &str = "recipient-and-server.yaml";
 
+/// An object the examples created, as JSON.
+async fn find_example_object(
+    client: &Client,
+    kind: &str,
+    plural: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Value {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("ots.dev", "v1alpha1", kind),
+        plural,
+    );
+    let api: Api<DynamicObject> = match namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let object = api
+        .get(name)
+        .await
+        .unwrap_or_else(|error| panic!("the examples created no {kind} {name}: {error}"));
+    serde_json::to_value(object).expect("an object is JSON")
+}
+
 #[tokio::test]
 async fn examples_are_accepted_by_the_crd_schema_and_the_default_policy_refuses_only_the_recipient()
 {
     installed_release();
     let client = cluster::client().await;
     wait_for_crd(&client).await;
+    // The server examples need the server kinds, which the release installs beside the share's.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in ["otsservers.ots.dev", "clusterotsservers.ots.dev"] {
+        tokio::time::timeout(
+            WAIT,
+            await_condition(crds.clone(), crd, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{crd} becomes established in time"))
+        .expect("watch the CRD");
+    }
     let namespace = cluster::test_namespace(&client, "chart-examples").await;
     let example_files: Vec<String> = std::fs::read_dir(repo_path("examples"))
         .expect("read examples/")
@@ -1037,8 +1072,22 @@ async fn examples_are_accepted_by_the_crd_schema_and_the_default_policy_refuses_
         .list(&ListParams::default())
         .await
         .expect("list the example shares");
-    // secrets.yaml holds Secrets; every other file holds one OneTimeShare.
-    assert_eq!(created.items.len(), example_files.len() - 2);
+    // secrets.yaml holds Secrets and clusterotsserver.yaml a ClusterOtsServer; every other file
+    // holds one OneTimeShare (otsserver.yaml besides its OtsServer and that server's Secret).
+    assert_eq!(created.items.len(), example_files.len() - 3);
+    let otsserver = find_example_object(&client, "OtsServer", "otsservers", Some(&namespace), "team-eu").await;
+    assert_eq!(otsserver["spec"]["credentialsSecretRef"]["name"], "team-ots-account");
+    let cluster_server = find_example_object(&client, "ClusterOtsServer", "clusterotsservers", None, "platform-eu").await;
+    assert_eq!(
+        cluster_server["metadata"]["annotations"]["ots.dev/default-server"],
+        "true"
+    );
+    assert_eq!(
+        cluster_server["spec"]["conditions"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
 
     let apply_recipient = |dry_run: bool| {
         let file = format!("examples/{RECIPIENT_EXAMPLE}");
