@@ -1075,9 +1075,26 @@ async fn examples_are_accepted_by_the_crd_schema_and_the_default_policy_refuses_
     // secrets.yaml holds Secrets and clusterotsserver.yaml a ClusterOtsServer; every other file
     // holds one OneTimeShare (otsserver.yaml besides its OtsServer and that server's Secret).
     assert_eq!(created.items.len(), example_files.len() - 3);
-    let otsserver = find_example_object(&client, "OtsServer", "otsservers", Some(&namespace), "team-eu").await;
-    assert_eq!(otsserver["spec"]["credentialsSecretRef"]["name"], "team-ots-account");
-    let cluster_server = find_example_object(&client, "ClusterOtsServer", "clusterotsservers", None, "platform-eu").await;
+    let otsserver = find_example_object(
+        &client,
+        "OtsServer",
+        "otsservers",
+        Some(&namespace),
+        "team-eu",
+    )
+    .await;
+    assert_eq!(
+        otsserver["spec"]["credentialsSecretRef"]["name"],
+        "team-ots-account"
+    );
+    let cluster_server = find_example_object(
+        &client,
+        "ClusterOtsServer",
+        "clusterotsservers",
+        None,
+        "platform-eu",
+    )
+    .await;
     assert_eq!(
         cluster_server["metadata"]["annotations"]["ots.dev/default-server"],
         "true"
