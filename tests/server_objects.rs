@@ -230,6 +230,31 @@ fn the_chart_refuses_two_defaults_a_missing_url_and_a_token_in_values_naming_the
     );
 }
 
+#[test]
+fn install_notes_name_the_default_server_and_the_secrets_to_create_in_the_release_namespace() {
+    cluster::with_controller_manager();
+    let notes = run(helm(&[
+        "install",
+        RELEASE,
+        CHART,
+        "--namespace",
+        RELEASE_NAMESPACE,
+        "--dry-run=client",
+        "--set",
+        "ots.url=https://ots.example.com",
+        "-f",
+        &values_file("notes", SERVERS),
+    ]));
+    for line in [
+        "Shares that name no server go to the default ClusterOtsServer platform-eu (https://ots.eu.example.com), from the namespaces its conditions allow (elsewhere they fail with reason ServerNotAllowed).",
+        "Without it, shared Secrets would go to the Onetime Secret server https://ots.example.com (anonymously).",
+        "ClusterOtsServers of this release (`kubectl ots servers` shows whether each is Ready): platform-eu, platform-us.",
+        "Their Secrets must exist in namespace ots-servers, where the operator reads them: ots-eu-account, ots-eu-ca.",
+    ] {
+        assert!(notes.contains(line), "the notes lack {line:?}:\n{notes}");
+    }
+}
+
 /// Installs the release once (CRDs, RBAC, no servers), after checking that Helm refuses to
 /// create ClusterOtsServers in the very install that first creates their CRD (the two steps the
 /// values document).
