@@ -612,6 +612,50 @@ fn share_rights_aggregate_into_admin_and_edit_but_not_view() {
 }
 
 #[test]
+fn view_may_read_ots_servers_and_no_aggregated_role_reaches_cluster_servers() {
+    let objects = render(&[]);
+    let role = find(&objects, "ClusterRole", "chart-test-ots-operator-view");
+    let labels = &role["metadata"]["labels"];
+    assert_eq!(
+        labels["rbac.authorization.k8s.io/aggregate-to-view"],
+        "true"
+    );
+    for role in ["admin", "edit"] {
+        assert!(
+            labels
+                .get(format!("rbac.authorization.k8s.io/aggregate-to-{role}"))
+                .is_none()
+        );
+    }
+    let rules = role["rules"]
+        .as_array()
+        .expect("the view ClusterRole has rules");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(strings(&rules[0]["apiGroups"]), ["ots.dev"]);
+    assert_eq!(strings(&rules[0]["resources"]), ["otsservers"]);
+    assert_eq!(strings(&rules[0]["verbs"]), ["get", "list", "watch"]);
+    // ClusterOtsServers are the cluster administrators': no role aggregated into a namespace
+    // role names them.
+    for role in of_kind(&objects, "ClusterRole") {
+        let aggregated = role["metadata"]["labels"]
+            .as_object()
+            .is_some_and(|labels| labels.keys().any(|k| k.contains("/aggregate-to-")));
+        if !aggregated {
+            continue;
+        }
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            assert!(
+                !strings(&rule["resources"])
+                    .iter()
+                    .any(|r| r.starts_with("clusterotsservers")),
+                "{} aggregates {rule}",
+                name_of(role)
+            );
+        }
+    }
+}
+
+#[test]
 fn chart_crd_template_matches_the_generated_crd_and_survives_uninstall() {
     run({
         let mut command = Command::new(repo_path("scripts/sync-chart-crd"));
