@@ -486,9 +486,10 @@ fn namespace_scoped_mode_renders_roles_per_namespace_and_a_cluster_role_only_for
         cluster_roles,
         BTreeSet::from([
             "chart-test-ots-operator-cluster-servers",
-            "chart-test-ots-operator-edit"
+            "chart-test-ots-operator-edit",
+            "chart-test-ots-operator-view"
         ]),
-        "only the aggregated user role and the cluster-scoped servers' role stay cluster-wide"
+        "only the aggregated user roles and the cluster-scoped servers' role stay cluster-wide"
     );
     let cluster_bindings: Vec<&str> = of_kind(&objects, "ClusterRoleBinding")
         .into_iter()
@@ -608,6 +609,50 @@ fn share_rights_aggregate_into_admin_and_edit_but_not_view() {
         .flat_map(|rule| strings(&rule["resources"]))
         .collect();
     assert_eq!(resources, BTreeSet::from(["onetimeshares", "otsservers"]));
+}
+
+#[test]
+fn view_may_read_ots_servers_and_no_aggregated_role_reaches_cluster_servers() {
+    let objects = render(&[]);
+    let role = find(&objects, "ClusterRole", "chart-test-ots-operator-view");
+    let labels = &role["metadata"]["labels"];
+    assert_eq!(
+        labels["rbac.authorization.k8s.io/aggregate-to-view"],
+        "true"
+    );
+    for role in ["admin", "edit"] {
+        assert!(
+            labels
+                .get(format!("rbac.authorization.k8s.io/aggregate-to-{role}"))
+                .is_none()
+        );
+    }
+    let rules = role["rules"]
+        .as_array()
+        .expect("the view ClusterRole has rules");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(strings(&rules[0]["apiGroups"]), ["ots.dev"]);
+    assert_eq!(strings(&rules[0]["resources"]), ["otsservers"]);
+    assert_eq!(strings(&rules[0]["verbs"]), ["get", "list", "watch"]);
+    // ClusterOtsServers are the cluster administrators': no role aggregated into a namespace
+    // role names them.
+    for role in of_kind(&objects, "ClusterRole") {
+        let aggregated = role["metadata"]["labels"]
+            .as_object()
+            .is_some_and(|labels| labels.keys().any(|k| k.contains("/aggregate-to-")));
+        if !aggregated {
+            continue;
+        }
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            assert!(
+                !strings(&rule["resources"])
+                    .iter()
+                    .any(|r| r.starts_with("clusterotsservers")),
+                "{} aggregates {rule}",
+                name_of(role)
+            );
+        }
+    }
 }
 
 #[test]
@@ -1007,12 +1052,46 @@ async fn install_notes_show_a_first_share_that_the_crd_accepts() {
 /// (`tests/admission.rs` shows it admitted once its domain is allowed).
 const RECIPIENT_EXAMPLE: &str = "recipient-and-server.yaml";
 
+/// An object the examples created, as JSON.
+async fn find_example_object(
+    client: &Client,
+    kind: &str,
+    plural: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Value {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("ots.dev", "v1alpha1", kind),
+        plural,
+    );
+    let api: Api<DynamicObject> = match namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let object = api
+        .get(name)
+        .await
+        .unwrap_or_else(|error| panic!("the examples created no {kind} {name}: {error}"));
+    serde_json::to_value(object).expect("an object is JSON")
+}
+
 #[tokio::test]
 async fn examples_are_accepted_by_the_crd_schema_and_the_default_policy_refuses_only_the_recipient()
 {
     installed_release();
     let client = cluster::client().await;
     wait_for_crd(&client).await;
+    // The server examples need the server kinds, which the release installs beside the share's.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in ["otsservers.ots.dev", "clusterotsservers.ots.dev"] {
+        tokio::time::timeout(
+            WAIT,
+            await_condition(crds.clone(), crd, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{crd} becomes established in time"))
+        .expect("watch the CRD");
+    }
     let namespace = cluster::test_namespace(&client, "chart-examples").await;
     let example_files: Vec<String> = std::fs::read_dir(repo_path("examples"))
         .expect("read examples/")
@@ -1037,8 +1116,39 @@ async fn examples_are_accepted_by_the_crd_schema_and_the_default_policy_refuses_
         .list(&ListParams::default())
         .await
         .expect("list the example shares");
-    // secrets.yaml holds Secrets; every other file holds one OneTimeShare.
-    assert_eq!(created.items.len(), example_files.len() - 2);
+    // secrets.yaml holds Secrets and clusterotsserver.yaml a ClusterOtsServer; every other file
+    // holds one OneTimeShare (otsserver.yaml besides its OtsServer and that server's Secret).
+    assert_eq!(created.items.len(), example_files.len() - 3);
+    let otsserver = find_example_object(
+        &client,
+        "OtsServer",
+        "otsservers",
+        Some(&namespace),
+        "team-eu",
+    )
+    .await;
+    assert_eq!(
+        otsserver["spec"]["credentialsSecretRef"]["name"],
+        "team-ots-account"
+    );
+    let cluster_server = find_example_object(
+        &client,
+        "ClusterOtsServer",
+        "clusterotsservers",
+        None,
+        "platform-eu",
+    )
+    .await;
+    assert_eq!(
+        cluster_server["metadata"]["annotations"]["ots.dev/default-server"],
+        "true"
+    );
+    assert_eq!(
+        cluster_server["spec"]["conditions"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
 
     let apply_recipient = |dry_run: bool| {
         let file = format!("examples/{RECIPIENT_EXAMPLE}");

@@ -42,6 +42,18 @@ fn the_crd_and_every_example_apply_without_a_warning_and_explain_reads_well() {
     assert!(established.status.success());
     // Applying it again (an upgrade) warns of nothing either.
     apply_quietly(&["apply", "-f", "crds/onetimeshares.ots.dev.yaml"]);
+    // The server kinds, which examples/otsserver.yaml and examples/clusterotsserver.yaml use.
+    for crd in ["otsservers.ots.dev", "clusterotsservers.ots.dev"] {
+        let created = apply_quietly(&["apply", "-f", &format!("crds/{crd}.yaml")]);
+        assert!(created.contains("created"), "{created}");
+        let established = kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=120s",
+            &format!("crd/{crd}"),
+        ]);
+        assert!(established.status.success(), "{crd} is established");
+    }
 
     kubectl(&["create", "namespace", "examples"]);
     let mut examples: Vec<String> = std::fs::read_dir(cluster::repo_root().join("examples"))

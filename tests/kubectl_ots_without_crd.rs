@@ -33,3 +33,28 @@ async fn every_command_says_when_the_crd_is_not_installed() {
         );
     }
 }
+
+#[tokio::test]
+async fn servers_says_when_the_server_crds_are_not_installed() {
+    let client = cluster::client().await;
+    let ns = cluster::test_namespace(&client, "plugin-no-server-crd").await;
+    for scope in [vec!["-n", ns.as_str()], vec!["-A"]] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ots"))
+            .arg("--kubeconfig")
+            .arg(kubeconfig_path())
+            .arg("servers")
+            .args(&scope)
+            .output()
+            .await
+            .expect("run kubectl-ots");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{scope:?}: {stderr}");
+        assert!(
+            stderr.contains(
+                "the server APIs (otsservers.ots.dev, clusterotsservers.ots.dev) are not installed in this cluster"
+            ),
+            "{scope:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{scope:?}: no table");
+    }
+}

@@ -402,25 +402,12 @@ fn row(share: &OneTimeShare) -> [String; 6] {
     ]
 }
 
-/// Prints rows as an aligned table with a header.
+/// Prints share rows as an aligned table with a header.
 fn print_table(rows: &[[String; 6]]) -> Result<(), PluginError> {
-    let header = ["NAME", "PHASE", "SECRET", "EXPIRES", "OPENED", "REASON"].map(String::from);
-    let mut widths = [0usize; 6];
-    for r in std::iter::once(&header).chain(rows) {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = std::io::stdout().lock();
-    for r in std::iter::once(&header).chain(rows) {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        writeln!(out, "{}", line.join("   ").trim_end())?;
-    }
-    Ok(())
+    super::table::print_table(
+        &["NAME", "PHASE", "SECRET", "EXPIRES", "OPENED", "REASON"],
+        rows,
+    )
 }
 
 /// The ended links of a share as lines of a table, oldest first: when each was shared, how it

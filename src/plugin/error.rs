@@ -32,6 +32,11 @@ pub enum PluginError {
         "the OneTimeShare API (onetimeshares.ots.dev) is not installed in this cluster: install the ots-operator (its Helm chart or deploy/manifests) first"
     )]
     CrdMissing,
+    /// The OtsServer or ClusterOtsServer CRD is not installed.
+    #[error(
+        "the server APIs (otsservers.ots.dev, clusterotsservers.ots.dev) are not installed in this cluster: install or upgrade the ots-operator (its Helm chart or deploy/manifests) first"
+    )]
+    ServerCrdMissing,
     /// The Secret to share (or the passphrase's Secret) does not exist.
     #[error("Secret {namespace}/{name} does not exist")]
     SecretNotFound {

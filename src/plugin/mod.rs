@@ -7,6 +7,8 @@
 
 mod commands;
 mod error;
+mod servers;
+mod table;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use error::PluginError;
@@ -72,6 +74,14 @@ enum Command {
     /// Generate a random value into a Secret and share it: the operator creates the Secret (or
     /// adds the key to one it made) and shares the value; nobody sees it but the link's reader.
     Generate(GenerateArgs),
+    /// List the namespace's OtsServers and the ClusterOtsServers: Ready or why not, live links.
+    ///
+    /// Also which ClusterOtsServer is the default. Never shows or reads a Secret.
+    Servers {
+        /// List the OtsServers of every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
     /// Print a shell completion script: bash, zsh or fish.
     Completion {
         /// The shell.
@@ -274,6 +284,14 @@ async fn run(cli: Cli) -> Result<(), PluginError> {
             timeout,
         } => commands::burn_and_keep(&target, &name, timeout).await,
         Command::Generate(args) => commands::generate(&target, args).await,
+        Command::Servers { all_namespaces } => {
+            let scope = if all_namespaces {
+                servers::Scope::AllNamespaces
+            } else {
+                servers::Scope::Namespace
+            };
+            servers::servers(&target, scope).await
+        }
         Command::Completion { .. } => Ok(()),
     }
 }

@@ -152,3 +152,25 @@ Shared Secrets go there, so the chart never picks it silently.
 {{- fail "ots.url is not set: name the Onetime Secret server that shared Secrets go to (--set ots.url=https://ots.example.com), or --set ots.acceptPublicService=true to send them to the public https://onetimesecret.com" }}
 {{- end }}
 {{- end }}
+
+{{/*
+The `--allow-server-url` values, one a line: `ots.allowedServerUrls`, plus the URL of every
+`servers` entry, so that a server the chart creates is one the operator may call. The operator
+replaces its default allowlist (the official onetimesecret.com hosts) with any list it is given,
+so with servers and no `ots.allowedServerUrls` the official hosts are named here to keep them
+allowed (the same list as OFFICIAL_HOSTS in src/config.rs; tests/server_objects.rs checks).
+*/}}
+{{- define "ots-operator.allowServerUrls" -}}
+{{- $urls := .Values.ots.allowedServerUrls }}
+{{- if and .Values.servers (not $urls) }}
+{{- $urls = list "https://onetimesecret.com" "https://us.onetimesecret.com" "https://eu.onetimesecret.com" "https://ca.onetimesecret.com" "https://uk.onetimesecret.com" "https://nz.onetimesecret.com" }}
+{{- end }}
+{{- range .Values.servers }}
+{{- if .url }}
+{{- $urls = append $urls (trimSuffix "/" .url) }}
+{{- end }}
+{{- end }}
+{{- range uniq $urls }}
+{{ . }}
+{{- end }}
+{{- end }}
