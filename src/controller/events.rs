@@ -260,7 +260,8 @@ pub(super) async fn publish(
     reason: Reason,
     note: String,
 ) {
-    publish_about(recorder, &obj.object_ref(&()), kind, reason, note).await;
+    let action = action_of(reason);
+    publish_about(recorder, &obj.object_ref(&()), kind, reason, action, note).await;
 }
 
 async fn publish_about(
@@ -268,13 +269,14 @@ async fn publish_about(
     reference: &ObjectReference,
     kind: EventType,
     reason: Reason,
+    action: &str,
     note: String,
 ) {
     let event = Event {
         type_: kind,
         reason: reason.as_str().to_owned(),
         note: Some(note),
-        action: action_of(reason).to_owned(),
+        action: action.to_owned(),
         secondary: None,
     };
     if let Err(e) = recorder.publish(&event, reference).await {
@@ -291,16 +293,7 @@ pub(super) async fn publish_check<K: Resource<DynamicType = ()>>(
     reason: Reason,
     note: String,
 ) {
-    let event = Event {
-        type_: kind,
-        reason: reason.as_str().to_owned(),
-        note: Some(note),
-        action: "Check".to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::warn!(error = %e, reason = reason.as_str(), "could not publish event");
-    }
+    publish_about(recorder, &obj.object_ref(&()), kind, reason, "Check", note).await;
 }
 
 /// Reports a OneTimeShare the operator cannot decode (for example written through a newer CRD
@@ -332,6 +325,7 @@ pub(super) async fn report_invalid(
         &obj.object_ref(&()),
         EventType::Warning,
         Reason::InvalidSpec,
+        action_of(Reason::InvalidSpec),
         note,
     )
     .await;
