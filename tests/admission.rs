@@ -1142,6 +1142,40 @@ async fn a_share_naming_an_ots_server_needs_get_on_its_credentials_secret() {
         share_via("OtsServer", "anonymous"),
     );
     assert_admitted(&out, "the help desk sharing through an anonymous OtsServer");
+
+    // A reissue makes a new link with the server's account: it needs the same right as a create.
+    // Edits that make no link stay open to whoever may edit the share.
+    let patch = |patch: &str| {
+        output(
+            kubectl(
+                Some(&helpdesk),
+                &[
+                    "patch",
+                    "onetimeshare",
+                    "own",
+                    "-n",
+                    &ns,
+                    "--type=merge",
+                    "-p",
+                    patch,
+                ],
+            ),
+            None,
+        )
+    };
+    let out = patch(r#"{"metadata":{"annotations":{"ots.dev/reshare":"2026-01-01T00:00:00Z"}}}"#);
+    assert_refused(
+        &out,
+        "the help desk reissuing a share that uses the team's account",
+        &[
+            &format!("ValidatingAdmissionPolicy '{SERVER_REF_POLICY}'"),
+            &expected,
+        ],
+    );
+    assert_admitted(
+        &patch(r#"{"metadata":{"labels":{"team":"a"}}}"#),
+        "the help desk labelling a share that uses the team's account",
+    );
 }
 
 #[tokio::test]
