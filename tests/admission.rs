@@ -1212,8 +1212,8 @@ async fn a_share_naming_a_server_that_does_not_exist_yet_is_admitted() {
     let ns = test_namespace("adm-server-later", &[], &["db", "ots-credentials"]).await;
     let helpdesk = tenant(&ns, "helpdesk", &["db"]);
     let cluster = format!("{ns}-later");
-    // No parameter to check against yet: admitted (the operator fails it with reason
-    // ServerRefNotFound until the object exists, then checks it itself).
+    // No parameter to check against yet: admitted (the operator keeps it Pending, reason
+    // ServerNotFound, until the object exists).
     for (share, kind, name) in [
         ("early-cluster", "ClusterOtsServer", cluster.as_str()),
         ("early-namespaced", "OtsServer", "later"),
