@@ -244,6 +244,40 @@ fn guarded_cluster() {
             ),
             &format!("{POLICY}-passphrase-required"),
         );
+
+        // The server policies take ClusterOtsServers and OtsServers as parameters: wait until
+        // their CRDs are served and the apiserver evaluates a ClusterOtsServer that allows no
+        // namespace of this binary.
+        for crd in ["clusterotsservers.ots.dev", "otsservers.ots.dev"] {
+            run(
+                kubectl(
+                    None,
+                    &[
+                        "wait",
+                        "--for=condition=Established",
+                        &format!("crd/{crd}"),
+                        "--timeout=120s",
+                    ],
+                ),
+                None,
+            );
+        }
+        cluster_server(
+            "admission-probe-nowhere",
+            json!([{ "namespaces": ["nowhere"] }]),
+        );
+        wait_until_refused(
+            "admission-probe",
+            &share_json(
+                "probe",
+                json!({
+                    "secretRef": { "name": "db" },
+                    "ttl": "1h",
+                    "serverRef": { "kind": "ClusterOtsServer", "name": "admission-probe-nowhere" },
+                }),
+            ),
+            "does not allow namespace admission-probe",
+        );
     });
 }
 
@@ -762,6 +796,455 @@ async fn the_operators_own_service_account_is_not_subject_to_the_policy() {
     assert_refused(&out, "a ttl of 7d by another account", &["at most 24h"]);
     let out = create_share(Some(OPERATOR_USER), &ns, "by-operator", spec);
     assert_admitted(&out, "the operator's own account");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server objects: who may lend an account, and which server a share may name
+
+/// The chart's policy of OtsServer writes.
+const SERVER_SECRETS_POLICY: &str = "ots-operator-server-secret-access";
+/// The chart's policy of shares naming a ClusterOtsServer.
+const CLUSTER_SERVER_POLICY: &str = "ots-operator-cluster-server-access";
+/// The chart's policy of shares naming an OtsServer.
+const SERVER_REF_POLICY: &str = "ots-operator-server-ref-access";
+
+/// Applies the ClusterOtsServer `name` with `conditions` (a JSON list), as an administrator.
+fn cluster_server(name: &str, conditions: Value) {
+    run(
+        kubectl(None, &["apply", "--server-side", "-f", "-"]),
+        Some(
+            &json!({
+                "apiVersion": "ots.dev/v1alpha1",
+                "kind": "ClusterOtsServer",
+                "metadata": { "name": name },
+                "spec": { "url": "https://eu.onetimesecret.com", "conditions": conditions },
+            })
+            .to_string(),
+        ),
+    );
+}
+
+/// An OtsServer `name` whose spec names the credentials Secret `credentials` (anonymous when
+/// `None`) and, when given, the CA bundle Secret `ca`.
+fn ots_server_json(name: &str, credentials: Option<&str>, ca: Option<&str>) -> Value {
+    let mut spec = json!({ "url": "https://eu.onetimesecret.com" });
+    if let Some(credentials) = credentials {
+        spec["credentialsSecretRef"] = json!({ "name": credentials });
+    }
+    if let Some(ca) = ca {
+        spec["caBundleSecretRef"] = json!({ "name": ca, "key": "ca.crt" });
+    }
+    json!({
+        "apiVersion": "ots.dev/v1alpha1",
+        "kind": "OtsServer",
+        "metadata": { "name": name },
+        "spec": spec,
+    })
+}
+
+/// `kubectl create` of `object` in `namespace` as `user` (admin when `None`).
+fn create_as(user: Option<&str>, namespace: &str, object: &Value) -> Output {
+    output(
+        kubectl(user, &["create", "-n", namespace, "-f", "-"]),
+        Some(&object.to_string()),
+    )
+}
+
+/// Lets the tenant `name` of `namespace` (see [`tenant`]) also create, read and update
+/// OtsServers there.
+fn may_manage_ots_servers(namespace: &str, name: &str) {
+    let role = format!("{name}-servers");
+    let rules = json!([{
+        "apiGroups": ["ots.dev"],
+        "resources": ["otsservers"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+    }]);
+    apply_list(
+        namespace,
+        role_bound_to(&role, rules, namespace, name).to_vec(),
+    );
+    let user = format!("system:serviceaccount:{namespace}:{name}");
+    wait_can_i(&user, namespace, "create", "otsservers.ots.dev", true);
+}
+
+/// A share of Secret `db` naming the server object `kind`/`name`.
+fn share_via(kind: &str, name: &str) -> Value {
+    json!({
+        "secretRef": { "name": "db", "key": "password" },
+        "ttl": "1h",
+        "serverRef": { "kind": kind, "name": name },
+    })
+}
+
+/// Polls a server-side dry run of the share `spec` as `user` until it is refused with `expected`:
+/// the apiserver learns of a new server object (a policy parameter) a moment after it is written.
+fn wait_until_refused_as(user: Option<&str>, namespace: &str, spec: &Value, expected: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = output(
+            kubectl(
+                user,
+                &["create", "--dry-run=server", "-n", namespace, "-f", "-"],
+            ),
+            Some(&share_json("probe", spec.clone()).to_string()),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && stderr.contains(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{spec} in {namespace} was never refused with {expected:?}; last answer: {stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Asserts that the share `name` naming ClusterOtsServer `server` is refused in `namespace`
+/// with the readable message, and that nothing was created.
+fn assert_cluster_server_refused(namespace: &str, name: &str, server: &str) {
+    let out = create_share(None, namespace, name, share_via("ClusterOtsServer", server));
+    assert_refused(
+        &out,
+        &format!("a share naming ClusterOtsServer {server} in {namespace}"),
+        &[
+            &format!("ValidatingAdmissionPolicy '{CLUSTER_SERVER_POLICY}'"),
+            &format!(
+                "spec.serverRef: ClusterOtsServer \"{server}\" does not allow namespace {namespace}"
+            ),
+            "ask the cluster's administrators",
+        ],
+    );
+    assert!(
+        !exists(namespace, name),
+        "a refused share must not exist: {namespace}/{name}"
+    );
+}
+
+#[tokio::test]
+async fn an_ots_server_may_only_name_secrets_its_creator_may_get() {
+    let ns = test_namespace(
+        "adm-server-secrets",
+        &[],
+        &["readable", "ots-credentials", "ca"],
+    )
+    .await;
+    let helpdesk = tenant(&ns, "helpdesk", &["readable"]);
+    may_manage_ots_servers(&ns, "helpdesk");
+
+    for (field, server, secret) in [
+        (
+            "spec.credentialsSecretRef",
+            ots_server_json("borrowed-account", Some("ots-credentials"), None),
+            "ots-credentials",
+        ),
+        (
+            "spec.caBundleSecretRef",
+            ots_server_json("borrowed-ca", Some("readable"), Some("ca")),
+            "ca",
+        ),
+    ] {
+        let out = create_as(Some(&helpdesk), &ns, &server);
+        let message = assert_refused(
+            &out,
+            &format!("an OtsServer naming Secret {secret} in {field}"),
+            &[
+                &format!("ValidatingAdmissionPolicy '{SERVER_SECRETS_POLICY}'"),
+                &format!(
+                    "{field}: {helpdesk} may not get Secret \"{secret}\" in namespace {ns} (missing permission: get on secrets)"
+                ),
+            ],
+        );
+        assert!(
+            !message.contains("fake-"),
+            "the refusal shows a Secret value: {message}"
+        );
+    }
+    let out = create_as(
+        Some(&helpdesk),
+        &ns,
+        &ots_server_json("own-account", Some("readable"), Some("readable")),
+    );
+    assert_admitted(&out, "an OtsServer naming Secrets its creator may get");
+
+    // Re-pointing it at a Secret the help desk cannot read is refused; labelling is not.
+    let patch = |patch: &str| {
+        output(
+            kubectl(
+                Some(&helpdesk),
+                &[
+                    "patch",
+                    "otsserver",
+                    "own-account",
+                    "-n",
+                    &ns,
+                    "--type=merge",
+                    "-p",
+                    patch,
+                ],
+            ),
+            None,
+        )
+    };
+    let out = patch(r#"{"spec":{"credentialsSecretRef":{"name":"ots-credentials"}}}"#);
+    assert_refused(
+        &out,
+        "re-pointing an OtsServer at Secret ots-credentials",
+        &[&format!(
+            "spec.credentialsSecretRef: {helpdesk} may not get Secret \"ots-credentials\""
+        )],
+    );
+    assert_admitted(
+        &patch(r#"{"metadata":{"labels":{"team":"a"}}}"#),
+        "labelling an OtsServer",
+    );
+
+    // An OtsServer an administrator made with Secrets the help desk cannot read stays editable.
+    let out = create_as(
+        None,
+        &ns,
+        &ots_server_json("admins-server", Some("ots-credentials"), Some("ca")),
+    );
+    assert_admitted(&out, "the administrator's OtsServer");
+    let out = output(
+        kubectl(
+            Some(&helpdesk),
+            &["label", "otsserver", "admins-server", "-n", &ns, "team=a"],
+        ),
+        None,
+    );
+    assert_admitted(&out, "labelling the administrator's OtsServer");
+}
+
+#[tokio::test]
+async fn a_share_naming_a_cluster_server_is_refused_in_a_namespace_its_conditions_exclude() {
+    let named = test_namespace("adm-cs-named", &[], &["db"]).await;
+    let matched = test_namespace("adm-cs-regex", &[], &["db"]).await;
+    let suffixed = test_namespace("old-adm-cs-regex", &[], &["db"]).await;
+    let tier = "ots-admission-test/tier";
+    let restricted = "ots-admission-test/restricted";
+    let team = "ots-admission-test/team";
+    let prod = test_namespace("adm-cs-prod", &[(tier, "prod"), (team, "a")], &["db"]).await;
+    let locked = test_namespace(
+        "adm-cs-locked",
+        &[(tier, "prod"), (team, "a"), (restricted, "yes")],
+        &["db"],
+    )
+    .await;
+    let other_team = test_namespace("adm-cs-team-c", &[(tier, "prod"), (team, "c")], &["db"]).await;
+    let unlabelled = test_namespace("adm-cs-plain", &[], &["db"]).await;
+
+    // Cluster-scoped, so named after this test's namespaces.
+    let by_name = format!("{named}-by-name");
+    let by_regex = format!("{named}-by-regex");
+    let by_labels = format!("{named}-by-labels");
+    cluster_server(&by_name, json!([{ "namespaces": ["elsewhere", named] }]));
+    cluster_server(
+        &by_regex,
+        json!([{ "namespaceRegexes": ["adm-cs-regex-[0-9]+", "never"] }]),
+    );
+    cluster_server(
+        &by_labels,
+        json!([
+            { "namespaces": ["elsewhere"] },
+            { "namespaceSelector": {
+                "matchLabels": { tier: "prod" },
+                "matchExpressions": [
+                    { "key": restricted, "operator": "DoesNotExist" },
+                    { "key": team, "operator": "In", "values": ["a", "b"] },
+                    { "key": "ots-admission-test/legacy", "operator": "NotIn", "values": ["true"] },
+                    { "key": tier, "operator": "Exists" },
+                ],
+            } },
+        ]),
+    );
+    // The apiserver knows all three once the last one refuses.
+    wait_until_refused_as(
+        None,
+        &unlabelled,
+        &share_via("ClusterOtsServer", &by_labels),
+        "does not allow namespace",
+    );
+
+    for (namespace, server) in [
+        (&matched, &by_name),
+        (&unlabelled, &by_name),
+        (&named, &by_regex),
+        // Anchored at both ends, as the operator matches regexes.
+        (&suffixed, &by_regex),
+        (&locked, &by_labels),
+        (&other_team, &by_labels),
+        (&unlabelled, &by_labels),
+    ] {
+        assert_cluster_server_refused(namespace, "excluded", server);
+    }
+    for (namespace, server) in [
+        (&named, &by_name),
+        (&matched, &by_regex),
+        (&prod, &by_labels),
+    ] {
+        let out = create_share(
+            None,
+            namespace,
+            "allowed",
+            share_via("ClusterOtsServer", server),
+        );
+        assert_admitted(
+            &out,
+            &format!("a share naming ClusterOtsServer {server} in {namespace}"),
+        );
+    }
+    // Shares naming no server, or an OtsServer, are not this policy's business.
+    admin_shares_db(&unlabelled, "no-server", "a share naming no server");
+}
+
+#[tokio::test]
+async fn a_share_naming_an_ots_server_needs_get_on_its_credentials_secret() {
+    let ns = test_namespace("adm-server-ref", &[], &["db", "ots-credentials"]).await;
+    let helpdesk = tenant(&ns, "helpdesk", &["db"]);
+    let owner = tenant(&ns, "owner", &["db", "ots-credentials"]);
+    for server in [
+        ots_server_json("team-server", Some("ots-credentials"), None),
+        ots_server_json("anonymous", None, None),
+    ] {
+        assert_admitted(
+            &create_as(None, &ns, &server),
+            "the administrator's OtsServer",
+        );
+    }
+
+    let expected = format!(
+        "spec.serverRef: {helpdesk} may not get Secret \"ots-credentials\" in namespace {ns}, the credentials of OtsServer \"team-server\" (missing permission: get on secrets)"
+    );
+    let spec = share_via("OtsServer", "team-server");
+    wait_until_refused_as(Some(&helpdesk), &ns, &spec, &expected);
+    let out = create_share(Some(&helpdesk), &ns, "borrowed", spec.clone());
+    let message = assert_refused(
+        &out,
+        "the help desk sharing through the team's account",
+        &[
+            &format!("ValidatingAdmissionPolicy '{SERVER_REF_POLICY}'"),
+            &expected,
+        ],
+    );
+    assert!(
+        !message.contains("fake-"),
+        "the refusal shows a Secret value: {message}"
+    );
+    assert!(!exists(&ns, "borrowed"));
+
+    let out = create_share(Some(&owner), &ns, "own", spec);
+    assert_admitted(&out, "the owner of the credentials sharing through them");
+    let out = create_share(
+        Some(&helpdesk),
+        &ns,
+        "anonymous",
+        share_via("OtsServer", "anonymous"),
+    );
+    assert_admitted(&out, "the help desk sharing through an anonymous OtsServer");
+
+    // A reissue makes a new link with the server's account: it needs the same right as a create.
+    // Edits that make no link stay open to whoever may edit the share.
+    let patch = |patch: &str| {
+        output(
+            kubectl(
+                Some(&helpdesk),
+                &[
+                    "patch",
+                    "onetimeshare",
+                    "own",
+                    "-n",
+                    &ns,
+                    "--type=merge",
+                    "-p",
+                    patch,
+                ],
+            ),
+            None,
+        )
+    };
+    let out = patch(r#"{"metadata":{"annotations":{"ots.dev/reshare":"2026-01-01T00:00:00Z"}}}"#);
+    assert_refused(
+        &out,
+        "the help desk reissuing a share that uses the team's account",
+        &[
+            &format!("ValidatingAdmissionPolicy '{SERVER_REF_POLICY}'"),
+            &expected,
+        ],
+    );
+    assert_admitted(
+        &patch(r#"{"metadata":{"labels":{"team":"a"}}}"#),
+        "the help desk labelling a share that uses the team's account",
+    );
+}
+
+#[tokio::test]
+async fn the_operators_own_account_may_name_any_server() {
+    let ns = test_namespace("adm-server-operator", &[], &["db"]).await;
+    let server = format!("{ns}-nowhere");
+    cluster_server(&server, json!([{ "namespaces": ["elsewhere"] }]));
+    let lookalike = tenant(&ns, "lookalike", &["db"]);
+    run(
+        kubectl(
+            None,
+            &[
+                "create",
+                "rolebinding",
+                "operator-creates-shares",
+                "-n",
+                &ns,
+                "--role=lookalike",
+                &format!("--serviceaccount={RELEASE_NAMESPACE}:ots-operator"),
+            ],
+        ),
+        None,
+    );
+    wait_can_i(OPERATOR_USER, &ns, "create", "onetimeshares.ots.dev", true);
+    let spec = share_via("ClusterOtsServer", &server);
+    wait_until_refused_as(Some(&lookalike), &ns, &spec, "does not allow namespace");
+
+    let out = create_share(Some(OPERATOR_USER), &ns, "by-operator", spec);
+    assert_admitted(&out, "the operator's own account naming an excluded server");
+}
+
+#[tokio::test]
+async fn a_share_naming_a_server_that_does_not_exist_yet_is_admitted() {
+    let ns = test_namespace("adm-server-later", &[], &["db", "ots-credentials"]).await;
+    let helpdesk = tenant(&ns, "helpdesk", &["db"]);
+    let cluster = format!("{ns}-later");
+    // No parameter to check against yet: admitted (the operator keeps it Pending, reason
+    // ServerNotFound, until the object exists).
+    for (share, kind, name) in [
+        ("early-cluster", "ClusterOtsServer", cluster.as_str()),
+        ("early-namespaced", "OtsServer", "later"),
+    ] {
+        let out = create_share(Some(&helpdesk), &ns, share, share_via(kind, name));
+        assert_admitted(&out, &format!("a share naming the missing {kind} {name}"));
+    }
+
+    // Once they exist, the same shares are refused; the early ones stay.
+    cluster_server(&cluster, json!([{ "namespaces": ["elsewhere"] }]));
+    assert_admitted(
+        &create_as(
+            None,
+            &ns,
+            &ots_server_json("later", Some("ots-credentials"), None),
+        ),
+        "the administrator's OtsServer",
+    );
+    wait_until_refused_as(
+        Some(&helpdesk),
+        &ns,
+        &share_via("ClusterOtsServer", &cluster),
+        "does not allow namespace",
+    );
+    wait_until_refused_as(
+        Some(&helpdesk),
+        &ns,
+        &share_via("OtsServer", "later"),
+        "may not get Secret \"ots-credentials\"",
+    );
+    assert!(exists(&ns, "early-cluster") && exists(&ns, "early-namespaced"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1316,4 +1799,65 @@ fn the_chart_refuses_to_install_the_guard_on_kubernetes_before_1_30() {
         ]),
         None,
     );
+}
+
+#[test]
+fn the_server_policies_check_every_server_object_and_reissues_like_the_share_policy() {
+    let objects = render(&[]);
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("the default render has no {kind} {name}"))
+            .clone()
+    };
+    let makes_links = |policy: &Value| {
+        policy["spec"]["variables"]
+            .as_array()
+            .expect("variables")
+            .iter()
+            .find(|variable| variable["name"] == "makesLinks")
+            .map(|variable| variable["expression"].clone())
+            .expect("a makesLinks variable")
+    };
+    let share_policy = find("ValidatingAdmissionPolicy", POLICY);
+    for (name, param) in [
+        (CLUSTER_SERVER_POLICY, "ClusterOtsServer"),
+        (SERVER_REF_POLICY, "OtsServer"),
+    ] {
+        let policy = find("ValidatingAdmissionPolicy", name);
+        // Before the apiserver lists server objects (after install, after each apiserver start),
+        // Fail would refuse every share write; the operator backs the ClusterOtsServer check.
+        assert_eq!(policy["spec"]["failurePolicy"], "Ignore");
+        assert_eq!(policy["spec"]["paramKind"]["kind"], param);
+        // A reissue needs the same rights as a create, in every policy of shares.
+        assert_eq!(makes_links(&policy), makes_links(&share_policy), "{name}");
+        let binding = find("ValidatingAdmissionPolicyBinding", name);
+        assert_eq!(binding["spec"]["policyName"], name);
+        assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
+        // Every server object is a parameter; none at all admits (the ordering limit).
+        assert_eq!(
+            binding["spec"]["paramRef"],
+            json!({ "selector": {}, "parameterNotFoundAction": "Allow" })
+        );
+    }
+    let policy = find("ValidatingAdmissionPolicy", SERVER_SECRETS_POLICY);
+    assert_eq!(policy["spec"]["failurePolicy"], "Fail");
+    assert_eq!(
+        policy["spec"]["matchConstraints"]["resourceRules"][0]["resources"],
+        json!(["otsservers"])
+    );
+    for name in [
+        SERVER_SECRETS_POLICY,
+        CLUSTER_SERVER_POLICY,
+        SERVER_REF_POLICY,
+    ] {
+        let policy = find("ValidatingAdmissionPolicy", name);
+        assert!(
+            policy["spec"]["matchConditions"]
+                .to_string()
+                .contains(&format!("request.userInfo.username != '{OPERATOR_USER}'")),
+            "{name} exempts the operator's own account"
+        );
+    }
 }
