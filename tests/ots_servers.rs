@@ -926,3 +926,92 @@ async fn a_deleted_server_leaves_its_links_tracked_and_burned_even_after_a_resta
         "the API token appears in the log"
     );
 }
+
+/// Shares made with the operator's flags, then a platform team adds a default ClusterOtsServer
+/// at another server and the operator restarts (a chart upgrade with `servers:`): nothing is
+/// re-shared or moved. The old links stay tracked and are burned where they live; only new
+/// shares go to the new default server.
+#[tokio::test]
+async fn a_default_server_added_later_moves_no_existing_link() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let platform_server = ots_server(account_server());
+    let extra = ["--allow-server-url", &platform_server.url()];
+    let mut w = World::with("servers-later", Config::default(), &extra).await;
+    w.secret("db", &[("password", b"pw")]).await;
+    for name in ["kept", "revealed-after", "deleted-after"] {
+        w.share_key(name, "db", "password").await;
+    }
+    let mut before = std::collections::BTreeMap::new();
+    for name in ["kept", "revealed-after", "deleted-after"] {
+        let status = w.shared(name).await.status.expect("a status");
+        before.insert(name, (status.metadata_key, status.link));
+    }
+    assert_eq!(w.calls("share"), 3);
+
+    w.secret(
+        "platform-creds",
+        &[
+            ("username", USER.as_bytes()),
+            ("apiToken", TOKEN.as_bytes()),
+        ],
+    )
+    .await;
+    let name = format!("{}-default", w.ns);
+    let cluster_servers = Api::<ClusterOtsServer>::all(w.client.clone());
+    let mut object = ClusterOtsServer::new(
+        &name,
+        serde_json::from_value(json!({
+            "url": platform_server.url(),
+            "credentialsSecretRef": {"name": "platform-creds"},
+        }))
+        .expect("a ClusterOtsServer spec"),
+    );
+    object.metadata.annotations = Some(
+        [("ots.dev/default-server".to_owned(), "true".to_owned())]
+            .into_iter()
+            .collect(),
+    );
+    cluster_servers
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("create the ClusterOtsServer");
+    w.operator.kill();
+    w.operator = support::operator::Operator::start(&w.ns, &w.server.url(), &extra);
+
+    // A new share goes to the new default server...
+    w.share_key("new", "db", "password").await;
+    let new = w.shared("new").await;
+    let link = new.status.and_then(|s| s.link).expect("a link");
+    assert!(
+        link.starts_with(&format!("{}/secret/", platform_server.url())),
+        "{link}"
+    );
+    // ...and the old ones stay where they are, tracked.
+    let revealed = w.shared("revealed-after").await;
+    assert_eq!(w.reveal(&revealed).await, "pw");
+    w.wait_phase("revealed-after", "Received").await;
+    w.delete_share("deleted-after").await;
+    w.wait_gone("deleted-after").await;
+    let kept = w.shared("kept").await.status.expect("a status");
+    assert_eq!(
+        (kept.metadata_key, kept.link),
+        before["kept"].clone(),
+        "the kept link changed"
+    );
+    assert_eq!(w.calls("share"), 3, "nothing re-shared at the first server");
+    assert_eq!(
+        support::operator::calls(&platform_server, "share"),
+        1,
+        "only the new share at the default server"
+    );
+    assert_eq!(
+        w.server.stats().live_secrets,
+        1,
+        "the deleted share's link was burned where it lived; the kept one is live"
+    );
+
+    cluster_servers
+        .delete(&name, &Default::default())
+        .await
+        .expect("delete the ClusterOtsServer");
+}

@@ -135,6 +135,24 @@ pub struct Context {
     cluster_servers_unlisted: std::sync::atomic::AtomicBool,
 }
 
+/// Whether an error says the server a share names cannot be used any more (the object, its
+/// Secrets or its consent are gone), which says nothing about a link made through it.
+fn unusable_server(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::ServerRefNotFound { .. }
+            | Error::ServerRefNotAllowed { .. }
+            | Error::CredentialsNotFound { .. }
+            | Error::SecretNotFound { .. }
+            | Error::KeyNotFound { .. }
+    )
+}
+
+/// Whether two base URLs name the same server (a trailing slash aside).
+fn same_base_url(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
 /// What a share's server (its object's policy) admits for a new link.
 pub(super) struct Admitted {
     /// The lifetime to ask for.
@@ -220,6 +238,11 @@ impl Context {
     }
 
     /// The server that holds a resource's link (status wins over spec), with its credentials.
+    ///
+    /// The server the share would use today (its server object, the default ClusterOtsServer,
+    /// the flags) serves when it is the one the link lives on. When it is not (a default server
+    /// added or removed since the link was made), or when the server object, its Secrets or its
+    /// consent are gone, the link is reached with what its record keeps: URL, credentials, CA.
     async fn link_server(
         &self,
         obj: &OneTimeShare,
@@ -227,25 +250,43 @@ impl Context {
     ) -> Result<Server, Error> {
         let namespace = obj.namespace().unwrap_or_default();
         let secrets = self.secrets(&namespace);
-        let error = match self
-            .resolve_server(obj, &secrets, status.server_url.as_deref())
-            .await
-        {
-            Ok((server, _)) => return Ok(server),
-            Err(error) => error,
+        let recorded = status.server_url.as_deref();
+        let choice = match server_ref::choose(self, obj).await {
+            Ok(choice) => choice,
+            Err(error) if unusable_server(&error) => {
+                return self.recorded_link_server(obj, status, error).await;
+            }
+            Err(error) => return Err(error),
         };
-        // The server object, its Secrets or its consent are gone; the link is not. It is
-        // tracked (and later burned) with what its record keeps: URL, credentials and CA.
-        let object_gone = matches!(
-            error,
-            Error::ServerRefNotFound { .. }
-                | Error::ServerRefNotAllowed { .. }
-                | Error::CredentialsNotFound { .. }
-                | Error::SecretNotFound { .. }
-                | Error::KeyNotFound { .. }
-        );
+        let chosen_url = self.chosen_url(&choice);
+        let holds_link = recorded.is_none_or(|url| same_base_url(url, &chosen_url));
+        if !holds_link {
+            let moved = Error::InvalidSpec(
+                "the share's server is not the one its link lives on".to_owned(),
+            );
+            if let Ok(server) = self.recorded_link_server(obj, status, moved).await {
+                return Ok(server);
+            }
+        }
+        match self.resolve_choice(obj, choice, &secrets, recorded).await {
+            Ok((server, _)) => Ok(server),
+            Err(error) if unusable_server(&error) => {
+                self.recorded_link_server(obj, status, error).await
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The server of a resource's link as its record keeps it; `error` when there is no record
+    /// of that link.
+    async fn recorded_link_server(
+        &self,
+        obj: &OneTimeShare,
+        status: &OneTimeShareStatus,
+        error: Error,
+    ) -> Result<Server, Error> {
         let uid = obj.uid().unwrap_or_default();
-        if !object_gone || status.metadata_key.is_none() || uid.is_empty() {
+        if status.metadata_key.is_none() || uid.is_empty() {
             return Err(error);
         }
         let Some(stored) = self.records.load(&uid).await? else {
@@ -257,8 +298,9 @@ impl Context {
         tracing::debug!(
             object = %kube::runtime::reflector::ObjectRef::from_obj(obj),
             reason = ?error.reason(),
-            "the share's server object is unusable: its link is tracked with its record"
+            "the share's link is reached with its record"
         );
+        let namespace = obj.namespace().unwrap_or_default();
         self.servers
             .resolve_recorded_in(
                 &namespace,
@@ -279,9 +321,27 @@ impl Context {
         secrets: &Api<Secret>,
         recorded_url: Option<&str>,
     ) -> Result<(Server, Admitted), Error> {
+        let choice = server_ref::choose(self, obj).await?;
+        self.resolve_choice(obj, choice, secrets, recorded_url)
+            .await
+    }
+
+    /// [`Self::resolve_server`] once the server is chosen.
+    async fn resolve_choice(
+        &self,
+        obj: &OneTimeShare,
+        choice: server_ref::ServerChoice<'_>,
+        secrets: &Api<Secret>,
+        recorded_url: Option<&str>,
+    ) -> Result<(Server, Admitted), Error> {
         let namespace = obj.namespace().unwrap_or_default();
         let turn = Turn::share(&namespace);
-        match server_ref::choose(self, obj).await? {
+        // The recorded URL wins only on the server chosen: another server's credentials never
+        // go to it (a new link goes to the server the share uses now; see `link_server` for
+        // an existing one).
+        let chosen_url = self.chosen_url(&choice);
+        let recorded_url = recorded_url.filter(|url| same_base_url(url, &chosen_url));
+        match choice {
             server_ref::ServerChoice::Inline(spec) => {
                 // The schema refuses a malformed ttl; one that got past it (another CRD
                 // version, say) is refused here, before the server is called.
@@ -308,6 +368,16 @@ impl Context {
                     .await?;
                 Ok((server, Admitted { ttl, max_live }))
             }
+        }
+    }
+
+    /// The base URL of the server a choice names.
+    fn chosen_url(&self, choice: &server_ref::ServerChoice<'_>) -> String {
+        match choice {
+            server_ref::ServerChoice::Object(server) => server.url.clone(),
+            server_ref::ServerChoice::Inline(spec) => spec
+                .and_then(|s| s.url.clone())
+                .unwrap_or_else(|| self.servers.default_url().to_owned()),
         }
     }
 

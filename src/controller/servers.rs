@@ -254,6 +254,11 @@ impl Servers {
         self.client_for(url, None, turn).await.map(Some)
     }
 
+    /// The operator's configured server (`--ots-url`).
+    pub fn default_url(&self) -> &str {
+        self.default_url.as_str()
+    }
+
     /// A server object's URL, if the allowlist has it (the check every URL passes before a call).
     pub fn allowed(&self, text: &str) -> Result<Url, Error> {
         self.allowed_url(Some(text))
