@@ -174,10 +174,17 @@ impl Figures {
                 "   idle RSS                        {idle_mib:.1} MiB   target <= 20: {}",
                 self.optimized_verdict(idle_mib <= 20.0)
             );
+            // design.md §5: at most 40 MiB with 5,000 shares, at most 4 KiB per share over idle.
+            let per_share_kib =
+                (shares.rss_kib.saturating_sub(idle.rss_kib)) as f64 / (*m).max(1) as f64;
             println!(
-                "   RSS with {m} shares + {u} Secrets {unrelated_mib:.1} MiB (peak {:.1})   target <= 64: {}",
+                "   RSS with {m} shares + {u} Secrets {unrelated_mib:.1} MiB (peak {:.1})   target <= 40: {}",
                 kib_to_mib(unrelated.hwm_kib),
-                self.optimized_verdict(unrelated_mib <= 64.0 && shares_mib <= 64.0)
+                self.optimized_verdict(unrelated_mib <= 40.0 && shares_mib <= 40.0)
+            );
+            println!(
+                "   per share over idle             {per_share_kib:.1} KiB   target <= 4: {}",
+                self.optimized_verdict(per_share_kib <= 4.0)
             );
             println!(
                 "   unrelated Secrets add           {added:+.1} MiB   target < 5: {}",
