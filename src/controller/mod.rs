@@ -59,7 +59,7 @@ use crate::resource::{
 };
 use crate::runtime::metrics::{Metrics, ReconcileResult, StatusClass};
 use crate::runtime::readiness::Readiness;
-use crate::runtime::slots::Slots;
+use crate::runtime::slots::{self, Slots};
 use crate::runtime::throttle::{Class, Throttle, Turn};
 use events::Recorder;
 use futures::StreamExt;
@@ -784,31 +784,29 @@ async fn reconcile_watched(obj: Arc<Watched>, ctx: Arc<Context>) -> Result<Actio
     }
 }
 
-/// Reconciles a watched object once it has a reconcile slot (a deletion's before others', the
-/// namespaces in turn: see [`Slots`]), as the watch cache shows it by then; at shutdown, a
-/// reconcile still waiting for its slot ends without doing anything.
+/// Reconciles a watched object if it gets a reconcile slot (a deletion's before others', the
+/// namespaces in turn: see [`Slots`]), as the watch cache shows it by then. Without a slot it
+/// leaves a ticket and ends: the slots wake it again when its turn comes.
 async fn reconcile_in_turn(
     obj: Arc<Watched>,
     ctx: Arc<Context>,
     cache: reflector::Store<Watched>,
 ) -> Result<Action, Error> {
-    let namespace = obj.namespace().unwrap_or_default();
     let class = if obj.meta().deletion_timestamp.is_some() {
         Class::Revoke
     } else {
         Class::Share
     };
-    let slots = ctx.slots.clone();
-    let reconciled = slots
-        .run(&namespace, class, move || async move {
-            // The object may have changed (or gone) while it waited.
-            match cache.get(&reflector::ObjectRef::from_obj(&*obj)) {
-                Some(latest) => reconcile_watched(latest, ctx).await,
-                None => Ok(Action::await_change()),
-            }
-        })
-        .await;
-    reconciled.unwrap_or_else(|| Ok(Action::await_change()))
+    let key: slots::Key =
+        format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()).into();
+    let Some(_slot) = ctx.slots.try_take(&key, class) else {
+        return Ok(Action::await_change());
+    };
+    // The object may have changed (or gone) since this reconcile was asked for.
+    match cache.get(&reflector::ObjectRef::from_obj(&*obj)) {
+        Some(latest) => reconcile_watched(latest, ctx).await,
+        None => Ok(Action::await_change()),
+    }
 }
 
 /// The error policy for errors that escape [`reconcile`] (none do today): back off.
@@ -902,7 +900,27 @@ pub async fn run(
     let clock = ctx.checks.run(routes, shutdown.clone());
     let batches = track_batches(ctx.clone(), shutdown.clone());
     let servers = server_status::run(ctx.clone(), shutdown.clone());
-    // Reconciles still waiting for a slot at shutdown end at once; those running finish.
+    // A ticket granted a slot is reconciled through the check clock, if its object is still
+    // cached. Weak: the slots live in the context.
+    let waker_ctx = Arc::downgrade(&ctx);
+    ctx.slots.set_waker(move |key| {
+        let Some(ctx) = waker_ctx.upgrade() else {
+            return false;
+        };
+        let Some((namespace, name)) = key.split_once('/') else {
+            return false;
+        };
+        let object = reflector::ObjectRef::<Watched>::new(name).within(namespace);
+        let cached = ctx
+            .stores
+            .get()
+            .is_some_and(|stores| stores.iter().any(|store| store.get(&object).is_some()));
+        if cached {
+            ctx.checks.wake_now(key);
+        }
+        cached
+    });
+    // No slot is handed out after shutdown; reconciles running finish.
     let slots = ctx.slots.clone();
     let close = async move {
         shutdown.await;
@@ -992,6 +1010,8 @@ async fn housekeeping(
         loop {
             tick.tick().await;
             ticks += 1;
+            // Slots granted to reconciles that never came go on to the next tickets.
+            ctx.slots.sweep();
             let mut counts: std::collections::HashMap<_, i64> = crate::resource::Phase::ALL
                 .into_iter()
                 .map(|p| (p, 0))

@@ -5,35 +5,88 @@
 //! Why not kube's own bound: its controller starts queued reconciles first come first served, so
 //! a backlog in one namespace (250 shares, each waiting for the OTS budget) held every slot, and
 //! another namespace's reconcile, a deletion's burn included, did not even start until the
-//! backlog was through. The controller therefore starts reconciles unbounded and each first takes
-//! a slot here. A reconcile waiting for its slot is a small future: it has read no Secret yet, and
-//! its own work is allocated only once it has the slot ([`Slots::run`]).
+//! backlog was through. The controller therefore starts reconciles unbounded, and each first asks
+//! for a slot here ([`Slots::try_take`]).
+//!
+//! Why tickets, not waiting: a reconcile that waited for its slot kept a running future in kube's
+//! controller, with its tracing span, for every object in a backlog: about 1.8 KiB each, 9 MiB at
+//! 5,000 shares. A reconcile that finds no slot now leaves a ticket (its `namespace/name`, a few
+//! dozen bytes) and ends. When a slot frees, it is granted to the next ticket in fair order and
+//! held for it, and the controller is told to reconcile that object again (the waker set with
+//! [`Slots::set_waker`]); that reconcile takes the granted slot. A grant nobody comes for (the
+//! object was deleted meanwhile) is given back after [`GRANT_TTL`].
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
-use tokio::sync::Notify;
+use tokio::time::{Duration, Instant};
 
 use crate::runtime::fair::{Class, FairQueue, TicketId};
 
-#[derive(Debug)]
+/// A resource, as the slots name it: `namespace/name`.
+pub type Key = Arc<str>;
+
+/// How long a slot granted to a ticket is held for the reconcile it wakes. The wake-up reaches
+/// the controller in milliseconds; a grant older than this belongs to an object that went away.
+pub const GRANT_TTL: Duration = Duration::from_secs(30);
+
+/// Tells the controller to reconcile the resource a key names; `false` when the resource is gone
+/// (its grant is passed on at once).
+type Waker = Box<dyn Fn(Key) -> bool + Send + Sync>;
+
+#[derive(Debug, Default)]
 struct State {
-    /// Reconciles waiting for a slot, each with what wakes it.
-    queue: FairQueue<Arc<Notify>>,
-    /// Slots taken, all namespaces together.
+    /// Resources waiting for a slot, in fair order.
+    queue: FairQueue<Key>,
+    /// Each waiting resource's one ticket, and its class.
+    tickets: HashMap<Key, (TicketId, Class)>,
+    /// Slots held for woken resources, since when.
+    granted: HashMap<Key, Instant>,
+    /// Slots taken or granted, all namespaces together.
     taken: usize,
-    /// Slots taken per namespace (namespaces with none are dropped).
+    /// Slots taken or granted per namespace (namespaces with none are dropped).
     by_namespace: HashMap<String, usize>,
     /// Shutting down: nobody gets a slot any more.
     closed: bool,
 }
 
-#[derive(Debug)]
+impl State {
+    fn count(&mut self, namespace: &str) {
+        self.taken += 1;
+        *self.by_namespace.entry(namespace.to_owned()).or_default() += 1;
+    }
+
+    fn uncount(&mut self, namespace: &str) {
+        self.taken = self.taken.saturating_sub(1);
+        if let Some(n) = self.by_namespace.get_mut(namespace) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.by_namespace.remove(namespace);
+            }
+        }
+    }
+}
+
 struct Shared {
     total: usize,
     per_namespace: usize,
     state: Mutex<State>,
+    waker: OnceLock<Waker>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("total", &self.total)
+            .field("per_namespace", &self.per_namespace)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The namespace part of a key.
+fn namespace_of(key: &str) -> &str {
+    key.split_once('/').map_or("", |(namespace, _)| namespace)
 }
 
 impl Shared {
@@ -41,23 +94,60 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The ticket that may take a slot now, if a slot is free.
-    fn next(&self, state: &State) -> Option<(TicketId, Arc<Notify>)> {
-        if state.taken >= self.total {
-            return None;
+    /// Gives back grants nobody came for, then grants every free slot to the tickets whose turn
+    /// it is; answers the keys granted, to be woken once the lock is released.
+    fn grant(&self, state: &mut State, now: Instant) -> Vec<Key> {
+        let stale: Vec<Key> = state
+            .granted
+            .iter()
+            .filter(|(_, since)| now.saturating_duration_since(**since) >= GRANT_TTL)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in stale {
+            state.granted.remove(&key);
+            state.uncount(namespace_of(&key));
         }
-        state
-            .queue
-            .head_where(|lane| {
-                state.by_namespace.get(lane).copied().unwrap_or(0) < self.per_namespace
-            })
-            .map(|(id, woken)| (id, woken.clone()))
+        let mut woken = Vec::new();
+        if state.closed {
+            return woken;
+        }
+        while state.taken < self.total {
+            let Some((id, key)) = state
+                .queue
+                .head_where(|lane| {
+                    state.by_namespace.get(lane).copied().unwrap_or(0) < self.per_namespace
+                })
+                .map(|(id, key)| (id, key.clone()))
+            else {
+                break;
+            };
+            state.queue.serve(id);
+            state.tickets.remove(&key);
+            state.count(namespace_of(&key));
+            state.granted.insert(key.clone(), now);
+            woken.push(key);
+        }
+        woken
     }
 
-    /// Wakes the waiter that may take a slot now, if any.
-    fn wake_next(&self, state: &State) {
-        if let Some((_, woken)) = self.next(state) {
-            woken.notify_one();
+    /// Wakes the resources granted a slot; the grants of those that are gone go on to the next
+    /// tickets at once.
+    fn wake(&self, mut keys: Vec<Key>) {
+        let Some(waker) = self.waker.get() else {
+            return;
+        };
+        while !keys.is_empty() {
+            let gone: Vec<Key> = keys.into_iter().filter(|key| !waker(key.clone())).collect();
+            if gone.is_empty() {
+                return;
+            }
+            let mut state = self.state();
+            for key in &gone {
+                if state.granted.remove(key).is_some() {
+                    state.uncount(namespace_of(key));
+                }
+            }
+            keys = self.grant(&mut state, Instant::now());
         }
     }
 }
@@ -72,35 +162,17 @@ pub struct Slots {
 #[derive(Debug)]
 pub struct Slot {
     shared: Arc<Shared>,
-    namespace: String,
+    key: Key,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut state = self.shared.state();
-        state.taken = state.taken.saturating_sub(1);
-        if let Some(n) = state.by_namespace.get_mut(&self.namespace) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                state.by_namespace.remove(&self.namespace);
-            }
-        }
-        self.shared.wake_next(&state);
-    }
-}
-
-/// A reconcile waiting for a slot: leaves the queue if it is dropped first.
-struct Waiting<'a> {
-    shared: &'a Shared,
-    id: TicketId,
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        let mut state = self.shared.state();
-        if state.queue.remove(self.id).is_some() {
-            self.shared.wake_next(&state);
-        }
+        let woken = {
+            let mut state = self.shared.state();
+            state.uncount(namespace_of(&self.key));
+            self.shared.grant(&mut state, Instant::now())
+        };
+        self.shared.wake(woken);
     }
 }
 
@@ -113,81 +185,84 @@ impl Slots {
             shared: Arc::new(Shared {
                 total,
                 per_namespace: per_namespace.clamp(1, total),
-                state: Mutex::new(State {
-                    queue: FairQueue::default(),
-                    taken: 0,
-                    by_namespace: HashMap::new(),
-                    closed: false,
-                }),
+                state: Mutex::new(State::default()),
+                waker: OnceLock::new(),
             }),
         }
     }
 
-    /// Waits for a slot in `namespace` (deletions ask with [`Class::Revoke`]); `None` once the
-    /// slots are closed.
-    pub async fn take(&self, namespace: &str, class: Class) -> Option<Slot> {
-        let woken = Arc::new(Notify::new());
-        let waiting = {
+    /// Sets what tells the controller to reconcile a resource whose ticket was granted a slot,
+    /// answering `false` when the resource is gone (once; later calls are ignored).
+    pub fn set_waker(&self, waker: impl Fn(Key) -> bool + Send + Sync + 'static) {
+        let _ = self.shared.waker.set(Box::new(waker));
+    }
+
+    /// A slot for the resource `key` (`namespace/name`; deletions ask with [`Class::Revoke`]) if
+    /// it is its turn, or one granted to it earlier. Otherwise `None`, and the resource keeps one
+    /// ticket (a deletion's moves ahead of a share's): it is woken when its slot is granted.
+    /// Always `None` once the slots are closed.
+    pub fn try_take(&self, key: &Key, class: Class) -> Option<Slot> {
+        let now = Instant::now();
+        let (mine, woken) = {
             let mut state = self.shared.state();
             if state.closed {
                 return None;
             }
-            let id = state.queue.push(class, namespace, woken.clone());
-            self.shared.wake_next(&state);
-            Waiting {
-                shared: &self.shared,
-                id,
+            if state.granted.remove(key).is_some() {
+                // Held for this reconcile since its ticket's turn (and still counted).
+                (true, self.shared.grant(&mut state, now))
+            } else {
+                match state.tickets.get(key).copied() {
+                    Some((_, queued)) if queued == class || queued == Class::Revoke => {}
+                    earlier => {
+                        if let Some((id, _)) = earlier {
+                            state.queue.remove(id);
+                        }
+                        let id = state.queue.push(class, namespace_of(key), key.clone());
+                        state.tickets.insert(key.clone(), (id, class));
+                    }
+                }
+                let mut woken = self.shared.grant(&mut state, now);
+                // Its turn now: the slot is this reconcile's, no wake-up needed.
+                let mine = match woken.iter().position(|k| k == key) {
+                    Some(at) => {
+                        woken.swap_remove(at);
+                        state.granted.remove(key);
+                        true
+                    }
+                    None => false,
+                };
+                (mine, woken)
             }
         };
-        loop {
-            {
-                let mut state = self.shared.state();
-                if state.closed {
-                    return None;
-                }
-                if self
-                    .shared
-                    .next(&state)
-                    .is_some_and(|(id, _)| id == waiting.id)
-                {
-                    state.queue.serve(waiting.id);
-                    state.taken += 1;
-                    *state.by_namespace.entry(namespace.to_owned()).or_default() += 1;
-                    self.shared.wake_next(&state);
-                    return Some(Slot {
-                        shared: self.shared.clone(),
-                        namespace: namespace.to_owned(),
-                    });
-                }
-            }
-            woken.notified().await;
-        }
+        self.shared.wake(woken);
+        mine.then(|| Slot {
+            shared: self.shared.clone(),
+            key: key.clone(),
+        })
     }
 
-    /// Runs the future `work` makes once a slot in `namespace` is taken, and gives the slot back
-    /// after; `None` (and `work` never called) once the slots are closed. The future is boxed only
-    /// then, so a waiting reconcile costs a few words, not the size of its work.
-    pub async fn run<F: Future>(
-        &self,
-        namespace: &str,
-        class: Class,
-        work: impl FnOnce() -> F,
-    ) -> Option<F::Output> {
-        let _slot = self.take(namespace, class).await?;
-        Some(Box::pin(work()).await)
+    /// Gives back grants nobody came for within [`GRANT_TTL`] and passes their slots on (the
+    /// controller calls it every few seconds, so a slot is never lost for long).
+    pub fn sweep(&self) {
+        let woken = {
+            let mut state = self.shared.state();
+            self.shared.grant(&mut state, Instant::now())
+        };
+        self.shared.wake(woken);
     }
 
-    /// Closes the slots (at shutdown): every waiting reconcile ends without a slot, and no new
-    /// one is handed out; those running finish.
+    /// Closes the slots (at shutdown): no slot is handed out any more, and tickets are dropped;
+    /// reconciles running finish.
     pub fn close(&self) {
         let mut state = self.shared.state();
         state.closed = true;
-        for woken in state.queue.values() {
-            woken.notify_one();
-        }
+        state.queue = FairQueue::default();
+        state.tickets.clear();
+        state.granted.clear();
     }
 
-    /// Reconciles waiting for a slot.
+    /// Resources waiting for a slot.
     pub fn waiting(&self) -> usize {
         self.shared.state().queue.len()
     }
@@ -198,118 +273,134 @@ mod tests {
     use super::*;
     use std::sync::Mutex as StdMutex;
 
-    /// Queues one waiter per (namespace, class) in order; each records its name when it gets a
-    /// slot and holds it until `release` says so.
-    fn waiters(
-        slots: &Slots,
-        who: &[(&'static str, Class)],
-        served: &Arc<StdMutex<Vec<&'static str>>>,
-        release: &Arc<Notify>,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        who.iter()
-            .map(|(ns, class)| {
-                let (slots, served, release) = (slots.clone(), served.clone(), release.clone());
-                let (ns, class) = (*ns, *class);
-                tokio::spawn(async move {
-                    let _slot = slots.take(ns, class).await.expect("a slot");
-                    served.lock().unwrap().push(ns);
-                    release.notified().await;
-                })
-            })
-            .collect()
+    fn key(namespace: &str, name: &str) -> Key {
+        format!("{namespace}/{name}").into()
     }
 
-    async fn settle() {
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
+    /// Slots whose waker records the keys it wakes; keys named in `gone` are gone.
+    fn recorded(
+        total: usize,
+        per_namespace: usize,
+        gone: &[&str],
+    ) -> (Slots, Arc<StdMutex<Vec<String>>>) {
+        let slots = Slots::new(total, per_namespace);
+        let woken = Arc::new(StdMutex::new(Vec::new()));
+        let gone: Vec<String> = gone.iter().map(|g| (*g).to_owned()).collect();
+        let record = woken.clone();
+        slots.set_waker(move |key| {
+            if gone.iter().any(|g| **g == *key) {
+                return false;
+            }
+            record.lock().unwrap().push(key.to_string());
+            true
+        });
+        (slots, woken)
+    }
+
+    fn take_woken(woken: &StdMutex<Vec<String>>) -> Vec<String> {
+        std::mem::take(&mut *woken.lock().unwrap())
     }
 
     #[tokio::test(start_paused = true)]
     async fn one_namespace_takes_no_more_than_its_bound_and_others_start_at_once() {
-        let slots = Slots::new(4, 2);
-        let served = Arc::new(StdMutex::new(Vec::new()));
-        let release = Arc::new(Notify::new());
-        let flood = [("flood", Class::Share); 10];
-        let _flood = waiters(&slots, &flood, &served, &release);
-        settle().await;
-        assert_eq!(served.lock().unwrap().len(), 2);
+        let (slots, _) = recorded(4, 2, &[]);
+        let flood: Vec<Option<Slot>> = (0..10)
+            .map(|i| slots.try_take(&key("flood", &i.to_string()), Class::Share))
+            .collect();
+        assert_eq!(flood.iter().filter(|s| s.is_some()).count(), 2);
         assert_eq!(slots.waiting(), 8);
-        let _calm = waiters(&slots, &[("calm", Class::Share)], &served, &release);
-        settle().await;
-        assert_eq!(*served.lock().unwrap(), ["flood", "flood", "calm"]);
+        assert!(slots.try_take(&key("calm", "one"), Class::Share).is_some());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_freed_slot_goes_to_a_deletion_first_then_to_the_namespaces_in_turn() {
-        let slots = Slots::new(1, 1);
-        let served = Arc::new(StdMutex::new(Vec::new()));
-        let release = Arc::new(Notify::new());
-        let holder = slots.take("holder", Class::Share).await.unwrap();
-        let queued = [
-            ("a", Class::Share),
-            ("a", Class::Share),
-            ("a", Class::Share),
-            ("b", Class::Share),
-            ("c", Class::Revoke),
-        ];
-        let _tasks = waiters(&slots, &queued, &served, &release);
-        settle().await;
-        assert!(served.lock().unwrap().is_empty());
-        drop(holder);
-        for _ in 0..queued.len() {
-            settle().await;
-            release.notify_one();
+        let (slots, woken) = recorded(1, 1, &[]);
+        let holder = slots.try_take(&key("holder", "h"), Class::Share).unwrap();
+        for (ns, name, class) in [
+            ("a", "1", Class::Share),
+            ("a", "2", Class::Share),
+            ("a", "3", Class::Share),
+            ("b", "1", Class::Share),
+            ("c", "1", Class::Revoke),
+        ] {
+            assert!(slots.try_take(&key(ns, name), class).is_none());
         }
-        settle().await;
-        assert_eq!(*served.lock().unwrap(), ["c", "a", "b", "a", "a"]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn closing_ends_every_wait_without_a_slot() {
-        let slots = Slots::new(1, 1);
-        let _held = slots.take("a", Class::Share).await.unwrap();
-        let waiting = tokio::spawn({
-            let slots = slots.clone();
-            async move { slots.take("b", Class::Revoke).await.is_none() }
-        });
-        settle().await;
-        slots.close();
-        assert!(waiting.await.unwrap(), "a closed wait ends without a slot");
-        assert!(slots.take("c", Class::Share).await.is_none());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_wait_given_up_passes_the_slot_on() {
-        let slots = Slots::new(1, 1);
-        let held = slots.take("a", Class::Share).await.unwrap();
-        let given_up = tokio::spawn({
-            let slots = slots.clone();
-            async move { slots.take("b", Class::Share).await.map(|_| ()) }
-        });
-        settle().await;
-        given_up.abort();
-        let _ = given_up.await;
-        assert_eq!(slots.waiting(), 0);
-        drop(held);
-        assert!(slots.take("c", Class::Share).await.is_some());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn work_waiting_for_a_slot_is_small_whatever_its_size() {
-        let slots = Slots::new(1, 1);
-        // A future that keeps 64 KiB across an await, as a reconcile keeps its whole state.
-        let work = || async {
-            let big = [1u8; 64 * 1024];
-            tokio::task::yield_now().await;
-            big.iter().map(|b| usize::from(*b)).sum::<usize>()
-        };
-        let waiting = slots.run("a", Class::Share, work);
         assert!(
-            std::mem::size_of_val(&waiting) < 1024,
-            "{} bytes",
-            std::mem::size_of_val(&waiting)
+            take_woken(&woken).is_empty(),
+            "nobody is woken while the slot is held"
         );
-        assert_eq!(waiting.await, Some(64 * 1024));
+        drop(holder);
+        let mut served = Vec::new();
+        for _ in 0..5 {
+            let next = take_woken(&woken);
+            assert_eq!(next.len(), 1, "one slot, one wake-up at a time: {next:?}");
+            let slot = slots.try_take(&next[0].as_str().into(), Class::Share);
+            assert!(slot.is_some(), "the woken reconcile takes its granted slot");
+            served.push(next[0].clone());
+        }
+        assert_eq!(served, ["c/1", "a/1", "b/1", "a/2", "a/3"]);
+        assert_eq!(slots.waiting(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resource_keeps_one_ticket_and_a_deletion_moves_it_ahead() {
+        let (slots, woken) = recorded(1, 1, &[]);
+        let holder = slots.try_take(&key("x", "h"), Class::Share).unwrap();
+        for _ in 0..3 {
+            assert!(slots.try_take(&key("a", "1"), Class::Share).is_none());
+        }
+        assert!(slots.try_take(&key("b", "1"), Class::Share).is_none());
+        assert_eq!(
+            slots.waiting(),
+            2,
+            "one ticket per resource however often it asks"
+        );
+        assert!(slots.try_take(&key("b", "1"), Class::Revoke).is_none());
+        // A share's reconcile of a resource already queued for deletion keeps the deletion's place.
+        assert!(slots.try_take(&key("b", "1"), Class::Share).is_none());
+        assert_eq!(slots.waiting(), 2);
+        drop(holder);
+        assert_eq!(take_woken(&woken), ["b/1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_granted_to_a_resource_that_is_gone_goes_on_at_once() {
+        let (slots, woken) = recorded(1, 1, &["a/gone"]);
+        let holder = slots.try_take(&key("x", "h"), Class::Share).unwrap();
+        assert!(slots.try_take(&key("a", "gone"), Class::Share).is_none());
+        assert!(slots.try_take(&key("b", "here"), Class::Share).is_none());
+        drop(holder);
+        assert_eq!(take_woken(&woken), ["b/here"]);
+        assert!(slots.try_take(&key("b", "here"), Class::Share).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_grant_nobody_comes_for_is_given_back_after_its_ttl() {
+        let (slots, woken) = recorded(1, 1, &[]);
+        let holder = slots.try_take(&key("x", "h"), Class::Share).unwrap();
+        assert!(slots.try_take(&key("a", "1"), Class::Share).is_none());
+        assert!(slots.try_take(&key("b", "1"), Class::Share).is_none());
+        drop(holder);
+        assert_eq!(take_woken(&woken), ["a/1"]);
+        tokio::time::sleep(GRANT_TTL - Duration::from_secs(1)).await;
+        slots.sweep();
+        assert!(take_woken(&woken).is_empty(), "the grant is still held");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        slots.sweep();
+        assert_eq!(take_woken(&woken), ["b/1"]);
+        // The late reconcile of the first queues again rather than taking a second slot.
+        assert!(slots.try_take(&key("a", "1"), Class::Share).is_none());
+        assert_eq!(slots.waiting(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_hands_out_no_slot_any_more() {
+        let (slots, woken) = recorded(1, 1, &[]);
+        let held = slots.try_take(&key("a", "1"), Class::Share).unwrap();
+        assert!(slots.try_take(&key("b", "1"), Class::Revoke).is_none());
+        slots.close();
+        drop(held);
+        assert!(take_woken(&woken).is_empty());
+        assert!(slots.try_take(&key("c", "1"), Class::Share).is_none());
     }
 }
