@@ -40,7 +40,8 @@ pub struct Group {
 
 /// One link being tracked.
 struct Link {
-    group: Group,
+    /// Shared by the group's links (one copy of the URL and username per server).
+    group: Arc<Group>,
     /// The share, as the check clock names it (`namespace/name`).
     share: Arc<str>,
     /// The link's last part: what the batch call asks about. A capability: never logged.
@@ -61,7 +62,7 @@ struct Members {
 struct State {
     /// By share uid.
     links: HashMap<Arc<str>, Link>,
-    groups: HashMap<Group, Members>,
+    groups: HashMap<Arc<Group>, Members>,
     /// Servers (base URLs) found without the batch route.
     without_route: HashSet<String>,
     /// Shares woken to read their receipt that have not read it yet, and when each was woken:
@@ -140,7 +141,7 @@ impl BatchTracker {
     ) {
         let mut state = self.state();
         if let Some(link) = state.links.get(uid)
-            && link.group == group
+            && *link.group == group
             && *link.secret_key == *secret_key
         {
             return;
@@ -148,6 +149,10 @@ impl BatchTracker {
         remove(&mut state, uid);
         let uid: Arc<str> = uid.into();
         let now = Instant::now();
+        let group = match state.groups.get_key_value(&group) {
+            Some((shared, _)) => shared.clone(),
+            None => Arc::new(group),
+        };
         let members = state
             .groups
             .entry(group.clone())
@@ -226,7 +231,7 @@ impl BatchTracker {
             let due = *seen + interval;
             if due <= now {
                 if best.is_none_or(|(_, _, oldest)| *seen < oldest) {
-                    best = Some((group, members, *seen));
+                    best = Some((&**group, members, *seen));
                 }
             } else {
                 soonest = Some(soonest.map_or(due, |s| s.min(due)));
