@@ -1015,3 +1015,48 @@ async fn a_default_server_added_later_moves_no_existing_link() {
         .await
         .expect("delete the ClusterOtsServer");
 }
+
+#[tokio::test]
+async fn a_servers_rate_limit_spaces_its_share_calls_at_least_its_interval_apart() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::with("servers-rate", Config::default(), &[]).await;
+    create_server(
+        &w,
+        "slow",
+        json!({"url": w.server.url(), "rateLimit": {"requestsPerSecond": 1, "burst": 1}}),
+    )
+    .await;
+    w.secret("db", &[("password", b"pw")]).await;
+    let names = ["r1", "r2", "r3", "r4"];
+    for name in names {
+        w.share(
+            name,
+            json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "OtsServer", "name": "slow"}}),
+        )
+        .await;
+    }
+    for name in names {
+        w.shared(name).await;
+    }
+    let mut sent: Vec<Duration> = w
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == "share")
+        .map(|r| r.at)
+        .collect();
+    sent.sort();
+    assert_eq!(sent.len(), names.len(), "one share call each: {sent:?}");
+    // One call a second: consecutive share calls are (about) a second apart or more, whatever
+    // else went to the server in between. Only a lower bound: slower is always allowed.
+    for pair in sent.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(900),
+            "share calls closer than the server's limit allows: {sent:?}"
+        );
+    }
+    assert!(
+        sent[sent.len() - 1] - sent[0] >= Duration::from_millis(2900),
+        "{sent:?}"
+    );
+}

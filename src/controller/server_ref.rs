@@ -7,8 +7,9 @@ use super::Context;
 use crate::error::Error;
 use crate::ots::{ApiVersion, Credentials, SecretString};
 use crate::resource::server::{
-    CredentialsSecretRef, NamespaceCondition, ServerPolicy, ServerSettings,
+    CredentialsSecretRef, NamespaceCondition, RateLimit, ServerPolicy, ServerSettings,
 };
+use crate::runtime::throttle::ServerRate;
 use crate::resource::{ClusterOtsServer, OneTimeShare, OtsServer, ServerKind, ServerSpec, Ttl};
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -113,6 +114,7 @@ pub(super) async fn choose<'a>(
                     .await?
                     .ok_or_else(not_found)?;
                 let named = format!("OtsServer {:?}", reference.name);
+                register_rate(ctx, &server.uid().unwrap_or_default(), &server.spec.settings);
                 object_server(ctx, &server.spec.settings, &namespace, named).await
             }
             ServerKind::ClusterOtsServer => {
@@ -210,6 +212,7 @@ async fn cluster_server(
         });
     }
     let named = format!("ClusterOtsServer {:?}", server.name_any());
+    register_rate(ctx, &server.uid().unwrap_or_default(), &server.spec.settings);
     object_server(
         ctx,
         &server.spec.settings,
@@ -275,6 +278,27 @@ fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool 
         }
     });
     by_label && by_expression
+}
+
+/// The limit a server object's `rateLimit` sets (burst: requestsPerSecond when not given).
+pub(super) fn server_rate(limit: &RateLimit) -> ServerRate {
+    ServerRate {
+        rate: f64::from(limit.requests_per_second),
+        burst: limit.burst.unwrap_or(limit.requests_per_second),
+    }
+}
+
+/// Tells the throttle the limit a server object (by uid) sets for its server, before a share
+/// calls it: the server status controller may not have seen the object yet.
+pub(super) fn register_rate(ctx: &Context, uid: &str, settings: &ServerSettings) {
+    if uid.is_empty() {
+        return;
+    }
+    ctx.throttle.set_server_rate(
+        uid,
+        &settings.url,
+        settings.rate_limit.as_ref().map(server_rate),
+    );
 }
 
 /// A server object's settings, with its credentials read from `namespace`.

@@ -148,7 +148,12 @@ pub struct ServerSettings {
     #[x_kube(validation = Rule::new(format!("self.matches('{DOMAIN_PATTERN}')")).message("shareDomain must be a lower-case DNS name such as secrets.example.com"))]
     pub share_domain: Option<String>,
 
-    /// How fast the operator calls this server, below the operator-wide --ots-rate.
+    /// How fast the operator calls this server: at most requestsPerSecond calls a second, and
+    /// burst calls at once after a quiet spell. The operator-wide --ots-rate applies too (a call
+    /// waits for both). Every call to the server's origin (scheme://host:port) counts: shares,
+    /// burns, receipt checks and this object's own checks; when several server objects name
+    /// one origin, the strictest of their limits applies. Calls waiting for it hold back no
+    /// call to another server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
 
