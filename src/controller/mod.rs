@@ -550,6 +550,7 @@ impl crate::runtime::throttle::UpstreamFailure for OtsError {
             | OtsError::BurnUnconfirmed { .. }
             | OtsError::Protocol { .. }
             | OtsError::InvalidInput(_)
+            | OtsError::ShareDomainUnsupported
             | OtsError::Setup { .. } => StatusClass::Other,
             OtsError::TlsUntrusted { .. } => StatusClass::Connect,
         }

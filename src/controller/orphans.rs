@@ -290,6 +290,7 @@ mod tests {
             passphrase_required: passphrase,
             receipt_url: None,
             recipients: Vec::new(),
+            share_domain: None,
         }
     }
 

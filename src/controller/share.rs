@@ -63,6 +63,7 @@ async fn send(obj: &OneTimeShare, ctx: &Context, prepared: &Prepared) -> Result<
         passphrase: prepared.passphrase.clone(),
         ttl: Some(ttl.0),
         recipient: obj.spec.recipient.clone(),
+        share_domain: None,
     };
     let client = &prepared.server.client;
     let sent_at = now().as_second();

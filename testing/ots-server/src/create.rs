@@ -50,6 +50,9 @@ pub(crate) enum Refusal {
     /// 403 EntitlementRequired: ttl above the free tier on a plan without
     /// `extended_default_expiration` (current profile only).
     Entitlement,
+    /// 403 `Forbidden` (`Onetime::Forbidden#to_h`, lib/onetime/errors.rb:266-272): a share
+    /// domain the caller may not use; `error_type` carries its `error_key`.
+    Forbidden,
 }
 
 /// A validation failure: the message the API shows and the field it concerns.
@@ -285,6 +288,9 @@ pub(crate) fn build(
         .map(|d| d.trim().to_owned())
         .filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case(public_host))
         .unwrap_or_default();
+    if !v1 && config.profile == Profile::Current && !share_domain.is_empty() {
+        share_domain_allowed(&share_domain, caller, config)?;
+    }
     let passphrase = input.passphrase.filter(|p| !p.is_empty());
     if let Some(p) = &passphrase {
         let n = p.chars().count();
@@ -328,6 +334,43 @@ pub(crate) fn build(
         share_domain,
         kind: input.kind,
     })
+}
+
+/// Whether `caller` may put a link on `domain`, as v2 decides it
+/// (`apps/api/v2/logic/secrets/base_secret_action.rb`, de53ff8f7): an anonymous caller on the
+/// canonical host never (`validate_anonymous_share_domain`, :371-388), a domain no account
+/// registered is a form error (`validate_domain_access`, :557), and one another account owns is
+/// forbidden (`validate_domain_permissions`, :676-696).
+fn share_domain_allowed(domain: &str, caller: &Caller, config: &Config) -> Result<(), Invalid> {
+    let forbidden = |error_key: &'static str| Invalid {
+        message: format!("You do not have permission to use domain: {domain}"),
+        field: None,
+        error_type: Some(error_key),
+        refusal: Refusal::Forbidden,
+    };
+    let Some(email) = caller.email() else {
+        return Err(forbidden(
+            "api.secrets.errors.domain_permission_anonymous_cross_domain",
+        ));
+    };
+    let Some(registered) = config
+        .custom_domains
+        .iter()
+        .find(|d| d.domain.eq_ignore_ascii_case(domain))
+    else {
+        return Err(Invalid {
+            message: format!("Unknown domain: {domain}"),
+            field: None,
+            error_type: None,
+            refusal: Refusal::Form,
+        });
+    };
+    if registered.owner != email {
+        return Err(forbidden(
+            "api.secrets.errors.domain_permission_authenticated_non_owner",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
