@@ -969,6 +969,42 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_share_domain_names_the_server_object_and_the_domain_and_waits_for_a_fix() {
+        let ttl = Duration::from_secs(3600);
+        let asked = Some(("OtsServer \"eu\"", "secrets.example.com"));
+        for ots in [
+            OtsError::ShareDomainUnsupported,
+            OtsError::Forbidden {
+                detail: "You do not have permission to use domain: secrets.example.com".into(),
+            },
+            OtsError::Validation {
+                message: "Unknown domain: secrets.example.com".into(),
+            },
+        ] {
+            let error = Error::from_create(ots.clone(), ttl, asked);
+            assert_eq!(error.reason(), Reason::ShareDomainRefused, "{error}");
+            assert_eq!(error.retry(), Retry::Slowly, "{error}");
+            assert_eq!(error.handling().phase, ErrorPhase::Failed, "{error}");
+            let text = error.to_string();
+            assert!(
+                text.contains("OtsServer \"eu\"")
+                    && text.contains("shareDomain \"secrets.example.com\""),
+                "{text}"
+            );
+            // Without a share domain asked, the server's answer is what it always was.
+            if ots != OtsError::ShareDomainUnsupported {
+                assert_eq!(
+                    Error::from_create(ots, ttl, None).reason(),
+                    Reason::ServerRejected
+                );
+            }
+        }
+        // Other refusals of a create with a share domain keep their own reasons.
+        let big = Error::from_create(OtsError::SecretTooLarge { max: Some(5) }, ttl, asked);
+        assert_eq!(big.reason(), Reason::SecretTooLarge);
+    }
+
+    #[test]
     fn all_holds_every_reason_in_declaration_order() {
         for (i, r) in Reason::ALL.into_iter().enumerate() {
             assert_eq!(r as usize, i, "{r}");

@@ -378,7 +378,10 @@ async fn a_share_domain_is_sent_with_the_create_and_the_link_is_on_it() {
         .await
         .unwrap();
     let sent: serde_json::Value = serde_json::from_str(&bodies.lock().unwrap()[0]).unwrap();
-    assert_eq!(sent["secret"]["share_domain"], "secrets.example.com", "{sent}");
+    assert_eq!(
+        sent["secret"]["share_domain"], "secrets.example.com",
+        "{sent}"
+    );
     assert_eq!(receipt.share_domain.as_deref(), Some("secrets.example.com"));
     assert_eq!(
         receipt.secret_link(client.base_url()).unwrap().as_str(),

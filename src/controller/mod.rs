@@ -364,7 +364,7 @@ impl Context {
                     .and_then(|p| p.max_live_shares_per_secret);
                 let server = self
                     .servers
-                    .resolve_object(server, recorded_url, &namespace, &turn)
+                    .resolve_object(*server, recorded_url, &namespace, &turn)
                     .await?;
                 Ok((server, Admitted { ttl, max_live }))
             }

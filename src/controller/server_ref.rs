@@ -9,8 +9,8 @@ use crate::ots::{ApiVersion, Credentials, SecretString};
 use crate::resource::server::{
     CredentialsSecretRef, NamespaceCondition, RateLimit, ServerPolicy, ServerSettings,
 };
-use crate::runtime::throttle::ServerRate;
 use crate::resource::{ClusterOtsServer, OneTimeShare, OtsServer, ServerKind, ServerSpec, Ttl};
+use crate::runtime::throttle::ServerRate;
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -28,8 +28,8 @@ const DEFAULT_LIST_WAIT: Duration = Duration::from_secs(10);
 pub(super) enum ServerChoice<'a> {
     /// The inline `spec.server`, or nothing: the operator's configured server.
     Inline(Option<&'a ServerSpec>),
-    /// A server object's URL, API version and credentials.
-    Object(ObjectServer),
+    /// A server object's URL, API version and credentials (boxed: it is the large one).
+    Object(Box<ObjectServer>),
 }
 
 /// What a server object says about how to reach its server.
@@ -44,6 +44,8 @@ pub struct ObjectServer {
     pub ca: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
     /// What its shares may ask for.
     pub policy: Option<ServerPolicy>,
+    /// The account's custom domain its links are to be on (`shareDomain`).
+    pub share_domain: Option<String>,
     /// Kind and name, for messages (`ClusterOtsServer "eu"`).
     pub named: String,
 }
@@ -114,7 +116,11 @@ pub(super) async fn choose<'a>(
                     .await?
                     .ok_or_else(not_found)?;
                 let named = format!("OtsServer {:?}", reference.name);
-                register_rate(ctx, &server.uid().unwrap_or_default(), &server.spec.settings);
+                register_rate(
+                    ctx,
+                    &server.uid().unwrap_or_default(),
+                    &server.spec.settings,
+                );
                 object_server(ctx, &server.spec.settings, &namespace, named).await
             }
             ServerKind::ClusterOtsServer => {
@@ -128,7 +134,7 @@ pub(super) async fn choose<'a>(
                 cluster_server(ctx, &server, &namespace).await
             }
         }
-        .map(ServerChoice::Object);
+        .map(|server| ServerChoice::Object(Box::new(server)));
     }
     if obj.spec.server.is_some() {
         return Ok(ServerChoice::Inline(obj.spec.server.as_ref()));
@@ -136,7 +142,7 @@ pub(super) async fn choose<'a>(
     match default_cluster_server(ctx).await {
         Some(server) => cluster_server(ctx, &server, &namespace)
             .await
-            .map(ServerChoice::Object),
+            .map(|server| ServerChoice::Object(Box::new(server))),
         None => Ok(ServerChoice::Inline(None)),
     }
 }
@@ -212,7 +218,11 @@ async fn cluster_server(
         });
     }
     let named = format!("ClusterOtsServer {:?}", server.name_any());
-    register_rate(ctx, &server.uid().unwrap_or_default(), &server.spec.settings);
+    register_rate(
+        ctx,
+        &server.uid().unwrap_or_default(),
+        &server.spec.settings,
+    );
     object_server(
         ctx,
         &server.spec.settings,
@@ -323,6 +333,7 @@ async fn object_server(
         credentials,
         ca,
         policy: settings.policy.clone(),
+        share_domain: settings.share_domain.clone(),
         named,
     })
 }
@@ -446,6 +457,7 @@ mod tests {
             credentials: None,
             ca: None,
             policy: Some(serde_json::from_value(policy).unwrap()),
+            share_domain: None,
             named: "OtsServer \"eu\"".into(),
         }
     }

@@ -443,6 +443,20 @@ impl ServerStatus {
             return verdict_of(e);
         }
         let api = client.learned_api();
+        if let Some(domain) = &settings.share_domain
+            && api == Some(ResolvedApi::V1)
+        {
+            // Its shares would fail: v1 cannot put a link on a share domain.
+            return Verdict {
+                api,
+                ..Verdict::not_ready(
+                    Reason::ShareDomainRefused,
+                    format!(
+                        "the server speaks API v1, which cannot put links on shareDomain {domain:?}: its shares fail with ShareDomainRefused (use API v2, or remove shareDomain)"
+                    ),
+                )
+            };
+        }
         let api_text = api.map(|a| a.as_str()).unwrap_or("unknown");
         Verdict {
             ready: true,
@@ -709,11 +723,8 @@ async fn drop_rates_of_deleted(
         return std::future::pending().await;
     }
     loop {
-        let mut present: std::collections::HashSet<String> = cluster
-            .state()
-            .iter()
-            .filter_map(|o| o.uid())
-            .collect();
+        let mut present: std::collections::HashSet<String> =
+            cluster.state().iter().filter_map(|o| o.uid()).collect();
         for store in &namespaced {
             present.extend(store.state().iter().filter_map(|o| o.uid()));
         }

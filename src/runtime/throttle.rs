@@ -177,7 +177,8 @@ impl ServerRate {
     /// A full bucket of this limit, or `None` for a limit that cannot work (never from a
     /// validated server object).
     fn bucket(self, now: Instant) -> Option<TokenBucket> {
-        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 1_000_000.0) || self.burst == 0
+        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 1_000_000.0)
+            || self.burst == 0
         {
             return None;
         }
@@ -1446,9 +1447,11 @@ mod tests {
         for (server, turn) in calls {
             let t = t.clone();
             tasks.push(tokio::spawn(async move {
-                t.call(server, "share", turn, async { Ok::<_, Failure>(Instant::now()) })
-                    .await
-                    .unwrap()
+                t.call(server, "share", turn, async {
+                    Ok::<_, Failure>(Instant::now())
+                })
+                .await
+                .unwrap()
             }));
             for _ in 0..3 {
                 tokio::task::yield_now().await;
@@ -1457,7 +1460,10 @@ mod tests {
         tasks
     }
 
-    async fn sent_after(start: Instant, tasks: Vec<tokio::task::JoinHandle<Instant>>) -> Vec<Duration> {
+    async fn sent_after(
+        start: Instant,
+        tasks: Vec<tokio::task::JoinHandle<Instant>>,
+    ) -> Vec<Duration> {
         let mut sent = Vec::new();
         for task in tasks {
             sent.push(task.await.unwrap() - start);
@@ -1506,7 +1512,10 @@ mod tests {
         assert_eq!(sent_after(start, revoke).await, vec![ms(1000)]);
         let first = shares.remove(0);
         let second = shares.remove(0);
-        assert_eq!(sent_after(start, vec![first, second]).await, vec![ms(0), ms(2000)]);
+        assert_eq!(
+            sent_after(start, vec![first, second]).await,
+            vec![ms(0), ms(2000)]
+        );
         for task in shares {
             task.abort();
         }

@@ -400,6 +400,57 @@ mod tests {
     }
 
     #[test]
+    fn only_the_owner_of_a_registered_domain_may_share_on_it() {
+        let config = Config {
+            custom_domains: vec![crate::config::CustomDomain::new(
+                "secrets.example.com",
+                "ops@example.com",
+            )],
+            ..Config::default()
+        };
+        let build_on = |domain: &str, caller: &Caller| {
+            let input = CreateInput {
+                kind: Kind::Conceal,
+                secret: Some("value".into()),
+                passphrase: None,
+                ttl: None,
+                length: None,
+                recipients: Vec::new(),
+                share_domain: Some(domain.into()),
+            };
+            build(input, caller, &config, "ots.example.com", false)
+        };
+        let owner = Caller::Account("ops@example.com".into());
+        let other = Caller::Account("someone@example.com".into());
+        let Ok(ok) = build_on("secrets.example.com", &owner) else {
+            panic!("the owner may use its domain");
+        };
+        assert_eq!(ok.share_domain, "secrets.example.com");
+        // The site's own host is no share domain at all, for anyone.
+        let Ok(own_host) = build_on("ots.example.com", &Caller::Anonymous) else {
+            panic!("the site's own host is ignored, not refused");
+        };
+        assert_eq!(own_host.share_domain, "");
+        let Err(unknown) = build_on("nowhere.example.com", &owner) else {
+            panic!("an unknown domain is refused");
+        };
+        assert_eq!(
+            (unknown.refusal, unknown.message.as_str()),
+            (Refusal::Form, "Unknown domain: nowhere.example.com")
+        );
+        for caller in [&other, &Caller::Anonymous] {
+            let Err(refused) = build_on("secrets.example.com", caller) else {
+                panic!("only the owner may use its domain");
+            };
+            assert_eq!(refused.refusal, Refusal::Forbidden);
+            assert_eq!(
+                refused.message,
+                "You do not have permission to use domain: secrets.example.com"
+            );
+        }
+    }
+
+    #[test]
     fn emails_are_masked_and_checked() {
         assert_eq!(mask_email("alice@example.com"), "al*****@example.com");
         assert!(valid_email("a@b.co"));
