@@ -119,6 +119,7 @@ pub(super) async fn choose<'a>(
                 register_rate(
                     ctx,
                     &server.uid().unwrap_or_default(),
+                    Some(&namespace),
                     &server.spec.settings,
                 );
                 object_server(ctx, &server.spec.settings, &namespace, named).await
@@ -221,6 +222,7 @@ async fn cluster_server(
     register_rate(
         ctx,
         &server.uid().unwrap_or_default(),
+        None,
         &server.spec.settings,
     );
     object_server(
@@ -298,15 +300,23 @@ pub(super) fn server_rate(limit: &RateLimit) -> ServerRate {
     }
 }
 
-/// Tells the throttle the limit a server object (by uid) sets for its server, before a share
-/// calls it: the server status controller may not have seen the object yet.
-pub(super) fn register_rate(ctx: &Context, uid: &str, settings: &ServerSettings) {
+/// Tells the throttle the limit a server object (by uid; an OtsServer of `namespace`, or a
+/// ClusterOtsServer when `None`) sets for its server, before a share calls it: the server status
+/// controller may not have seen the object yet. An OtsServer's limit holds only the calls made
+/// for its own namespace.
+pub(super) fn register_rate(
+    ctx: &Context,
+    uid: &str,
+    namespace: Option<&str>,
+    settings: &ServerSettings,
+) {
     if uid.is_empty() {
         return;
     }
     ctx.throttle.set_server_rate(
         uid,
         &settings.url,
+        namespace,
         settings.rate_limit.as_ref().map(server_rate),
     );
 }

@@ -200,7 +200,12 @@ impl ServerStatus {
         let uid = obj.uid().unwrap_or_default();
         let settings = obj.settings();
         // Its rateLimit holds from the moment the object is seen, whatever the check finds.
-        super::server_ref::register_rate(&self.ctx, &uid, settings);
+        super::server_ref::register_rate(
+            &self.ctx,
+            &uid,
+            obj.namespace().as_deref(),
+            settings,
+        );
         let operator_namespace = self.ctx.config.state_namespace.as_str();
         let namespace = obj.secrets_namespace(operator_namespace).to_owned();
         let polls_secrets =
@@ -356,7 +361,7 @@ impl ServerStatus {
 
     /// Forgets a deleted object's last check and the limit it set.
     fn forget(&self, uid: &str) {
-        self.ctx.throttle.set_server_rate(uid, "", None);
+        self.ctx.throttle.set_server_rate(uid, "", None, None);
         self.checked
             .lock()
             .unwrap_or_else(|p| p.into_inner())

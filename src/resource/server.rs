@@ -154,10 +154,11 @@ pub struct ServerSettings {
 
     /// How fast the operator calls this server: at most requestsPerSecond calls a second, and
     /// burst calls at once after a quiet spell. The operator-wide --ots-rate applies too (a call
-    /// waits for both). Every call to the server's origin (scheme://host:port) counts: shares,
-    /// burns, receipt checks and this object's own checks; when several server objects name
-    /// one origin, the strictest of their limits applies. Calls waiting for it hold back no
-    /// call to another server.
+    /// waits for both). A ClusterOtsServer's limit counts every call to the server's origin
+    /// (scheme://host:port): shares, burns, receipt and batch checks. An OtsServer's counts only
+    /// the calls made for its own namespace, so it never slows another tenant's calls to a
+    /// server they share. Several limits on one origin: the strictest of each scope applies.
+    /// Calls waiting for it hold back no call to another server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
 

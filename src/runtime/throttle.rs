@@ -196,6 +196,52 @@ impl ServerRate {
 struct Waiter {
     woken: Arc<Notify>,
     server: String,
+    /// Its turn's lane: the namespace it calls for ([`OPERATOR_LANE`] for the operator's own).
+    lane: String,
+}
+
+/// A limit and its bucket.
+type Limit = (ServerRate, TokenBucket);
+
+/// The limits server objects set on one server: a ClusterOtsServer's holds every call to it; an
+/// OtsServer's only the calls made for its own namespace, so that a tenant's limit on a server
+/// others use too slows that tenant alone.
+#[derive(Debug, Default)]
+struct Limits {
+    all: Option<Limit>,
+    by_namespace: HashMap<String, Limit>,
+}
+
+impl Limits {
+    fn get(&self, namespace: Option<&str>) -> Option<&Limit> {
+        match namespace {
+            None => self.all.as_ref(),
+            Some(ns) => self.by_namespace.get(ns),
+        }
+    }
+
+    /// When a call for `lane` (`None`: for no namespace) may go as far as these limits go.
+    fn free_at(&self, lane: Option<&str>, now: Instant) -> Instant {
+        let all = self.all.as_ref().map(|(_, b)| b.free_at(now));
+        let own = lane
+            .and_then(|lane| self.by_namespace.get(lane))
+            .map(|(_, b)| b.free_at(now));
+        all.into_iter().chain(own).max().unwrap_or(now)
+    }
+
+    /// Takes the slot of a call for `lane` from every bucket that holds it.
+    fn reserve(&mut self, lane: Option<&str>, now: Instant) {
+        if let Some((_, bucket)) = &mut self.all {
+            bucket.reserve(now);
+        }
+        if let Some((_, bucket)) = lane.and_then(|lane| self.by_namespace.get_mut(lane)) {
+            bucket.reserve(now);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.all.is_none() && self.by_namespace.is_empty()
+    }
 }
 
 #[derive(Debug)]
@@ -204,11 +250,12 @@ struct State {
     bucket: TokenBucket,
     /// Servers that asked to slow down, by [`server_key`].
     paused: HashMap<String, ServerPause>,
-    /// The limits server objects set, by owner (an object's uid): its server's key and limit.
-    rate_owners: HashMap<String, (String, ServerRate)>,
-    /// Servers with a limit of their own, by [`server_key`]: the strictest limit of their owners
-    /// and its bucket.
-    limits: HashMap<String, (ServerRate, TokenBucket)>,
+    /// The limits server objects set, by owner (an object's uid): its server's key, its
+    /// namespace (`None`: a ClusterOtsServer) and limit.
+    rate_owners: HashMap<String, (String, Option<String>, ServerRate)>,
+    /// Servers with limits of their own, by [`server_key`]: per scope, the strictest limit of
+    /// their owners and its bucket.
+    limits: HashMap<String, Limits>,
     /// Calls waiting for their turn.
     queue: FairQueue<Waiter>,
     /// The call last told its turn is next, so that it is told when that changes (it may hold
@@ -217,11 +264,12 @@ struct State {
 }
 
 impl State {
-    /// When `key`'s own limit has its next slot, if that is later than `now`.
-    fn limited_until(&self, key: &str, now: Instant) -> Option<Instant> {
+    /// When the limits of `key` have the next slot for a call for `lane` (`None`: for no
+    /// namespace), if that is later than `now`.
+    fn limited_until(&self, key: &str, lane: Option<&str>, now: Instant) -> Option<Instant> {
         self.limits
             .get(key)
-            .map(|(_, bucket)| bucket.free_at(now))
+            .map(|limits| limits.free_at(lane, now))
             .filter(|at| *at > now)
     }
 
@@ -233,7 +281,7 @@ impl State {
             .head_by(|w| {
                 limits
                     .get(&w.server)
-                    .is_none_or(|(_, bucket)| bucket.free_at(now) <= now)
+                    .is_none_or(|l| l.free_at(Some(&w.lane), now) <= now)
             })
             .map(|(id, w)| (id, w.woken.clone()))
     }
@@ -267,29 +315,42 @@ impl State {
         }
     }
 
-    /// Sets the bucket of `key` from the strictest limit its owners set (none: no bucket). A
-    /// bucket whose limit changes keeps its debt, so a change cannot buy a fresh burst.
-    fn apply_limit(&mut self, key: &str, now: Instant) {
+    /// Sets the bucket of `key` for `namespace` (`None`: every call) from the strictest limit
+    /// its owners set (none: no bucket). A bucket whose limit changes keeps its debt, so a
+    /// change cannot buy a fresh burst.
+    fn apply_limit(&mut self, key: &str, namespace: Option<&str>, now: Instant) {
         let strictest = self
             .rate_owners
             .values()
-            .filter(|(server, _)| server == key)
-            .map(|(_, rate)| *rate)
+            .filter(|(server, ns, _)| server == key && ns.as_deref() == namespace)
+            .map(|(_, _, rate)| *rate)
             .reduce(ServerRate::min);
-        let current = self.limits.get(key).map(|(rate, _)| *rate);
-        if current == strictest {
-            return;
-        }
-        match strictest.and_then(|rate| Some((rate, rate.bucket(now)?))) {
-            Some((rate, mut bucket)) => {
-                if let Some((_, old)) = self.limits.get(key) {
-                    bucket.next = old.next.max(now);
-                }
-                self.limits.insert(key.to_owned(), (rate, bucket));
-            }
-            None => {
+        let limits = self.limits.entry(key.to_owned()).or_default();
+        let old = limits.get(namespace).cloned();
+        if old.as_ref().map(|(rate, _)| *rate) == strictest {
+            if limits.is_empty() {
                 self.limits.remove(key);
             }
+            return;
+        }
+        let new = strictest.and_then(|rate| {
+            let mut bucket = rate.bucket(now)?;
+            if let Some((_, old)) = old {
+                bucket.next = old.next.max(now);
+            }
+            Some((rate, bucket))
+        });
+        match (namespace, new) {
+            (None, new) => limits.all = new,
+            (Some(ns), Some(new)) => {
+                limits.by_namespace.insert(ns.to_owned(), new);
+            }
+            (Some(ns), None) => {
+                limits.by_namespace.remove(ns);
+            }
+        }
+        if limits.is_empty() {
+            self.limits.remove(key);
         }
         self.wake_server(key);
         self.wake_next();
@@ -512,22 +573,32 @@ impl Throttle {
     }
 
     /// Sets (`Some`) or drops (`None`) the limit that `owner` (a server object, by uid) sets for
-    /// calls to `server` (its base URL). Calls to a server go no faster than the strictest limit
-    /// its owners set, and never faster than the process-wide one.
-    pub fn set_server_rate(&self, owner: &str, server: &str, rate: Option<ServerRate>) {
+    /// calls to `server` (its base URL): for every call when `namespace` is `None` (a
+    /// ClusterOtsServer), else for the calls made for that namespace (an OtsServer: a tenant's
+    /// limit never slows another tenant's calls to a server they share). Calls go no faster
+    /// than the strictest limit that holds them, and never faster than the process-wide one.
+    pub fn set_server_rate(
+        &self,
+        owner: &str,
+        server: &str,
+        namespace: Option<&str>,
+        rate: Option<ServerRate>,
+    ) {
         let now = Instant::now();
         let mut state = self.state();
+        let key = server_key(server);
         let before = match rate {
-            Some(rate) => state
-                .rate_owners
-                .insert(owner.to_owned(), (server_key(server), rate)),
+            Some(rate) => state.rate_owners.insert(
+                owner.to_owned(),
+                (key.clone(), namespace.map(str::to_owned), rate),
+            ),
             None => state.rate_owners.remove(owner),
         };
-        if let Some((old_key, _)) = before {
-            state.apply_limit(&old_key, now);
+        if let Some((old_key, old_namespace, _)) = before {
+            state.apply_limit(&old_key, old_namespace.as_deref(), now);
         }
         if rate.is_some() {
-            state.apply_limit(&server_key(server), now);
+            state.apply_limit(&key, namespace, now);
         }
     }
 
@@ -535,23 +606,25 @@ impl Throttle {
     pub fn retain_server_rates(&self, keep: impl Fn(&str) -> bool) {
         let now = Instant::now();
         let mut state = self.state();
-        let gone: Vec<(String, String)> = state
+        let gone: Vec<(String, String, Option<String>)> = state
             .rate_owners
             .iter()
             .filter(|(owner, _)| !keep(owner))
-            .map(|(owner, (key, _))| (owner.clone(), key.clone()))
+            .map(|(owner, (key, ns, _))| (owner.clone(), key.clone(), ns.clone()))
             .collect();
-        for (owner, key) in gone {
+        for (owner, key, namespace) in gone {
             state.rate_owners.remove(&owner);
-            state.apply_limit(&key, now);
+            state.apply_limit(&key, namespace.as_deref(), now);
         }
     }
 
-    /// The limit calls to `server` (a base URL) go by besides the process-wide one, if any.
-    pub fn server_rate(&self, server: &str) -> Option<ServerRate> {
+    /// The limit a server object set for calls to `server` (a base URL) for `namespace`
+    /// (`None`: for every call), if any.
+    pub fn server_rate(&self, server: &str, namespace: Option<&str>) -> Option<ServerRate> {
         self.state()
             .limits
             .get(&server_key(server))
+            .and_then(|limits| limits.get(namespace))
             .map(|(rate, _)| *rate)
     }
 
@@ -621,7 +694,7 @@ impl Throttle {
         // does; the call would still be paced).
         let mut permit = None;
         loop {
-            match self.try_serve(ticket.id, key, permit.is_some()) {
+            match self.try_serve(ticket.id, key, &turn.lane, permit.is_some()) {
                 Serve::Go => return Some(permit.flatten()),
                 Serve::NotNext(None) => {
                     // Another call's turn came first: the permit is for it.
@@ -648,11 +721,11 @@ impl Throttle {
     }
 
     /// Serves ticket `id` for a call to `key` if it is next and every limit allows it now.
-    fn try_serve(&self, id: TicketId, key: &str, has_permit: bool) -> Serve {
+    fn try_serve(&self, id: TicketId, key: &str, lane: &str, has_permit: bool) -> Serve {
         let now = Instant::now();
         let mut state = self.state();
         if state.refresh_next(now).map(|(head, _)| head) != Some(id) {
-            return Serve::NotNext(state.limited_until(key, now));
+            return Serve::NotNext(state.limited_until(key, Some(lane), now));
         }
         if state
             .server(key, now)
@@ -672,8 +745,8 @@ impl Throttle {
             server.bucket.reserve(now);
         }
         state.queue.serve(id);
-        if let Some((_, bucket)) = state.limits.get_mut(key) {
-            bucket.reserve(now);
+        if let Some(limits) = state.limits.get_mut(key) {
+            limits.reserve(Some(lane), now);
             // Its other calls now wait for the next slot: each arms its wake-up.
             state.wake_server(key);
         }
@@ -703,7 +776,8 @@ impl Throttle {
                 retry_in: self.shared.interval,
             });
         }
-        if let Some(at) = state.limited_until(key, now) {
+        // Calls for no namespace (the batch tracker's) go by the limits of every call.
+        if let Some(at) = state.limited_until(key, None, now) {
             return Err(Busy { retry_in: at - now });
         }
         // A server that is recovering from a pause has its own bucket; both must have a slot.
@@ -717,8 +791,8 @@ impl Throttle {
         if let Some(server) = state.server(key, now) {
             server.bucket.reserve(now);
         }
-        if let Some((_, bucket)) = state.limits.get_mut(key) {
-            bucket.reserve(now);
+        if let Some(limits) = state.limits.get_mut(key) {
+            limits.reserve(None, now);
         }
         Ok(permit)
     }
@@ -852,6 +926,7 @@ impl<'a> Ticket<'a> {
         let waiter = Waiter {
             woken: woken.clone(),
             server: key.to_owned(),
+            lane: turn.lane.clone(),
         };
         let id = state.queue.push(turn.class, &turn.lane, waiter);
         if state.refresh_next(Instant::now()).map(|(head, _)| head) != before {
@@ -1478,7 +1553,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_server_limited_to_one_call_a_second_gets_one_while_others_go_at_the_global_rate() {
         let t = throttle(10.0, 10, 100);
-        t.set_server_rate("uid-b", B, per_second(1.0, 1));
+        t.set_server_rate("uid-b", B, None, per_second(1.0, 1));
         let start = Instant::now();
         // The slow server's calls queue first; they must not hold back those to A behind them.
         let on_b = queue_to(&t, vec![(B, Turn::share("x")); 10]).await;
@@ -1491,9 +1566,35 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_tenants_limit_on_a_shared_server_slows_that_tenant_alone() {
+        let t = throttle(10.0, 10, 100);
+        // A namespaced OtsServer of tenant "slow" names the server every tenant uses.
+        t.set_server_rate("uid-tenant", B, Some("slow"), per_second(1.0, 1));
+        assert_eq!(t.server_rate(B, Some("slow")), per_second(1.0, 1));
+        assert_eq!(t.server_rate(B, None), None);
+        let start = Instant::now();
+        let slow = queue_to(&t, vec![(B, Turn::share("slow")); 3]).await;
+        let others = queue_to(&t, vec![(B, Turn::share("other")); 5]).await;
+        let other_times = sent_after(start, others).await;
+        assert_eq!(
+            other_times.iter().max(),
+            Some(&ms(0)),
+            "another tenant's calls to the same server go within the global burst: {other_times:?}"
+        );
+        assert_eq!(
+            sent_after(start, slow).await,
+            [ms(0), ms(1000), ms(2000)],
+            "the tenant's own calls keep to its limit"
+        );
+        // Background calls (for no namespace) are not held by a tenant's limit either.
+        let ok = async { Ok::<_, Failure>(()) };
+        assert!(t.call(B, "batch_status", IfFree, ok).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_servers_own_burst_goes_at_once_then_its_rate_holds() {
         let t = throttle(100.0, 100, 100);
-        t.set_server_rate("uid-b", B, per_second(2.0, 3));
+        t.set_server_rate("uid-b", B, None, per_second(2.0, 3));
         let start = Instant::now();
         let on_b = queue_to(&t, vec![(B, Turn::share("x")); 6]).await;
         assert_eq!(
@@ -1505,7 +1606,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn on_a_limited_server_a_revocation_still_takes_the_next_slot_before_its_shares() {
         let t = throttle(100.0, 100, 100);
-        t.set_server_rate("uid-b", B, per_second(1.0, 1));
+        t.set_server_rate("uid-b", B, None, per_second(1.0, 1));
         let start = Instant::now();
         let mut shares = queue_to(&t, vec![(B, Turn::share("a")); 5]).await;
         let revoke = queue_to(&t, vec![(B, Turn::revoke("b"))]).await;
@@ -1524,7 +1625,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn background_calls_keep_to_a_servers_own_limit_and_are_not_held_back_by_its_queue() {
         let t = throttle(100.0, 100, 100);
-        t.set_server_rate("uid-b", B, per_second(1.0, 1));
+        t.set_server_rate("uid-b", B, None, per_second(1.0, 1));
         let ok = || async { Ok::<_, Failure>(()) };
         assert!(t.call(B, "receipt", IfFree, ok()).await.is_ok());
         let busy = t.call(B, "receipt", IfFree, ok()).await.unwrap_err();
@@ -1542,13 +1643,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_strictest_owner_of_a_server_sets_its_limit_until_it_is_dropped() {
         let t = throttle(100.0, 100, 100);
-        t.set_server_rate("uid-1", B, per_second(5.0, 5));
-        t.set_server_rate("uid-2", "https://b.example:8443/other", per_second(1.0, 2));
-        assert_eq!(t.server_rate(B), per_second(1.0, 2));
-        t.set_server_rate("uid-2", B, None);
-        assert_eq!(t.server_rate(B), per_second(5.0, 5));
-        t.set_server_rate("uid-1", B, None);
-        assert_eq!(t.server_rate(B), None);
+        t.set_server_rate("uid-1", B, None, per_second(5.0, 5));
+        t.set_server_rate("uid-2", "https://b.example:8443/other", None, per_second(1.0, 2));
+        assert_eq!(t.server_rate(B, None), per_second(1.0, 2));
+        t.set_server_rate("uid-2", B, None, None);
+        assert_eq!(t.server_rate(B, None), per_second(5.0, 5));
+        t.set_server_rate("uid-1", B, None, None);
+        assert_eq!(t.server_rate(B, None), None);
         // Without a limit of its own, B's calls go at the global rate again.
         let start = Instant::now();
         let on_b = queue_to(&t, vec![(B, Turn::share("x")); 3]).await;
@@ -1558,12 +1659,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_limit_dropped_while_calls_wait_lets_them_go_at_once() {
         let t = throttle(100.0, 100, 100);
-        t.set_server_rate("uid-b", B, per_second(1.0, 1));
+        t.set_server_rate("uid-b", B, None, per_second(1.0, 1));
         let start = Instant::now();
         let on_b = queue_to(&t, vec![(B, Turn::share("x")); 3]).await;
         // Dropping the limit lets the waiting calls go at once (nobody waits for a timer).
         tokio::time::sleep(ms(200)).await;
-        t.set_server_rate("uid-b", B, None);
+        t.set_server_rate("uid-b", B, None, None);
         assert_eq!(sent_after(start, on_b).await, vec![ms(0), ms(200), ms(200)]);
     }
 }
