@@ -102,12 +102,16 @@ pub enum Reason {
     /// The share asks for what its server object's policy does not allow (a ttl over maxTtl, no
     /// passphrase where one is required, a recipient outside the allowed domains).
     PolicyViolation,
+    /// The share's server object asks for a `shareDomain` the server refused (not a custom
+    /// domain of the account, not verified, not for anonymous use), or its server speaks v1,
+    /// which has none. Nothing is shared on another domain instead.
+    ShareDomainRefused,
 }
 
 impl Reason {
     /// Every reason, in declaration order. A new variant belongs here too (a unit test checks
     /// the order and that none is missing before the last).
-    pub const ALL: [Reason; 41] = [
+    pub const ALL: [Reason; 42] = [
         Reason::Shared,
         Reason::Received,
         Reason::Burned,
@@ -149,6 +153,7 @@ impl Reason {
         Reason::Verified,
         Reason::ServerNotFound,
         Reason::PolicyViolation,
+        Reason::ShareDomainRefused,
     ];
 
     /// The reason as written in conditions, Events and metric labels.
@@ -195,6 +200,7 @@ impl Reason {
             Reason::Verified => "Verified",
             Reason::ServerNotFound => "ServerNotFound",
             Reason::PolicyViolation => "PolicyViolation",
+            Reason::ShareDomainRefused => "ShareDomainRefused",
         }
     }
 }
@@ -368,6 +374,18 @@ pub enum Error {
         /// The rule broken, and how to meet it.
         rule: String,
     },
+    /// See [`Reason::ShareDomainRefused`].
+    #[error(
+        "{server} asks for shareDomain {domain:?}, which its server refused: {detail}; nothing was shared (fix the domain on the server account, or remove shareDomain)"
+    )]
+    ShareDomainRefused {
+        /// The server object, kind and name.
+        server: String,
+        /// The domain asked for.
+        domain: String,
+        /// Why, in the server's known words (never a value sent).
+        detail: String,
+    },
     /// See [`Reason::ServerNotFound`].
     #[error("{kind} {name:?} not found; the share proceeds once it exists")]
     ServerRefNotFound {
@@ -536,6 +554,34 @@ impl Error {
     /// lifetime (`extended_default_expiration`, or an unnamed one above the free plan's 14 days)
     /// is [`Error::TtlNotAllowed`].
     pub fn from_share(error: OtsError, requested: Duration) -> Self {
+        Self::from_create(error, requested, None)
+    }
+
+    /// [`Self::from_share`] for a create that asked for a share domain (`Some((server object,
+    /// domain))`): the server's refusal of that domain, or a v1 server, is
+    /// [`Error::ShareDomainRefused`].
+    pub fn from_create(
+        error: OtsError,
+        requested: Duration,
+        share_domain: Option<(&str, &str)>,
+    ) -> Self {
+        if let Some((server, domain)) = share_domain {
+            let about_domain = match &error {
+                OtsError::ShareDomainUnsupported => true,
+                OtsError::Forbidden { detail } => detail.to_ascii_lowercase().contains("domain"),
+                OtsError::Validation { message } | OtsError::Refused { message } => {
+                    message.to_ascii_lowercase().contains("domain")
+                }
+                _ => false,
+            };
+            if about_domain {
+                return Error::ShareDomainRefused {
+                    server: server.to_owned(),
+                    domain: domain.to_owned(),
+                    detail: error.to_string(),
+                };
+            }
+        }
         match &error {
             OtsError::EntitlementRequired { entitlement }
                 if entitlement.as_deref() == Some("extended_default_expiration")
@@ -562,6 +608,7 @@ impl Error {
             Error::ServerRefNotAllowed { .. } => Reason::ServerNotAllowed,
             Error::ServerRefNotFound { .. } => Reason::ServerNotFound,
             Error::PolicyViolation { .. } => Reason::PolicyViolation,
+            Error::ShareDomainRefused { .. } => Reason::ShareDomainRefused,
             Error::InvalidSpec(_) => Reason::InvalidSpec,
             Error::StatusTampered { .. } => Reason::StatusTampered,
             Error::TooManyShares { .. } => Reason::TooManyShares,
@@ -600,6 +647,7 @@ impl Error {
                 Reason::SecretTooLarge
             }
             OtsError::PassphraseRefused { .. } => Reason::InvalidPassphrase,
+            OtsError::ShareDomainUnsupported => Reason::ShareDomainRefused,
             OtsError::RateLimited { .. } => Reason::RateLimited,
             OtsError::Unavailable { .. } | OtsError::Setup { .. } => Reason::ServerUnavailable,
             OtsError::TlsUntrusted { .. } => Reason::TlsUntrusted,
@@ -621,6 +669,8 @@ impl Error {
             | Error::ServerRefNotFound { .. } => Handling::MISSING,
             // The cluster's administrators may allow the namespace: re-check rarely, no OTS call.
             Error::ServerRefNotAllowed { .. } | Error::PolicyViolation { .. } => Handling::REFUSED,
+            // The server account or the object must change: re-check rarely, never a loop.
+            Error::ShareDomainRefused { .. } => Handling::REFUSED,
             // The user must change a referenced Secret: re-check rarely, without calling the server.
             Error::SecretEmpty { .. }
             | Error::SecretTooLarge { .. }
@@ -673,6 +723,7 @@ impl Error {
                 | OtsError::PassphraseRefused { .. }
                 | OtsError::TlsUntrusted { .. }
                 | OtsError::Validation { .. }
+                | OtsError::ShareDomainUnsupported
                 | OtsError::NotFound => Handling::REFUSED,
                 OtsError::InvalidInput(_) => Handling::BAD_SPEC,
             },
@@ -821,6 +872,11 @@ pub(crate) fn examples() -> Vec<Error> {
             server: "OtsServer \"eu\"".into(),
             rule: "r".into(),
         },
+        Error::ShareDomainRefused {
+            server: "OtsServer \"eu\"".into(),
+            domain: "secrets.example.com".into(),
+            detail: "d".into(),
+        },
         Error::InvalidSpec("x".into()),
         Error::StatusTampered { detail: "d".into() },
         Error::TooManyShares {
@@ -910,6 +966,42 @@ mod tests {
         assert_eq!(unsure.handling().burn, BurnFailure::KeepTrying);
         let refused = Error::Ots(OtsError::Unauthorized);
         assert_eq!(refused.handling().burn, BurnFailure::GiveUp);
+    }
+
+    #[test]
+    fn a_refused_share_domain_names_the_server_object_and_the_domain_and_waits_for_a_fix() {
+        let ttl = Duration::from_secs(3600);
+        let asked = Some(("OtsServer \"eu\"", "secrets.example.com"));
+        for ots in [
+            OtsError::ShareDomainUnsupported,
+            OtsError::Forbidden {
+                detail: "You do not have permission to use domain: secrets.example.com".into(),
+            },
+            OtsError::Validation {
+                message: "Unknown domain: secrets.example.com".into(),
+            },
+        ] {
+            let error = Error::from_create(ots.clone(), ttl, asked);
+            assert_eq!(error.reason(), Reason::ShareDomainRefused, "{error}");
+            assert_eq!(error.retry(), Retry::Slowly, "{error}");
+            assert_eq!(error.handling().phase, ErrorPhase::Failed, "{error}");
+            let text = error.to_string();
+            assert!(
+                text.contains("OtsServer \"eu\"")
+                    && text.contains("shareDomain \"secrets.example.com\""),
+                "{text}"
+            );
+            // Without a share domain asked, the server's answer is what it always was.
+            if ots != OtsError::ShareDomainUnsupported {
+                assert_eq!(
+                    Error::from_create(ots, ttl, None).reason(),
+                    Reason::ServerRejected
+                );
+            }
+        }
+        // Other refusals of a create with a share domain keep their own reasons.
+        let big = Error::from_create(OtsError::SecretTooLarge { max: Some(5) }, ttl, asked);
+        assert_eq!(big.reason(), Reason::SecretTooLarge);
     }
 
     #[test]

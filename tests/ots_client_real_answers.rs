@@ -344,3 +344,99 @@ async fn a_server_that_echoes_the_request_gets_no_secret_into_the_error() {
         }
     }
 }
+
+/// A v2 conceal answer as the real server gives it for a link on `share_domain`: the receipt
+/// keeps the domain, and `record.share_domain` repeats it (`base_secret_action.rb:55-63`).
+fn v2_created_on(share_domain: &str) -> (u16, String) {
+    (
+        200,
+        format!(
+            r#"{{"success":true,"record":{{"receipt":{{"identifier":"{MK}","key":"{MK}","state":"new","secret_identifier":"{SK}","secret_ttl":3600,"metadata_ttl":3600,"lifespan":3600,"share_domain":"{share_domain}","created":1767225600.5,"updated":1767225600.5,"has_passphrase":false}},"secret":{{"identifier":"{SK}","key":"{SK}","state":"new","lifespan":3600,"secret_ttl":3600,"has_passphrase":false}},"share_domain":"{share_domain}"}},"details":{{"kind":"conceal","recipient":[],"recipient_safe":[]}}}}"#
+        ),
+    )
+}
+
+/// A share domain goes in the v2 create body, nested under `secret` like every other field, and
+/// the link is on that domain under the server's scheme, as the server's own `share_url`
+/// (`show_receipt.rb:231-241,365`, de53ff8f7).
+#[tokio::test]
+async fn a_share_domain_is_sent_with_the_create_and_the_link_is_on_it() {
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    let server = Canned::start(move |method, path, body| match (method.as_str(), path) {
+        ("GET", "/api/v2/status") => Some(status_answer()),
+        ("POST", "/api/v2/secret/conceal") => {
+            seen.lock().unwrap().push(body.to_owned());
+            Some(v2_created_on("secrets.example.com"))
+        }
+        _ => None,
+    })
+    .await;
+    let client = server.client(ApiVersion::V2);
+    let receipt = client
+        .share(&ShareRequest::new("the-value").with_share_domain("secrets.example.com"))
+        .await
+        .unwrap();
+    let sent: serde_json::Value = serde_json::from_str(&bodies.lock().unwrap()[0]).unwrap();
+    assert_eq!(
+        sent["secret"]["share_domain"], "secrets.example.com",
+        "{sent}"
+    );
+    assert_eq!(receipt.share_domain.as_deref(), Some("secrets.example.com"));
+    assert_eq!(
+        receipt.secret_link(client.base_url()).unwrap().as_str(),
+        format!("http://secrets.example.com/secret/{SK}")
+    );
+    // Without one, no share_domain is sent at all.
+    client.share(&ShareRequest::new("the-value")).await.unwrap();
+    let sent: serde_json::Value = serde_json::from_str(&bodies.lock().unwrap()[1]).unwrap();
+    assert!(sent["secret"].get("share_domain").is_none(), "{sent}");
+}
+
+/// The real server's refusals of a share domain (`base_secret_action.rb:384,557,692`) keep
+/// their words, and v1, which has no share domain, sends nothing at all.
+#[tokio::test]
+async fn a_refused_share_domain_keeps_the_servers_words_and_v1_sends_nothing() {
+    let server = Canned::start(|method, path, body| match (method.as_str(), path) {
+        ("GET", "/api/v2/status") => Some(status_answer()),
+        ("POST", "/api/v2/secret/conceal") if body.contains("unknown.example.com") => Some((
+            422,
+            r#"{"error":"Unknown domain: unknown.example.com"}"#.into(),
+        )),
+        ("POST", "/api/v2/secret/conceal") => Some((
+            403,
+            r#"{"error":"You do not have permission to use domain: other.example.com","error_type":"Forbidden","error_key":"api.secrets.errors.domain_permission_authenticated_non_owner"}"#.into(),
+        )),
+        _ => None,
+    })
+    .await;
+    let client = server.client(ApiVersion::V2);
+    let unknown = client
+        .share(&ShareRequest::new("the-value").with_share_domain("unknown.example.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unknown,
+        OtsError::Validation {
+            message: "Unknown domain: unknown.example.com".into()
+        }
+    );
+    let foreign = client
+        .share(&ShareRequest::new("the-value").with_share_domain("other.example.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        foreign,
+        OtsError::Forbidden {
+            detail: "You do not have permission to use domain: other.example.com".into()
+        }
+    );
+    let before = server.requests().len();
+    let v1 = server
+        .client(ApiVersion::V1)
+        .share(&ShareRequest::new("the-value").with_share_domain("secrets.example.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(v1, OtsError::ShareDomainUnsupported);
+    assert_eq!(server.requests().len(), before, "v1 sent nothing");
+}

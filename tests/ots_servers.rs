@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::PostParams;
 use kube::{Api, Resource};
 use ots_operator::resource::{ClusterOtsServer, OtsServer};
-use ots_testserver::{Account, Config};
+use ots_testserver::{Account, Config, CustomDomain};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::operator::{WAIT, ots_server};
@@ -1014,4 +1014,151 @@ async fn a_default_server_added_later_moves_no_existing_link() {
         .delete(&name, &Default::default())
         .await
         .expect("delete the ClusterOtsServer");
+}
+
+#[tokio::test]
+async fn a_servers_rate_limit_spaces_its_share_calls_at_least_its_interval_apart() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::with("servers-rate", Config::default(), &[]).await;
+    create_server(
+        &w,
+        "slow",
+        json!({"url": w.server.url(), "rateLimit": {"requestsPerSecond": 1, "burst": 1}}),
+    )
+    .await;
+    w.secret("db", &[("password", b"pw")]).await;
+    let names = ["r1", "r2", "r3", "r4"];
+    for name in names {
+        w.share(
+            name,
+            json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "OtsServer", "name": "slow"}}),
+        )
+        .await;
+    }
+    for name in names {
+        w.shared(name).await;
+    }
+    let mut sent: Vec<Duration> = w
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == "share")
+        .map(|r| r.at)
+        .collect();
+    sent.sort();
+    assert_eq!(sent.len(), names.len(), "one share call each: {sent:?}");
+    // One call a second: consecutive share calls are (about) a second apart or more, whatever
+    // else went to the server in between. Only a lower bound: slower is always allowed.
+    for pair in sent.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(900),
+            "share calls closer than the server's limit allows: {sent:?}"
+        );
+    }
+    assert!(
+        sent[sent.len() - 1] - sent[0] >= Duration::from_millis(2900),
+        "{sent:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_share_domain_of_the_account_puts_the_link_on_it_and_any_other_fails_the_share() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let config = Config {
+        custom_domains: vec![
+            CustomDomain::new("secrets.example.com", USER),
+            CustomDomain::new("theirs.example.com", "someone@else.example"),
+        ],
+        ..account_server()
+    };
+    let w = World::with("servers-domain", config, &[]).await;
+    w.secret(
+        "creds",
+        &[
+            ("username", USER.as_bytes()),
+            ("apiToken", TOKEN.as_bytes()),
+        ],
+    )
+    .await;
+    let url = w.server.url();
+    for (name, domain, api) in [
+        ("branded", "secrets.example.com", "auto"),
+        ("foreign", "theirs.example.com", "v2"),
+        ("unknown", "nowhere.example.com", "v2"),
+        ("old", "secrets.example.com", "v1"),
+    ] {
+        create_server(
+            &w,
+            name,
+            json!({"url": url, "api": api, "credentialsSecretRef": {"name": "creds"}, "shareDomain": domain}),
+        )
+        .await;
+    }
+    // v1 has no share domain: the object says so before any share tries.
+    let old = wait_ready(&w, "old", "False", "ShareDomainRefused").await;
+    assert!(
+        ready_message(&old).contains("v1"),
+        "{}",
+        ready_message(&old)
+    );
+
+    let value = b"domain-test-value-8c1";
+    w.secret("db", &[("password", value)]).await;
+    for (share, server) in [
+        ("on-brand", "branded"),
+        ("not-ours", "foreign"),
+        ("nowhere", "unknown"),
+        ("on-v1", "old"),
+    ] {
+        w.share(
+            share,
+            json!({"secretRef": {"name": "db", "key": "password"}, "serverRef": {"kind": "OtsServer", "name": server}}),
+        )
+        .await;
+    }
+    let shared = w.shared("on-brand").await;
+    let link = shared.status.and_then(|s| s.link).expect("a link");
+    assert!(
+        link.starts_with("http://secrets.example.com/secret/"),
+        "the link is on the share domain: {link}"
+    );
+    for (share, server, domain) in [
+        ("not-ours", "foreign", "theirs.example.com"),
+        ("nowhere", "unknown", "nowhere.example.com"),
+        ("on-v1", "old", "secrets.example.com"),
+    ] {
+        let failed = w.wait_phase(share, "Failed").await;
+        let (_, reason, message) = support::operator::ready(&failed).unwrap();
+        assert_eq!(reason, "ShareDomainRefused", "{share}: {message}");
+        assert!(
+            message.contains("shareDomain")
+                && message.contains(domain)
+                && message.contains(&format!("OtsServer \"{server}\"")),
+            "{share}: {message}"
+        );
+        assert!(!message.contains("domain-test-value"), "{message}");
+        let event = w.wait_event(share, "Warning", "ShareDomainRefused").await;
+        assert!(!event.contains("domain-test-value"), "{event}");
+    }
+    // The v1 one is never sent; each v2 refusal is asked at most twice (the share's first
+    // reconciles may overlap, as with every refusal), then no retry loop.
+    let calls = w.calls("share");
+    let log: Vec<String> = w
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.operation == "share")
+        .map(|r| format!("{} {} {:?}", r.path, r.status, r.at))
+        .collect();
+    assert!(calls <= 5, "one success and the two refusals: {log:#?}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        w.calls("share"),
+        calls,
+        "a refused share domain is not retried at once"
+    );
+    assert!(
+        !w.operator.logs().contains("domain-test-value"),
+        "the value never reaches a log line"
+    );
 }

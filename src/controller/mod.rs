@@ -364,7 +364,7 @@ impl Context {
                     .and_then(|p| p.max_live_shares_per_secret);
                 let server = self
                     .servers
-                    .resolve_object(server, recorded_url, &namespace, &turn)
+                    .resolve_object(*server, recorded_url, &namespace, &turn)
                     .await?;
                 Ok((server, Admitted { ttl, max_live }))
             }
@@ -550,6 +550,7 @@ impl crate::runtime::throttle::UpstreamFailure for OtsError {
             | OtsError::BurnUnconfirmed { .. }
             | OtsError::Protocol { .. }
             | OtsError::InvalidInput(_)
+            | OtsError::ShareDomainUnsupported
             | OtsError::Setup { .. } => StatusClass::Other,
             OtsError::TlsUntrusted { .. } => StatusClass::Connect,
         }

@@ -290,6 +290,7 @@ mod tests {
             passphrase_required: passphrase,
             receipt_url: None,
             recipients: Vec::new(),
+            share_domain: None,
         }
     }
 
@@ -330,6 +331,7 @@ mod tests {
             url: "http://127.0.0.1:9".into(),
             per_share_credentials: None,
             ca: None,
+            share_domain: None,
         };
         let attempt = Attempt {
             namespace: "ns",

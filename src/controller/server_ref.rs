@@ -7,9 +7,10 @@ use super::Context;
 use crate::error::Error;
 use crate::ots::{ApiVersion, Credentials, SecretString};
 use crate::resource::server::{
-    CredentialsSecretRef, NamespaceCondition, ServerPolicy, ServerSettings,
+    CredentialsSecretRef, NamespaceCondition, RateLimit, ServerPolicy, ServerSettings,
 };
 use crate::resource::{ClusterOtsServer, OneTimeShare, OtsServer, ServerKind, ServerSpec, Ttl};
+use crate::runtime::throttle::ServerRate;
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -27,8 +28,8 @@ const DEFAULT_LIST_WAIT: Duration = Duration::from_secs(10);
 pub(super) enum ServerChoice<'a> {
     /// The inline `spec.server`, or nothing: the operator's configured server.
     Inline(Option<&'a ServerSpec>),
-    /// A server object's URL, API version and credentials.
-    Object(ObjectServer),
+    /// A server object's URL, API version and credentials (boxed: it is the large one).
+    Object(Box<ObjectServer>),
 }
 
 /// What a server object says about how to reach its server.
@@ -43,6 +44,8 @@ pub struct ObjectServer {
     pub ca: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
     /// What its shares may ask for.
     pub policy: Option<ServerPolicy>,
+    /// The account's custom domain its links are to be on (`shareDomain`).
+    pub share_domain: Option<String>,
     /// Kind and name, for messages (`ClusterOtsServer "eu"`).
     pub named: String,
 }
@@ -113,6 +116,12 @@ pub(super) async fn choose<'a>(
                     .await?
                     .ok_or_else(not_found)?;
                 let named = format!("OtsServer {:?}", reference.name);
+                register_rate(
+                    ctx,
+                    &server.uid().unwrap_or_default(),
+                    Some(&namespace),
+                    &server.spec.settings,
+                );
                 object_server(ctx, &server.spec.settings, &namespace, named).await
             }
             ServerKind::ClusterOtsServer => {
@@ -126,7 +135,7 @@ pub(super) async fn choose<'a>(
                 cluster_server(ctx, &server, &namespace).await
             }
         }
-        .map(ServerChoice::Object);
+        .map(|server| ServerChoice::Object(Box::new(server)));
     }
     if obj.spec.server.is_some() {
         return Ok(ServerChoice::Inline(obj.spec.server.as_ref()));
@@ -134,7 +143,7 @@ pub(super) async fn choose<'a>(
     match default_cluster_server(ctx).await {
         Some(server) => cluster_server(ctx, &server, &namespace)
             .await
-            .map(ServerChoice::Object),
+            .map(|server| ServerChoice::Object(Box::new(server))),
         None => Ok(ServerChoice::Inline(None)),
     }
 }
@@ -210,6 +219,12 @@ async fn cluster_server(
         });
     }
     let named = format!("ClusterOtsServer {:?}", server.name_any());
+    register_rate(
+        ctx,
+        &server.uid().unwrap_or_default(),
+        None,
+        &server.spec.settings,
+    );
     object_server(
         ctx,
         &server.spec.settings,
@@ -277,6 +292,35 @@ fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool 
     by_label && by_expression
 }
 
+/// The limit a server object's `rateLimit` sets (burst: requestsPerSecond when not given).
+pub(super) fn server_rate(limit: &RateLimit) -> ServerRate {
+    ServerRate {
+        rate: f64::from(limit.requests_per_second),
+        burst: limit.burst.unwrap_or(limit.requests_per_second),
+    }
+}
+
+/// Tells the throttle the limit a server object (by uid; an OtsServer of `namespace`, or a
+/// ClusterOtsServer when `None`) sets for its server, before a share calls it: the server status
+/// controller may not have seen the object yet. An OtsServer's limit holds only the calls made
+/// for its own namespace.
+pub(super) fn register_rate(
+    ctx: &Context,
+    uid: &str,
+    namespace: Option<&str>,
+    settings: &ServerSettings,
+) {
+    if uid.is_empty() {
+        return;
+    }
+    ctx.throttle.set_server_rate(
+        uid,
+        &settings.url,
+        namespace,
+        settings.rate_limit.as_ref().map(server_rate),
+    );
+}
+
 /// A server object's settings, with its credentials read from `namespace`.
 async fn object_server(
     ctx: &Context,
@@ -299,6 +343,7 @@ async fn object_server(
         credentials,
         ca,
         policy: settings.policy.clone(),
+        share_domain: settings.share_domain.clone(),
         named,
     })
 }
@@ -422,6 +467,7 @@ mod tests {
             credentials: None,
             ca: None,
             policy: Some(serde_json::from_value(policy).unwrap()),
+            share_domain: None,
             named: "OtsServer \"eu\"".into(),
         }
     }

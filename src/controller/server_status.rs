@@ -199,6 +199,13 @@ impl ServerStatus {
     pub async fn reconcile<K: ServerObject>(&self, obj: Arc<K>) -> Result<Action, Error> {
         let uid = obj.uid().unwrap_or_default();
         let settings = obj.settings();
+        // Its rateLimit holds from the moment the object is seen, whatever the check finds.
+        super::server_ref::register_rate(
+            &self.ctx,
+            &uid,
+            obj.namespace().as_deref(),
+            settings,
+        );
         let operator_namespace = self.ctx.config.state_namespace.as_str();
         let namespace = obj.secrets_namespace(operator_namespace).to_owned();
         let polls_secrets =
@@ -352,8 +359,9 @@ impl ServerStatus {
             .cloned()
     }
 
-    /// Forgets a deleted object's last check.
+    /// Forgets a deleted object's last check and the limit it set.
     fn forget(&self, uid: &str) {
+        self.ctx.throttle.set_server_rate(uid, "", None, None);
         self.checked
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -440,6 +448,20 @@ impl ServerStatus {
             return verdict_of(e);
         }
         let api = client.learned_api();
+        if let Some(domain) = &settings.share_domain
+            && api == Some(ResolvedApi::V1)
+        {
+            // Its shares would fail: v1 cannot put a link on a share domain.
+            return Verdict {
+                api,
+                ..Verdict::not_ready(
+                    Reason::ShareDomainRefused,
+                    format!(
+                        "the server speaks API v1, which cannot put links on shareDomain {domain:?}: its shares fail with ShareDomainRefused (use API v2, or remove shareDomain)"
+                    ),
+                )
+            };
+        }
         let api_text = api.map(|a| a.as_str()).unwrap_or("unknown");
         Verdict {
             ready: true,
@@ -666,8 +688,11 @@ pub async fn run(
             .collect()
     };
     let mut runs = Vec::new();
+    let mut namespaced_stores = Vec::new();
     for api in namespaced {
-        runs.push(run_kind(api, state.clone(), shutdown.clone()).boxed());
+        let controller = Controller::new(api, watcher::Config::default());
+        namespaced_stores.push(controller.store());
+        runs.push(run_controller(controller, state.clone(), shutdown.clone()).boxed());
     }
     let cluster = Controller::new(
         Api::<ClusterOtsServer>::all(ctx.client.clone()),
@@ -675,6 +700,7 @@ pub async fn run(
     );
     // Shares read the default server and their ClusterOtsServers from this cache.
     let _ = ctx.cluster_servers.set(cluster.store());
+    let rates = drop_rates_of_deleted(ctx.clone(), namespaced_stores, cluster.store());
     runs.push(run_controller(cluster, state, shutdown.clone()).boxed());
     // kube's graceful shutdown does not end a controller whose watch keeps failing (its CRD
     // not installed: an image upgraded alone, or only the OneTimeShare CRD applied): the checks
@@ -685,24 +711,36 @@ pub async fn run(
             shutdown.await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => {}
+        () = rates => {}
+    }
+}
+
+/// Drops the `rateLimit` of server objects that are gone, every [`SECRET_POLL`] once the watch
+/// caches have listed them (a deleted object without a finalizer is never reconciled again).
+async fn drop_rates_of_deleted(
+    ctx: Arc<Context>,
+    namespaced: Vec<kube::runtime::reflector::Store<OtsServer>>,
+    cluster: kube::runtime::reflector::Store<ClusterOtsServer>,
+) {
+    let listed = futures::future::join_all(namespaced.iter().map(|s| s.wait_until_ready()));
+    let (listed, cluster_listed) = futures::join!(listed, cluster.wait_until_ready());
+    if cluster_listed.is_err() || listed.iter().any(Result::is_err) {
+        return std::future::pending().await;
+    }
+    loop {
+        let mut present: std::collections::HashSet<String> =
+            cluster.state().iter().filter_map(|o| o.uid()).collect();
+        for store in &namespaced {
+            present.extend(store.state().iter().filter_map(|o| o.uid()));
+        }
+        ctx.throttle
+            .retain_server_rates(|owner| present.contains(owner));
+        tokio::time::sleep(SECRET_POLL).await;
     }
 }
 
 /// How long server checks in flight may take to finish after the shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-async fn run_kind<K: ServerObject>(
-    api: Api<K>,
-    state: Arc<ServerStatus>,
-    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
-) {
-    run_controller(
-        Controller::new(api, watcher::Config::default()),
-        state,
-        shutdown,
-    )
-    .await;
-}
 
 /// Runs one kind's controller. A failure (a missing CRD, a watch or status write refused) is
 /// logged as a warning once, then at debug level until something works again: the watch retries

@@ -60,6 +60,17 @@ pub struct Server {
     /// The CA certificates a server object gave besides the operator's roots (kept in the
     /// share's record, so a burn trusts the server after a restart or the object's deletion).
     pub ca: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
+    /// The custom domain new links are to be on (a server object's `shareDomain`).
+    pub share_domain: Option<ShareDomain>,
+}
+
+/// A server object's `shareDomain`, with the object it comes from (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareDomain {
+    /// The domain, e.g. secrets.example.com.
+    pub domain: String,
+    /// The server object, kind and name (`OtsServer "eu"`).
+    pub named: String,
 }
 
 /// Builds clients for the operator's servers.
@@ -155,6 +166,10 @@ impl Servers {
             .client_for_api(url, server.credentials, server.api, false, http, turn)
             .await?;
         resolved.ca = server.ca;
+        resolved.share_domain = server.share_domain.map(|domain| ShareDomain {
+            domain,
+            named: server.named,
+        });
         Ok(resolved)
     }
 
@@ -357,6 +372,7 @@ impl Servers {
             url: url.as_str().trim_end_matches('/').to_owned(),
             per_share_credentials: per_share,
             ca: None,
+            share_domain: None,
         })
     }
 

@@ -63,6 +63,11 @@ async fn send(obj: &OneTimeShare, ctx: &Context, prepared: &Prepared) -> Result<
         passphrase: prepared.passphrase.clone(),
         ttl: Some(ttl.0),
         recipient: obj.spec.recipient.clone(),
+        share_domain: prepared
+            .server
+            .share_domain
+            .as_ref()
+            .map(|d| d.domain.clone()),
     };
     let client = &prepared.server.client;
     let sent_at = now().as_second();
@@ -92,7 +97,15 @@ async fn send(obj: &OneTimeShare, ctx: &Context, prepared: &Prepared) -> Result<
             };
             Err(orphans::after_ambiguous_share(ctx, attempt, error).await)
         }
-        Err(error) => Err(Error::from_share(error, ttl.0)),
+        Err(error) => Err(Error::from_create(
+            error,
+            ttl.0,
+            prepared
+                .server
+                .share_domain
+                .as_ref()
+                .map(|d| (d.named.as_str(), d.domain.as_str())),
+        )),
     }
 }
 
@@ -195,6 +208,25 @@ async fn record(
         ),
     };
     ctx.event(obj, EventType::Normal, reason, note).await;
+    if let Some(asked) = &prepared.server.share_domain
+        && !receipt
+            .share_domain
+            .as_deref()
+            .is_some_and(|used| used.eq_ignore_ascii_case(&asked.domain))
+    {
+        // The server accepted the share but left shareDomain out (it is the server's own
+        // host, or not a public domain name to it): said, never silent.
+        ctx.event(
+            obj,
+            EventType::Warning,
+            Reason::ShareDomainRefused,
+            format!(
+                "{} asks for shareDomain {:?}, but the server did not use it: the link is on the server's own host",
+                asked.named, asked.domain
+            ),
+        )
+        .await;
+    }
     if let Some(clamp) = lifetime.clamp.clone() {
         ctx.event(obj, EventType::Warning, Reason::TtlClamped, clamp)
             .await;

@@ -882,6 +882,7 @@ mod tests {
             passphrase_required: None,
             receipt_url: None,
             recipients: Vec::new(),
+            share_domain: None,
         };
         let lifetime = Lifetime::new(Ttl(Duration::from_secs(3600)), Some(3600));
         let history = vec![entry(1_000, LinkEnd::Expired, 4_600)];

@@ -305,6 +305,10 @@ impl OtsClient {
         let result = self
             .on_api(|api| async move {
                 match api {
+                    // v1 has no share domain: a link on another domain than asked is never made.
+                    ResolvedApi::V1 if req.share_domain.is_some() => {
+                        Err(OtsError::ShareDomainUnsupported)
+                    }
                     ResolvedApi::V1 => v1::share(http, req, ttl).await,
                     ResolvedApi::V2 => v2::share(http, req, ttl).await,
                 }
@@ -323,6 +327,9 @@ impl OtsClient {
         let result = self
             .on_api(|api| async move {
                 match api {
+                    ResolvedApi::V1 if req.share_domain.is_some() => {
+                        Err(OtsError::ShareDomainUnsupported)
+                    }
                     ResolvedApi::V1 => v1::generate(http, req, ttl).await,
                     ResolvedApi::V2 => v2::generate(http, req, ttl).await,
                 }

@@ -105,6 +105,12 @@ pub enum OtsError {
         /// What was wrong with the answer (never the raw body).
         detail: String,
     },
+    /// A share domain was asked of a server spoken to over v1, which has none (nothing was
+    /// sent: the link would be on the server's own host).
+    #[error(
+        "the server speaks API v1, which cannot put links on a share domain (use API v2, or remove shareDomain)"
+    )]
+    ShareDomainUnsupported,
     /// The request was refused before anything was sent.
     #[error("invalid input: {0}")]
     InvalidInput(#[from] InputError),

@@ -182,6 +182,9 @@ const KNOWN_MESSAGES: &[&str] = &[
     "Could not store your secret",
     "Unknown domain: {domain}",
     "Custom domain is not verified: {domain}",
+    // Share domains the caller may not use (`base_secret_action.rb:384,692,717`, de53ff8f7).
+    "You do not have permission to use domain: {domain}",
+    "Public sharing disabled for domain: {domain}",
     // Not found and credentials.
     "Unknown secret",
     "Not Found",

@@ -62,6 +62,9 @@ pub struct ShareRequest {
     pub ttl: Option<Duration>,
     /// An email address the server sends the link to (needs an account).
     pub recipient: Option<String>,
+    /// The account's custom domain the link is to be on (v2 `share_domain`). v1 has no such
+    /// field: a request with one is refused there before anything is sent.
+    pub share_domain: Option<String>,
 }
 
 impl ShareRequest {
@@ -72,7 +75,14 @@ impl ShareRequest {
             passphrase: None,
             ttl: None,
             recipient: None,
+            share_domain: None,
         }
+    }
+
+    /// The same request with its link on the account's custom domain `domain`.
+    pub fn with_share_domain(mut self, domain: impl Into<String>) -> Self {
+        self.share_domain = Some(domain.into());
+        self
     }
 
     /// The same request protected by a passphrase.
@@ -104,6 +114,7 @@ impl fmt::Debug for ShareRequest {
             )
             .field("ttl", &self.ttl)
             .field("recipient", &self.recipient)
+            .field("share_domain", &self.share_domain)
             .finish()
     }
 }
@@ -119,6 +130,9 @@ pub struct GenerateRequest {
     pub recipient: Option<String>,
     /// Length of the generated value (server default 12, at most 128).
     pub length: Option<u32>,
+    /// The account's custom domain the link is to be on (v2 `share_domain`; see
+    /// [`ShareRequest::share_domain`]).
+    pub share_domain: Option<String>,
 }
 
 impl fmt::Debug for GenerateRequest {
@@ -131,6 +145,7 @@ impl fmt::Debug for GenerateRequest {
             .field("ttl", &self.ttl)
             .field("recipient", &self.recipient)
             .field("length", &self.length)
+            .field("share_domain", &self.share_domain)
             .finish()
     }
 }
@@ -269,22 +284,51 @@ pub struct Receipt {
     pub receipt_url: Option<Url>,
     /// Recipients the link was emailed to, masked by the server.
     pub recipients: Vec<String>,
+    /// The custom domain the server put the links on (`share_domain`); `None`: its own host.
+    pub share_domain: Option<String>,
 }
 
 impl Receipt {
-    /// The creator's link: the server's `receipt_url` when it sent one, else `BASE/receipt/KEY`.
+    /// The creator's link: the server's `receipt_url` when it sent one, else `BASE/receipt/KEY`
+    /// (BASE on the receipt's share domain, when it has one).
     pub fn receipt_link(&self, base_url: &Url) -> Url {
-        self.receipt_url
-            .clone()
-            .unwrap_or_else(|| super::client::link(base_url, "receipt", &self.metadata_key))
+        self.receipt_url.clone().unwrap_or_else(|| {
+            super::client::link(&self.link_base(base_url), "receipt", &self.metadata_key)
+        })
     }
 
-    /// The reader's link `BASE/secret/KEY`, while the receipt still shows the secret key.
+    /// The reader's link `BASE/secret/KEY`, while the receipt still shows the secret key. On a
+    /// share domain, BASE is `SCHEME://DOMAIN` (the server's scheme), as the server builds its
+    /// own `share_url`.
     pub fn secret_link(&self, base_url: &Url) -> Option<Url> {
+        let base = self.link_base(base_url);
         self.secret_key
             .as_deref()
-            .map(|key| super::client::link(base_url, "secret", key))
+            .map(|key| super::client::link(&base, "secret", key))
     }
+
+    /// Where the links live: the share domain under the server's scheme, else `base_url`.
+    pub fn link_base(&self, base_url: &Url) -> Url {
+        self.share_domain
+            .as_deref()
+            .and_then(|domain| share_domain_base(base_url, domain))
+            .unwrap_or_else(|| base_url.clone())
+    }
+}
+
+/// `SCHEME://DOMAIN/` for a share domain that is a plain DNS name (no port, user or path: a
+/// server cannot make a link point anywhere but at a host by that name).
+pub fn share_domain_base(base_url: &Url, domain: &str) -> Option<Url> {
+    let plain = !domain.is_empty()
+        && domain.len() <= 253
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !plain {
+        return None;
+    }
+    let url = Url::parse(&format!("{}://{domain}/", base_url.scheme())).ok()?;
+    (url.host_str() == Some(domain.to_ascii_lowercase().as_str())).then_some(url)
 }
 
 impl fmt::Debug for Receipt {
@@ -315,6 +359,7 @@ impl fmt::Debug for Receipt {
                 &self.receipt_url.as_ref().map(|_| "[present]"),
             )
             .field("recipients", &self.recipients)
+            .field("share_domain", &self.share_domain)
             .finish()
     }
 }
@@ -427,6 +472,33 @@ mod tests {
             passphrase_required: Some(false),
             receipt_url: None,
             recipients: vec![],
+            share_domain: None,
+        }
+    }
+
+    #[test]
+    fn links_on_a_share_domain_use_the_servers_scheme_and_that_host_alone() {
+        let base = Url::parse("https://ots.internal:8443/sub/").unwrap();
+        let mut r = receipt();
+        r.share_domain = Some("secrets.example.com".into());
+        assert_eq!(
+            r.secret_link(&base).unwrap().as_str(),
+            "https://secrets.example.com/secret/skey1234567890abcdefghij"
+        );
+        assert_eq!(
+            r.receipt_link(&base).as_str(),
+            "https://secrets.example.com/receipt/mkey1234567890abcdefghij"
+        );
+        // Anything but a plain DNS name leaves the links on the server's own URL.
+        for odd in ["evil.example/x", "a@b.example", "h.example:99", ""] {
+            r.share_domain = Some(odd.into());
+            assert!(
+                r.secret_link(&base)
+                    .unwrap()
+                    .as_str()
+                    .starts_with("https://ots.internal:8443/sub/secret/"),
+                "{odd}"
+            );
         }
     }
 

@@ -207,6 +207,8 @@ pub fn receipt_from(op: Op, obj: &Object) -> Result<Receipt, OtsError> {
         first_access: None,
         passphrase_required: json::bool_field(obj, &["passphrase_required", "has_passphrase"]),
         recipients: json::strings(obj, &["recipients", "recipient"]),
+        // v1 cannot ask for a share domain (its `share_domain` is a full origin, or "").
+        share_domain: None,
     })
 }
 

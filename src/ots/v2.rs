@@ -67,6 +67,9 @@ struct CreateFields<'a> {
     recipient: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     length: Option<u32>,
+    /// The account's custom domain for the link; the server refuses one the account may not use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    share_domain: Option<&'a str>,
 }
 
 /// Body of `reveal` and `burn`: without `continue: true` v2 answers 200 and does nothing.
@@ -109,6 +112,7 @@ pub async fn share(http: &Http, req: &ShareRequest, ttl: Option<u64>) -> Result<
             passphrase: req.passphrase.as_ref().map(|p| p.expose_secret()),
             recipient: req.recipient.as_deref().into_iter().collect(),
             length: None,
+            share_domain: req.share_domain.as_deref(),
         },
     };
     let request = http
@@ -133,6 +137,7 @@ pub async fn generate(
             passphrase: req.passphrase.as_ref().map(|p| p.expose_secret()),
             recipient: req.recipient.as_deref().into_iter().collect(),
             length: req.length,
+            share_domain: req.share_domain.as_deref(),
         },
     };
     let request = http
@@ -435,7 +440,12 @@ pub fn created_receipt(op: Op, value: &Value) -> Result<Receipt, OtsError> {
         .ok_or_else(|| missing(op, "record.receipt"))?;
     let receipt = json::object(op.as_str(), "`record.receipt`", receipt)?;
     let secret = record.get("secret").and_then(Value::as_object);
-    receipt_from(op, receipt, secret, None)
+    let mut receipt = receipt_from(op, receipt, secret, None)?;
+    // The domain the server used is also beside the records (`record.share_domain`).
+    if receipt.share_domain.is_none() {
+        receipt.share_domain = json::string(record, &["share_domain"]);
+    }
+    Ok(receipt)
 }
 
 /// Reads `{record, details}` from receipt and burn.
@@ -485,6 +495,7 @@ pub fn receipt_from(
         passphrase_required: json::bool_field(record, &["passphrase_required", "has_passphrase"])
             .or_else(|| secret.and_then(|s| json::bool_field(s, &["has_passphrase"]))),
         recipients: json::strings(record, &["recipients", "recipient"]),
+        share_domain: json::string(record, &["share_domain"]),
     })
 }
 

@@ -141,14 +141,24 @@ pub struct ServerSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle_secret_ref: Option<SecretKeyRef>,
 
-    /// The domain the server puts in links (v2 `share_domain`), when the account has a custom
-    /// domain, e.g. secrets.example.com.
+    /// A custom domain of the server account that new links are to be on (v2 `share_domain`),
+    /// e.g. secrets.example.com: links are then SCHEME://secrets.example.com/secret/... (the
+    /// scheme of url). A domain the account may not use (any, for anonymous use) is refused by
+    /// the server: the share is Failed with reason ShareDomainRefused, nothing is shared on
+    /// another domain. API v1 has no share domain: the object is not Ready
+    /// (ShareDomainRefused) and its shares fail. Existing links keep their domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     #[x_kube(validation = Rule::new(format!("self.matches('{DOMAIN_PATTERN}')")).message("shareDomain must be a lower-case DNS name such as secrets.example.com"))]
     pub share_domain: Option<String>,
 
-    /// How fast the operator calls this server, below the operator-wide --ots-rate.
+    /// How fast the operator calls this server: at most requestsPerSecond calls a second, and
+    /// burst calls at once after a quiet spell. The operator-wide --ots-rate applies too (a call
+    /// waits for both). A ClusterOtsServer's limit counts every call to the server's origin
+    /// (scheme://host:port): shares, burns, receipt and batch checks. An OtsServer's counts only
+    /// the calls made for its own namespace, so it never slows another tenant's calls to a
+    /// server they share. Several limits on one origin: the strictest of each scope applies.
+    /// Calls waiting for it hold back no call to another server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
 

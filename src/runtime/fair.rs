@@ -129,6 +129,23 @@ impl<T> FairQueue<T> {
         })
     }
 
+    /// The ticket to serve next among tickets `eligible` accepts: the first one each lane has
+    /// that may go (a call to a server at its own limit waits, without holding back the calls
+    /// behind it to other servers), in the usual order of classes and lanes.
+    pub fn head_by(&self, eligible: impl Fn(&T) -> bool) -> Option<(TicketId, &T)> {
+        Class::IN_ORDER.iter().find_map(|class| {
+            let lanes = &self.classes[class.index()];
+            lanes.order.iter().find_map(|lane| {
+                lanes
+                    .queues
+                    .get(lane)?
+                    .iter()
+                    .find(|(_, value)| eligible(value))
+                    .map(|(id, value)| (*id, value))
+            })
+        })
+    }
+
     /// Serves `id`: takes it out of the queue, and its lane goes to the back of its class.
     pub fn serve(&mut self, id: TicketId) -> Option<T> {
         let (class, lane) = self.queued.remove(&id)?;
@@ -238,5 +255,21 @@ mod tests {
         // a kept its place at the front.
         assert_eq!(q.head().map(|(_, v)| *v), Some("a1"));
         assert_eq!(q.values().count(), 1);
+    }
+
+    #[test]
+    fn a_ticket_that_may_not_go_now_does_not_hold_back_those_behind_it() {
+        let mut q = FairQueue::default();
+        q.push(Class::Share, "a", "slow-1");
+        q.push(Class::Share, "a", "fast-1");
+        q.push(Class::Share, "b", "slow-2");
+        q.push(Class::Revoke, "c", "slow-revoke");
+        let fast = |v: &&str| !v.starts_with("slow");
+        let (id, value) = q.head_by(fast).unwrap();
+        assert_eq!(*value, "fast-1");
+        q.serve(id);
+        assert_eq!(q.head_by(fast), None);
+        // Once allowed, the revocation still goes first, then a's own order.
+        assert_eq!(q.head_by(|_| true).map(|(_, v)| *v), Some("slow-revoke"));
     }
 }

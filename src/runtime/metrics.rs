@@ -510,6 +510,7 @@ mod tests {
             passphrase_required: None,
             receipt_url: None,
             recipients: Vec::new(),
+            share_domain: None,
         }));
         let gone = BurnOutcome::AlreadyGone {
             state: SecretState::Received,

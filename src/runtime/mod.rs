@@ -5,7 +5,8 @@
 //! - [`leader`]: leader election on a Lease; the elector publishes its [`readiness::LeaderState`] and
 //!   whether it leads, and knows nothing of readiness or metrics ([`crate::run`] wires those up).
 //! - [`throttle`]: the one gate every OTS call passes ([`throttle::Throttle::call`]): a process-wide
-//!   rate and in-flight bound, and a per-server pause after a 429; waiting calls take turns.
+//!   rate and in-flight bound, a server object's own rate (`rateLimit`), and a per-server pause
+//!   after a 429; waiting calls take turns.
 //! - [`slots`]: the reconcile slots (`--concurrency`), taken in turns before a reconcile starts.
 //! - [`fair`]: the order of those turns: revocations first, then the namespaces round-robin.
 //! - [`metrics`]: the Prometheus registry and every metric the operator exports.

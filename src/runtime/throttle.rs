@@ -10,6 +10,12 @@
 //! passed, and its calls then resume at the steady rate, not as a burst. Calls to other servers go on
 //! as before: one server's rate limit must not hold back burns on a healthy one.
 //!
+//! A server object may set a lower limit of its own (`rateLimit`): [`Throttle::set_server_rate`]
+//! gives a server its own bucket, and a call to it goes only when both that bucket and the
+//! process-wide one have a slot. A call waiting for its server's bucket keeps its place in the
+//! queue but holds back nobody: the next turn goes to the first waiting call whose server may be
+//! called now, in the order below.
+//!
 //! Calls that wait take turns, and the budget is shared fairly among tenants: each waits with a
 //! [`Turn`], its namespace and [`Class`]. A deletion's burn ([`Turn::revoke`]) goes before every
 //! other waiting call; otherwise the namespaces take turns, first come first served within one
@@ -149,22 +155,205 @@ struct ServerPause {
     bucket: TokenBucket,
 }
 
+/// A server's own limit (a server object's `rateLimit`): steady calls per second, and calls
+/// allowed at once after a quiet spell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServerRate {
+    /// Steady calls per second, positive.
+    pub rate: f64,
+    /// Calls at once after a quiet spell, at least 1.
+    pub burst: u32,
+}
+
+impl ServerRate {
+    /// The stricter of two limits, field by field.
+    fn min(self, other: ServerRate) -> ServerRate {
+        ServerRate {
+            rate: self.rate.min(other.rate),
+            burst: self.burst.min(other.burst),
+        }
+    }
+
+    /// A full bucket of this limit, or `None` for a limit that cannot work (never from a
+    /// validated server object).
+    fn bucket(self, now: Instant) -> Option<TokenBucket> {
+        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 1_000_000.0)
+            || self.burst == 0
+        {
+            return None;
+        }
+        let interval = Duration::from_secs_f64(1.0 / self.rate);
+        Some(TokenBucket {
+            interval,
+            tolerance: interval * (self.burst - 1),
+            next: now,
+        })
+    }
+}
+
+/// A call waiting for its turn: what wakes it, and the server it is for.
+#[derive(Debug)]
+struct Waiter {
+    woken: Arc<Notify>,
+    server: String,
+    /// Its turn's lane: the namespace it calls for ([`OPERATOR_LANE`] for the operator's own).
+    lane: String,
+}
+
+/// A limit and its bucket.
+type Limit = (ServerRate, TokenBucket);
+
+/// The limits server objects set on one server: a ClusterOtsServer's holds every call to it; an
+/// OtsServer's only the calls made for its own namespace, so that a tenant's limit on a server
+/// others use too slows that tenant alone.
+#[derive(Debug, Default)]
+struct Limits {
+    all: Option<Limit>,
+    by_namespace: HashMap<String, Limit>,
+}
+
+impl Limits {
+    fn get(&self, namespace: Option<&str>) -> Option<&Limit> {
+        match namespace {
+            None => self.all.as_ref(),
+            Some(ns) => self.by_namespace.get(ns),
+        }
+    }
+
+    /// When a call for `lane` (`None`: for no namespace) may go as far as these limits go.
+    fn free_at(&self, lane: Option<&str>, now: Instant) -> Instant {
+        let all = self.all.as_ref().map(|(_, b)| b.free_at(now));
+        let own = lane
+            .and_then(|lane| self.by_namespace.get(lane))
+            .map(|(_, b)| b.free_at(now));
+        all.into_iter().chain(own).max().unwrap_or(now)
+    }
+
+    /// Takes the slot of a call for `lane` from every bucket that holds it.
+    fn reserve(&mut self, lane: Option<&str>, now: Instant) {
+        if let Some((_, bucket)) = &mut self.all {
+            bucket.reserve(now);
+        }
+        if let Some((_, bucket)) = lane.and_then(|lane| self.by_namespace.get_mut(lane)) {
+            bucket.reserve(now);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.all.is_none() && self.by_namespace.is_empty()
+    }
+}
+
 #[derive(Debug)]
 struct State {
     /// The process-wide bucket.
     bucket: TokenBucket,
     /// Servers that asked to slow down, by [`server_key`].
     paused: HashMap<String, ServerPause>,
-    /// Calls waiting for their turn, each with what wakes it.
-    queue: FairQueue<Arc<Notify>>,
+    /// The limits server objects set, by owner (an object's uid): its server's key, its
+    /// namespace (`None`: a ClusterOtsServer) and limit.
+    rate_owners: HashMap<String, (String, Option<String>, ServerRate)>,
+    /// Servers with limits of their own, by [`server_key`]: per scope, the strictest limit of
+    /// their owners and its bucket.
+    limits: HashMap<String, Limits>,
+    /// Calls waiting for their turn.
+    queue: FairQueue<Waiter>,
+    /// The call last told its turn is next, so that it is told when that changes (it may hold
+    /// an in-flight permit another call now needs).
+    next: Option<(TicketId, Arc<Notify>)>,
 }
 
 impl State {
+    /// When the limits of `key` have the next slot for a call for `lane` (`None`: for no
+    /// namespace), if that is later than `now`.
+    fn limited_until(&self, key: &str, lane: Option<&str>, now: Instant) -> Option<Instant> {
+        self.limits
+            .get(key)
+            .map(|limits| limits.free_at(lane, now))
+            .filter(|at| *at > now)
+    }
+
+    /// The waiting call whose turn is next as of `now`: the first in turn order whose server's
+    /// own limit lets it go.
+    fn head(&self, now: Instant) -> Option<(TicketId, Arc<Notify>)> {
+        let limits = &self.limits;
+        self.queue
+            .head_by(|w| {
+                limits
+                    .get(&w.server)
+                    .is_none_or(|l| l.free_at(Some(&w.lane), now) <= now)
+            })
+            .map(|(id, w)| (id, w.woken.clone()))
+    }
+
+    /// Finds the call whose turn is next; when it changed, the one told before is woken (to let
+    /// go of its permit). Returns it.
+    fn refresh_next(&mut self, now: Instant) -> Option<(TicketId, Arc<Notify>)> {
+        let head = self.head(now);
+        let before = self.next.as_ref().map(|(id, _)| *id);
+        if before != head.as_ref().map(|(id, _)| *id)
+            && let Some((_, displaced)) = self.next.take()
+        {
+            displaced.notify_one();
+        }
+        self.next.clone_from(&head);
+        head
+    }
+
     /// Wakes the call whose turn is next, if one waits.
-    fn wake_next(&self) {
-        if let Some((_, woken)) = self.queue.head() {
+    fn wake_next(&mut self) {
+        if let Some((_, woken)) = self.refresh_next(Instant::now()) {
             woken.notify_one();
         }
+    }
+
+    /// Wakes every waiting call to `key` (its limit's slot was taken, or the limit changed), so
+    /// that each looks again when its turn can come.
+    fn wake_server(&self, key: &str) {
+        for waiter in self.queue.values().filter(|w| w.server == key) {
+            waiter.woken.notify_one();
+        }
+    }
+
+    /// Sets the bucket of `key` for `namespace` (`None`: every call) from the strictest limit
+    /// its owners set (none: no bucket). A bucket whose limit changes keeps its debt, so a
+    /// change cannot buy a fresh burst.
+    fn apply_limit(&mut self, key: &str, namespace: Option<&str>, now: Instant) {
+        let strictest = self
+            .rate_owners
+            .values()
+            .filter(|(server, ns, _)| server == key && ns.as_deref() == namespace)
+            .map(|(_, _, rate)| *rate)
+            .reduce(ServerRate::min);
+        let limits = self.limits.entry(key.to_owned()).or_default();
+        let old = limits.get(namespace).cloned();
+        if old.as_ref().map(|(rate, _)| *rate) == strictest {
+            if limits.is_empty() {
+                self.limits.remove(key);
+            }
+            return;
+        }
+        let new = strictest.and_then(|rate| {
+            let mut bucket = rate.bucket(now)?;
+            if let Some((_, old)) = old {
+                bucket.next = old.next.max(now);
+            }
+            Some((rate, bucket))
+        });
+        match (namespace, new) {
+            (None, new) => limits.all = new,
+            (Some(ns), Some(new)) => {
+                limits.by_namespace.insert(ns.to_owned(), new);
+            }
+            (Some(ns), None) => {
+                limits.by_namespace.remove(ns);
+            }
+        }
+        if limits.is_empty() {
+            self.limits.remove(key);
+        }
+        self.wake_server(key);
+        self.wake_next();
     }
 
     /// The pause record of a server, if it still matters as of `now`.
@@ -368,7 +557,10 @@ impl Throttle {
                 state: Mutex::new(State {
                     bucket,
                     paused: HashMap::new(),
+                    rate_owners: HashMap::new(),
+                    limits: HashMap::new(),
                     queue: FairQueue::default(),
+                    next: None,
                 }),
                 metrics,
             }),
@@ -378,6 +570,62 @@ impl Throttle {
     /// Steady calls per second (`--ots-rate`), the one copy of it.
     pub fn rate(&self) -> f64 {
         self.shared.config.rate
+    }
+
+    /// Sets (`Some`) or drops (`None`) the limit that `owner` (a server object, by uid) sets for
+    /// calls to `server` (its base URL): for every call when `namespace` is `None` (a
+    /// ClusterOtsServer), else for the calls made for that namespace (an OtsServer: a tenant's
+    /// limit never slows another tenant's calls to a server they share). Calls go no faster
+    /// than the strictest limit that holds them, and never faster than the process-wide one.
+    pub fn set_server_rate(
+        &self,
+        owner: &str,
+        server: &str,
+        namespace: Option<&str>,
+        rate: Option<ServerRate>,
+    ) {
+        let now = Instant::now();
+        let mut state = self.state();
+        let key = server_key(server);
+        let before = match rate {
+            Some(rate) => state.rate_owners.insert(
+                owner.to_owned(),
+                (key.clone(), namespace.map(str::to_owned), rate),
+            ),
+            None => state.rate_owners.remove(owner),
+        };
+        if let Some((old_key, old_namespace, _)) = before {
+            state.apply_limit(&old_key, old_namespace.as_deref(), now);
+        }
+        if rate.is_some() {
+            state.apply_limit(&key, namespace, now);
+        }
+    }
+
+    /// Drops the limits of the owners `keep` refuses (server objects that are gone).
+    pub fn retain_server_rates(&self, keep: impl Fn(&str) -> bool) {
+        let now = Instant::now();
+        let mut state = self.state();
+        let gone: Vec<(String, String, Option<String>)> = state
+            .rate_owners
+            .iter()
+            .filter(|(owner, _)| !keep(owner))
+            .map(|(owner, (key, ns, _))| (owner.clone(), key.clone(), ns.clone()))
+            .collect();
+        for (owner, key, namespace) in gone {
+            state.rate_owners.remove(&owner);
+            state.apply_limit(&key, namespace.as_deref(), now);
+        }
+    }
+
+    /// The limit a server object set for calls to `server` (a base URL) for `namespace`
+    /// (`None`: for every call), if any.
+    pub fn server_rate(&self, server: &str, namespace: Option<&str>) -> Option<ServerRate> {
+        self.state()
+            .limits
+            .get(&server_key(server))
+            .and_then(|limits| limits.get(namespace))
+            .map(|(rate, _)| *rate)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -441,17 +689,25 @@ impl Throttle {
     /// its server is held back meanwhile (a pause began, or the server's recovering bucket has no
     /// slot): the call leaves the queue, so that calls to other servers go on.
     async fn take_turn(&self, key: &str, turn: &Turn) -> Option<Option<SemaphorePermit<'_>>> {
-        let ticket = Ticket::queue(self, turn);
+        let ticket = Ticket::queue(self, turn, key);
         // `Some` once the call holds a permit (`Some(None)`: the semaphore closed, which it never
         // does; the call would still be paced).
         let mut permit = None;
         loop {
-            match self.try_serve(ticket.id, key, permit.is_some()) {
+            match self.try_serve(ticket.id, key, &turn.lane, permit.is_some()) {
                 Serve::Go => return Some(permit.flatten()),
-                Serve::NotNext => {
+                Serve::NotNext(None) => {
                     // Another call's turn came first: the permit is for it.
                     permit = None;
                     ticket.woken.notified().await;
+                }
+                // Its server's own limit has no slot yet: it looks again then, or when woken.
+                Serve::NotNext(Some(at)) => {
+                    permit = None;
+                    tokio::select! {
+                        () = sleep_until(at) => {}
+                        () = ticket.woken.notified() => {}
+                    }
                 }
                 Serve::NeedsPermit => permit = Some(self.shared.in_flight.acquire().await.ok()),
                 // Woken early when another call's turn comes first (a burn, say).
@@ -465,11 +721,11 @@ impl Throttle {
     }
 
     /// Serves ticket `id` for a call to `key` if it is next and every limit allows it now.
-    fn try_serve(&self, id: TicketId, key: &str, has_permit: bool) -> Serve {
+    fn try_serve(&self, id: TicketId, key: &str, lane: &str, has_permit: bool) -> Serve {
         let now = Instant::now();
         let mut state = self.state();
-        if state.queue.head().map(|(head, _)| head) != Some(id) {
-            return Serve::NotNext;
+        if state.refresh_next(now).map(|(head, _)| head) != Some(id) {
+            return Serve::NotNext(state.limited_until(key, Some(lane), now));
         }
         if state
             .server(key, now)
@@ -489,6 +745,11 @@ impl Throttle {
             server.bucket.reserve(now);
         }
         state.queue.serve(id);
+        if let Some(limits) = state.limits.get_mut(key) {
+            limits.reserve(Some(lane), now);
+            // Its other calls now wait for the next slot: each arms its wake-up.
+            state.wake_server(key);
+        }
         state.wake_next();
         Serve::Go
     }
@@ -508,11 +769,16 @@ impl Throttle {
             });
         };
         let mut state = self.state();
-        // What is free now belongs to the calls waiting their turn.
-        if !state.queue.is_empty() {
+        // What is free now belongs to the calls waiting their turn (those whose server's own
+        // limit holds them back want nothing now).
+        if state.head(now).is_some() {
             return Err(Busy {
                 retry_in: self.shared.interval,
             });
+        }
+        // Calls for no namespace (the batch tracker's) go by the limits of every call.
+        if let Some(at) = state.limited_until(key, None, now) {
+            return Err(Busy { retry_in: at - now });
         }
         // A server that is recovering from a pause has its own bucket; both must have a slot.
         let server_at = state.server(key, now).map(|s| s.bucket.free_at(now));
@@ -524,6 +790,9 @@ impl Throttle {
         }
         if let Some(server) = state.server(key, now) {
             server.bucket.reserve(now);
+        }
+        if let Some(limits) = state.limits.get_mut(key) {
+            limits.reserve(None, now);
         }
         Ok(permit)
     }
@@ -627,8 +896,9 @@ impl Throttle {
 enum Serve {
     /// Served: the call goes now.
     Go,
-    /// Another call's turn comes first.
-    NotNext,
+    /// Another call's turn comes first; with when its server's own limit has a slot, when
+    /// that is what holds it back.
+    NotNext(Option<Instant>),
     /// Next, but it needs an in-flight permit first.
     NeedsPermit,
     /// Next, with a permit; the bucket's next slot is at this time.
@@ -647,19 +917,20 @@ struct Ticket<'a> {
 }
 
 impl<'a> Ticket<'a> {
-    /// Queues `turn`. When it goes before the call that was next (a burn before shares), both
-    /// are woken: the one to take its turn, the other to let go of its permit.
-    fn queue(throttle: &'a Throttle, turn: &Turn) -> Self {
+    /// Queues `turn`, a call to `key`. When it goes before the call that was next (a burn before
+    /// shares), both are woken: the one to take its turn, the other to let go of its permit.
+    fn queue(throttle: &'a Throttle, turn: &Turn, key: &str) -> Self {
         let woken = Arc::new(Notify::new());
         let mut state = throttle.state();
-        let before = state.queue.head().map(|(id, w)| (id, w.clone()));
-        let id = state.queue.push(turn.class, &turn.lane, woken.clone());
-        let after = state.queue.head().map(|(head, _)| head);
-        if before.as_ref().map(|(head, _)| *head) != after {
+        let before = state.next.as_ref().map(|(id, _)| *id);
+        let waiter = Waiter {
+            woken: woken.clone(),
+            server: key.to_owned(),
+            lane: turn.lane.clone(),
+        };
+        let id = state.queue.push(turn.class, &turn.lane, waiter);
+        if state.refresh_next(Instant::now()).map(|(head, _)| head) != before {
             state.wake_next();
-            if let Some((_, displaced)) = before {
-                displaced.notify_one();
-            }
         }
         drop(state);
         Ticket {
@@ -1239,5 +1510,161 @@ mod tests {
             .unwrap();
         assert_eq!(share, start);
         assert_eq!(revoke.await.unwrap() - start, Duration::from_secs(60));
+    }
+
+    /// Starts one call per (server, turn), each queued after the one before; each answers when
+    /// it was sent.
+    async fn queue_to(
+        t: &Throttle,
+        calls: Vec<(&'static str, Turn)>,
+    ) -> Vec<tokio::task::JoinHandle<Instant>> {
+        let mut tasks = Vec::new();
+        for (server, turn) in calls {
+            let t = t.clone();
+            tasks.push(tokio::spawn(async move {
+                t.call(server, "share", turn, async {
+                    Ok::<_, Failure>(Instant::now())
+                })
+                .await
+                .unwrap()
+            }));
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+        }
+        tasks
+    }
+
+    async fn sent_after(
+        start: Instant,
+        tasks: Vec<tokio::task::JoinHandle<Instant>>,
+    ) -> Vec<Duration> {
+        let mut sent = Vec::new();
+        for task in tasks {
+            sent.push(task.await.unwrap() - start);
+        }
+        sent
+    }
+
+    fn per_second(rate: f64, burst: u32) -> Option<ServerRate> {
+        Some(ServerRate { rate, burst })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_limited_to_one_call_a_second_gets_one_while_others_go_at_the_global_rate() {
+        let t = throttle(10.0, 10, 100);
+        t.set_server_rate("uid-b", B, None, per_second(1.0, 1));
+        let start = Instant::now();
+        // The slow server's calls queue first; they must not hold back those to A behind them.
+        let on_b = queue_to(&t, vec![(B, Turn::share("x")); 10]).await;
+        let on_a = queue_to(&t, vec![(A, Turn::share("x")); 10]).await;
+        let a_times = sent_after(start, on_a).await;
+        // B's first call and nine of A's share the global burst; A's last takes the next slot.
+        assert_eq!(a_times.iter().max(), Some(&ms(100)), "{a_times:?}");
+        let b_times = sent_after(start, on_b).await;
+        assert_eq!(b_times, (0..10).map(|s| ms(s * 1000)).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tenants_limit_on_a_shared_server_slows_that_tenant_alone() {
+        let t = throttle(10.0, 10, 100);
+        // A namespaced OtsServer of tenant "slow" names the server every tenant uses.
+        t.set_server_rate("uid-tenant", B, Some("slow"), per_second(1.0, 1));
+        assert_eq!(t.server_rate(B, Some("slow")), per_second(1.0, 1));
+        assert_eq!(t.server_rate(B, None), None);
+        let start = Instant::now();
+        let slow = queue_to(&t, vec![(B, Turn::share("slow")); 3]).await;
+        let others = queue_to(&t, vec![(B, Turn::share("other")); 5]).await;
+        let other_times = sent_after(start, others).await;
+        assert_eq!(
+            other_times.iter().max(),
+            Some(&ms(0)),
+            "another tenant's calls to the same server go within the global burst: {other_times:?}"
+        );
+        assert_eq!(
+            sent_after(start, slow).await,
+            [ms(0), ms(1000), ms(2000)],
+            "the tenant's own calls keep to its limit"
+        );
+        // Background calls (for no namespace) are not held by a tenant's limit either.
+        let ok = async { Ok::<_, Failure>(()) };
+        assert!(t.call(B, "batch_status", IfFree, ok).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_servers_own_burst_goes_at_once_then_its_rate_holds() {
+        let t = throttle(100.0, 100, 100);
+        t.set_server_rate("uid-b", B, None, per_second(2.0, 3));
+        let start = Instant::now();
+        let on_b = queue_to(&t, vec![(B, Turn::share("x")); 6]).await;
+        assert_eq!(
+            sent_after(start, on_b).await,
+            vec![ms(0), ms(0), ms(0), ms(500), ms(1000), ms(1500)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_a_limited_server_a_revocation_still_takes_the_next_slot_before_its_shares() {
+        let t = throttle(100.0, 100, 100);
+        t.set_server_rate("uid-b", B, None, per_second(1.0, 1));
+        let start = Instant::now();
+        let mut shares = queue_to(&t, vec![(B, Turn::share("a")); 5]).await;
+        let revoke = queue_to(&t, vec![(B, Turn::revoke("b"))]).await;
+        assert_eq!(sent_after(start, revoke).await, vec![ms(1000)]);
+        let first = shares.remove(0);
+        let second = shares.remove(0);
+        assert_eq!(
+            sent_after(start, vec![first, second]).await,
+            vec![ms(0), ms(2000)]
+        );
+        for task in shares {
+            task.abort();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn background_calls_keep_to_a_servers_own_limit_and_are_not_held_back_by_its_queue() {
+        let t = throttle(100.0, 100, 100);
+        t.set_server_rate("uid-b", B, None, per_second(1.0, 1));
+        let ok = || async { Ok::<_, Failure>(()) };
+        assert!(t.call(B, "receipt", IfFree, ok()).await.is_ok());
+        let busy = t.call(B, "receipt", IfFree, ok()).await.unwrap_err();
+        assert_eq!(busy.retry_in, Duration::from_secs(1));
+        // Shares to B wait for B's slot; capacity for A is nobody's, so a check on A goes.
+        let waiting = queue_to(&t, vec![(B, Turn::share("x")); 2]).await;
+        assert!(t.call(A, "receipt", IfFree, ok()).await.is_ok());
+        let busy = t.call(B, "receipt", IfFree, ok()).await.unwrap_err();
+        assert!(busy.retry_in > Duration::ZERO);
+        for task in waiting {
+            task.abort();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_strictest_owner_of_a_server_sets_its_limit_until_it_is_dropped() {
+        let t = throttle(100.0, 100, 100);
+        t.set_server_rate("uid-1", B, None, per_second(5.0, 5));
+        t.set_server_rate("uid-2", "https://b.example:8443/other", None, per_second(1.0, 2));
+        assert_eq!(t.server_rate(B, None), per_second(1.0, 2));
+        t.set_server_rate("uid-2", B, None, None);
+        assert_eq!(t.server_rate(B, None), per_second(5.0, 5));
+        t.set_server_rate("uid-1", B, None, None);
+        assert_eq!(t.server_rate(B, None), None);
+        // Without a limit of its own, B's calls go at the global rate again.
+        let start = Instant::now();
+        let on_b = queue_to(&t, vec![(B, Turn::share("x")); 3]).await;
+        assert_eq!(sent_after(start, on_b).await, vec![ms(0); 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limit_dropped_while_calls_wait_lets_them_go_at_once() {
+        let t = throttle(100.0, 100, 100);
+        t.set_server_rate("uid-b", B, None, per_second(1.0, 1));
+        let start = Instant::now();
+        let on_b = queue_to(&t, vec![(B, Turn::share("x")); 3]).await;
+        // Dropping the limit lets the waiting calls go at once (nobody waits for a timer).
+        tokio::time::sleep(ms(200)).await;
+        t.set_server_rate("uid-b", B, None, None);
+        assert_eq!(sent_after(start, on_b).await, vec![ms(0), ms(200), ms(200)]);
     }
 }

@@ -261,6 +261,7 @@ fn is_error_reason(reason: Reason) -> bool {
         | Reason::ReissueRefused
         | Reason::ServerNotFound
         | Reason::PolicyViolation
+        | Reason::ShareDomainRefused
         | Reason::BurnRefused => true,
     }
 }

@@ -175,6 +175,30 @@ pub struct Config {
     /// v2's `SECRET_MAX_LENGTH` in bytes (default 10000). v1's limit is a constant 10000
     /// upstream (`V1_MAX_SECRET_SIZE`, `apps/api/v1/logic/secrets/base_secret_action.rb:63`).
     pub max_secret_bytes: usize,
+    /// Custom domains registered on the server, each with the account that owns it. A v2
+    /// create (current profile) with another `share_domain` than the site's own host is
+    /// refused unless its caller owns that domain: unknown domain 422, someone else's or an
+    /// anonymous caller 403.
+    pub custom_domains: Vec<CustomDomain>,
+}
+
+/// A custom domain an account registered (and verified) on the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomDomain {
+    /// The domain, e.g. secrets.example.com.
+    pub domain: String,
+    /// The email of the account that owns it.
+    pub owner: String,
+}
+
+impl CustomDomain {
+    /// `domain`, owned by the account `owner` (its email).
+    pub fn new(domain: impl Into<String>, owner: impl Into<String>) -> Self {
+        CustomDomain {
+            domain: domain.into(),
+            owner: owner.into(),
+        }
+    }
 }
 
 impl Config {
@@ -198,6 +222,7 @@ impl Default for Config {
             plan: Plan::Paid,
             guest_routes: true,
             max_secret_bytes: SECRET_MAX_BYTES,
+            custom_domains: Vec::new(),
         }
     }
 }

@@ -50,6 +50,9 @@ pub(crate) enum Refusal {
     /// 403 EntitlementRequired: ttl above the free tier on a plan without
     /// `extended_default_expiration` (current profile only).
     Entitlement,
+    /// 403 `Forbidden` (`Onetime::Forbidden#to_h`, lib/onetime/errors.rb:266-272): a share
+    /// domain the caller may not use; `error_type` carries its `error_key`.
+    Forbidden,
 }
 
 /// A validation failure: the message the API shows and the field it concerns.
@@ -285,6 +288,9 @@ pub(crate) fn build(
         .map(|d| d.trim().to_owned())
         .filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case(public_host))
         .unwrap_or_default();
+    if !v1 && config.profile == Profile::Current && !share_domain.is_empty() {
+        share_domain_allowed(&share_domain, caller, config)?;
+    }
     let passphrase = input.passphrase.filter(|p| !p.is_empty());
     if let Some(p) = &passphrase {
         let n = p.chars().count();
@@ -330,6 +336,43 @@ pub(crate) fn build(
     })
 }
 
+/// Whether `caller` may put a link on `domain`, as v2 decides it
+/// (`apps/api/v2/logic/secrets/base_secret_action.rb`, de53ff8f7): an anonymous caller on the
+/// canonical host never (`validate_anonymous_share_domain`, :371-388), a domain no account
+/// registered is a form error (`validate_domain_access`, :557), and one another account owns is
+/// forbidden (`validate_domain_permissions`, :676-696).
+fn share_domain_allowed(domain: &str, caller: &Caller, config: &Config) -> Result<(), Invalid> {
+    let forbidden = |error_key: &'static str| Invalid {
+        message: format!("You do not have permission to use domain: {domain}"),
+        field: None,
+        error_type: Some(error_key),
+        refusal: Refusal::Forbidden,
+    };
+    let Some(email) = caller.email() else {
+        return Err(forbidden(
+            "api.secrets.errors.domain_permission_anonymous_cross_domain",
+        ));
+    };
+    let Some(registered) = config
+        .custom_domains
+        .iter()
+        .find(|d| d.domain.eq_ignore_ascii_case(domain))
+    else {
+        return Err(Invalid {
+            message: format!("Unknown domain: {domain}"),
+            field: None,
+            error_type: None,
+            refusal: Refusal::Form,
+        });
+    };
+    if registered.owner != email {
+        return Err(forbidden(
+            "api.secrets.errors.domain_permission_authenticated_non_owner",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,6 +397,57 @@ mod tests {
         }
         assert_eq!(clamp_ttl(Some("3600"), 604_800), 3600);
         assert_eq!(clamp_ttl(Some("99999999"), 604_800), 604_800);
+    }
+
+    #[test]
+    fn only_the_owner_of_a_registered_domain_may_share_on_it() {
+        let config = Config {
+            custom_domains: vec![crate::config::CustomDomain::new(
+                "secrets.example.com",
+                "ops@example.com",
+            )],
+            ..Config::default()
+        };
+        let build_on = |domain: &str, caller: &Caller| {
+            let input = CreateInput {
+                kind: Kind::Conceal,
+                secret: Some("value".into()),
+                passphrase: None,
+                ttl: None,
+                length: None,
+                recipients: Vec::new(),
+                share_domain: Some(domain.into()),
+            };
+            build(input, caller, &config, "ots.example.com", false)
+        };
+        let owner = Caller::Account("ops@example.com".into());
+        let other = Caller::Account("someone@example.com".into());
+        let Ok(ok) = build_on("secrets.example.com", &owner) else {
+            panic!("the owner may use its domain");
+        };
+        assert_eq!(ok.share_domain, "secrets.example.com");
+        // The site's own host is no share domain at all, for anyone.
+        let Ok(own_host) = build_on("ots.example.com", &Caller::Anonymous) else {
+            panic!("the site's own host is ignored, not refused");
+        };
+        assert_eq!(own_host.share_domain, "");
+        let Err(unknown) = build_on("nowhere.example.com", &owner) else {
+            panic!("an unknown domain is refused");
+        };
+        assert_eq!(
+            (unknown.refusal, unknown.message.as_str()),
+            (Refusal::Form, "Unknown domain: nowhere.example.com")
+        );
+        for caller in [&other, &Caller::Anonymous] {
+            let Err(refused) = build_on("secrets.example.com", caller) else {
+                panic!("only the owner may use its domain");
+            };
+            assert_eq!(refused.refusal, Refusal::Forbidden);
+            assert_eq!(
+                refused.message,
+                "You do not have permission to use domain: secrets.example.com"
+            );
+        }
     }
 
     #[test]

@@ -43,8 +43,8 @@ mod v2;
 mod v2_legacy;
 
 pub use config::{
-    Account, AccountParseError, BODY_LIMIT_BYTES, Config, DEFAULT_TTL, FREE_TTL, MIN_TTL,
-    ParseChoiceError, Plan, Profile, SECRET_MAX_BYTES,
+    Account, AccountParseError, BODY_LIMIT_BYTES, Config, CustomDomain, DEFAULT_TTL, FREE_TTL,
+    MIN_TTL, ParseChoiceError, Plan, Profile, SECRET_MAX_BYTES,
 };
 pub use faults::{AfterStoreFault, AfterStoreKind, BatchStatusFault, Faults, RateLimitFault};
 pub use keys::{KEY_LEN, LEGACY_KEY_LEN, SHORTKEY_LEN};

@@ -142,6 +142,8 @@ async fn main() -> std::io::Result<()> {
         plan: args.plan,
         guest_routes: args.guest_routes,
         max_secret_bytes: args.max_secret_bytes,
+        // Custom domains are set by tests through the library.
+        custom_domains: Vec::new(),
     };
     let server = TestServer::start_on(args.listen, config).await?;
     {

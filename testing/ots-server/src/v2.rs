@@ -221,6 +221,13 @@ fn invalid(e: &Invalid, plan: Plan) -> Response {
         Refusal::Unauthorized => unauthorized(&e.message),
         Refusal::Entitlement => entitlement_required(&e.message, plan),
         Refusal::Form => form_error(&e.message, e.field, e.error_type),
+        Refusal::Forbidden => {
+            let mut body = json!({ "error": e.message, "error_type": "Forbidden" });
+            if let Some(key) = e.error_type {
+                body["error_key"] = json!(key);
+            }
+            logic_error(StatusCode::FORBIDDEN, body)
+        }
     }
 }
 
