@@ -200,12 +200,7 @@ impl ServerStatus {
         let uid = obj.uid().unwrap_or_default();
         let settings = obj.settings();
         // Its rateLimit holds from the moment the object is seen, whatever the check finds.
-        super::server_ref::register_rate(
-            &self.ctx,
-            &uid,
-            obj.namespace().as_deref(),
-            settings,
-        );
+        super::server_ref::register_rate(&self.ctx, &uid, obj.namespace().as_deref(), settings);
         let operator_namespace = self.ctx.config.state_namespace.as_str();
         let namespace = obj.secrets_namespace(operator_namespace).to_owned();
         let polls_secrets =

@@ -1644,7 +1644,12 @@ mod tests {
     async fn the_strictest_owner_of_a_server_sets_its_limit_until_it_is_dropped() {
         let t = throttle(100.0, 100, 100);
         t.set_server_rate("uid-1", B, None, per_second(5.0, 5));
-        t.set_server_rate("uid-2", "https://b.example:8443/other", None, per_second(1.0, 2));
+        t.set_server_rate(
+            "uid-2",
+            "https://b.example:8443/other",
+            None,
+            per_second(1.0, 2),
+        );
         assert_eq!(t.server_rate(B, None), per_second(1.0, 2));
         t.set_server_rate("uid-2", B, None, None);
         assert_eq!(t.server_rate(B, None), per_second(5.0, 5));
