@@ -127,6 +127,10 @@ impl Shared {
             state.granted.insert(key.clone(), now);
             woken.push(key);
         }
+        if state.tickets.is_empty() && state.tickets.capacity() > 64 {
+            state.tickets = HashMap::new();
+            state.queue.shrink_if_drained();
+        }
         woken
     }
 
