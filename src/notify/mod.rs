@@ -1,0 +1,7 @@
+//! Notifications of a share's transitions to endpoints outside the cluster (design:
+//! `docs/notifications-design.md`). So far the self-contained parts, not wired into the
+//! controller: what is sent ([`payload`], [`chat`]), how it is signed ([`sign`]) and where it may
+//! go ([`endpoint`]).
+
+pub mod chat;
+pub mod payload;
