@@ -1,8 +1,9 @@
 //! Notifications of a share's transitions to endpoints outside the cluster (design:
 //! `docs/notifications-design.md`). So far the self-contained parts, not wired into the
 //! controller: what is sent ([`payload`], [`chat`]), how it is signed ([`sign`]) and where it may
-//! go ([`endpoint`]).
+//! go ([`allowlist`], [`address`], [`endpoint`]).
 
+pub mod address;
 pub mod chat;
 pub mod payload;
 pub mod sign;
