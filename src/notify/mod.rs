@@ -4,6 +4,8 @@
 //! go ([`allowlist`], [`address`], [`endpoint`]).
 
 pub mod address;
+pub mod allowlist;
 pub mod chat;
+pub mod endpoint;
 pub mod payload;
 pub mod sign;
