@@ -79,10 +79,17 @@ impl AddressPolicy {
     }
 }
 
-/// An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as the IPv4 address it reaches.
+/// An IPv6 address that reaches an IPv4 address, as that address: IPv4-mapped
+/// (`::ffff:127.0.0.1`) and NAT64 well-known prefix (`64:ff9b::7f00:1`, where a cluster's NAT64
+/// gateway would forward it to `127.0.0.1`'s network).
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => match v6.segments() {
+            [0x64, 0xff9b, 0, 0, 0, 0, high, low] => {
+                IpAddr::V4(Ipv4Addr::from((u32::from(high) << 16) | u32::from(low)))
+            }
+            _ => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        },
         v4 => v4,
     }
 }
@@ -170,7 +177,7 @@ mod tests {
     }
 
     #[test]
-    fn an_ipv4_mapped_ipv6_address_is_judged_as_its_ipv4_address() {
+    fn an_ipv4_mapped_or_nat64_address_is_judged_as_its_ipv4_address() {
         let policy = AddressPolicy::default();
         assert_eq!(
             policy.check(ip("::ffff:127.0.0.1")),
@@ -181,6 +188,15 @@ mod tests {
             Err(AddressRule::LinkLocal)
         );
         assert_eq!(policy.check(ip("::ffff:8.8.8.8")), Ok(()));
+        assert_eq!(
+            policy.check(ip("64:ff9b::169.254.169.254")),
+            Err(AddressRule::LinkLocal)
+        );
+        assert_eq!(
+            policy.check(ip("64:ff9b::10.0.0.1")),
+            Err(AddressRule::Private)
+        );
+        assert_eq!(policy.check(ip("64:ff9b::8.8.8.8")), Ok(()));
     }
 
     #[test]

@@ -482,15 +482,10 @@ mod tests {
             ),
             "{err:?}"
         );
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "localhost resolves to {}, a loopback address",
-                match &err {
-                    EndpointError::AddressRefused { address, .. } => address.to_string(),
-                    _ => unreachable!(),
-                }
-            )
+        let text = err.to_string();
+        assert!(
+            text.starts_with("localhost resolves to ") && text.ends_with(", a loopback address"),
+            "{text}"
         );
         assert_eq!(target.connections(), 0);
     }
