@@ -3,6 +3,7 @@ pub mod backoff;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod notify;
 pub mod ots;
 pub mod resource;
 pub mod run;
