@@ -34,6 +34,12 @@ use tokio::time::Instant;
 /// How often a server's Secrets are read again to notice a change (a rotated token).
 pub const SECRET_POLL: Duration = Duration::from_secs(5);
 
+/// Server objects checked at once, per kind. Unbounded, the Secret reads of 100 server objects
+/// every [`SECRET_POLL`] went out together and kept ~70 idle apiserver connections (and their
+/// buffers, ~60 KiB each) alive; a check waiting on a slow server holds a slot for at most the
+/// OTS timeout, and checks of an unchanged server are minutes apart.
+const CONCURRENT_CHECKS: u16 = 16;
+
 /// How often a server is checked again when nothing changed.
 pub const RECHECK: Duration = Duration::from_secs(300);
 
@@ -747,6 +753,7 @@ async fn run_controller<K: ServerObject>(
 ) {
     let ctx = state.ctx.clone();
     let mut results = controller
+        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENT_CHECKS))
         .graceful_shutdown_on(shutdown)
         .run(
             |obj: Arc<K>, state: Arc<ServerStatus>| async move {
