@@ -168,6 +168,44 @@ pub struct RunArgs {
     /// configured with a larger `SECRET_MAX_LENGTH`. The server's own refusal still wins.
     #[arg(long, env = "OTS_MAX_SECRET_BYTES", default_value_t = crate::ots::validate::MAX_SECRET_BYTES)]
     pub ots_max_secret_bytes: usize,
+
+    /// An origin or host pattern notifications may be sent to (repeatable; comma-separated in
+    /// the environment), e.g. https://hooks.slack.com or https://*.webhook.office.com. Nothing
+    /// is allowed by default; https only, unless an entry says http:// explicitly. Loopback,
+    /// link-local, the apiserver's addresses and (unless --allow-notification-cidr names them)
+    /// private ranges stay refused whatever this list says.
+    #[arg(
+        long = "allow-notification-url",
+        env = "OTS_ALLOWED_NOTIFICATION_URLS",
+        value_delimiter = ','
+    )]
+    pub allow_notification_urls: Vec<String>,
+
+    /// A private range (e.g. 10.20.0.0/16) notification endpoints may resolve to (repeatable;
+    /// comma-separated in the environment). Loopback, link-local and the apiserver's addresses
+    /// cannot be opened this way.
+    #[arg(
+        long = "allow-notification-cidr",
+        env = "OTS_ALLOWED_NOTIFICATION_CIDRS",
+        value_delimiter = ','
+    )]
+    pub allow_notification_cidrs: Vec<ipnet::IpNet>,
+
+    /// Notifications delivered at once (1 to 64). Deliveries have their own slots: a slow or
+    /// dead endpoint never holds a reconcile, a share or a burn.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub notification_concurrency: u16,
+}
+
+/// Settings of the notification delivery worker, derived from [`RunArgs`].
+#[derive(Debug, Clone)]
+pub struct NotificationConfig {
+    /// Origins notifications may be sent to (`--allow-notification-url`).
+    pub allowlist: crate::notify::allowlist::Allowlist,
+    /// Private ranges endpoints may resolve to (`--allow-notification-cidr`).
+    pub allowed_cidrs: Vec<ipnet::IpNet>,
+    /// Deliveries at once.
+    pub concurrency: u16,
 }
 
 /// Parses a duration flag with the `humantime` grammar: "90s", "15m", "2h", "1d", "500ms",
@@ -290,6 +328,19 @@ impl RunArgs {
     }
 }
 
+impl RunArgs {
+    /// The delivery worker's settings; an unreadable --allow-notification-url entry is the error.
+    pub fn notification_config(&self) -> Result<NotificationConfig, String> {
+        let allowlist = crate::notify::allowlist::Allowlist::parse(&self.allow_notification_urls)
+            .map_err(|e| format!("--allow-notification-url: {e}"))?;
+        Ok(NotificationConfig {
+            allowlist,
+            allowed_cidrs: self.allow_notification_cidrs.clone(),
+            concurrency: self.notification_concurrency,
+        })
+    }
+}
+
 /// The certificates of a PEM file, or a message saying why there are none.
 fn read_ca_file(
     path: &std::path::Path,
@@ -365,6 +416,44 @@ mod tests {
                 "https://ots.internal.example"
             ]
         );
+    }
+
+    #[test]
+    fn notifications_allow_nothing_by_default_and_deliver_four_at_once() {
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        let cfg = cli.run.notification_config().unwrap();
+        assert_eq!(cfg.concurrency, 4);
+        assert!(cfg.allowed_cidrs.is_empty());
+        let url = url::Url::parse("https://hooks.slack.com/services/T/B/x").unwrap();
+        assert!(cfg.allowlist.check(&url).is_err());
+    }
+
+    #[test]
+    fn notification_flags_are_read_and_a_bad_entry_is_refused() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--allow-notification-url",
+            "https://hooks.slack.com",
+            "--allow-notification-cidr",
+            "10.20.0.0/16",
+            "--notification-concurrency",
+            "2",
+        ])
+        .unwrap();
+        let cfg = cli.run.notification_config().unwrap();
+        assert_eq!(cfg.concurrency, 2);
+        assert_eq!(
+            cfg.allowed_cidrs,
+            ["10.20.0.0/16".parse::<ipnet::IpNet>().unwrap()]
+        );
+        let url = url::Url::parse("https://hooks.slack.com/services/T/B/x").unwrap();
+        assert!(cfg.allowlist.check(&url).is_ok());
+
+        let cli =
+            Cli::try_parse_from(["x", "--allow-notification-url", "ftp://x.example"]).unwrap();
+        assert!(cli.run.notification_config().is_err());
+        assert!(Cli::try_parse_from(["x", "--allow-notification-cidr", "not-a-cidr"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--notification-concurrency", "0"]).is_err());
     }
 
     #[test]

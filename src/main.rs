@@ -3,7 +3,9 @@
 use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;
 use ots_operator::config::RunArgs;
-use ots_operator::resource::{ClusterOtsServer, OneTimeShare, OtsServer};
+use ots_operator::resource::{
+    ClusterOtsNotification, ClusterOtsServer, OneTimeShare, OtsNotification, OtsServer,
+};
 use std::process::ExitCode;
 
 /// mimalloc returns freed pages to the system; glibc's malloc kept most of what a burst of shares
@@ -25,7 +27,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print a CustomResourceDefinition as YAML: OneTimeShare's, or the named kind's.
     Crd {
-        /// The kind: OneTimeShare (default), OtsServer or ClusterOtsServer.
+        /// The kind: OneTimeShare (default), OtsServer, ClusterOtsServer, OtsNotification or
+        /// ClusterOtsNotification.
         #[arg(default_value = "OneTimeShare")]
         kind: CrdKind,
     },
@@ -38,6 +41,8 @@ enum CrdKind {
     OneTimeShare,
     OtsServer,
     ClusterOtsServer,
+    OtsNotification,
+    ClusterOtsNotification,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,8 @@ fn main() -> ExitCode {
             CrdKind::OneTimeShare => OneTimeShare::crd(),
             CrdKind::OtsServer => OtsServer::crd(),
             CrdKind::ClusterOtsServer => ClusterOtsServer::crd(),
+            CrdKind::OtsNotification => OtsNotification::crd(),
+            CrdKind::ClusterOtsNotification => ClusterOtsNotification::crd(),
         }) {
             Ok(yaml) => {
                 print!("{yaml}");

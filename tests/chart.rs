@@ -455,11 +455,14 @@ fn cluster_wide_mode_binds_one_cluster_role_and_a_lease_role_in_the_release_name
             "onetimeshares/finalizers",
             "otsservers",
             "otsservers/status",
+            "otsnotifications",
+            "otsnotifications/status",
             "secrets",
             "events"
         ])
     );
     cluster_servers_role_grants_only_cluster_servers(&objects);
+    cluster_notifications_role_grants_only_cluster_notifications(&objects);
     let binding = find(&objects, "ClusterRoleBinding", "chart-test-ots-operator");
     assert_eq!(binding["subjects"][0]["name"], "chart-test-ots-operator");
     assert_eq!(binding["subjects"][0]["namespace"], "ots-system");
@@ -485,22 +488,27 @@ fn namespace_scoped_mode_renders_roles_per_namespace_and_a_cluster_role_only_for
     assert_eq!(
         cluster_roles,
         BTreeSet::from([
+            "chart-test-ots-operator-cluster-notifications",
             "chart-test-ots-operator-cluster-servers",
             "chart-test-ots-operator-edit",
             "chart-test-ots-operator-view"
         ]),
-        "only the aggregated user roles and the cluster-scoped servers' role stay cluster-wide"
+        "only the aggregated user roles and the cluster-scoped kinds' roles stay cluster-wide"
     );
-    let cluster_bindings: Vec<&str> = of_kind(&objects, "ClusterRoleBinding")
+    let cluster_bindings: BTreeSet<&str> = of_kind(&objects, "ClusterRoleBinding")
         .into_iter()
         .map(name_of)
         .collect();
     assert_eq!(
         cluster_bindings,
-        ["chart-test-ots-operator-cluster-servers"],
-        "the operator's only cluster-wide rights are on ClusterOtsServers"
+        BTreeSet::from([
+            "chart-test-ots-operator-cluster-notifications",
+            "chart-test-ots-operator-cluster-servers"
+        ]),
+        "the operator's only cluster-wide rights are on ClusterOtsServers and ClusterOtsNotifications"
     );
     cluster_servers_role_grants_only_cluster_servers(&objects);
+    cluster_notifications_role_grants_only_cluster_notifications(&objects);
 
     for namespace in ["team-a", "team-b"] {
         let role = objects
@@ -577,6 +585,40 @@ fn cluster_servers_role_grants_only_cluster_servers(objects: &[Value]) {
     assert_eq!(binding["subjects"][0]["namespace"], "ots-system");
 }
 
+/// The operator's ClusterRole for ClusterOtsNotifications (in every mode) grants nothing but
+/// watching them and writing their status, and is bound to the operator's ServiceAccount.
+fn cluster_notifications_role_grants_only_cluster_notifications(objects: &[Value]) {
+    let name = "chart-test-ots-operator-cluster-notifications";
+    let role = find(objects, "ClusterRole", name);
+    let granted: BTreeSet<(&str, &str)> = role["rules"]
+        .as_array()
+        .expect("the cluster notifications' ClusterRole has rules")
+        .iter()
+        .flat_map(|rule| {
+            assert_eq!(strings(&rule["apiGroups"]), ["ots.dev"], "{rule}");
+            let verbs = strings(&rule["verbs"]);
+            strings(&rule["resources"])
+                .into_iter()
+                .flat_map(move |resource| verbs.clone().into_iter().map(move |v| (resource, v)))
+        })
+        .collect();
+    assert_eq!(
+        granted,
+        BTreeSet::from([
+            ("clusterotsnotifications", "get"),
+            ("clusterotsnotifications", "list"),
+            ("clusterotsnotifications", "watch"),
+            ("clusterotsnotifications/status", "patch"),
+            ("clusterotsnotifications/status", "update"),
+        ])
+    );
+    let binding = find(objects, "ClusterRoleBinding", name);
+    assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
+    assert_eq!(binding["roleRef"]["name"], name);
+    assert_eq!(binding["subjects"][0]["name"], "chart-test-ots-operator");
+    assert_eq!(binding["subjects"][0]["namespace"], "ots-system");
+}
+
 #[test]
 fn share_rights_aggregate_into_admin_and_edit_but_not_view() {
     let objects = render(&[]);
@@ -608,7 +650,10 @@ fn share_rights_aggregate_into_admin_and_edit_but_not_view() {
         .iter()
         .flat_map(|rule| strings(&rule["resources"]))
         .collect();
-    assert_eq!(resources, BTreeSet::from(["onetimeshares", "otsservers"]));
+    assert_eq!(
+        resources,
+        BTreeSet::from(["onetimeshares", "otsservers", "otsnotifications"])
+    );
 }
 
 #[test]
@@ -647,7 +692,8 @@ fn view_may_read_ots_servers_and_no_aggregated_role_reaches_cluster_servers() {
             assert!(
                 !strings(&rule["resources"])
                     .iter()
-                    .any(|r| r.starts_with("clusterotsservers")),
+                    .any(|r| r.starts_with("clusterotsservers")
+                        || r.starts_with("clusterotsnotifications")),
                 "{} aggregates {rule}",
                 name_of(role)
             );
@@ -701,7 +747,12 @@ fn chart_crd_template_matches_the_generated_crd_and_survives_uninstall() {
     );
 
     // The servers' CRDs ship the same way.
-    for name in ["otsservers.ots.dev", "clusterotsservers.ots.dev"] {
+    for name in [
+        "otsservers.ots.dev",
+        "clusterotsservers.ots.dev",
+        "otsnotifications.ots.dev",
+        "clusterotsnotifications.ots.dev",
+    ] {
         let file = format!("crds/{name}.yaml");
         let generated = yaml_documents(
             &std::fs::read_to_string(repo_path(&file)).expect("read the generated CRD"),
@@ -719,8 +770,8 @@ fn chart_crd_template_matches_the_generated_crd_and_survives_uninstall() {
     }
     assert_eq!(
         of_kind(&objects, "CustomResourceDefinition").len(),
-        3,
-        "OneTimeShare, OtsServer and ClusterOtsServer"
+        5,
+        "OneTimeShare, OtsServer, ClusterOtsServer, OtsNotification and ClusterOtsNotification"
     );
 }
 

@@ -3,10 +3,15 @@
 use std::process::Command;
 
 /// Each kind `ots-operator crd` prints, with its file under `crds/`.
-const KINDS: [(&str, &str); 3] = [
+const KINDS: [(&str, &str); 5] = [
     ("OneTimeShare", "onetimeshares.ots.dev.yaml"),
     ("OtsServer", "otsservers.ots.dev.yaml"),
     ("ClusterOtsServer", "clusterotsservers.ots.dev.yaml"),
+    ("OtsNotification", "otsnotifications.ots.dev.yaml"),
+    (
+        "ClusterOtsNotification",
+        "clusterotsnotifications.ots.dev.yaml",
+    ),
 ];
 
 fn generated(kind: &str) -> Vec<u8> {

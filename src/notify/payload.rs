@@ -10,6 +10,7 @@ use super::chat;
 use crate::controller::transition::Transition;
 use crate::error::Reason;
 use crate::resource::Phase;
+use crate::resource::notification::{NotificationEvent, NotificationFormat};
 
 /// `Content-Type` of a CloudEvents structured-mode body.
 pub const CLOUDEVENTS_CONTENT_TYPE: &str = "application/cloudevents+json; charset=utf-8";
@@ -90,6 +91,29 @@ impl Format {
         match self {
             Format::CloudEvents => CLOUDEVENTS_CONTENT_TYPE,
             Format::Slack | Format::MicrosoftTeams => JSON_CONTENT_TYPE,
+        }
+    }
+}
+
+impl From<NotificationFormat> for Format {
+    fn from(format: NotificationFormat) -> Format {
+        match format {
+            NotificationFormat::CloudEvents => Format::CloudEvents,
+            NotificationFormat::Slack => Format::Slack,
+            NotificationFormat::MicrosoftTeams => Format::MicrosoftTeams,
+        }
+    }
+}
+
+impl From<Event> for NotificationEvent {
+    fn from(event: Event) -> NotificationEvent {
+        match event {
+            Event::Shared => NotificationEvent::Shared,
+            Event::Received => NotificationEvent::Received,
+            Event::Burned => NotificationEvent::Burned,
+            Event::Expired => NotificationEvent::Expired,
+            Event::Failed => NotificationEvent::Failed,
+            Event::ExpiringUnread => NotificationEvent::ExpiringUnread,
         }
     }
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use crate::ots::validate::MIN_TTL_SECS;
 
+pub mod notification;
 pub mod server;
+pub use notification::{ClusterOtsNotification, OtsNotification, OtsNotificationStatus};
 pub use server::{ClusterOtsServer, OtsServer, OtsServerStatus};
 
 /// Name of the finalizer that burns an unread secret before the resource goes away.

@@ -37,7 +37,7 @@ pub const NAMESPACE_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
 /// The CEL expression for the seconds of a ttl string held in `field` (a ttl the format rule
 /// accepts).
-fn ttl_seconds(field: &str) -> String {
+pub(super) fn ttl_seconds(field: &str) -> String {
     format!(
         "int({field}.substring(0, size({field}) - 1)) * ({field}.endsWith('d') ? 86400 : {field}.endsWith('h') ? 3600 : {field}.endsWith('m') ? 60 : 1)"
     )

@@ -38,6 +38,8 @@ pub fn install_crd() {
             "crd/onetimeshares.ots.dev",
             "crd/otsservers.ots.dev",
             "crd/clusterotsservers.ots.dev",
+            "crd/otsnotifications.ots.dev",
+            "crd/clusterotsnotifications.ots.dev",
             "--timeout=60s",
         ]));
     });

@@ -88,6 +88,14 @@ and the per-namespace Roles (watchNamespaces), so both modes grant exactly the s
 - apiGroups: ["ots.dev"]
   resources: ["otsservers/status"]
   verbs: ["patch", "update"]
+# Watch OtsNotifications (which endpoints a share's transitions are sent to) and write their
+# status (Ready, the last delivery's outcome). The operator never creates, changes or deletes one.
+- apiGroups: ["ots.dev"]
+  resources: ["otsnotifications"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["ots.dev"]
+  resources: ["otsnotifications/status"]
+  verbs: ["patch", "update"]
 # Read the one Secret a share names (and its passphrase and server-credentials Secrets) by a
 # targeted get. Deliberately no list/watch: the operator never caches the cluster's Secrets, so
 # neither its memory nor its rights grow with them.
