@@ -9,8 +9,8 @@ use serde::{Serialize, Serializer};
 use super::chat;
 use crate::controller::transition::Transition;
 use crate::error::Reason;
-use crate::resource::Phase;
 use crate::resource::notification::{NotificationEvent, NotificationFormat};
+use crate::resource::{PastLink, Phase};
 
 /// `Content-Type` of a CloudEvents structured-mode body.
 pub const CLOUDEVENTS_CONTENT_TYPE: &str = "application/cloudevents+json; charset=utf-8";
@@ -138,8 +138,12 @@ pub struct Notification {
     /// Why, as in the share's condition (e.g. Reshared for a [`Event::Shared`]).
     #[serde(serialize_with = "reason_word")]
     pub reason: Reason,
+    /// The share's phase after it happened.
+    pub phase: Phase,
     /// When it happened.
     pub at: Timestamp,
+    /// The share is being deleted: this is its last transition.
+    pub deleted: bool,
     /// When the current link was shared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_at: Option<Timestamp>,
@@ -155,6 +159,10 @@ pub struct Notification {
     /// When the current link expired.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expired_at: Option<Timestamp>,
+    /// The link that ended with this transition (Received, Burned, Expired), or the one a new
+    /// link replaced: when it was shared, how and when it ended. Times only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended: Option<PastLink>,
     /// The base URL of the server that holds (held) the link.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_url: Option<String>,
@@ -175,12 +183,15 @@ impl From<&Transition> for Notification {
             uid: t.uid.clone(),
             event: Event::of(t.reason, t.phase),
             reason: t.reason,
+            phase: t.phase,
             at: t.at.0,
+            deleted: t.deleted,
             shared_at: time(&t.shared_at),
             expires_at: time(&t.expires_at),
             received_at: time(&t.received_at),
             burned_at: time(&t.burned_at),
             expired_at: time(&t.expired_at),
+            ended: t.ended.clone(),
             server_url: t.server_url.clone(),
         }
     }
@@ -299,12 +310,19 @@ pub(crate) mod tests {
             uid: "5f1c-uid".into(),
             event: Event::Received,
             reason: Reason::Received,
+            phase: Phase::Received,
             at: ts(1_800_000_300),
+            deleted: false,
             shared_at: Some(ts(1_800_000_000)),
             expires_at: Some(ts(1_800_086_400)),
             received_at: Some(ts(1_800_000_300)),
             burned_at: None,
             expired_at: None,
+            ended: Some(PastLink {
+                shared_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(1_800_000_000)),
+                ended: crate::resource::LinkEnd::Received,
+                ended_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(1_800_000_300)),
+            }),
             server_url: Some("https://ots.example".into()),
         }
     }
@@ -334,10 +352,14 @@ pub(crate) mod tests {
                     "uid": "5f1c-uid",
                     "event": "Received",
                     "reason": "Received",
+                    "phase": "Received",
                     "at": "2027-01-15T08:05:00Z",
+                    "deleted": false,
                     "sharedAt": "2027-01-15T08:00:00Z",
                     "expiresAt": "2027-01-16T08:00:00Z",
                     "receivedAt": "2027-01-15T08:05:00Z",
+                    "ended": {"sharedAt": "2027-01-15T08:00:00Z", "ended": "Received",
+                              "endedAt": "2027-01-15T08:05:00Z"},
                     "serverUrl": "https://ots.example"
                 }
             })
@@ -460,7 +482,7 @@ pub(crate) mod tests {
             received_at: n.received_at.map(Time),
             burned_at: None,
             expired_at: None,
-            ended: None,
+            ended: n.ended.clone(),
             server_url: n.server_url.clone(),
         };
         assert_eq!(Notification::from(&t), n);
