@@ -172,8 +172,8 @@ pub struct RunArgs {
     /// An origin or host pattern notifications may be sent to (repeatable; comma-separated in
     /// the environment), e.g. https://hooks.slack.com or https://*.webhook.office.com. Nothing
     /// is allowed by default; https only, unless an entry says http:// explicitly. Loopback,
-    /// link-local, the apiserver's addresses and (unless --allow-notification-cidr names them)
-    /// private ranges stay refused whatever this list says.
+    /// link-local, private and shared ranges stay refused whatever this list says (unless
+    /// --allow-notification-cidr names them), the apiserver's addresses always.
     #[arg(
         long = "allow-notification-url",
         env = "OTS_ALLOWED_NOTIFICATION_URLS",
@@ -181,9 +181,9 @@ pub struct RunArgs {
     )]
     pub allow_notification_urls: Vec<String>,
 
-    /// A private range (e.g. 10.20.0.0/16) notification endpoints may resolve to (repeatable;
-    /// comma-separated in the environment). Loopback, link-local and the apiserver's addresses
-    /// cannot be opened this way.
+    /// A range notification endpoints may resolve to although a rule refuses it (repeatable;
+    /// comma-separated in the environment), e.g. 10.20.0.0/16 for a receiver inside the
+    /// cluster. The apiserver's own addresses stay refused even inside an allowed range.
     #[arg(
         long = "allow-notification-cidr",
         env = "OTS_ALLOWED_NOTIFICATION_CIDRS",
@@ -195,6 +195,15 @@ pub struct RunArgs {
     /// dead endpoint never holds a reconcile, a share or a burn.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub notification_concurrency: u16,
+
+    /// Delay before the first retry of an undelivered notification; each retry doubles it, up
+    /// to --notification-retry-max (±20 % jitter). A `Retry-After` answer waits longer.
+    #[arg(long, default_value = "1s", value_parser = humantime_duration)]
+    pub notification_retry_min: Duration,
+
+    /// Longest delay between retries of an undelivered notification.
+    #[arg(long, default_value = "5m", value_parser = humantime_duration)]
+    pub notification_retry_max: Duration,
 }
 
 /// Settings of the notification delivery worker, derived from [`RunArgs`].
@@ -206,6 +215,10 @@ pub struct NotificationConfig {
     pub allowed_cidrs: Vec<ipnet::IpNet>,
     /// Deliveries at once.
     pub concurrency: u16,
+    /// First retry delay.
+    pub retry_min: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
 }
 
 /// Parses a duration flag with the `humantime` grammar: "90s", "15m", "2h", "1d", "500ms",
@@ -333,10 +346,20 @@ impl RunArgs {
     pub fn notification_config(&self) -> Result<NotificationConfig, String> {
         let allowlist = crate::notify::allowlist::Allowlist::parse(&self.allow_notification_urls)
             .map_err(|e| format!("--allow-notification-url: {e}"))?;
+        if self.notification_retry_min.is_zero()
+            || self.notification_retry_max < self.notification_retry_min
+        {
+            return Err(
+                "--notification-retry-min must be positive and at most --notification-retry-max"
+                    .into(),
+            );
+        }
         Ok(NotificationConfig {
             allowlist,
             allowed_cidrs: self.allow_notification_cidrs.clone(),
             concurrency: self.notification_concurrency,
+            retry_min: self.notification_retry_min,
+            retry_max: self.notification_retry_max,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! shuts down gracefully on SIGTERM or SIGINT.
 
 use crate::config::RunArgs;
+use crate::controller::notifications::Notifier;
 use crate::controller::{self, Context};
 use crate::runtime::http::{self, HttpState};
 use crate::runtime::leader::{LeaderElector, LeaseConfig};
@@ -79,9 +80,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     // kube and the OTS client both use rustls with the ring provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = args.controller_config().map_err(RunError::Config)?;
-    // Refuse a bad --allow-notification-url at start, before any delivery needs it.
-    args.notification_config().map_err(RunError::Config)?;
-    let client = kube::Client::try_default().await?;
+    // A bad --allow-notification-url stops the start, before any delivery needs it.
+    let notification_config = args.notification_config().map_err(RunError::Config)?;
+    let kube_config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    let cluster_url = kube_config.cluster_url.to_string();
+    let client = kube::Client::try_from(kube_config)?;
     let metrics = Metrics::new();
     let readiness = Readiness::new(args.leader_elect);
     let throttle = Throttle::new(
@@ -140,7 +145,23 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         ));
         elector
     });
+    // The apiserver's own addresses are refused to notifications whatever else is allowed.
+    let refused = match url::Url::parse(&cluster_url) {
+        Ok(url) => Notifier::apiserver_addresses(&client, &url).await,
+        Err(_) => Vec::new(),
+    };
+    let notifier = Notifier::new(
+        client.clone(),
+        &notification_config,
+        &config.state_namespace,
+        &config.namespaces,
+        metrics.clone(),
+        &identity,
+        refused,
+    )
+    .map_err(|e| RunError::Config(e.to_string()))?;
     let ctx = Arc::new(Context::new(client, config, metrics, throttle, &identity)?);
+    ctx.set_notifier(notifier);
     let outcome = match elector {
         None => {
             ctx.metrics.set_leader(true);

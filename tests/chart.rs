@@ -595,7 +595,14 @@ fn cluster_notifications_role_grants_only_cluster_notifications(objects: &[Value
         .expect("the cluster notifications' ClusterRole has rules")
         .iter()
         .flat_map(|rule| {
-            assert_eq!(strings(&rule["apiGroups"]), ["ots.dev"], "{rule}");
+            let core = strings(&rule["resources"])
+                .iter()
+                .all(|r| !r.contains("ots"));
+            let group = if core { "" } else { "ots.dev" };
+            assert_eq!(strings(&rule["apiGroups"]), [group], "{rule}");
+            if core {
+                assert_eq!(strings(&rule["resourceNames"]), ["kubernetes"], "{rule}");
+            }
             let verbs = strings(&rule["verbs"]);
             strings(&rule["resources"])
                 .into_iter()
@@ -610,6 +617,8 @@ fn cluster_notifications_role_grants_only_cluster_notifications(objects: &[Value
             ("clusterotsnotifications", "watch"),
             ("clusterotsnotifications/status", "patch"),
             ("clusterotsnotifications/status", "update"),
+            ("endpoints", "get"),
+            ("services", "get"),
         ])
     );
     let binding = find(objects, "ClusterRoleBinding", name);

@@ -5,7 +5,6 @@
 //! stays and the burn is retried with backoff until `--burn-timeout`.
 
 use super::burn::revoke;
-use super::transition::Transition;
 use super::{Context, now, records, status};
 use crate::error::{BurnFailure, Error, Reason};
 use crate::ots::BurnOutcome;
@@ -61,7 +60,7 @@ pub(super) async fn cleanup(obj: &OneTimeShare, ctx: &Context) -> Result<Action,
                     if let Some(burned) =
                         status::refreshed_status(obj, &status, &state, None, None, now())
                     {
-                        Transition::of(obj, &status, &burned, Reason::Burned, now()).log();
+                        ctx.transition(obj, &status, &burned, Reason::Burned).await;
                     }
                     ctx.event(
                         obj,

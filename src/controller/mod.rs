@@ -37,6 +37,7 @@ mod inputs;
 mod link_secret;
 mod live_slots;
 mod memory;
+pub mod notifications;
 mod orphans;
 pub mod records;
 mod renew;
@@ -133,6 +134,8 @@ pub struct Context {
     /// Set when the ClusterOtsServers could not be listed (the watch failed, or a share waited
     /// in vain): shares without a server then stop waiting for the list.
     cluster_servers_unlisted: std::sync::atomic::AtomicBool,
+    /// Notifications of transitions, once set up (none in unit tests).
+    notifier: std::sync::OnceLock<notifications::Notifier>,
 }
 
 /// Whether an error says the server a share names cannot be used any more (the object, its
@@ -202,6 +205,7 @@ impl Context {
             live_links: std::sync::atomic::AtomicUsize::new(0),
             cluster_servers: std::sync::OnceLock::new(),
             cluster_servers_unlisted: std::sync::atomic::AtomicBool::new(false),
+            notifier: std::sync::OnceLock::new(),
         })
     }
 
@@ -230,6 +234,27 @@ impl Context {
         let live = self.live_links.load(std::sync::atomic::Ordering::Relaxed);
         let floor = Duration::from_secs_f64(live as f64 / (0.25 * self.throttle.rate()));
         self.config.refresh_max.max(floor)
+    }
+
+    /// Sends transitions' notifications through `notifier` from now on.
+    pub fn set_notifier(&self, notifier: notifications::Notifier) {
+        let _ = self.notifier.set(notifier);
+    }
+
+    /// Tells of a transition: its audit log line, and its notifications when some apply
+    /// (appended to the share's outbox; never awaits a delivery, never fails the caller).
+    async fn transition(
+        &self,
+        obj: &OneTimeShare,
+        before: &OneTimeShareStatus,
+        after: &OneTimeShareStatus,
+        reason: Reason,
+    ) {
+        let transition = transition::Transition::of(obj, before, after, reason, now());
+        transition.log();
+        if let Some(notifier) = self.notifier.get() {
+            notifier.announce(obj, &transition).await;
+        }
     }
 
     /// Publishes an Event about `obj`; failures are logged, never fatal.
@@ -713,7 +738,7 @@ async fn report_error(obj: &OneTimeShare, api: &Api<OneTimeShare>, error: &Error
             tracing::warn!(error = %e, "could not write the error to status");
         }
         if next.phase == crate::resource::Phase::Failed && current.phase != next.phase {
-            transition::Transition::of(obj, &current, &next, reason, now()).log();
+            ctx.transition(obj, &current, &next, reason).await;
         }
     }
     if ctx.memory.should_warn(&uid, reason) {
@@ -901,6 +926,14 @@ pub async fn run(
     let clock = ctx.checks.run(routes, shutdown.clone());
     let batches = track_batches(ctx.clone(), shutdown.clone());
     let servers = server_status::run(ctx.clone(), shutdown.clone());
+    // Notifications: their own watches and delivery slots; nothing here awaits a delivery.
+    let notify_ctx = ctx.clone();
+    let notify_stop = shutdown.clone();
+    let notify = async move {
+        if let Some(notifier) = notify_ctx.notifier.get() {
+            notifier.run(notify_stop).await;
+        }
+    };
     // A ticket granted a slot is reconciled through the check clock, if its object is still
     // cached. Weak: the slots live in the context.
     let waker_ctx = Arc::downgrade(&ctx);
@@ -934,6 +967,7 @@ pub async fn run(
         clock,
         batches,
         servers,
+        notify,
         close
     );
 }

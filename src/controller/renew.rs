@@ -7,7 +7,6 @@
 
 use super::inputs::{fetch_source, prepare};
 use super::share::{self, Occasion};
-use super::transition::Transition;
 use super::{Context, now, save, status};
 use crate::error::{Error, Reason};
 use crate::ots::{OtsError, SecretState};
@@ -103,7 +102,7 @@ async fn expired_on_the_server(
         save(obj, ctx, &next).await?;
         if next.phase != status.phase && next.phase != crate::resource::Phase::Shared {
             let reason = super::transition::end_reason(next.phase);
-            Transition::of(obj, status, &next, reason, now()).log();
+            ctx.transition(obj, status, &next, reason).await;
         }
     }
     Ok(false)

@@ -272,7 +272,7 @@ fn full_match(pattern: &str, name: &str) -> bool {
 }
 
 /// Whether a label selector selects these labels (matchLabels and matchExpressions, all of them).
-fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+pub(super) fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
     let by_label = selector
         .match_labels
         .iter()

@@ -5,7 +5,6 @@
 
 use super::inputs::{self, Prepared};
 use super::status::{self, Lifetime, SharedLink};
-use super::transition::Transition;
 use super::{Context, RecordKnown, burn, now, save};
 use super::{orphans, records};
 use crate::error::{Error, Reason};
@@ -191,7 +190,7 @@ async fn record(
         Occasion::Reshared { .. } => Reason::Reshared,
         Occasion::Renewed { .. } => Reason::Renewed,
     };
-    Transition::of(obj, previous, &next, reason, now()).log();
+    ctx.transition(obj, previous, &next, reason).await;
     // The link is recorded: a failed link Secret write is retried from the record, never by
     // sharing again.
     published?;

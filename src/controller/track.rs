@@ -11,7 +11,6 @@ use super::memory::Batched;
 use super::share::{self, Occasion};
 use super::status;
 use super::status::refreshed_status;
-use super::transition::Transition;
 use super::{Context, now, save};
 use super::{link_secret, renew};
 use crate::error::{Error, Reason};
@@ -361,7 +360,7 @@ async fn announce(
         ),
         _ => return,
     };
-    Transition::of(obj, before, status, reason, now()).log();
+    ctx.transition(obj, before, status, reason).await;
     ctx.event(obj, kind, reason, note.to_owned()).await;
 }
 
@@ -546,7 +545,7 @@ async fn burn_on_request(
     save(obj, ctx, &next).await?;
     if next.phase != status.phase {
         let reason = super::transition::end_reason(next.phase);
-        Transition::of(obj, &status, &next, reason, now()).log();
+        ctx.transition(obj, &status, &next, reason).await;
     }
     ctx.event(obj, EventType::Normal, Reason::Burned, note)
         .await;

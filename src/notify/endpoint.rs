@@ -66,6 +66,8 @@ pub enum EndpointError {
         host: String,
         /// The status code.
         status: u16,
+        /// How long the endpoint asked to wait (`Retry-After` in seconds), if it said.
+        retry_after: Option<Duration>,
     },
     /// No answer: connection, TLS or timeout.
     #[error("cannot reach {host}: {cause}")]
@@ -271,6 +273,7 @@ impl NotificationClient {
             Err(EndpointError::Status {
                 host,
                 status: status.as_u16(),
+                retry_after: crate::ots::http::retry_after(response.headers()),
             })
         }
     }

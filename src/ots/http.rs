@@ -55,7 +55,7 @@ pub fn build_client_with_roots(
 }
 
 /// A rustls configuration on the ring provider (kube uses ring too, so no aws-lc is linked).
-fn tls_config(
+pub(crate) fn tls_config(
     extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 ) -> Result<rustls::ClientConfig, OtsError> {
     let setup = |err: rustls::Error| setup_error(&err);

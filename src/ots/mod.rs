@@ -21,7 +21,7 @@
 mod client;
 mod config;
 mod error;
-mod http;
+pub(crate) mod http;
 mod json;
 mod types;
 mod v1;

@@ -150,6 +150,11 @@ struct BurnLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     phase: &'static str,
 }
@@ -175,6 +180,7 @@ struct Families {
     orphans_burned: Counter,
     links_expiring_unread: Gauge,
     burns: Family<BurnLabels, Counter>,
+    notifications: Family<NotificationLabels, Counter>,
     resources: Family<PhaseLabels, Gauge>,
     limiter_waits: Counter,
     limiter_wait_seconds: Counter<f64, AtomicU64>,
@@ -259,6 +265,12 @@ impl Metrics {
         );
         let burns = Family::<BurnLabels, Counter>::default();
         registry.register("burns", "Burn attempts by outcome", burns.clone());
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notifications by outcome: delivered, failed (given up after retryFor), refused (the endpoint is not allowed), dropped (outbox full)",
+            notifications.clone(),
+        );
         let resources = Family::<PhaseLabels, Gauge>::default();
         registry.register(
             "resources",
@@ -303,6 +315,7 @@ impl Metrics {
                 orphans_burned,
                 links_expiring_unread,
                 burns,
+                notifications,
                 resources,
                 limiter_waits,
                 limiter_wait_seconds,
@@ -399,6 +412,16 @@ impl Metrics {
     /// Records that the server asked everyone to pause (a 429).
     pub fn server_paused(&self) {
         self.inner.server_pauses.inc();
+    }
+
+    /// Records the end of a notification: delivered, failed, refused or dropped.
+    pub fn notification(&self, outcome: crate::resource::notification::DeliveryOutcome) {
+        self.inner
+            .notifications
+            .get_or_create(&NotificationLabels {
+                outcome: outcome.as_str(),
+            })
+            .inc();
     }
 
     /// Records whether this process is the one that reconciles.

@@ -1,0 +1,751 @@
+//! Signed notifications end to end (issue 25), on a real control plane with the real operator and
+//! a real HTTP receiver in this test. The receiver verifies every signature with the independent
+//! `standardwebhooks` crate and parses every body with `cloudevents-sdk`, not the project's code.
+//!
+//! Receivers listen on 127.0.0.2 and the operator is given `--allow-notification-cidr
+//! 127.0.0.2/32` (loopback is otherwise refused); the apiserver listens on 127.0.0.1, which stays
+//! refused whatever is allowed.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use ots_operator::resource::{BURN_ANNOTATION, OneTimeShare, OtsNotification};
+use serde_json::{Value, json};
+use support::operator::{Operator, fast_args, metadata_key, secret_key};
+use support::world::World;
+
+const KEY: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+/// The path of every endpoint URL: a token, as in a Slack URL; it must appear nowhere.
+const URL_TOKEN: &str = "T0KEN-in-the-url-path-9f2c";
+const VALUE: &str = "VALUE-71d3e0-notifications-must-not-hold";
+const PASSPHRASE: &str = "PASSPHRASE-0c9b57-notifications-must-not-hold";
+
+/// How a receiver answers.
+#[derive(Clone, Debug, PartialEq)]
+enum Mode {
+    /// 200.
+    Accept,
+    /// 503 (an endpoint that is down but reachable).
+    Fail,
+    /// Reads the request, never answers.
+    Hang,
+    /// 307 to this location.
+    Redirect(String),
+}
+
+/// One request a receiver got.
+#[derive(Clone, Debug)]
+struct Request {
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+    /// What the receiver answered (0: nothing).
+    answered: u16,
+}
+
+/// A tiny HTTP/1.1 server on a thread of its own: records every request, answers per [`Mode`].
+struct Receiver {
+    addr: SocketAddr,
+    mode: Arc<Mutex<Mode>>,
+    requests: Arc<Mutex<Vec<Request>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    fn start(ip: &str, mode: Mode) -> Receiver {
+        Receiver::bind(&format!("{ip}:0"), mode)
+    }
+
+    fn bind(addr: &str, mode: Mode) -> Receiver {
+        let listener = TcpListener::bind(addr).expect("bind a receiver");
+        let addr = listener.local_addr().expect("its address");
+        let receiver = Receiver {
+            addr,
+            mode: Arc::new(Mutex::new(mode)),
+            requests: Arc::new(Mutex::new(Vec::new())),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (mode, requests, stop) = (
+            receiver.mode.clone(),
+            receiver.requests.clone(),
+            receiver.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (mode, requests, stop) = (mode.clone(), requests.clone(), stop.clone());
+                std::thread::spawn(move || serve(stream, &mode, &requests, &stop));
+            }
+        });
+        receiver
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hooks/{URL_TOKEN}", self.addr)
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Stops listening (connections are refused from now on).
+    fn shut(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+fn serve(stream: TcpStream, mode: &Mutex<Mode>, requests: &Mutex<Vec<Request>>, stop: &AtomicBool) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+    let mut stream = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut headers = BTreeMap::new();
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+            }
+        }
+        let length: usize = headers
+            .get("content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let mode = mode.lock().unwrap().clone();
+        let (answered, answer) = match &mode {
+            Mode::Accept => (
+                200,
+                "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_owned(),
+            ),
+            Mode::Fail => (
+                503,
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n".to_owned(),
+            ),
+            Mode::Hang => (0, String::new()),
+            Mode::Redirect(to) => (
+                307,
+                format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nlocation: {to}\r\ncontent-length: 0\r\n\r\n"
+                ),
+            ),
+        };
+        requests.lock().unwrap().push(Request {
+            headers,
+            body,
+            answered,
+        });
+        if mode == Mode::Hang {
+            std::thread::sleep(Duration::from_secs(3600));
+            return;
+        }
+        if stream.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A request verified with the independent Standard Webhooks implementation and parsed as a
+/// CloudEvent by the independent CloudEvents SDK; panics when either refuses it.
+fn verified(request: &Request) -> (String, cloudevents::Event) {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &request.headers {
+        headers.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+            http::HeaderValue::from_str(value).expect("a header value"),
+        );
+    }
+    standardwebhooks::Webhook::new(KEY)
+        .expect("the key")
+        .verify(&request.body, &headers)
+        .expect("a valid Standard Webhooks signature");
+    let event: cloudevents::Event =
+        serde_json::from_slice(&request.body).expect("a CloudEvents structured body");
+    let id = request.headers["webhook-id"].clone();
+    use cloudevents::AttributesReader;
+    assert_eq!(event.id(), id, "the CloudEvents id is the webhook-id");
+    (id, event)
+}
+
+/// Operator arguments: the usual fast ones, the receivers' origins allowed, 127.0.0.2 opened,
+/// retries fast.
+fn operator_args(ns: &str, url: &str, allowed: &[String]) -> Vec<String> {
+    let mut args = fast_args(ns, url);
+    for origin in allowed {
+        args.extend(["--allow-notification-url".to_owned(), origin.clone()]);
+    }
+    args.extend(
+        [
+            "--allow-notification-cidr",
+            "127.0.0.2/32",
+            "--notification-retry-min",
+            "200ms",
+            "--notification-retry-max",
+            "2s",
+        ]
+        .map(str::to_owned),
+    );
+    args
+}
+
+fn start_operator(ns: &str, url: &str, allowed: &[String]) -> Operator {
+    Operator::start_with(
+        &operator_args(ns, url, allowed),
+        &[("RUST_LOG", "info,ots_operator=debug")],
+    )
+}
+
+/// An endpoint Secret and an OtsNotification using it.
+async fn notification(w: &World, name: &str, address: &str, spec: Value) {
+    w.secret(
+        &format!("{name}-endpoint"),
+        &[
+            ("address", address.as_bytes()),
+            ("signingKey", KEY.as_bytes()),
+        ],
+    )
+    .await;
+    let mut full = json!({"endpointSecretRef": {"name": format!("{name}-endpoint")}});
+    full.as_object_mut()
+        .expect("an object")
+        .extend(spec.as_object().expect("an object").clone());
+    let object: OtsNotification = serde_json::from_value(json!({
+        "apiVersion": "ots.dev/v1alpha1",
+        "kind": "OtsNotification",
+        "metadata": {"name": name},
+        "spec": full,
+    }))
+    .expect("an OtsNotification");
+    Api::<OtsNotification>::namespaced(w.client.clone(), &w.ns)
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("create the OtsNotification");
+}
+
+/// Waits until a notification's Ready condition has `reason`; returns (status, message).
+async fn wait_ready(w: &World, name: &str, reason: &str) -> (String, String) {
+    let api = Api::<OtsNotification>::namespaced(w.client.clone(), &w.ns);
+    let started = Instant::now();
+    loop {
+        let obj = api.get(name).await.expect("get the OtsNotification");
+        if let Some(c) = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            && c.reason == reason
+        {
+            return (c.status.clone(), c.message.clone());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{name} never got Ready reason {reason}: {:?}\n{}",
+            obj.status,
+            support::operator::running_operator_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until `done` holds of the receiver's requests.
+async fn wait_requests(receiver: &Receiver, what: &str, done: impl Fn(&[Request]) -> bool) {
+    let started = Instant::now();
+    while !done(&receiver.requests()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the receiver never got {what}; it got {} requests\n{}",
+            receiver.requests().len(),
+            support::operator::running_operator_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The accepted (2xx) requests' (id, CloudEvents type, subject), verified.
+fn delivered(receiver: &Receiver) -> Vec<(String, String, String)> {
+    use cloudevents::AttributesReader;
+    receiver
+        .requests()
+        .iter()
+        .filter(|r| r.answered == 200)
+        .map(|r| {
+            let (id, event) = verified(r);
+            (
+                id,
+                event.ty().to_owned(),
+                event.subject().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn burn_on_request(w: &World, name: &str, token: &str) {
+    w.shares()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {BURN_ANNOTATION: token}}})),
+        )
+        .await
+        .expect("annotate");
+}
+
+fn link(obj: &OneTimeShare) -> String {
+    obj.status
+        .as_ref()
+        .and_then(|s| s.link.clone())
+        .expect("a link")
+}
+
+#[tokio::test]
+async fn each_event_is_delivered_once_signed_and_without_a_secret() {
+    let receiver = Receiver::start("127.0.0.2", Mode::Accept);
+    let allowed = vec![receiver.origin()];
+    let server = support::operator::ots_server(Default::default());
+    let w = World::with_operator("notify-events", server, |ns, url| {
+        start_operator(ns, url, &allowed)
+    })
+    .await;
+    notification(&w, "hooks", &receiver.url(), json!({})).await;
+    let (status, _) = wait_ready(&w, "hooks", "Ready").await;
+    assert_eq!(status, "True");
+
+    w.secret("db", &[("password", VALUE.as_bytes())]).await;
+    w.secret(
+        "phrases",
+        &[("p", PASSPHRASE.as_bytes()), ("short", b"abc")],
+    )
+    .await;
+    let spec = |extra: Value| {
+        let mut spec = json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "60s"});
+        spec.as_object_mut()
+            .expect("an object")
+            .extend(extra.as_object().expect("an object").clone());
+        spec
+    };
+    w.share("read", spec(json!({}))).await;
+    w.share(
+        "burn",
+        spec(json!({"passphraseSecretRef": {"name": "phrases", "key": "p"}})),
+    )
+    .await;
+    w.share("expire", spec(json!({}))).await;
+    w.share(
+        "broken",
+        spec(json!({"passphraseSecretRef": {"name": "phrases", "key": "short"}})),
+    )
+    .await;
+    let mut links = Vec::new();
+    for name in ["read", "burn", "expire"] {
+        links.push(w.shared(name).await);
+    }
+    assert_eq!(w.reveal(&links[0]).await, VALUE);
+    w.wait_phase("read", "Received").await;
+    burn_on_request(&w, "burn", "now").await;
+    w.wait_phase("burn", "Burned").await;
+    w.server.advance_clock(Duration::from_secs(120));
+    w.wait_phase("expire", "Expired").await;
+    w.wait_phase("broken", "Failed").await;
+
+    let ns = w.ns.clone();
+    let expected: Vec<(String, String)> = [
+        ("shared", "read"),
+        ("shared", "burn"),
+        ("shared", "expire"),
+        ("received", "read"),
+        ("burned", "burn"),
+        ("expired", "expire"),
+        ("failed", "broken"),
+    ]
+    .iter()
+    .map(|(event, name)| {
+        (
+            format!("dev.ots.onetimeshare.{event}.v1"),
+            format!("{ns}/{name}"),
+        )
+    })
+    .collect();
+    wait_requests(&receiver, "every event", |requests| {
+        requests.iter().filter(|r| r.answered == 200).count() >= expected.len()
+    })
+    .await;
+    // Nothing more comes (no duplicate, no late retry).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = delivered(&receiver);
+    let mut kinds: Vec<(String, String)> =
+        got.iter().map(|(_, t, s)| (t.clone(), s.clone())).collect();
+    kinds.sort();
+    let mut want = expected.clone();
+    want.sort();
+    assert_eq!(kinds, want, "each event once");
+    let mut ids: Vec<&String> = got.iter().map(|(id, _, _)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), expected.len(), "one id per notification");
+
+    // The data: names, phase, reason, times, server; the received one says how its link ended.
+    let received = receiver
+        .requests()
+        .into_iter()
+        .map(|r| verified(&r).1)
+        .find(|e| {
+            use cloudevents::AttributesReader;
+            e.ty() == "dev.ots.onetimeshare.received.v1"
+        })
+        .expect("the received event");
+    let data: Value = match cloudevents::AttributesReader::datacontenttype(&received) {
+        Some("application/json") => match received.data() {
+            Some(cloudevents::Data::Json(data)) => data.clone(),
+            other => panic!("data is not JSON: {other:?}"),
+        },
+        other => panic!("datacontenttype {other:?}"),
+    };
+    assert_eq!(data["name"], "read");
+    assert_eq!(data["namespace"], w.ns.as_str());
+    assert_eq!(data["phase"], "Received");
+    assert_eq!(data["reason"], "Received");
+    assert_eq!(data["deleted"], false);
+    assert_eq!(data["ended"]["ended"], "Received");
+    assert!(
+        data["receivedAt"].is_string() && data["serverUrl"].is_string(),
+        "{data}"
+    );
+
+    // No body, header or log line holds a link, a metadata key, the value, the passphrase or
+    // the endpoint URL's token.
+    let mut forbidden = vec![
+        VALUE.to_owned(),
+        PASSPHRASE.to_owned(),
+        URL_TOKEN.to_owned(),
+    ];
+    for obj in &links {
+        forbidden.push(metadata_key(obj));
+        forbidden.push(secret_key(&link(obj)));
+    }
+    let logs = w.operator.logs();
+    for request in receiver.requests() {
+        let shown = format!(
+            "{:?} {}",
+            request.headers,
+            String::from_utf8_lossy(&request.body)
+        );
+        for secret in &forbidden {
+            assert!(!shown.contains(secret.as_str()), "{secret} sent: {shown}");
+        }
+    }
+    for secret in &forbidden {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "{secret} in the operator's log"
+        );
+    }
+    let obj = Api::<OtsNotification>::namespaced(w.client.clone(), &w.ns)
+        .get("hooks")
+        .await
+        .expect("get");
+    let status = serde_json::to_string(&obj.status).expect("json");
+    assert!(!status.contains(URL_TOKEN), "{status}");
+    assert!(status.contains("\"delivered\""), "lastDelivery: {status}");
+    let metrics = w.metrics().await;
+    assert!(
+        metrics.contains(r#"ots_operator_notifications_total{outcome="delivered"} 7"#),
+        "{metrics}"
+    );
+    // All delivered: no outbox is left.
+    let secrets = Api::<Secret>::namespaced(w.client.clone(), &w.ns)
+        .list(&Default::default())
+        .await
+        .expect("list");
+    assert!(
+        !secrets.items.iter().any(|s| s
+            .metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.starts_with("ots-notify-"))),
+        "an outbox is left"
+    );
+}
+
+/// The outbox Secret of a share, if any: its entries' (id, attempts).
+async fn outbox(w: &World, uid: &str) -> Option<Vec<(String, u64)>> {
+    let secret = Api::<Secret>::namespaced(w.client.clone(), &w.ns)
+        .get_opt(&format!("ots-notify-{uid}"))
+        .await
+        .expect("get the outbox")?;
+    assert_eq!(
+        secret
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("ots.dev/notify-pending"))
+            .map(String::as_str),
+        Some("true")
+    );
+    let raw = secret.data?.remove("notifications")?;
+    let json: Value = serde_json::from_slice(&raw.0).expect("the outbox's JSON");
+    Some(
+        json["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| {
+                (
+                    e["id"].as_str().unwrap_or_default().to_owned(),
+                    e["attempts"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn uid(obj: &OneTimeShare) -> String {
+    obj.metadata.uid.clone().expect("a uid")
+}
+
+#[tokio::test]
+async fn hostile_endpoints_are_refused_with_a_reason_and_get_no_request() {
+    // Stand-ins for what a tenant aims at; each counts every request it gets.
+    let redirect_target = Receiver::start("127.0.0.2", Mode::Accept);
+    let loopback_target = Receiver::start("127.0.0.1", Mode::Accept);
+    let off_list = Receiver::start("127.0.0.2", Mode::Accept);
+    // Allowed endpoints that redirect: to a reachable, allowed receiver, and to the metadata
+    // address.
+    let redirect = Receiver::start("127.0.0.2", Mode::Redirect(redirect_target.url()));
+    let redirect_metadata = Receiver::start(
+        "127.0.0.2",
+        Mode::Redirect("http://169.254.169.254/latest/meta-data/".to_owned()),
+    );
+    let apiserver = url::Url::parse(support::cluster::apiserver_url()).expect("the apiserver URL");
+    let api_port = apiserver.port_or_known_default().expect("a port");
+    let allowed = vec![
+        format!("https://127.0.0.1:{api_port}"),
+        "http://169.254.169.254".to_owned(),
+        redirect.origin(),
+        redirect_metadata.origin(),
+        redirect_target.origin(),
+        format!("http://localhost:{}", loopback_target.addr.port()),
+    ];
+    let server = support::operator::ots_server(Default::default());
+    let w = World::with_operator("notify-hostile", server, |ns, url| {
+        start_operator(ns, url, &allowed)
+    })
+    .await;
+    let cases = [
+        (
+            "apiserver",
+            format!("https://127.0.0.1:{api_port}/api/v1/secrets?{URL_TOKEN}"),
+            "Kubernetes API server",
+        ),
+        (
+            "metadata",
+            format!("http://169.254.169.254/latest/meta-data/{URL_TOKEN}"),
+            "link-local",
+        ),
+        ("redirect", redirect.url(), "redirect"),
+        ("redirect-metadata", redirect_metadata.url(), "redirect"),
+        (
+            "dns-loopback",
+            format!(
+                "http://localhost:{}/hooks/{URL_TOKEN}",
+                loopback_target.addr.port()
+            ),
+            // 127.0.0.1 is the apiserver's here too; that rule is checked first.
+            "localhost resolves to 127.0.0.1, a refused address",
+        ),
+        (
+            "off-list",
+            off_list.url(),
+            "not on the notification URL allowlist",
+        ),
+    ];
+    for (name, address, _) in &cases {
+        notification(&w, name, address, json!({})).await;
+    }
+    // A missing Secret and a Secret without the signing key.
+    w.secret("keyless", &[("address", redirect_target.url().as_bytes())])
+        .await;
+    for (name, secret) in [("no-secret", "absent"), ("no-key", "keyless")] {
+        let object: OtsNotification = serde_json::from_value(json!({
+            "apiVersion": "ots.dev/v1alpha1", "kind": "OtsNotification",
+            "metadata": {"name": name},
+            "spec": {"endpointSecretRef": {"name": secret}},
+        }))
+        .expect("an OtsNotification");
+        Api::<OtsNotification>::namespaced(w.client.clone(), &w.ns)
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create");
+    }
+    w.shared_db("s", VALUE.as_bytes(), json!({})).await;
+
+    for (name, _, expected) in &cases {
+        let (status, message) = wait_ready(&w, name, "EndpointNotAllowed").await;
+        assert_eq!(status, "False", "{name}");
+        assert!(message.contains(expected), "{name}: {message}");
+        assert!(!message.contains(URL_TOKEN), "{name}: {message}");
+    }
+    let (_, message) = wait_ready(&w, "no-secret", "SecretNotFound").await;
+    assert!(message.contains("absent"), "{message}");
+    let (_, message) = wait_ready(&w, "no-key", "KeyNotFound").await;
+    assert!(message.contains("signingKey"), "{message}");
+
+    // Every refusal counted; a redirect got its one request, nothing reached what it pointed
+    // at, nor any stand-in.
+    let started = Instant::now();
+    while !w
+        .metrics()
+        .await
+        .contains(r#"ots_operator_notifications_total{outcome="refused"} 6"#)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            w.metrics().await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(redirect.requests().len(), 1, "refused, not retried");
+    assert_eq!(redirect_metadata.requests().len(), 1);
+    for (target, what) in [
+        (&redirect_target, "the redirect's target"),
+        (&loopback_target, "a loopback address behind a DNS name"),
+        (&off_list, "an endpoint off the allowlist"),
+    ] {
+        assert_eq!(target.requests().len(), 0, "{what} got a request");
+    }
+    // The share is untouched by all of it.
+    assert_eq!(support::operator::phase(&w.shared("s").await), "Shared");
+    assert!(
+        !w.operator.logs().contains(URL_TOKEN),
+        "the URL token is in the log"
+    );
+}
+
+#[tokio::test]
+async fn a_notification_pending_at_a_sigkill_is_delivered_after_the_restart_once_with_its_id() {
+    let receiver = Receiver::start("127.0.0.2", Mode::Fail);
+    let allowed = vec![receiver.origin()];
+    let server = support::operator::ots_server(Default::default());
+    let mut w = World::with_operator("notify-kill", server, |ns, url| {
+        start_operator(ns, url, &allowed)
+    })
+    .await;
+    notification(
+        &w,
+        "hooks",
+        &receiver.url(),
+        json!({"events": ["Received"]}),
+    )
+    .await;
+    wait_ready(&w, "hooks", "Ready").await;
+    let shared = w.shared_db("read", VALUE.as_bytes(), json!({})).await;
+    assert_eq!(w.reveal(&shared).await, VALUE);
+    w.wait_phase("read", "Received").await;
+    // The transition happened; the endpoint has not taken it yet.
+    wait_requests(&receiver, "a failed attempt", |r| !r.is_empty()).await;
+    let pending = outbox(&w, &uid(&shared)).await.expect("a pending outbox");
+    assert_eq!(pending.len(), 1);
+    let id = pending[0].0.clone();
+    w.operator.kill();
+
+    receiver.set(Mode::Accept);
+    w.operator = start_operator(&w.ns, &w.server.url(), &allowed);
+    wait_requests(&receiver, "the delivery", |r| {
+        r.iter().any(|r| r.answered == 200)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = delivered(&receiver);
+    assert_eq!(got.len(), 1, "delivered once: {got:?}");
+    assert_eq!(got[0].0, id, "with the id it had before the kill");
+    assert!(
+        receiver
+            .requests()
+            .iter()
+            .all(|r| r.headers["webhook-id"] == id),
+        "every attempt had the same id"
+    );
+    assert_eq!(outbox(&w, &uid(&shared)).await, None, "the outbox is gone");
+}
+
+#[tokio::test]
+async fn a_receiver_down_then_up_gets_the_notification_with_the_same_id() {
+    let receiver = Receiver::start("127.0.0.2", Mode::Accept);
+    let addr = receiver.addr;
+    let allowed = vec![receiver.origin()];
+    let url = receiver.url();
+    // Down: connections are refused.
+    drop(receiver);
+    let server = support::operator::ots_server(Default::default());
+    let w = World::with_operator("notify-down", server, |ns, url| {
+        start_operator(ns, url, &allowed)
+    })
+    .await;
+    notification(&w, "hooks", &url, json!({"events": ["Shared"]})).await;
+    wait_ready(&w, "hooks", "Ready").await;
+    let shared = w.shared_db("s", VALUE.as_bytes(), json!({})).await;
+    let down = Instant::now();
+    let mut id = String::new();
+    // Retried while down (retries back off to --notification-retry-max, 2 s here).
+    while down.elapsed() < Duration::from_secs(20) {
+        if let Some(entries) = outbox(&w, &uid(&shared)).await {
+            assert_eq!(entries.len(), 1);
+            if !id.is_empty() {
+                assert_eq!(entries[0].0, id, "the id never changes");
+            }
+            id = entries[0].0.clone();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let attempts = outbox(&w, &uid(&shared)).await.expect("still pending")[0].1;
+    assert!(attempts >= 3, "retried while down: {attempts} attempts");
+
+    let receiver = Receiver::bind(&addr.to_string(), Mode::Accept);
+    wait_requests(&receiver, "the delivery", |r| !r.is_empty()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = delivered(&receiver);
+    assert_eq!(got.len(), 1, "delivered once: {got:?}");
+    assert_eq!(
+        got[0].0, id,
+        "with the id it had while the receiver was down"
+    );
+    assert_eq!(outbox(&w, &uid(&shared)).await, None);
+}
