@@ -749,3 +749,71 @@ async fn a_receiver_down_then_up_gets_the_notification_with_the_same_id() {
     );
     assert_eq!(outbox(&w, &uid(&shared)).await, None);
 }
+
+#[tokio::test]
+async fn expiring_unread_is_sent_once_within_the_lead_time_and_selectors_choose_the_shares() {
+    let receiver = Receiver::start("127.0.0.2", Mode::Accept);
+    let allowed = vec![receiver.origin()];
+    let server = support::operator::ots_server(Default::default());
+    let w = World::with_operator("notify-expiring", server, |ns, url| {
+        start_operator(ns, url, &allowed)
+    })
+    .await;
+    notification(
+        &w,
+        "reminders",
+        &receiver.url(),
+        json!({"events": ["ExpiringUnread"], "expiringUnreadLeadTime": "60s"}),
+    )
+    .await;
+    notification(
+        &w,
+        "team-b",
+        &receiver.url(),
+        json!({"events": ["Shared"], "shareSelector": {"matchLabels": {"team": "b"}}}),
+    )
+    .await;
+    wait_ready(&w, "reminders", "Ready").await;
+    wait_ready(&w, "team-b", "Ready").await;
+    w.secret("db", &[("password", VALUE.as_bytes())]).await;
+    for (name, ttl, labels) in [
+        ("soon", "60s", json!({})),
+        ("later", "1h", json!({})),
+        ("labelled", "1h", json!({"team": "b"})),
+    ] {
+        let share: OneTimeShare = serde_json::from_value(json!({
+            "apiVersion": "ots.dev/v1alpha1", "kind": "OneTimeShare",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"secretRef": {"name": "db", "key": "password"}, "ttl": ttl},
+        }))
+        .expect("a OneTimeShare");
+        w.shares()
+            .create(&PostParams::default(), &share)
+            .await
+            .expect("create the share");
+    }
+    for name in ["soon", "later", "labelled"] {
+        w.shared(name).await;
+    }
+    wait_requests(&receiver, "two notifications", |r| r.len() >= 2).await;
+    // Several housekeeping passes (every 5 s) later, still only these two.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut got: Vec<(String, String)> = delivered(&receiver)
+        .into_iter()
+        .map(|(_, kind, subject)| (kind, subject))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                "dev.ots.onetimeshare.expiringunread.v1".to_owned(),
+                format!("{}/soon", w.ns)
+            ),
+            (
+                "dev.ots.onetimeshare.shared.v1".to_owned(),
+                format!("{}/labelled", w.ns)
+            ),
+        ]
+    );
+}

@@ -1059,6 +1059,9 @@ async fn housekeeping(
                 std::collections::HashSet<String>,
             > = std::collections::HashMap::new();
             let mut expiring = 0;
+            // Live links, for ExpiringUnread notifications (only while some notification wants it).
+            let notifier = ctx.notifier.get().filter(|n| n.wants_expiring_unread());
+            let mut live_links = Vec::new();
             for store in &stores {
                 for obj in store.state() {
                     if let Some(uid) = obj.uid() {
@@ -1070,6 +1073,9 @@ async fn housekeeping(
                     *counts.entry(phase).or_default() += 1;
                     if phase == crate::resource::Phase::Shared && expires_soon(share) {
                         expiring += 1;
+                    }
+                    if phase == crate::resource::Phase::Shared && notifier.is_some() {
+                        live_links.push(share.clone());
                     }
                     if let Some(uid) = share.uid() {
                         if let Some(status) = &share.status {
@@ -1097,6 +1103,9 @@ async fn housekeeping(
                 ctx.checks.wake_now(share);
             }
             ctx.metrics.set_links_expiring_unread(expiring);
+            if let Some(notifier) = notifier {
+                notifier.check_expiring_unread(live_links);
+            }
             ctx.known_keys
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

@@ -248,6 +248,10 @@ struct Inner {
     /// notification uid with the generation they were found at: a later check of the Secret
     /// alone cannot see them, so they stay shown until a delivery succeeds or the spec changes.
     refusals: Mutex<HashMap<String, (Option<i64>, Unusable)>>,
+    /// ExpiringUnread sent: (share uid, the link's sharedAt, notification uid).
+    announced: Mutex<std::collections::HashSet<(String, i64, String)>>,
+    /// Whether an ExpiringUnread pass is under way.
+    expiring_pass: std::sync::atomic::AtomicBool,
     /// Ready conditions last written, per notification uid (to write only changes).
     shown: Mutex<HashMap<String, (ReadyReason, String)>>,
 }
@@ -322,6 +326,8 @@ impl Notifier {
                 platform,
                 writers: Mutex::new(Some((tenant_writers, platform_writer))),
                 refusals: Mutex::new(HashMap::new()),
+                announced: Mutex::new(std::collections::HashSet::new()),
+                expiring_pass: std::sync::atomic::AtomicBool::new(false),
                 listed: std::sync::atomic::AtomicBool::new(false),
                 active: Mutex::new(HashMap::new()),
                 slots: Arc::new(tokio::sync::Semaphore::new(usize::from(config.concurrency))),
@@ -402,11 +408,17 @@ impl Notifier {
         if applying.is_empty() {
             return;
         }
+        self.enqueue(notification, event, &applying).await;
+    }
+
+    /// Appends `event`'s notification to each of `applying` to the share's outbox and wakes
+    /// the worker.
+    async fn enqueue(&self, notification: &Notification, event: Event, applying: &[Resolved]) {
         let mut notification = notification.clone();
         notification.event = event;
         let now = Timestamp::now().as_millisecond();
         let mut entries = Vec::new();
-        for resolved in &applying {
+        for resolved in applying {
             let target = resolved.target();
             let id = DeliveryId::derive(
                 &notification.uid,
@@ -461,62 +473,174 @@ impl Notifier {
     /// selects its namespace and whose shareSelector selects it. Suspended ones do not apply.
     async fn applying(&self, obj: &OneTimeShare, event: Event) -> Vec<Resolved> {
         self.first_list().await;
+        let candidates = self.candidates(&obj.namespace().unwrap_or_default(), event);
+        self.selected(obj, candidates).await
+    }
+
+    /// The unsuspended notification resources that could apply to a share of `namespace` for
+    /// `event`, before any selector is looked at (from the caches alone, no API call).
+    fn candidates(&self, namespace: &str, event: Event) -> Vec<Resolved> {
         let wanted = NotificationEvent::from(event);
-        let namespace = obj.namespace().unwrap_or_default();
-        let labels = obj.labels();
-        let applies = |settings: &NotificationSettings| {
-            !settings.suspend
-                && settings.wants(wanted)
-                && settings
-                    .share_selector
-                    .as_ref()
-                    .is_none_or(|s| selects(s, labels))
-        };
-        let mut found: Vec<Resolved> = self
+        let wants = |settings: &NotificationSettings| !settings.suspend && settings.wants(wanted);
+        let tenants = self
             .inner
             .tenants
             .iter()
             .flat_map(|(_, store)| store.state())
-            .filter(|n| n.namespace().as_deref() == Some(namespace.as_str()))
-            .filter(|n| applies(&n.spec.settings))
-            .map(Resolved::Tenant)
-            .collect();
-        let platform: Vec<_> = self
+            .filter(|n| n.namespace().as_deref() == Some(namespace))
+            .filter(|n| wants(&n.spec.settings))
+            .map(Resolved::Tenant);
+        let platform = self
             .inner
             .platform
             .state()
             .into_iter()
-            .filter(|n| applies(&n.spec.settings))
-            .collect();
-        if !platform.is_empty() {
-            let mut namespace_labels: Option<BTreeMap<String, String>> = None;
-            for n in platform {
-                let selected = match &n.spec.namespace_selector {
-                    None => true,
-                    Some(selector) => {
-                        if namespace_labels.is_none() {
-                            namespace_labels = Some(
-                                Api::<Namespace>::all(self.inner.client.clone())
-                                    .get_opt(&namespace)
-                                    .await
-                                    .ok()
-                                    .flatten()
-                                    .and_then(|n| n.metadata.labels)
-                                    .unwrap_or_default(),
-                            );
-                        }
-                        selects(
-                            selector,
-                            namespace_labels.as_ref().unwrap_or(&BTreeMap::new()),
-                        )
-                    }
-                };
-                if selected {
-                    found.push(Resolved::Platform(n));
-                }
-            }
+            .filter(|n| wants(&n.spec.settings))
+            .map(Resolved::Platform);
+        tenants.chain(platform).collect()
+    }
+
+    /// The candidates whose selectors select `obj`. The watch cache keeps no labels, so the
+    /// share's labels are read (one metadata get) only when some candidate has a shareSelector,
+    /// and its namespace's only when some has a namespaceSelector.
+    async fn selected(&self, obj: &OneTimeShare, candidates: Vec<Resolved>) -> Vec<Resolved> {
+        if candidates.is_empty() {
+            return candidates;
         }
-        found
+        let namespace = obj.namespace().unwrap_or_default();
+        let share_labels = if candidates
+            .iter()
+            .any(|c| c.settings().share_selector.is_some())
+        {
+            Api::<OneTimeShare>::namespaced(self.inner.client.clone(), &namespace)
+                .get_metadata_opt(&obj.name_any())
+                .await
+                .inspect_err(|e| tracing::info!(error = %e, "cannot read a share's labels"))
+                .ok()
+                .flatten()
+                .and_then(|meta| meta.metadata.labels)
+                .unwrap_or_default()
+        } else {
+            BTreeMap::new()
+        };
+        let namespace_labels = if candidates.iter().any(|c| match c {
+            Resolved::Platform(n) => n.spec.namespace_selector.is_some(),
+            Resolved::Tenant(_) => false,
+        }) {
+            Api::<Namespace>::all(self.inner.client.clone())
+                .get_opt(&namespace)
+                .await
+                .inspect_err(|e| tracing::info!(error = %e, "cannot read a namespace's labels"))
+                .ok()
+                .flatten()
+                .and_then(|n| n.metadata.labels)
+                .unwrap_or_default()
+        } else {
+            BTreeMap::new()
+        };
+        candidates
+            .into_iter()
+            .filter(|c| {
+                let by_share = c
+                    .settings()
+                    .share_selector
+                    .as_ref()
+                    .is_none_or(|s| selects(s, &share_labels));
+                let by_namespace = match c {
+                    Resolved::Platform(n) => n
+                        .spec
+                        .namespace_selector
+                        .as_ref()
+                        .is_none_or(|s| selects(s, &namespace_labels)),
+                    Resolved::Tenant(_) => true,
+                };
+                by_share && by_namespace
+            })
+            .collect()
+    }
+
+    /// Looks for links due an ExpiringUnread among `shares` (the watch cache's live links), on
+    /// a task of its own; a pass still running makes this one a no-op.
+    pub fn check_expiring_unread(&self, shares: Vec<OneTimeShare>) {
+        use std::sync::atomic::Ordering;
+        if shares.is_empty() || self.inner.expiring_pass.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            for share in &shares {
+                this.expiring_unread(share).await;
+            }
+            this.inner.expiring_pass.store(false, Ordering::Release);
+        });
+    }
+
+    /// Whether any notification resource wants ExpiringUnread (from the caches alone).
+    pub fn wants_expiring_unread(&self) -> bool {
+        let wanted = |settings: &NotificationSettings| {
+            !settings.suspend && settings.wants(NotificationEvent::ExpiringUnread)
+        };
+        self.inner
+            .tenants
+            .iter()
+            .any(|(_, store)| store.state().iter().any(|n| wanted(&n.spec.settings)))
+            || self
+                .inner
+                .platform
+                .state()
+                .iter()
+                .any(|n| wanted(&n.spec.settings))
+    }
+
+    /// ExpiringUnread of a live, unopened link (phase Shared) that is within a notification's
+    /// lead time of its expiry: once per link and notification resource in this process (after
+    /// a restart it may be sent again, with the same id, which receivers dedupe).
+    pub async fn expiring_unread(&self, obj: &OneTimeShare) {
+        let Some(status) = obj.status.as_ref() else {
+            return;
+        };
+        let (Some(shared_at), Some(expires_at)) = (&status.shared_at, &status.expires_at) else {
+            return;
+        };
+        if status.phase != crate::resource::Phase::Shared {
+            return;
+        }
+        let now = Timestamp::now();
+        let left = expires_at.0.as_second() - now.as_second();
+        if left <= 0 {
+            return;
+        }
+        let lifetime = Duration::from_secs(
+            u64::try_from(expires_at.0.as_second() - shared_at.0.as_second()).unwrap_or(0),
+        );
+        let uid = obj.uid().unwrap_or_default();
+        let link = shared_at.0.as_second();
+        let due: Vec<Resolved> = {
+            let mut announced = self
+                .inner
+                .announced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Links that ended long ago are forgotten (the longest lead time is 7 days).
+            let horizon = now.as_second() - 8 * 86_400;
+            announced.retain(|(_, at, _)| *at > horizon);
+            self.candidates(&obj.namespace().unwrap_or_default(), Event::ExpiringUnread)
+                .into_iter()
+                .filter(|c| {
+                    let lead = c.settings().expiring_unread_lead_time(lifetime);
+                    u64::try_from(left).unwrap_or(0) <= lead.as_secs()
+                        && announced.insert((uid.clone(), link, c.target().uid))
+                })
+                .collect()
+        };
+        let due = self.selected(obj, due).await;
+        if due.is_empty() {
+            return;
+        }
+        let transition = Transition::of(obj, status, status, crate::error::Reason::Shared, now);
+        let notification = Notification::from(&transition);
+        self.enqueue(&notification, Event::ExpiringUnread, &due)
+            .await;
     }
 
     /// Waits, once, for the notification watches' first lists (at most a few seconds, so a
