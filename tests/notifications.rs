@@ -817,3 +817,111 @@ async fn expiring_unread_is_sent_once_within_the_lead_time_and_selectors_choose_
         ]
     );
 }
+
+/// Creates `n` shares named `{prefix}-{i}` and then deletes them (each deletion burns its live
+/// link); returns each one's share latency (create to Shared) and burn latency (delete to gone).
+async fn share_and_burn(w: &World, prefix: &str, n: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let list = |w: &World| {
+        let api = w.shares();
+        async move {
+            api.list(&Default::default())
+                .await
+                .expect("list shares")
+                .items
+        }
+    };
+    let mut created = BTreeMap::new();
+    for i in 0..n {
+        let name = format!("{prefix}-{i}");
+        w.share(
+            &name,
+            json!({"secretRef": {"name": "db", "key": "password"}, "ttl": "1h"}),
+        )
+        .await;
+        created.insert(name, Instant::now());
+    }
+    let mut shared = BTreeMap::new();
+    let started = Instant::now();
+    while shared.len() < n {
+        for obj in list(w).await {
+            let name = obj.metadata.name.clone().unwrap_or_default();
+            if let Some(at) = created.get(&name)
+                && support::operator::phase(&obj) == "Shared"
+            {
+                shared.entry(name).or_insert_with(|| at.elapsed());
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "not all shared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut deleted = BTreeMap::new();
+    for name in created.keys() {
+        w.delete_share(name).await;
+        deleted.insert(name.clone(), Instant::now());
+    }
+    let mut gone = BTreeMap::new();
+    let started = Instant::now();
+    while gone.len() < n {
+        let present: std::collections::BTreeSet<String> = list(w)
+            .await
+            .into_iter()
+            .filter_map(|o| o.metadata.name)
+            .collect();
+        for (name, at) in &deleted {
+            if !present.contains(name) {
+                gone.entry(name.clone()).or_insert_with(|| at.elapsed());
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "not all burned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (shared.into_values().collect(), gone.into_values().collect())
+}
+
+fn p95(mut latencies: Vec<Duration>) -> Duration {
+    latencies.sort();
+    latencies[(latencies.len() * 95).div_ceil(100) - 1]
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_does_not_slow_shares_or_burns() {
+    const N: usize = 100;
+    let receiver = Receiver::start("127.0.0.2", Mode::Hang);
+    let allowed = vec![receiver.origin()];
+    let server = support::operator::ots_server(Default::default());
+    let w = World::with_operator("notify-hang", server, |ns, url| {
+        start_operator(ns, url, &allowed)
+    })
+    .await;
+    w.secret("db", &[("password", VALUE.as_bytes())]).await;
+    let (shares_without, burns_without) = share_and_burn(&w, "without", N).await;
+
+    notification(&w, "hooks", &receiver.url(), json!({})).await;
+    wait_ready(&w, "hooks", "Ready").await;
+    let (shares_with, burns_with) = share_and_burn(&w, "with", N).await;
+    // The endpoint did hang on requests meanwhile.
+    assert!(
+        !receiver.requests().is_empty(),
+        "the hanging receiver got nothing"
+    );
+
+    let (share_without, share_with) = (p95(shares_without), p95(shares_with));
+    let (burn_without, burn_with) = (p95(burns_without), p95(burns_with));
+    println!(
+        "p95 of {N} shares: {share_without:?} without notifications, {share_with:?} with a hanging receiver"
+    );
+    println!(
+        "p95 of {N} burns: {burn_without:?} without notifications, {burn_with:?} with a hanging receiver"
+    );
+    // Not a timing benchmark: only a share or burn that awaited a delivery (10 s per attempt
+    // against this receiver) could be this much slower.
+    let slack = Duration::from_secs(8);
+    assert!(share_with < share_without + slack, "shares slowed down");
+    assert!(burn_with < burn_without + slack, "burns slowed down");
+}
