@@ -925,3 +925,72 @@ async fn a_hanging_receiver_does_not_slow_shares_or_burns() {
     assert!(share_with < share_without + slack, "shares slowed down");
     assert!(burn_with < burn_without + slack, "burns slowed down");
 }
+
+#[tokio::test]
+async fn a_notification_never_accepted_is_given_up_after_retry_for_with_one_warning() {
+    let receiver = Receiver::start("127.0.0.2", Mode::Fail);
+    let allowed = vec![receiver.origin()];
+    let server = support::operator::ots_server(Default::default());
+    let w = World::with_operator("notify-give-up", server, |ns, url| {
+        start_operator(ns, url, &allowed)
+    })
+    .await;
+    notification(
+        &w,
+        "hooks",
+        &receiver.url(),
+        json!({"events": ["Shared"], "retryFor": "60s"}),
+    )
+    .await;
+    wait_ready(&w, "hooks", "Ready").await;
+    let shared = w.shared_db("s", VALUE.as_bytes(), json!({})).await;
+    let started = Instant::now();
+    let failed = |events: &[(String, String, String)]| {
+        events
+            .iter()
+            .filter(|(kind, reason, _)| kind == "Warning" && reason == "NotificationFailed")
+            .map(|(_, _, note)| note.clone())
+            .collect::<Vec<_>>()
+    };
+    while failed(&w.events("s").await).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "no NotificationFailed Event"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let given_up = started.elapsed();
+    assert!(
+        given_up >= Duration::from_secs(50),
+        "given up after {given_up:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let notes = failed(&w.events("s").await);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(!notes[0].contains(URL_TOKEN), "{}", notes[0]);
+    assert_eq!(
+        failed(&w.events("hooks").await).len(),
+        1,
+        "on the notification too"
+    );
+    let attempts = receiver.requests().len();
+    assert!(attempts >= 5, "retried: {attempts} attempts");
+    let ids: std::collections::BTreeSet<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 1, "one id for every attempt");
+    assert!(
+        w.metrics()
+            .await
+            .contains(r#"ots_operator_notifications_total{outcome="failed"} 1"#)
+    );
+    assert_eq!(
+        outbox(&w, &uid(&shared)).await,
+        None,
+        "dropped from the outbox"
+    );
+    // Nothing about the share changed.
+    assert_eq!(support::operator::phase(&w.shared("s").await), "Shared");
+}
