@@ -1728,3 +1728,32 @@ async fn namespace_scoped_install_grants_rights_only_in_the_watched_namespaces()
         "list Secrets in the watched namespace",
     );
 }
+
+#[test]
+fn notification_values_become_the_operators_notification_flags() {
+    let args = strings(&operator_container(&render(&[]))["args"])
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    assert!(
+        !args.iter().any(|a| a.contains("notification")),
+        "nothing is allowed by default: {args:?}"
+    );
+    let objects = render(&[
+        "--set",
+        "notifications.allowedUrls={https://hooks.slack.com,https://*.webhook.office.com}",
+        "--set",
+        "notifications.allowedCidrs={10.20.0.0/16}",
+        "--set",
+        "notifications.concurrency=2",
+    ]);
+    let args = strings(&operator_container(&objects)["args"]);
+    for flag in [
+        "--allow-notification-url=https://hooks.slack.com",
+        "--allow-notification-url=https://*.webhook.office.com",
+        "--allow-notification-cidr=10.20.0.0/16",
+        "--notification-concurrency=2",
+    ] {
+        assert!(args.contains(&flag), "{flag} not in {args:?}");
+    }
+}
