@@ -3,8 +3,8 @@
 //! transition's notifications wait in, and the delivery worker that sends them.
 //!
 //! - **Outbox**: one Secret per share with pending notifications, `ots-notify-<uid>` in the
-//!   operator's namespace (beside the share's record, not in it: see the design departures in
-//!   the module's commit), labelled `ots.dev/notify-pending=true`. A reconcile only appends to
+//!   operator's namespace (beside the share's record, not in it: see §6 of the design doc),
+//!   labelled `ots.dev/notify-pending=true`. A reconcile only appends to
 //!   it (one read and one write, and only when some notification applies); it never awaits a
 //!   delivery. At start-up the worker lists the outboxes by label, so a notification pending
 //!   when the process died is sent after the restart.
