@@ -620,6 +620,10 @@ async fn hostile_endpoints_are_refused_with_a_reason_and_get_no_request() {
         assert_eq!(status, "False", "{name}");
         assert!(message.contains(expected), "{name}: {message}");
         assert!(!message.contains(URL_TOKEN), "{name}: {message}");
+        // And one Warning Event on the notification resource, saying the same.
+        let note = w.wait_event(name, "Warning", "EndpointNotAllowed").await;
+        assert!(note.contains(expected), "{name}: {note}");
+        assert!(!note.contains(URL_TOKEN), "{name}: {note}");
     }
     let (_, message) = wait_ready(&w, "no-secret", "SecretNotFound").await;
     assert!(message.contains("absent"), "{message}");

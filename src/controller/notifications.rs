@@ -1328,6 +1328,22 @@ impl Notifier {
                 message = %message,
                 "notification endpoint not usable"
             );
+            // One Warning per change of what Ready shows (the recorder counts repeats).
+            let event = KubeEvent {
+                type_: EventType::Warning,
+                reason: reason.as_str().to_owned(),
+                note: Some(message.clone()),
+                action: "Check".to_owned(),
+                secondary: None,
+            };
+            if let Err(e) = self
+                .inner
+                .recorder
+                .publish(&event, &resolved.reference())
+                .await
+            {
+                tracing::warn!(error = %e, "could not publish event");
+            }
         }
         let condition = Condition {
             type_: "Ready".to_owned(),
