@@ -79,7 +79,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     // kube and the OTS client both use rustls with the ring provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = args.controller_config().map_err(RunError::Config)?;
-    let client = kube::Client::try_default().await?;
+    let client = crate::runtime::kube_client::client().await?;
     let metrics = Metrics::new();
     let readiness = Readiness::new(args.leader_elect);
     let throttle = Throttle::new(
