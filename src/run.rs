@@ -82,11 +82,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let config = args.controller_config().map_err(RunError::Config)?;
     // A bad --allow-notification-url stops the start, before any delivery needs it.
     let notification_config = args.notification_config().map_err(RunError::Config)?;
+    // Inferred here (not in `kube_client::client`) to keep the cluster URL, whose host the
+    // notifications refuse.
     let kube_config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
     let cluster_url = kube_config.cluster_url.to_string();
-    let client = kube::Client::try_from(kube_config)?;
+    let client = crate::runtime::kube_client::from_config(kube_config)?;
     let metrics = Metrics::new();
     let readiness = Readiness::new(args.leader_elect);
     let throttle = Throttle::new(

@@ -11,9 +11,11 @@
 //! - [`fair`]: the order of those turns: revocations first, then the namespaces round-robin.
 //! - [`metrics`]: the Prometheus registry and every metric the operator exports.
 //! - [`readiness`]: what `/readyz` reports (watch health and the leader state).
+//! - [`kube_client`]: the Kubernetes client, kube's stack with a bounded idle connection pool.
 //! - [`http`]: the `/metrics`, `/healthz` and `/readyz` server.
 pub mod fair;
 pub mod http;
+pub mod kube_client;
 pub mod leader;
 pub mod metrics;
 pub mod readiness;

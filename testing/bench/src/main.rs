@@ -665,6 +665,15 @@ async fn memory(plan: &Plan, figures: &mut Figures) -> Result<(), BenchError> {
         kib_to_mib(with_shares.rss_kib),
         kib_to_mib(with_shares.hwm_kib)
     );
+    // The figure judged is the one 10 s after the last share was Shared, as before; this one says
+    // how much of it was still the burst's work (follow-up reconciles, pooled buffers).
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let settled = op.rss()?;
+    println!(
+        "   a minute later:             RSS {:.1} MiB ({:.1} KiB per share over idle; not judged)",
+        kib_to_mib(settled.rss_kib),
+        settled.rss_kib.saturating_sub(idle.rss_kib) as f64 / plan.memory_shares as f64
+    );
 
     let started = Instant::now();
     workload::create_unrelated(
