@@ -5,7 +5,7 @@
 //! reconcile starts, and a stale view without a link must never lead to a second share.
 
 use crate::error::{Reason, Retry};
-use crate::resource::OneTimeShareStatus;
+use crate::resource::{OneTimeShare, OneTimeShareStatus};
 use rand::Rng;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -69,6 +69,9 @@ pub enum Batched {
 #[derive(Debug, Default, Clone)]
 struct Rare {
     failures: u32,
+    /// After a failure: no new attempt before this backoff ends, unless the resource changed
+    /// (see [`Memory::held`]).
+    hold: Option<Hold>,
     last_warning: Option<(Reason, Instant)>,
     /// The `ots.dev/reshare` value the recorded link was made for, as the record says (`None`:
     /// not looked up yet).
@@ -77,6 +80,16 @@ struct Rare {
     burn_token: Option<Option<String>>,
     /// resourceVersion of the link Secret last seen to hold the recorded link.
     link_secret_version: Option<String>,
+}
+
+/// A failed resource's backoff, and what the resource looked like once the failure was reported.
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    /// When the next attempt is due; `None`: only a change of the resource brings one.
+    until: Option<Instant>,
+    /// [`Memory::attempt_digest`] of the resource as the failure left it (its status as the
+    /// failure report wrote it).
+    digest: u128,
 }
 
 impl Entry {
@@ -214,16 +227,19 @@ impl Memory {
         self.update(uid, |e| {
             if let Some(rare) = &mut e.rare {
                 rare.failures = 0;
+                rare.hold = None;
             }
         });
     }
 
-    /// A failure: how long to wait before the next attempt.
+    /// A failure: how long to wait before the next attempt. Until then, [`Memory::held`] keeps
+    /// back attempts on a resource whose [`Memory::attempt_digest`] is still `digest`.
     pub fn failed(
         &self,
         uid: &str,
         retry: Retry,
         retry_after: Option<Duration>,
+        digest: u128,
     ) -> Option<Duration> {
         let failures = self.with(uid, |e| {
             let rare = e.rare();
@@ -235,8 +251,71 @@ impl Memory {
             Retry::Backoff => Some(exponential(Duration::from_secs(1), failures, BACKOFF_CAP)),
             Retry::Slowly => Some(SLOW_RECHECK),
             Retry::OnChange => None,
+        }
+        .map(|w| jitter(w.max(retry_after.unwrap_or_default())));
+        let until = wait.map(|w| Instant::now() + w);
+        self.with(uid, |e| e.rare().hold = Some(Hold { until, digest }));
+        wait
+    }
+
+    /// Whether an attempt on a failed resource waits for its backoff: `Some(wait)` (`None`
+    /// inside: until the resource changes) while the backoff runs and the resource is as the
+    /// failure left it. The failure report's own status write changes the resource, and used to
+    /// bring a second attempt at once, ignoring the backoff: one more call to a server that had
+    /// just refused. A change by someone else (spec, annotations, deletion, finalizers, a status
+    /// not written by the report) is acted on at once.
+    pub fn held(&self, uid: &str, digest: u128) -> Option<Option<Duration>> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let hold = map.get(&self.key(uid))?.rare.as_ref()?.hold?;
+        if hold.digest != digest {
+            return None;
+        }
+        match hold.until {
+            None => Some(None),
+            Some(until) => {
+                let left = until.saturating_duration_since(Instant::now());
+                (!left.is_zero()).then_some(Some(left))
+            }
+        }
+    }
+
+    /// What decides whether an attempt on `share` is a new one: its generation, deletion,
+    /// finalizers, reissue and burn annotations, and `status` (the status it will show), as a
+    /// keyed digest.
+    pub fn attempt_digest(
+        &self,
+        share: &OneTimeShare,
+        status: Option<&OneTimeShareStatus>,
+    ) -> u128 {
+        let meta = &share.metadata;
+        let annotation = |key: &str| {
+            meta.annotations
+                .as_ref()
+                .and_then(|a| a.get(key))
+                .map(String::as_str)
         };
-        wait.map(|w| jitter(w.max(retry_after.unwrap_or_default())))
+        let status = status.and_then(|s| serde_json::to_vec(s).ok());
+        self.digest.of((
+            meta.generation,
+            meta.deletion_timestamp.is_some(),
+            meta.finalizers.as_deref(),
+            annotation(crate::resource::RESHARE_ANNOTATION),
+            annotation(crate::resource::BURN_ANNOTATION),
+            status.as_deref(),
+        ))
+    }
+
+    /// The status `uid` will show: our last write if there is one, else `cached`.
+    pub fn status_to_show(
+        &self,
+        uid: &str,
+        cached: Option<&OneTimeShareStatus>,
+    ) -> Option<OneTimeShareStatus> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(&self.key(uid)).and_then(|e| e.written.as_deref()) {
+            Some(written) => Some(written.clone()),
+            None => cached.cloned(),
+        }
     }
 
     /// Whether a Warning Event for `reason` should be published now: when the reason changed or
@@ -437,21 +516,90 @@ mod tests {
         );
     }
 
+    fn share(generation: i64, reshare: Option<&str>) -> OneTimeShare {
+        let mut share: OneTimeShare = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ots.dev/v1alpha1",
+            "kind": "OneTimeShare",
+            "metadata": {"name": "a", "namespace": "n", "uid": "u-1", "generation": generation},
+            "spec": {"secretRef": {"name": "s"}},
+        }))
+        .unwrap();
+        if let Some(token) = reshare {
+            share.metadata.annotations = Some(
+                [(
+                    crate::resource::RESHARE_ANNOTATION.to_string(),
+                    token.to_string(),
+                )]
+                .into(),
+            );
+        }
+        share
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_holds_back_attempts_on_the_resource_as_the_report_left_it_until_the_backoff_ends()
+     {
+        let m = Memory::default();
+        let obj = share(1, None);
+        let reported = OneTimeShareStatus {
+            phase: Phase::Failed,
+            ..Default::default()
+        };
+        // The failure report wrote `reported`; the watch then shows it.
+        m.wrote("u-1", &reported);
+        let shown = m.status_to_show("u-1", None);
+        let digest = m.attempt_digest(&obj, shown.as_ref());
+        let wait = m
+            .failed("u-1", Retry::Backoff, Some(Duration::from_secs(60)), digest)
+            .unwrap();
+        let after_write = m.attempt_digest(&obj, Some(&reported));
+        let left = m
+            .held("u-1", after_write)
+            .expect("held after its own status write");
+        assert_eq!(left, Some(wait));
+
+        // Someone else's change is acted on at once: spec, reissue, a status it did not write.
+        assert_eq!(
+            m.held("u-1", m.attempt_digest(&share(2, None), Some(&reported))),
+            None
+        );
+        assert_eq!(
+            m.held(
+                "u-1",
+                m.attempt_digest(&share(1, Some("t")), Some(&reported))
+            ),
+            None
+        );
+        let tampered = OneTimeShareStatus {
+            phase: Phase::Shared,
+            ..Default::default()
+        };
+        assert_eq!(m.held("u-1", m.attempt_digest(&obj, Some(&tampered))), None);
+
+        // The backoff over, the next attempt goes; a success ends the hold.
+        tokio::time::advance(wait).await;
+        assert_eq!(m.held("u-1", after_write), None);
+        m.failed("u-1", Retry::OnChange, None, after_write);
+        assert_eq!(m.held("u-1", after_write), Some(None));
+        m.succeeded("u-1");
+        assert_eq!(m.held("u-1", after_write), None);
+    }
+
     #[test]
     fn a_missing_secret_is_rechecked_within_thirty_seconds_forever() {
         let m = Memory::default();
         for _ in 0..50 {
-            let wait = m.failed("u", Retry::Soon, None).unwrap();
+            let wait = m.failed("u", Retry::Soon, None, 0).unwrap();
             assert!(wait <= SOON_CAP.mul_f64(1.2), "{wait:?}");
         }
-        assert_eq!(m.failed("u", Retry::OnChange, None), None);
+        assert_eq!(m.failed("u", Retry::OnChange, None, 0), None);
     }
 
     #[test]
     fn retry_after_is_a_floor() {
         let m = Memory::default();
         let wait = m
-            .failed("u", Retry::Backoff, Some(Duration::from_secs(10)))
+            .failed("u", Retry::Backoff, Some(Duration::from_secs(10)), 0)
             .unwrap();
         assert!(wait >= Duration::from_secs(8), "{wait:?}");
     }

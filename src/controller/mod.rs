@@ -647,7 +647,12 @@ async fn settle(
             report_error(obj, api, &error, ctx).await;
             ctx.metrics
                 .reconcile_done(ReconcileResult::Error, reason.as_str(), started.elapsed());
-            match ctx.memory.failed(&uid, error.retry(), error.retry_after()) {
+            let shown = ctx.memory.status_to_show(&uid, obj.status.as_ref());
+            let digest = ctx.memory.attempt_digest(obj, shown.as_ref());
+            match ctx
+                .memory
+                .failed(&uid, error.retry(), error.retry_after(), digest)
+            {
                 Some(wait) => Action::requeue(wait),
                 None => Action::await_change(),
             }
@@ -823,6 +828,14 @@ async fn reconcile_in_turn(
     } else {
         Class::Share
     };
+    // A failed resource waits for its backoff unless it changed (not for the failure report's
+    // own status write): no slot, no second call to a server that just refused.
+    if let (Ok(share), Some(uid)) = (&obj.0, obj.uid()) {
+        let digest = ctx.memory.attempt_digest(share, share.status.as_ref());
+        if let Some(wait) = ctx.memory.held(&uid, digest) {
+            return Ok(wait.map_or_else(Action::await_change, Action::requeue));
+        }
+    }
     let key: slots::Key =
         format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()).into();
     let Some(_slot) = ctx.slots.try_take(&key, class) else {
