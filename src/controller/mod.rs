@@ -1087,8 +1087,10 @@ async fn housekeeping(
                     if phase == crate::resource::Phase::Shared && expires_soon(share) {
                         expiring += 1;
                     }
+                    // The cached object itself (an Arc), not a copy: 5,000 copies every 5 s
+                    // would cost the whole watch cache again.
                     if phase == crate::resource::Phase::Shared && notifier.is_some() {
-                        live_links.push(share.clone());
+                        live_links.push(obj.clone());
                     }
                     if let Some(uid) = share.uid() {
                         if let Some(status) = &share.status {
