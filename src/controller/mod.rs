@@ -831,6 +831,12 @@ async fn reconcile_in_turn(
     // A failed resource waits for its backoff unless it changed (not for the failure report's
     // own status write): no slot, no second call to a server that just refused.
     if let (Ok(share), Some(uid)) = (&obj.0, obj.uid()) {
+        // What the skipped reconcile's `Memory::effective` would have done: once the cache shows
+        // our last status write, forget it, so a later change of status by someone else is
+        // seen as such (not hidden behind our write).
+        if let Some(status) = &share.status {
+            ctx.memory.cache_shows(&uid, status);
+        }
         let digest = ctx.memory.attempt_digest(share, share.status.as_ref());
         if let Some(wait) = ctx.memory.held(&uid, digest) {
             return Ok(wait.map_or_else(Action::await_change, Action::requeue));
