@@ -19,10 +19,13 @@ use support::operator::{create_secret, create_share, open_link, wait_shared};
 async fn kubectl_apply_of_the_rendered_manifests_with_the_url_edited_gives_a_ready_pod_that_shares()
 {
     let node = node::node();
-    let manifests = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/manifests/ots-operator.yaml"
-    ))
+    let manifests = std::fs::read_to_string(
+        std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("deploy/manifests/ots-operator.yaml"),
+    )
     .expect("read the rendered manifests");
     // The image the manifests name, built from this tree's Dockerfile (what a release pushes).
     let image = manifests

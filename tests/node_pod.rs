@@ -46,8 +46,14 @@ fn installed() -> &'static Installed {
     INSTALLED.get_or_init(|| {
         let node = node::node();
         node.image(IMAGE);
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-            .expect("read README.md");
+        let readme = std::fs::read_to_string(
+            std::path::PathBuf::from(
+                std::env::var_os("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("README.md"),
+        )
+        .expect("read README.md");
         let steps = quick_start_commands(&readme);
         let install = steps
             .iter()
@@ -409,8 +415,14 @@ async fn a_share_through_the_pod_is_shared_revealed_once_and_burned_when_deleted
     installed();
     let node = node::node();
     // README step 3, as written: the Secret and the example share in the default namespace.
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let readme = std::fs::read_to_string(
+        std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("README.md"),
+    )
+    .expect("README");
     let steps = quick_start_commands(&readme);
     for command in steps.iter().filter(|c| {
         c.starts_with("kubectl create secret") || c.starts_with("kubectl apply -f examples/")
@@ -467,7 +479,11 @@ async fn a_share_through_the_pod_is_shared_revealed_once_and_burned_when_deleted
 /// Runs in every `cargo test`: a node that cannot start says why in one line, at once.
 #[test]
 fn node_up_without_root_fails_at_once_with_one_line_naming_what_is_missing() {
-    let up = concat!(env!("CARGO_MANIFEST_DIR"), "/testing/node/up");
+    let up = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("testing/node/up");
+    let up = up.to_str().expect("UTF-8 path");
     let dir = std::env::temp_dir().join(format!("ots-node-not-root-{}", std::process::id()));
     let root = std::process::Command::new("id")
         .arg("-u")

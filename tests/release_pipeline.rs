@@ -4,13 +4,17 @@
 //! signs, attaches an SBOM, pushes the chart as an OCI artifact and attaches manifests and CRD.
 //! (`.ci/run` lints the workflows with actionlint.) No cluster needed.
 
-use std::path::Path;
-
 use serde_json::Value;
 
 fn read(path: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
-        .unwrap_or_else(|error| panic!("read {path}: {error}"))
+    std::fs::read_to_string(
+        std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join(path),
+    )
+    .unwrap_or_else(|error| panic!("read {path}: {error}"))
 }
 
 fn yaml(path: &str) -> Value {

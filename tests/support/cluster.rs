@@ -64,7 +64,15 @@ pub fn with_controller_manager() -> &'static ControlPlane {
 
 /// Root of the repository (the operator crate's manifest directory).
 pub fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    // At run time first (cargo test sets it): cargo reuses a test binary built in another
+    // checkout of the same content (a shared target dir), whose compile-time path may be gone.
+    ROOT.get_or_init(|| {
+        std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+    })
 }
 
 /// The control plane of this test binary, started on first use (blocking; the first start of a

@@ -47,7 +47,15 @@ static NODE: OnceLock<Result<Node, String>> = OnceLock::new();
 static IMAGES: Mutex<BTreeMap<String, Duration>> = Mutex::new(BTreeMap::new());
 
 fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    // At run time first (cargo test sets it): cargo reuses a test binary built in another
+    // checkout of the same content (a shared target dir), whose compile-time path may be gone.
+    ROOT.get_or_init(|| {
+        std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+    })
 }
 
 /// The node of this test binary, started on first use. Panics with `up`'s reason if it cannot start.

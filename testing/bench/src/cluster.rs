@@ -7,7 +7,7 @@
 use crate::BenchError;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The user name the operator impersonates; its requests carry it in the audit log.
@@ -31,7 +31,10 @@ pub struct ControlPlane {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../..")
 }
 
 impl ControlPlane {

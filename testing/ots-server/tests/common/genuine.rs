@@ -4,7 +4,7 @@
 //! when the test binary exits.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The account's email (the genuine server makes its own token).
@@ -30,9 +30,11 @@ impl Drop for Genuine {
 }
 
 pub fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../real-ots")
-        .join(name)
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../real-ots")
+    .join(name)
 }
 
 /// The server named by `OTS_REAL_SERVER` (with `OTS_REAL_SERVER_ACCOUNT=EMAIL:TOKEN`), else one
