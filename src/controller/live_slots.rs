@@ -4,7 +4,8 @@
 //! whose new link the watch cache does not show yet (a reservation). A reservation ends as soon
 //! as the cache shows the resource with a `sharedAt` other than the one it had when it took
 //! the slot (its new link's status arrived: the cache counts the link from then on, or it
-//! already ended), or after [`GRACE`] when the cache never showed a new link, unless the
+//! already ended), when the resource leaves the cache (deleted: its link was burned), or after
+//! [`GRACE`] when the cache never showed a new link, unless the
 //! resource is still Pending or Failed (a share under way or whose outcome is unknown keeps
 //! its slot). A share refused for want of a slot waits; when the housekeeping tick finds a slot
 //! of its Secret free, it is woken at once instead of at its next retry (up to 30 s later).
@@ -48,6 +49,15 @@ struct Waiter {
     max: u32,
     /// `namespace/name`, as the check clock names it.
     share: Arc<str>,
+}
+
+/// A waiting share a slot is free for.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Woken {
+    /// Its uid.
+    pub uid: String,
+    /// `namespace/name`, as the check clock names it.
+    pub share: Arc<str>,
 }
 
 #[derive(Default)]
@@ -151,18 +161,21 @@ impl LiveSlots {
     /// Ends the reservations the cache has caught up with, forgets waiters that are gone, and
     /// returns the waiting shares (`namespace/name`) of Secrets with a slot free: `cached` is
     /// every share in the cache by uid, `shared` the uids the cache shows Shared per awaited
-    /// Secret (see [`Self::awaited`]).
+    /// Secret (see [`Self::awaited`]), both read from the cache from `read_at` on.
     pub(super) fn prune(
         &self,
         cached: &HashMap<String, Cached>,
         shared: &HashMap<SecretId, HashSet<String>>,
-    ) -> Vec<Arc<str>> {
+        read_at: Instant,
+    ) -> Vec<Woken> {
         let mut state = self.state();
         for uids in state.reservations.values_mut() {
             uids.retain(|uid, reservation| {
                 let Some(now) = cached.get(uid) else {
-                    // Not in the cache yet (just created), or gone: the grace decides.
-                    return reservation.at.elapsed() < GRACE;
+                    // Gone: a slot is taken only by a reconcile of a cached share, and a share
+                    // leaves the cache once deleted, after its finalizer burned its link. One
+                    // taken after `cached` was read is simply not in it yet.
+                    return reservation.at >= read_at;
                 };
                 if now.shared_at != reservation.shared_at_before {
                     return false;
@@ -188,9 +201,12 @@ impl LiveSlots {
             );
             let held = holders.len();
             {
-                state.waiting.retain(|_, w| {
+                state.waiting.retain(|uid, w| {
                     if w.secret == secret && held < w.max as usize {
-                        free.push(w.share.clone());
+                        free.push(Woken {
+                            uid: uid.clone(),
+                            share: w.share.clone(),
+                        });
                         false
                     } else {
                         true
@@ -267,8 +283,15 @@ mod tests {
                 ("a", Phase::Received, Some(100)),
             ]),
             &HashMap::from([(db(), HashSet::new())]),
+            Instant::now(),
         );
-        assert_eq!(woken, vec![Arc::<str>::from("ns/a")]);
+        assert_eq!(
+            woken,
+            vec![Woken {
+                uid: "uid-a".into(),
+                share: Arc::from("ns/a")
+            }]
+        );
         assert!(slots.awaited().is_empty());
         assert!(slots.take(&a, HashSet::new()).is_ok());
     }
@@ -282,6 +305,7 @@ mod tests {
         let woken = slots.prune(
             &cached(&[("a", Phase::Received, Some(100))]),
             &HashMap::new(),
+            Instant::now(),
         );
         assert!(woken.is_empty());
         let b = share("b", Some(90));
@@ -293,9 +317,39 @@ mod tests {
                 ("b", Phase::Received, Some(90)),
             ]),
             &HashMap::from([(db(), set(&["a"]))]),
+            Instant::now(),
         );
         assert!(woken.is_empty(), "a holds the only slot");
         assert!(slots.take(&b, set(&["a"])).is_err());
+    }
+
+    #[test]
+    fn a_deleted_share_frees_its_slot_at_once_even_before_the_cache_showed_its_link() {
+        let slots = LiveSlots::new(1);
+        let a = share("a", None);
+        let read_before_a = Instant::now();
+        slots.take(&a, HashSet::new()).unwrap();
+        let b = share("b", None);
+        assert!(slots.take(&b, HashSet::new()).is_err());
+        // A cache read that began before a took its slot need not show a: a keeps it.
+        let woken = slots.prune(
+            &cached(&[("b", Phase::Pending, None)]),
+            &HashMap::from([(db(), HashSet::new())]),
+            read_before_a,
+        );
+        assert!(woken.is_empty(), "a's slot is taken");
+        // a was shared and deleted between two ticks: the cache never showed its link.
+        let woken = slots.prune(
+            &cached(&[("b", Phase::Pending, None)]),
+            &HashMap::from([(db(), HashSet::new())]),
+            Instant::now(),
+        );
+        assert_eq!(
+            woken.len(),
+            1,
+            "b is woken within the tick, not after the grace"
+        );
+        assert!(slots.take(&b, HashSet::new()).is_ok());
     }
 
     #[test]
@@ -303,7 +357,11 @@ mod tests {
         let slots = LiveSlots::new(1);
         let b = share("b", None);
         assert!(slots.take(&b, set(&["a"])).is_err());
-        let woken = slots.prune(&cached(&[("a", Phase::Shared, Some(1))]), &HashMap::new());
+        let woken = slots.prune(
+            &cached(&[("a", Phase::Shared, Some(1))]),
+            &HashMap::new(),
+            Instant::now(),
+        );
         assert!(woken.is_empty());
         assert!(slots.awaited().is_empty(), "b was deleted");
     }

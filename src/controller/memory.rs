@@ -258,6 +258,16 @@ impl Memory {
         wait
     }
 
+    /// Ends the backoff [`Memory::held`] keeps a failed resource in: what it waited for
+    /// happened without changing the resource (a live-link slot of its Secret is free).
+    pub fn lift_hold(&self, uid: &str) {
+        self.update(uid, |e| {
+            if let Some(rare) = &mut e.rare {
+                rare.hold = None;
+            }
+        });
+    }
+
     /// Whether an attempt on a failed resource waits for its backoff: `Some(wait)` (`None`
     /// inside: until the resource changes) while the backoff runs and the resource is as the
     /// failure left it. The failure report's own status write changes the resource, and used to
@@ -582,6 +592,12 @@ mod tests {
         m.failed("u-1", Retry::OnChange, None, after_write);
         assert_eq!(m.held("u-1", after_write), Some(None));
         m.succeeded("u-1");
+        assert_eq!(m.held("u-1", after_write), None);
+
+        // What it waited for happened elsewhere (a live-link slot freed): the hold is lifted.
+        m.failed("u-1", Retry::Soon, None, after_write);
+        assert!(m.held("u-1", after_write).is_some());
+        m.lift_hold("u-1");
         assert_eq!(m.held("u-1", after_write), None);
     }
 

@@ -1081,6 +1081,7 @@ async fn housekeeping(
             // Live links, for ExpiringUnread notifications (only while some notification wants it).
             let notifier = ctx.notifier.get().filter(|n| n.wants_expiring_unread());
             let mut live_links = Vec::new();
+            let read_at = Instant::now();
             for store in &stores {
                 for obj in store.state() {
                     if let Some(uid) = obj.uid() {
@@ -1119,9 +1120,11 @@ async fn housekeeping(
                     }
                 }
             }
-            // A share waiting for a live-link slot goes as soon as one is free.
-            for share in ctx.live_slots.prune(&cached, &shared_of_awaited) {
-                ctx.checks.wake_now(share);
+            // A share waiting for a live-link slot goes as soon as one is free: its failure's
+            // backoff no longer holds it back (the resource is unchanged, but its turn came).
+            for woken in ctx.live_slots.prune(&cached, &shared_of_awaited, read_at) {
+                ctx.memory.lift_hold(&woken.uid);
+                ctx.checks.wake_now(woken.share);
             }
             ctx.metrics.set_links_expiring_unread(expiring);
             if let Some(notifier) = notifier {
