@@ -24,7 +24,7 @@ pub(super) async fn cleanup(obj: &OneTimeShare, ctx: &Context) -> Result<Action,
     let uid = obj.uid().unwrap_or_default();
     let status = ctx
         .memory
-        .effective(&uid, obj.status.as_ref())
+        .effective(&uid, obj.status.as_ref(), obj.resource_version().as_deref())
         .unwrap_or_default();
     if obj.spec.deletion_policy == DeletionPolicy::Keep {
         ctx.records.delete(&uid).await?;

@@ -44,12 +44,40 @@ struct Entry {
     record: RecordKnown,
     /// This process saw the server report the link received, burned or expired.
     spent: bool,
-    written: Option<Box<OneTimeShareStatus>>,
+    written: Option<Box<Written>>,
     next_check: Option<Instant>,
     interval: Option<Duration>,
     /// Where the batch tracker stands with the live link (see `batch_track`).
     batch: Batched,
     rare: Option<Box<Rare>>,
+}
+
+/// A status this process wrote, until the watch cache shows it or something newer.
+#[derive(Debug, Clone)]
+struct Written {
+    status: OneTimeShareStatus,
+    /// The resourceVersion the API server gave the write (`None`: not answered yet, or failed).
+    version: Option<u64>,
+}
+
+/// Whether the cache (`cached` at resourceVersion `version`) shows our write or something newer.
+fn caught_up(
+    written: &Written,
+    cached: Option<&OneTimeShareStatus>,
+    version: Option<&str>,
+) -> bool {
+    cached == Some(&written.status)
+        || matches!(
+            (written.version, version_number(version)),
+            (Some(ours), Some(shown)) if shown >= ours
+        )
+}
+
+/// A resourceVersion as a number: the API server's are etcd revisions, which only grow. One that
+/// is not a number (another storage) is compared with nothing, and the cache is then trusted
+/// only once it shows our status itself.
+fn version_number(version: Option<&str>) -> Option<u64> {
+    version?.parse().ok()
 }
 
 /// Where the batch tracker stands with a share's live link.
@@ -176,39 +204,61 @@ impl Memory {
         map.get(&self.key(uid)).is_some_and(|e| e.spent)
     }
 
-    /// Records a status this process wrote (or tried to write).
+    /// Records a status this process is about to write (before the write: the watch may show
+    /// it before the write's answer arrives).
     pub fn wrote(&self, uid: &str, status: &OneTimeShareStatus) {
-        self.with(uid, |e| e.written = Some(Box::new(status.clone())));
+        self.with(uid, |e| {
+            e.written = Some(Box::new(Written {
+                status: status.clone(),
+                version: None,
+            }))
+        });
     }
 
-    /// The status to act on: our last write when the cached object does not show it yet.
+    /// The API server accepted the write of `status` as `version` (its new resourceVersion).
+    pub fn write_landed(&self, uid: &str, status: &OneTimeShareStatus, version: Option<&str>) {
+        self.update(uid, |e| {
+            if let Some(written) = e.written.as_mut().filter(|w| w.status == *status) {
+                written.version = version_number(version);
+            }
+        });
+    }
+
+    /// The status to act on: our last write while the cached object (its `status` at
+    /// resourceVersion `version`) is older than that write; else the cache's. A cache that
+    /// shows a newer version with another status shows someone else's change, made after our
+    /// write (a forged status is then seen, and restored with a warning, not silently).
     pub fn effective(
         &self,
         uid: &str,
         cached: Option<&OneTimeShareStatus>,
+        version: Option<&str>,
     ) -> Option<OneTimeShareStatus> {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let Some(entry) = map.get_mut(&self.key(uid)) else {
             return cached.cloned();
         };
-        match (&entry.written, cached) {
-            (Some(written), Some(cached)) if **written == *cached => {
+        match &entry.written {
+            Some(written) if !caught_up(written, cached, version) => Some(written.status.clone()),
+            Some(_) => {
                 entry.written = None;
-                Some(cached.clone())
+                cached.cloned()
             }
-            (Some(written), _) => Some((**written).clone()),
-            (None, cached) => cached.cloned(),
+            None => cached.cloned(),
         }
     }
 
-    /// Forgets our last write of `uid`'s status once the watch cache shows it (as [`effective`]
-    /// would on the next reconcile): until then every share would keep a second copy of its
-    /// status here.
+    /// Forgets our last write of `uid`'s status once the watch cache shows it or something
+    /// newer (as [`effective`] would on the next reconcile): until then every share would keep
+    /// a second copy of its status here.
     ///
     /// [`effective`]: Memory::effective
-    pub fn cache_shows(&self, uid: &str, cached: &OneTimeShareStatus) {
+    pub fn cache_shows(&self, uid: &str, cached: &OneTimeShareStatus, version: Option<&str>) {
         self.update(uid, |e| {
-            if e.written.as_deref() == Some(cached) {
+            if e.written
+                .as_deref()
+                .is_some_and(|w| caught_up(w, Some(cached), version))
+            {
                 e.written = None;
             }
         });
@@ -323,7 +373,7 @@ impl Memory {
     ) -> Option<OneTimeShareStatus> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         match map.get(&self.key(uid)).and_then(|e| e.written.as_deref()) {
-            Some(written) => Some(written.clone()),
+            Some(written) => Some(written.status.clone()),
             None => cached.cloned(),
         }
     }
@@ -634,11 +684,64 @@ mod tests {
         let shared = shared_status();
         m.wrote("u", &shared);
         let stale = OneTimeShareStatus::default();
-        assert_eq!(m.effective("u", Some(&stale)), Some(shared.clone()));
-        assert_eq!(m.effective("u", None), Some(shared.clone()));
-        assert_eq!(m.effective("u", Some(&shared)), Some(shared.clone()));
+        assert_eq!(m.effective("u", Some(&stale), None), Some(shared.clone()));
+        assert_eq!(m.effective("u", None, None), Some(shared.clone()));
+        assert_eq!(m.effective("u", Some(&shared), None), Some(shared.clone()));
         // Caught up: the cache is the truth again.
-        assert_eq!(m.effective("u", Some(&stale)), Some(stale));
+        assert_eq!(m.effective("u", Some(&stale), None), Some(stale));
+    }
+
+    #[test]
+    fn a_status_changed_after_our_write_is_seen_even_when_the_cache_never_showed_our_write() {
+        let m = Memory::default();
+        let shared = shared_status();
+        let forged = OneTimeShareStatus {
+            metadata_key: Some("someone-elses".into()),
+            ..shared_status()
+        };
+        m.wrote("u", &shared);
+        m.write_landed("u", &shared, Some("120"));
+        // An older object (the cache lags behind our write): our write is what stands.
+        let stale = OneTimeShareStatus::default();
+        assert_eq!(
+            m.effective("u", Some(&stale), Some("118")),
+            Some(shared.clone())
+        );
+        // Both our write and a forgery landed before the watch showed either: the cache's
+        // newer object is what stands (it does not show our write: someone changed it since).
+        assert_eq!(
+            m.effective("u", Some(&forged), Some("121")),
+            Some(forged.clone())
+        );
+        assert_eq!(
+            m.effective("u", Some(&stale), Some("118")),
+            Some(stale.clone())
+        );
+        // The housekeeping pass forgets our write the same way.
+        m.wrote("u", &shared);
+        m.write_landed("u", &shared, Some("130"));
+        m.cache_shows("u", &stale, Some("129"));
+        assert_eq!(
+            m.effective("u", Some(&stale), Some("129")),
+            Some(shared.clone())
+        );
+        m.cache_shows("u", &forged, Some("131"));
+        assert_eq!(
+            m.effective("u", Some(&stale), Some("129")),
+            Some(stale.clone())
+        );
+        // A write answered for another status, or a version that is no number, proves nothing.
+        m.wrote("u", &shared);
+        m.write_landed("u", &forged, Some("140"));
+        assert_eq!(
+            m.effective("u", Some(&forged), Some("141")),
+            Some(shared.clone())
+        );
+        m.write_landed("u", &shared, Some("not-a-number"));
+        assert_eq!(
+            m.effective("u", Some(&forged), Some("142")),
+            Some(shared.clone())
+        );
     }
 
     #[test]
@@ -647,10 +750,10 @@ mod tests {
         let shared = shared_status();
         let stale = OneTimeShareStatus::default();
         m.wrote("u", &shared);
-        m.cache_shows("u", &stale);
-        assert_eq!(m.effective("u", Some(&stale)), Some(shared.clone()));
-        m.cache_shows("u", &shared);
-        assert_eq!(m.effective("u", Some(&stale)), Some(stale));
+        m.cache_shows("u", &stale, None);
+        assert_eq!(m.effective("u", Some(&stale), None), Some(shared.clone()));
+        m.cache_shows("u", &shared, None);
+        assert_eq!(m.effective("u", Some(&stale), None), Some(stale));
     }
 
     #[test]

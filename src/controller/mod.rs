@@ -665,7 +665,9 @@ async fn settle(
 /// `onetimeshares/status` could point it at another resource's link).
 async fn apply(obj: &OneTimeShare, ctx: &Context) -> Result<Action, Error> {
     let uid = obj.uid().unwrap_or_default();
-    let status = ctx.memory.effective(&uid, obj.status.as_ref());
+    let status = ctx
+        .memory
+        .effective(&uid, obj.status.as_ref(), obj.resource_version().as_deref());
     let claimed = status.as_ref().and_then(|s| s.metadata_key.as_deref());
     match ctx.known_record(&uid).await? {
         RecordKnown::Link {
@@ -718,7 +720,7 @@ async fn report_error(obj: &OneTimeShare, api: &Api<OneTimeShare>, error: &Error
     let uid = obj.uid().unwrap_or_default();
     let current = ctx
         .memory
-        .effective(&uid, obj.status.as_ref())
+        .effective(&uid, obj.status.as_ref(), obj.resource_version().as_deref())
         .unwrap_or_default();
     let (reason, message) = error.shown(ctx.config.admission_guard);
     let message = at_fault(obj, error, message);
@@ -739,8 +741,9 @@ async fn report_error(obj: &OneTimeShare, api: &Api<OneTimeShare>, error: &Error
         )
     {
         ctx.memory.wrote(&uid, &next);
-        if let Err(e) = status::write_status(api, obj, &next).await {
-            tracing::warn!(error = %e, "could not write the error to status");
+        match status::write_status(api, obj, &next).await {
+            Ok(version) => ctx.memory.write_landed(&uid, &next, version.as_deref()),
+            Err(e) => tracing::warn!(error = %e, "could not write the error to status"),
         }
         if next.phase == crate::resource::Phase::Failed && current.phase != next.phase {
             ctx.transition(obj, &current, &next, reason).await;
@@ -772,7 +775,9 @@ async fn save(obj: &OneTimeShare, ctx: &Context, status: &OneTimeShareStatus) ->
     let uid = obj.uid().unwrap_or_default();
     ctx.memory.wrote(&uid, status);
     let api = ctx.shares(&obj.namespace().unwrap_or_default());
-    status::write_status(&api, obj, status).await
+    let version = status::write_status(&api, obj, status).await?;
+    ctx.memory.write_landed(&uid, status, version.as_deref());
+    Ok(())
 }
 
 /// Keeps of a cached object only what reconciling reads, bounded: the watch cache must not grow
@@ -835,7 +840,8 @@ async fn reconcile_in_turn(
         // our last status write, forget it, so a later change of status by someone else is
         // seen as such (not hidden behind our write).
         if let Some(status) = &share.status {
-            ctx.memory.cache_shows(&uid, status);
+            ctx.memory
+                .cache_shows(&uid, status, share.meta().resource_version.as_deref());
         }
         let digest = ctx.memory.attempt_digest(share, share.status.as_ref());
         if let Some(wait) = ctx.memory.held(&uid, digest) {
@@ -1101,7 +1107,11 @@ async fn housekeeping(
                     }
                     if let Some(uid) = share.uid() {
                         if let Some(status) = &share.status {
-                            ctx.memory.cache_shows(&uid, status);
+                            ctx.memory.cache_shows(
+                                &uid,
+                                status,
+                                share.meta().resource_version.as_deref(),
+                            );
                         }
                         if phase == crate::resource::Phase::Shared && !awaited.is_empty() {
                             let secret = (

@@ -24,7 +24,11 @@ pub(super) async fn share(obj: &OneTimeShare, ctx: &Context) -> Result<Action, E
     // No link before, but a history may be known (from a status the record was lost for).
     let previous = ctx
         .memory
-        .effective(&obj.uid().unwrap_or_default(), obj.status.as_ref())
+        .effective(
+            &obj.uid().unwrap_or_default(),
+            obj.status.as_ref(),
+            obj.metadata.resource_version.as_deref(),
+        )
         .unwrap_or_default();
     record(obj, ctx, &prepared, &receipt, Occasion::First, &previous).await
 }

@@ -511,12 +511,13 @@ fn truncate(text: &str, max: usize) -> String {
 
 /// Writes the whole status by server-side apply, retrying briefly on conflicts and transient
 /// failures. A write that still fails returns an error; the caller keeps the status in memory
-/// and writes it again on the next reconcile, so a link is never shared twice.
+/// and writes it again on the next reconcile, so a link is never shared twice. Returns the
+/// resource's new resourceVersion.
 pub async fn write_status(
     api: &Api<OneTimeShare>,
     obj: &OneTimeShare,
     status: &OneTimeShareStatus,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let patch = serde_json::json!({
         "apiVersion": "ots.dev/v1alpha1",
         "kind": "OneTimeShare",
@@ -531,7 +532,7 @@ pub async fn write_status(
             .patch_status(&name, &params, &Patch::Apply(&patch))
             .await
         {
-            Ok(_) => return Ok(()),
+            Ok(written) => return Ok(written.metadata.resource_version),
             Err(e) if attempt < 4 && is_retryable(&e) => {
                 tracing::debug!(attempt, error = %e, "status write failed; retrying");
                 tokio::time::sleep(delay).await;
