@@ -82,8 +82,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let config = args.controller_config().map_err(RunError::Config)?;
     // A bad --allow-notification-url stops the start, before any delivery needs it.
     let notification_config = args.notification_config().map_err(RunError::Config)?;
-    // Inferred here (not in `kube_client::client`) to keep the cluster URL, whose host the
-    // notifications refuse.
+    // Inferred here, before the client is built, to keep the cluster URL: its host is among
+    // those the notifications refuse.
     let kube_config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;

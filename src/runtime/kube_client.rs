@@ -29,12 +29,6 @@ pub const MAX_IDLE_CONNECTIONS: usize = 8;
 /// How long an idle connection is kept (kube's default is 90 s).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Builds the operator's client from the inferred configuration (in-cluster or kubeconfig).
-pub async fn client() -> Result<Client, kube::Error> {
-    let config = Config::infer().await.map_err(kube::Error::InferConfig)?;
-    from_config(config)
-}
-
 /// Builds a client for `config` with a bounded idle pool, or kube's default client where this
 /// stack does not cover the configuration.
 pub fn from_config(config: Config) -> Result<Client, kube::Error> {
