@@ -309,7 +309,8 @@ impl Memory {
     }
 
     /// Ends the backoff [`Memory::held`] keeps a failed resource in: what it waited for
-    /// happened without changing the resource (a live-link slot of its Secret is free).
+    /// happened without changing the resource (a live-link slot of its Secret is free, or the
+    /// batch tracker saw its link change).
     pub fn lift_hold(&self, uid: &str) {
         self.update(uid, |e| {
             if let Some(rare) = &mut e.rare {

@@ -1025,6 +1025,9 @@ async fn track_batches(ctx: Arc<Context>, shutdown: impl Future<Output = ()>) {
     };
     let wake = |wake: Wake| {
         ctx.memory.batch_woken(&wake.uid);
+        // The server just answered for this link: a backoff from a failed check of it does not
+        // hold back reading what became of it.
+        ctx.memory.lift_hold(&wake.uid);
         ctx.checks.wake_now(wake.share);
     };
     ctx.tracker.run(interval, check, wake, shutdown).await;
