@@ -998,3 +998,98 @@ async fn a_notification_never_accepted_is_given_up_after_retry_for_with_one_warn
     // Nothing about the share changed.
     assert_eq!(support::operator::phase(&w.shared("s").await), "Shared");
 }
+
+#[tokio::test]
+async fn a_share_opts_out_or_names_the_notifications_that_apply_to_it() {
+    let everyone = Receiver::start("127.0.0.2", Mode::Accept);
+    let picky = Receiver::start("127.0.0.2", Mode::Accept);
+    let allowed = vec![everyone.origin(), picky.origin()];
+    let server = support::operator::ots_server(Default::default());
+    let w = World::with_operator("notify-choose", server, |ns, url| {
+        start_operator(ns, url, &allowed)
+    })
+    .await;
+    // One for every share of the namespace; one whose selector selects none of the shares.
+    notification(
+        &w,
+        "everyone",
+        &everyone.url(),
+        json!({"events": ["Shared"]}),
+    )
+    .await;
+    notification(
+        &w,
+        "picky",
+        &picky.url(),
+        json!({"events": ["Shared"], "shareSelector": {"matchLabels": {"team": "nobody"}}}),
+    )
+    .await;
+    wait_ready(&w, "everyone", "Ready").await;
+    wait_ready(&w, "picky", "Ready").await;
+
+    w.secret("db", &[("password", VALUE.as_bytes())]).await;
+    let spec = |notifications: Value| json!({"secretRef": {"name": "db", "key": "password"}, "notifications": notifications});
+    w.share(
+        "plain",
+        json!({"secretRef": {"name": "db", "key": "password"}}),
+    )
+    .await;
+    w.share("opted-out", spec(json!({"optOut": true}))).await;
+    w.share(
+        "named",
+        spec(json!({"notificationRefs": [{"name": "picky"}]})),
+    )
+    .await;
+    // A name that does not exist: the share is shared as usual, with one Warning about it.
+    w.share(
+        "dangling",
+        spec(json!({"notificationRefs": [{"name": "ghost"}]})),
+    )
+    .await;
+    for name in ["plain", "opted-out", "named"] {
+        w.shared(name).await;
+    }
+    let dangling = w.shared("dangling").await;
+    assert_eq!(support::operator::phase(&dangling), "Shared");
+    let note = w
+        .wait_event("dangling", "Warning", "NotificationNotFound")
+        .await;
+    assert!(note.contains("ghost"), "{note}");
+
+    wait_requests(&everyone, "the plain share's notification", |r| {
+        !r.is_empty()
+    })
+    .await;
+    wait_requests(&picky, "the named share's notification", |r| !r.is_empty()).await;
+    // Whatever else was coming has come by now.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let subjects = |receiver: &Receiver| {
+        let mut got: Vec<String> = delivered(receiver)
+            .into_iter()
+            .map(|(_, _, subject)| subject)
+            .collect();
+        got.sort();
+        got
+    };
+    assert_eq!(
+        subjects(&everyone),
+        [format!("{}/plain", w.ns)],
+        "only the share that chose nothing; not the opted-out one, not the ones naming others"
+    );
+    assert_eq!(
+        subjects(&picky),
+        [format!("{}/named", w.ns)],
+        "the named notification, although its selector does not select the share"
+    );
+    let warnings: Vec<_> = w
+        .events("dangling")
+        .await
+        .into_iter()
+        .filter(|(_, reason, _)| reason == "NotificationNotFound")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(
+        support::operator::phase(&w.shared("dangling").await),
+        "Shared"
+    );
+}

@@ -49,6 +49,7 @@ use crate::notify::payload::{DeliveryId, Event, Format, Notification};
 use crate::notify::sign::{Signer, SigningKey};
 use crate::resource::notification::{
     ADDRESS_KEY, DeliveryOutcome, NotificationEvent, NotificationSettings, SIGNING_KEY_KEY,
+    ShareNotifications,
 };
 use crate::resource::{
     ClusterOtsNotification, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OneTimeShare, OtsNotification,
@@ -69,6 +70,9 @@ const WRITE_ATTEMPTS: usize = 5;
 const FIRST_LIST_WAIT: Duration = Duration::from_secs(5);
 /// Reason of the Warning Event when a notification is given up.
 const FAILED_REASON: &str = "NotificationFailed";
+/// Reason of the Warning Event on a share whose notificationRefs name a missing or suspended
+/// OtsNotification.
+const NOT_FOUND_REASON: &str = "NotificationNotFound";
 
 /// Name of the outbox Secret of the share with this uid.
 pub fn outbox_name(uid: &str) -> String {
@@ -252,6 +256,8 @@ struct Inner {
     announced: Mutex<std::collections::HashSet<(String, i64, String)>>,
     /// Whether an ExpiringUnread pass is under way.
     expiring_pass: std::sync::atomic::AtomicBool,
+    /// Missing or suspended notificationRefs already warned about: (share uid, name).
+    warned_refs: Mutex<std::collections::HashSet<(String, String)>>,
     /// Ready conditions last written, per notification uid (to write only changes).
     shown: Mutex<HashMap<String, (ReadyReason, String)>>,
 }
@@ -332,6 +338,7 @@ impl Notifier {
                 active: Mutex::new(HashMap::new()),
                 slots: Arc::new(tokio::sync::Semaphore::new(usize::from(config.concurrency))),
                 shown: Mutex::new(HashMap::new()),
+                warned_refs: Mutex::new(std::collections::HashSet::new()),
             }),
         })
     }
@@ -471,33 +478,93 @@ impl Notifier {
     /// The notification resources that want `event` of `obj`: its namespace's OtsNotifications
     /// whose shareSelector selects it, and the ClusterOtsNotifications whose namespaceSelector
     /// selects its namespace and whose shareSelector selects it. Suspended ones do not apply.
+    ///
+    /// The share's `spec.notifications` narrows the namespace's: `optOut` drops them all (and
+    /// the ClusterOtsNotifications with `honorOptOut`), `notificationRefs` keeps exactly the
+    /// named ones, whatever their shareSelector says.
     async fn applying(&self, obj: &OneTimeShare, event: Event) -> Vec<Resolved> {
         self.first_list().await;
-        let candidates = self.candidates(&obj.namespace().unwrap_or_default(), event);
+        self.warn_missing_refs(obj).await;
+        let candidates = self.candidates(obj, event);
         self.selected(obj, candidates).await
     }
 
-    /// The unsuspended notification resources that could apply to a share of `namespace` for
-    /// `event`, before any selector is looked at (from the caches alone, no API call).
-    fn candidates(&self, namespace: &str, event: Event) -> Vec<Resolved> {
+    /// The unsuspended notification resources that could apply to `obj` for `event`, after its
+    /// `spec.notifications` but before any selector is looked at (from the caches alone, no API
+    /// call).
+    fn candidates(&self, obj: &OneTimeShare, event: Event) -> Vec<Resolved> {
+        let namespace = obj.namespace().unwrap_or_default();
+        let chosen = obj.spec.notifications.as_ref();
         let wanted = NotificationEvent::from(event);
-        let wants = |settings: &NotificationSettings| !settings.suspend && settings.wants(wanted);
         let tenants = self
             .inner
             .tenants
             .iter()
             .flat_map(|(_, store)| store.state())
-            .filter(|n| n.namespace().as_deref() == Some(namespace))
-            .filter(|n| wants(&n.spec.settings))
+            .filter(|n| tenant_applies(&namespace, chosen, n, wanted))
             .map(Resolved::Tenant);
         let platform = self
             .inner
             .platform
             .state()
             .into_iter()
-            .filter(|n| wants(&n.spec.settings))
+            .filter(|n| platform_applies(chosen, n, wanted))
             .map(Resolved::Platform);
         tenants.chain(platform).collect()
+    }
+
+    /// One Warning Event NotificationNotFound on a share per named OtsNotification that does
+    /// not exist or is suspended (once per share, name and process); the share is otherwise
+    /// untouched.
+    async fn warn_missing_refs(&self, obj: &OneTimeShare) {
+        let Some(chosen) = obj.spec.notifications.as_ref() else {
+            return;
+        };
+        if chosen.notification_refs.is_empty() {
+            return;
+        }
+        let namespace = obj.namespace().unwrap_or_default();
+        let uid = obj.uid().unwrap_or_default();
+        let mut missing = Vec::new();
+        for reference in &chosen.notification_refs {
+            let found = self.inner.tenants.iter().find_map(|(_, store)| {
+                store.get(&ObjectRef::new(&reference.name).within(&namespace))
+            });
+            let why = match found {
+                None => "does not exist",
+                Some(n) if n.spec.settings.suspend => "is suspended",
+                Some(_) => continue,
+            };
+            let first = self
+                .inner
+                .warned_refs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert((uid.clone(), reference.name.clone()));
+            if first {
+                missing.push(format!(
+                    "spec.notifications.notificationRefs names OtsNotification {:?}, which {why}: no notification is sent to it for this share",
+                    reference.name
+                ));
+            }
+        }
+        for note in missing {
+            let event = KubeEvent {
+                type_: EventType::Warning,
+                reason: NOT_FOUND_REASON.to_owned(),
+                note: Some(note),
+                action: "Notify".to_owned(),
+                secondary: None,
+            };
+            if let Err(e) = self
+                .inner
+                .recorder
+                .publish(&event, &obj.object_ref(&()))
+                .await
+            {
+                tracing::warn!(error = %e, "could not publish event");
+            }
+        }
     }
 
     /// The candidates whose selectors select `obj`. The watch cache keeps no labels, so the
@@ -508,10 +575,17 @@ impl Notifier {
             return candidates;
         }
         let namespace = obj.namespace().unwrap_or_default();
-        let share_labels = if candidates
-            .iter()
-            .any(|c| c.settings().share_selector.is_some())
-        {
+        // OtsNotifications the share names apply whatever their shareSelector says.
+        let named = obj
+            .spec
+            .notifications
+            .as_ref()
+            .is_some_and(|n| !n.notification_refs.is_empty());
+        let selector = |c: &Resolved| match c {
+            Resolved::Tenant(_) if named => None,
+            _ => c.settings().share_selector.clone(),
+        };
+        let share_labels = if candidates.iter().any(|c| selector(c).is_some()) {
             Api::<OneTimeShare>::namespaced(self.inner.client.clone(), &namespace)
                 .get_metadata_opt(&obj.name_any())
                 .await
@@ -541,11 +615,7 @@ impl Notifier {
         candidates
             .into_iter()
             .filter(|c| {
-                let by_share = c
-                    .settings()
-                    .share_selector
-                    .as_ref()
-                    .is_none_or(|s| selects(s, &share_labels));
+                let by_share = selector(c).is_none_or(|s| selects(&s, &share_labels));
                 let by_namespace = match c {
                     Resolved::Platform(n) => n
                         .spec
@@ -627,7 +697,7 @@ impl Notifier {
             // Links that ended long ago are forgotten (the longest lead time is 7 days).
             let horizon = now.as_second() - 8 * 86_400;
             announced.retain(|(_, at, _)| *at > horizon);
-            self.candidates(&obj.namespace().unwrap_or_default(), Event::ExpiringUnread)
+            self.candidates(obj, Event::ExpiringUnread)
                 .into_iter()
                 .filter(|c| {
                     let lead = c.settings().expiring_unread_lead_time(lifetime);
@@ -1363,6 +1433,36 @@ impl Notifier {
     }
 }
 
+/// Whether the OtsNotification `n` may tell about `wanted` of a share of `namespace` that chose
+/// `chosen` (its `spec.notifications`), before its shareSelector is looked at: of the share's
+/// namespace, not suspended, wanting the event, and not opted out of, or named when the share
+/// names some.
+fn tenant_applies(
+    namespace: &str,
+    chosen: Option<&ShareNotifications>,
+    n: &OtsNotification,
+    wanted: NotificationEvent,
+) -> bool {
+    let named = chosen.map_or(&[][..], |c| c.notification_refs.as_slice());
+    n.namespace().as_deref() == Some(namespace)
+        && !ShareNotifications::opted_out(chosen)
+        && (named.is_empty() || named.iter().any(|r| r.name == n.name_any()))
+        && !n.spec.settings.suspend
+        && n.spec.settings.wants(wanted)
+}
+
+/// Whether the ClusterOtsNotification `n` may tell about `wanted` of a share that chose
+/// `chosen`, before its selectors are looked at: a share's optOut counts only when `n` honours
+/// it; its notificationRefs never count.
+fn platform_applies(
+    chosen: Option<&ShareNotifications>,
+    n: &ClusterOtsNotification,
+    wanted: NotificationEvent,
+) -> bool {
+    let silenced = ShareNotifications::opted_out(chosen) && n.spec.honor_opt_out;
+    !silenced && !n.spec.settings.suspend && n.spec.settings.wants(wanted)
+}
+
 /// The outbox an outbox Secret holds, if readable.
 fn read_outbox(secret: &Secret) -> Option<Outbox> {
     let raw = secret.data.as_ref()?.get(OUTBOX_KEY)?;
@@ -1401,6 +1501,80 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn chosen(value: serde_json::Value) -> ShareNotifications {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn tenant(name: &str, spec: serde_json::Value) -> OtsNotification {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "ots.dev/v1alpha1", "kind": "OtsNotification",
+            "metadata": {"name": name, "namespace": "team"}, "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn platform(spec: serde_json::Value) -> ClusterOtsNotification {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "ots.dev/v1alpha1", "kind": "ClusterOtsNotification",
+            "metadata": {"name": "audit"}, "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_share_opts_out_of_or_names_its_namespaces_notifications() {
+        let received = NotificationEvent::Received;
+        let hooks = tenant(
+            "hooks",
+            serde_json::json!({"endpointSecretRef": {"name": "h"}}),
+        );
+        let picky = tenant(
+            "picky",
+            serde_json::json!({"endpointSecretRef": {"name": "h"}, "events": ["Shared"]}),
+        );
+        let paused = tenant(
+            "paused",
+            serde_json::json!({"endpointSecretRef": {"name": "h"}, "suspend": true}),
+        );
+        // Nothing chosen: every one of the namespace that wants the event.
+        assert!(tenant_applies("team", None, &hooks, received));
+        assert!(!tenant_applies("other", None, &hooks, received));
+        assert!(!tenant_applies("team", None, &picky, received));
+        assert!(!tenant_applies("team", None, &paused, received));
+        // Opted out: none.
+        let out = chosen(serde_json::json!({"optOut": true}));
+        assert!(!tenant_applies("team", Some(&out), &hooks, received));
+        // Named: only those, still filtered by their events and suspend.
+        let named = chosen(serde_json::json!({"notificationRefs": [
+            {"name": "picky"}, {"name": "paused"}
+        ]}));
+        assert!(!tenant_applies("team", Some(&named), &hooks, received));
+        assert!(tenant_applies(
+            "team",
+            Some(&named),
+            &picky,
+            NotificationEvent::Shared
+        ));
+        assert!(!tenant_applies("team", Some(&named), &picky, received));
+        assert!(!tenant_applies("team", Some(&named), &paused, received));
+    }
+
+    #[test]
+    fn the_platforms_notifications_ignore_an_opt_out_unless_they_honour_it() {
+        let received = NotificationEvent::Received;
+        let out = chosen(serde_json::json!({"optOut": true}));
+        let named = chosen(serde_json::json!({"notificationRefs": [{"name": "x"}]}));
+        let mandatory = platform(serde_json::json!({"endpointSecretRef": {"name": "h"}}));
+        let polite =
+            platform(serde_json::json!({"endpointSecretRef": {"name": "h"}, "honorOptOut": true}));
+        assert!(platform_applies(Some(&out), &mandatory, received));
+        assert!(!platform_applies(Some(&out), &polite, received));
+        assert!(platform_applies(None, &polite, received));
+        // notificationRefs name the namespace's notifications only.
+        assert!(platform_applies(Some(&named), &mandatory, received));
+        assert!(platform_applies(Some(&named), &polite, received));
     }
 
     #[test]
