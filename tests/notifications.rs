@@ -1093,3 +1093,138 @@ async fn a_share_opts_out_or_names_the_notifications_that_apply_to_it() {
         "Shared"
     );
 }
+
+/// Applies (or, with `delete`, removes) an admission policy that refuses every status write
+/// saying `phase: Received` to the OneTimeShares of `ns`.
+fn refuse_received_status(ns: &str, delete: bool) {
+    let name = format!("{ns}-no-received");
+    let yaml = format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: {name}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}
+    resourceRules:
+      - apiGroups: [ots.dev]
+        apiVersions: ["*"]
+        operations: [UPDATE]
+        resources: [onetimeshares/status]
+  validations:
+    - expression: "!has(object.status) || !has(object.status.phase) || object.status.phase != 'Received'"
+      message: the test holds Received back
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: {name}}}
+spec:
+  policyName: {name}
+  validationActions: [Deny]
+"#
+    );
+    let path = std::env::temp_dir().join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).expect("write the policy");
+    let verb = if delete { "delete" } else { "apply" };
+    let out = support::tools::kubectl(&[verb, "-f", path.to_str().expect("a path")])
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "{verb} the policy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_transition_is_in_the_outbox_before_its_status_write_and_sent_once_after_a_crash() {
+    let receiver = Receiver::start("127.0.0.2", Mode::Accept);
+    let allowed = vec![receiver.origin()];
+    let server = support::operator::ots_server(Default::default());
+    let mut w = World::with_operator("notify-ahead", server, |ns, url| {
+        start_operator(ns, url, &allowed)
+    })
+    .await;
+    notification(
+        &w,
+        "hooks",
+        &receiver.url(),
+        json!({"events": ["Received"]}),
+    )
+    .await;
+    wait_ready(&w, "hooks", "Ready").await;
+    let shared = w.shared_db("read", VALUE.as_bytes(), json!({})).await;
+
+    // From now on, no status write can say Received: the transition's status write fails.
+    refuse_received_status(&w.ns, false);
+    let started = Instant::now();
+    loop {
+        // The policy is in force once a dry-run write saying Received is refused.
+        let probe = w
+            .shares()
+            .patch_status(
+                "read",
+                &PatchParams {
+                    dry_run: true,
+                    ..PatchParams::default()
+                },
+                &Patch::Merge(json!({"status": {"phase": "Received"}})),
+            )
+            .await;
+        if probe.is_err() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the policy never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(w.reveal(&shared).await, VALUE);
+
+    // The notification is in the outbox although status never said Received ...
+    let started = Instant::now();
+    let pending = loop {
+        if let Some(entries) = outbox(&w, &uid(&shared)).await {
+            break entries;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no outbox\n{}",
+            support::operator::running_operator_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let id = pending[0].0.clone();
+    // ... and, while the status write keeps failing (and the transition is retried), it is not
+    // sent and no second entry appears.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        support::operator::phase(&w.shared("read").await),
+        "Shared",
+        "a status write got through"
+    );
+    assert!(
+        receiver.requests().is_empty(),
+        "sent before its status write"
+    );
+    assert_eq!(
+        outbox(&w, &uid(&shared)).await,
+        Some(vec![(id.clone(), 0)]),
+        "one entry, never attempted"
+    );
+
+    // A crash after the outbox write, before any status write: the next process redoes the
+    // transition, writes its status, and sends the notification once, with the same id.
+    w.operator.kill();
+    refuse_received_status(&w.ns, true);
+    w.operator = start_operator(&w.ns, &w.server.url(), &allowed);
+    w.wait_phase("read", "Received").await;
+    wait_requests(&receiver, "the delivery", |r| !r.is_empty()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = delivered(&receiver);
+    assert_eq!(got.len(), 1, "delivered once: {got:?}");
+    assert_eq!(got[0].0, id, "with the id written before the status write");
+    assert_eq!(outbox(&w, &uid(&shared)).await, None, "the outbox is gone");
+}

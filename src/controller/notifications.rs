@@ -70,6 +70,10 @@ const WRITE_ATTEMPTS: usize = 5;
 const FIRST_LIST_WAIT: Duration = Duration::from_secs(5);
 /// Reason of the Warning Event when a notification is given up.
 const FAILED_REASON: &str = "NotificationFailed";
+/// How long an entry written before its status write waits for that write's confirmation
+/// before the worker checks the share's status itself (after a restart, or a write that failed
+/// and was not retried), in milliseconds.
+const HOLD_MS: i64 = 30_000;
 /// Reason of the Warning Event on a share whose notificationRefs name a missing or suspended
 /// OtsNotification.
 const NOT_FOUND_REASON: &str = "NotificationNotFound";
@@ -111,6 +115,17 @@ struct Entry {
     next_attempt_at: i64,
     /// When the entry is given up (Unix milliseconds).
     give_up_at: i64,
+    /// Written before the status write that records its transition: not sent until that write
+    /// is confirmed (by this process, [`Held::release`]) or, once `next_attempt_at` passed (a
+    /// restart, a status write that failed for good), until the share's status shows it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    held: bool,
+    /// The share's phase after the transition (to confirm a held entry from status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phase: Option<String>,
+    /// When the transition's link was shared, Unix seconds (to confirm a held entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shared_at: Option<i64>,
 }
 
 /// The share an outbox belongs to, for Events about it.
@@ -204,6 +219,30 @@ impl Resolved {
     }
 }
 
+/// A transition's notifications, in the outbox but held until the status write recording the
+/// transition succeeded. Dropped without [`Held::release`] (the write failed), they stay held:
+/// the retried transition appends the same ids (nothing new) and releases them, or, past
+/// [`HOLD_MS`], the worker sends them only if the share's status shows the transition.
+#[must_use = "release the notifications once the status write succeeded"]
+pub struct Held {
+    notifier: Notifier,
+    outbox: String,
+    ids: Vec<String>,
+}
+
+impl Held {
+    /// The status write recording the transition succeeded: the notifications may go now.
+    pub fn release(self) {
+        self.notifier
+            .inner
+            .confirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(self.ids);
+        self.notifier.wake(&self.outbox);
+    }
+}
+
 /// Retry schedule of undelivered notifications.
 #[derive(Debug, Clone, Copy)]
 pub struct RetrySchedule {
@@ -256,6 +295,8 @@ struct Inner {
     announced: Mutex<std::collections::HashSet<(String, i64, String)>>,
     /// Whether an ExpiringUnread pass is under way.
     expiring_pass: std::sync::atomic::AtomicBool,
+    /// Ids of held entries whose transition's status write succeeded ([`Held::release`]).
+    confirmed: Mutex<std::collections::HashSet<String>>,
     /// Missing or suspended notificationRefs already warned about: (share uid, name).
     warned_refs: Mutex<std::collections::HashSet<(String, String)>>,
     /// Ready conditions last written, per notification uid (to write only changes).
@@ -339,6 +380,7 @@ impl Notifier {
                 slots: Arc::new(tokio::sync::Semaphore::new(usize::from(config.concurrency))),
                 shown: Mutex::new(HashMap::new()),
                 warned_refs: Mutex::new(std::collections::HashSet::new()),
+                confirmed: Mutex::new(std::collections::HashSet::new()),
             }),
         })
     }
@@ -395,32 +437,49 @@ impl Notifier {
         addresses
     }
 
-    /// Logs `transition` (the audit line) and, when some notification applies to the share,
-    /// appends its notifications to the share's outbox and wakes the worker. Never fails the
-    /// caller: a notification problem never changes a share's phase.
+    /// When some notification applies to the share, appends `transition`'s notifications to
+    /// the share's outbox and wakes the worker. For a transition no status write records (a
+    /// deleted share's last burn). Never fails the caller: a notification problem never changes
+    /// a share's phase.
     pub async fn announce(&self, obj: &OneTimeShare, transition: &Transition) {
         let event = Event::of(transition.reason, transition.phase);
         let notification = Notification::from(transition);
-        self.announce_event(obj, &notification, event).await;
-    }
-
-    /// Appends `event`'s notifications of `notification` for the share `obj`.
-    pub async fn announce_event(
-        &self,
-        obj: &OneTimeShare,
-        notification: &Notification,
-        event: Event,
-    ) {
         let applying = self.applying(obj, event).await;
         if applying.is_empty() {
             return;
         }
-        self.enqueue(notification, event, &applying).await;
+        self.enqueue(&notification, event, &applying, false).await;
     }
 
-    /// Appends `event`'s notification to each of `applying` to the share's outbox and wakes
-    /// the worker.
-    async fn enqueue(&self, notification: &Notification, event: Event, applying: &[Resolved]) {
+    /// Like [`Notifier::announce`], but for a transition a status write is about to record:
+    /// called *before* that write, so a crash between the two loses nothing. The entries are
+    /// held until [`Held::release`] (after the write succeeded); a transition whose write failed
+    /// and is retried derives the same ids, so its second append adds nothing. No notification
+    /// applies: `None`, and no API call was made (unless a selector needed the share's labels).
+    pub async fn hold(&self, obj: &OneTimeShare, transition: &Transition) -> Option<Held> {
+        let event = Event::of(transition.reason, transition.phase);
+        let notification = Notification::from(transition);
+        let applying = self.applying(obj, event).await;
+        if applying.is_empty() {
+            return None;
+        }
+        let ids = self.enqueue(&notification, event, &applying, true).await;
+        (!ids.is_empty()).then(|| Held {
+            notifier: self.clone(),
+            outbox: outbox_name(&notification.uid),
+            ids,
+        })
+    }
+
+    /// Appends `event`'s notification to each of `applying` to the share's outbox (`held`: not
+    /// to be sent before its release) and, unless held, wakes the worker; the ids appended.
+    async fn enqueue(
+        &self,
+        notification: &Notification,
+        event: Event,
+        applying: &[Resolved],
+        held: bool,
+    ) -> Vec<String> {
         let mut notification = notification.clone();
         notification.event = event;
         let now = Timestamp::now().as_millisecond();
@@ -443,6 +502,7 @@ impl Notifier {
             };
             let retry_for =
                 i64::try_from(resolved.settings().retry_for().as_millis()).unwrap_or(i64::MAX);
+            let hold = if held { HOLD_MS } else { 0 };
             entries.push(Entry {
                 id: id.as_str().to_owned(),
                 event: event.as_str().to_owned(),
@@ -450,10 +510,14 @@ impl Notifier {
                 content_type: format.content_type().to_owned(),
                 body,
                 attempts: 0,
-                next_attempt_at: now,
-                give_up_at: now.saturating_add(retry_for),
+                next_attempt_at: now.saturating_add(hold),
+                give_up_at: now.saturating_add(retry_for).saturating_add(hold),
+                held,
+                phase: Some(notification.phase.as_str().to_owned()),
+                shared_at: notification.shared_at.map(|t| t.as_second()),
             });
         }
+        let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
         let share = ShareRef {
             namespace: notification.namespace.clone(),
             name: notification.name.clone(),
@@ -464,15 +528,51 @@ impl Notifier {
                 for _ in 0..dropped {
                     self.inner.metrics.notification(DeliveryOutcome::Dropped);
                 }
-                self.wake(&outbox_name(&share.uid));
+                if !held {
+                    self.wake(&outbox_name(&share.uid));
+                }
+                ids
             }
-            Err(e) => tracing::warn!(
-                namespace = %share.namespace,
-                name = %share.name,
-                error = %e,
-                "could not record the share's notifications; they are not sent"
-            ),
+            Err(e) => {
+                tracing::warn!(
+                    namespace = %share.namespace,
+                    name = %share.name,
+                    error = %e,
+                    "could not record the share's notifications; they are not sent"
+                );
+                Vec::new()
+            }
         }
+    }
+
+    /// Whether the share's status shows the transition of a held entry: its link (sharedAt)
+    /// with the entry's phase, a later phase of that link for a Shared entry, or that link among
+    /// the ended ones. `None`: the share could not be read (try again later).
+    async fn status_shows(&self, share: &ShareRef, entry: &Entry) -> Option<bool> {
+        let found = Api::<OneTimeShare>::namespaced(self.inner.client.clone(), &share.namespace)
+            .get_opt(&share.name)
+            .await
+            .inspect_err(
+                |e| tracing::info!(error = %e, "cannot read a share to confirm its notification"),
+            )
+            .ok()?;
+        let Some(obj) = found.filter(|o| o.uid().as_deref() == Some(share.uid.as_str())) else {
+            // The share is gone: whether its last status write happened cannot be told; sent
+            // (at least once, as for any pending notification of a deleted share).
+            return Some(true);
+        };
+        let Some(status) = obj.status else {
+            return Some(false);
+        };
+        let link = status.shared_at.as_ref().map(|t| t.0.as_second());
+        let same_link = link == entry.shared_at;
+        let phase = Some(status.phase.as_str()) == entry.phase.as_deref();
+        let shared_event = entry.event == Event::Shared.as_str();
+        let ended = status
+            .history
+            .iter()
+            .any(|past| Some(past.shared_at.0.as_second()) == entry.shared_at);
+        Some((same_link && (phase || shared_event)) || (entry.shared_at.is_some() && ended))
     }
 
     /// The notification resources that want `event` of `obj`: its namespace's OtsNotifications
@@ -712,7 +812,7 @@ impl Notifier {
         }
         let transition = Transition::of(obj, status, status, crate::error::Reason::Shared, now);
         let notification = Notification::from(&transition);
-        self.enqueue(&notification, Event::ExpiringUnread, &due)
+        self.enqueue(&notification, Event::ExpiringUnread, &due, false)
             .await;
     }
 
@@ -757,11 +857,16 @@ impl Notifier {
                     None,
                 ),
             };
+            let before = outbox.entries.len();
             for entry in &entries {
-                // The same id is the same notification (a reconcile that ran twice).
+                // The same id is the same notification (a reconcile that ran twice, a
+                // transition retried after its status write failed).
                 if !outbox.entries.iter().any(|e| e.id == entry.id) {
                     outbox.entries.push(entry.clone());
                 }
+            }
+            if version.is_some() && outbox.entries.len() == before {
+                return Ok(0);
             }
             let dropped = outbox.entries.len().saturating_sub(MAX_OUTBOX);
             outbox.entries.drain(..dropped);
@@ -966,16 +1071,52 @@ impl Notifier {
                 return;
             };
             let now = Timestamp::now().as_millisecond();
+            let released: std::collections::HashSet<String> = {
+                let mut confirmed = self
+                    .inner
+                    .confirmed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                outbox
+                    .entries
+                    .iter()
+                    .filter(|e| e.held && confirmed.remove(&e.id))
+                    .map(|e| e.id.clone())
+                    .collect()
+            };
             let due: Vec<Entry> = outbox
                 .entries
                 .iter()
-                .filter(|e| e.next_attempt_at <= now)
+                .filter(|e| e.next_attempt_at <= now || released.contains(&e.id))
                 .cloned()
                 .collect();
             // Attempts of one outbox run one after another; outboxes run side by side, each
             // attempt holding one of the worker's slots.
             let mut done: HashMap<String, Option<Entry>> = HashMap::new();
-            for entry in due {
+            for mut entry in due {
+                if entry.held && !released.contains(&entry.id) {
+                    // Held past its time: sent only if the share's status shows it.
+                    match self.status_shows(&outbox.share, &entry).await {
+                        Some(true) => {}
+                        Some(false) => {
+                            tracing::info!(
+                                namespace = %outbox.share.namespace,
+                                name = %outbox.share.name,
+                                event = %entry.event,
+                                id = %entry.id,
+                                "a notification whose transition status never recorded is dropped"
+                            );
+                            done.insert(entry.id.clone(), None);
+                            continue;
+                        }
+                        None => {
+                            entry.next_attempt_at = now.saturating_add(HOLD_MS);
+                            done.insert(entry.id.clone(), Some(entry));
+                            continue;
+                        }
+                    }
+                }
+                entry.held = false;
                 let next = self.attempt(&outbox.share, entry.clone()).await;
                 done.insert(entry.id.clone(), next);
             }
@@ -1599,6 +1740,9 @@ mod tests {
                 attempts: 2,
                 next_attempt_at: 5,
                 give_up_at: 10,
+                held: true,
+                phase: Some("Received".into()),
+                shared_at: Some(1_700_000_000),
             }],
         };
         let json = serde_json::to_vec(&outbox).unwrap();
