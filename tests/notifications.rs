@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use ots_operator::resource::{BURN_ANNOTATION, OneTimeShare, OtsNotification};
+use ots_operator::resource::{
+    BURN_ANNOTATION, ClusterOtsNotification, OneTimeShare, OtsNotification,
+};
 use serde_json::{Value, json};
 use support::operator::{Operator, fast_args, metadata_key, secret_key};
 use support::world::World;
@@ -1227,4 +1229,63 @@ async fn a_transition_is_in_the_outbox_before_its_status_write_and_sent_once_aft
     assert_eq!(got.len(), 1, "delivered once: {got:?}");
     assert_eq!(got[0].0, id, "with the id written before the status write");
     assert_eq!(outbox(&w, &uid(&shared)).await, None, "the outbox is gone");
+}
+
+#[tokio::test]
+async fn cluster_notification_events_land_in_the_operator_namespace() {
+    let receiver = Receiver::start("127.0.0.2", Mode::Accept);
+    let allowed = vec![receiver.origin()];
+    let server = support::operator::ots_server(Default::default());
+    let w = World::with_operator("notify-late-secret", server, |ns, url| {
+        start_operator(ns, url, &allowed)
+    })
+    .await;
+    // Both notification kinds, without their Secrets. The platform's selects this
+    // namespace only (the operators of other tests in this binary see it too); its Secret is
+    // in the operator's namespace, which is this namespace here.
+    let tenant: OtsNotification = serde_json::from_value(json!({
+        "apiVersion": "ots.dev/v1alpha1", "kind": "OtsNotification",
+        "metadata": {"name": "late"},
+        "spec": {"endpointSecretRef": {"name": "late-endpoint"}, "events": ["Shared"]},
+    }))
+    .expect("an OtsNotification");
+    Api::<OtsNotification>::namespaced(w.client.clone(), &w.ns)
+        .create(&PostParams::default(), &tenant)
+        .await
+        .expect("create the OtsNotification");
+    let platform_name = format!("{}-platform", w.ns);
+    let platform: ClusterOtsNotification = serde_json::from_value(json!({
+        "apiVersion": "ots.dev/v1alpha1", "kind": "ClusterOtsNotification",
+        "metadata": {"name": platform_name},
+        "spec": {
+            "endpointSecretRef": {"name": "platform-endpoint"},
+            "events": ["Shared"],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": w.ns}},
+        },
+    }))
+    .expect("a ClusterOtsNotification");
+    let cluster_api = Api::<ClusterOtsNotification>::all(w.client.clone());
+    cluster_api
+        .create(&PostParams::default(), &platform)
+        .await
+        .expect("create the ClusterOtsNotification");
+
+    let (status, message) = wait_ready(&w, "late", "SecretNotFound").await;
+    assert_eq!(status, "False");
+    assert!(message.contains("late-endpoint"), "{message}");
+    // The platform's Warning is in the operator's namespace, where its Secret belongs.
+    let note = w
+        .wait_event(&platform_name, "Warning", "SecretNotFound")
+        .await;
+    assert!(note.contains("platform-endpoint"), "{note}");
+    assert!(
+        support::operator::events(&w.client, "default", &platform_name)
+            .await
+            .is_empty(),
+        "an Event about the ClusterOtsNotification is in default"
+    );
+    cluster_api
+        .delete(&platform_name, &Default::default())
+        .await
+        .expect("delete the ClusterOtsNotification");
 }

@@ -211,10 +211,17 @@ impl Resolved {
         }
     }
 
-    fn reference(&self) -> ObjectReference {
+    /// The object Events about it point to. A ClusterOtsNotification's are put in the
+    /// operator's namespace (where its Secret is), not `default`: the Events API only takes
+    /// an Event about a cluster-scoped object elsewhere than `default` or `kube-system` when
+    /// its reference names that namespace, so the reference carries `operator_namespace`.
+    fn reference(&self, operator_namespace: &str) -> ObjectReference {
         match self {
             Resolved::Tenant(n) => n.object_ref(&()),
-            Resolved::Platform(n) => n.object_ref(&()),
+            Resolved::Platform(n) => ObjectReference {
+                namespace: Some(operator_namespace.to_owned()),
+                ..n.object_ref(&())
+            },
         }
     }
 }
@@ -1328,7 +1335,7 @@ impl Notifier {
             uid: Some(share.uid.clone()),
             ..ObjectReference::default()
         };
-        for reference in [share_ref, resolved.reference()] {
+        for reference in [share_ref, resolved.reference(&self.inner.state_namespace)] {
             let event = KubeEvent {
                 type_: EventType::Warning,
                 reason: FAILED_REASON.to_owned(),
@@ -1553,7 +1560,7 @@ impl Notifier {
             if let Err(e) = self
                 .inner
                 .recorder
-                .publish(&event, &resolved.reference())
+                .publish(&event, &resolved.reference(&self.inner.state_namespace))
                 .await
             {
                 tracing::warn!(error = %e, "could not publish event");
