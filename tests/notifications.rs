@@ -1231,8 +1231,18 @@ async fn a_transition_is_in_the_outbox_before_its_status_write_and_sent_once_aft
     assert_eq!(outbox(&w, &uid(&shared)).await, None, "the outbox is gone");
 }
 
+/// A ClusterOtsNotification's Ready condition: (status, reason).
+async fn cluster_ready(w: &World, name: &str) -> Option<(String, String)> {
+    let api = Api::<ClusterOtsNotification>::all(w.client.clone());
+    let obj = api.get(name).await.expect("get the ClusterOtsNotification");
+    obj.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
 #[tokio::test]
-async fn cluster_notification_events_land_in_the_operator_namespace() {
+async fn ready_follows_a_late_endpoint_secret_and_cluster_events_land_in_the_operator_namespace() {
     let receiver = Receiver::start("127.0.0.2", Mode::Accept);
     let allowed = vec![receiver.origin()];
     let server = support::operator::ots_server(Default::default());
@@ -1240,7 +1250,7 @@ async fn cluster_notification_events_land_in_the_operator_namespace() {
         start_operator(ns, url, &allowed)
     })
     .await;
-    // Both notification kinds, without their Secrets. The platform's selects this
+    // Both notification kinds, before their Secrets exist. The platform's selects this
     // namespace only (the operators of other tests in this binary see it too); its Secret is
     // in the operator's namespace, which is this namespace here.
     let tenant: OtsNotification = serde_json::from_value(json!({
@@ -1284,6 +1294,68 @@ async fn cluster_notification_events_land_in_the_operator_namespace() {
             .is_empty(),
         "an Event about the ClusterOtsNotification is in default"
     );
+    let generations = (
+        Api::<OtsNotification>::namespaced(w.client.clone(), &w.ns)
+            .get("late")
+            .await
+            .expect("get")
+            .metadata
+            .generation,
+        cluster_api
+            .get(&platform_name)
+            .await
+            .expect("get")
+            .metadata
+            .generation,
+    );
+
+    // The Secrets appear; neither notification resource is touched.
+    for secret in ["late-endpoint", "platform-endpoint"] {
+        w.secret(
+            secret,
+            &[
+                ("address", receiver.url().as_bytes()),
+                ("signingKey", KEY.as_bytes()),
+            ],
+        )
+        .await;
+    }
+    let (status, _) = wait_ready(&w, "late", "Ready").await;
+    assert_eq!(status, "True");
+    let started = Instant::now();
+    while cluster_ready(&w, &platform_name).await != Some(("True".into(), "Ready".into())) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the ClusterOtsNotification never became Ready: {:?}\n{}",
+            cluster_ready(&w, &platform_name).await,
+            support::operator::running_operator_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        (
+            Api::<OtsNotification>::namespaced(w.client.clone(), &w.ns)
+                .get("late")
+                .await
+                .expect("get")
+                .metadata
+                .generation,
+            cluster_api
+                .get(&platform_name)
+                .await
+                .expect("get")
+                .metadata
+                .generation,
+        ),
+        generations,
+        "the notification resources' specs were not changed"
+    );
+    // And both deliver now.
+    w.shared_db("s", VALUE.as_bytes(), json!({})).await;
+    wait_requests(&receiver, "both notifications", |r| {
+        r.iter().filter(|r| r.answered == 200).count() >= 2
+    })
+    .await;
     cluster_api
         .delete(&platform_name, &Default::default())
         .await

@@ -70,6 +70,8 @@ const WRITE_ATTEMPTS: usize = 5;
 const FIRST_LIST_WAIT: Duration = Duration::from_secs(5);
 /// Reason of the Warning Event when a notification is given up.
 const FAILED_REASON: &str = "NotificationFailed";
+/// How often the endpoints of notification resources that are not Ready are checked again.
+const RECHECK_EVERY: Duration = Duration::from_secs(10);
 /// How long an entry written before its status write waits for that write's confirmation
 /// before the worker checks the share's status itself (after a restart, or a write that failed
 /// and was not retried), in milliseconds.
@@ -1051,9 +1053,53 @@ impl Notifier {
                 Err(e) => tracing::warn!(error = %e, "cannot list pending notifications"),
             }
         };
+        let recheck = async {
+            let mut every = tokio::time::interval(RECHECK_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                self.recheck_unready().await;
+            }
+        };
         tokio::select! {
-            _ = futures::future::join3(tenants, platform, resume) => {}
+            _ = futures::future::join4(tenants, platform, resume, recheck) => {}
             _ = shutdown => {}
+        }
+    }
+
+    /// Checks again the endpoint of every notification resource whose Ready condition last
+    /// said it cannot send (a missing Secret or key, an address off the list): the operator
+    /// does not watch Secrets (it never lists them), so a Secret created or fixed later is
+    /// seen here, within [`RECHECK_EVERY`], without a change to the notification resource.
+    /// One Secret read per such resource; a Ready one costs nothing.
+    async fn recheck_unready(&self) {
+        let unready = |uid: Option<String>| {
+            let shown = self
+                .inner
+                .shown
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            uid.and_then(|uid| shown.get(&uid).map(|(reason, _)| *reason))
+                .is_some_and(|reason| reason != ReadyReason::Ready)
+        };
+        let mut due: Vec<Resolved> = self
+            .inner
+            .tenants
+            .iter()
+            .flat_map(|(_, store)| store.state())
+            .filter(|n| unready(n.uid()))
+            .map(Resolved::Tenant)
+            .collect();
+        due.extend(
+            self.inner
+                .platform
+                .state()
+                .into_iter()
+                .filter(|n| unready(n.uid()))
+                .map(Resolved::Platform),
+        );
+        for resolved in due {
+            let _ = self.endpoint(&resolved).await;
         }
     }
 
