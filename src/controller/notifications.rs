@@ -520,7 +520,8 @@ impl Notifier {
                 body,
                 attempts: 0,
                 next_attempt_at: now.saturating_add(hold),
-                give_up_at: now.saturating_add(retry_for).saturating_add(hold),
+                // retryFor counts from the transition, a hold included.
+                give_up_at: now.saturating_add(retry_for),
                 held,
                 phase: Some(notification.phase.as_str().to_owned()),
                 shared_at: notification.shared_at.map(|t| t.as_second()),
