@@ -13,6 +13,12 @@ use serde_json::{Value, json};
 use support::{cluster, tools};
 
 fn apply_crd(crd: &str) {
+    // The tests run side by side and apply the same CRDs: two client-side applies of one new
+    // object race (both see it missing, one create fails), so they take turns.
+    static APPLYING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = APPLYING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tools::kubectl(&["apply", "-f", &format!("crds/{crd}.yaml")])
         .output()
         .expect("run kubectl");
@@ -265,12 +271,23 @@ async fn a_share_opts_out_or_names_its_notifications_and_cel_refuses_both_at_onc
     let stored = cluster_wide.get(&name).await.expect("admitted");
     assert_eq!(stored.data["spec"]["honorOptOut"], true);
 
-    // kubectl explain tells what the field does.
-    let explain = tools::kubectl(&["explain", "onetimeshare.spec.notifications"])
-        .output()
-        .expect("run kubectl");
-    let text = String::from_utf8_lossy(&explain.stdout);
-    assert!(explain.status.success());
+    // kubectl explain tells what the field does (once the apiserver publishes the CRD's
+    // OpenAPI, which follows its establishment by a moment).
+    let started = std::time::Instant::now();
+    let text = loop {
+        let explain = tools::kubectl(&["explain", "onetimeshare.spec.notifications"])
+            .output()
+            .expect("run kubectl");
+        if explain.status.success() {
+            break String::from_utf8_lossy(&explain.stdout).into_owned();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "kubectl explain failed: {}",
+            String::from_utf8_lossy(&explain.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
     assert!(
         text.contains("optOut") && text.contains("notificationRefs"),
         "{text}"
