@@ -1861,3 +1861,115 @@ fn the_server_policies_check_every_server_object_and_reissues_like_the_share_pol
         );
     }
 }
+
+const NOTIFICATION_SECRETS_POLICY: &str = "ots-operator-notification-secret-access";
+
+/// An OtsNotification `name` whose endpoint is the Secret `endpoint`.
+fn ots_notification_json(name: &str, endpoint: &str) -> Value {
+    json!({
+        "apiVersion": "ots.dev/v1alpha1",
+        "kind": "OtsNotification",
+        "metadata": { "name": name },
+        "spec": { "endpointSecretRef": { "name": endpoint } },
+    })
+}
+
+#[tokio::test]
+async fn an_ots_notification_may_only_name_an_endpoint_secret_its_creator_may_get() {
+    let ns = test_namespace("adm-notification-secrets", &[], &["readable", "team-hook"]).await;
+    run(
+        kubectl(
+            None,
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd/otsnotifications.ots.dev",
+                "--timeout=120s",
+            ],
+        ),
+        None,
+    );
+    let helpdesk = tenant(&ns, "helpdesk", &["readable"]);
+    let rules = json!([{
+        "apiGroups": ["ots.dev"],
+        "resources": ["otsnotifications"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+    }]);
+    apply_list(
+        &ns,
+        role_bound_to("helpdesk-notifications", rules, &ns, "helpdesk").to_vec(),
+    );
+    wait_can_i(&helpdesk, &ns, "create", "otsnotifications.ots.dev", true);
+
+    // Another team's endpoint (its URL and signing key) is refused, saying why.
+    let out = create_as(
+        Some(&helpdesk),
+        &ns,
+        &ots_notification_json("borrowed", "team-hook"),
+    );
+    let message = assert_refused(
+        &out,
+        "an OtsNotification naming Secret team-hook",
+        &[
+            &format!("ValidatingAdmissionPolicy '{NOTIFICATION_SECRETS_POLICY}'"),
+            &format!(
+                "spec.endpointSecretRef: {helpdesk} may not get Secret \"team-hook\" in namespace {ns} (missing permission: get on secrets)"
+            ),
+        ],
+    );
+    assert!(
+        !message.contains("fake-"),
+        "the refusal shows a Secret value: {message}"
+    );
+    let out = create_as(
+        Some(&helpdesk),
+        &ns,
+        &ots_notification_json("own", "readable"),
+    );
+    assert_admitted(
+        &out,
+        "an OtsNotification naming a Secret its creator may get",
+    );
+
+    // Re-pointing it at the other team's Secret is refused; other edits are not.
+    let patch = |name: &str, patch: &str| {
+        output(
+            kubectl(
+                Some(&helpdesk),
+                &[
+                    "patch",
+                    "otsnotification",
+                    name,
+                    "-n",
+                    &ns,
+                    "--type=merge",
+                    "-p",
+                    patch,
+                ],
+            ),
+            None,
+        )
+    };
+    assert_refused(
+        &patch(
+            "own",
+            r#"{"spec":{"endpointSecretRef":{"name":"team-hook"}}}"#,
+        ),
+        "re-pointing an OtsNotification at Secret team-hook",
+        &[&format!(
+            "spec.endpointSecretRef: {helpdesk} may not get Secret \"team-hook\""
+        )],
+    );
+    assert_admitted(
+        &patch("own", r#"{"spec":{"suspend":true}}"#),
+        "suspending an OtsNotification",
+    );
+
+    // One an administrator made with that Secret stays editable by the help desk.
+    let out = create_as(None, &ns, &ots_notification_json("admins", "team-hook"));
+    assert_admitted(&out, "the administrator's OtsNotification");
+    assert_admitted(
+        &patch("admins", r#"{"spec":{"events":["Received"]}}"#),
+        "changing the events of the administrator's OtsNotification",
+    );
+}

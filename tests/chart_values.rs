@@ -171,6 +171,78 @@ fn network_policy_lets_the_operator_reach_only_dns_the_apiserver_and_the_ots_ser
 }
 
 #[test]
+fn network_policy_lets_notifications_out_to_the_allowed_cidrs_and_only_there() {
+    let policy = |extra: &[&str]| {
+        let mut args = vec!["--set", "networkPolicy.enabled=true"];
+        args.extend_from_slice(extra);
+        let objects = yaml_documents(&run(template_with(&args)));
+        find(&objects, "NetworkPolicy")["spec"]["egress"]
+            .as_array()
+            .expect("egress rules")
+            .clone()
+    };
+    let cidrs = |rule: &Value| -> Vec<String> {
+        rule["to"]
+            .as_array()
+            .map(|to| {
+                to.iter()
+                    .filter_map(|peer| peer["ipBlock"]["cidr"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // No notification range: no rule of its own (public endpoints use the OTS servers' rule).
+    assert_eq!(policy(&[]).len(), 3);
+
+    // The ranges --allow-notification-cidr opens are let out, with the extra ones, once each.
+    let egress = policy(&[
+        "--set",
+        "notifications.allowedCidrs={10.30.0.0/16,fd00:30::/64}",
+        "--set",
+        "networkPolicy.notifications.cidrs={52.1.0.0/16,10.30.0.0/16}",
+        "--set",
+        "networkPolicy.notifications.ports={443,8443}",
+    ]);
+    assert_eq!(
+        egress.len(),
+        4,
+        "DNS, apiserver, OTS servers, notifications: {egress:?}"
+    );
+    assert_eq!(
+        cidrs(&egress[3]),
+        vec!["10.30.0.0/16", "fd00:30::/64", "52.1.0.0/16"]
+    );
+    let ports: Vec<i64> = egress[3]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter_map(|p| p["port"].as_i64())
+        .collect();
+    assert_eq!(ports, vec![443, 8443]);
+    // The operator is told the same ranges.
+    let objects = yaml_documents(&run(template_with(&[
+        "--set",
+        "notifications.allowedCidrs={10.30.0.0/16}",
+    ])));
+    let args = find(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+        .to_string();
+    assert!(args.contains("--allow-notification-cidr"), "{args}");
+    assert!(args.contains("10.30.0.0/16"), "{args}");
+
+    // The default port is 443; no ports at all lets every port of those ranges out.
+    let egress = policy(&["--set", "notifications.allowedCidrs={10.30.0.0/16}"]);
+    assert_eq!(egress[3]["ports"][0]["port"], 443);
+    let egress = policy(&[
+        "--set",
+        "notifications.allowedCidrs={10.30.0.0/16}",
+        "--set",
+        "networkPolicy.notifications.ports=null",
+    ]);
+    assert!(egress[3].get("ports").is_none(), "{:?}", egress[3]);
+    assert_eq!(cidrs(&egress[3]), vec!["10.30.0.0/16"]);
+}
+
+#[test]
 fn ca_bundle_is_mounted_and_trusted_besides_the_public_store() {
     let objects = render_all_on();
     let pod = &find(&objects, "Deployment")["spec"]["template"]["spec"];

@@ -13,6 +13,12 @@ use serde_json::{Value, json};
 use support::{cluster, tools};
 
 fn apply_crd(crd: &str) {
+    // The tests run side by side and apply the same CRDs: two client-side applies of one new
+    // object race (both see it missing, one create fails), so they take turns.
+    static APPLYING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = APPLYING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = tools::kubectl(&["apply", "-f", &format!("crds/{crd}.yaml")])
         .output()
         .expect("run kubectl");
@@ -175,6 +181,115 @@ async fn notification_kinds_admit_good_objects_and_refuse_bad_ones_at_apply() {
     assert!(explain.status.success());
     assert!(
         text.contains("signingKey") && text.contains("--allow-notification-url"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_share_opts_out_or_names_its_notifications_and_cel_refuses_both_at_once() {
+    cluster::control_plane();
+    apply_crd("onetimeshares.ots.dev");
+    apply_crd("clusterotsnotifications.ots.dev");
+    let client: Client = cluster::client().await;
+    let ns = cluster::test_namespace(&client, "share-notifications-cel").await;
+    let shares: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &ApiResource::erase::<ots_operator::resource::OneTimeShare>(&()),
+    );
+    let spec = |notifications: Value| json!({"secretRef": {"name": "db", "key": "password"}, "notifications": notifications});
+
+    // Good: opt out, name some, opt out explicitly false with names, and nothing at all.
+    for (name, notifications) in [
+        ("opt-out", json!({"optOut": true})),
+        (
+            "named",
+            json!({"notificationRefs": [{"name": "team-hook"}, {"name": "audit.v2"}]}),
+        ),
+        (
+            "named-not-opted-out",
+            json!({"optOut": false, "notificationRefs": [{"name": "team-hook"}]}),
+        ),
+        ("empty", json!({})),
+    ] {
+        assert_eq!(
+            create(&shares, "OneTimeShare", name, spec(notifications)).await,
+            None,
+            "{name}"
+        );
+    }
+    let stored = shares.get("opt-out").await.expect("the admitted share");
+    assert_eq!(stored.data["spec"]["notifications"]["optOut"], true);
+
+    // Bad: both at once, too many, a name that is no object name, a duplicate, no name.
+    let nine: Vec<Value> = (0..9).map(|i| json!({"name": format!("n{i}")})).collect();
+    let cases = [
+        (
+            json!({"optOut": true, "notificationRefs": [{"name": "team-hook"}]}),
+            "optOut and notificationRefs are mutually exclusive",
+        ),
+        (json!({"notificationRefs": nine}), "Too many"),
+        (
+            json!({"notificationRefs": [{"name": "Not_A_Name"}]}),
+            "notificationRefs[].name must be a valid object name",
+        ),
+        (
+            json!({"notificationRefs": [{"name": "a"}, {"name": "a"}]}),
+            "Duplicate value",
+        ),
+        (json!({"notificationRefs": [{}]}), "Required value"),
+    ];
+    for (i, (notifications, expected)) in cases.into_iter().enumerate() {
+        refused(
+            create(
+                &shares,
+                "OneTimeShare",
+                &format!("bad-{i}"),
+                spec(notifications),
+            )
+            .await,
+            expected,
+        );
+    }
+
+    // The platform decides whether a tenant's optOut silences its notification.
+    let cluster_wide: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::erase::<ClusterOtsNotification>(&()),
+    );
+    let name = format!("{ns}-honors");
+    assert_eq!(
+        create(
+            &cluster_wide,
+            "ClusterOtsNotification",
+            &name,
+            json!({"endpointSecretRef": {"name": "hook"}, "honorOptOut": true}),
+        )
+        .await,
+        None
+    );
+    let stored = cluster_wide.get(&name).await.expect("admitted");
+    assert_eq!(stored.data["spec"]["honorOptOut"], true);
+
+    // kubectl explain tells what the field does (once the apiserver publishes the CRD's
+    // OpenAPI, which follows its establishment by a moment).
+    let started = std::time::Instant::now();
+    let text = loop {
+        let explain = tools::kubectl(&["explain", "onetimeshare.spec.notifications"])
+            .output()
+            .expect("run kubectl");
+        if explain.status.success() {
+            break String::from_utf8_lossy(&explain.stdout).into_owned();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "kubectl explain failed: {}",
+            String::from_utf8_lossy(&explain.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(
+        text.contains("optOut") && text.contains("notificationRefs"),
         "{text}"
     );
 }

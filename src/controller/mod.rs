@@ -241,8 +241,9 @@ impl Context {
         let _ = self.notifier.set(notifier);
     }
 
-    /// Tells of a transition: its audit log line, and its notifications when some apply
-    /// (appended to the share's outbox; never awaits a delivery, never fails the caller).
+    /// Tells of a transition no status write records (a deleted share's last burn): its audit
+    /// log line, and its notifications when some apply (appended to the share's outbox; never
+    /// awaits a delivery, never fails the caller).
     async fn transition(
         &self,
         obj: &OneTimeShare,
@@ -255,6 +256,25 @@ impl Context {
         if let Some(notifier) = self.notifier.get() {
             notifier.announce(obj, &transition).await;
         }
+    }
+
+    /// Prepares to tell of a transition that a status write is about to record: call it before
+    /// that write, and [`Told::recorded`] once the write succeeded. Its notifications are in
+    /// the share's outbox before the write (a crash between the two loses none) but are not
+    /// sent for a write that failed; the audit line is logged once the write succeeded.
+    async fn transition_ahead(
+        &self,
+        obj: &OneTimeShare,
+        before: &OneTimeShareStatus,
+        after: &OneTimeShareStatus,
+        reason: Reason,
+    ) -> Told {
+        let transition = transition::Transition::of(obj, before, after, reason, now());
+        let held = match self.notifier.get() {
+            Some(notifier) => notifier.hold(obj, &transition).await,
+            None => None,
+        };
+        Told { transition, held }
     }
 
     /// Publishes an Event about `obj`; failures are logged, never fatal.
@@ -741,12 +761,19 @@ async fn report_error(obj: &OneTimeShare, api: &Api<OneTimeShare>, error: &Error
         )
     {
         ctx.memory.wrote(&uid, &next);
+        let told = if next.phase == crate::resource::Phase::Failed && current.phase != next.phase {
+            Some(ctx.transition_ahead(obj, &current, &next, reason).await)
+        } else {
+            None
+        };
         match status::write_status(api, obj, &next).await {
-            Ok(version) => ctx.memory.write_landed(&uid, &next, version.as_deref()),
+            Ok(version) => {
+                ctx.memory.write_landed(&uid, &next, version.as_deref());
+                if let Some(told) = told {
+                    told.recorded();
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "could not write the error to status"),
-        }
-        if next.phase == crate::resource::Phase::Failed && current.phase != next.phase {
-            ctx.transition(obj, &current, &next, reason).await;
         }
     }
     if ctx.memory.should_warn(&uid, reason) {
@@ -767,6 +794,24 @@ fn at_fault(obj: &OneTimeShare, error: &Error, message: String) -> String {
             server.name
         ),
         _ => message,
+    }
+}
+
+/// A transition whose notifications wait in the outbox for the status write recording it.
+#[must_use = "call recorded() once the status write succeeded"]
+pub(crate) struct Told {
+    transition: transition::Transition,
+    held: Option<notifications::Held>,
+}
+
+impl Told {
+    /// The status write recording the transition succeeded: logs its audit line and lets its
+    /// notifications go.
+    pub(crate) fn recorded(self) {
+        self.transition.log();
+        if let Some(held) = self.held {
+            held.release();
+        }
     }
 }
 

@@ -49,6 +49,7 @@ use crate::notify::payload::{DeliveryId, Event, Format, Notification};
 use crate::notify::sign::{Signer, SigningKey};
 use crate::resource::notification::{
     ADDRESS_KEY, DeliveryOutcome, NotificationEvent, NotificationSettings, SIGNING_KEY_KEY,
+    ShareNotifications,
 };
 use crate::resource::{
     ClusterOtsNotification, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OneTimeShare, OtsNotification,
@@ -69,6 +70,15 @@ const WRITE_ATTEMPTS: usize = 5;
 const FIRST_LIST_WAIT: Duration = Duration::from_secs(5);
 /// Reason of the Warning Event when a notification is given up.
 const FAILED_REASON: &str = "NotificationFailed";
+/// How often the endpoints of notification resources that are not Ready are checked again.
+const RECHECK_EVERY: Duration = Duration::from_secs(10);
+/// How long an entry written before its status write waits for that write's confirmation
+/// before the worker checks the share's status itself (after a restart, or a write that failed
+/// and was not retried), in milliseconds.
+const HOLD_MS: i64 = 30_000;
+/// Reason of the Warning Event on a share whose notificationRefs name a missing or suspended
+/// OtsNotification.
+const NOT_FOUND_REASON: &str = "NotificationNotFound";
 
 /// Name of the outbox Secret of the share with this uid.
 pub fn outbox_name(uid: &str) -> String {
@@ -107,6 +117,17 @@ struct Entry {
     next_attempt_at: i64,
     /// When the entry is given up (Unix milliseconds).
     give_up_at: i64,
+    /// Written before the status write that records its transition: not sent until that write
+    /// is confirmed (by this process, [`Held::release`]) or, once `next_attempt_at` passed (a
+    /// restart, a status write that failed for good), until the share's status shows it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    held: bool,
+    /// The share's phase after the transition (to confirm a held entry from status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phase: Option<String>,
+    /// When the transition's link was shared, Unix seconds (to confirm a held entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shared_at: Option<i64>,
 }
 
 /// The share an outbox belongs to, for Events about it.
@@ -192,11 +213,42 @@ impl Resolved {
         }
     }
 
-    fn reference(&self) -> ObjectReference {
+    /// The object Events about it point to. A ClusterOtsNotification's are put in the
+    /// operator's namespace (where its Secret is), not `default`: the Events API only takes
+    /// an Event about a cluster-scoped object elsewhere than `default` or `kube-system` when
+    /// its reference names that namespace, so the reference carries `operator_namespace`.
+    fn reference(&self, operator_namespace: &str) -> ObjectReference {
         match self {
             Resolved::Tenant(n) => n.object_ref(&()),
-            Resolved::Platform(n) => n.object_ref(&()),
+            Resolved::Platform(n) => ObjectReference {
+                namespace: Some(operator_namespace.to_owned()),
+                ..n.object_ref(&())
+            },
         }
+    }
+}
+
+/// A transition's notifications, in the outbox but held until the status write recording the
+/// transition succeeded. Dropped without [`Held::release`] (the write failed), they stay held:
+/// the retried transition appends the same ids (nothing new) and releases them, or, past
+/// [`HOLD_MS`], the worker sends them only if the share's status shows the transition.
+#[must_use = "release the notifications once the status write succeeded"]
+pub struct Held {
+    notifier: Notifier,
+    outbox: String,
+    ids: Vec<String>,
+}
+
+impl Held {
+    /// The status write recording the transition succeeded: the notifications may go now.
+    pub fn release(self) {
+        self.notifier
+            .inner
+            .confirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(self.ids);
+        self.notifier.wake(&self.outbox);
     }
 }
 
@@ -252,6 +304,10 @@ struct Inner {
     announced: Mutex<std::collections::HashSet<(String, i64, String)>>,
     /// Whether an ExpiringUnread pass is under way.
     expiring_pass: std::sync::atomic::AtomicBool,
+    /// Ids of held entries whose transition's status write succeeded ([`Held::release`]).
+    confirmed: Mutex<std::collections::HashSet<String>>,
+    /// Missing or suspended notificationRefs already warned about: (share uid, name).
+    warned_refs: Mutex<std::collections::HashSet<(String, String)>>,
     /// Ready conditions last written, per notification uid (to write only changes).
     shown: Mutex<HashMap<String, (ReadyReason, String)>>,
 }
@@ -332,6 +388,8 @@ impl Notifier {
                 active: Mutex::new(HashMap::new()),
                 slots: Arc::new(tokio::sync::Semaphore::new(usize::from(config.concurrency))),
                 shown: Mutex::new(HashMap::new()),
+                warned_refs: Mutex::new(std::collections::HashSet::new()),
+                confirmed: Mutex::new(std::collections::HashSet::new()),
             }),
         })
     }
@@ -388,32 +446,49 @@ impl Notifier {
         addresses
     }
 
-    /// Logs `transition` (the audit line) and, when some notification applies to the share,
-    /// appends its notifications to the share's outbox and wakes the worker. Never fails the
-    /// caller: a notification problem never changes a share's phase.
+    /// When some notification applies to the share, appends `transition`'s notifications to
+    /// the share's outbox and wakes the worker. For a transition no status write records (a
+    /// deleted share's last burn). Never fails the caller: a notification problem never changes
+    /// a share's phase.
     pub async fn announce(&self, obj: &OneTimeShare, transition: &Transition) {
         let event = Event::of(transition.reason, transition.phase);
         let notification = Notification::from(transition);
-        self.announce_event(obj, &notification, event).await;
-    }
-
-    /// Appends `event`'s notifications of `notification` for the share `obj`.
-    pub async fn announce_event(
-        &self,
-        obj: &OneTimeShare,
-        notification: &Notification,
-        event: Event,
-    ) {
         let applying = self.applying(obj, event).await;
         if applying.is_empty() {
             return;
         }
-        self.enqueue(notification, event, &applying).await;
+        self.enqueue(&notification, event, &applying, false).await;
     }
 
-    /// Appends `event`'s notification to each of `applying` to the share's outbox and wakes
-    /// the worker.
-    async fn enqueue(&self, notification: &Notification, event: Event, applying: &[Resolved]) {
+    /// Like [`Notifier::announce`], but for a transition a status write is about to record:
+    /// called *before* that write, so a crash between the two loses nothing. The entries are
+    /// held until [`Held::release`] (after the write succeeded); a transition whose write failed
+    /// and is retried derives the same ids, so its second append adds nothing. No notification
+    /// applies: `None`, and no API call was made (unless a selector needed the share's labels).
+    pub async fn hold(&self, obj: &OneTimeShare, transition: &Transition) -> Option<Held> {
+        let event = Event::of(transition.reason, transition.phase);
+        let notification = Notification::from(transition);
+        let applying = self.applying(obj, event).await;
+        if applying.is_empty() {
+            return None;
+        }
+        let ids = self.enqueue(&notification, event, &applying, true).await;
+        (!ids.is_empty()).then(|| Held {
+            notifier: self.clone(),
+            outbox: outbox_name(&notification.uid),
+            ids,
+        })
+    }
+
+    /// Appends `event`'s notification to each of `applying` to the share's outbox (`held`: not
+    /// to be sent before its release) and, unless held, wakes the worker; the ids appended.
+    async fn enqueue(
+        &self,
+        notification: &Notification,
+        event: Event,
+        applying: &[Resolved],
+        held: bool,
+    ) -> Vec<String> {
         let mut notification = notification.clone();
         notification.event = event;
         let now = Timestamp::now().as_millisecond();
@@ -436,6 +511,7 @@ impl Notifier {
             };
             let retry_for =
                 i64::try_from(resolved.settings().retry_for().as_millis()).unwrap_or(i64::MAX);
+            let hold = if held { HOLD_MS } else { 0 };
             entries.push(Entry {
                 id: id.as_str().to_owned(),
                 event: event.as_str().to_owned(),
@@ -443,10 +519,15 @@ impl Notifier {
                 content_type: format.content_type().to_owned(),
                 body,
                 attempts: 0,
-                next_attempt_at: now,
+                next_attempt_at: now.saturating_add(hold),
+                // retryFor counts from the transition, a hold included.
                 give_up_at: now.saturating_add(retry_for),
+                held,
+                phase: Some(notification.phase.as_str().to_owned()),
+                shared_at: notification.shared_at.map(|t| t.as_second()),
             });
         }
+        let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
         let share = ShareRef {
             namespace: notification.namespace.clone(),
             name: notification.name.clone(),
@@ -457,47 +538,143 @@ impl Notifier {
                 for _ in 0..dropped {
                     self.inner.metrics.notification(DeliveryOutcome::Dropped);
                 }
-                self.wake(&outbox_name(&share.uid));
+                if !held {
+                    self.wake(&outbox_name(&share.uid));
+                }
+                ids
             }
-            Err(e) => tracing::warn!(
-                namespace = %share.namespace,
-                name = %share.name,
-                error = %e,
-                "could not record the share's notifications; they are not sent"
-            ),
+            Err(e) => {
+                tracing::warn!(
+                    namespace = %share.namespace,
+                    name = %share.name,
+                    error = %e,
+                    "could not record the share's notifications; they are not sent"
+                );
+                Vec::new()
+            }
         }
+    }
+
+    /// Whether the share's status shows the transition of a held entry: its link (sharedAt)
+    /// with the entry's phase, a later phase of that link for a Shared entry, or that link among
+    /// the ended ones. `None`: the share could not be read (try again later).
+    async fn status_shows(&self, share: &ShareRef, entry: &Entry) -> Option<bool> {
+        let found = Api::<OneTimeShare>::namespaced(self.inner.client.clone(), &share.namespace)
+            .get_opt(&share.name)
+            .await
+            .inspect_err(
+                |e| tracing::info!(error = %e, "cannot read a share to confirm its notification"),
+            )
+            .ok()?;
+        let Some(obj) = found.filter(|o| o.uid().as_deref() == Some(share.uid.as_str())) else {
+            // The share is gone: whether its last status write happened cannot be told; sent
+            // (at least once, as for any pending notification of a deleted share).
+            return Some(true);
+        };
+        let Some(status) = obj.status else {
+            return Some(false);
+        };
+        let link = status.shared_at.as_ref().map(|t| t.0.as_second());
+        let same_link = link == entry.shared_at;
+        let phase = Some(status.phase.as_str()) == entry.phase.as_deref();
+        let shared_event = entry.event == Event::Shared.as_str();
+        let ended = status
+            .history
+            .iter()
+            .any(|past| Some(past.shared_at.0.as_second()) == entry.shared_at);
+        Some((same_link && (phase || shared_event)) || (entry.shared_at.is_some() && ended))
     }
 
     /// The notification resources that want `event` of `obj`: its namespace's OtsNotifications
     /// whose shareSelector selects it, and the ClusterOtsNotifications whose namespaceSelector
     /// selects its namespace and whose shareSelector selects it. Suspended ones do not apply.
+    ///
+    /// The share's `spec.notifications` narrows the namespace's: `optOut` drops them all (and
+    /// the ClusterOtsNotifications with `honorOptOut`), `notificationRefs` keeps exactly the
+    /// named ones, whatever their shareSelector says.
     async fn applying(&self, obj: &OneTimeShare, event: Event) -> Vec<Resolved> {
         self.first_list().await;
-        let candidates = self.candidates(&obj.namespace().unwrap_or_default(), event);
+        self.warn_missing_refs(obj).await;
+        let candidates = self.candidates(obj, event);
         self.selected(obj, candidates).await
     }
 
-    /// The unsuspended notification resources that could apply to a share of `namespace` for
-    /// `event`, before any selector is looked at (from the caches alone, no API call).
-    fn candidates(&self, namespace: &str, event: Event) -> Vec<Resolved> {
+    /// The unsuspended notification resources that could apply to `obj` for `event`, after its
+    /// `spec.notifications` but before any selector is looked at (from the caches alone, no API
+    /// call).
+    fn candidates(&self, obj: &OneTimeShare, event: Event) -> Vec<Resolved> {
+        let namespace = obj.namespace().unwrap_or_default();
+        let chosen = obj.spec.notifications.as_deref();
         let wanted = NotificationEvent::from(event);
-        let wants = |settings: &NotificationSettings| !settings.suspend && settings.wants(wanted);
         let tenants = self
             .inner
             .tenants
             .iter()
             .flat_map(|(_, store)| store.state())
-            .filter(|n| n.namespace().as_deref() == Some(namespace))
-            .filter(|n| wants(&n.spec.settings))
+            .filter(|n| tenant_applies(&namespace, chosen, n, wanted))
             .map(Resolved::Tenant);
         let platform = self
             .inner
             .platform
             .state()
             .into_iter()
-            .filter(|n| wants(&n.spec.settings))
+            .filter(|n| platform_applies(chosen, n, wanted))
             .map(Resolved::Platform);
         tenants.chain(platform).collect()
+    }
+
+    /// One Warning Event NotificationNotFound on a share per named OtsNotification that does
+    /// not exist or is suspended (once per share, name and process); the share is otherwise
+    /// untouched.
+    async fn warn_missing_refs(&self, obj: &OneTimeShare) {
+        let Some(chosen) = obj.spec.notifications.as_deref() else {
+            return;
+        };
+        if chosen.notification_refs.is_empty() {
+            return;
+        }
+        let namespace = obj.namespace().unwrap_or_default();
+        let uid = obj.uid().unwrap_or_default();
+        let mut missing = Vec::new();
+        for reference in &chosen.notification_refs {
+            let found = self.inner.tenants.iter().find_map(|(_, store)| {
+                store.get(&ObjectRef::new(&reference.name).within(&namespace))
+            });
+            let why = match found {
+                None => "does not exist",
+                Some(n) if n.spec.settings.suspend => "is suspended",
+                Some(_) => continue,
+            };
+            let first = self
+                .inner
+                .warned_refs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert((uid.clone(), reference.name.clone()));
+            if first {
+                missing.push(format!(
+                    "spec.notifications.notificationRefs names OtsNotification {:?}, which {why}: no notification is sent to it for this share",
+                    reference.name
+                ));
+            }
+        }
+        for note in missing {
+            let event = KubeEvent {
+                type_: EventType::Warning,
+                reason: NOT_FOUND_REASON.to_owned(),
+                note: Some(note),
+                action: "Notify".to_owned(),
+                secondary: None,
+            };
+            if let Err(e) = self
+                .inner
+                .recorder
+                .publish(&event, &obj.object_ref(&()))
+                .await
+            {
+                tracing::warn!(error = %e, "could not publish event");
+            }
+        }
     }
 
     /// The candidates whose selectors select `obj`. The watch cache keeps no labels, so the
@@ -508,10 +685,17 @@ impl Notifier {
             return candidates;
         }
         let namespace = obj.namespace().unwrap_or_default();
-        let share_labels = if candidates
-            .iter()
-            .any(|c| c.settings().share_selector.is_some())
-        {
+        // OtsNotifications the share names apply whatever their shareSelector says.
+        let named = obj
+            .spec
+            .notifications
+            .as_ref()
+            .is_some_and(|n| !n.notification_refs.is_empty());
+        let selector = |c: &Resolved| match c {
+            Resolved::Tenant(_) if named => None,
+            _ => c.settings().share_selector.clone(),
+        };
+        let share_labels = if candidates.iter().any(|c| selector(c).is_some()) {
             Api::<OneTimeShare>::namespaced(self.inner.client.clone(), &namespace)
                 .get_metadata_opt(&obj.name_any())
                 .await
@@ -541,11 +725,7 @@ impl Notifier {
         candidates
             .into_iter()
             .filter(|c| {
-                let by_share = c
-                    .settings()
-                    .share_selector
-                    .as_ref()
-                    .is_none_or(|s| selects(s, &share_labels));
+                let by_share = selector(c).is_none_or(|s| selects(&s, &share_labels));
                 let by_namespace = match c {
                     Resolved::Platform(n) => n
                         .spec
@@ -627,7 +807,7 @@ impl Notifier {
             // Links that ended long ago are forgotten (the longest lead time is 7 days).
             let horizon = now.as_second() - 8 * 86_400;
             announced.retain(|(_, at, _)| *at > horizon);
-            self.candidates(&obj.namespace().unwrap_or_default(), Event::ExpiringUnread)
+            self.candidates(obj, Event::ExpiringUnread)
                 .into_iter()
                 .filter(|c| {
                     let lead = c.settings().expiring_unread_lead_time(lifetime);
@@ -642,7 +822,7 @@ impl Notifier {
         }
         let transition = Transition::of(obj, status, status, crate::error::Reason::Shared, now);
         let notification = Notification::from(&transition);
-        self.enqueue(&notification, Event::ExpiringUnread, &due)
+        self.enqueue(&notification, Event::ExpiringUnread, &due, false)
             .await;
     }
 
@@ -687,11 +867,16 @@ impl Notifier {
                     None,
                 ),
             };
+            let before = outbox.entries.len();
             for entry in &entries {
-                // The same id is the same notification (a reconcile that ran twice).
+                // The same id is the same notification (a reconcile that ran twice, a
+                // transition retried after its status write failed).
                 if !outbox.entries.iter().any(|e| e.id == entry.id) {
                     outbox.entries.push(entry.clone());
                 }
+            }
+            if version.is_some() && outbox.entries.len() == before {
+                return Ok(0);
             }
             let dropped = outbox.entries.len().saturating_sub(MAX_OUTBOX);
             outbox.entries.drain(..dropped);
@@ -869,9 +1054,53 @@ impl Notifier {
                 Err(e) => tracing::warn!(error = %e, "cannot list pending notifications"),
             }
         };
+        let recheck = async {
+            let mut every = tokio::time::interval(RECHECK_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                self.recheck_unready().await;
+            }
+        };
         tokio::select! {
-            _ = futures::future::join3(tenants, platform, resume) => {}
+            _ = futures::future::join4(tenants, platform, resume, recheck) => {}
             _ = shutdown => {}
+        }
+    }
+
+    /// Checks again the endpoint of every notification resource whose Ready condition last
+    /// said it cannot send (a missing Secret or key, an address off the list): the operator
+    /// does not watch Secrets (it never lists them), so a Secret created or fixed later is
+    /// seen here, within [`RECHECK_EVERY`], without a change to the notification resource.
+    /// One Secret read per such resource; a Ready one costs nothing.
+    async fn recheck_unready(&self) {
+        let unready = |uid: Option<String>| {
+            let shown = self
+                .inner
+                .shown
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            uid.and_then(|uid| shown.get(&uid).map(|(reason, _)| *reason))
+                .is_some_and(|reason| reason != ReadyReason::Ready)
+        };
+        let mut due: Vec<Resolved> = self
+            .inner
+            .tenants
+            .iter()
+            .flat_map(|(_, store)| store.state())
+            .filter(|n| unready(n.uid()))
+            .map(Resolved::Tenant)
+            .collect();
+        due.extend(
+            self.inner
+                .platform
+                .state()
+                .into_iter()
+                .filter(|n| unready(n.uid()))
+                .map(Resolved::Platform),
+        );
+        for resolved in due {
+            let _ = self.endpoint(&resolved).await;
         }
     }
 
@@ -896,16 +1125,52 @@ impl Notifier {
                 return;
             };
             let now = Timestamp::now().as_millisecond();
+            let released: std::collections::HashSet<String> = {
+                let mut confirmed = self
+                    .inner
+                    .confirmed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                outbox
+                    .entries
+                    .iter()
+                    .filter(|e| e.held && confirmed.remove(&e.id))
+                    .map(|e| e.id.clone())
+                    .collect()
+            };
             let due: Vec<Entry> = outbox
                 .entries
                 .iter()
-                .filter(|e| e.next_attempt_at <= now)
+                .filter(|e| e.next_attempt_at <= now || released.contains(&e.id))
                 .cloned()
                 .collect();
             // Attempts of one outbox run one after another; outboxes run side by side, each
             // attempt holding one of the worker's slots.
             let mut done: HashMap<String, Option<Entry>> = HashMap::new();
-            for entry in due {
+            for mut entry in due {
+                if entry.held && !released.contains(&entry.id) {
+                    // Held past its time: sent only if the share's status shows it.
+                    match self.status_shows(&outbox.share, &entry).await {
+                        Some(true) => {}
+                        Some(false) => {
+                            tracing::info!(
+                                namespace = %outbox.share.namespace,
+                                name = %outbox.share.name,
+                                event = %entry.event,
+                                id = %entry.id,
+                                "a notification whose transition status never recorded is dropped"
+                            );
+                            done.insert(entry.id.clone(), None);
+                            continue;
+                        }
+                        None => {
+                            entry.next_attempt_at = now.saturating_add(HOLD_MS);
+                            done.insert(entry.id.clone(), Some(entry));
+                            continue;
+                        }
+                    }
+                }
+                entry.held = false;
                 let next = self.attempt(&outbox.share, entry.clone()).await;
                 done.insert(entry.id.clone(), next);
             }
@@ -1117,7 +1382,7 @@ impl Notifier {
             uid: Some(share.uid.clone()),
             ..ObjectReference::default()
         };
-        for reference in [share_ref, resolved.reference()] {
+        for reference in [share_ref, resolved.reference(&self.inner.state_namespace)] {
             let event = KubeEvent {
                 type_: EventType::Warning,
                 reason: FAILED_REASON.to_owned(),
@@ -1342,7 +1607,7 @@ impl Notifier {
             if let Err(e) = self
                 .inner
                 .recorder
-                .publish(&event, &resolved.reference())
+                .publish(&event, &resolved.reference(&self.inner.state_namespace))
                 .await
             {
                 tracing::warn!(error = %e, "could not publish event");
@@ -1361,6 +1626,36 @@ impl Notifier {
         });
         self.patch_status(resolved, &patch).await;
     }
+}
+
+/// Whether the OtsNotification `n` may tell about `wanted` of a share of `namespace` that chose
+/// `chosen` (its `spec.notifications`), before its shareSelector is looked at: of the share's
+/// namespace, not suspended, wanting the event, and not opted out of, or named when the share
+/// names some.
+fn tenant_applies(
+    namespace: &str,
+    chosen: Option<&ShareNotifications>,
+    n: &OtsNotification,
+    wanted: NotificationEvent,
+) -> bool {
+    let named = chosen.map_or(&[][..], |c| c.notification_refs.as_slice());
+    n.namespace().as_deref() == Some(namespace)
+        && !ShareNotifications::opted_out(chosen)
+        && (named.is_empty() || named.iter().any(|r| r.name == n.name_any()))
+        && !n.spec.settings.suspend
+        && n.spec.settings.wants(wanted)
+}
+
+/// Whether the ClusterOtsNotification `n` may tell about `wanted` of a share that chose
+/// `chosen`, before its selectors are looked at: a share's optOut counts only when `n` honours
+/// it; its notificationRefs never count.
+fn platform_applies(
+    chosen: Option<&ShareNotifications>,
+    n: &ClusterOtsNotification,
+    wanted: NotificationEvent,
+) -> bool {
+    let silenced = ShareNotifications::opted_out(chosen) && n.spec.honor_opt_out;
+    !silenced && !n.spec.settings.suspend && n.spec.settings.wants(wanted)
 }
 
 /// The outbox an outbox Secret holds, if readable.
@@ -1403,6 +1698,80 @@ mod tests {
         }
     }
 
+    fn chosen(value: serde_json::Value) -> ShareNotifications {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn tenant(name: &str, spec: serde_json::Value) -> OtsNotification {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "ots.dev/v1alpha1", "kind": "OtsNotification",
+            "metadata": {"name": name, "namespace": "team"}, "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn platform(spec: serde_json::Value) -> ClusterOtsNotification {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "ots.dev/v1alpha1", "kind": "ClusterOtsNotification",
+            "metadata": {"name": "audit"}, "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_share_opts_out_of_or_names_its_namespaces_notifications() {
+        let received = NotificationEvent::Received;
+        let hooks = tenant(
+            "hooks",
+            serde_json::json!({"endpointSecretRef": {"name": "h"}}),
+        );
+        let picky = tenant(
+            "picky",
+            serde_json::json!({"endpointSecretRef": {"name": "h"}, "events": ["Shared"]}),
+        );
+        let paused = tenant(
+            "paused",
+            serde_json::json!({"endpointSecretRef": {"name": "h"}, "suspend": true}),
+        );
+        // Nothing chosen: every one of the namespace that wants the event.
+        assert!(tenant_applies("team", None, &hooks, received));
+        assert!(!tenant_applies("other", None, &hooks, received));
+        assert!(!tenant_applies("team", None, &picky, received));
+        assert!(!tenant_applies("team", None, &paused, received));
+        // Opted out: none.
+        let out = chosen(serde_json::json!({"optOut": true}));
+        assert!(!tenant_applies("team", Some(&out), &hooks, received));
+        // Named: only those, still filtered by their events and suspend.
+        let named = chosen(serde_json::json!({"notificationRefs": [
+            {"name": "picky"}, {"name": "paused"}
+        ]}));
+        assert!(!tenant_applies("team", Some(&named), &hooks, received));
+        assert!(tenant_applies(
+            "team",
+            Some(&named),
+            &picky,
+            NotificationEvent::Shared
+        ));
+        assert!(!tenant_applies("team", Some(&named), &picky, received));
+        assert!(!tenant_applies("team", Some(&named), &paused, received));
+    }
+
+    #[test]
+    fn the_platforms_notifications_ignore_an_opt_out_unless_they_honour_it() {
+        let received = NotificationEvent::Received;
+        let out = chosen(serde_json::json!({"optOut": true}));
+        let named = chosen(serde_json::json!({"notificationRefs": [{"name": "x"}]}));
+        let mandatory = platform(serde_json::json!({"endpointSecretRef": {"name": "h"}}));
+        let polite =
+            platform(serde_json::json!({"endpointSecretRef": {"name": "h"}, "honorOptOut": true}));
+        assert!(platform_applies(Some(&out), &mandatory, received));
+        assert!(!platform_applies(Some(&out), &polite, received));
+        assert!(platform_applies(None, &polite, received));
+        // notificationRefs name the namespace's notifications only.
+        assert!(platform_applies(Some(&named), &mandatory, received));
+        assert!(platform_applies(Some(&named), &polite, received));
+    }
+
     #[test]
     fn an_outbox_round_trips_and_holds_no_url() {
         let outbox = Outbox {
@@ -1425,6 +1794,9 @@ mod tests {
                 attempts: 2,
                 next_attempt_at: 5,
                 give_up_at: 10,
+                held: true,
+                phase: Some("Received".into()),
+                shared_at: Some(1_700_000_000),
             }],
         };
         let json = serde_json::to_vec(&outbox).unwrap();

@@ -99,10 +99,15 @@ async fn expired_on_the_server(
             state = receipt.state.as_str(),
             "status said Expired but the server does not; corrected it from the receipt"
         );
-        save(obj, ctx, &next).await?;
-        if next.phase != status.phase && next.phase != crate::resource::Phase::Shared {
+        let told = if next.phase != status.phase && next.phase != crate::resource::Phase::Shared {
             let reason = super::transition::end_reason(next.phase);
-            ctx.transition(obj, status, &next, reason).await;
+            Some(ctx.transition_ahead(obj, status, &next, reason).await)
+        } else {
+            None
+        };
+        save(obj, ctx, &next).await?;
+        if let Some(told) = told {
+            told.recorded();
         }
     }
     Ok(false)

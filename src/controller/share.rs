@@ -188,13 +188,14 @@ async fn record(
     // With linkSecretRef the link goes into its Secret (from the record) and not into status.
     let next = super::link_secret::public_status(obj, next);
     let published = super::link_secret::ensure(obj, ctx, Some(&kept)).await;
-    save(obj, ctx, &next).await?;
     let reason = match &occasion {
         Occasion::First => Reason::Shared,
         Occasion::Reshared { .. } => Reason::Reshared,
         Occasion::Renewed { .. } => Reason::Renewed,
     };
-    ctx.transition(obj, previous, &next, reason).await;
+    let told = ctx.transition_ahead(obj, previous, &next, reason).await;
+    save(obj, ctx, &next).await?;
+    told.recorded();
     // The link is recorded: a failed link Secret write is retried from the record, never by
     // sharing again.
     published?;

@@ -160,8 +160,9 @@ async fn follow(
                 if next.phase != Phase::Shared {
                     ctx.link_spent(&uid);
                 }
+                let told = ending(obj, ctx, &current, &next).await;
                 save(obj, ctx, &next).await?;
-                announce(obj, ctx, &current, &next).await;
+                announce(obj, ctx, told).await;
                 current = *next;
                 if current.phase == Phase::Expired && obj.spec.on_expiry == ExpiryPolicy::Reshare {
                     return renew::renew(obj, &current, metadata_key, ctx, true).await;
@@ -335,13 +336,15 @@ async fn refresh(
     )
 }
 
-/// Normal or Warning Event, and the transition's log line, for a state the link reached.
-async fn announce(
+/// What tells of an end the link reached (Received, Burned, Expired): the transition (its
+/// notifications in the outbox ahead of the status write) and the Event to publish once the
+/// write succeeded. `None` for any other phase.
+async fn ending(
     obj: &OneTimeShare,
     ctx: &Context,
     before: &OneTimeShareStatus,
     status: &OneTimeShareStatus,
-) {
+) -> Option<(super::Told, EventType, Reason, &'static str)> {
     let (kind, reason, note) = match status.phase {
         Phase::Received => (
             EventType::Normal,
@@ -358,9 +361,23 @@ async fn announce(
             Reason::Expired,
             "the link expired before anyone opened it",
         ),
-        _ => return,
+        _ => return None,
     };
-    ctx.transition(obj, before, status, reason).await;
+    let told = ctx.transition_ahead(obj, before, status, reason).await;
+    Some((told, kind, reason, note))
+}
+
+/// Normal or Warning Event, and the transition's log line and notifications, for an end the
+/// link reached, once its status write succeeded.
+async fn announce(
+    obj: &OneTimeShare,
+    ctx: &Context,
+    ending: Option<(super::Told, EventType, Reason, &'static str)>,
+) {
+    let Some((told, kind, reason, note)) = ending else {
+        return;
+    };
+    told.recorded();
     ctx.event(obj, kind, reason, note.to_owned()).await;
 }
 
@@ -542,10 +559,15 @@ async fn burn_on_request(
     stored.record.burn_token = Some(token.clone());
     ctx.records.save(&stored).await?;
     ctx.memory.set_burn_token(&uid, Some(token));
-    save(obj, ctx, &next).await?;
-    if next.phase != status.phase {
+    let told = if next.phase != status.phase {
         let reason = super::transition::end_reason(next.phase);
-        ctx.transition(obj, &status, &next, reason).await;
+        Some(ctx.transition_ahead(obj, &status, &next, reason).await)
+    } else {
+        None
+    };
+    save(obj, ctx, &next).await?;
+    if let Some(told) = told {
+        told.recorded();
     }
     ctx.event(obj, EventType::Normal, Reason::Burned, note)
         .await;

@@ -171,6 +171,7 @@ pub async fn share(target: &Target, args: ShareArgs) -> Result<(), PluginError> 
         on_expiry: Default::default(),
         max_shares: None,
         link_secret_ref: None,
+        notifications: None,
     };
     create_and_print_link(target, &args.secret, &args.link, spec).await
 }
@@ -303,6 +304,7 @@ pub async fn generate(target: &Target, args: GenerateArgs) -> Result<(), PluginE
         on_expiry: Default::default(),
         max_shares: None,
         link_secret_ref: None,
+        notifications: None,
     };
     create_and_print_link(target, &args.secret, &args.link, spec).await
 }

@@ -217,6 +217,18 @@ pub struct OneTimeShareSpec {
     /// The name must not be taken by a Secret the operator did not create. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_secret_ref: Option<LocalSecretRef>,
+
+    /// Which notifications tell about this share's transitions. Without it, every
+    /// OtsNotification of the namespace whose shareSelector selects it, and every
+    /// ClusterOtsNotification that selects it. optOut: true turns the namespace's
+    /// OtsNotifications off for this share; notificationRefs names exactly the OtsNotifications
+    /// of the namespace that apply (their events still filter; their shareSelector is not
+    /// consulted). ClusterOtsNotifications (the platform's) are not affected by
+    /// notificationRefs, and honour optOut only when their honorOptOut is true. A name that
+    /// does not exist (or is suspended) never changes the share's phase: it gets one Warning
+    /// Event NotificationNotFound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Box<notification::ShareNotifications>>,
 }
 
 /// How to generate a value (`spec.generate`).

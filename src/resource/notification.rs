@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use super::server::ttl_seconds;
-use super::{TTL_PATTERN, Ttl, secret_name_rule};
+use super::{SECRET_NAME_PATTERN, TTL_PATTERN, Ttl, secret_name_rule};
 
 /// Key of the endpoint Secret holding the URL notifications are POSTed to.
 pub const ADDRESS_KEY: &str = "address";
@@ -109,6 +109,12 @@ pub struct ClusterOtsNotificationSpec {
     /// every namespace the operator watches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<LabelSelector>,
+
+    /// Whether a OneTimeShare's spec.notifications.optOut turns this notification off for it.
+    /// false (default): the platform's notifications are mandatory (e.g. an audit trail) and
+    /// a tenant cannot opt out of them; true: a share that opts out is not notified about.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub honor_opt_out: bool,
 }
 
 /// Where, how and about what to notify: the fields both kinds share.
@@ -156,6 +162,44 @@ pub struct NotificationSettings {
     /// Whether sending is paused: transitions while suspended are not notified later.
     #[serde(default)]
     pub suspend: bool,
+}
+
+/// Which notifications apply to a OneTimeShare (`spec.notifications`): opt out of the
+/// namespace's OtsNotifications, or name exactly the ones that apply.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.optOut) && self.optOut) || !has(self.notificationRefs) || size(self.notificationRefs) == 0").message("optOut and notificationRefs are mutually exclusive: opt out of the namespace's notifications, or name the ones that apply"))]
+pub struct ShareNotifications {
+    /// true: no OtsNotification of the namespace tells about this share. A
+    /// ClusterOtsNotification (the platform's) still does, unless its honorOptOut is true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub opt_out: bool,
+
+    /// Exactly these OtsNotifications of the share's namespace tell about it (at most 8); the
+    /// others do not. Their events still filter; their shareSelector is not consulted. A name
+    /// that does not exist or is suspended is skipped, with one Warning Event
+    /// NotificationNotFound on the share; the share's phase never changes for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub notification_refs: Vec<NotificationRef>,
+}
+
+impl ShareNotifications {
+    /// Whether the share opted out of its namespace's OtsNotifications.
+    pub fn opted_out(notifications: Option<&ShareNotifications>) -> bool {
+        notifications.is_some_and(|n| n.opt_out)
+    }
+}
+
+/// An OtsNotification of the share's namespace, by name.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRef {
+    /// Name of the OtsNotification (in the share's namespace).
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(format!("self.matches('{SECRET_NAME_PATTERN}')")).message("notificationRefs[].name must be a valid object name: lower-case letters, digits, '-' and '.'"))]
+    pub name: String,
 }
 
 /// The Secret holding an endpoint's URL and signing key.
