@@ -224,6 +224,22 @@ impl Memory {
         });
     }
 
+    /// Whether a status write of `uid` is remembered (the cache has not shown it yet).
+    pub fn has_written(&self, uid: &str) -> bool {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&self.key(uid)).is_some_and(|e| e.written.is_some())
+    }
+
+    /// The write of `status` failed: it is not remembered as ours any more (unless a later
+    /// write replaced it), so the next attempt compares with what the API server shows.
+    pub fn write_failed(&self, uid: &str, status: &OneTimeShareStatus) {
+        self.update(uid, |e| {
+            if e.written.as_deref().is_some_and(|w| w.status == *status) {
+                e.written = None;
+            }
+        });
+    }
+
     /// The status to act on: our last write while the cached object (its `status` at
     /// resourceVersion `version`) is older than that write; else the cache's. A cache that
     /// shows a newer version with another status shows someone else's change, made after our

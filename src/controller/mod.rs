@@ -664,15 +664,22 @@ async fn settle(
                 error = %error,
                 "reconcile failed"
             );
-            report_error(obj, api, &error, ctx).await;
+            let reported = report_error(obj, api, &error, ctx).await;
             ctx.metrics
                 .reconcile_done(ReconcileResult::Error, reason.as_str(), started.elapsed());
             let shown = ctx.memory.status_to_show(&uid, obj.status.as_ref());
             let digest = ctx.memory.attempt_digest(obj, shown.as_ref());
-            match ctx
-                .memory
-                .failed(&uid, error.retry(), error.retry_after(), digest)
-            {
+            // A report the API server did not take is tried again with backoff, even for an
+            // error that otherwise waits for a change of the resource: else the share would
+            // go on showing its old status (and its Failed notification would never go) until
+            // someone touched it.
+            let retry = match (reported, error.retry()) {
+                (Reported::WriteFailed, crate::error::Retry::OnChange) => {
+                    crate::error::Retry::Backoff
+                }
+                (_, retry) => retry,
+            };
+            match ctx.memory.failed(&uid, retry, error.retry_after(), digest) {
                 Some(wait) => Action::requeue(wait),
                 None => Action::await_change(),
             }
@@ -735,8 +742,22 @@ async fn restore(obj: &OneTimeShare, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::requeue(Duration::from_secs(1)))
 }
 
+/// Whether [`report_error`]'s status write, if it needed one, was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reported {
+    /// The status shows the error, or needed no change.
+    Shown,
+    /// The status write failed: the status does not show the error.
+    WriteFailed,
+}
+
 /// Shows an error to the user: Ready=False (when it changed) and a Warning Event (when new).
-async fn report_error(obj: &OneTimeShare, api: &Api<OneTimeShare>, error: &Error, ctx: &Context) {
+async fn report_error(
+    obj: &OneTimeShare,
+    api: &Api<OneTimeShare>,
+    error: &Error,
+    ctx: &Context,
+) -> Reported {
     let uid = obj.uid().unwrap_or_default();
     let current = ctx
         .memory
@@ -745,6 +766,7 @@ async fn report_error(obj: &OneTimeShare, api: &Api<OneTimeShare>, error: &Error
     let (reason, message) = error.shown(ctx.config.admission_guard);
     let message = at_fault(obj, error, message);
     // With a live link the status stays as it is; the Event tells about the failed check.
+    let mut reported = Reported::Shown;
     let no_link_or_deleting = (current.metadata_key.is_none()
         && current.link_secret_name.is_none())
         || obj.meta().deletion_timestamp.is_some()
@@ -773,12 +795,19 @@ async fn report_error(obj: &OneTimeShare, api: &Api<OneTimeShare>, error: &Error
                     told.recorded();
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "could not write the error to status"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not write the error to status");
+                // Not remembered as shown: the retry compares with what the API shows, and
+                // writes the report again.
+                ctx.memory.write_failed(&uid, &next);
+                reported = Reported::WriteFailed;
+            }
         }
     }
     if ctx.memory.should_warn(&uid, reason) {
         ctx.event(obj, EventType::Warning, reason, message).await;
     }
+    reported
 }
 
 /// A failure of the server a share's server object names says which object that is, so the

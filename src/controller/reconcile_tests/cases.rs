@@ -145,6 +145,35 @@ async fn a_status_write_that_fails_after_a_share_is_written_again_without_a_seco
 }
 
 #[tokio::test]
+async fn an_error_report_whose_status_write_failed_is_written_on_a_retry() {
+    let h = Harness::new().await;
+    let obj = h.create("s", spec(json!({})));
+    let api: Api<OneTimeShare> = h.ctx.shares("team");
+    let bad = || Error::InvalidSpec("the spec cannot work".into());
+    // Every attempt of the report's status write fails (it is retried 4 times).
+    h.api().failing_status_writes = 4;
+    let action = super::super::settle(&obj, &api, Err(bad()), Instant::now(), &h.ctx).await;
+    assert_eq!(
+        h.status("s").phase,
+        Phase::Pending,
+        "the report was not written"
+    );
+    // An error that waits for a change of the resource is tried again all the same: nobody
+    // would otherwise learn of it from status.
+    assert_ne!(action, Action::await_change());
+
+    let action = super::super::settle(&obj, &api, Err(bad()), Instant::now(), &h.ctx).await;
+    let status = h.status("s");
+    assert_eq!(status.phase, Phase::Failed);
+    assert_eq!(ready(&status), Some(("False".into(), "InvalidSpec".into())));
+    assert_eq!(
+        action,
+        Action::await_change(),
+        "written: now it waits for a change"
+    );
+}
+
+#[tokio::test]
 async fn an_error_writes_ready_false_once() {
     let h = Harness::new().await;
     let obj = created(&h, "s", json!({})).await;
