@@ -20,6 +20,11 @@ use super::validate::key_prefix;
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Upper bound for establishing a connection (the request timeout bounds it too).
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections kept per server for reuse. As many as the operator's default bound on OTS
+/// calls in flight (`--ots-max-in-flight 8`), so its steady state never opens a connection
+/// twice; what a larger burst opened beyond that is closed when it goes idle instead of being
+/// kept, with its TLS state and buffers, for the idle timeout (reqwest keeps every one).
+pub const MAX_IDLE_PER_HOST: usize = 8;
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("ots-operator/", env!("CARGO_PKG_VERSION"));
 /// What a transport error says when no connection could be made (so nothing was sent).
@@ -48,6 +53,7 @@ pub fn build_client_with_roots(
         .timeout(timeout)
         .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
         .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
         .tcp_keepalive(Duration::from_secs(60))
         .redirect(reqwest::redirect::Policy::none())
         .build()
