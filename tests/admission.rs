@@ -768,12 +768,9 @@ async fn editing_or_deleting_a_share_whose_secret_the_editor_cannot_read_is_admi
     assert_admitted(&out, "the maintainer deletes the share");
 }
 
-#[tokio::test]
-async fn the_operators_own_service_account_is_not_subject_to_the_policy() {
-    let ns = test_namespace("adm-operator", &[], &["db"]).await;
-    // Give the operator's account (which may get every Secret by name) and a look-alike account
-    // with the same rights the right to create shares, and let both ask for more than maxTtl.
-    let lookalike = tenant(&ns, "lookalike", &["db"]);
+/// Binds `role` of `ns` to the operator's own service account too (the right to create shares
+/// there, as a tenant has), and waits until the API server's authorizer says so.
+fn operator_gets_the_role_of(ns: &str, role: &str) {
     run(
         kubectl(
             None,
@@ -782,14 +779,23 @@ async fn the_operators_own_service_account_is_not_subject_to_the_policy() {
                 "rolebinding",
                 "operator-creates-shares",
                 "-n",
-                &ns,
-                "--role=lookalike",
+                ns,
+                &format!("--role={role}"),
                 &format!("--serviceaccount={RELEASE_NAMESPACE}:ots-operator"),
             ],
         ),
         None,
     );
-    wait_can_i(OPERATOR_USER, &ns, "create", "onetimeshares.ots.dev", true);
+    wait_can_i(OPERATOR_USER, ns, "create", "onetimeshares.ots.dev", true);
+}
+
+#[tokio::test]
+async fn the_operators_own_service_account_is_not_subject_to_the_policy() {
+    let ns = test_namespace("adm-operator", &[], &["db"]).await;
+    // Give the operator's account (which may get every Secret by name) and a look-alike account
+    // with the same rights the right to create shares, and let both ask for more than maxTtl.
+    let lookalike = tenant(&ns, "lookalike", &["db"]);
+    operator_gets_the_role_of(&ns, "lookalike");
     let spec = json!({ "secretRef": { "name": "db", "key": "password" }, "ttl": "7d" });
 
     let out = create_share(Some(&lookalike), &ns, "by-lookalike", spec.clone());
@@ -1184,22 +1190,7 @@ async fn the_operators_own_account_may_name_any_server() {
     let server = format!("{ns}-nowhere");
     cluster_server(&server, json!([{ "namespaces": ["elsewhere"] }]));
     let lookalike = tenant(&ns, "lookalike", &["db"]);
-    run(
-        kubectl(
-            None,
-            &[
-                "create",
-                "rolebinding",
-                "operator-creates-shares",
-                "-n",
-                &ns,
-                "--role=lookalike",
-                &format!("--serviceaccount={RELEASE_NAMESPACE}:ots-operator"),
-            ],
-        ),
-        None,
-    );
-    wait_can_i(OPERATOR_USER, &ns, "create", "onetimeshares.ots.dev", true);
+    operator_gets_the_role_of(&ns, "lookalike");
     let spec = share_via("ClusterOtsServer", &server);
     wait_until_refused_as(Some(&lookalike), &ns, &spec, "does not allow namespace");
 

@@ -228,6 +228,12 @@ fn operator_args(ns: &str, url: &str, allowed: &[String]) -> Vec<String> {
     args
 }
 
+/// A namespace `name`, a test OTS server, and an operator that may notify `allowed` (origins).
+async fn notifying_world(name: &str, allowed: &[String]) -> World {
+    let server = support::operator::ots_server(Default::default());
+    World::with_operator(name, server, |ns, url| start_operator(ns, url, allowed)).await
+}
+
 fn start_operator(ns: &str, url: &str, allowed: &[String]) -> Operator {
     Operator::start_with(
         &operator_args(ns, url, allowed),
@@ -260,6 +266,12 @@ async fn notification(w: &World, name: &str, address: &str, spec: Value) {
         .create(&PostParams::default(), &object)
         .await
         .expect("create the OtsNotification");
+}
+
+/// [`notification`], then waits until it is Ready; returns its Ready status.
+async fn ready_notification(w: &World, name: &str, address: &str, spec: Value) -> String {
+    notification(w, name, address, spec).await;
+    wait_ready(w, name, "Ready").await.0
 }
 
 /// Waits until a notification's Ready condition has `reason`; returns (status, message).
@@ -340,13 +352,8 @@ fn link(obj: &OneTimeShare) -> String {
 async fn each_event_is_delivered_once_signed_and_without_a_secret() {
     let receiver = Receiver::start("127.0.0.2", Mode::Accept);
     let allowed = vec![receiver.origin()];
-    let server = support::operator::ots_server(Default::default());
-    let w = World::with_operator("notify-events", server, |ns, url| {
-        start_operator(ns, url, &allowed)
-    })
-    .await;
-    notification(&w, "hooks", &receiver.url(), json!({})).await;
-    let (status, _) = wait_ready(&w, "hooks", "Ready").await;
+    let w = notifying_world("notify-events", &allowed).await;
+    let status = ready_notification(&w, "hooks", &receiver.url(), json!({})).await;
     assert_eq!(status, "True");
 
     w.secret("db", &[("password", VALUE.as_bytes())]).await;
@@ -564,11 +571,7 @@ async fn hostile_endpoints_are_refused_with_a_reason_and_get_no_request() {
         redirect_target.origin(),
         format!("http://localhost:{}", loopback_target.addr.port()),
     ];
-    let server = support::operator::ots_server(Default::default());
-    let w = World::with_operator("notify-hostile", server, |ns, url| {
-        start_operator(ns, url, &allowed)
-    })
-    .await;
+    let w = notifying_world("notify-hostile", &allowed).await;
     let cases = [
         (
             "apiserver",
@@ -669,19 +672,14 @@ async fn hostile_endpoints_are_refused_with_a_reason_and_get_no_request() {
 async fn a_notification_pending_at_a_sigkill_is_delivered_after_the_restart_once_with_its_id() {
     let receiver = Receiver::start("127.0.0.2", Mode::Fail);
     let allowed = vec![receiver.origin()];
-    let server = support::operator::ots_server(Default::default());
-    let mut w = World::with_operator("notify-kill", server, |ns, url| {
-        start_operator(ns, url, &allowed)
-    })
-    .await;
-    notification(
+    let mut w = notifying_world("notify-kill", &allowed).await;
+    ready_notification(
         &w,
         "hooks",
         &receiver.url(),
         json!({"events": ["Received"]}),
     )
     .await;
-    wait_ready(&w, "hooks", "Ready").await;
     let shared = w.shared_db("read", VALUE.as_bytes(), json!({})).await;
     assert_eq!(w.reveal(&shared).await, VALUE);
     w.wait_phase("read", "Received").await;
@@ -725,11 +723,7 @@ async fn a_receiver_down_two_minutes_then_up_and_one_never_up_are_each_told_apar
     let allowed = vec![down.origin(), failing.origin()];
     // Down: connections are refused.
     drop(down);
-    let server = support::operator::ots_server(Default::default());
-    let w = World::with_operator("notify-down", server, |ns, url| {
-        start_operator(ns, url, &allowed)
-    })
-    .await;
+    let w = notifying_world("notify-down", &allowed).await;
     notification(&w, "down", &down_url, json!({"events": ["Shared"]})).await;
     notification(
         &w,
@@ -798,11 +792,7 @@ async fn down_two_minutes_then_up(w: &World, addr: SocketAddr) {
 async fn expiring_unread_is_sent_once_within_the_lead_time_and_selectors_choose_the_shares() {
     let receiver = Receiver::start("127.0.0.2", Mode::Accept);
     let allowed = vec![receiver.origin()];
-    let server = support::operator::ots_server(Default::default());
-    let w = World::with_operator("notify-expiring", server, |ns, url| {
-        start_operator(ns, url, &allowed)
-    })
-    .await;
+    let w = notifying_world("notify-expiring", &allowed).await;
     notification(
         &w,
         "reminders",
@@ -938,16 +928,11 @@ async fn a_hanging_receiver_does_not_slow_shares_or_burns() {
     const N: usize = 100;
     let receiver = Receiver::start("127.0.0.2", Mode::Hang);
     let allowed = vec![receiver.origin()];
-    let server = support::operator::ots_server(Default::default());
-    let w = World::with_operator("notify-hang", server, |ns, url| {
-        start_operator(ns, url, &allowed)
-    })
-    .await;
+    let w = notifying_world("notify-hang", &allowed).await;
     w.secret("db", &[("password", VALUE.as_bytes())]).await;
     let (shares_without, burns_without) = share_and_burn(&w, "without", N).await;
 
-    notification(&w, "hooks", &receiver.url(), json!({})).await;
-    wait_ready(&w, "hooks", "Ready").await;
+    ready_notification(&w, "hooks", &receiver.url(), json!({})).await;
     let (shares_with, burns_with) = share_and_burn(&w, "with", N).await;
     // The endpoint did hang on requests meanwhile.
     assert!(
@@ -1033,11 +1018,7 @@ async fn a_share_opts_out_or_names_the_notifications_that_apply_to_it() {
     let everyone = Receiver::start("127.0.0.2", Mode::Accept);
     let picky = Receiver::start("127.0.0.2", Mode::Accept);
     let allowed = vec![everyone.origin(), picky.origin()];
-    let server = support::operator::ots_server(Default::default());
-    let w = World::with_operator("notify-choose", server, |ns, url| {
-        start_operator(ns, url, &allowed)
-    })
-    .await;
+    let w = notifying_world("notify-choose", &allowed).await;
     // One for every share of the namespace; one whose selector selects none of the shares.
     notification(
         &w,
@@ -1169,19 +1150,14 @@ spec:
 async fn a_transition_is_in_the_outbox_before_its_status_write_and_sent_once_after_a_crash() {
     let receiver = Receiver::start("127.0.0.2", Mode::Accept);
     let allowed = vec![receiver.origin()];
-    let server = support::operator::ots_server(Default::default());
-    let mut w = World::with_operator("notify-ahead", server, |ns, url| {
-        start_operator(ns, url, &allowed)
-    })
-    .await;
-    notification(
+    let mut w = notifying_world("notify-ahead", &allowed).await;
+    ready_notification(
         &w,
         "hooks",
         &receiver.url(),
         json!({"events": ["Received"]}),
     )
     .await;
-    wait_ready(&w, "hooks", "Ready").await;
     let shared = w.shared_db("read", VALUE.as_bytes(), json!({})).await;
 
     // From now on, no status write can say Received: the transition's status write fails.
@@ -1272,11 +1248,7 @@ async fn cluster_ready(w: &World, name: &str) -> Option<(String, String)> {
 async fn ready_follows_a_late_endpoint_secret_and_cluster_events_land_in_the_operator_namespace() {
     let receiver = Receiver::start("127.0.0.2", Mode::Accept);
     let allowed = vec![receiver.origin()];
-    let server = support::operator::ots_server(Default::default());
-    let w = World::with_operator("notify-late-secret", server, |ns, url| {
-        start_operator(ns, url, &allowed)
-    })
-    .await;
+    let w = notifying_world("notify-late-secret", &allowed).await;
     // Both notification kinds, before their Secrets exist. The platform's selects this
     // namespace only (the operators of other tests in this binary see it too); its Secret is
     // in the operator's namespace, which is this namespace here.
