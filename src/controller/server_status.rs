@@ -691,14 +691,11 @@ pub async fn run(
     let mut runs = Vec::new();
     let mut namespaced_stores = Vec::new();
     for api in namespaced {
-        let controller = Controller::new(api, watcher::Config::default());
+        let controller = lean_controller(api);
         namespaced_stores.push(controller.store());
         runs.push(run_controller(controller, state.clone(), shutdown.clone()).boxed());
     }
-    let cluster = Controller::new(
-        Api::<ClusterOtsServer>::all(ctx.client.clone()),
-        watcher::Config::default(),
-    );
+    let cluster = lean_controller(Api::<ClusterOtsServer>::all(ctx.client.clone()));
     // Shares read the default server and their ClusterOtsServers from this cache.
     let _ = ctx.cluster_servers.set(cluster.store());
     let rates = drop_rates_of_deleted(ctx.clone(), namespaced_stores, cluster.store());
@@ -746,6 +743,20 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Runs one kind's controller. A failure (a missing CRD, a watch or status write refused) is
 /// logged as a warning once, then at debug level until something works again: the watch retries
 /// with kube's backoff (at most every 30 s), which must not flood the log.
+/// A controller over `api` (as `Controller::new` makes it) whose cache drops managedFields:
+/// every client that writes a server object adds to them (the operator's status writes too),
+/// they are most of its size, and nothing here reads them.
+fn lean_controller<K: ServerObject>(api: Api<K>) -> Controller<K> {
+    use kube::runtime::{WatchStreamExt, reflector};
+    let (store, writer) = reflector::store();
+    let objects = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(objects, store)
+}
+
 async fn run_controller<K: ServerObject>(
     controller: Controller<K>,
     state: Arc<ServerStatus>,
