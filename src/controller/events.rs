@@ -19,7 +19,6 @@ use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
 use kube::runtime::events::{Event, EventType, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -299,9 +298,9 @@ pub(super) async fn publish_check<K: Resource<DynamicType = ()>>(
 /// Reports a OneTimeShare the operator cannot decode (for example written through a newer CRD
 /// version): one warn log line and one Warning Event per version of the object. The object is then
 /// left alone until it changes.
-pub(super) async fn report_invalid(
+pub(super) async fn report_invalid<K: Resource<DynamicType = ()>>(
     ctx: &Context,
-    obj: &DeserializeGuard<OneTimeShare>,
+    obj: &K,
     invalid: &InvalidObject,
 ) {
     let uid = obj.uid().unwrap_or_default();

@@ -29,6 +29,7 @@
 
 pub mod batch_track;
 mod burn;
+pub mod cached;
 mod check_clock;
 mod cleanup;
 pub mod events;
@@ -66,7 +67,6 @@ use events::Recorder;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as RuntimeConfig, Controller};
 use kube::runtime::events::{EventType, Reporter};
 use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
@@ -522,7 +522,7 @@ impl Context {
                 store
                     .state()
                     .iter()
-                    .filter_map(|o| o.0.as_ref().ok()?.status.as_ref()?.metadata_key.clone()),
+                    .filter_map(|o| o.share().ok()?.status?.metadata_key),
             );
         }
         known
@@ -537,20 +537,21 @@ impl Context {
         }
         let namespace = obj.namespace().unwrap_or_default();
         let secret = &obj.spec.secret_ref.name;
+        let secret_digest = cached::secret_digest(secret);
+        // Selected by the cached facts; only the few shares of this Secret are unpacked.
         let shared = self
             .stores
             .get()
             .into_iter()
             .flatten()
             .flat_map(|store| store.state())
-            .filter_map(|o| o.0.as_ref().ok().cloned())
             .filter(|o| {
-                o.namespace().as_deref() == Some(namespace.as_str())
-                    && o.spec.secret_ref.name == *secret
-                    && o.status
-                        .as_ref()
-                        .is_some_and(|s| s.phase == crate::resource::Phase::Shared)
+                o.facts().phase == crate::resource::Phase::Shared
+                    && o.facts().secret == secret_digest
+                    && o.namespace().as_deref() == Some(namespace.as_str())
             })
+            .filter_map(|o| o.share().ok())
+            .filter(|o| o.spec.secret_ref.name == *secret)
             .filter_map(|o| o.uid())
             .collect();
         self.live_slots.take_under(obj, shared, server_max)
@@ -879,16 +880,17 @@ fn slim<K: Resource>(obj: &mut K) {
     }
 }
 
-/// A watched OneTimeShare: decoded, or the metadata and decode error of one that is not.
-type Watched = DeserializeGuard<OneTimeShare>;
+/// A watched OneTimeShare as the watch cache keeps it (see [`cached`]): packed, or the metadata
+/// and decode error of one that is not a valid OneTimeShare.
+type Watched = cached::CachedShare;
 
 /// Reconciles a watched object: a decodable one as [`reconcile`] does; an undecodable one (written
 /// through another CRD version, say) becomes one Warning, and the others go on being reconciled.
 async fn reconcile_watched(obj: Arc<Watched>, ctx: Arc<Context>) -> Result<Action, Error> {
-    match &obj.0 {
-        Ok(share) => reconcile(Arc::new(share.clone()), ctx).await,
+    match obj.share() {
+        Ok(share) => reconcile(Arc::new(share), ctx).await,
         Err(invalid) => {
-            events::report_invalid(&ctx, &obj, invalid).await;
+            events::report_invalid(&ctx, &*obj, &invalid).await;
             Ok(Action::await_change())
         }
     }
@@ -909,7 +911,7 @@ async fn reconcile_in_turn(
     };
     // A failed resource waits for its backoff unless it changed (not for the failure report's
     // own status write): no slot, no second call to a server that just refused.
-    if let (Ok(share), Some(uid)) = (&obj.0, obj.uid()) {
+    if let (Ok(share), Some(uid)) = (obj.share(), obj.uid()) {
         // What the skipped reconcile's `Memory::effective` would have done: once the cache shows
         // our last status write, forget it, so a later change of status by someone else is
         // seen as such (not hidden behind our write).
@@ -917,7 +919,7 @@ async fn reconcile_in_turn(
             ctx.memory
                 .cache_shows(&uid, status, share.meta().resource_version.as_deref());
         }
-        let digest = ctx.memory.attempt_digest(share, share.status.as_ref());
+        let digest = ctx.memory.attempt_digest(&share, share.status.as_ref());
         if let Some(wait) = ctx.memory.held(&uid, digest) {
             return Ok(wait.map_or_else(Action::await_change, Action::requeue));
         }
@@ -1109,14 +1111,11 @@ async fn track_batches(ctx: Arc<Context>, shutdown: impl Future<Output = ()>) {
 
 /// Whether a live link expires within a quarter of its lifetime (at most 24 h): time to remind
 /// someone to open it (the `links_expiring_unread` gauge behind the chart's alert).
-fn expires_soon(share: &OneTimeShare) -> bool {
-    let Some(status) = share.status.as_ref() else {
+fn expires_soon(facts: &cached::Facts) -> bool {
+    let (Some(expires_at), Some(ttl)) = (facts.expires_at, facts.ttl_seconds) else {
         return false;
     };
-    let (Some(expires_at), Some(ttl)) = (status.expires_at.as_ref(), status.ttl_seconds) else {
-        return false;
-    };
-    let left = expires_at.0.as_second() - now().as_second();
+    let left = expires_at - now().as_second();
     left > 0 && left <= (ttl / 4).min(86_400)
 }
 
@@ -1171,10 +1170,14 @@ async fn housekeeping(
                         live.insert(uid);
                     }
                     // An undecodable object has no phase anyone could rely on.
-                    let Ok(share) = &obj.0 else { continue };
-                    let phase = share.status.as_ref().map(|s| s.phase).unwrap_or_default();
+                    if !obj.is_valid() {
+                        continue;
+                    }
+                    // The cached facts; a share is unpacked only where they do not tell enough.
+                    let facts = obj.facts();
+                    let phase = facts.phase;
                     *counts.entry(phase).or_default() += 1;
-                    if phase == crate::resource::Phase::Shared && expires_soon(share) {
+                    if phase == crate::resource::Phase::Shared && expires_soon(facts) {
                         expiring += 1;
                     }
                     // The cached object itself (an Arc), not a copy: 5,000 copies every 5 s
@@ -1182,19 +1185,26 @@ async fn housekeeping(
                     if phase == crate::resource::Phase::Shared && notifier.is_some() {
                         live_links.push(obj.clone());
                     }
-                    if let Some(uid) = share.uid() {
-                        if let Some(status) = &share.status {
+                    if let Some(uid) = obj.uid() {
+                        if ctx.memory.has_written(&uid)
+                            && let Ok(share) = obj.share()
+                            && let Some(status) = &share.status
+                        {
                             ctx.memory.cache_shows(
                                 &uid,
                                 status,
-                                share.meta().resource_version.as_deref(),
+                                obj.meta().resource_version.as_deref(),
                             );
                         }
-                        if phase == crate::resource::Phase::Shared && !awaited.is_empty() {
-                            let secret = (
-                                share.namespace().unwrap_or_default(),
-                                share.spec.secret_ref.name.clone(),
-                            );
+                        if phase == crate::resource::Phase::Shared
+                            && !awaited.is_empty()
+                            && let Some(namespace) = obj.namespace()
+                            && awaited.iter().any(|(ns, secret)| {
+                                *ns == namespace && cached::secret_digest(secret) == facts.secret
+                            })
+                            && let Ok(share) = obj.share()
+                        {
+                            let secret = (namespace, share.spec.secret_ref.name);
                             if awaited.contains(&secret) {
                                 shared_of_awaited
                                     .entry(secret)
@@ -1202,7 +1212,7 @@ async fn housekeeping(
                                     .insert(uid.clone());
                             }
                         }
-                        let shared_at = share.status.as_ref().and_then(|s| s.shared_at.clone());
+                        let shared_at = facts.shared_at.clone();
                         cached.insert(uid, live_slots::Cached { phase, shared_at });
                     }
                 }

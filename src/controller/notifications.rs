@@ -741,18 +741,15 @@ impl Notifier {
 
     /// Looks for links due an ExpiringUnread among `shares` (the watch cache's live links), on
     /// a task of its own; a pass still running makes this one a no-op.
-    pub fn check_expiring_unread(
-        &self,
-        shares: Vec<std::sync::Arc<kube::core::DeserializeGuard<OneTimeShare>>>,
-    ) {
+    pub fn check_expiring_unread(&self, shares: Vec<std::sync::Arc<super::cached::CachedShare>>) {
         use std::sync::atomic::Ordering;
         if shares.is_empty() || self.inner.expiring_pass.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
-            for share in shares.iter().filter_map(|cached| cached.0.as_ref().ok()) {
-                this.expiring_unread(share).await;
+            for share in shares.iter().filter_map(|cached| cached.share().ok()) {
+                this.expiring_unread(&share).await;
             }
             this.inner.expiring_pass.store(false, Ordering::Release);
         });

@@ -321,16 +321,22 @@ impl ServerStatus {
         let namespace = obj.meta().namespace.as_deref();
         let url = obj.settings().url.trim_end_matches('/');
         let unnamed = obj.serves_unnamed();
+        let by_ref = super::cached::server_ref_digest(K::REF_KIND, &name);
+        let by_url = super::cached::server_url_digest(url);
         let mut live = 0;
         for store in stores {
             for watched in store.state() {
-                let Ok(share) = &watched.0 else { continue };
+                // Selected by the cached facts; only this server's shares are unpacked.
+                let facts = watched.facts();
+                if facts.phase != crate::resource::Phase::Shared
+                    || !(facts.server == by_ref || (unnamed && facts.server == by_url))
+                {
+                    continue;
+                }
+                let Ok(share) = watched.share() else { continue };
                 let Some(status) = &share.status else {
                     continue;
                 };
-                if status.phase != crate::resource::Phase::Shared {
-                    continue;
-                }
                 let uses = match &share.spec.server_ref {
                     Some(reference) => {
                         reference.kind == K::REF_KIND
